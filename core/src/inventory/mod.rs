@@ -1,0 +1,362 @@
+//! The inventory: one record per certificate, whichever protocol carried it, and the
+//! store traits that keep it.
+//!
+//! Records are written before the certificate is signed (status `pending`) and completed
+//! after (status `issued`); a record left `pending` by a crash is marked `abandoned` by
+//! [`Inventory::recover_pending`]. A certificate is never handed out before its record is
+//! durable.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ObjectRef, Protocol};
+
+/// Where a certificate is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    /// Policy allowed it and its record is durable; not yet signed.
+    Pending,
+    /// Signed and stored.
+    Issued,
+    /// Revoked (see `revocation`).
+    Revoked,
+    /// Issuance never completed (crash between the persist and sign steps, or the signer
+    /// failed): no certificate with this serial exists outside the CA.
+    Abandoned,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Pending => "pending",
+            CertStatus::Issued => "issued",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [CertStatus::Pending, CertStatus::Issued, CertStatus::Revoked, CertStatus::Abandoned]
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// RFC 5280 section 5.3.1 CRLReason codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RevocationReason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    CaCompromise = 2,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+    CertificateHold = 6,
+    RemoveFromCrl = 8,
+    PrivilegeWithdrawn = 9,
+    AaCompromise = 10,
+}
+
+impl RevocationReason {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        use RevocationReason::*;
+        Some(match code {
+            0 => Unspecified,
+            1 => KeyCompromise,
+            2 => CaCompromise,
+            3 => AffiliationChanged,
+            4 => Superseded,
+            5 => CessationOfOperation,
+            6 => CertificateHold,
+            8 => RemoveFromCrl,
+            9 => PrivilegeWithdrawn,
+            10 => AaCompromise,
+            _ => return None,
+        })
+    }
+}
+
+/// Revocation facts of a revoked certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub reason: RevocationReason,
+    #[serde(with = "unix_seconds")]
+    pub at: SystemTime,
+}
+
+/// One certificate in the inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRecord {
+    /// Serial number, lowercase hex without separators.
+    pub serial: String,
+    pub issuer: ObjectRef,
+    pub profile: ObjectRef,
+    pub protocol: Protocol,
+    pub endpoint: Option<ObjectRef>,
+    /// The authenticated requester identity.
+    pub requester: String,
+    /// Subject DN in RFC 4514 form.
+    pub subject: String,
+    /// SANs as `DNS:name`, `IP:addr`, `URI:uri`, `email:addr`.
+    pub sans: Vec<String>,
+    /// e.g. `ECDSA P-256`, `RSA 2048`.
+    pub key_algorithm: String,
+    #[serde(with = "unix_seconds")]
+    pub not_before: SystemTime,
+    #[serde(with = "unix_seconds")]
+    pub not_after: SystemTime,
+    pub status: CertStatus,
+    pub revocation: Option<Revocation>,
+    /// The certificate (DER) once signed.
+    #[serde(with = "opt_base64", default)]
+    pub der: Option<Vec<u8>>,
+    /// Serial of the certificate this one renewed or replaced (same issuer).
+    pub renewed_from: Option<String>,
+    #[serde(with = "unix_seconds")]
+    pub created_at: SystemTime,
+}
+
+impl CertificateRecord {
+    /// Issued, not revoked and not yet expired at `now`.
+    pub fn is_active(&self, now: SystemTime) -> bool {
+        self.status == CertStatus::Issued && self.not_after > now
+    }
+}
+
+/// Filters for listing the inventory; `None` means "any".
+#[derive(Clone, Debug, Default)]
+pub struct InventoryFilter {
+    pub issuer: Option<ObjectRef>,
+    pub profile: Option<ObjectRef>,
+    pub protocol: Option<Protocol>,
+    pub endpoint: Option<ObjectRef>,
+    pub status: Option<CertStatus>,
+    /// Only certificates whose notAfter is before this instant (and not yet expired at
+    /// `now`): "expiring within".
+    pub expiring_before: Option<SystemTime>,
+    pub limit: Option<usize>,
+}
+
+/// What aggregate counts are grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Issuer,
+    Profile,
+    Endpoint,
+    /// Profile and protocol together.
+    ProfileProtocol,
+}
+
+/// Aggregate counts for one group (see [`GroupBy`]); these feed resource status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryCounts {
+    /// The group key: an object reference, or `profile|PROTOCOL` for ProfileProtocol.
+    pub key: String,
+    /// Every certificate ever signed in this group (issued, revoked or expired).
+    pub issued: u64,
+    /// Issued, not revoked, not expired.
+    pub active: u64,
+    /// Active and expiring within the requested window.
+    pub expiring_soon: u64,
+    pub revoked: u64,
+    /// Requests denied by policy.
+    pub denied: u64,
+    #[serde(with = "opt_unix_seconds", default)]
+    pub last_issued_at: Option<SystemTime>,
+}
+
+/// A revoked certificate as a CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    pub serial: String,
+    pub revoked_at: SystemTime,
+    pub reason: RevocationReason,
+    pub not_after: SystemTime,
+}
+
+/// A policy denial, counted for status and events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DenialRecord {
+    pub issuer: Option<ObjectRef>,
+    pub profile: ObjectRef,
+    pub protocol: Protocol,
+    pub endpoint: Option<ObjectRef>,
+    pub requester: String,
+    /// The rules that denied, comma separated.
+    pub rules: String,
+    pub at: SystemTime,
+}
+
+/// The result of a revocation request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Revoked,
+    /// Already revoked earlier; the original reason and time stand.
+    AlreadyRevoked(Revocation),
+    NotFound,
+    /// The record is not in a revocable state (pending or abandoned).
+    NotIssued(CertStatus),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record with this (issuer, serial) exists already.
+    #[error("a certificate with serial {serial} already exists for issuer {issuer}")]
+    DuplicateSerial { issuer: String, serial: String },
+    #[error("no certificate with serial {serial} for issuer {issuer}")]
+    NotFound { issuer: String, serial: String },
+    #[error("certificate {serial} is {status:?}, expected {expected:?}")]
+    WrongState { serial: String, status: CertStatus, expected: CertStatus },
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// CA key material an issuer persists (standalone mode keeps it in the data directory's
+/// store; in a cluster it lives in Secrets).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredCaMaterial {
+    pub certificate_der: Vec<u8>,
+    /// PKCS#8 DER of the private key.
+    pub private_key_pkcs8: zeroize::Zeroizing<Vec<u8>>,
+    /// A fingerprint of the Issuer spec the material was made for; a changed spec makes
+    /// a new CA.
+    pub spec_hash: String,
+}
+
+impl std::fmt::Debug for StoredCaMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCaMaterial")
+            .field("certificate_der", &format_args!("{} bytes", self.certificate_der.len()))
+            .field("private_key_pkcs8", &format_args!("<redacted>"))
+            .field("spec_hash", &self.spec_hash)
+            .finish()
+    }
+}
+
+/// The inventory of certificates. Implementations must make every write durable before
+/// returning (the issuance pipeline relies on it).
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    /// Records a certificate about to be signed (status must be `Pending`, `der` None).
+    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
+    /// Completes a pending record with the signed certificate.
+    async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError>;
+    /// Marks a pending record as abandoned (signing failed).
+    async fn mark_abandoned(&self, issuer: &ObjectRef, serial: &str) -> Result<(), StoreError>;
+    /// Marks every record still pending and created before `before` as abandoned;
+    /// returns how many. Run at start-up: a pending record from before then belongs to
+    /// an issuance that never completed.
+    async fn recover_pending(&self, before: SystemTime) -> Result<u64, StoreError>;
+    async fn revoke(
+        &self,
+        issuer: &ObjectRef,
+        serial: &str,
+        reason: RevocationReason,
+        at: SystemTime,
+    ) -> Result<RevokeOutcome, StoreError>;
+    async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
+    /// Looks a serial up across all issuers (serials are random, so collisions across
+    /// issuers are practically impossible; all matches are returned).
+    async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, StoreError>;
+    async fn list(&self, filter: &InventoryFilter) -> Result<Vec<CertificateRecord>, StoreError>;
+    /// Aggregate counts per group at `now`, with "expiring soon" meaning notAfter within
+    /// `expiring_within` of `now`.
+    async fn counts(
+        &self,
+        group: GroupBy,
+        now: SystemTime,
+        expiring_within: Duration,
+    ) -> Result<Vec<InventoryCounts>, StoreError>;
+    /// Revoked certificates of an issuer that have not yet expired at `now` (what a CRL
+    /// must list).
+    async fn revoked_entries(&self, issuer: &ObjectRef, now: SystemTime) -> Result<Vec<RevokedEntry>, StoreError>;
+    /// Returns the next CRL number for the issuer, strictly greater than any before.
+    async fn next_crl_number(&self, issuer: &ObjectRef) -> Result<u64, StoreError>;
+    /// Counts a policy denial.
+    async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError>;
+}
+
+/// Persisted CA key material, keyed by Issuer.
+#[async_trait]
+pub trait CaMaterialStore: Send + Sync {
+    async fn load_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredCaMaterial>, StoreError>;
+    async fn save_ca(&self, issuer: &ObjectRef, material: &StoredCaMaterial) -> Result<(), StoreError>;
+}
+
+/// Unix seconds (de)serialisation for `SystemTime`.
+pub mod unix_seconds {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn to_secs(t: SystemTime) -> i64 {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        }
+    }
+
+    pub fn from_secs(s: i64) -> SystemTime {
+        if s >= 0 {
+            UNIX_EPOCH + Duration::from_secs(s as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(s.unsigned_abs())
+        }
+    }
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(to_secs(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Ok(from_secs(i64::deserialize(d)?))
+    }
+}
+
+mod opt_unix_seconds {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&super::unix_seconds::to_secs(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<i64>::deserialize(d)?.map(super::unix_seconds::from_secs))
+    }
+}
+
+mod opt_base64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+pub mod memory;

@@ -1,0 +1,310 @@
+//! Issuance in explicit steps, Boulder style:
+//!
+//! 1. **check policy**: the policy engine turns the request into a template or a denial;
+//! 2. **persist**: a `pending` inventory record is made durable;
+//! 3. **sign**: the issuer signs the TBSCertificate built from the template;
+//! 4. **store**: the record becomes `issued` with the certificate, durably;
+//!
+//! and only then is the certificate returned. A crash between 2 and 4 leaves a `pending`
+//! record, which start-up recovery marks `abandoned`: the inventory never misses a
+//! certificate that left the CA, and says plainly which issuances did not complete.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::audit::AuditEvent;
+use crate::error::CoreError;
+use crate::inventory::{
+    CertStatus, CertificateRecord, DenialRecord, Inventory, RevocationReason, RevokeOutcome, StoreError,
+};
+use crate::issuer::Issuer;
+use crate::model::{ObjectRef, Requester};
+use crate::policy::{self, CertificateTemplate, Decision, IssuerFacts, PolicyInput, RequestedValidity};
+use crate::profile::Profile;
+use crate::x509::cert::{CertificateFields, sign_certificate};
+use crate::x509::csr::ParsedCsr;
+use crate::x509::names::format_dn;
+use crate::x509::pem;
+
+/// Environment variable naming a test failpoint. The only one is
+/// `issuance-after-persist`, which aborts the process right after step 2 so tests can
+/// prove crash consistency with the real binary.
+pub const FAILPOINT_ENV: &str = "PKIPLANE_FAILPOINT";
+
+/// A request for a certificate, as a protocol hands it to the CA.
+#[derive(Clone, Debug)]
+pub struct IssuanceRequest {
+    pub csr: ParsedCsr,
+    pub profile: ObjectRef,
+    pub requester: Requester,
+    pub requested: RequestedValidity,
+    /// Serial (hex) of the certificate this one renews or replaces, same issuer.
+    pub renewal_of: Option<String>,
+}
+
+/// A signed certificate whose inventory record is durable.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub record: CertificateRecord,
+    pub der: Vec<u8>,
+    /// The issuing CA and every certificate above it, PEM.
+    pub chain_pem: String,
+    /// What the policy changed or left out.
+    pub notes: Vec<String>,
+}
+
+impl Issued {
+    pub fn certificate_pem(&self) -> String {
+        pem::encode("CERTIFICATE", &self.der)
+    }
+
+    /// Leaf followed by the chain: what ACME and most clients want.
+    pub fn full_chain_pem(&self) -> String {
+        format!("{}{}", self.certificate_pem(), self.chain_pem)
+    }
+}
+
+/// 128 bits from the CSPRNG, made positive and non-zero in its first byte so the DER
+/// encoding keeps all 16 bytes (RFC 5280 section 4.1.2.2; CA/B BR 7.1 asks for 64 bits).
+pub fn random_serial() -> Vec<u8> {
+    let mut bytes = [0u8; 16];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        // The OS RNG failing is unrecoverable; refusing to continue beats a weak serial.
+        std::process::abort();
+    }
+    bytes[0] = (bytes[0] & 0x7f).max(1);
+    bytes.to_vec()
+}
+
+/// The CA: issuers, profiles and the inventory, and the only place certificates are signed.
+pub struct Ca {
+    issuers: RwLock<HashMap<ObjectRef, Arc<Issuer>>>,
+    profiles: RwLock<HashMap<ObjectRef, Arc<Profile>>>,
+    inventory: Arc<dyn Inventory>,
+    abort_after_persist: bool,
+}
+
+impl Ca {
+    pub fn new(inventory: Arc<dyn Inventory>) -> Self {
+        let abort_after_persist = std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == "issuance-after-persist");
+        Self { issuers: RwLock::default(), profiles: RwLock::default(), inventory, abort_after_persist }
+    }
+
+    pub fn inventory(&self) -> &Arc<dyn Inventory> {
+        &self.inventory
+    }
+
+    pub fn put_issuer(&self, issuer: Arc<Issuer>) {
+        self.issuers.write().unwrap_or_else(|e| e.into_inner()).insert(issuer.id.clone(), issuer);
+    }
+
+    pub fn put_profile(&self, profile: Profile) {
+        self.profiles.write().unwrap_or_else(|e| e.into_inner()).insert(profile.id.clone(), Arc::new(profile));
+    }
+
+    pub fn remove_profile(&self, id: &ObjectRef) {
+        self.profiles.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    pub fn issuer(&self, id: &ObjectRef) -> Option<Arc<Issuer>> {
+        self.issuers.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    pub fn issuers(&self) -> Vec<Arc<Issuer>> {
+        let mut v: Vec<_> = self.issuers.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn profile(&self, id: &ObjectRef) -> Option<Arc<Profile>> {
+        self.profiles.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    pub fn profiles(&self) -> Vec<Arc<Profile>> {
+        let mut v: Vec<_> = self.profiles.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn profile_and_issuer(&self, profile: &ObjectRef) -> Result<(Arc<Profile>, Arc<Issuer>), CoreError> {
+        let profile = self.profile(profile).ok_or_else(|| CoreError::UnknownProfile(profile.clone()))?;
+        let issuer = self
+            .issuer(&profile.issuer)
+            .ok_or_else(|| CoreError::IssuerUnavailable(profile.issuer.clone(), "not loaded".into()))?;
+        Ok((profile, issuer))
+    }
+
+    /// Step 1 alone: what would be issued, or why not (no side effects).
+    pub fn evaluate(&self, req: &IssuanceRequest, now: SystemTime) -> Result<Decision, CoreError> {
+        let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
+        let facts =
+            IssuerFacts { id: &issuer.id, not_after: issuer.not_after(), name_constraints: &issuer.name_constraints };
+        Ok(policy::evaluate(&PolicyInput {
+            csr: &req.csr,
+            profile: &profile,
+            issuer: &facts,
+            requester: &req.requester,
+            requested: req.requested,
+            now,
+        }))
+    }
+
+    /// Issues a certificate: check policy, persist, sign, store, then return.
+    pub async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
+        let now = SystemTime::now();
+        let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
+        let template = match self.evaluate(&req, now)? {
+            Decision::Allow(t) => t,
+            Decision::Deny(violations) => {
+                self.record_denial(&req, &profile, &violations, now).await;
+                return Err(CoreError::Denied { profile: profile.id.clone(), violations });
+            }
+        };
+        if profile.approval_required {
+            AuditEvent::new("pending-approval", &req.requester, &profile.id, now).emit();
+            return Err(CoreError::ApprovalRequired(profile.id.clone()));
+        }
+
+        // Step 2: persist the pending record. Serials are random; a collision is retried.
+        let mut attempt = 0;
+        let (serial, mut record) = loop {
+            let serial = random_serial();
+            let record = pending_record(&req, &template, &serial, now);
+            match self.inventory.insert_pending(&record).await {
+                Ok(()) => break (serial, record),
+                Err(StoreError::DuplicateSerial { .. }) if attempt < 3 => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if self.abort_after_persist {
+            std::process::abort();
+        }
+
+        // Step 3: sign.
+        let der = match sign(&issuer, &template, &serial) {
+            Ok(der) => der,
+            Err(e) => {
+                let _ = self.inventory.mark_abandoned(&issuer.id, &record.serial).await;
+                let mut ev = AuditEvent::new("failed", &req.requester, &profile.id, now);
+                ev.reasons = vec![e.to_string()];
+                ev.emit();
+                return Err(e);
+            }
+        };
+
+        // Step 4: store, durably, before anyone sees the certificate.
+        self.inventory.mark_issued(&issuer.id, &record.serial, &der).await?;
+        record.status = CertStatus::Issued;
+        record.der = Some(der.clone());
+
+        let mut ev = AuditEvent::new("issued", &req.requester, &profile.id, now);
+        ev.issuer = Some(issuer.id.to_string());
+        ev.serial = Some(&record.serial);
+        ev.subject = Some(record.subject.clone());
+        ev.sans = record.sans.clone();
+        ev.emit();
+
+        Ok(Issued { record, der, chain_pem: issuer.chain_pem(), notes: template.notes.clone() })
+    }
+
+    async fn record_denial(
+        &self,
+        req: &IssuanceRequest,
+        profile: &Profile,
+        violations: &[policy::Violation],
+        now: SystemTime,
+    ) {
+        let mut ev = AuditEvent::new("denied", &req.requester, &profile.id, now).with_reasons(violations);
+        ev.issuer = Some(profile.issuer.to_string());
+        ev.subject = Some(format_dn(&req.csr.subject));
+        ev.sans = req.csr.sans.iter().map(|s| s.to_string()).collect();
+        ev.emit();
+        let denial = DenialRecord {
+            issuer: Some(profile.issuer.clone()),
+            profile: profile.id.clone(),
+            protocol: req.requester.protocol,
+            endpoint: req.requester.endpoint.clone(),
+            requester: req.requester.identity.clone(),
+            rules: violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>().join(","),
+            at: now,
+        };
+        if let Err(e) = self.inventory.record_denial(&denial).await {
+            tracing::warn!(error = %e, "could not count a policy denial");
+        }
+    }
+
+    /// Revokes a certificate of `issuer`.
+    pub async fn revoke(
+        &self,
+        issuer: &ObjectRef,
+        serial: &str,
+        reason: RevocationReason,
+        requester: &Requester,
+    ) -> Result<RevokeOutcome, CoreError> {
+        let now = SystemTime::now();
+        let outcome = self.inventory.revoke(issuer, serial, reason, now).await?;
+        if outcome == RevokeOutcome::Revoked {
+            let profile = self
+                .inventory
+                .get(issuer, serial)
+                .await?
+                .map(|r| r.profile)
+                .unwrap_or_else(|| ObjectRef::new(&issuer.namespace, "unknown"));
+            let mut ev = AuditEvent::new("revoked", requester, &profile, now);
+            ev.issuer = Some(issuer.to_string());
+            ev.serial = Some(serial);
+            ev.reasons = vec![format!("{reason:?}")];
+            ev.emit();
+        }
+        Ok(outcome)
+    }
+
+    /// A fresh CRL for `issuer` (DER), with the next CRL number.
+    pub async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {
+        let issuer =
+            self.issuer(issuer).ok_or_else(|| CoreError::IssuerUnavailable(issuer.clone(), "not loaded".into()))?;
+        let now = SystemTime::now();
+        let entries = self.inventory.revoked_entries(&issuer.id, now).await?;
+        let number = self.inventory.next_crl_number(&issuer.id).await?;
+        crate::crl::build_crl(&issuer, &entries, number, now, now + issuer.crl_validity)
+            .map_err(|e| CoreError::Signing(e.to_string()))
+    }
+}
+
+fn pending_record(req: &IssuanceRequest, t: &CertificateTemplate, serial: &[u8], now: SystemTime) -> CertificateRecord {
+    CertificateRecord {
+        serial: hex::encode(serial),
+        issuer: t.issuer.clone(),
+        profile: t.profile.clone(),
+        protocol: req.requester.protocol,
+        endpoint: req.requester.endpoint.clone(),
+        requester: req.requester.identity.clone(),
+        subject: format_dn(&t.subject),
+        sans: t.sans.iter().map(|s| s.to_string()).collect(),
+        key_algorithm: t.key.to_string(),
+        not_before: t.not_before,
+        not_after: t.not_after,
+        status: CertStatus::Pending,
+        revocation: None,
+        der: None,
+        renewed_from: req.renewal_of.clone(),
+        created_at: now,
+    }
+}
+
+fn sign(issuer: &Issuer, t: &CertificateTemplate, serial: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let extensions = t.extensions(&issuer.key_id).map_err(|e| CoreError::Signing(e.to_string()))?;
+    let fields = CertificateFields {
+        serial,
+        issuer: issuer.subject(),
+        subject: &t.subject,
+        not_before: t.not_before,
+        not_after: t.not_after,
+        spki: &t.spki,
+        extensions,
+    };
+    sign_certificate(&fields, issuer.signer()).map_err(|e| CoreError::Signing(e.to_string()))
+}

@@ -1,0 +1,16 @@
+//! Issuers: CA certificates and keys, created (self-signed root, intermediate signed by
+//! another Issuer) or imported, and what they enforce on what they sign.
+
+mod build;
+mod config;
+mod constraints;
+mod import;
+
+pub use build::{Issuer, IssuerError};
+pub use config::{CaParams, ImportedCa, IssuerConfig, IssuerSource};
+pub use constraints::NameConstraintsConfig;
+
+/// The first violation of any of `constraints` by `san`.
+pub fn constraints_violation(constraints: &[NameConstraintsConfig], san: &crate::x509::San) -> Option<String> {
+    constraints.iter().find_map(|nc| nc.violation(san))
+}

@@ -1,0 +1,27 @@
+//! pkiplane's CA core.
+//!
+//! Everything a certificate authority decides lives here and nowhere else: the policy
+//! engine (`policy`), issuers and their keys (`issuer`, `keys`), issuance in explicit,
+//! crash-safe steps (`issuance`), CRLs (`crl`), the inventory model and the store traits
+//! (`inventory`) and the audit trail (`audit`). Protocol crates map their wire formats to
+//! an [`issuance::IssuanceRequest`] and map the outcome back; they never decide validity,
+//! extensions or algorithms themselves.
+//!
+//! The core never touches HTTP, Kubernetes or the network.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod crl;
+pub mod duration;
+pub mod error;
+pub mod inventory;
+pub mod issuance;
+pub mod issuer;
+pub mod keys;
+pub mod model;
+pub mod policy;
+pub mod profile;
+pub mod x509;
+
+pub use error::{CoreError, ErrorKind};
+pub use model::{ObjectRef, Protocol, Requester};

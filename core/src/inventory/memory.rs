@@ -41,6 +41,16 @@ fn key(issuer: &ObjectRef, serial: &str) -> (String, String) {
 #[async_trait]
 impl Inventory for MemoryInventory {
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+        if record.status != CertStatus::Pending {
+            return Err(StoreError::WrongState {
+                serial: record.serial.clone(),
+                status: record.status,
+                expected: CertStatus::Pending,
+            });
+        }
+        if record.der.is_some() || record.revocation.is_some() {
+            return Err(StoreError::Invalid("insert_pending takes a pending record without certificate".into()));
+        }
         self.with(|s| {
             let k = key(&record.issuer, &record.serial);
             if s.certs.contains_key(&k) {

@@ -217,6 +217,10 @@ pub enum StoreError {
     NotFound { issuer: String, serial: String },
     #[error("certificate {serial} is {status:?}, expected {expected:?}")]
     WrongState { serial: String, status: CertStatus, expected: CertStatus },
+    /// The caller passed a record the store refuses (e.g. a "pending" record with a
+    /// certificate already attached).
+    #[error("invalid record: {0}")]
+    Invalid(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]

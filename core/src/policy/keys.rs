@@ -46,7 +46,7 @@ pub(super) fn key_usage_for(bits: &[KeyUsageBit], key: &PublicKeyInfo, notes: &m
     for b in bits {
         let encipher = matches!(b, KeyUsageBit::KeyEncipherment | KeyUsageBit::DataEncipherment);
         if encipher && !is_rsa {
-            notes.push(format!("keyUsage {b} left out: a {key} key cannot encipher"));
+            notes.push(format!("keyUsage {b} left out: {key} keys cannot encipher"));
         } else {
             out.push(*b);
         }

@@ -12,7 +12,7 @@ mod keys;
 mod requesters;
 mod sans;
 mod subject;
-mod template;
+pub mod template;
 mod validity;
 
 use std::fmt;

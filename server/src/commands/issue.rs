@@ -1,0 +1,72 @@
+//! `pkiplane issue`: an operator signs a CSR locally through the same policy, pipeline
+//! and inventory as every protocol (protocol LOCAL in the inventory).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Result, anyhow};
+use pkiplane_api::Manifests;
+use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_core::model::{Protocol, Requester};
+use pkiplane_core::policy::RequestedValidity;
+use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
+use pkiplane_core::{CoreError, ErrorKind};
+
+use crate::bootstrap::{build_ca, resolve_profile};
+
+#[derive(clap::Args, Debug)]
+pub struct IssueArgs {
+    /// Manifest file or directory (Issuers, CertificateProfiles, Secrets).
+    #[arg(short = 'f', long = "filename")]
+    pub manifests: PathBuf,
+    #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
+    pub data_dir: PathBuf,
+    /// The CertificateProfile, as `name` or `namespace/name`.
+    #[arg(long)]
+    pub profile: String,
+    /// The CSR (PEM or DER); `-` reads standard input.
+    #[arg(long)]
+    pub csr: PathBuf,
+    /// Who is issuing, for the inventory and audit trail.
+    #[arg(long, env = "USER", default_value = "local-operator")]
+    pub identity: String,
+    /// Write the certificate and chain (PEM) here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
+    let manifests = Manifests::load(&a.manifests)?;
+    let csr = ParsedCsr::from_pem_or_der(&super::read_input(&a.csr)?, CsrOptions::default())
+        .map_err(|e| anyhow!("{}: {e}", a.csr.display()))?;
+    let store = super::open_store_rw(&a.data_dir).await?;
+    let (ca, _) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
+    let profile = resolve_profile(&ca, &a.profile)?;
+    let req = IssuanceRequest {
+        csr,
+        profile,
+        requester: Requester::new(Protocol::Local, a.identity.clone()),
+        requested: RequestedValidity::default(),
+        renewal_of: None,
+    };
+    match ca.issue(req).await {
+        Ok(issued) => {
+            for n in &issued.notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!("issued serial {}", issued.record.serial);
+            match &a.out {
+                Some(p) => std::fs::write(p, issued.full_chain_pem())?,
+                None => print!("{}", issued.full_chain_pem()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ CoreError::Denied { .. }) => {
+            eprintln!("denied: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) if e.kind() == ErrorKind::BadRequest => Err(e.into()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,96 @@
+//! `pkiplane`: one binary for the standalone server, the in-cluster roles and the tools.
+#![forbid(unsafe_code)]
+
+mod bootstrap;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::{crds, inventory, issue, policy_check};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pkiplane",
+    version,
+    about = "A Kubernetes-native PKI control plane: ACME, EST, SCEP and CMP on one policy engine and one inventory."
+)]
+struct Cli {
+    /// Log format on standard error: text or json. Audit events are JSON in either.
+    #[arg(long, global = true, env = "PKIPLANE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the CustomResourceDefinitions (or write them with --out).
+    Crds(crds::CrdsArgs),
+    /// Policy tools for GitOps pipelines.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Query the certificate inventory of a data directory.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
+    /// Sign a CSR locally through the full policy and inventory pipeline.
+    Issue(issue::IssueArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Show what a profile would issue for a CSR, or every reason it would not.
+    /// Exit status: 0 allowed, 1 denied, 2 usage or input error.
+    Check(policy_check::CheckArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PKIPLANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Crds(a) => crds::run(a).map(|_| ExitCode::SUCCESS),
+            Command::Policy(PolicyCommand::Check(a)) => policy_check::run(a).await,
+            Command::Inventory(c) => inventory::run(c).await.map(|_| ExitCode::SUCCESS),
+            Command::Issue(a) => issue::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! pkiplane's embedded inventory store: SQLite.
+//!
+//! [`SqliteStore`] implements the core's [`Inventory`] and [`CaMaterialStore`] traits on
+//! one SQLite file (WAL journal, `synchronous=FULL`).
+//!
+//! * Writes go through **group commit** (see `writer`): one thread owns the write
+//!   connection, runs every queued write in one transaction (a savepoint per write, so a
+//!   failing write fails alone) and replies only after the commit. Every write is durable
+//!   when its future resolves, and many concurrent writes share one fsync.
+//! * Reads run on a small pool of read-only connections on tokio's blocking pool.
+//! * The schema is versioned (see `migrations`).
+#![forbid(unsafe_code)]
+
+mod error;
+mod migrations;
+mod query;
+mod read;
+mod rows;
+mod write;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pkiplane_core::inventory::{
+    CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
+    RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial,
+};
+use pkiplane_core::model::ObjectRef;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::sql_err;
+use crate::read::ReadPool;
+use crate::writer::Writer;
+
+/// How long a connection waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite inventory and CA material store.
+///
+/// Cheap to share behind an `Arc`; dropping the last handle finishes the queued writes
+/// and stops the writer thread.
+pub struct SqliteStore {
+    path: PathBuf,
+    reads: Arc<ReadPool>,
+    /// None when opened read-only.
+    writer: Option<Writer>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).field("read_only", &self.writer.is_none()).finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it, and its parent directory, if needed) the database at `path`
+    /// and brings its schema up to date.
+    ///
+    /// Fails if the schema is newer than this code understands.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        create_private(path)?;
+        let context = format!("opening {}", path.display());
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_err(&context))?;
+        configure_writer(&conn).map_err(|e| with_path(e, path))?;
+        migrations::apply(&mut conn).map_err(|e| with_path(e, path))?;
+        let reads = Arc::new(ReadPool::new(path.to_path_buf(), BUSY_TIMEOUT));
+        // Fail now, not at the first read, if read connections cannot be opened.
+        drop(reads.connect()?);
+        let writer = Writer::start(conn, "pkiplane-store-writer".to_owned())?;
+        Ok(Self { path: path.to_path_buf(), reads, writer: Some(writer) })
+    }
+
+    /// Opens an existing database for reading only (e.g. to list the inventory from the
+    /// CLI). Never creates a file; fails clearly if there is none, or if its schema is
+    /// not the one this code reads. Writes return `StoreError::Unavailable`.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no inventory database at {} (has the CA or `pkiplane serve` run with this \
+                 data directory?)",
+                path.display()
+            )));
+        }
+        let reads = Arc::new(ReadPool::new(path.to_path_buf(), BUSY_TIMEOUT));
+        let conn = reads.connect()?;
+        let version = migrations::schema_version(&conn).map_err(|e| with_path(e, path))?;
+        migrations::check_not_newer(version).map_err(|e| with_path(e, path))?;
+        if version < migrations::current_version() {
+            return Err(StoreError::Unavailable(format!(
+                "{} has schema version {version}, older than this pkiplane's {}: open it \
+                 read-write once (start the CA) to migrate it",
+                path.display(),
+                migrations::current_version()
+            )));
+        }
+        drop(conn);
+        Ok(Self { path: path.to_path_buf(), reads, writer: None })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.submit(work).await,
+            None => Err(StoreError::Unavailable(format!("{} is open read-only", self.path.display()))),
+        }
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.reads.run(work).await
+    }
+}
+
+/// Creates the parent directory and an empty database file readable by the owner only
+/// (it holds CA private keys). SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let io = |what: &str, p: &Path, e: std::io::Error| StoreError::Unavailable(format!("{what} {}: {e}", p.display()));
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(|e| io("creating directory", parent, e))?;
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path).map_err(|e| io("creating", path, e))?;
+    }
+    Ok(())
+}
+
+fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err("setting the busy timeout"))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sql_err("enabling the WAL journal"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!("the database refused WAL journal mode (it is in `{mode}` mode)")));
+    }
+    conn.pragma_update(None, "synchronous", "FULL").map_err(sql_err("setting synchronous=FULL"))?;
+    conn.set_prepared_statement_cache_capacity(read::STATEMENT_CACHE);
+    Ok(())
+}
+
+fn with_path(e: StoreError, path: &Path) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{}: {m}", path.display())),
+        StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Inventory for SqliteStore {
+    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+        if record.status != CertStatus::Pending {
+            return Err(StoreError::WrongState {
+                serial: record.serial.clone(),
+                status: record.status,
+                expected: CertStatus::Pending,
+            });
+        }
+        if record.der.is_some() || record.revocation.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "pending record {} must not carry a certificate or revocation yet",
+                record.serial
+            )));
+        }
+        let record = record.clone();
+        self.write(move |conn| write::insert_pending(conn, &record)).await
+    }
+
+    async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError> {
+        let (issuer, serial, der) = (issuer.to_string(), serial.to_owned(), der.to_vec());
+        let now = SystemTime::now();
+        self.write(move |conn| write::mark_issued(conn, &issuer, &serial, &der, now)).await
+    }
+
+    async fn mark_abandoned(&self, issuer: &ObjectRef, serial: &str) -> Result<(), StoreError> {
+        let (issuer, serial) = (issuer.to_string(), serial.to_owned());
+        self.write(move |conn| write::mark_abandoned(conn, &issuer, &serial)).await
+    }
+
+    async fn recover_pending(&self, before: SystemTime) -> Result<u64, StoreError> {
+        self.write(move |conn| write::recover_pending(conn, before)).await
+    }
+
+    async fn revoke(
+        &self,
+        issuer: &ObjectRef,
+        serial: &str,
+        reason: RevocationReason,
+        at: SystemTime,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let (issuer, serial) = (issuer.to_string(), serial.to_owned());
+        self.write(move |conn| write::revoke(conn, &issuer, &serial, reason, at)).await
+    }
+
+    async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let (issuer, serial) = (issuer.to_string(), serial.to_owned());
+        self.read(move |conn| query::get(conn, &issuer, &serial)).await
+    }
+
+    async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, StoreError> {
+        let serial = serial.to_owned();
+        self.read(move |conn| query::find_serial(conn, &serial)).await
+    }
+
+    async fn list(&self, filter: &InventoryFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+        let filter = filter.clone();
+        let now = SystemTime::now();
+        self.read(move |conn| query::list(conn, &filter, now)).await
+    }
+
+    async fn counts(
+        &self,
+        group: GroupBy,
+        now: SystemTime,
+        expiring_within: Duration,
+    ) -> Result<Vec<InventoryCounts>, StoreError> {
+        self.read(move |conn| query::counts(conn, group, now, expiring_within)).await
+    }
+
+    async fn revoked_entries(&self, issuer: &ObjectRef, now: SystemTime) -> Result<Vec<RevokedEntry>, StoreError> {
+        let issuer = issuer.to_string();
+        self.read(move |conn| query::revoked_entries(conn, &issuer, now)).await
+    }
+
+    async fn next_crl_number(&self, issuer: &ObjectRef) -> Result<u64, StoreError> {
+        let issuer = issuer.to_string();
+        self.write(move |conn| write::next_crl_number(conn, &issuer)).await
+    }
+
+    async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError> {
+        let denial = denial.clone();
+        self.write(move |conn| write::record_denial(conn, &denial)).await
+    }
+}
+
+#[async_trait]
+impl CaMaterialStore for SqliteStore {
+    async fn load_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredCaMaterial>, StoreError> {
+        let issuer = issuer.to_string();
+        self.read(move |conn| query::load_ca(conn, &issuer)).await
+    }
+
+    async fn save_ca(&self, issuer: &ObjectRef, material: &StoredCaMaterial) -> Result<(), StoreError> {
+        let (issuer, material) = (issuer.to_string(), material.clone());
+        let now = SystemTime::now();
+        self.write(move |conn| write::save_ca(conn, &issuer, &material, now)).await
+    }
+}

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod commands;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run everything in one process on an embedded store: the CA, CA/CRL publication
+    /// and every EnrollmentEndpoint of the manifests. No Kubernetes needed.
+    Serve(serve::ServeArgs),
     /// Print the CustomResourceDefinitions (or write them with --out).
     Crds(crds::CrdsArgs),
     /// Policy tools for GitOps pipelines.
@@ -55,7 +59,8 @@ enum PolicyCommand {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PKIPLANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_target(false).init(),
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
+            Command::Serve(a) => serve::run(a).await.map(|_| ExitCode::SUCCESS),
             Command::Crds(a) => crds::run(a).map(|_| ExitCode::SUCCESS),
             Command::Policy(PolicyCommand::Check(a)) => policy_check::run(a).await,
             Command::Inventory(c) => inventory::run(c).await.map(|_| ExitCode::SUCCESS),

@@ -1,0 +1,124 @@
+//! `pkiplane serve`: everything in one process on an embedded store, no Kubernetes.
+//!
+//! Loads the same manifests a user would `kubectl apply`, builds the CA on the data
+//! directory's SQLite store, publishes CA certificates and CRLs over plain HTTP, starts
+//! every EnrollmentEndpoint on its own listener, writes the ready file, and drains
+//! in-flight requests on SIGTERM or Ctrl-C.
+
+mod endpoints;
+mod publish;
+mod ready;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use pkiplane_api::Manifests;
+use tokio::sync::watch;
+
+use crate::bootstrap::build_ca;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Manifest file or directory: Issuers, CertificateProfiles, EnrollmentEndpoints and
+    /// the Secrets they reference, as you would `kubectl apply` them.
+    #[arg(short = 'f', long = "filename")]
+    pub manifests: PathBuf,
+    /// Where the inventory, protocol state and CA keys live (created if missing).
+    #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
+    pub data_dir: PathBuf,
+    /// Write this JSON file once every listener is up (for scripts and tests).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Plain-HTTP listener publishing CA certificates and CRLs at
+    /// /issuers/<namespace>/<name>/{ca.crt,ca.pem,chain.pem,crl}: the URLs profiles put
+    /// into AIA and CRL distribution points.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub publish_listen: SocketAddr,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+pub async fn run(args: &ServeArgs) -> Result<()> {
+    let manifests = Manifests::load(&args.manifests)?;
+    for w in &manifests.warnings {
+        tracing::warn!("{w}");
+    }
+    let store = crate::commands::open_store_rw(&args.data_dir).await?;
+    let (ca, report) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
+    for id in &report.created {
+        tracing::info!(issuer = %id, "created CA");
+    }
+    let ca = Arc::new(ca);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let publish = publish::Publisher::new(ca.clone());
+    let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
+        .await
+        .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
+    let publish_url = format!("http://{}", publish_listener.local_addr()?);
+    let mut tasks = vec![tokio::spawn(serve_router(publish_listener, publish.router(), shutdown_rx.clone()))];
+
+    let started = endpoints::start_all(&manifests, &ca, &args.data_dir, shutdown_rx.clone()).await?;
+    for s in &started.running {
+        println!("{}/{} {} {}", s.namespace, s.name, s.protocol, s.urls.join(" "));
+    }
+    tasks.extend(started.tasks);
+    println!("CA certificates and CRLs: {publish_url}/issuers/");
+
+    if let Some(path) = &args.ready_file {
+        ready::write(path, &started.running, &publish_url)?;
+    }
+    tracing::info!(endpoints = started.running.len(), "pkiplane is ready");
+
+    wait_for_signal().await;
+    tracing::info!(grace = ?args.shutdown_grace, "shutting down: draining in-flight requests");
+    let _ = shutdown_tx.send(true);
+    let drain = futures_join(tasks);
+    if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
+        tracing::warn!("requests still in flight after the grace period were cut off");
+    }
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) {
+    for t in tasks {
+        match t.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
+            Err(e) => tracing::error!(error = %e, "listener task panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Serves `router` until the shutdown signal, then lets in-flight requests finish.
+pub(crate) async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The ready file: what is listening where, for scripts and tests.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+/// One running endpoint, as the ready file and the start-up lines describe it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningEndpoint {
+    pub namespace: String,
+    pub name: String,
+    pub protocol: String,
+    pub urls: Vec<String>,
+    /// PEM to trust the endpoint's TLS server certificate (None for plain HTTP).
+    pub tls_trust_bundle: Option<String>,
+    /// PEM of the CA chains (roots included) of every Issuer behind the endpoint's profiles.
+    pub ca_bundle: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadyFile<'a> {
+    endpoints: &'a [RunningEndpoint],
+    publish_url: &'a str,
+}
+
+/// Writes the ready file atomically (a reader never sees half of it).
+pub fn write(path: &Path, endpoints: &[RunningEndpoint], publish_url: &str) -> Result<()> {
+    let json = serde_json::to_vec_pretty(&ReadyFile { endpoints, publish_url })?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

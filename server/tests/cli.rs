@@ -1,0 +1,169 @@
+//! The `pkiplane` binary as an operator and a CI pipeline use it: real processes, a real
+//! SQLite data directory, CSRs from `openssl req`, certificates checked by `openssl verify`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
+
+fn pkiplane(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pkiplane"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("PKIPLANE_LOG", "warn")
+        .output()
+        .expect("run pkiplane")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn openssl(args: &[&str]) -> Output {
+    let out = Command::new("openssl").args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// An ECDSA P-256 CSR from `openssl req`.
+fn csr(dir: &Path, name: &str, subject: &str, san: &str) -> PathBuf {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let mut args = vec![
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+        key.to_str().unwrap(), "-subj", subject, "-out", csr.to_str().unwrap(),
+    ];
+    let ext = format!("subjectAltName={san}");
+    if !san.is_empty() {
+        args.extend(["-addext", &ext]);
+    }
+    openssl(&args);
+    csr
+}
+
+fn inventory_json(data: &Path) -> Vec<serde_json::Value> {
+    let out = pkiplane(&["inventory", "list", "--data-dir", data.to_str().unwrap(), "-o", "json"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn policy_check_exit_codes_and_reasons() {
+    let d = tempfile::tempdir().unwrap();
+    let good = csr(d.path(), "good", "/CN=web.localhost", "DNS:web.localhost");
+    let out = pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "enterprise-tls-47d", "--csr", good.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("ALLOWED") && t.contains("DNS:web.localhost") && t.contains("(47d)"), "{t}");
+
+    let bad = csr(d.path(), "bad", "/CN=www.evil.test", "DNS:www.evil.test");
+    let out = pkiplane(
+        &["policy", "check", "-f", QUICKSTART, "--profile", "pki/enterprise-tls-47d", "--csr", bad.to_str().unwrap(), "-o", "json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["allowed"], false);
+    let rules: Vec<&str> = v["violations"].as_array().unwrap().iter().map(|x| x["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"subjectAltNames.dns.suffixes"), "{rules:?}");
+
+    // Input errors exit 2 with a message naming the problem.
+    let junk = d.path().join("junk.csr");
+    std::fs::write(&junk, "not a csr").unwrap();
+    let out = pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "enterprise-tls-47d", "--csr", junk.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no PEM block"), "{}", text(&out));
+    let out = pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "nope", "--csr", good.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no CertificateProfile named nope"), "{}", text(&out));
+    let out = pkiplane(&["policy", "check", "--profile", "x"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let req = csr(d.path(), "dev", "/CN=web.localhost", "DNS:web.localhost");
+    let args = [
+        "issue", "-f", QUICKSTART, "--data-dir", data.to_str().unwrap(), "--profile", "enterprise-tls-47d", "--csr",
+        req.to_str().unwrap(),
+    ];
+
+    // The failpoint aborts the process right after the pending record is durable.
+    let crashed = pkiplane(&args, &[("PKIPLANE_FAILPOINT", "issuance-after-persist")]);
+    assert!(!crashed.status.success());
+    assert!(crashed.stdout.is_empty(), "no certificate may leave a crashed issuance");
+    let records = inventory_json(&data);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], "pending");
+    assert!(records[0].get("certificate").is_none());
+    let crashed_serial = records[0]["serial"].as_str().unwrap().to_string();
+
+    // Restart (a second later: the store keeps whole seconds) and issue again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = pkiplane(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let chain = d.path().join("chain.pem");
+    std::fs::write(&chain, &out.stdout).unwrap();
+    let records = inventory_json(&data);
+    assert_eq!(records.len(), 2);
+    let crashed = records.iter().find(|r| r["serial"] == crashed_serial.as_str()).unwrap();
+    assert_eq!(crashed["status"], "abandoned", "start-up recovery marks the interrupted issuance");
+    let issued = records.iter().find(|r| r["serial"] != crashed_serial.as_str()).unwrap();
+    assert_eq!(issued["status"], "issued");
+    assert_eq!(issued["protocol"], "LOCAL");
+
+    // The issued certificate verifies against the stored hierarchy, and `inventory show
+    // --pem` returns exactly it.
+    let serial = issued["serial"].as_str().unwrap();
+    let shown = pkiplane(&["inventory", "show", serial, "--data-dir", data.to_str().unwrap(), "--pem"], &[]);
+    assert!(shown.status.success());
+    let leaf = d.path().join("leaf.pem");
+    std::fs::write(&leaf, &shown.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&*String::from_utf8_lossy(&shown.stdout)));
+    let pem = String::from_utf8(out.stdout).unwrap();
+    let certs: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    assert_eq!(certs.len(), 3, "leaf, intermediate, root");
+    let (int, root) = (d.path().join("int.pem"), d.path().join("root.pem"));
+    std::fs::write(&int, certs[1]).unwrap();
+    std::fs::write(&root, certs[2]).unwrap();
+    openssl(&["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", int.to_str().unwrap(), leaf.to_str().unwrap()]);
+
+    // Issuers persist across restarts: a third issuance chains to the same root.
+    let again = pkiplane(&args, &[]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).ends_with(certs[2]));
+}
+
+#[test]
+fn inventory_filters_and_output_formats() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let dd = data.to_str().unwrap();
+    let web = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
+    let dev = csr(d.path(), "dev", "/CN=sensor-1", "URI:spiffe://example.org/device/sensor-1");
+    for (profile, c) in [("enterprise-tls-47d", &web), ("device-ldevid-1y", &dev)] {
+        let out = pkiplane(&["issue", "-f", QUICKSTART, "--data-dir", dd, "--profile", profile, "--csr", c.to_str().unwrap()], &[]);
+        assert!(out.status.success(), "{profile}: {}", text(&out));
+    }
+    let out = pkiplane(&["inventory", "list", "--data-dir", dd, "--profile", "pki/device-ldevid-1y", "-o", "json"], &[]);
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["sans"][0], "URI:spiffe://example.org/device/sensor-1");
+    let out = pkiplane(&["inventory", "list", "--data-dir", dd, "--expiring-within", "60d", "-o", "json"], &[]);
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.len(), 1, "only the 47-day certificate expires within 60 days");
+    let out = pkiplane(&["inventory", "list", "--data-dir", dd, "--protocol", "acme", "-o", "json"], &[]);
+    assert_eq!(serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap().len(), 0);
+    let out = pkiplane(&["inventory", "list", "--data-dir", dd], &[]);
+    let t = text(&out);
+    assert!(t.starts_with("SERIAL") && t.contains("DNS:web.localhost") && t.contains("LOCAL"), "{t}");
+    let out = pkiplane(&["inventory", "list", "--data-dir", dd, "-o", "yaml"], &[]);
+    assert!(text(&out).contains("status: issued"));
+    let out = pkiplane(&["inventory", "list", "--data-dir", d.path().join("missing").to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no inventory at"));
+    let out = pkiplane(&["inventory", "show", "00ff", "--data-dir", dd], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}

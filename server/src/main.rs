@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{crds, inventory, issue, policy_check};
+use commands::{crds, inventory, issue, policy_check, revoke};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,6 +47,8 @@ enum Command {
     Inventory(inventory::InventoryCommand),
     /// Sign a CSR locally through the full policy and inventory pipeline.
     Issue(issue::IssueArgs),
+    /// Revoke a certificate; the issuer's next published CRL lists it.
+    Revoke(revoke::RevokeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
             Command::Policy(PolicyCommand::Check(a)) => policy_check::run(a).await,
             Command::Inventory(c) => inventory::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Issue(a) => issue::run(a).await,
+            Command::Revoke(a) => revoke::run(a).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@ pub mod crds;
 pub mod inventory;
 pub mod issue;
 pub mod policy_check;
+pub mod revoke;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

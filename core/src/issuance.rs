@@ -140,23 +140,41 @@ impl Ca {
     /// Step 1 alone: what would be issued, or why not (no side effects).
     pub fn evaluate(&self, req: &IssuanceRequest, now: SystemTime) -> Result<Decision, CoreError> {
         let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
+        Ok(self.evaluate_under(req, &profile, &issuer, now))
+    }
+
+    fn evaluate_under(&self, req: &IssuanceRequest, profile: &Profile, issuer: &Issuer, now: SystemTime) -> Decision {
         let facts =
             IssuerFacts { id: &issuer.id, not_after: issuer.not_after(), name_constraints: &issuer.name_constraints };
-        Ok(policy::evaluate(&PolicyInput {
+        policy::evaluate(&PolicyInput {
             csr: &req.csr,
-            profile: &profile,
+            profile,
             issuer: &facts,
             requester: &req.requester,
             requested: req.requested,
             now,
-        }))
+        })
     }
 
     /// Issues a certificate: check policy, persist, sign, store, then return.
     pub async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
-        let now = SystemTime::now();
         let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
-        let template = match self.evaluate(&req, now)? {
+        self.issue_under(req, profile, issuer).await
+    }
+
+    /// Issues under a profile that is not one of the loaded CertificateProfiles: pkiplane's
+    /// own certificates (an endpoint's TLS server certificate), which still go through the
+    /// policy engine and land in the inventory like every other.
+    pub async fn issue_internal(&self, req: IssuanceRequest, profile: Profile) -> Result<Issued, CoreError> {
+        let issuer = self
+            .issuer(&profile.issuer)
+            .ok_or_else(|| CoreError::IssuerUnavailable(profile.issuer.clone(), "not loaded".into()))?;
+        self.issue_under(req, Arc::new(profile), issuer).await
+    }
+
+    async fn issue_under(&self, req: IssuanceRequest, profile: Arc<Profile>, issuer: Arc<Issuer>) -> Result<Issued, CoreError> {
+        let now = SystemTime::now();
+        let template = match self.evaluate_under(&req, &profile, &issuer, now) {
             Decision::Allow(t) => t,
             Decision::Deny(violations) => {
                 self.record_denial(&req, &profile, &violations, now).await;

@@ -131,3 +131,13 @@ mod tests {
         assert!("smtp".parse::<Protocol>().is_err());
     }
 }
+
+/// What the TLS layer learned about the client, handed to protocol handlers as a request
+/// extension: the certificate chain the client presented (leaf first, DER; not yet
+/// validated: each protocol validates against its own trust anchors) and the RFC 9266
+/// `tls-exporter` channel binding of the connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsPeer {
+    pub chain_der: Vec<Vec<u8>>,
+    pub channel_binding: Option<Vec<u8>>,
+}

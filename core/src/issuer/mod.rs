@@ -9,6 +9,7 @@ mod import;
 pub use build::{Issuer, IssuerError};
 pub use config::{CaParams, ImportedCa, IssuerConfig, IssuerSource};
 pub use constraints::NameConstraintsConfig;
+pub use import::parse_private_key_pem;
 
 /// The first violation of any of `constraints` by `san`.
 pub fn constraints_violation(constraints: &[NameConstraintsConfig], san: &crate::x509::San) -> Option<String> {

@@ -58,7 +58,7 @@ struct Validity {
 /// A signed structure: `SEQUENCE { tbs, signatureAlgorithm, signatureValue }`, with the
 /// TBS carried as already-encoded DER so it is never re-encoded after signing.
 #[derive(Sequence)]
-pub(crate) struct Signed<'a> {
+pub struct Signed<'a> {
     pub tbs: AnyRef<'a>,
     pub algorithm: AlgorithmIdentifierOwned,
     pub signature: BitString,

@@ -6,6 +6,7 @@
 
 pub mod cert;
 pub mod csr;
+pub mod csr_build;
 pub mod extensions;
 pub mod names;
 pub mod pem;

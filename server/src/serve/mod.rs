@@ -5,9 +5,11 @@
 //! every EnrollmentEndpoint on its own listener, writes the ready file, and drains
 //! in-flight requests on SIGTERM or Ctrl-C.
 
+mod client_auth;
 mod endpoints;
 mod publish;
 mod ready;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,11 +103,21 @@ pub(crate) async fn serve_router(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
+        .with_graceful_shutdown(async move { shutdown_requested(&mut shutdown).await })
         .await?;
     Ok(())
+}
+
+/// Resolves once shutdown has been requested (or the sender is gone).
+pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,17 @@
+//! pkiplane's Kubernetes API: the `pkiplane.dev/v1alpha1` custom resources, their CRDs,
+//! loading them from YAML manifests, and converting them into the CA core's domain types.
+//!
+//! - [`v1alpha1`]: `Issuer`, `CertificateProfile`, `EnrollmentEndpoint` and their status.
+//! - [`crds`]: CustomResourceDefinitions generated from those types (`crds/` in the repo).
+//! - [`manifests`]: multi-document YAML files or directories, as `pkiplane serve -f` reads.
+//! - [`convert`]: resource -> [`pkiplane_core::profile::Profile`] /
+//!   [`pkiplane_core::issuer::IssuerConfig`], collecting every error with its field path.
+#![forbid(unsafe_code)]
+
+pub mod convert;
+pub mod crds;
+pub mod manifests;
+pub mod v1alpha1;
+
+pub use convert::{FieldError, check_endpoint, check_issuer, issuer_from_resource, profile_from_resource};
+pub use manifests::{ManifestError, Manifests, SecretLookup};

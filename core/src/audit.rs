@@ -53,13 +53,34 @@ impl<'a> AuditEvent<'a> {
         self
     }
 
-    /// Writes the event to the audit target.
+    /// Writes the event to the audit target, one field per fact (the binary renders the
+    /// target as JSON lines).
     pub fn emit(&self) {
-        let json = serde_json::to_string(self).unwrap_or_default();
+        let sans = self.sans.join(",");
+        let reasons = self.reasons.join("; ");
+        macro_rules! event {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: TARGET,
+                    decision = self.decision,
+                    protocol = self.protocol,
+                    endpoint = self.endpoint.as_deref(),
+                    requester = self.requester,
+                    profile = %self.profile,
+                    issuer = self.issuer.as_deref(),
+                    serial = self.serial,
+                    subject = self.subject.as_deref(),
+                    sans = %sans,
+                    reasons = %reasons,
+                    at = %self.at,
+                    "audit"
+                )
+            };
+        }
         if self.decision == "issued" || self.decision == "revoked" {
-            tracing::info!(target: TARGET, decision = self.decision, event = %json, "audit");
+            event!(info);
         } else {
-            tracing::warn!(target: TARGET, decision = self.decision, event = %json, "audit");
+            event!(warn);
         }
     }
 }

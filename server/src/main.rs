@@ -59,14 +59,34 @@ enum PolicyCommand {
 }
 
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt};
+
+    let is_audit = |m: &tracing::Metadata<'_>| m.target() == pkiplane_core::audit::TARGET;
     let filter = EnvFilter::try_from_env("PKIPLANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_target(false).init(),
+    let main = match format {
+        LogFormat::Json => fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => fmt::layer().with_target(false).with_ansi(ansi).with_writer(std::io::stderr).boxed(),
     }
+    .with_filter(filter_fn(move |m| !is_audit(m)))
+    .with_filter(filter);
+    // Audit events are always JSON lines: to PKIPLANE_AUDIT_LOG when set, else stderr.
+    let audit_file = std::env::var_os("PKIPLANE_AUDIT_LOG").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| eprintln!("warning: cannot open PKIPLANE_AUDIT_LOG {}: {e}", p.to_string_lossy()))
+            .ok()
+    });
+    let audit = match audit_file {
+        Some(f) => fmt::layer().json().flatten_event(true).with_writer(std::sync::Mutex::new(f)).boxed(),
+        None => fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed(),
+    }
+    .with_filter(filter_fn(is_audit));
+    tracing_subscriber::registry().with(main).with(audit).init();
 }
 
 fn main() -> ExitCode {

@@ -167,3 +167,31 @@ fn inventory_filters_and_output_formats() {
     let out = pkiplane(&["inventory", "show", "00ff", "--data-dir", dd], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn every_decision_is_a_json_audit_line() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let audit = d.path().join("audit.jsonl");
+    let env = [("PKIPLANE_AUDIT_LOG", audit.to_str().unwrap())];
+    let good = csr(d.path(), "good", "/CN=web.localhost", "DNS:web.localhost");
+    let bad = csr(d.path(), "bad", "/CN=www.evil.test", "DNS:www.evil.test");
+    for (c, code) in [(&good, 0), (&bad, 1)] {
+        let out = pkiplane(
+            &["issue", "-f", QUICKSTART, "--data-dir", data.to_str().unwrap(), "--profile", "enterprise-tls-47d", "--csr", c.to_str().unwrap(), "--identity", "alice"],
+            &env,
+        );
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out));
+    }
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["decision"], "issued");
+    assert_eq!(lines[0]["requester"], "alice");
+    assert_eq!(lines[0]["protocol"], "LOCAL");
+    assert_eq!(lines[0]["profile"], "pki/enterprise-tls-47d");
+    assert_eq!(lines[0]["sans"], "DNS:web.localhost");
+    assert!(lines[0]["serial"].as_str().unwrap().len() == 32);
+    assert_eq!(lines[1]["decision"], "denied");
+    assert!(lines[1]["reasons"].as_str().unwrap().contains("subjectAltNames.dns.suffixes"), "{:?}", lines[1]);
+}

@@ -9,8 +9,12 @@
 //!   when its future resolves, and many concurrent writes share one fsync.
 //! * Reads run on a small pool of read-only connections on tokio's blocking pool.
 //! * The schema is versioned (see `migrations`).
+//! * The same file keeps the ACME protocol state ([`pkiplane_core::state::acme::AcmeStore`],
+//!   see `acme`).
+//! * And the SCEP protocol state ([`pkiplane_core::state::scep::ScepStore`], see `scep`).
 #![forbid(unsafe_code)]
 
+mod acme;
 mod error;
 mod migrations;
 mod query;

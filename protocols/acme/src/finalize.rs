@@ -1,0 +1,179 @@
+//! Finalization and certificate download (RFC 8555 section 7.4, 7.4.2).
+//!
+//! The CSR's identifiers must equal the order's; everything else about the certificate
+//! (validity, extensions, algorithms, which names the profile allows) is decided by the
+//! CA core's policy for the order's profile, and its denials come back as problems
+//! naming the rules.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_core::model::{Protocol, Requester};
+use pkiplane_core::policy::RequestedValidity;
+use pkiplane_core::state::acme::{Account, CertificateRef, Identifier, Order, OrderStatus};
+use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
+use pkiplane_core::x509::pem;
+use serde_json::Value;
+
+use crate::jwk::b64_decode;
+use crate::jws::{self, KeyRule};
+use crate::order::{order_response, owned_order, refresh};
+use crate::problem::{AcmeError, ProblemType};
+use crate::{AcmeState, identifier, respond};
+
+/// Who asks, as the CA core sees it: the account URL, with the facts ACME proved.
+pub fn requester(state: &AcmeState, account: &Account, identifiers: &[Identifier]) -> Requester {
+    let ids: Vec<String> = identifiers.iter().map(|i| format!("{}:{}", i.kind.as_str(), i.value)).collect();
+    let mut r = Requester::new(Protocol::Acme, state.account_url(&account.id))
+        .at_endpoint(state.config.endpoint.clone())
+        .with_claim("acme.account", account.id.clone())
+        .with_claim("acme.identifiers", ids.join(","));
+    if let Some(kid) = &account.eab_kid {
+        r = r.with_claim("acme.eab.kid", kid.clone());
+    }
+    r
+}
+
+/// Checks that the CSR asks for exactly the order's identifiers.
+fn check_identifiers(csr: &ParsedCsr, order: &Order) -> Result<(), AcmeError> {
+    let in_csr = identifier::from_csr(csr)?;
+    let in_order: BTreeSet<Identifier> = order.identifiers.iter().cloned().collect();
+    if in_csr == in_order {
+        return Ok(());
+    }
+    let show = |s: Vec<&Identifier>| s.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(", ");
+    let missing = show(in_order.difference(&in_csr).collect());
+    let extra = show(in_csr.difference(&in_order).collect());
+    Err(AcmeError::new(
+        ProblemType::BadCsr,
+        format!("the CSR's identifiers differ from the order's (missing: [{missing}], not in the order: [{extra}])"),
+    ))
+}
+
+/// The serial an order renews, for the inventory's `renewed_from`: only when the new
+/// certificate comes from the issuer of the one it replaces (serials are per issuer).
+fn renewal_of(state: &AcmeState, order: &Order, profile: &pkiplane_core::ObjectRef) -> Option<String> {
+    let r = order.replaces.as_ref()?;
+    let issuer = state.ca.profile(profile)?.issuer.clone();
+    if issuer == r.issuer {
+        Some(r.serial.clone())
+    } else {
+        tracing::info!(order = %order.id, "the replaced certificate is from another issuer; not linked as a renewal");
+        None
+    }
+}
+
+/// Stores `order` (compare-and-set), re-reading once on a lost race.
+async fn save(state: &AcmeState, order: &Order) -> Result<Order, AcmeError> {
+    if state.store.update_order(order).await? {
+        let mut o = order.clone();
+        o.version += 1;
+        return Ok(o);
+    }
+    Err(AcmeError::new(ProblemType::OrderNotReady, "the order changed concurrently; fetch it again"))
+}
+
+/// POST finalize (RFC 8555 section 7.4).
+pub async fn finalize(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AcmeError> {
+    let body = respond::read_body(body).await?;
+    let req = jws::verify_request(&state, &headers, &body, &state.finalize_url(&id), KeyRule::Kid).await?;
+    let account = req.account()?.clone();
+    let order = refresh(&state, owned_order(&state, &id, &account).await?).await?;
+    if order.status != OrderStatus::Ready {
+        return Err(AcmeError::new(
+            ProblemType::OrderNotReady,
+            format!("the order is {:?}, not ready; finalize needs every authorization valid", order.status)
+                .to_lowercase(),
+        ));
+    }
+    let payload = req.json()?;
+    let csr_b64 = payload.get("csr").and_then(Value::as_str).ok_or_else(|| AcmeError::malformed("no `csr`"))?;
+    let der = b64_decode(csr_b64).ok_or_else(|| AcmeError::new(ProblemType::BadCsr, "`csr` is not base64url"))?;
+    let csr = ParsedCsr::from_der(&der, CsrOptions::default())
+        .map_err(|e| AcmeError::new(ProblemType::BadCsr, e.to_string()))?;
+    check_identifiers(&csr, &order)?;
+    let exposed = state
+        .config
+        .profile(&order.profile)
+        .ok_or_else(|| {
+            AcmeError::new(ProblemType::InvalidProfile, format!("profile `{}` is no longer offered", order.profile))
+        })?
+        .clone();
+
+    let mut processing = order.clone();
+    processing.status = OrderStatus::Processing;
+    let processing = save(&state, &processing).await?;
+    let request = IssuanceRequest {
+        csr,
+        profile: exposed.profile.clone(),
+        requester: requester(&state, &account, &order.identifiers),
+        requested: RequestedValidity { not_before: order.not_before, not_after: order.not_after },
+        renewal_of: renewal_of(&state, &order, &exposed.profile),
+    };
+    match state.ca.issue(request).await {
+        Ok(issued) => {
+            let mut valid = processing;
+            valid.status = OrderStatus::Valid;
+            valid.certificate =
+                Some(CertificateRef { issuer: issued.record.issuer.clone(), serial: issued.record.serial });
+            let valid = save(&state, &valid).await?;
+            Ok(order_response(&state, StatusCode::OK, &valid))
+        }
+        Err(e) => {
+            let problem = AcmeError::from_core(&e, &order.identifiers);
+            let mut next = processing;
+            if problem.status == StatusCode::SERVICE_UNAVAILABLE {
+                next.status = OrderStatus::Ready; // temporary: the client may finalize again
+            } else {
+                next.status = OrderStatus::Invalid;
+                next.error = Some(problem.to_json());
+            }
+            if let Err(store) = save(&state, &next).await {
+                tracing::warn!(order = %next.id, error = %store, "could not record a failed finalization");
+            }
+            Err(problem)
+        }
+    }
+}
+
+/// POST-as-GET of the certificate: `application/pem-certificate-chain`, leaf first
+/// (RFC 8555 section 7.4.2). There is one chain per issuer, so no alternates.
+pub async fn certificate(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AcmeError> {
+    let body = respond::read_body(body).await?;
+    let req = jws::verify_request(&state, &headers, &body, &state.certificate_url(&id), KeyRule::Kid).await?;
+    if !req.post_as_get() {
+        return Err(AcmeError::malformed("certificates are fetched with POST-as-GET (an empty payload)"));
+    }
+    let order = owned_order(&state, &id, req.account()?).await?;
+    let cert = order
+        .certificate
+        .filter(|_| order.status == OrderStatus::Valid)
+        .ok_or_else(|| AcmeError::not_found("the certificate"))?;
+    let record = state
+        .ca
+        .inventory()
+        .get(&cert.issuer, &cert.serial)
+        .await
+        .map_err(AcmeError::from)?
+        .ok_or_else(|| AcmeError::not_found("the certificate"))?;
+    let der = record.der.ok_or_else(|| AcmeError::internal("the inventory record has no certificate"))?;
+    let chain = state.ca.issuer(&cert.issuer).map(|i| i.chain_pem()).unwrap_or_default();
+    let pem = format!("{}{chain}", pem::encode("CERTIFICATE", &der));
+    let mut rsp = (StatusCode::OK, pem).into_response();
+    rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
+    Ok(rsp)
+}

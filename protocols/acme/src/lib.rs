@@ -1,0 +1,142 @@
+//! pkiplane's ACME server: RFC 8555 with tls-alpn-01 (RFC 8737), IP identifiers
+//! (RFC 8738), renewal information (ARI, RFC 9773) and certificate profiles (the ACME
+//! profiles extension draft: `meta.profiles` in the directory, `profile` in newOrder).
+//!
+//! The server is a transport: it authenticates accounts and validates identifiers, then
+//! hands (CSR, requester, profile) to the CA core ([`pkiplane_core::issuance::Ca::issue`]),
+//! which alone decides validity, extensions and algorithms. ACME only checks ACME-level
+//! authorization: a valid account, valid authorizations, CSR identifiers equal to the
+//! order's. All protocol state (accounts, orders, authorizations, nonces) lives in an
+//! [`AcmeStore`], so any number of replicas can serve one endpoint.
+//!
+//! [`router`] returns the axum router; every URL it emits is absolute, built from
+//! [`AcmeConfig::base_url`], and the directory is at `/directory`.
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod ari;
+pub mod authz;
+pub mod config;
+pub mod directory;
+pub mod eab;
+pub mod finalize;
+pub mod identifier;
+pub mod jwk;
+pub mod jws;
+pub mod nonce;
+pub mod order;
+pub mod problem;
+pub mod respond;
+pub mod revoke;
+pub mod signer;
+pub mod time;
+pub mod validate;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use pkiplane_core::issuance::Ca;
+use pkiplane_core::state::acme::AcmeStore;
+
+pub use config::{AcmeConfig, EabConfig, EabKey, ExposedProfile, ValidationSettings};
+pub use problem::{AcmeError, ProblemType};
+
+/// Resource paths below the base URL.
+pub mod paths {
+    pub const DIRECTORY: &str = "/directory";
+    pub const NEW_NONCE: &str = "/new-nonce";
+    pub const NEW_ACCOUNT: &str = "/new-account";
+    pub const NEW_ORDER: &str = "/new-order";
+    pub const REVOKE_CERT: &str = "/revoke-cert";
+    pub const KEY_CHANGE: &str = "/key-change";
+    pub const RENEWAL_INFO: &str = "/renewal-info";
+}
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AcmeState {
+    pub config: Arc<AcmeConfig>,
+    pub ca: Arc<Ca>,
+    pub store: Arc<dyn AcmeStore>,
+}
+
+impl AcmeState {
+    pub fn new(config: AcmeConfig, ca: Arc<Ca>, store: Arc<dyn AcmeStore>) -> Self {
+        Self { config: Arc::new(config), ca, store }
+    }
+
+    /// An absolute URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url)
+    }
+
+    pub fn account_url(&self, id: &str) -> String {
+        self.url(&format!("/acct/{id}"))
+    }
+
+    pub fn orders_url(&self, account_id: &str) -> String {
+        self.url(&format!("/acct/{account_id}/orders"))
+    }
+
+    pub fn order_url(&self, id: &str) -> String {
+        self.url(&format!("/order/{id}"))
+    }
+
+    pub fn finalize_url(&self, id: &str) -> String {
+        self.url(&format!("/order/{id}/finalize"))
+    }
+
+    pub fn authz_url(&self, id: &str) -> String {
+        self.url(&format!("/authz/{id}"))
+    }
+
+    pub fn challenge_url(&self, authz_id: &str, challenge_id: &str) -> String {
+        self.url(&format!("/chall/{authz_id}/{challenge_id}"))
+    }
+
+    pub fn certificate_url(&self, order_id: &str) -> String {
+        self.url(&format!("/cert/{order_id}"))
+    }
+}
+
+/// Removes expired nonces and long-expired orders every `every` (run one per replica, or
+/// one in all: the deletes are idempotent).
+pub fn spawn_housekeeping(state: AcmeState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let retention = std::time::Duration::from_secs(7 * 86_400);
+            match state.store.purge_expired(std::time::SystemTime::now(), retention).await {
+                Ok(n) if n > 0 => tracing::debug!(purged = n, "ACME housekeeping"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "ACME housekeeping failed"),
+            }
+        }
+    })
+}
+
+/// The ACME server's routes. Every response carries a fresh `Replay-Nonce` and a
+/// `Link: <directory>;rel="index"` (RFC 8555 section 7.1).
+pub fn router(state: AcmeState) -> Router {
+    Router::new()
+        .route(paths::DIRECTORY, get(directory::directory))
+        .route(paths::NEW_NONCE, get(nonce::new_nonce).head(nonce::new_nonce))
+        .route(paths::NEW_ACCOUNT, post(account::new_account))
+        .route("/acct/{id}", post(account::account))
+        .route("/acct/{id}/orders", post(account::orders))
+        .route(paths::KEY_CHANGE, post(account::key_change))
+        .route(paths::NEW_ORDER, post(order::new_order))
+        .route("/order/{id}", post(order::order))
+        .route("/order/{id}/finalize", post(finalize::finalize))
+        .route("/authz/{id}", post(authz::authorization))
+        .route("/chall/{authz}/{challenge}", post(authz::challenge))
+        .route("/cert/{id}", post(finalize::certificate))
+        .route(paths::REVOKE_CERT, post(revoke::revoke_cert))
+        .route(&format!("{}/{{cert_id}}", paths::RENEWAL_INFO), get(ari::renewal_info))
+        .fallback(respond::not_found)
+        .method_not_allowed_fallback(respond::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), nonce::replay_nonce_layer))
+        .with_state(state)
+}

@@ -1,0 +1,298 @@
+//! Orders (RFC 8555 section 7.4): newOrder with DNS and IP identifiers, the profile
+//! (ACME profiles extension), requested validity, `replaces` (RFC 9773 section 5), and
+//! the order's life: pending -> ready (all authorizations valid) -> processing -> valid,
+//! or invalid (an authorization failed, the order expired, issuance was refused).
+
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use pkiplane_core::state::acme::{
+    Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, ChallengeType, Identifier, IdentifierType,
+    NewOrderOutcome, Order, OrderStatus,
+};
+use serde_json::{Value, json};
+
+use crate::jws::{self, KeyRule};
+use crate::nonce::random_id;
+use crate::problem::{AcmeError, ProblemType};
+use crate::{AcmeState, ari, authz, identifier, paths, respond, time};
+
+fn status_str(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Pending => "pending",
+        OrderStatus::Ready => "ready",
+        OrderStatus::Processing => "processing",
+        OrderStatus::Valid => "valid",
+        OrderStatus::Invalid => "invalid",
+    }
+}
+
+/// The order object (RFC 8555 section 7.1.3).
+pub fn order_json(state: &AcmeState, o: &Order) -> Value {
+    let mut v = json!({
+        "status": status_str(o.status),
+        "expires": time::format(o.expires),
+        "identifiers": o.identifiers,
+        "authorizations": o.authorizations.iter().map(|a| state.authz_url(a)).collect::<Vec<_>>(),
+        "finalize": state.finalize_url(&o.id),
+        "profile": o.profile,
+    });
+    if let Some(nb) = o.not_before {
+        v["notBefore"] = json!(time::format(nb));
+    }
+    if let Some(na) = o.not_after {
+        v["notAfter"] = json!(time::format(na));
+    }
+    if o.certificate.is_some() && o.status == OrderStatus::Valid {
+        v["certificate"] = json!(state.certificate_url(&o.id));
+    }
+    if let Some(err) = o.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+        v["error"] = err;
+    }
+    if let Some(r) = &o.replaces {
+        v["replaces"] = json!(r.cert_id);
+    }
+    v
+}
+
+pub fn order_response(state: &AcmeState, status: StatusCode, o: &Order) -> Response {
+    respond::with_location(respond::json(status, &order_json(state, o)), &state.order_url(&o.id))
+}
+
+/// The challenge types offered for an identifier: wildcards only by dns-01 (RFC 8555
+/// section 7.1.3), IP addresses only by http-01 (RFC 8738 section 7), tls-alpn-01 for
+/// DNS names (RFC 8737 section 3).
+pub fn offered(state: &AcmeState, id: &Identifier, wildcard: bool) -> Vec<ChallengeType> {
+    state
+        .config
+        .challenges
+        .iter()
+        .copied()
+        .filter(|c| match (id.kind, c) {
+            (IdentifierType::Dns, ChallengeType::Dns01) => true,
+            (IdentifierType::Dns, _) => !wildcard,
+            (IdentifierType::Ip, ChallengeType::Http01) => true,
+            (IdentifierType::Ip, _) => false,
+        })
+        .collect()
+}
+
+fn parse_time(payload: &Value, field: &str) -> Result<Option<SystemTime>, AcmeError> {
+    match payload.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => time::parse(s)
+            .map(Some)
+            .ok_or_else(|| AcmeError::malformed(format!("`{field}` is not an RFC 3339 date-time: `{s}`"))),
+        Some(_) => Err(AcmeError::malformed(format!("`{field}` must be a string"))),
+    }
+}
+
+/// The exposed profile label an order uses (ACME profiles extension).
+fn choose_profile(state: &AcmeState, payload: &Value) -> Result<String, AcmeError> {
+    let offered = || state.config.profiles.iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(", ");
+    let label = match payload.get("profile") {
+        None | Some(Value::Null) => state.config.default_profile.clone().ok_or_else(|| {
+            AcmeError::new(
+                ProblemType::InvalidProfile,
+                format!("this server has no default profile; name one of: {}", offered()),
+            )
+        })?,
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(AcmeError::malformed("`profile` must be a string")),
+    };
+    if state.config.profile(&label).is_none() {
+        return Err(AcmeError::new(
+            ProblemType::InvalidProfile,
+            format!("profile `{label}` is not offered by this server (offered: {})", offered()),
+        ));
+    }
+    Ok(label)
+}
+
+/// newOrder (RFC 8555 section 7.4).
+pub async fn new_order(State(state): State<AcmeState>, headers: HeaderMap, body: Body) -> Result<Response, AcmeError> {
+    let body = respond::read_body(body).await?;
+    let url = state.url(paths::NEW_ORDER);
+    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Kid).await?;
+    let account = req.account()?.clone();
+    let payload = req.json()?;
+    let identifiers = identifier::parse_list(payload.get("identifiers"))?;
+    let profile = choose_profile(&state, &payload)?;
+    let not_before = parse_time(&payload, "notBefore")?;
+    let not_after = parse_time(&payload, "notAfter")?;
+    if let (Some(nb), Some(na)) = (not_before, not_after)
+        && na <= nb
+    {
+        return Err(AcmeError::malformed("`notAfter` must be later than `notBefore`"));
+    }
+    let replaces = match payload.get("replaces") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(cert_id)) => Some(ari::replaced_certificate(&state, &account, cert_id).await?),
+        Some(_) => return Err(AcmeError::malformed("`replaces` must be a certificate identifier string")),
+    };
+
+    let now = SystemTime::now();
+    let expires = now + state.config.order_lifetime;
+    let mut authz_ids = Vec::with_capacity(identifiers.len());
+    let mut new_authzs = Vec::new();
+    for id in &identifiers {
+        let (authz_id, wildcard) = identifier::authz_identifier(id);
+        let types = offered(&state, &authz_id, wildcard);
+        if types.is_empty() {
+            return Err(AcmeError::new(
+                ProblemType::RejectedIdentifier,
+                format!("no challenge type this endpoint offers can validate {}", id.value),
+            )
+            .with_subproblem(ProblemType::RejectedIdentifier, "no usable challenge type", id.clone()));
+        }
+        if state.config.authz_reuse.is_some()
+            && let Some(existing) = state.store.valid_authorization(&account.id, &authz_id, wildcard, now).await?
+        {
+            authz_ids.push(existing.id);
+            continue;
+        }
+        let authz = Authorization {
+            id: random_id(),
+            account_id: account.id.clone(),
+            identifier: authz_id,
+            wildcard,
+            status: AuthzStatus::Pending,
+            expires,
+            challenges: types
+                .into_iter()
+                .map(|kind| Challenge {
+                    id: random_id(),
+                    kind,
+                    token: random_id(),
+                    status: ChallengeStatus::Pending,
+                    validated: None,
+                    processing_since: None,
+                    error: None,
+                })
+                .collect(),
+            created_at: now,
+            version: 0,
+        };
+        authz_ids.push(authz.id.clone());
+        new_authzs.push(authz);
+    }
+    let order = Order {
+        id: random_id(),
+        account_id: account.id.clone(),
+        status: OrderStatus::Pending,
+        expires,
+        identifiers,
+        profile,
+        not_before,
+        not_after,
+        authorizations: authz_ids,
+        error: None,
+        certificate: None,
+        replaces,
+        created_at: now,
+        version: 0,
+    };
+    match state.store.create_order(&order, &new_authzs).await? {
+        NewOrderOutcome::Created => {}
+        NewOrderOutcome::AlreadyReplaced(other) => {
+            return Err(AcmeError::new(
+                ProblemType::AlreadyReplaced,
+                format!("the certificate is already being replaced by order {}", state.order_url(&other)),
+            ));
+        }
+    }
+    // Reused authorizations can make the order ready at once.
+    let order = refresh(&state, order).await?;
+    Ok(order_response(&state, StatusCode::CREATED, &order))
+}
+
+/// The order, owned by `account`.
+pub async fn owned_order(state: &AcmeState, id: &str, account: &Account) -> Result<Order, AcmeError> {
+    let order = state.store.order(id).await?.ok_or_else(|| AcmeError::not_found("the order"))?;
+    if order.account_id != account.id {
+        return Err(AcmeError::unauthorized("the order belongs to another account"));
+    }
+    Ok(order)
+}
+
+/// Brings a pending or ready order's status up to date with its authorizations and its
+/// expiry, storing the change (compare-and-set, re-read on conflict).
+pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeError> {
+    for _ in 0..5 {
+        let now = SystemTime::now();
+        let next = match order.status {
+            OrderStatus::Pending | OrderStatus::Ready if order.expires <= now => Some((
+                OrderStatus::Invalid,
+                Some(AcmeError::malformed("the order expired before it was finalized").to_json()),
+            )),
+            OrderStatus::Pending => pending_outcome(state, &order, now).await?,
+            _ => None,
+        };
+        let Some((status, error)) = next else {
+            return Ok(order);
+        };
+        let mut updated = order.clone();
+        updated.status = status;
+        updated.error = error;
+        if state.store.update_order(&updated).await? {
+            updated.version += 1;
+            return Ok(updated);
+        }
+        order = state.store.order(&order.id).await?.ok_or_else(|| AcmeError::not_found("the order"))?;
+    }
+    Ok(order)
+}
+
+/// What a pending order becomes given its authorizations (None: still pending).
+async fn pending_outcome(
+    state: &AcmeState,
+    order: &Order,
+    now: SystemTime,
+) -> Result<Option<(OrderStatus, Option<String>)>, AcmeError> {
+    let mut all_valid = true;
+    for id in &order.authorizations {
+        let a =
+            state.store.authorization(id).await?.ok_or_else(|| AcmeError::internal("an authorization is missing"))?;
+        match authz::effective_status(&a, now) {
+            AuthzStatus::Valid => {}
+            AuthzStatus::Pending => all_valid = false,
+            other => return Ok(Some((OrderStatus::Invalid, Some(failed_authz_problem(&a, other))))),
+        }
+    }
+    Ok(all_valid.then_some((OrderStatus::Ready, None)))
+}
+
+/// The order's error when an authorization failed: the challenge's problem, with the
+/// identifier as a subproblem.
+fn failed_authz_problem(a: &Authorization, status: AuthzStatus) -> String {
+    let from_challenge = a.challenges.iter().find_map(|c| c.error.as_deref());
+    let mut doc: Value = from_challenge.and_then(|e| serde_json::from_str(e).ok()).unwrap_or_else(|| {
+        serde_json::from_str(
+            &AcmeError::unauthorized(format!("the authorization for {} is {}", a.identifier.value, status.as_str()))
+                .to_json(),
+        )
+        .unwrap_or(Value::Null)
+    });
+    let sub = json!([{ "type": doc["type"].clone(), "detail": doc["detail"].clone(), "identifier": a.identifier }]);
+    doc["subproblems"] = sub;
+    doc.to_string()
+}
+
+/// POST-as-GET of an order.
+pub async fn order(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AcmeError> {
+    let body = respond::read_body(body).await?;
+    let req = jws::verify_request(&state, &headers, &body, &state.order_url(&id), KeyRule::Kid).await?;
+    if !req.post_as_get() {
+        return Err(AcmeError::malformed("orders are read with POST-as-GET (an empty payload)"));
+    }
+    let order = refresh(&state, owned_order(&state, &id, req.account()?).await?).await?;
+    Ok(order_response(&state, StatusCode::OK, &order))
+}

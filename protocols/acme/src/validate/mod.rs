@@ -1,0 +1,153 @@
+//! Challenge validation (RFC 8555 section 8), run in the background after a client
+//! responds to a challenge: http-01 (8.3), dns-01 (8.4), tls-alpn-01 (RFC 8737).
+//!
+//! Each attempt is bounded (connect and total timeouts); failures are retried with
+//! exponential backoff a few times before the challenge, and with it the authorization,
+//! becomes invalid with a problem naming what was seen. Names under `.localhost` (and
+//! `localhost` itself) resolve to loopback (RFC 6761 section 6.3) without asking DNS.
+
+mod dns01;
+pub mod dns_client;
+mod http01;
+pub mod tls;
+mod tls_alpn01;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::SystemTime;
+
+use pkiplane_core::state::acme::{Authorization, AuthzStatus, ChallengeStatus, ChallengeType};
+use tokio::net::TcpStream;
+
+use crate::AcmeState;
+use crate::config::ValidationSettings;
+use crate::problem::{AcmeError, ProblemType};
+
+/// Starts validating `challenge_id` of `authz` (already marked processing).
+pub fn spawn(state: AcmeState, authz: Authorization, challenge_id: String, thumbprint: String) {
+    tokio::spawn(async move {
+        let outcome = attempts(&state, &authz, &challenge_id, &thumbprint).await;
+        if let Err(e) = record(&state, &authz.id, &challenge_id, outcome).await {
+            tracing::warn!(authz = %authz.id, error = %e, "could not record a challenge outcome");
+        }
+    });
+}
+
+async fn attempts(
+    state: &AcmeState,
+    authz: &Authorization,
+    challenge_id: &str,
+    thumbprint: &str,
+) -> Result<(), AcmeError> {
+    let Some(ch) = authz.challenges.iter().find(|c| c.id == challenge_id) else {
+        return Err(AcmeError::internal("the challenge disappeared"));
+    };
+    let key_authorization = format!("{}.{thumbprint}", ch.token);
+    let settings = &state.config.validation;
+    let mut last = Err(AcmeError::internal("no validation attempt was made"));
+    for attempt in 0..settings.attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(settings.backoff.saturating_mul(1 << (attempt - 1).min(8))).await;
+        }
+        let once = async {
+            match ch.kind {
+                ChallengeType::Http01 => {
+                    http01::validate(state, &authz.identifier.value, &ch.token, &key_authorization).await
+                }
+                ChallengeType::Dns01 => dns01::validate(state, &authz.identifier.value, &key_authorization).await,
+                ChallengeType::TlsAlpn01 => {
+                    tls_alpn01::validate(state, &authz.identifier.value, &key_authorization).await
+                }
+            }
+        };
+        last = tokio::time::timeout(settings.attempt_timeout, once).await.unwrap_or_else(|_| {
+            Err(AcmeError::new(
+                ProblemType::Connection,
+                format!("validation of {} timed out after {:?}", authz.identifier.value, settings.attempt_timeout),
+            ))
+        });
+        match &last {
+            Ok(()) => break,
+            Err(e) => tracing::debug!(
+                authz = %authz.id, challenge = ch.kind.as_str(), attempt, problem = e.kind.name(),
+                detail = %e.detail, "challenge validation attempt failed"
+            ),
+        }
+    }
+    last
+}
+
+/// Stores the outcome on the challenge and its authorization.
+async fn record(
+    state: &AcmeState,
+    authz_id: &str,
+    challenge_id: &str,
+    outcome: Result<(), AcmeError>,
+) -> Result<(), AcmeError> {
+    for _ in 0..10 {
+        let Some(mut a) = state.store.authorization(authz_id).await? else { return Ok(()) };
+        let Some(idx) = a.challenges.iter().position(|c| c.id == challenge_id) else { return Ok(()) };
+        if a.challenges[idx].status != ChallengeStatus::Processing || a.status != AuthzStatus::Pending {
+            return Ok(()); // deactivated meanwhile, or recorded by another replica
+        }
+        let now = SystemTime::now();
+        match &outcome {
+            Ok(()) => {
+                a.challenges[idx].status = ChallengeStatus::Valid;
+                a.challenges[idx].validated = Some(now);
+                a.status = AuthzStatus::Valid;
+                if let Some(reuse) = state.config.authz_reuse {
+                    a.expires = a.expires.max(now + reuse);
+                }
+            }
+            Err(e) => {
+                a.challenges[idx].status = ChallengeStatus::Invalid;
+                a.challenges[idx].error = Some(e.to_json());
+                a.status = AuthzStatus::Invalid;
+            }
+        }
+        if state.store.update_authorization(&a).await? {
+            tracing::info!(
+                authz = %authz_id, identifier = %a.identifier.value, valid = outcome.is_ok(),
+                "challenge validation finished"
+            );
+            return Ok(());
+        }
+    }
+    Err(AcmeError::unavailable("the authorization kept changing"))
+}
+
+/// Addresses of `host` (a DNS name or an IP literal) at `port`.
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, AcmeError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| AcmeError::new(ProblemType::Dns, format!("looking up {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(AcmeError::new(ProblemType::Dns, format!("{host} has no A or AAAA records")));
+    }
+    Ok(addrs)
+}
+
+/// Connects to the first address that answers within the connect timeout.
+pub async fn connect(addrs: &[SocketAddr], settings: &ValidationSettings) -> Result<TcpStream, AcmeError> {
+    let mut errors = Vec::new();
+    for addr in addrs {
+        match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => errors.push(format!("{addr}: {e}")),
+            Err(_) => errors.push(format!("{addr}: no answer within {:?}", settings.connect_timeout)),
+        }
+    }
+    Err(AcmeError::new(ProblemType::Connection, format!("could not connect: {}", errors.join("; "))))
+}

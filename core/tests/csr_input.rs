@@ -128,3 +128,14 @@ fn every_truncation_of_a_real_csr_errors_without_panicking() {
         }
     }
 }
+
+#[test]
+fn signature_is_checked_over_the_bytes_as_received() {
+    // Captured from micromdm's scepclient (Go): its certificationRequestInfo lists the
+    // extensionRequest before challengePassword, which is not DER's sorted SET OF order.
+    // `openssl req -verify` accepts it; so must we.
+    let pem = include_bytes!("vectors/go-unsorted-attributes.csr.pem");
+    let c = parse(pem);
+    assert_eq!(c.sans, vec![pkiplane_core::x509::San::Dns("dev1.example.com".into())]);
+    assert_eq!(c.challenge_password.as_deref().map(|s| s.as_str()), Some("scep-demo-challenge"));
+}

@@ -20,6 +20,7 @@ mod migrations;
 mod query;
 mod read;
 mod rows;
+mod scep;
 mod write;
 mod writer;
 

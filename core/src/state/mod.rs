@@ -6,3 +6,5 @@
 //! the traits (SQLite), and each module has an in-memory implementation for unit tests.
 
 pub mod acme;
+pub mod est;
+pub mod scep;

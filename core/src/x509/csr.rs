@@ -17,6 +17,7 @@ use x509_cert::request::CertReq;
 use zeroize::Zeroizing;
 
 use super::names::{NameAttribute, attribute_value_text, name_attributes};
+use super::cert::Signed;
 use super::pem::{MAX_INPUT, PemError, pem_or_der};
 use super::{San, extensions::SUBJECT_ALT_NAME_OID};
 use crate::keys::algorithm::ID_ED25519;
@@ -113,7 +114,12 @@ impl ParsedCsr {
             return Err(CsrError::TooLarge(der.len()));
         }
         let req = CertReq::from_der(der).map_err(|e| CsrError::Der(e.to_string()))?;
-        let info_der = req.info.to_der().map_err(|e| CsrError::Der(e.to_string()))?;
+        // The signature covers the requester's own encoding of certificationRequestInfo.
+        // Re-encoding the decoded value would sort SET OF attributes into DER order, and
+        // clients that emit them unsorted (Go's x509, hence many SCEP clients) would fail
+        // proof of possession: verify over the bytes as received.
+        let signed = Signed::from_der(der).map_err(|e| CsrError::Der(e.to_string()))?;
+        let info_der = signed.tbs.to_der().map_err(|e| CsrError::Der(e.to_string()))?;
         let spki_der = req.info.public_key.to_der().map_err(|e| CsrError::Der(e.to_string()))?;
         let spki_ref = SubjectPublicKeyInfoRef::from_der(&spki_der).map_err(|e| CsrError::Der(e.to_string()))?;
         let key = PublicKeyInfo::from_spki(&spki_ref);

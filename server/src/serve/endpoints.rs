@@ -4,11 +4,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, anyhow};
-use pkiplane_api::Manifests;
+use pkiplane_api::{FieldError, Manifests};
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::ObjectRef;
+use pkiplane_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -28,22 +31,68 @@ pub struct EndpointContext<'a> {
     pub ca: &'a Arc<Ca>,
     /// Scheme, host and port clients use, e.g. `https://localhost:14000`.
     pub base_url: String,
-    pub data_dir: &'a Path,
+    /// The data directory's store: inventory and protocol state.
+    pub store: Arc<SqliteStore>,
 }
 
-/// The routes of a protocol, or `None` when this build does not serve it yet.
+/// The routes of a protocol and the URLs to announce, or `None` when this build does
+/// not serve the protocol yet.
 type RouterResult = Result<Option<(axum::Router, Vec<String>)>>;
 
-fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
+async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
+    let fields = |e: Vec<FieldError>| anyhow!("{}", FieldError::join(&e));
     match ctx.endpoint.spec.protocol {
-        EndpointProtocol::Acme | EndpointProtocol::Est | EndpointProtocol::Scep | EndpointProtocol::Cmp => Ok(None),
+        EndpointProtocol::Acme => {
+            let config =
+                pkiplane_acme::AcmeConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
+            let store: Arc<dyn pkiplane_core::state::acme::AcmeStore> = ctx.store.clone();
+            let state = pkiplane_acme::AcmeState::new(config, ctx.ca.clone(), store);
+            pkiplane_acme::spawn_housekeeping(state.clone(), HOUSEKEEPING);
+            Ok(Some((pkiplane_acme::router(state), vec![format!("{}/directory", ctx.base_url)])))
+        }
+        EndpointProtocol::Est => {
+            let config = pkiplane_est::EstConfig::from_resource(ctx.endpoint, ctx.manifests, ctx.ca, &ctx.base_url)
+                .map_err(fields)?;
+            let urls = config.urls();
+            // Failed-login counters are per process (see the EST README).
+            let failures = Arc::new(pkiplane_core::state::est::memory::MemoryAuthFailures::new());
+            let state = pkiplane_est::EstState::new(config, ctx.ca.clone(), failures);
+            Ok(Some((pkiplane_est::router(state), urls)))
+        }
+        EndpointProtocol::Scep => {
+            let config =
+                pkiplane_scep::ScepConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
+            for w in pkiplane_scep::containment::shared_profile_warnings(ctx.endpoint, &ctx.manifests.endpoints) {
+                tracing::warn!(endpoint = %ctx.id, "{w}");
+            }
+            let retention = config.replay_retention;
+            let store: Arc<dyn pkiplane_core::state::scep::ScepStore> = ctx.store.clone();
+            let state = pkiplane_scep::ScepState::start(config, ctx.ca.clone(), store.clone())
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(HOUSEKEEPING);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store.purge_expired(std::time::SystemTime::now(), retention).await {
+                        tracing::warn!(error = %e, "SCEP housekeeping failed");
+                    }
+                }
+            });
+            Ok(Some((pkiplane_scep::router(state), vec![format!("{}/scep", ctx.base_url)])))
+        }
+        EndpointProtocol::Cmp => Ok(None),
     }
 }
+
+/// How often protocol state past its retention is purged.
+const HOUSEKEEPING: Duration = Duration::from_secs(600);
 
 /// Starts every endpoint this build can serve; the others are reported, not hidden.
 pub async fn start_all(
     manifests: &Manifests,
     ca: &Arc<Ca>,
+    store: &Arc<SqliteStore>,
     data_dir: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Started> {
@@ -53,18 +102,20 @@ pub async fn start_all(
             ep.metadata.namespace.as_deref().unwrap_or("default"),
             ep.metadata.name.as_deref().unwrap_or(""),
         );
-        start_one(&id, ep, manifests, ca, data_dir, shutdown.clone(), &mut started)
+        start_one(&id, ep, manifests, ca, store, data_dir, shutdown.clone(), &mut started)
             .await
             .with_context(|| format!("EnrollmentEndpoint {id}"))?;
     }
     Ok(started)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn start_one(
     id: &ObjectRef,
     ep: &EnrollmentEndpoint,
     manifests: &Manifests,
     ca: &Arc<Ca>,
+    store: &Arc<SqliteStore>,
     data_dir: &Path,
     shutdown: watch::Receiver<bool>,
     started: &mut Started,
@@ -95,9 +146,9 @@ async fn start_one(
         manifests,
         ca,
         base_url: format!("{scheme}://{host}:{}", bound.port()),
-        data_dir,
+        store: store.clone(),
     };
-    let Some((router, urls)) = protocol_router(&ctx)? else {
+    let Some((router, urls)) = protocol_router(&ctx).await? else {
         tracing::warn!(
             endpoint = %id,
             protocol = ?ep.spec.protocol,

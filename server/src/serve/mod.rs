@@ -49,7 +49,9 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     for w in &manifests.warnings {
         tracing::warn!("{w}");
     }
-    let store = crate::commands::open_store_rw(&args.data_dir).await?;
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let store = crate::commands::open_store_rw(&data_dir).await?;
     let (ca, report) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
     for id in &report.created {
         tracing::info!(issuer = %id, "created CA");
@@ -64,7 +66,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let publish_url = format!("http://{}", publish_listener.local_addr()?);
     let mut tasks = vec![tokio::spawn(serve_router(publish_listener, publish.router(), shutdown_rx.clone()))];
 
-    let started = endpoints::start_all(&manifests, &ca, &args.data_dir, shutdown_rx.clone()).await?;
+    let started = endpoints::start_all(&manifests, &ca, &store, &data_dir, shutdown_rx.clone()).await?;
     for s in &started.running {
         println!("{}/{} {} {}", s.namespace, s.name, s.protocol, s.urls.join(" "));
     }
@@ -102,7 +104,7 @@ pub(crate) async fn serve_router(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move { shutdown_requested(&mut shutdown).await })
         .await?;
     Ok(())

@@ -183,7 +183,10 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            let service = TowerToHyperService::new(router.layer(axum::Extension(peer_of(tls.get_ref().1))));
+            let router = router
+                .layer(axum::Extension(peer_of(tls.get_ref().1)))
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let service = TowerToHyperService::new(router);
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
             if let Err(e) = watcher.watch(conn).await {

@@ -1,0 +1,117 @@
+//! pkiplane's own signing certificate for server-generated key packages. RFC 7030 4.4.2
+//! has an encrypted private key returned inside a SignedData "signed by the party that
+//! generated the private key": that is this endpoint, so it holds a short-lived
+//! certificate of its own, issued by the profile's Issuer through the normal pipeline
+//! (it lands in the inventory like every other) and renewed when half its life is gone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pkiplane_core::issuance::{Ca, IssuanceRequest};
+use pkiplane_core::keys::{CaSigner, KeyAlgorithm, generate_key};
+use pkiplane_core::model::{ObjectRef, Protocol, Requester};
+use pkiplane_core::policy::RequestedValidity;
+use pkiplane_core::profile::*;
+use pkiplane_core::x509::KeyUsageBit;
+use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
+use pkiplane_core::x509::csr_build::build_csr;
+use pkiplane_core::x509::names::{SubjectAttribute, build_name};
+
+/// Lifetime of a key-package signing certificate.
+const LIFETIME: Duration = Duration::from_secs(7 * 86_400);
+
+/// A signing key with its certificate and the chain above it.
+pub struct KeyPackageSigner {
+    pub signer: CaSigner,
+    pub cert_der: Vec<u8>,
+    /// The signer's certificate followed by its issuer's chain.
+    pub certs: Vec<Vec<u8>>,
+    pub not_after: SystemTime,
+}
+
+/// Signers per (endpoint, issuer), made on first use.
+#[derive(Default)]
+pub struct KeyPackageSigners {
+    by_issuer: tokio::sync::Mutex<HashMap<ObjectRef, Arc<KeyPackageSigner>>>,
+}
+
+impl KeyPackageSigners {
+    /// The signer for `issuer`, issuing a fresh certificate when there is none or the
+    /// current one is past half its life.
+    pub async fn get(
+        &self,
+        ca: &Ca,
+        endpoint: &ObjectRef,
+        issuer: &ObjectRef,
+    ) -> Result<Arc<KeyPackageSigner>, String> {
+        let mut map = self.by_issuer.lock().await;
+        let now = SystemTime::now();
+        if let Some(s) = map.get(issuer)
+            && s.not_after > now + LIFETIME / 2
+        {
+            return Ok(s.clone());
+        }
+        let signer = Arc::new(issue_signer(ca, endpoint, issuer).await?);
+        map.insert(issuer.clone(), signer.clone());
+        Ok(signer)
+    }
+}
+
+async fn issue_signer(ca: &Ca, endpoint: &ObjectRef, issuer_id: &ObjectRef) -> Result<KeyPackageSigner, String> {
+    let issuer = ca.issuer(issuer_id).ok_or_else(|| format!("issuer {issuer_id} is not loaded"))?;
+    let key = generate_key(KeyAlgorithm::EcdsaP256).map_err(|e| e.to_string())?;
+    let cn = format!("pkiplane EST key generation {endpoint}");
+    let subject = build_name(&[(SubjectAttribute::CommonName, cn)])?;
+    let csr = ParsedCsr::from_der(&build_csr(&key, &subject, &[]).map_err(|e| e.to_string())?, CsrOptions::default())
+        .map_err(|e| e.to_string())?;
+    let profile = signer_profile(endpoint, issuer_id.clone());
+    let req = IssuanceRequest {
+        csr,
+        profile: profile.id.clone(),
+        requester: Requester::new(Protocol::Local, "pkiplane-est").at_endpoint(endpoint.clone()),
+        requested: RequestedValidity::default(),
+        renewal_of: None,
+    };
+    let issued = ca.issue_internal(req, profile).await.map_err(|e| e.to_string())?;
+    let mut certs = vec![issued.der.clone()];
+    certs.extend(std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()));
+    Ok(KeyPackageSigner {
+        signer: CaSigner::new(&key).map_err(|e| e.to_string())?,
+        cert_der: issued.der,
+        certs,
+        not_after: issued.record.not_after,
+    })
+}
+
+/// The internal profile key-package signing certificates are issued under.
+fn signer_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
+    Profile {
+        id: ObjectRef::new(&endpoint.namespace, format!("{}.est-keygen-signer", endpoint.name)),
+        description: format!("signs server-generated key packages of EST endpoint {endpoint}"),
+        issuer,
+        keys: KeyPolicy::default(),
+        validity: ValidityPolicy { duration: LIFETIME, max: LIFETIME, backdate: Duration::from_secs(300) },
+        renewal: RenewalPolicy::RemainingFraction(0.5),
+        subject: SubjectPolicy {
+            rules: vec![SubjectRule {
+                attribute: SubjectAttribute::CommonName,
+                presence: Presence::Required,
+                value: None,
+                source: ValueSource::Csr,
+                must_match_san: false,
+                pattern: None,
+            }],
+            unlisted: UnlistedAttributes::Refuse,
+        },
+        sans: SanPolicy::default(),
+        key_usage: vec![KeyUsageBit::DigitalSignature],
+        extended_key_usage: vec![],
+        crl_distribution_points: vec![],
+        ca_issuers_urls: vec![],
+        ocsp_urls: vec![],
+        csr_extensions: CsrExtensionPolicy::default(),
+        requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
+        approval_required: false,
+    }
+}

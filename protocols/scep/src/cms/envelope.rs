@@ -1,0 +1,208 @@
+//! pkcsPKIEnvelope (RFC 8894 section 3.2.2): CMS EnvelopedData with one key-transport
+//! recipient per RA/CA certificate.
+//!
+//! ```text
+//! EnvelopedData ::= SEQUENCE {
+//!   version CMSVersion,                    -- 0
+//!   recipientInfos RecipientInfos,         -- KeyTransRecipientInfo, rsaEncryption
+//!   encryptedContentInfo EncryptedContentInfo {
+//!     contentType id-data,
+//!     contentEncryptionAlgorithm { aes128-CBC | aes256-CBC | des-ede3-cbc | desCBC, IV },
+//!     encryptedContent [0] IMPLICIT OCTET STRING } }
+//! ```
+//! (RFC 5652 section 6.1, RFC 3370 section 4.2.1 for RSA PKCS#1 v1.5 key transport).
+//!
+//! RSA decryption uses the `rsa` crate with blinding. A key-transport failure is not
+//! reported differently from a content-decryption failure (both are badMessageCheck and
+//! the content is still "decrypted" with a random key), so the reply is no padding oracle.
+
+use aes::{Aes128, Aes192, Aes256};
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
+};
+use const_oid::db::rfc5912::RSA_ENCRYPTION;
+use der::asn1::{Any, Null, OctetString};
+use der::{Decode, Encode};
+use des::{Des, TdesEde3};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use zeroize::Zeroizing;
+
+use super::{decode_ber_or_der, random_bytes};
+use crate::algorithms::ContentAlg;
+use crate::error::ScepError;
+use crate::message::{ID_DATA, ID_ENVELOPED_DATA};
+
+/// Opens a pkcsPKIEnvelope addressed to `ra_cert`, returning the content and the
+/// algorithm it was encrypted with.
+pub fn open(
+    der: &[u8],
+    ra_cert: &Certificate,
+    ra_key: &RsaPrivateKey,
+    legacy: bool,
+) -> Result<(Zeroizing<Vec<u8>>, ContentAlg), ScepError> {
+    // An envelope that cannot be decoded cannot be opened: badMessageCheck, like one
+    // addressed to another RA. (Debian's scep 2.1.0 client lands here: its
+    // encryptedContent is a BER constructed [0], which the `der` crate's BER mode does
+    // not read.)
+    let ci: ContentInfo =
+        decode_ber_or_der(der).map_err(|e| ScepError::BadMessageCheck(format!("pkcsPKIEnvelope: {e}")))?;
+    if ci.content_type != ID_ENVELOPED_DATA {
+        return Err(ScepError::BadRequest(format!(
+            "pkcsPKIEnvelope content type {} is not envelopedData",
+            ci.content_type
+        )));
+    }
+    let env: EnvelopedData = ci
+        .content
+        .decode_as()
+        .or_else(|_| decode_ber_or_der(&ci.content.to_der()?))
+        .map_err(|e: ScepError| ScepError::BadMessageCheck(format!("EnvelopedData cannot be decoded: {e}")))?;
+    let eci = &env.encrypted_content;
+    let alg = ContentAlg::from_oid(&eci.content_enc_alg.oid, legacy)?;
+    let iv = eci
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<OctetString>().ok())
+        .filter(|iv| iv.as_bytes().len() == alg.iv_len())
+        .ok_or_else(|| ScepError::BadRequest(format!("{} without a valid IV parameter", alg.name())))?;
+    let ciphertext = eci
+        .encrypted_content
+        .as_ref()
+        .ok_or_else(|| ScepError::BadRequest("EnvelopedData without encryptedContent".into()))?;
+
+    let ktri = env
+        .recip_infos
+        .0
+        .iter()
+        .find_map(|ri| match ri {
+            RecipientInfo::Ktri(k) if recipient_matches(ra_cert, &k.rid) => Some(k),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ScepError::BadMessageCheck("the message is not encrypted to this endpoint's RA certificate".into())
+        })?;
+    if ktri.key_enc_alg.oid != RSA_ENCRYPTION {
+        return Err(ScepError::BadAlg(format!(
+            "key transport algorithm {} (expected rsaEncryption)",
+            ktri.key_enc_alg.oid
+        )));
+    }
+    let mut rng = rand_core::OsRng;
+    let cek = match ra_key.decrypt_blinded(&mut rng, Pkcs1v15Encrypt, ktri.enc_key.as_bytes()) {
+        Ok(k) if k.len() == alg.key_len() => Some(Zeroizing::new(k)),
+        _ => None,
+    };
+    let key_ok = cek.is_some();
+    let cek = match cek {
+        Some(k) => k,
+        None => Zeroizing::new(random_bytes(alg.key_len())?),
+    };
+    let plain = decrypt(alg, &cek, iv.as_bytes(), ciphertext.as_bytes());
+    match plain {
+        Some(p) if key_ok => Ok((p, alg)),
+        _ => Err(ScepError::BadMessageCheck("the envelope cannot be decrypted".into())),
+    }
+}
+
+/// Encrypts `content` to `recipient` (its RSA key) with `alg`, as a ContentInfo DER.
+pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<Vec<u8>, ScepError> {
+    let tbs = recipient.tbs_certificate();
+    let spki_der = tbs.subject_public_key_info().to_der()?;
+    let key = RsaPublicKey::from_public_key_der(&spki_der)
+        .map_err(|_| ScepError::BadAlg("the requester's certificate has no RSA key to encrypt the reply to".into()))?;
+    let cek = Zeroizing::new(random_bytes(alg.key_len())?);
+    let iv = random_bytes(alg.iv_len())?;
+    let ciphertext = encrypt(alg, &cek, &iv, content);
+    let enc_key = key
+        .encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek)
+        .map_err(|e| ScepError::Internal(format!("RSA key transport: {e}")))?;
+    let rid = RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: tbs.issuer().clone(),
+        serial_number: tbs.serial_number().clone(),
+    });
+    let ktri = KeyTransRecipientInfo {
+        version: CmsVersion::V0,
+        rid,
+        key_enc_alg: AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(Any::from(Null)) },
+        enc_key: OctetString::new(enc_key)?,
+    };
+    let env = EnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos::try_from(vec![RecipientInfo::Ktri(ktri)])?,
+        encrypted_content: EncryptedContentInfo {
+            content_type: ID_DATA,
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: alg.oid(),
+                parameters: Some(Any::encode_from(&OctetString::new(iv)?)?),
+            },
+            encrypted_content: Some(OctetString::new(ciphertext)?),
+        },
+        unprotected_attrs: None,
+    };
+    let ci = ContentInfo { content_type: ID_ENVELOPED_DATA, content: Any::encode_from(&env)? };
+    Ok(ci.to_der()?)
+}
+
+fn recipient_matches(cert: &Certificate, rid: &RecipientIdentifier) -> bool {
+    let tbs = cert.tbs_certificate();
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+            tbs.issuer() == &ias.issuer && tbs.serial_number() == &ias.serial_number
+        }
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+            matches!(tbs.get_extension::<SubjectKeyIdentifier>(), Ok(Some((_, k))) if k == *ski)
+        }
+    }
+}
+
+fn decrypt(alg: ContentAlg, key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    fn run<C: BlockDecryptMut + KeyIvInit>(key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        C::new_from_slices(key, iv).ok()?.decrypt_padded_vec_mut::<Pkcs7>(ct).ok().map(Zeroizing::new)
+    }
+    match alg {
+        ContentAlg::Aes128Cbc => run::<cbc::Decryptor<Aes128>>(key, iv, ct),
+        ContentAlg::Aes192Cbc => run::<cbc::Decryptor<Aes192>>(key, iv, ct),
+        ContentAlg::Aes256Cbc => run::<cbc::Decryptor<Aes256>>(key, iv, ct),
+        ContentAlg::DesEde3Cbc => run::<cbc::Decryptor<TdesEde3>>(key, iv, ct),
+        ContentAlg::DesCbc => run::<cbc::Decryptor<Des>>(key, iv, ct),
+    }
+}
+
+fn encrypt(alg: ContentAlg, key: &[u8], iv: &[u8], pt: &[u8]) -> Vec<u8> {
+    fn run<C: BlockEncryptMut + KeyIvInit>(key: &[u8], iv: &[u8], pt: &[u8]) -> Vec<u8> {
+        // Key and IV lengths come from `alg`, so construction cannot fail.
+        C::new_from_slices(key, iv).map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(pt)).unwrap_or_default()
+    }
+    match alg {
+        ContentAlg::Aes128Cbc => run::<cbc::Encryptor<Aes128>>(key, iv, pt),
+        ContentAlg::Aes192Cbc => run::<cbc::Encryptor<Aes192>>(key, iv, pt),
+        ContentAlg::Aes256Cbc => run::<cbc::Encryptor<Aes256>>(key, iv, pt),
+        ContentAlg::DesEde3Cbc => run::<cbc::Encryptor<TdesEde3>>(key, iv, pt),
+        ContentAlg::DesCbc => run::<cbc::Encryptor<Des>>(key, iv, pt),
+    }
+}
+
+/// Decodes an EnvelopedData recipient list's identifiers (for diagnostics and tests).
+pub fn recipients(der: &[u8]) -> Result<Vec<RecipientIdentifier>, ScepError> {
+    let ci = ContentInfo::from_der(der).map_err(|e| ScepError::BadRequest(e.to_string()))?;
+    let env: EnvelopedData = ci.content.decode_as().map_err(|e: der::Error| ScepError::BadRequest(e.to_string()))?;
+    Ok(env
+        .recip_infos
+        .0
+        .iter()
+        .filter_map(|r| match r {
+            RecipientInfo::Ktri(k) => Some(k.rid.clone()),
+            _ => None,
+        })
+        .collect())
+}

@@ -1,0 +1,81 @@
+//! Containment of SCEP endpoints (the issue's "contained and made safe"): checks that
+//! refuse to start an endpoint whose profiles are unsuitable, and warnings for status.
+//!
+//! * Every exposed profile must exist and be signed by one Issuer: GetCACert names one
+//!   CA, and the RA certificate is issued by it.
+//! * A profile whose certificates live longer than the SCEP cap (default 1 year) is
+//!   refused unless the endpoint sets `allowLongValidity`: shared challenge passwords make
+//!   SCEP a weak authenticator, so what it hands out should expire soon.
+//! * A SCEP endpoint exposing a profile that a modern protocol (ACME, EST, CMP) also
+//!   exposes gets a status warning: the weakest transport then bounds the profile.
+
+use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
+use pkiplane_core::ObjectRef;
+use pkiplane_core::issuance::Ca;
+
+use crate::config::ScepConfig;
+
+/// Checks the exposed profiles against the CA; returns the one Issuer behind them, or
+/// every problem found.
+pub fn check_profiles(config: &ScepConfig, ca: &Ca) -> Result<ObjectRef, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut issuer: Option<ObjectRef> = None;
+    for exposed in &config.profiles {
+        let Some(profile) = ca.profile(&exposed.profile) else {
+            problems.push(format!("profile {} (label `{}`) is not loaded", exposed.profile, exposed.label));
+            continue;
+        };
+        match &issuer {
+            None => issuer = Some(profile.issuer.clone()),
+            Some(i) if *i != profile.issuer => problems.push(format!(
+                "profile {} is signed by Issuer {}, but this endpoint's other profiles by {i}: a SCEP \
+                 endpoint serves one CA (GetCACert), so expose profiles of one Issuer",
+                profile.id, profile.issuer
+            )),
+            Some(_) => {}
+        }
+        let days = |d: std::time::Duration| d.as_secs() / 86_400;
+        if profile.validity.duration > config.validity_cap && !config.allow_long_validity {
+            problems.push(format!(
+                "profile {} issues certificates valid for {} days, longer than the {}-day cap for SCEP \
+                 endpoints; shorten the profile's validity or set spec.scep.allowLongValidity: true",
+                profile.id,
+                days(profile.validity.duration),
+                days(config.validity_cap)
+            ));
+        }
+        if ca.issuer(&profile.issuer).is_none() {
+            problems.push(format!("Issuer {} of profile {} is not loaded", profile.issuer, profile.id));
+        }
+    }
+    match issuer {
+        Some(i) if problems.is_empty() => Ok(i),
+        _ if problems.is_empty() => Err(vec!["the endpoint exposes no profile".into()]),
+        _ => Err(problems),
+    }
+}
+
+/// Status warnings for a SCEP `endpoint`: each profile it exposes that another endpoint
+/// (ACME, EST or CMP) in `all` exposes too.
+pub fn shared_profile_warnings(endpoint: &EnrollmentEndpoint, all: &[EnrollmentEndpoint]) -> Vec<String> {
+    if endpoint.spec.protocol != EndpointProtocol::Scep {
+        return Vec::new();
+    }
+    let ns = |e: &EnrollmentEndpoint| e.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut warnings = Vec::new();
+    for binding in &endpoint.spec.profiles {
+        for other in all.iter().filter(|o| o.spec.protocol != EndpointProtocol::Scep && ns(o) == ns(endpoint)) {
+            if other.spec.profiles.iter().any(|p| p.name == binding.name) {
+                warnings.push(format!(
+                    "profile {} is also exposed by {} endpoint {}/{}: SCEP's shared-secret enrollment now \
+                     bounds the assurance of every certificate of that profile; give SCEP its own profile",
+                    binding.name,
+                    other.spec.protocol.core(),
+                    ns(other),
+                    other.metadata.name.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    warnings
+}

@@ -1,0 +1,239 @@
+//! Enrollment (RFC 8894 sections 3.3.1 and 3.3.3): PKCSReq, RenewalReq and CertPoll.
+//!
+//! SCEP maps its messages to an [`IssuanceRequest`] and the CA's outcome back; policy
+//! (validity, extensions, algorithms) is decided by the core only:
+//!
+//! * PKCSReq is authenticated by its challengePassword ([`crate::challenge`]); the
+//!   signer's self-signed certificate must carry the CSR's key.
+//! * RenewalReq is signed with the current certificate, which must be in the inventory
+//!   (byte for byte), issued by this endpoint's Issuer, unrevoked and unexpired; the new
+//!   request may name only that certificate's commonName and SANs, and the new
+//!   certificate is linked to it (`renewal_of`).
+//! * A profile that requires approval yields PENDING; the transaction is stored and
+//!   CertPoll answers from it (SUCCESS once the approval path has recorded the issued
+//!   certificate, FAILURE if refused, PENDING meanwhile).
+//! * A resent request (same transactionID, same CSR, new senderNonce) is answered from
+//!   the stored transaction instead of issuing twice.
+
+use std::time::SystemTime;
+
+use der::Decode;
+use pkiplane_core::CoreError;
+use pkiplane_core::inventory::CertStatus;
+use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_core::model::{Protocol, Requester};
+use pkiplane_core::policy::RequestedValidity;
+use pkiplane_core::state::scep::{ScepTransaction, TransactionStatus};
+use pkiplane_core::x509::csr::{CsrError, CsrOptions, ParsedCsr};
+use pkiplane_core::x509::names::SubjectAttribute;
+
+use crate::ScepState;
+use crate::cms::incoming::Incoming;
+use crate::cms::outgoing::degenerate;
+use crate::error::ScepError;
+use crate::message::{FailInfo, IssuerAndSubject, MessageType};
+use crate::operation::Outcome;
+
+/// PKCSReq and RenewalReq: `content` is the decrypted PKCS#10 request.
+pub async fn enroll(
+    state: &ScepState,
+    msg: &Incoming,
+    content: &[u8],
+    profile_label: Option<&str>,
+) -> Result<Outcome, ScepError> {
+    let config = state.config();
+    let csr =
+        ParsedCsr::from_der(content, CsrOptions { allow_sha1: config.legacy_algorithms }).map_err(|e| match e {
+            CsrError::WeakSignatureAlgorithm(_) | CsrError::UnsupportedSignatureAlgorithm(_) => {
+                ScepError::BadAlg(e.to_string())
+            }
+            other => ScepError::BadRequest(other.to_string()),
+        })?;
+    let exposed = config
+        .profile(profile_label)
+        .ok_or_else(|| ScepError::BadRequest(format!("no profile `{}` on this endpoint", profile_label.unwrap_or(""))))?
+        .clone();
+
+    if let Some(tx) = state.store().transaction(&config.endpoint, &msg.transaction_id).await? {
+        if tx.csr_der != csr.der {
+            return Err(ScepError::BadRequest(format!(
+                "transactionID {} belongs to another request",
+                msg.transaction_id
+            )));
+        }
+        tracing::info!(transaction = %msg.transaction_id, status = tx.status.as_str(), "SCEP request resent; answering from the transaction");
+        return answer_from(state, &tx).await;
+    }
+
+    let now = SystemTime::now();
+    let (requester, renewal_of) = match msg.message_type {
+        MessageType::PkcsReq => {
+            if msg.signer.spki_der != csr.spki_der {
+                return Err(ScepError::BadRequest(
+                    "PKCSReq must be signed with a self-signed certificate of the requested key".into(),
+                ));
+            }
+            (crate::challenge::authenticate(config, state.store().as_ref(), &csr, now).await?, None)
+        }
+        _ => renewal_requester(state, msg, &csr, now).await?,
+    };
+    let profile = state.ca().profile(&exposed.profile);
+    let same_issuer = |serial: String| {
+        let old_issuer = renewal_issuer(state, msg);
+        (profile.as_ref().map(|p| &p.issuer) == old_issuer.as_ref()).then_some(serial)
+    };
+    let renewal_of = renewal_of.and_then(same_issuer);
+    let mut tx = ScepTransaction {
+        endpoint: config.endpoint.clone(),
+        transaction_id: msg.transaction_id.clone(),
+        status: TransactionStatus::Pending,
+        profile: exposed.profile.clone(),
+        requester: requester.identity.clone(),
+        csr_der: csr.der.clone(),
+        renewal_of: renewal_of.clone(),
+        issuer: None,
+        serial: None,
+        fail_info: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let req = IssuanceRequest {
+        csr,
+        profile: exposed.profile.clone(),
+        requester,
+        requested: RequestedValidity::default(),
+        renewal_of,
+    };
+    let result = state.ca().issue(req).await;
+    match result {
+        Ok(issued) => {
+            tx.status = TransactionStatus::Issued;
+            tx.issuer = Some(issued.record.issuer.clone());
+            tx.serial = Some(issued.record.serial.clone());
+            state.store().create_transaction(&tx).await?;
+            tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, serial = %issued.record.serial, requester = %tx.requester, "SCEP certificate issued");
+            Ok(Outcome::Success(degenerate(&[issued.der], &[])?))
+        }
+        Err(CoreError::ApprovalRequired(p)) => {
+            state.store().create_transaction(&tx).await?;
+            tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, profile = %p, "SCEP request pending approval");
+            Ok(Outcome::Pending)
+        }
+        Err(e) => {
+            let rules: Vec<&str> = e.violations().iter().map(|v| v.rule.as_str()).collect();
+            tracing::warn!(endpoint = %config.endpoint, transaction = %tx.transaction_id, rules = ?rules, error = %e, "SCEP request refused by the CA");
+            let err = ScepError::from(e);
+            if let Some(f) = err.fail_info() {
+                tx.status = TransactionStatus::Failed;
+                tx.fail_info = Some(f.code());
+                state.store().create_transaction(&tx).await?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The Issuer (by id) that signed the RenewalReq's signer certificate, if ours.
+fn renewal_issuer(state: &ScepState, msg: &Incoming) -> Option<pkiplane_core::ObjectRef> {
+    state.served_issuers().into_iter().find(|i| i.cert.subject == msg.signer.issuer).map(|i| i.id.clone())
+}
+
+/// Authenticates a RenewalReq by its signer certificate.
+async fn renewal_requester(
+    state: &ScepState,
+    msg: &Incoming,
+    csr: &ParsedCsr,
+    now: SystemTime,
+) -> Result<(Requester, Option<String>), ScepError> {
+    let signer = &msg.signer;
+    let issuer = renewal_issuer(state, msg)
+        .ok_or_else(|| ScepError::BadCertId("the RenewalReq signer certificate was not issued by this CA".into()))?;
+    let record = state
+        .ca()
+        .inventory()
+        .get(&issuer, &signer.serial_hex)
+        .await?
+        .filter(|r| r.der.as_deref() == Some(msg.signer_der.as_slice()))
+        .ok_or_else(|| ScepError::BadCertId(format!("certificate {} is not in the inventory", signer.serial_hex)))?;
+    match record.status {
+        CertStatus::Issued if record.not_after > now => {}
+        CertStatus::Issued => {
+            return Err(ScepError::BadRequest(format!("certificate {} has expired; enrol anew", record.serial)));
+        }
+        CertStatus::Revoked => {
+            return Err(ScepError::BadRequest(format!("certificate {} is revoked", record.serial)));
+        }
+        other => return Err(ScepError::BadCertId(format!("certificate {} is {}", record.serial, other.as_str()))),
+    }
+    let cn = |attrs: &[pkiplane_core::x509::names::NameAttribute]| -> Vec<String> {
+        attrs.iter().filter(|a| a.attribute == Some(SubjectAttribute::CommonName)).map(|a| a.value.clone()).collect()
+    };
+    let old_cn = pkiplane_core::x509::names::name_attributes(&signer.subject).map(|a| cn(&a)).unwrap_or_default();
+    let new_cn = cn(&csr.subject_attributes);
+    if !new_cn.is_empty() && new_cn != old_cn {
+        return Err(ScepError::BadRequest(format!(
+            "a renewal keeps the identity: CN {new_cn:?} differs from the current certificate's {old_cn:?}"
+        )));
+    }
+    if let Some(extra) = csr.sans.iter().map(ToString::to_string).find(|s| !record.sans.contains(s)) {
+        return Err(ScepError::BadRequest(format!(
+            "a renewal keeps the identity: SAN {extra} is not in the current certificate"
+        )));
+    }
+    let requester = Requester::new(Protocol::Scep, format!("scep:renewal/{}", record.serial))
+        .at_endpoint(state.config().endpoint.clone())
+        .with_claim("renewedSerial", record.serial.clone());
+    Ok((requester, Some(record.serial)))
+}
+
+/// CertPoll (GetCertInitial): `content` is an IssuerAndSubject.
+pub async fn poll(state: &ScepState, msg: &Incoming, content: &[u8]) -> Result<Outcome, ScepError> {
+    IssuerAndSubject::from_der(content)
+        .map_err(|e| ScepError::BadRequest(format!("CertPoll content is not an IssuerAndSubject: {e}")))?;
+    let tx = state
+        .store()
+        .transaction(&state.config().endpoint, &msg.transaction_id)
+        .await?
+        .ok_or_else(|| ScepError::BadCertId(format!("no transaction {}", msg.transaction_id)))?;
+    let csr = ParsedCsr::from_der(&tx.csr_der, CsrOptions { allow_sha1: true })
+        .map_err(|e| ScepError::Internal(format!("stored CSR: {e}")))?;
+    if csr.spki_der != msg.signer.spki_der && !renewal_signer_matches(&tx, msg) {
+        return Err(ScepError::BadRequest("CertPoll must be signed by the requester of the transaction".into()));
+    }
+    answer_from(state, &tx).await
+}
+
+/// A RenewalReq transaction may be polled with the certificate that signed it.
+fn renewal_signer_matches(tx: &ScepTransaction, msg: &Incoming) -> bool {
+    tx.renewal_of.as_deref() == Some(msg.signer.serial_hex.as_str())
+}
+
+/// The reply a stored transaction calls for.
+async fn answer_from(state: &ScepState, tx: &ScepTransaction) -> Result<Outcome, ScepError> {
+    match tx.status {
+        TransactionStatus::Pending => Ok(Outcome::Pending),
+        TransactionStatus::Failed => {
+            let f = tx.fail_info.and_then(FailInfo::from_code).unwrap_or(FailInfo::BadRequest);
+            Err(match f {
+                FailInfo::BadAlg => ScepError::BadAlg("transaction failed".into()),
+                FailInfo::BadMessageCheck => ScepError::BadMessageCheck("transaction failed".into()),
+                FailInfo::BadTime => ScepError::BadTime("transaction failed".into()),
+                FailInfo::BadCertId => ScepError::BadCertId("transaction failed".into()),
+                FailInfo::BadRequest => ScepError::BadRequest(format!("transaction {} was refused", tx.transaction_id)),
+            })
+        }
+        TransactionStatus::Issued => {
+            let (Some(issuer), Some(serial)) = (&tx.issuer, &tx.serial) else {
+                return Err(ScepError::Internal(format!("transaction {} has no certificate", tx.transaction_id)));
+            };
+            let der = state
+                .ca()
+                .inventory()
+                .get(issuer, serial)
+                .await?
+                .and_then(|r| r.der)
+                .ok_or_else(|| ScepError::BadCertId(format!("certificate {serial} is not in the inventory")))?;
+            Ok(Outcome::Success(degenerate(&[der], &[])?))
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The endpoint's Registration Authority identity (RFC 8894 section 2.1.1): an RSA key
+//! pair SCEP clients encrypt their requests to and that signs every CertRep, certified
+//! by the endpoint's Issuer with keyEncipherment + digitalSignature. The CA key never
+//! touches SCEP messages.
+//!
+//! The RA certificate is issued through [`Ca::issue_internal`] (so it is in the
+//! inventory like every certificate) and kept in the [`ScepStore`], so every replica of
+//! the endpoint uses the same RA key, and a restart keeps it (clients cache GetCACert).
+//! It is replaced when its Issuer changes or when less than a third of its life remains.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use der::Decode;
+use pkiplane_core::issuance::{Ca, IssuanceRequest};
+use pkiplane_core::keys::{KeyAlgorithm, KeyFamily, generate_key};
+use pkiplane_core::model::{ObjectRef, Protocol, Requester};
+use pkiplane_core::policy::RequestedValidity;
+use pkiplane_core::profile::*;
+use pkiplane_core::state::scep::{RaMaterial, ScepStore};
+use pkiplane_core::x509::KeyUsageBit;
+use pkiplane_core::x509::cert::CertInfo;
+use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
+use pkiplane_core::x509::csr_build::build_csr;
+use pkiplane_core::x509::names::{SubjectAttribute, build_name};
+use rsa::RsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use x509_cert::Certificate;
+
+use crate::error::ScepError;
+
+/// Lifetime of RA certificates (capped by the Issuer's own notAfter by policy).
+pub const RA_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+
+/// The RA key and certificate. `Debug` never shows the key.
+pub struct RaIdentity {
+    pub cert: Certificate,
+    pub cert_der: Vec<u8>,
+    pub info: CertInfo,
+    pub issuer: ObjectRef,
+    key: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for RaIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaIdentity")
+            .field("serial", &self.info.serial_hex)
+            .field("issuer", &self.issuer)
+            .field("not_after", &self.info.not_after)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl RaIdentity {
+    /// Loads stored material (certificate DER and PKCS#8 RSA key).
+    pub fn from_material(m: &RaMaterial) -> Result<Self, ScepError> {
+        let cert = Certificate::from_der(&m.certificate_der)
+            .map_err(|e| ScepError::Internal(format!("RA certificate: {e}")))?;
+        let info =
+            CertInfo::from_der(&m.certificate_der).map_err(|e| ScepError::Internal(format!("RA certificate: {e}")))?;
+        let key = RsaPrivateKey::from_pkcs8_der(&m.private_key_pkcs8)
+            .map_err(|_| ScepError::Internal("the stored RA key is not an RSA PKCS#8 key".into()))?;
+        let ours = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key.to_public_key())
+            .map_err(|e| ScepError::Internal(format!("RA key: {e}")))?;
+        if ours.as_bytes() != info.spki_der.as_slice() {
+            return Err(ScepError::Internal("the stored RA key does not match the RA certificate".into()));
+        }
+        Ok(Self { cert, cert_der: m.certificate_der.clone(), info, issuer: m.issuer.clone(), key })
+    }
+
+    pub fn key(&self) -> &RsaPrivateKey {
+        &self.key
+    }
+
+    /// Whether this identity still serves `issuer` at `now`: same Issuer, signed by its
+    /// current certificate, and more than a third of its life left.
+    pub fn usable(&self, ca: &Ca, issuer: &ObjectRef, now: SystemTime) -> bool {
+        let Some(current) = ca.issuer(issuer) else { return false };
+        let lifetime = self.info.not_after.duration_since(self.info.not_before).unwrap_or_default();
+        let remaining = self.info.not_after.duration_since(now).unwrap_or_default();
+        self.issuer == *issuer
+            && self.info.issuer == current.cert.subject
+            && self.info.extensions.iter().any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER)
+            && aki_matches(&self.info, &current.key_id)
+            && remaining > lifetime / 3
+    }
+}
+
+fn aki_matches(info: &CertInfo, key_id: &[u8]) -> bool {
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    info.extensions
+        .iter()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER)
+        .and_then(|e| AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+        .and_then(|aki| aki.key_identifier)
+        .is_some_and(|k| k.as_bytes() == key_id)
+}
+
+/// The RA identity of `endpoint` for `issuer`: the stored one while usable, else a new
+/// key and certificate, stored so that concurrent replicas converge on one.
+pub async fn ensure_ra(
+    ca: &Ca,
+    store: &dyn ScepStore,
+    endpoint: &ObjectRef,
+    issuer: &ObjectRef,
+) -> Result<Arc<RaIdentity>, ScepError> {
+    let now = SystemTime::now();
+    let stored = store.ra_material(endpoint).await?;
+    if let Some(m) = &stored {
+        match RaIdentity::from_material(m) {
+            Ok(ra) if ra.usable(ca, issuer, now) => return Ok(Arc::new(ra)),
+            Ok(_) => tracing::info!(endpoint = %endpoint, "renewing the SCEP RA certificate"),
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint, error = %e, "stored SCEP RA material is unusable; replacing it")
+            }
+        }
+    }
+    let material = issue_ra(ca, endpoint, issuer).await?;
+    let replacing = stored.as_ref().map(|m| m.certificate_der.as_slice());
+    let kept = store.put_ra_material(endpoint, &material, replacing).await?;
+    Ok(Arc::new(RaIdentity::from_material(&kept)?))
+}
+
+/// Issues a fresh RA key pair and certificate.
+pub async fn issue_ra(ca: &Ca, endpoint: &ObjectRef, issuer: &ObjectRef) -> Result<RaMaterial, ScepError> {
+    let key = generate_key(KeyAlgorithm::Rsa2048).map_err(|e| ScepError::Internal(e.to_string()))?;
+    let subject = build_name(&[
+        (SubjectAttribute::Organization, "pkiplane".into()),
+        (SubjectAttribute::CommonName, format!("SCEP RA {endpoint}")),
+    ])
+    .map_err(ScepError::Internal)?;
+    let csr_der = build_csr(&key, &subject, &[]).map_err(|e| ScepError::Internal(e.to_string()))?;
+    let csr = ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(|e| ScepError::Internal(e.to_string()))?;
+    let req = IssuanceRequest {
+        csr,
+        profile: ra_profile_id(endpoint),
+        requester: Requester::new(Protocol::Local, "pkiplane-scep-ra").at_endpoint(endpoint.clone()),
+        requested: RequestedValidity::default(),
+        renewal_of: None,
+    };
+    let issued = ca.issue_internal(req, ra_profile(endpoint, issuer.clone())).await.map_err(|e| {
+        ScepError::Unavailable(format!("issuing the SCEP RA certificate of {endpoint} by {issuer}: {e}"))
+    })?;
+    Ok(RaMaterial {
+        certificate_der: issued.der,
+        private_key_pkcs8: zeroize::Zeroizing::new(key.pkcs8_der().to_vec()),
+        issuer: issuer.clone(),
+    })
+}
+
+fn ra_profile_id(endpoint: &ObjectRef) -> ObjectRef {
+    ObjectRef::new(&endpoint.namespace, format!("{}.scep-ra", endpoint.name))
+}
+
+/// The internal profile RA certificates are issued under.
+fn ra_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
+    let rule = |attribute| SubjectRule {
+        attribute,
+        presence: Presence::Required,
+        value: None,
+        source: ValueSource::Csr,
+        must_match_san: false,
+        pattern: None,
+    };
+    Profile {
+        id: ra_profile_id(endpoint),
+        description: format!("SCEP RA certificate of endpoint {endpoint}"),
+        issuer,
+        keys: KeyPolicy {
+            families: vec![KeyFamily::Rsa],
+            ecdsa_curves: vec![],
+            rsa_min_bits: 2048,
+            rsa_max_bits: 4096,
+        },
+        validity: ValidityPolicy { duration: RA_LIFETIME, max: RA_LIFETIME, backdate: Duration::from_secs(300) },
+        renewal: RenewalPolicy::RemainingFraction(1.0 / 3.0),
+        subject: SubjectPolicy {
+            rules: vec![rule(SubjectAttribute::Organization), rule(SubjectAttribute::CommonName)],
+            unlisted: UnlistedAttributes::Refuse,
+        },
+        sans: SanPolicy::default(),
+        key_usage: vec![KeyUsageBit::DigitalSignature, KeyUsageBit::KeyEncipherment],
+        extended_key_usage: vec![],
+        crl_distribution_points: vec![],
+        ca_issuers_urls: vec![],
+        ocsp_urls: vec![],
+        csr_extensions: CsrExtensionPolicy::default(),
+        requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
+        approval_required: false,
+    }
+}

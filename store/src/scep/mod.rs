@@ -1,0 +1,99 @@
+//! The SCEP state store ([`ScepStore`]) on the same SQLite file as the inventory. Writes
+//! go through the group-commit writer, so a replay record, a challenge consumption or a
+//! transaction is one atomic, durable step; conditional inserts and updates make the
+//! consume-once operations safe against concurrent replicas.
+
+mod ops;
+pub(crate) mod schema;
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::state::scep::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
+
+use crate::SqliteStore;
+
+#[async_trait]
+impl ScepStore for SqliteStore {
+    async fn record_message(
+        &self,
+        endpoint: &ObjectRef,
+        transaction_id: &str,
+        sender_nonce: &[u8],
+        expires: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let (e, t, n) = (endpoint.to_string(), transaction_id.to_owned(), sender_nonce.to_vec());
+        self.write(move |c| ops::record_message(c, &e, &t, &n, expires)).await
+    }
+
+    async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {
+        let ch = challenge.clone();
+        self.write(move |c| ops::add_challenge(c, &ch)).await
+    }
+
+    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
+        let (e, h) = (endpoint.to_string(), secret_sha256.to_owned());
+        self.read(move |c| ops::challenge(c, &e, &h)).await
+    }
+
+    async fn consume_challenge(
+        &self,
+        endpoint: &ObjectRef,
+        secret_sha256: &str,
+        now: SystemTime,
+    ) -> Result<ChallengeUse, StoreError> {
+        let (e, h) = (endpoint.to_string(), secret_sha256.to_owned());
+        self.write(move |c| ops::consume_challenge(c, &e, &h, now)).await
+    }
+
+    async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {
+        let tx = tx.clone();
+        self.write(move |c| ops::create_transaction(c, &tx)).await
+    }
+
+    async fn transaction(
+        &self,
+        endpoint: &ObjectRef,
+        transaction_id: &str,
+    ) -> Result<Option<ScepTransaction>, StoreError> {
+        let (e, t) = (endpoint.to_string(), transaction_id.to_owned());
+        self.read(move |c| ops::transaction(c, &e, &t)).await
+    }
+
+    async fn update_transaction(&self, tx: &ScepTransaction) -> Result<(), StoreError> {
+        let tx = tx.clone();
+        self.write(move |c| ops::update_transaction(c, &tx)).await
+    }
+
+    async fn pending_transactions(
+        &self,
+        endpoint: &ObjectRef,
+        limit: usize,
+    ) -> Result<Vec<ScepTransaction>, StoreError> {
+        let e = endpoint.to_string();
+        self.read(move |c| ops::pending_transactions(c, &e, limit)).await
+    }
+
+    async fn ra_material(&self, endpoint: &ObjectRef) -> Result<Option<RaMaterial>, StoreError> {
+        let e = endpoint.to_string();
+        self.read(move |c| ops::ra_material(c, &e)).await
+    }
+
+    async fn put_ra_material(
+        &self,
+        endpoint: &ObjectRef,
+        material: &RaMaterial,
+        replacing: Option<&[u8]>,
+    ) -> Result<RaMaterial, StoreError> {
+        let (e, m, r) = (endpoint.to_string(), material.clone(), replacing.map(<[u8]>::to_vec));
+        let now = SystemTime::now();
+        self.write(move |c| ops::put_ra_material(c, &e, &m, r.as_deref(), now)).await
+    }
+
+    async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {
+        let cutoff = now.checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.write(move |c| ops::purge_expired(c, now, cutoff)).await
+    }
+}

@@ -1,43 +1,13 @@
 //! `pkiplane serve` as a process: ready file, CA and CRL publication, revocations showing
 //! on the next CRL, SIGTERM, and a restart on the same data directory keeping the CA.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
-const BIN: &str = env!("CARGO_BIN_EXE_pkiplane");
+mod common;
 
-struct Server {
-    child: Child,
-    publish_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path, ready: &Path) -> Server {
-    let _ = std::fs::remove_file(ready);
-    let child = Command::new(BIN)
-        .args(["serve", "-f", QUICKSTART, "--data-dir", data.to_str().unwrap(), "--publish-listen", "127.0.0.1:0"])
-        .args(["--ready-file", ready.to_str().unwrap(), "--shutdown-grace", "5s"])
-        .env("PKIPLANE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "serve did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
-    Server { child, publish_url: v["publishUrl"].as_str().unwrap().to_string() }
-}
+use common::{BIN, Server, quickstart_free_ports};
 
 fn run(cmd: &str, args: &[&str]) -> Output {
     let out = Command::new(cmd).args(args).env("PKIPLANE_LOG", "warn").output().unwrap();
@@ -55,7 +25,8 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     let data = d.path().join("data");
     let ready = d.path().join("ready.json");
     let p = |n: &str| d.path().join(n);
-    let server = start(&data, &ready);
+    let manifests = quickstart_free_ports(d.path());
+    let server = Server::start(&manifests, &data, &ready);
     let base = format!("{}/issuers/pki", server.publish_url);
     fetch(&format!("{base}/example-root/ca.crt"), &p("root.der"));
     fetch(&format!("{base}/example-intermediate/ca.pem"), &p("int.pem"));
@@ -67,7 +38,7 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
         "-subj", "/CN=web.localhost", "-addext", "subjectAltName=DNS:web.localhost", "-out", p("csr").to_str().unwrap(),
     ]);
     let dd = data.to_str().unwrap();
-    run(BIN, &["issue", "-f", QUICKSTART, "--data-dir", dd, "--profile", "enterprise-tls-47d", "--csr", p("csr").to_str().unwrap(), "--out", p("leaf.pem").to_str().unwrap()]);
+    run(BIN, &["issue", "-f", manifests.to_str().unwrap(), "--data-dir", dd, "--profile", "enterprise-tls-47d", "--csr", p("csr").to_str().unwrap(), "--out", p("leaf.pem").to_str().unwrap()]);
     run("openssl", &["verify", "-CAfile", p("root.pem").to_str().unwrap(), "-untrusted", p("int.pem").to_str().unwrap(), p("leaf.pem").to_str().unwrap()]);
     let serial = String::from_utf8(run("openssl", &["x509", "-in", p("leaf.pem").to_str().unwrap(), "-noout", "-serial"]).stdout).unwrap();
     let serial = serial.trim().trim_start_matches("serial=").to_string();
@@ -104,7 +75,7 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     assert!(status.success(), "{status:?}");
 
     // Restart on the same data directory: same CA, same inventory.
-    let server = start(&data, &ready);
+    let server = Server::start(&manifests, &data, &ready);
     fetch(&format!("{}/issuers/pki/example-root/ca.crt", server.publish_url), &p("root2.der"));
     assert_eq!(std::fs::read(p("root.der")).unwrap(), std::fs::read(p("root2.der")).unwrap());
     let list = run(BIN, &["inventory", "list", "--data-dir", dd, "--status", "revoked", "-o", "json"]);

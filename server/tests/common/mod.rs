@@ -1,0 +1,83 @@
+//! Shared support for the `pkiplane` binary tests: a quickstart copy whose endpoints
+//! listen on free ports, and a `pkiplane serve` process that stops with the test.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
+pub const BIN: &str = env!("CARGO_BIN_EXE_pkiplane");
+
+/// The quickstart with every `listen.port` set to 0 (a free port, reported in the ready
+/// file), so tests run side by side and beside a developer's own `pkiplane serve`.
+pub fn quickstart_free_ports(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(QUICKSTART).unwrap();
+    let mut out = String::new();
+    let mut in_listen = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("listen:") {
+            in_listen = true;
+        } else if in_listen && line.trim_start().starts_with("port:") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!("{indent}port: 0\n"));
+            in_listen = false;
+            continue;
+        } else if !line.starts_with("    ") {
+            in_listen = false;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let path = dir.join("quickstart.yaml");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// A running `pkiplane serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub ready: serde_json::Value,
+    pub publish_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `pkiplane serve -f manifests` on `data` and waits for its ready file.
+    pub fn start(manifests: &Path, data: &Path, ready: &Path) -> Server {
+        let _ = std::fs::remove_file(ready);
+        let log = std::fs::File::create(data.with_extension("log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+            .args(["--publish-listen", "127.0.0.1:0", "--ready-file", ready.to_str().unwrap(), "--shutdown-grace", "5s"])
+            .env("PKIPLANE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "serve did not become ready; see {}", data.with_extension("log").display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
+        let publish_url = ready["publishUrl"].as_str().unwrap().to_string();
+        Server { child, ready, publish_url }
+    }
+
+    /// The ready-file entry of endpoint `namespace/name`.
+    pub fn endpoint(&self, namespace: &str, name: &str) -> &serde_json::Value {
+        self.ready["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["namespace"] == namespace && e["name"] == name)
+            .unwrap_or_else(|| panic!("endpoint {namespace}/{name} not in the ready file: {}", self.ready))
+    }
+}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{crds, inventory, issue, policy_check, revoke};
+use commands::{crds, inventory, issue, policy_check, revoke, scep};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -49,6 +49,9 @@ enum Command {
     Issue(issue::IssueArgs),
     /// Revoke a certificate; the issuer's next published CRL lists it.
     Revoke(revoke::RevokeArgs),
+    /// SCEP tools.
+    #[command(subcommand)]
+    Scep(scep::ScepCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Command::Inventory(c) => inventory::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Issue(a) => issue::run(a).await,
             Command::Revoke(a) => revoke::run(a).await,
+            Command::Scep(c) => scep::run(c).await.map(|_| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod acme;
+mod cmp;
 mod error;
 mod migrations;
 mod query;

@@ -17,7 +17,7 @@ use pkiplane_core::inventory::StoreError;
 
 /// The schema steps, in order.
 pub(crate) const MIGRATIONS: &[&str] =
-    &[V1_INITIAL, crate::acme::schema::V2_ACME, crate::scep::schema::V_SCEP];
+    &[V1_INITIAL, crate::acme::schema::V2_ACME, crate::scep::schema::V_SCEP, crate::cmp::schema::V_CMP];
 
 /// The schema version this code writes and reads.
 pub(crate) fn current_version() -> u32 {

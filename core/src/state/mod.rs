@@ -6,5 +6,6 @@
 //! the traits (SQLite), and each module has an in-memory implementation for unit tests.
 
 pub mod acme;
+pub mod cmp;
 pub mod est;
 pub mod scep;

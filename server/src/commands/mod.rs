@@ -5,6 +5,7 @@ pub mod inventory;
 pub mod issue;
 pub mod policy_check;
 pub mod revoke;
+pub mod scep;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -35,8 +35,8 @@ pub struct EndpointContext<'a> {
     pub store: Arc<SqliteStore>,
 }
 
-/// The routes of a protocol and the URLs to announce, or `None` when this build does
-/// not serve the protocol yet.
+/// The routes of a protocol and the URLs to announce (`None` would mean this build does
+/// not serve the protocol).
 type RouterResult = Result<Option<(axum::Router, Vec<String>)>>;
 
 async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
@@ -81,7 +81,17 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
             });
             Ok(Some((pkiplane_scep::router(state), vec![format!("{}/scep", ctx.base_url)])))
         }
-        EndpointProtocol::Cmp => Ok(None),
+        EndpointProtocol::Cmp => {
+            let config =
+                pkiplane_cmp::CmpConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
+            let urls = config.urls();
+            let store: Arc<dyn pkiplane_core::state::cmp::CmpStore> = ctx.store.clone();
+            let state =
+                pkiplane_cmp::CmpState::start(config, ctx.ca.clone(), store).await.map_err(|e| anyhow!("{e}"))?;
+            // Shorter than any confirmWaitTime: unconfirmed certificates are revoked promptly.
+            state.spawn_maintenance(Duration::from_secs(30));
+            Ok(Some((pkiplane_cmp::router(state), urls)))
+        }
     }
 }
 

@@ -1,0 +1,170 @@
+//! CMP (RFC 9810) protocol state: transactions and the sender nonces seen, shared between
+//! endpoint replicas.
+//!
+//! A CMP transaction is identified by the client's `transactionID` (RFC 9810 section
+//! 5.1.1) within one endpoint. The store makes three things atomic, so any number of
+//! replicas can serve one endpoint:
+//!
+//! * starting a transaction: [`CmpStore::create_transaction`] refuses a transactionID
+//!   already in use (the server answers `transactionIdInUse`, which is also what a
+//!   replayed first message gets);
+//! * moving it on: [`CmpStore::update_transaction`] is compare-and-set on `version`, so
+//!   a certConf and the confirmation timeout cannot both win;
+//! * nonces: [`CmpStore::use_nonce`] inserts a senderNonce once; a second use is a replay.
+//!
+//! Certificates that wait for certConf are `issued` in the inventory (the core has no
+//! "unconfirmed" status); the transaction records them, and a rejection or the
+//! confirmation timeout revokes them. [`CmpStore::claim_expired`] hands each expired
+//! transaction to exactly one caller.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::StoreError;
+use crate::inventory::unix_seconds;
+use crate::model::ObjectRef;
+use crate::state::acme::opt_seconds;
+
+pub mod memory;
+
+/// What a transaction does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransactionKind {
+    /// ir, cr, kur or p10cr.
+    Enrollment,
+    /// rr.
+    Revocation,
+    /// genm.
+    General,
+}
+
+/// Where a transaction stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransactionState {
+    /// Certificates were issued; the server waits for certConf until `deadline`.
+    AwaitingConfirmation,
+    /// The request waits (e.g. for approval); the client polls with pollReq.
+    Polling,
+    /// Finished: confirmed, implicitly confirmed, or a single-round-trip exchange.
+    Complete,
+    /// The client rejected its certificates (certConf with a rejection, or an error
+    /// message); they were revoked.
+    Rejected,
+    /// certConf did not arrive by `deadline`; the certificates were revoked.
+    Expired,
+    /// The request failed; the transactionID stays used until the record is purged.
+    Failed,
+}
+
+impl TransactionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionState::AwaitingConfirmation => "awaitingConfirmation",
+            TransactionState::Polling => "polling",
+            TransactionState::Complete => "complete",
+            TransactionState::Rejected => "rejected",
+            TransactionState::Expired => "expired",
+            TransactionState::Failed => "failed",
+        }
+    }
+
+    /// Whether the transaction still expects messages from the client.
+    pub fn is_open(self) -> bool {
+        matches!(self, TransactionState::AwaitingConfirmation | TransactionState::Polling)
+    }
+}
+
+/// How the requester authenticated the transaction's first message; every later message
+/// of the transaction must be protected by the same credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum CmpAuth {
+    /// MAC-based protection with the shared secret named `kid` (the senderKID).
+    Mac { kid: String },
+    /// Signature-based protection with the certificate whose DER hashes (SHA-256) to
+    /// `cert_sha256` (hex).
+    Signature { cert_sha256: String },
+}
+
+/// A certificate issued in a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionCert {
+    /// The certReqId it answered (-1 for p10cr).
+    pub cert_req_id: i64,
+    pub issuer: ObjectRef,
+    /// Lowercase hex, as the inventory keys it.
+    pub serial: String,
+    /// The certificate, to check the certHash of certConf (RFC 9810 section 5.3.18).
+    pub der: Vec<u8>,
+    /// Confirmed by certConf (or implicitly).
+    pub confirmed: bool,
+}
+
+/// One CMP transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CmpTransaction {
+    pub endpoint: ObjectRef,
+    /// The transactionID, lowercase hex.
+    pub transaction_id: String,
+    pub kind: TransactionKind,
+    pub state: TransactionState,
+    /// The authenticated requester identity (senderKID or signer subject).
+    pub requester: String,
+    pub auth: CmpAuth,
+    /// The profile label the transaction runs under.
+    pub profile_label: String,
+    /// The protocol version the client speaks (2 or 3); responses use the same.
+    pub pvno: u8,
+    /// The senderNonce of the server's last message (hex): the client's next message
+    /// must carry it as recipNonce.
+    pub server_nonce: String,
+    pub certificates: Vec<TransactionCert>,
+    /// The request to retry while polling (the DER of the original PKIMessage).
+    #[serde(default)]
+    pub pending_request: Option<Vec<u8>>,
+    /// When an open transaction expires (certConf wait or polling).
+    #[serde(with = "opt_seconds", default)]
+    pub deadline: Option<SystemTime>,
+    #[serde(with = "unix_seconds")]
+    pub created_at: SystemTime,
+    #[serde(with = "unix_seconds")]
+    pub updated_at: SystemTime,
+    /// Incremented by every successful update.
+    pub version: u64,
+}
+
+/// Shared CMP state. Every write is durable when it returns.
+#[async_trait]
+pub trait CmpStore: Send + Sync {
+    /// Records a new transaction; false (and nothing written) when the endpoint already
+    /// has one with this transactionID.
+    async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError>;
+    async fn transaction(
+        &self,
+        endpoint: &ObjectRef,
+        transaction_id: &str,
+    ) -> Result<Option<CmpTransaction>, StoreError>;
+    /// Replaces the transaction if the stored version equals `tx.version`; the stored
+    /// version becomes `tx.version + 1`. False when another writer got there first.
+    async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError>;
+    /// Atomically moves up to `limit` open transactions of `endpoint` whose deadline is
+    /// before `now` to `Expired` and returns them (as they were before), so exactly one
+    /// caller cleans each up (revokes unconfirmed certificates).
+    async fn claim_expired(
+        &self,
+        endpoint: &ObjectRef,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<CmpTransaction>, StoreError>;
+    /// Records a senderNonce of the endpoint; false when it was seen before (a replay).
+    async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError>;
+    /// Deletes nonces expired at `now` and closed transactions last updated more than
+    /// `retention` before `now`; returns how many records went.
+    async fn purge(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,224 @@
+//! pkiplane's CMP server: the Certificate Management Protocol (RFC 9810) in the
+//! Lightweight CMP Profile (RFC 9483), over HTTP (RFC 9811).
+//!
+//! The server is a transport. It authenticates requests by their message protection
+//! (a shared-secret MAC, or a signature by a certificate pkiplane issued or one that
+//! chains to the endpoint's trust anchors), checks proof of possession, and hands
+//! (request, requester, profile) to the CA core ([`pkiplane_core::issuance::Ca`]), which
+//! alone decides validity, extensions and algorithms. Errors become PKIFailureInfo bits
+//! at one place ([`error::CmpError`]). Transactions and nonces live in a
+//! [`CmpStore`], so any number of replicas can serve one endpoint.
+//!
+//! Served: ir, cr, kur, p10cr -> ip/cp/kup with certConf -> pkiConf or implicitConfirm;
+//! rr -> rp; genm -> genp (caCerts, rootCaCert, certReqTemplate, crlStatusList,
+//! currentCRL, signKeyPairTypes); pollReq -> pollRep for requests that wait for
+//! approval; error -> pkiConf.
+//!
+//! [`router`] serves `POST /.well-known/cmp` (the default profile) and
+//! `POST /.well-known/cmp/p/<label>`.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod confirm;
+pub mod convert;
+pub mod credential;
+pub mod enroll;
+pub mod error;
+pub mod genm;
+pub mod http;
+pub mod poll;
+pub mod pop;
+pub mod protection;
+pub mod respond;
+pub mod revoke;
+pub mod server;
+pub mod template;
+pub mod trust;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use pkiplane_core::issuance::Ca;
+use pkiplane_core::issuer::Issuer;
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::state::cmp::CmpStore;
+
+pub use config::{CmpConfig, ExposedProfile, SharedSecret};
+pub use credential::{CmpCredential, CredentialError};
+pub use error::CmpError;
+pub use http::router;
+
+struct Inner {
+    config: CmpConfig,
+    ca: Arc<Ca>,
+    store: Arc<dyn CmpStore>,
+    credentials: RwLock<HashMap<ObjectRef, Arc<CmpCredential>>>,
+    /// Issuer -> (when made, CRL DER), so genm for CRLs does not mint a CRL each time.
+    crls: Mutex<HashMap<ObjectRef, (Instant, Vec<u8>)>>,
+}
+
+/// What every request handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct CmpState {
+    inner: Arc<Inner>,
+}
+
+/// How long a CRL handed out by genm is reused.
+const CRL_REUSE: Duration = Duration::from_secs(60);
+
+impl CmpState {
+    /// A state with the given protection credentials (one per Issuer of the exposed
+    /// profiles; see [`CmpState::start`] to have them issued).
+    pub fn new(config: CmpConfig, ca: Arc<Ca>, store: Arc<dyn CmpStore>, credentials: Vec<CmpCredential>) -> Self {
+        let credentials = credentials.into_iter().map(|c| (c.issuer.clone(), Arc::new(c))).collect();
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                ca,
+                store,
+                credentials: RwLock::new(credentials),
+                crls: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Issues a CMP protection certificate from every Issuer behind the exposed
+    /// profiles (through the CA core, so they are in the inventory) and builds the state.
+    pub async fn start(config: CmpConfig, ca: Arc<Ca>, store: Arc<dyn CmpStore>) -> Result<Self, CredentialError> {
+        let mut creds = Vec::new();
+        let mut seen = Vec::new();
+        for p in &config.profiles {
+            let Some(profile) = ca.profile(&p.profile) else { continue };
+            if seen.contains(&profile.issuer) {
+                continue;
+            }
+            seen.push(profile.issuer.clone());
+            creds.push(CmpCredential::issue(&ca, &config.endpoint, &profile.issuer, config.signer_lifetime).await?);
+        }
+        Ok(Self::new(config, ca, store, creds))
+    }
+
+    pub fn config(&self) -> &CmpConfig {
+        &self.inner.config
+    }
+
+    pub fn ca(&self) -> &Arc<Ca> {
+        &self.inner.ca
+    }
+
+    pub fn store(&self) -> &Arc<dyn CmpStore> {
+        &self.inner.store
+    }
+
+    /// The protection credential of `issuer`, else any (for messages about no profile).
+    pub fn credential(&self, issuer: Option<&ObjectRef>) -> Option<Arc<CmpCredential>> {
+        let creds = self.inner.credentials.read().unwrap_or_else(|e| e.into_inner());
+        issuer.and_then(|i| creds.get(i).cloned()).or_else(|| {
+            let mut all: Vec<_> = creds.values().cloned().collect();
+            all.sort_by(|a, b| a.issuer.cmp(&b.issuer));
+            all.into_iter().next()
+        })
+    }
+
+    /// Replaces (or adds) the credential of its issuer.
+    pub fn put_credential(&self, credential: CmpCredential) {
+        let mut creds = self.inner.credentials.write().unwrap_or_else(|e| e.into_inner());
+        creds.insert(credential.issuer.clone(), Arc::new(credential));
+    }
+
+    /// The Issuer signing the profile under `label`.
+    pub fn issuer_of(&self, label: &str) -> Option<Arc<Issuer>> {
+        let p = self.config().profile(label)?;
+        let profile = self.ca().profile(&p.profile)?;
+        self.ca().issuer(&profile.issuer)
+    }
+
+    /// Issuers whose certificates may sign requests as "ours": those of the exposed
+    /// profiles and the trust-anchor Issuers.
+    pub fn known_issuers(&self) -> Vec<Arc<Issuer>> {
+        let mut out: Vec<Arc<Issuer>> = Vec::new();
+        let ids = self
+            .config()
+            .profiles
+            .iter()
+            .filter_map(|p| self.ca().profile(&p.profile).map(|p| p.issuer.clone()))
+            .chain(self.config().trust_anchor_issuers.iter().cloned());
+        for id in ids {
+            if let Some(i) = self.ca().issuer(&id)
+                && !out.iter().any(|o| o.id == i.id)
+            {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Trust anchors (DER) for certificates pkiplane did not issue: the configured CA
+    /// certificates and the certificates of the trust-anchor Issuers and their chains.
+    pub fn trust_anchor_certs(&self) -> Vec<Vec<u8>> {
+        let mut out = self.config().trust_anchor_certs.clone();
+        for id in &self.config().trust_anchor_issuers {
+            if let Some(i) = self.ca().issuer(id) {
+                out.push(i.cert.der.clone());
+                out.extend(i.chain.iter().map(|c| c.der.clone()));
+            }
+        }
+        out
+    }
+
+    /// A current CRL of `issuer`, reused for a minute.
+    pub async fn crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, pkiplane_core::CoreError> {
+        if let Some((at, der)) = self.inner.crls.lock().unwrap_or_else(|e| e.into_inner()).get(issuer)
+            && at.elapsed() < CRL_REUSE
+        {
+            return Ok(der.clone());
+        }
+        let der = self.ca().generate_crl(issuer).await?;
+        self.inner.crls.lock().unwrap_or_else(|e| e.into_inner()).insert(issuer.clone(), (Instant::now(), der.clone()));
+        Ok(der)
+    }
+
+    /// Forgets cached CRLs (after a revocation).
+    pub fn invalidate_crls(&self) {
+        self.inner.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// One round of housekeeping: revokes certificates whose certConf did not come in
+    /// time, purges old transactions and nonces, renews protection certificates in their
+    /// last third.
+    pub async fn maintain(&self, now: SystemTime) {
+        confirm::sweep_expired(self, now).await;
+        if let Err(e) = self.store().purge(now, self.config().retention).await {
+            tracing::warn!(error = %e, "purging CMP transactions failed");
+        }
+        let due: Vec<ObjectRef> = {
+            let creds = self.inner.credentials.read().unwrap_or_else(|e| e.into_inner());
+            creds.values().filter(|c| c.needs_renewal(now)).map(|c| c.issuer.clone()).collect()
+        };
+        for issuer in due {
+            match CmpCredential::issue(self.ca(), &self.config().endpoint, &issuer, self.config().signer_lifetime).await
+            {
+                Ok(c) => self.put_credential(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, issuer = %issuer, "renewing the CMP protection certificate failed")
+                }
+            }
+        }
+    }
+
+    /// Runs [`CmpState::maintain`] every `every` until the task is aborted.
+    pub fn spawn_maintenance(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                state.maintain(SystemTime::now()).await;
+            }
+        })
+    }
+}

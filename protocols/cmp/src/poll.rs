@@ -1,0 +1,57 @@
+//! Polling: pollReq -> pollRep, or the final ip/cp/kup (RFC 9810 section 5.3.22,
+//! RFC 9483 section 4.4).
+//!
+//! ```text
+//! PollReqContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER }
+//! PollRepContent ::= SEQUENCE OF SEQUENCE {
+//!     certReqId    INTEGER,
+//!     checkAfter   INTEGER,  -- time in seconds
+//!     reason       PKIFreeText OPTIONAL }
+//! ```
+//!
+//! A request waits when its profile requires approval. The core keeps no approval
+//! record yet, so each pollReq runs the stored request through the CA again: while the
+//! profile still requires approval the answer is pollRep with checkAfter; once it no
+//! longer does (an operator approved by changing the profile), the certificate is
+//! issued and the answer is the response the original request type calls for.
+
+use pkiplane_core::state::cmp::TransactionState;
+
+use crate::enroll;
+use crate::error::CmpError;
+use crate::respond::Reply;
+use crate::server::Exchange;
+use crate::wire::body::{PollRepItem, ResponseBody};
+use crate::wire::message;
+
+/// pollReq.
+pub async fn handle(ex: &Exchange<'_>, ids: Vec<i64>) -> Result<Reply, CmpError> {
+    let mut tx = ex.follow_up().await?;
+    if tx.state != TransactionState::Polling {
+        return Err(CmpError::bad_request(format!("the transaction is {}, nothing to poll for", tx.state.as_str())));
+    }
+    let stored =
+        tx.pending_request.clone().ok_or_else(|| CmpError::system_failure("the polled request was not kept"))?;
+    let original = message::decode(&stored).map_err(|e| CmpError::system_failure(e.to_string()))?;
+    let request = enroll::stored_items(original.body_tag, &original.body)?;
+    let known: Vec<i64> = match &request {
+        enroll::StoredRequest::Crmf(items) => items.iter().map(|i| i.cert_req_id).collect(),
+        enroll::StoredRequest::P10(_) => vec![-1],
+    };
+    // A p10cr's request is -1; OpenSSL 3.0 polls for it as 0.
+    let waiting = |id: &i64| known.contains(id) || (known == [-1] && *id == 0);
+    if let Some(id) = ids.iter().find(|id| !waiting(id)) {
+        return Err(CmpError::bad_request(format!("certReqId {id} is not waiting in this transaction")));
+    }
+    // Without side effects first: does the profile still require approval?
+    if ex.state.ca().profile(&ex.profile.profile).is_some_and(|p| p.approval_required) {
+        let check_after = ex.state.config().poll_interval.as_secs() as i64;
+        let reason = Some(vec!["waiting for approval".to_owned()]);
+        let items =
+            ids.iter().map(|id| PollRepItem { cert_req_id: *id, check_after, reason: reason.clone() }).collect();
+        // The client's next message must answer this one.
+        ex.save(&mut tx).await?;
+        return Ok(Reply::new(ResponseBody::PollRep(items)));
+    }
+    enroll::retry(ex, tx, original.body_tag, request).await
+}

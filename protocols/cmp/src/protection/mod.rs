@@ -1,0 +1,2 @@
+pub mod mac;
+pub mod sig;

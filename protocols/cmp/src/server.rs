@@ -1,0 +1,278 @@
+//! One CMP exchange: decode, check the header, authenticate, run the body's handler,
+//! and encode the protected response. Every failure becomes a CMP error message here.
+//!
+//! Header rules (RFC 9810 section 5.1.1, RFC 9483 section 3.1): pvno 2 or 3
+//! (`unsupportedVersion`); a transactionID and a senderNonce of 8 to 64 bytes
+//! (`badRequest`, `badSenderNonce`); messageTime, when present, within the allowed clock
+//! skew (`badTime`). Replays: a message that starts a transaction with a transactionID
+//! in use gets `transactionIdInUse`; a senderNonce seen before gets `badSenderNonce`; a
+//! follow-up message must carry the server's last senderNonce as recipNonce
+//! (`badRecipientNonce`) and the credential that started the transaction
+//! (`notAuthorized`).
+
+use std::time::{Duration, SystemTime};
+
+use pkiplane_core::state::cmp::{CmpTransaction, TransactionKind, TransactionState};
+
+use crate::CmpState;
+use crate::auth::{self, Auth};
+use crate::config::ExposedProfile;
+use crate::error::CmpError;
+use crate::respond::{self, Envelope, Protect, Reply};
+use crate::wire::body::{self, RequestBody};
+use crate::wire::message::{self, DecodeError, Incoming, tag};
+use crate::wire::{FailBit, FailInfo};
+
+/// Everything a body handler needs about the exchange.
+pub struct Exchange<'a> {
+    pub state: &'a CmpState,
+    pub msg: &'a Incoming,
+    /// The whole request, DER (kept for polling).
+    pub der: &'a [u8],
+    pub profile: &'a ExposedProfile,
+    /// The label was named in the path (not the default profile).
+    pub explicit_label: bool,
+    pub auth: &'a Auth,
+    pub now: SystemTime,
+    /// The transactionID, hex.
+    pub tid: String,
+    /// The senderNonce the response will carry.
+    pub server_nonce: Vec<u8>,
+}
+
+impl Exchange<'_> {
+    /// A new transaction record for this exchange.
+    pub fn transaction(&self, kind: TransactionKind, state: TransactionState) -> CmpTransaction {
+        CmpTransaction {
+            endpoint: self.state.config().endpoint.clone(),
+            transaction_id: self.tid.clone(),
+            kind,
+            state,
+            requester: self.auth.identity(),
+            auth: self.auth.record(),
+            profile_label: self.profile.label.clone(),
+            pvno: self.msg.header.pvno,
+            server_nonce: hex::encode(&self.server_nonce),
+            certificates: Vec::new(),
+            pending_request: None,
+            deadline: None,
+            created_at: self.now,
+            updated_at: self.now,
+            version: 0,
+        }
+    }
+
+    /// Records the start of a transaction; a transactionID in use is refused.
+    pub async fn begin(&self, kind: TransactionKind) -> Result<CmpTransaction, CmpError> {
+        // Until the outcome is recorded the transaction counts as failed.
+        let tx = self.transaction(kind, TransactionState::Failed);
+        match self.state.store().create_transaction(&tx).await {
+            Ok(true) => Ok(tx),
+            Ok(false) => Err(CmpError::new(
+                FailBit::TransactionIdInUse,
+                "the transactionID is already in use: start a new transaction with a fresh transactionID",
+            )),
+            Err(e) => Err(CmpError::store(&e)),
+        }
+    }
+
+    /// Stores the transaction's new state (compare-and-set); false when another message
+    /// of the transaction got there first.
+    pub async fn save(&self, tx: &mut CmpTransaction) -> Result<bool, CmpError> {
+        tx.updated_at = self.now;
+        tx.server_nonce = hex::encode(&self.server_nonce);
+        let ok = self.state.store().update_transaction(tx).await.map_err(|e| CmpError::store(&e))?;
+        if ok {
+            tx.version += 1;
+        }
+        Ok(ok)
+    }
+
+    /// The open transaction a follow-up message (certConf, pollReq, error) belongs to.
+    pub async fn follow_up(&self) -> Result<CmpTransaction, CmpError> {
+        let tx = self
+            .state
+            .store()
+            .transaction(&self.state.config().endpoint, &self.tid)
+            .await
+            .map_err(|e| CmpError::store(&e))?
+            .ok_or_else(|| CmpError::bad_request("no transaction with this transactionID"))?;
+        if !auth::same_credential(self.auth, &tx.auth) {
+            return Err(CmpError::not_authorized(
+                "the message is not protected with the credential that started the transaction",
+            ));
+        }
+        let recip = self.msg.header.recip_nonce.as_deref().map(hex::encode);
+        if recip.as_deref() != Some(tx.server_nonce.as_str()) {
+            return Err(CmpError::new(
+                FailBit::BadRecipientNonce,
+                "recipNonce is not the senderNonce of the server's last message in this transaction",
+            ));
+        }
+        Ok(tx)
+    }
+
+    /// The Issuer behind the exchange's profile.
+    pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::issuer::Issuer>> {
+        self.state.issuer_of(&self.profile.label)
+    }
+}
+
+/// Handles one request message and returns the encoded response.
+pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u8> {
+    let now = SystemTime::now();
+    let server_nonce = respond::nonce();
+    let profile = match label {
+        Some(l) => state.config().profile(l),
+        None => state.config().default(),
+    };
+    let issuer = profile.and_then(|p| state.ca().profile(&p.profile)).map(|p| p.issuer.clone());
+    let signing = state.credential(issuer.as_ref());
+    let sender = signing.as_ref().map(|c| c.name.clone()).unwrap_or_else(crate::convert::null_dn);
+    let sign = || signing.clone().map(Protect::Sign).unwrap_or(Protect::None);
+    let fail = |request: Option<&message::Header>, pvno: u8, protect: &Protect, e: CmpError| {
+        tracing::info!(error = %e, "CMP request refused");
+        let env = Envelope { request, pvno, sender: sender.clone(), sender_nonce: server_nonce.clone(), now };
+        respond::encode(env, protect, Reply::error(&e)).unwrap_or_default()
+    };
+
+    let msg = match message::decode(der) {
+        Ok(m) => m,
+        Err(DecodeError::Version(v)) => {
+            let e = CmpError::new(FailBit::UnsupportedVersion, format!("pvno {v} is not supported; use 2 or 3"));
+            return fail(None, 2, &sign(), e);
+        }
+        Err(e) => return fail(None, 2, &sign(), CmpError::bad_data_format(e.to_string())),
+    };
+    let pvno = msg.header.pvno;
+    let Some(profile) = profile else {
+        let e = CmpError::bad_request("this endpoint has no default profile: use /.well-known/cmp/p/<label>");
+        return fail(Some(&msg.header), pvno, &sign(), e);
+    };
+    let auth = match auth::authenticate(state, &msg, now).await {
+        Ok(a) => a,
+        Err(e) => return fail(Some(&msg.header), pvno, &sign(), e),
+    };
+    let protect = match &auth {
+        Auth::Mac { kid, secret, mac } => Protect::Mac { kid: kid.clone(), secret: secret.clone(), mac: mac.clone() },
+        Auth::Signature(_) => sign(),
+    };
+    let tid = match check_header(state, &msg, now) {
+        Ok(t) => t,
+        Err(e) => return fail(Some(&msg.header), pvno, &protect, e),
+    };
+    let ex = Exchange {
+        state,
+        msg: &msg,
+        der,
+        profile,
+        explicit_label: label.is_some(),
+        auth: &auth,
+        now,
+        tid,
+        server_nonce: server_nonce.clone(),
+    };
+    match dispatch(&ex).await {
+        Ok(reply) => {
+            let env = Envelope { request: Some(&msg.header), pvno, sender, sender_nonce: server_nonce, now };
+            respond::encode(env, &protect, reply).unwrap_or_default()
+        }
+        Err(e) => fail(Some(&msg.header), pvno, &protect, e),
+    }
+}
+
+/// An error message answering no readable request (HTTP-level refusals: wrong method,
+/// content type, size, unknown label), signed with the endpoint's credential.
+pub fn error_message(state: &CmpState, label: Option<&str>, e: &CmpError) -> Vec<u8> {
+    let profile = label.and_then(|l| state.config().profile(l)).or_else(|| state.config().default());
+    let issuer = profile.and_then(|p| state.ca().profile(&p.profile)).map(|p| p.issuer.clone());
+    let signing = state.credential(issuer.as_ref());
+    let sender = signing.as_ref().map(|c| c.name.clone()).unwrap_or_else(crate::convert::null_dn);
+    let protect = signing.map(Protect::Sign).unwrap_or(Protect::None);
+    let env = Envelope { request: None, pvno: 2, sender, sender_nonce: respond::nonce(), now: SystemTime::now() };
+    respond::encode(env, &protect, Reply::error(e)).unwrap_or_default()
+}
+
+/// Header checks that need no state; returns the transactionID as hex.
+fn check_header(state: &CmpState, msg: &Incoming, now: SystemTime) -> Result<String, CmpError> {
+    let h = &msg.header;
+    let tid = match h.transaction_id.as_deref() {
+        Some(t) if (1..=64).contains(&t.len()) => hex::encode(t),
+        _ => return Err(CmpError::bad_request("transactionID is missing or longer than 64 bytes")),
+    };
+    match h.sender_nonce.as_deref() {
+        Some(n) if (8..=64).contains(&n.len()) => {}
+        _ => return Err(CmpError::new(FailBit::BadSenderNonce, "senderNonce is missing or not 8 to 64 bytes")),
+    }
+    if let Some(t) = h.message_time {
+        // GeneralizedTime in messages has whole seconds: compare at that resolution.
+        let now =
+            pkiplane_core::inventory::unix_seconds::from_secs(pkiplane_core::inventory::unix_seconds::to_secs(now));
+        let skew = t.duration_since(now).or_else(|_| now.duration_since(t)).unwrap_or(Duration::MAX);
+        if skew > state.config().max_clock_skew {
+            return Err(CmpError::new(
+                FailBit::BadTime,
+                format!(
+                    "messageTime is {}s away from the server's clock (at most {}s allowed)",
+                    skew.as_secs(),
+                    state.config().max_clock_skew.as_secs()
+                ),
+            ));
+        }
+    }
+    Ok(tid)
+}
+
+/// Runs the body's handler.
+async fn dispatch(ex: &Exchange<'_>) -> Result<Reply, CmpError> {
+    let body_tag = ex.msg.body_tag;
+    let body = body::decode_request(body_tag, &ex.msg.body)
+        .map_err(|e| CmpError::bad_data_format(format!("the {} body is malformed: {e}", tag::name(body_tag))))?;
+    let Some(body) = body else {
+        return Err(CmpError::bad_request(format!("a server does not accept {} messages", tag::name(body_tag))));
+    };
+    let starts = matches!(
+        body,
+        RequestBody::CertRequests(_) | RequestBody::P10cr(_) | RequestBody::Rr(_) | RequestBody::Genm(_)
+    );
+    let kind = match &body {
+        RequestBody::Rr(_) => TransactionKind::Revocation,
+        RequestBody::Genm(_) => TransactionKind::General,
+        _ => TransactionKind::Enrollment,
+    };
+    // A transaction-starting replay must be told transactionIdInUse, so the
+    // transactionID is claimed before the nonce is recorded.
+    let tx = if starts { Some(ex.begin(kind).await?) } else { None };
+    let nonce = hex::encode(ex.msg.header.sender_nonce.as_deref().unwrap_or_default());
+    let nonce_expires = ex.now + ex.state.config().max_clock_skew * 2;
+    if !ex
+        .state
+        .store()
+        .use_nonce(&ex.state.config().endpoint, &nonce, nonce_expires)
+        .await
+        .map_err(|e| CmpError::store(&e))?
+    {
+        return Err(CmpError::new(FailBit::BadSenderNonce, "this senderNonce was used before (replayed message)"));
+    }
+    let result = match (body, tx) {
+        (RequestBody::CertRequests(items), Some(tx)) => {
+            crate::enroll::certificate_requests(ex, tx, body_tag, items).await
+        }
+        (RequestBody::P10cr(csr), Some(tx)) => crate::enroll::p10cr(ex, tx, csr).await,
+        (RequestBody::Rr(details), Some(tx)) => crate::revoke::handle(ex, tx, details).await,
+        (RequestBody::Genm(itavs), Some(tx)) => crate::genm::handle(ex, tx, itavs).await,
+        (RequestBody::CertConf(statuses), None) => crate::confirm::cert_conf(ex, statuses).await,
+        (RequestBody::PollReq(ids), None) => crate::poll::handle(ex, ids).await,
+        (RequestBody::Error(e), None) => crate::confirm::client_error(ex, e).await,
+        _ => Err(CmpError::system_failure("unexpected message flow")),
+    };
+    if let Err(e) = &result {
+        tracing::debug!(transaction = %ex.tid, error = %e, "CMP exchange failed");
+    }
+    result
+}
+
+/// The union of failure bits, for logs.
+pub fn describe(fail: FailInfo) -> String {
+    fail.names().join(",")
+}

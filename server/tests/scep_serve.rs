@@ -1,0 +1,89 @@
+//! micromdm's scepclient against the quickstart SCEP endpoint of `pkiplane serve`: the
+//! static challenge, and a one-time challenge minted with `pkiplane scep challenge`
+//! (bound to the device's name, refused the second time).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{BIN, Server, quickstart_free_ports};
+
+fn tool(script: &str) -> String {
+    let out = Command::new("bash").arg(format!("{}/../scripts/tools/{script}", env!("CARGO_MANIFEST_DIR"))).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap().to_string()
+}
+
+fn scepclient(bin: &str, dir: &Path, url: &str, challenge: &str, cn: &str) -> Output {
+    std::fs::create_dir_all(dir).unwrap();
+    Command::new(bin)
+        .current_dir(dir)
+        .args(["-server-url", url, "-private-key", "key.pem", "-certificate", "cert.pem", "-challenge", challenge])
+        .args(["-cn", cn, "-dnsname", cn, "-key-encipherment-selector"])
+        .output()
+        .unwrap()
+}
+
+fn both(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn scepclient_enrolls_with_static_and_one_time_challenges() {
+    let bin = tool("scepclient.sh");
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let manifests = quickstart_free_ports(d.path());
+    let server = Server::start(&manifests, &data, &d.path().join("ready.json"));
+    let url = server.endpoint("pki", "scep")["urls"][0].as_str().unwrap().to_string();
+    let fetch = |path: &str, to: &Path| {
+        let out = Command::new("curl").args(["-sSf", "-o", to.to_str().unwrap(), &format!("{}{path}", server.publish_url)]).output().unwrap();
+        assert!(out.status.success());
+    };
+    let (root, int) = (d.path().join("root.pem"), d.path().join("int.pem"));
+    fetch("/issuers/pki/example-root/ca.pem", &root);
+    fetch("/issuers/pki/example-intermediate/ca.pem", &int);
+    let verify = |cert: &Path| {
+        let out = Command::new("openssl")
+            .args(["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", int.to_str().unwrap(), cert.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    // The static challenge from the quickstart Secret.
+    let out = scepclient(&bin, &d.path().join("a"), &url, "scep-demo-challenge", "router-a.example.com");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    verify(&d.path().join("a/cert.pem"));
+
+    // A one-time challenge bound to one name.
+    let minted = Command::new(BIN)
+        .args(["scep", "challenge", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .args(["--endpoint", "pki/scep", "--ttl", "10m", "--cn", "router-b.example.com", "--san", "DNS:router-b.example.com", "--json"])
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&minted.stdout).unwrap();
+    let challenge = minted["challenge"].as_str().unwrap();
+    // Bound to another name: refused, and the challenge is not spent by the refusal.
+    let out = scepclient(&bin, &d.path().join("x"), &url, challenge, "intruder.example.com");
+    assert!(!out.status.success());
+    assert!(both(&out).contains("failInfo: badRequest"), "{}", both(&out));
+    let out = scepclient(&bin, &d.path().join("b"), &url, challenge, "router-b.example.com");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    verify(&d.path().join("b/cert.pem"));
+    // Used once: refused the second time.
+    let out = scepclient(&bin, &d.path().join("c"), &url, challenge, "router-b.example.com");
+    assert!(!out.status.success());
+    assert!(both(&out).contains("failInfo: badRequest"), "{}", both(&out));
+
+    let list = Command::new(BIN)
+        .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "SCEP", "-o", "json"])
+        .output()
+        .unwrap();
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().all(|r| r["endpoint"] == "pki/scep" && r["profile"] == "pki/scep-device-90d"));
+    assert!(records.iter().any(|r| r["requester"].as_str().unwrap().contains(minted["id"].as_str().unwrap())), "{records:?}");
+}

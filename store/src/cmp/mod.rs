@@ -1,0 +1,58 @@
+//! The CMP state store ([`CmpStore`]) on the same SQLite file as the inventory. Writes go
+//! through the group-commit writer, so creating a transaction, a compare-and-set update,
+//! claiming expired transactions and recording a nonce are each one atomic, durable
+//! step; conditional inserts and version-guarded updates keep them safe against
+//! concurrent replicas.
+
+mod ops;
+pub(crate) mod schema;
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::state::cmp::{CmpStore, CmpTransaction};
+
+use crate::SqliteStore;
+
+#[async_trait]
+impl CmpStore for SqliteStore {
+    async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
+        let tx = tx.clone();
+        self.write(move |c| ops::create_transaction(c, &tx)).await
+    }
+
+    async fn transaction(
+        &self,
+        endpoint: &ObjectRef,
+        transaction_id: &str,
+    ) -> Result<Option<CmpTransaction>, StoreError> {
+        let (e, t) = (endpoint.to_string(), transaction_id.to_owned());
+        self.read(move |c| ops::transaction(c, &e, &t)).await
+    }
+
+    async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
+        let tx = tx.clone();
+        self.write(move |c| ops::update_transaction(c, &tx)).await
+    }
+
+    async fn claim_expired(
+        &self,
+        endpoint: &ObjectRef,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<CmpTransaction>, StoreError> {
+        let e = endpoint.to_string();
+        self.write(move |c| ops::claim_expired(c, &e, now, limit)).await
+    }
+
+    async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {
+        let (e, n) = (endpoint.to_string(), nonce.to_owned());
+        self.write(move |c| ops::use_nonce(c, &e, &n, expires)).await
+    }
+
+    async fn purge(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {
+        self.write(move |c| ops::purge(c, now, retention)).await
+    }
+}

@@ -1,0 +1,108 @@
+//! The SQLite CMP state store: transactionIDs used once, compare-and-set updates,
+//! expired transactions claimed by exactly one of several concurrent callers, nonces
+//! recorded once, purging, and durability across reopening.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pkiplane_core::ObjectRef;
+use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
+use pkiplane_core::state::cmp::*;
+use pkiplane_store::SqliteStore;
+
+fn now() -> SystemTime {
+    from_secs(to_secs(SystemTime::now()))
+}
+
+fn endpoint() -> ObjectRef {
+    ObjectRef::new("pki", "cmp")
+}
+
+fn tx(id: &str, state: TransactionState, deadline: Option<SystemTime>) -> CmpTransaction {
+    CmpTransaction {
+        endpoint: endpoint(),
+        transaction_id: id.into(),
+        kind: TransactionKind::Enrollment,
+        state,
+        requester: "device-1".into(),
+        auth: CmpAuth::Mac { kid: "device-1".into() },
+        profile_label: "tls".into(),
+        pvno: 2,
+        server_nonce: "0011".into(),
+        certificates: vec![TransactionCert {
+            cert_req_id: 0,
+            issuer: ObjectRef::new("pki", "issuing"),
+            serial: "01ab".into(),
+            der: vec![0x30, 0x00],
+            confirmed: false,
+        }],
+        pending_request: Some(vec![1, 2, 3]),
+        deadline,
+        created_at: now(),
+        updated_at: now(),
+        version: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactions_nonces_and_expiry_are_atomic_and_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pkiplane.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let t = tx("aa01", TransactionState::AwaitingConfirmation, Some(now() - Duration::from_secs(5)));
+
+    // Ten concurrent starts of one transactionID: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (s, t) = (store.clone(), t.clone());
+        tasks.push(tokio::spawn(async move { s.create_transaction(&t).await.unwrap() }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    let stored = store.transaction(&endpoint(), "aa01").await.unwrap().unwrap();
+    assert_eq!(stored, t);
+
+    // Compare-and-set: a stale version loses.
+    let mut a = stored.clone();
+    a.server_nonce = "22".into();
+    assert!(store.update_transaction(&a).await.unwrap());
+    assert!(!store.update_transaction(&a).await.unwrap());
+    let stored = store.transaction(&endpoint(), "aa01").await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.server_nonce.as_str()), (1, "22"));
+
+    // Concurrent sweepers: the expired transaction is claimed once.
+    store.create_transaction(&tx("aa02", TransactionState::Complete, Some(now() - Duration::from_secs(5)))).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move { s.claim_expired(&endpoint(), now(), 10).await.unwrap().len() }));
+    }
+    let mut claimed = 0;
+    for task in tasks {
+        claimed += task.await.unwrap();
+    }
+    assert_eq!(claimed, 1, "only the open, expired transaction, once");
+    assert!(store.claim_expired(&ObjectRef::new("pki", "other"), now(), 10).await.unwrap().is_empty());
+    assert_eq!(store.transaction(&endpoint(), "aa01").await.unwrap().unwrap().state, TransactionState::Expired);
+
+    // Nonces: recorded once.
+    let exp = now() + Duration::from_secs(60);
+    assert!(store.use_nonce(&endpoint(), "n1", exp).await.unwrap());
+    assert!(!store.use_nonce(&endpoint(), "n1", exp).await.unwrap());
+    assert!(store.use_nonce(&ObjectRef::new("pki", "other"), "n1", exp).await.unwrap());
+
+    // Durable across reopening.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.transaction(&endpoint(), "aa02").await.unwrap().unwrap().state, TransactionState::Complete);
+    assert!(!store.use_nonce(&endpoint(), "n1", exp).await.unwrap());
+
+    // Purge: expired nonces and closed transactions past retention; open ones stay.
+    store.create_transaction(&tx("aa03", TransactionState::Polling, None)).await.unwrap();
+    let purged = store.purge(now() + Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(purged, 4, "two nonces and the two closed transactions");
+    assert!(store.transaction(&endpoint(), "aa03").await.unwrap().is_some());
+}

@@ -172,7 +172,12 @@ impl Ca {
         self.issue_under(req, Arc::new(profile), issuer).await
     }
 
-    async fn issue_under(&self, req: IssuanceRequest, profile: Arc<Profile>, issuer: Arc<Issuer>) -> Result<Issued, CoreError> {
+    async fn issue_under(
+        &self,
+        req: IssuanceRequest,
+        profile: Arc<Profile>,
+        issuer: Arc<Issuer>,
+    ) -> Result<Issued, CoreError> {
         let now = SystemTime::now();
         let template = match self.evaluate_under(&req, &profile, &issuer, now) {
             Decision::Allow(t) => t,

@@ -1,7 +1,6 @@
 //! `pkiplane serve` as a process: ready file, CA and CRL publication, revocations showing
 //! on the next CRL, SIGTERM, and a restart on the same data directory keeping the CA.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ fn run(cmd: &str, args: &[&str]) -> Output {
     out
 }
 
-fn fetch(url: &str, to: &PathBuf) {
+fn fetch(url: &str, to: &std::path::Path) {
     run("curl", &["-sSf", "-o", to.to_str().unwrap(), url]);
 }
 
@@ -30,35 +29,112 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     let base = format!("{}/issuers/pki", server.publish_url);
     fetch(&format!("{base}/example-root/ca.crt"), &p("root.der"));
     fetch(&format!("{base}/example-intermediate/ca.pem"), &p("int.pem"));
-    run("openssl", &["x509", "-inform", "DER", "-in", p("root.der").to_str().unwrap(), "-out", p("root.pem").to_str().unwrap()]);
+    run(
+        "openssl",
+        &["x509", "-inform", "DER", "-in", p("root.der").to_str().unwrap(), "-out", p("root.pem").to_str().unwrap()],
+    );
 
     // Issue through the CLI on the same data directory while serve runs, then revoke.
-    run("openssl", &[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p("k").to_str().unwrap(),
-        "-subj", "/CN=web.localhost", "-addext", "subjectAltName=DNS:web.localhost", "-out", p("csr").to_str().unwrap(),
-    ]);
+    run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            p("k").to_str().unwrap(),
+            "-subj",
+            "/CN=web.localhost",
+            "-addext",
+            "subjectAltName=DNS:web.localhost",
+            "-out",
+            p("csr").to_str().unwrap(),
+        ],
+    );
     let dd = data.to_str().unwrap();
-    run(BIN, &["issue", "-f", manifests.to_str().unwrap(), "--data-dir", dd, "--profile", "enterprise-tls-47d", "--csr", p("csr").to_str().unwrap(), "--out", p("leaf.pem").to_str().unwrap()]);
-    run("openssl", &["verify", "-CAfile", p("root.pem").to_str().unwrap(), "-untrusted", p("int.pem").to_str().unwrap(), p("leaf.pem").to_str().unwrap()]);
-    let serial = String::from_utf8(run("openssl", &["x509", "-in", p("leaf.pem").to_str().unwrap(), "-noout", "-serial"]).stdout).unwrap();
+    run(
+        BIN,
+        &[
+            "issue",
+            "-f",
+            manifests.to_str().unwrap(),
+            "--data-dir",
+            dd,
+            "--profile",
+            "enterprise-tls-47d",
+            "--csr",
+            p("csr").to_str().unwrap(),
+            "--out",
+            p("leaf.pem").to_str().unwrap(),
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            p("root.pem").to_str().unwrap(),
+            "-untrusted",
+            p("int.pem").to_str().unwrap(),
+            p("leaf.pem").to_str().unwrap(),
+        ],
+    );
+    let serial = String::from_utf8(
+        run("openssl", &["x509", "-in", p("leaf.pem").to_str().unwrap(), "-noout", "-serial"]).stdout,
+    )
+    .unwrap();
     let serial = serial.trim().trim_start_matches("serial=").to_string();
 
     fetch(&format!("{base}/example-intermediate/crl"), &p("crl1.der"));
     run(BIN, &["revoke", &serial, "--data-dir", dd, "--reason", "keyCompromise"]);
     fetch(&format!("{base}/example-intermediate/crl"), &p("crl2.der"));
     let crl_text = |f: &str| {
-        String::from_utf8(run("openssl", &["crl", "-inform", "DER", "-in", p(f).to_str().unwrap(), "-CAfile", p("int.pem").to_str().unwrap(), "-noout", "-text"]).stdout).unwrap()
+        String::from_utf8(
+            run(
+                "openssl",
+                &[
+                    "crl",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    p(f).to_str().unwrap(),
+                    "-CAfile",
+                    p("int.pem").to_str().unwrap(),
+                    "-noout",
+                    "-text",
+                ],
+            )
+            .stdout,
+        )
+        .unwrap()
     };
     assert!(!crl_text("crl1.der").contains(&serial));
     let t = crl_text("crl2.der");
     assert!(t.contains(&format!("Serial Number: {serial}")) && t.contains("Key Compromise"), "{t}");
     // The CRL's signature verifies against the intermediate.
     let verify = Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-in", p("crl2.der").to_str().unwrap(), "-CAfile", p("int.pem").to_str().unwrap(), "-noout", "-verify"])
+        .args([
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            p("crl2.der").to_str().unwrap(),
+            "-CAfile",
+            p("int.pem").to_str().unwrap(),
+            "-noout",
+            "-verify",
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&verify.stderr).contains("verify OK"));
-    let missing = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/nope/crl")]).output().unwrap();
+    let missing = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/nope/crl")])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&missing.stdout), "404");
 
     // SIGTERM: a clean, prompt exit.

@@ -142,7 +142,9 @@ fn quickstart_loads_and_converts() {
     let issuers: Vec<&str> = m.issuers.iter().map(|i| i.metadata.name.as_deref().unwrap()).collect();
     assert_eq!(issuers, ["example-root", "example-intermediate", "manufacturer-root"]);
     let profiles: Vec<&str> = m.profiles.iter().map(|p| p.metadata.name.as_deref().unwrap()).collect();
-    assert_eq!(profiles, ["enterprise-tls-47d", "device-ldevid-1y", "device-idevid-20y"]);
+    assert_eq!(profiles, ["enterprise-tls-47d", "device-ldevid-1y", "device-idevid-20y", "scep-device-90d"]);
+    let endpoints: Vec<&str> = m.endpoints.iter().map(|e| e.metadata.name.as_deref().unwrap()).collect();
+    assert_eq!(endpoints, ["acme", "est", "scep", "cmp"]);
     for i in &m.issuers {
         let config = issuer_from_resource(i, &m).unwrap_or_else(|e| panic!("{}", FieldError::join(&e)));
         assert_eq!(config.id.namespace, "pki");

@@ -56,7 +56,7 @@ impl Env {
     /// Starts the endpoint; `adjust` may change the configuration first.
     pub async fn start(adjust: impl FnOnce(&mut EstConfig)) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let mut manifests = Manifests::load(repo_root().join("examples/quickstart.yaml")).unwrap();
+        let manifests = Manifests::load(repo_root().join("examples/quickstart.yaml")).unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("pkiplane.db")).unwrap());
         let ca = Arc::new(Ca::new(store.clone() as Arc<dyn Inventory>));
         // Issuers, parents first.

@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use common::{BIN, Server, quickstart_free_ports};
 
 fn certbot_path() -> String {
-    let out = Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tools/certbot.sh")).output().unwrap();
+    let out =
+        Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tools/certbot.sh")).output().unwrap();
     assert!(out.status.success(), "installing certbot failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap().to_string()
 }
@@ -54,20 +55,44 @@ fn certbot_obtains_renews_and_revokes() {
     let bin = certbot_path();
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let server = Server::start(&quickstart_free_ports(d.path()), &data, &d.path().join("ready.json"));
+    // The validator's http-01 port, free on this machine, is where certbot listens.
+    let port = common::free_port().to_string();
+    let manifests = quickstart_free_ports(d.path());
+    let text = std::fs::read_to_string(&manifests).unwrap().replace("http01Port: 5002", &format!("http01Port: {port}"));
+    std::fs::write(&manifests, text).unwrap();
+    let server = Server::start(&manifests, &data, &d.path().join("ready.json"));
     let ep = server.endpoint("pki", "acme");
     let directory = ep["urls"][0].as_str().unwrap().to_string();
     let trust = ep["tlsTrustBundle"].as_str().unwrap().to_string();
     let cb = d.path().join("certbot");
 
     // Obtain: http-01 answered by certbot's standalone server on the validator's port.
-    ok(&certbot(&bin, &cb, &trust, &[
-        "certonly", "--standalone", "--http-01-port", "5002", "--http-01-address", "127.0.0.1", "-d", "web.localhost",
-        "--server", &directory, "--agree-tos", "-m", "ops@example.com",
-    ]));
+    ok(&certbot(
+        &bin,
+        &cb,
+        &trust,
+        &[
+            "certonly",
+            "--standalone",
+            "--http-01-port",
+            &port,
+            "--http-01-address",
+            "127.0.0.1",
+            "-d",
+            "web.localhost",
+            "--server",
+            &directory,
+            "--agree-tos",
+            "-m",
+            "ops@example.com",
+        ],
+    ));
     let live = cb.join("config/live/web.localhost");
     let root = d.path().join("root.pem");
-    let root_pem = Command::new("curl").args(["-sSf", &format!("{}/issuers/pki/example-root/ca.pem", server.publish_url)]).output().unwrap();
+    let root_pem = Command::new("curl")
+        .args(["-sSf", &format!("{}/issuers/pki/example-root/ca.pem", server.publish_url)])
+        .output()
+        .unwrap();
     std::fs::write(&root, root_pem.stdout).unwrap();
     verify(root.to_str().unwrap(), &live.join("chain.pem"), &live.join("cert.pem"));
     let first = inventory(&data);
@@ -85,15 +110,29 @@ fn certbot_obtains_renews_and_revokes() {
     assert_eq!(renewed.len(), 2);
 
     // Revoke the current certificate with its account key.
-    ok(&certbot(&bin, &cb, &trust, &[
-        "revoke", "--server", &directory, "--cert-path", live.join("cert.pem").to_str().unwrap(), "--reason",
-        "keycompromise", "--no-delete-after-revoke",
-    ]));
+    ok(&certbot(
+        &bin,
+        &cb,
+        &trust,
+        &[
+            "revoke",
+            "--server",
+            &directory,
+            "--cert-path",
+            live.join("cert.pem").to_str().unwrap(),
+            "--reason",
+            "keycompromise",
+            "--no-delete-after-revoke",
+        ],
+    ));
     let after = inventory(&data);
     let revoked: Vec<_> = after.iter().filter(|r| r["status"] == "revoked").collect();
     assert_eq!(revoked.len(), 1, "{after:?}");
     assert_eq!(revoked[0]["revocationReason"], "KeyCompromise");
-    let serial = Command::new("openssl").args(["x509", "-in", live.join("cert.pem").to_str().unwrap(), "-noout", "-serial"]).output().unwrap();
+    let serial = Command::new("openssl")
+        .args(["x509", "-in", live.join("cert.pem").to_str().unwrap(), "-noout", "-serial"])
+        .output()
+        .unwrap();
     let serial = String::from_utf8(serial.stdout).unwrap().trim().trim_start_matches("serial=").to_lowercase();
     assert_eq!(revoked[0]["serial"], serial.as_str());
 }

@@ -30,8 +30,19 @@ fn csr(dir: &Path, name: &str, subject: &str, san: &str) -> PathBuf {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let mut args = vec![
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-        key.to_str().unwrap(), "-subj", subject, "-out", csr.to_str().unwrap(),
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        subject,
+        "-out",
+        csr.to_str().unwrap(),
     ];
     let ext = format!("subjectAltName={san}");
     if !san.is_empty() {
@@ -51,14 +62,28 @@ fn inventory_json(data: &Path) -> Vec<serde_json::Value> {
 fn policy_check_exit_codes_and_reasons() {
     let d = tempfile::tempdir().unwrap();
     let good = csr(d.path(), "good", "/CN=web.localhost", "DNS:web.localhost");
-    let out = pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "enterprise-tls-47d", "--csr", good.to_str().unwrap()], &[]);
+    let out = pkiplane(
+        &["policy", "check", "-f", QUICKSTART, "--profile", "enterprise-tls-47d", "--csr", good.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("ALLOWED") && t.contains("DNS:web.localhost") && t.contains("(47d)"), "{t}");
 
     let bad = csr(d.path(), "bad", "/CN=www.evil.test", "DNS:www.evil.test");
     let out = pkiplane(
-        &["policy", "check", "-f", QUICKSTART, "--profile", "pki/enterprise-tls-47d", "--csr", bad.to_str().unwrap(), "-o", "json"],
+        &[
+            "policy",
+            "check",
+            "-f",
+            QUICKSTART,
+            "--profile",
+            "pki/enterprise-tls-47d",
+            "--csr",
+            bad.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -70,10 +95,14 @@ fn policy_check_exit_codes_and_reasons() {
     // Input errors exit 2 with a message naming the problem.
     let junk = d.path().join("junk.csr");
     std::fs::write(&junk, "not a csr").unwrap();
-    let out = pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "enterprise-tls-47d", "--csr", junk.to_str().unwrap()], &[]);
+    let out = pkiplane(
+        &["policy", "check", "-f", QUICKSTART, "--profile", "enterprise-tls-47d", "--csr", junk.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no PEM block"), "{}", text(&out));
-    let out = pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "nope", "--csr", good.to_str().unwrap()], &[]);
+    let out =
+        pkiplane(&["policy", "check", "-f", QUICKSTART, "--profile", "nope", "--csr", good.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no CertificateProfile named nope"), "{}", text(&out));
     let out = pkiplane(&["policy", "check", "--profile", "x"], &[]);
@@ -86,7 +115,14 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let data = d.path().join("data");
     let req = csr(d.path(), "dev", "/CN=web.localhost", "DNS:web.localhost");
     let args = [
-        "issue", "-f", QUICKSTART, "--data-dir", data.to_str().unwrap(), "--profile", "enterprise-tls-47d", "--csr",
+        "issue",
+        "-f",
+        QUICKSTART,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
         req.to_str().unwrap(),
     ];
 
@@ -128,7 +164,14 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let (int, root) = (d.path().join("int.pem"), d.path().join("root.pem"));
     std::fs::write(&int, certs[1]).unwrap();
     std::fs::write(&root, certs[2]).unwrap();
-    openssl(&["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", int.to_str().unwrap(), leaf.to_str().unwrap()]);
+    openssl(&[
+        "verify",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-untrusted",
+        int.to_str().unwrap(),
+        leaf.to_str().unwrap(),
+    ]);
 
     // Issuers persist across restarts: a third issuance chains to the same root.
     let again = pkiplane(&args, &[]);
@@ -144,10 +187,14 @@ fn inventory_filters_and_output_formats() {
     let web = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
     let dev = csr(d.path(), "dev", "/CN=sensor-1", "URI:spiffe://example.org/device/sensor-1");
     for (profile, c) in [("enterprise-tls-47d", &web), ("device-ldevid-1y", &dev)] {
-        let out = pkiplane(&["issue", "-f", QUICKSTART, "--data-dir", dd, "--profile", profile, "--csr", c.to_str().unwrap()], &[]);
+        let out = pkiplane(
+            &["issue", "-f", QUICKSTART, "--data-dir", dd, "--profile", profile, "--csr", c.to_str().unwrap()],
+            &[],
+        );
         assert!(out.status.success(), "{profile}: {}", text(&out));
     }
-    let out = pkiplane(&["inventory", "list", "--data-dir", dd, "--profile", "pki/device-ldevid-1y", "-o", "json"], &[]);
+    let out =
+        pkiplane(&["inventory", "list", "--data-dir", dd, "--profile", "pki/device-ldevid-1y", "-o", "json"], &[]);
     let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["sans"][0], "URI:spiffe://example.org/device/sensor-1");
@@ -178,7 +225,19 @@ fn every_decision_is_a_json_audit_line() {
     let bad = csr(d.path(), "bad", "/CN=www.evil.test", "DNS:www.evil.test");
     for (c, code) in [(&good, 0), (&bad, 1)] {
         let out = pkiplane(
-            &["issue", "-f", QUICKSTART, "--data-dir", data.to_str().unwrap(), "--profile", "enterprise-tls-47d", "--csr", c.to_str().unwrap(), "--identity", "alice"],
+            &[
+                "issue",
+                "-f",
+                QUICKSTART,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--profile",
+                "enterprise-tls-47d",
+                "--csr",
+                c.to_str().unwrap(),
+                "--identity",
+                "alice",
+            ],
             &env,
         );
         assert_eq!(out.status.code(), Some(code), "{}", text(&out));

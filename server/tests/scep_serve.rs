@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use common::{BIN, Server, quickstart_free_ports};
 
 fn tool(script: &str) -> String {
-    let out = Command::new("bash").arg(format!("{}/../scripts/tools/{script}", env!("CARGO_MANIFEST_DIR"))).output().unwrap();
+    let out =
+        Command::new("bash").arg(format!("{}/../scripts/tools/{script}", env!("CARGO_MANIFEST_DIR"))).output().unwrap();
     assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap().to_string()
 }
@@ -38,7 +39,10 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     let server = Server::start(&manifests, &data, &d.path().join("ready.json"));
     let url = server.endpoint("pki", "scep")["urls"][0].as_str().unwrap().to_string();
     let fetch = |path: &str, to: &Path| {
-        let out = Command::new("curl").args(["-sSf", "-o", to.to_str().unwrap(), &format!("{}{path}", server.publish_url)]).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-sSf", "-o", to.to_str().unwrap(), &format!("{}{path}", server.publish_url)])
+            .output()
+            .unwrap();
         assert!(out.status.success());
     };
     let (root, int) = (d.path().join("root.pem"), d.path().join("int.pem"));
@@ -46,7 +50,14 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     fetch("/issuers/pki/example-intermediate/ca.pem", &int);
     let verify = |cert: &Path| {
         let out = Command::new("openssl")
-            .args(["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", int.to_str().unwrap(), cert.to_str().unwrap()])
+            .args([
+                "verify",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-untrusted",
+                int.to_str().unwrap(),
+                cert.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -60,7 +71,17 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     // A one-time challenge bound to one name.
     let minted = Command::new(BIN)
         .args(["scep", "challenge", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
-        .args(["--endpoint", "pki/scep", "--ttl", "10m", "--cn", "router-b.example.com", "--san", "DNS:router-b.example.com", "--json"])
+        .args([
+            "--endpoint",
+            "pki/scep",
+            "--ttl",
+            "10m",
+            "--cn",
+            "router-b.example.com",
+            "--san",
+            "DNS:router-b.example.com",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
@@ -85,5 +106,8 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(records.len(), 2, "{records:?}");
     assert!(records.iter().all(|r| r["endpoint"] == "pki/scep" && r["profile"] == "pki/scep-device-90d"));
-    assert!(records.iter().any(|r| r["requester"].as_str().unwrap().contains(minted["id"].as_str().unwrap())), "{records:?}");
+    assert!(
+        records.iter().any(|r| r["requester"].as_str().unwrap().contains(minted["id"].as_str().unwrap())),
+        "{records:?}"
+    );
 }

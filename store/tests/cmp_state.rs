@@ -74,7 +74,10 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable() {
     assert_eq!((stored.version, stored.server_nonce.as_str()), (1, "22"));
 
     // Concurrent sweepers: the expired transaction is claimed once.
-    store.create_transaction(&tx("aa02", TransactionState::Complete, Some(now() - Duration::from_secs(5)))).await.unwrap();
+    store
+        .create_transaction(&tx("aa02", TransactionState::Complete, Some(now() - Duration::from_secs(5))))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..5 {
         let s = store.clone();

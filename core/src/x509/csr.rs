@@ -16,8 +16,8 @@ use x509_cert::name::RdnSequence;
 use x509_cert::request::CertReq;
 use zeroize::Zeroizing;
 
-use super::names::{NameAttribute, attribute_value_text, name_attributes};
 use super::cert::Signed;
+use super::names::{NameAttribute, attribute_value_text, name_attributes};
 use super::pem::{MAX_INPUT, PemError, pem_or_der};
 use super::{San, extensions::SUBJECT_ALT_NAME_OID};
 use crate::keys::algorithm::ID_ED25519;

@@ -13,15 +13,15 @@
 use der::asn1::{AnyRef, BitString, SetOfVec};
 use der::{Decode, Encode};
 use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::name::{Name, RdnSequence};
 use x509_cert::request::{CertReqInfo, Version};
 
+use super::San;
 use super::cert::{EncodeError, Signed};
 use super::csr::EXTENSION_REQUEST;
 use super::extensions::SUBJECT_ALT_NAME_OID;
-use super::San;
 use crate::keys::{CaSigner, SecretKey};
 
 /// A DER CSR for `key` with `subject` and `sans`, signed by `key` itself.

@@ -61,8 +61,7 @@ pub async fn pki_operation(state: &ScepState, body: &[u8], profile: Option<&str>
     };
     match result {
         Ok((Outcome::Success(content), alg)) => {
-            let recipient = <x509_cert::Certificate as der::Decode>::from_der(&msg.signer_der)?;
-            let sealed = envelope::seal(&content, &recipient, alg)?;
+            let sealed = envelope::seal_to_der(&content, &msg.signer_der, alg)?;
             cert_rep(&signer, &msg.reply, PkiStatus::Success, None, Some(&sealed))
         }
         Ok((Outcome::Pending, _)) => cert_rep(&signer, &msg.reply, PkiStatus::Pending, None, None),

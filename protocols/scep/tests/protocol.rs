@@ -300,7 +300,10 @@ async fn renewal_get_cert_and_get_crl() {
     id.use_cert(&first);
     let renewed = {
         let built = id.request(&ra, MessageType::RenewalReq, "tid-d2", &next.csr_der);
-        let reply = id.read(&op(&env, built.der).await);
+        let body = op(&env, built.der.clone()).await;
+        env.save_vector("pkiplane-renewal-renewalreq.req.der", &built.der);
+        env.save_vector("pkiplane-renewal-renewalreq.rep.der", &body);
+        let reply = id.read(&body);
         assert_eq!(reply.status, PkiStatus::Success, "{:?}", reply.fail_info);
         reply.certs[0].clone()
     };
@@ -327,7 +330,11 @@ async fn renewal_get_cert_and_get_crl() {
     .await;
 
     // GetCert by issuer and serial.
-    let reply = id.read(&op(&env, id.request(&ra, MessageType::GetCert, "tid-gc", &ias(&renewed)).der).await);
+    let built = id.request(&ra, MessageType::GetCert, "tid-gc", &ias(&renewed));
+    let body = op(&env, built.der.clone()).await;
+    env.save_vector("pkiplane-renewal-getcert.req.der", &built.der);
+    env.save_vector("pkiplane-renewal-getcert.rep.der", &body);
+    let reply = id.read(&body);
     assert_eq!(reply.status, PkiStatus::Success);
     assert_eq!(reply.certs, vec![renewed.clone()]);
     let mut unknown = Certificate::from_der(&renewed).unwrap().tbs_certificate().serial_number().as_bytes().to_vec();
@@ -350,7 +357,12 @@ async fn renewal_get_cert_and_get_crl() {
         .revoke(&env.int.id, &first_rec.serial, pkiplane_core::inventory::RevocationReason::Superseded, &requester)
         .await
         .unwrap();
-    let reply = id.read(&op(&env, id.request(&ra, MessageType::GetCrl, "tid-crl", &ias(&renewed)).der).await);
+    let built = id.request(&ra, MessageType::GetCrl, "tid-crl", &ias(&renewed));
+    let body = op(&env, built.der.clone()).await;
+    env.save_vector("pkiplane-renewal-getcrl.req.der", &built.der);
+    env.save_vector("pkiplane-renewal-getcrl.rep.der", &body);
+    env.save_keys("pkiplane-renewal", &id.key_path).await;
+    let reply = id.read(&body);
     assert_eq!(reply.status, PkiStatus::Success);
     assert_eq!(reply.crls.len(), 1);
     let crl_path = env.path("crl.der");
@@ -405,7 +417,11 @@ async fn pending_approval_then_cert_poll() {
         .to_der()
         .unwrap()
     };
-    let poll = id.read(&op(&env, id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content).der).await);
+    let built = id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content);
+    let body = op(&env, built.der.clone()).await;
+    env.save_vector("pkiplane-pending-certpoll-pending.req.der", &built.der);
+    env.save_vector("pkiplane-pending-certpoll-pending.rep.der", &body);
+    let poll = id.read(&body);
     assert_eq!(poll.status, PkiStatus::Pending);
     // Only the requester may poll.
     let other = make(env.dir.path(), "q", "q.example.com", None, &[]);
@@ -451,7 +467,12 @@ async fn pending_approval_then_cert_poll() {
     tx.serial = Some(issued.record.serial.clone());
     env.store.update_transaction(&tx).await.unwrap();
 
-    let done = id.read(&op(&env, id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content).der).await);
+    let built = id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content);
+    let body = op(&env, built.der.clone()).await;
+    env.save_vector("pkiplane-pending-certpoll-issued.req.der", &built.der);
+    env.save_vector("pkiplane-pending-certpoll-issued.rep.der", &body);
+    env.save_keys("pkiplane-pending", &id.key_path).await;
+    let done = id.read(&body);
     assert_eq!(done.status, PkiStatus::Success);
     assert_eq!(done.certs, vec![issued.der.clone()]);
     env.check_issued(&issued.der, "scep:static-challenge").await;

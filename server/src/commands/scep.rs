@@ -53,7 +53,10 @@ pub async fn run(cmd: &ScepCommand) -> Result<()> {
         bail!("endpoint {} does not enable dynamicChallenges", a.endpoint);
     };
     if a.ttl > dynamic.ttl {
-        bail!("--ttl exceeds the endpoint's dynamicChallenges.ttl ({})", pkiplane_core::duration::format_duration(dynamic.ttl));
+        bail!(
+            "--ttl exceeds the endpoint's dynamicChallenges.ttl ({})",
+            pkiplane_core::duration::format_duration(dynamic.ttl)
+        );
     }
     let store = super::open_store_rw(&a.data_dir).await?;
     let minted = mint_challenge(
@@ -85,7 +88,8 @@ pub async fn run(cmd: &ScepCommand) -> Result<()> {
             rfc3339(minted.challenge.expires),
             match (&minted.challenge.common_name, minted.challenge.sans.is_empty()) {
                 (None, true) => String::new(),
-                (cn, _) => format!(", bound to CN={} SANs={}", cn.as_deref().unwrap_or("*"), minted.challenge.sans.join(",")),
+                (cn, _) =>
+                    format!(", bound to CN={} SANs={}", cn.as_deref().unwrap_or("*"), minted.challenge.sans.join(",")),
             }
         );
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use pkiplane_api::{FieldError, Manifests};
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
+use pkiplane_api::{FieldError, Manifests};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_store::SqliteStore;
@@ -133,9 +133,8 @@ async fn start_one(
     let listen = ep.spec.listen.clone().unwrap_or_default();
     let ip: IpAddr = listen.address.parse().with_context(|| format!("spec.listen.address `{}`", listen.address))?;
     let port = u16::try_from(listen.port.unwrap_or(0)).map_err(|_| anyhow!("spec.listen.port out of range"))?;
-    let listener = TcpListener::bind(SocketAddr::new(ip, port))
-        .await
-        .with_context(|| format!("binding {ip}:{port}"))?;
+    let listener =
+        TcpListener::bind(SocketAddr::new(ip, port)).await.with_context(|| format!("binding {ip}:{port}"))?;
     let bound = listener.local_addr()?;
     let serving = match &ep.spec.tls {
         Some(t) => Some(tls::serving_cert(ca, manifests, id, t).await?),
@@ -167,10 +166,12 @@ async fn start_one(
         return Ok(());
     };
     let bundles = data_dir.join("bundles");
-    let ca_bundle = tls::write_bundle(&bundles, &format!("{}-{}-ca.pem", id.namespace, id.name), &ca_chains(ca, ep, id))?;
+    let ca_bundle =
+        tls::write_bundle(&bundles, &format!("{}-{}-ca.pem", id.namespace, id.name), &ca_chains(ca, ep, id))?;
     let (task, trust) = match serving {
         Some(cert) => {
-            let trust = tls::write_bundle(&bundles, &format!("{}-{}-tls-trust.pem", id.namespace, id.name), &cert.trust_pem)?;
+            let trust =
+                tls::write_bundle(&bundles, &format!("{}-{}-tls-trust.pem", id.namespace, id.name), &cert.trust_pem)?;
             let client_certs = matches!(ep.spec.protocol, EndpointProtocol::Est);
             let config = tls::server_config(&cert, client_certs)?;
             (tokio::spawn(tls::serve_tls(listener, router, config, shutdown)), Some(trust))

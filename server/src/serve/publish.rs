@@ -94,7 +94,9 @@ async fn file(State(p): State<Publisher>, Path((ns, name, file)): Path<(String, 
             Err(r) => r,
         },
         "crl.pem" => match p.crl(&id).await {
-            Ok(der) => ([(header::CONTENT_TYPE, "application/x-pem-file")], pem::encode("X509 CRL", &der)).into_response(),
+            Ok(der) => {
+                ([(header::CONTENT_TYPE, "application/x-pem-file")], pem::encode("X509 CRL", &der)).into_response()
+            }
             Err(r) => r,
         },
         _ => (StatusCode::NOT_FOUND, "expected ca.crt, ca.pem, chain.pem, crl or crl.pem\n").into_response(),

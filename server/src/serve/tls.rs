@@ -130,13 +130,12 @@ fn serving_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
 /// A rustls server configuration for a serving certificate; with `client_certs`, clients
 /// may present a certificate, which the protocol then validates.
 pub fn server_config(cert: &ServingCert, client_certs: bool) -> Result<Arc<rustls::ServerConfig>> {
-    let chain: Vec<CertificateDer<'static>> = pem::decode_chain(cert.chain_pem.as_bytes(), "CERTIFICATE")?
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
+    let chain: Vec<CertificateDer<'static>> =
+        pem::decode_chain(cert.chain_pem.as_bytes(), "CERTIFICATE")?.into_iter().map(CertificateDer::from).collect();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pkcs8.to_vec()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = if client_certs {
         builder.with_client_cert_verifier(super::client_auth::DeferredClientCertVerifier::new(&provider))
     } else {
@@ -214,4 +213,3 @@ pub fn write_bundle(dir: &Path, name: &str, pem: &str) -> Result<String> {
     std::fs::write(&path, pem)?;
     Ok(path.display().to_string())
 }
-

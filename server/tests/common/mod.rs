@@ -55,7 +55,14 @@ impl Server {
         let log = std::fs::File::create(data.with_extension("log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
-            .args(["--publish-listen", "127.0.0.1:0", "--ready-file", ready.to_str().unwrap(), "--shutdown-grace", "5s"])
+            .args([
+                "--publish-listen",
+                "127.0.0.1:0",
+                "--ready-file",
+                ready.to_str().unwrap(),
+                "--shutdown-grace",
+                "5s",
+            ])
             .env("PKIPLANE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -63,7 +70,11 @@ impl Server {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
-            assert!(Instant::now() < deadline, "serve did not become ready; see {}", data.with_extension("log").display());
+            assert!(
+                Instant::now() < deadline,
+                "serve did not become ready; see {}",
+                data.with_extension("log").display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
@@ -80,4 +91,29 @@ impl Server {
             .find(|e| e["namespace"] == namespace && e["name"] == name)
             .unwrap_or_else(|| panic!("endpoint {namespace}/{name} not in the ready file: {}", self.ready))
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for settings that need a fixed
+/// port, such as an ACME validator's http-01 and tls-alpn-01 ports).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The path a `scripts/tools/<script>` installer prints last (it builds or installs the
+/// tool on first use and caches it).
+pub fn tool_path(script: &str) -> String {
+    let path = format!("{}/../scripts/tools/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap().to_string()
+}
+
+/// `pkiplane inventory list --protocol <protocol> -o json` on a data directory.
+pub fn inventory(data: &Path, protocol: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", protocol, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -153,6 +153,47 @@ pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<
     Ok(ci.to_der()?)
 }
 
+/// [`seal`] for a requester certificate that only decodes without the RFC 5280
+/// serial-number check (certmonger's self-signed certificate, 33-octet serial): the same
+/// EnvelopedData, its KeyTransRecipientInfo assembled element by element so the serial
+/// number is echoed as the certificate carries it.
+pub fn seal_to_der(content: &[u8], recipient_der: &[u8], alg: ContentAlg) -> Result<Vec<u8>, ScepError> {
+    use der::{Tag, Tagged};
+    if let Ok(cert) = Certificate::from_der(recipient_der) {
+        return seal(content, &cert, alg);
+    }
+    let cert = super::incoming::lenient::LenientCertificate::from_der(recipient_der)
+        .map_err(|e| ScepError::BadMessageCheck(format!("requester certificate: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    let key = RsaPublicKey::from_public_key_der(&tbs.subject_public_key_info().to_der()?)
+        .map_err(|_| ScepError::BadAlg("the requester's certificate has no RSA key to encrypt the reply to".into()))?;
+    let cek = Zeroizing::new(random_bytes(alg.key_len())?);
+    let iv = random_bytes(alg.iv_len())?;
+    let ciphertext = encrypt(alg, &cek, &iv, content);
+    let enc_key = key
+        .encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek)
+        .map_err(|e| ScepError::Internal(format!("RSA key transport: {e}")))?;
+    let constructed =
+        |tag: Tag, parts: &[Vec<u8>]| -> Result<Vec<u8>, ScepError> { Ok(Any::new(tag, parts.concat())?.to_der()?) };
+    let version = CmsVersion::V0.to_der()?;
+    let rid = constructed(Tag::Sequence, &[tbs.issuer().to_der()?, tbs.serial_number().to_der()?])?;
+    let key_enc_alg = AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(Any::from(Null)) }.to_der()?;
+    let ktri = constructed(Tag::Sequence, &[version.clone(), rid, key_enc_alg, OctetString::new(enc_key)?.to_der()?])?;
+    let eci = EncryptedContentInfo {
+        content_type: ID_DATA,
+        content_enc_alg: AlgorithmIdentifierOwned {
+            oid: alg.oid(),
+            parameters: Some(Any::encode_from(&OctetString::new(iv)?)?),
+        },
+        encrypted_content: Some(OctetString::new(ciphertext)?),
+    };
+    let env = constructed(Tag::Sequence, &[version, constructed(Tag::Set, &[ktri])?, eci.to_der()?])?;
+    let env = Any::from_der(&env)?;
+    debug_assert_eq!(env.tag(), Tag::Sequence);
+    let ci = ContentInfo { content_type: ID_ENVELOPED_DATA, content: env };
+    Ok(ci.to_der()?)
+}
+
 fn recipient_matches(cert: &Certificate, rid: &RecipientIdentifier) -> bool {
     let tbs = cert.tbs_certificate();
     match rid {

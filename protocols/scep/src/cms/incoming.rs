@@ -20,9 +20,9 @@ use std::time::SystemTime;
 
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo};
 use der::Encode;
-use der::asn1::{Any, OctetString};
+use der::asn1::{Any, ObjectIdentifier, OctetString};
 use pkiplane_core::x509::cert::CertInfo;
 use rsa::RsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
@@ -50,8 +50,10 @@ pub struct ReplyTo {
 
 /// A decoded, not yet verified pkiMessage.
 pub struct Unverified {
-    signed: SignedData,
-    signer_info: SignerInfo,
+    encap: EncapsulatedContentInfo,
+    digest_alg: ObjectIdentifier,
+    signature_alg: ObjectIdentifier,
+    signature: Vec<u8>,
     attrs: Attributes,
     signer_der: Option<Vec<u8>>,
     reply: Option<ReplyTo>,
@@ -80,30 +82,193 @@ pub fn parse(der: &[u8]) -> Result<Unverified, ScepError> {
     if ci.content_type != ID_SIGNED_DATA {
         return Err(ScepError::Malformed(format!("pkiMessage content type is {}, not signedData", ci.content_type)));
     }
-    let signed: SignedData = ci
+    let signed: Result<SignedData, ScepError> = ci
         .content
         .decode_as()
         .or_else(|_| decode_ber_or_der(&ci.content.to_der()?))
-        .map_err(|e: ScepError| ScepError::Malformed(format!("SignedData: {e}")))?;
+        .map_err(|e: ScepError| ScepError::Malformed(format!("SignedData: {e}")));
+    let mut unverified = match signed {
+        Ok(signed) => strict(signed)?,
+        // The `cms` types decode certificates and signer identifiers under the RFC 5280
+        // profile, which refuses serial numbers over 20 octets; certmonger signs with a
+        // self-signed certificate whose serial has 33. Read such a message leniently.
+        Err(e) => lenient::parse(&ci.content).map_err(|_| e)?,
+    };
+    unverified.reply =
+        match (attribute(&unverified.attrs, &TRANSACTION_ID), attribute(&unverified.attrs, &SENDER_NONCE)) {
+            (Some(tid), Some(nonce)) => nonce.decode_as::<OctetString>().ok().map(|n| ReplyTo {
+                transaction_id: tid.clone(),
+                sender_nonce: n.as_bytes().to_vec(),
+                digest: DigestAlg::from_oid(&unverified.digest_alg, true).unwrap_or(DigestAlg::Sha256),
+            }),
+            _ => None,
+        };
+    Ok(unverified)
+}
+
+fn strict(signed: SignedData) -> Result<Unverified, ScepError> {
     let mut infos = signed.signer_infos.0.iter();
     let (Some(signer_info), None) = (infos.next(), infos.next()) else {
         return Err(ScepError::Malformed("a pkiMessage has exactly one SignerInfo".into()));
     };
-    let signer_info = signer_info.clone();
+    let signer_info: SignerInfo = signer_info.clone();
     let attrs = signer_info
         .signed_attrs
         .clone()
         .ok_or_else(|| ScepError::Malformed("the SignerInfo has no signed attributes".into()))?;
     let signer_der = signer_certificate(&signed, &signer_info.sid);
-    let reply = match (attribute(&attrs, &TRANSACTION_ID), attribute(&attrs, &SENDER_NONCE)) {
-        (Some(tid), Some(nonce)) => nonce.decode_as::<OctetString>().ok().map(|n| ReplyTo {
-            transaction_id: tid.clone(),
-            sender_nonce: n.as_bytes().to_vec(),
-            digest: DigestAlg::from_oid(&signer_info.digest_alg.oid, true).unwrap_or(DigestAlg::Sha256),
-        }),
-        _ => None,
+    Ok(Unverified {
+        encap: signed.encap_content_info,
+        digest_alg: signer_info.digest_alg.oid,
+        signature_alg: signer_info.signature_algorithm.oid,
+        signature: signer_info.signature.as_bytes().to_vec(),
+        attrs,
+        signer_der,
+        reply: None,
+    })
+}
+
+/// Reading a SignedData whose certificates or signer identifier carry serial numbers
+/// the RFC 5280 profile refuses: the structure element by element, the certificates
+/// under a profile without the serial-number length check.
+pub(crate) mod lenient {
+    use der::asn1::{Any, ObjectIdentifier, OctetString};
+    use der::{Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged};
+    use x509_cert::attr::Attributes;
+    use x509_cert::certificate::{CertificateInner, Profile};
+    use x509_cert::ext::pkix::SubjectKeyIdentifier;
+
+    use super::Unverified;
+    use crate::error::ScepError;
+
+    /// RFC 5280 without the 20-octet limit on serial numbers.
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Copy, Clone, Default)]
+    pub struct LongSerials;
+
+    impl Profile for LongSerials {
+        fn check_serial_number(_serial: &x509_cert::serial_number::SerialNumber<Self>) -> der::Result<()> {
+            Ok(())
+        }
+    }
+
+    pub type LenientCertificate = CertificateInner<LongSerials>;
+
+    fn malformed(what: &str) -> impl Fn(der::Error) -> ScepError + '_ {
+        move |e| ScepError::Malformed(format!("{what}: {e}"))
+    }
+
+    /// The elements of a constructed value.
+    fn elements(value: &[u8]) -> Result<Vec<Any>, der::Error> {
+        let mut reader = SliceReader::new(value)?;
+        let mut out = Vec::new();
+        while !reader.is_finished() {
+            out.push(Any::decode(&mut reader)?);
+        }
+        Ok(out)
+    }
+
+    fn context(any: &Any, n: u8) -> bool {
+        matches!(any.tag(), Tag::ContextSpecific { number, .. } if number == TagNumber(n as u32))
+    }
+
+    pub fn parse(content: &Any) -> Result<Unverified, ScepError> {
+        let fields = elements(content.value()).map_err(malformed("SignedData"))?;
+        let encap = fields
+            .get(2)
+            .ok_or_else(|| ScepError::Malformed("SignedData: no encapContentInfo".into()))?
+            .decode_as()
+            .map_err(malformed("encapContentInfo"))?;
+        let certificates = match fields.iter().find(|f| context(f, 0)) {
+            Some(set) => elements(set.value()).map_err(malformed("certificates"))?,
+            None => Vec::new(),
+        };
+        let infos = fields
+            .last()
+            .filter(|f| f.tag() == Tag::Set)
+            .ok_or_else(|| ScepError::Malformed("SignedData: no signerInfos".into()))?;
+        let infos = elements(infos.value()).map_err(malformed("signerInfos"))?;
+        let [info] = infos.as_slice() else {
+            return Err(ScepError::Malformed("a pkiMessage has exactly one SignerInfo".into()));
+        };
+        let info = elements(info.value()).map_err(malformed("SignerInfo"))?;
+        let (Some(sid), Some(digest), Some(attrs), Some(sig_alg), Some(signature)) =
+            (info.get(1), info.get(2), info.get(3), info.get(4), info.get(5))
+        else {
+            return Err(ScepError::Malformed("SignerInfo: missing fields".into()));
+        };
+        if !context(attrs, 0) {
+            return Err(ScepError::Malformed("the SignerInfo has no signed attributes".into()));
+        }
+        // [0] IMPLICIT SET OF Attribute: read as the SET it stands for.
+        let attrs_der = Any::new(Tag::Set, attrs.value()).and_then(|a| a.to_der()).map_err(malformed("signedAttrs"))?;
+        let attrs = Attributes::from_der(&attrs_der).map_err(malformed("signedAttrs"))?;
+        let alg_oid = |a: &Any| -> Result<ObjectIdentifier, ScepError> {
+            elements(a.value())
+                .ok()
+                .and_then(|e| e.first().and_then(|o| o.decode_as::<ObjectIdentifier>().ok()))
+                .ok_or_else(|| ScepError::Malformed("SignerInfo: bad AlgorithmIdentifier".into()))
+        };
+        let signature: OctetString = signature.decode_as().map_err(malformed("signature"))?;
+        let signer_der = certificates.iter().find_map(|c| {
+            let der = c.to_der().ok()?;
+            let cert = LenientCertificate::from_der(&der).ok()?;
+            matches_sid(&cert, sid).then_some(der)
+        });
+        Ok(Unverified {
+            encap,
+            digest_alg: alg_oid(digest)?,
+            signature_alg: alg_oid(sig_alg)?,
+            signature: signature.as_bytes().to_vec(),
+            attrs,
+            signer_der,
+            reply: None,
+        })
+    }
+
+    /// Whether `cert` is the one the SignerIdentifier `sid` (as received) names.
+    fn matches_sid(cert: &LenientCertificate, sid: &Any) -> bool {
+        let tbs = cert.tbs_certificate();
+        if sid.tag() == Tag::Sequence {
+            let Ok(parts) = elements(sid.value()) else { return false };
+            let (Some(issuer), Some(serial)) = (parts.first(), parts.get(1)) else { return false };
+            tbs.issuer().to_der().ok().as_deref() == issuer.to_der().ok().as_deref()
+                && tbs.serial_number().to_der().ok().as_deref() == serial.to_der().ok().as_deref()
+        } else if context(sid, 0) {
+            matches!(tbs.get_extension::<SubjectKeyIdentifier>(), Ok(Some((_, k))) if k.0.as_bytes() == sid.value())
+        } else {
+            false
+        }
+    }
+}
+
+/// The facts of a signer certificate; one with an over-long serial number (certmonger's
+/// self-signed certificate) is read without the RFC 5280 serial-number check.
+fn signer_info_of(der: &[u8]) -> Result<CertInfo, der::Error> {
+    use der::Decode;
+    use x509_cert::ext::pkix::BasicConstraints;
+    if let Ok(info) = CertInfo::from_der(der) {
+        return Ok(info);
+    }
+    let cert = lenient::LenientCertificate::from_der(der)?;
+    let tbs = cert.tbs_certificate();
+    let serial = tbs.serial_number().as_bytes();
+    let serial = match serial {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        s => s,
     };
-    Ok(Unverified { signed, signer_info, attrs, signer_der, reply })
+    Ok(CertInfo {
+        der: der.to_vec(),
+        serial_hex: hex::encode(serial),
+        subject: tbs.subject().clone().into(),
+        issuer: tbs.issuer().clone().into(),
+        not_before: tbs.validity().not_before.to_system_time(),
+        not_after: tbs.validity().not_after.to_system_time(),
+        spki: tbs.subject_public_key_info().clone(),
+        spki_der: tbs.subject_public_key_info().to_der()?,
+        basic_constraints: tbs.get_extension::<BasicConstraints>()?.map(|(_, bc)| bc),
+        subject_key_id: tbs.get_extension::<SubjectKeyIdentifier>()?.map(|(_, k)| k.0.as_bytes().to_vec()),
+        extensions: tbs.extensions().cloned().unwrap_or_default(),
+    })
 }
 
 impl Unverified {
@@ -119,24 +284,24 @@ impl Unverified {
         let Some(reply) = self.reply.clone() else {
             return Err(ScepError::Malformed("the pkiMessage lacks transactionID or senderNonce".into()));
         };
-        let digest = DigestAlg::from_oid(&self.signer_info.digest_alg.oid, legacy)?;
+        let digest = DigestAlg::from_oid(&self.digest_alg, legacy)?;
         let reply = ReplyTo { digest, ..reply };
-        if !digest.accepts_signature_oid(&self.signer_info.signature_algorithm.oid) {
+        if !digest.accepts_signature_oid(&self.signature_alg) {
             return Err(ScepError::BadAlg(format!(
                 "signature algorithm {} with digest {}",
-                self.signer_info.signature_algorithm.oid,
+                self.signature_alg,
                 digest.name()
             )));
         }
         let signer_der = self
             .signer_der
             .ok_or_else(|| ScepError::BadMessageCheck("the signer's certificate is not in the message".into()))?;
-        let signer = CertInfo::from_der(&signer_der)
-            .map_err(|e| ScepError::BadMessageCheck(format!("signer certificate: {e}")))?;
+        let signer =
+            signer_info_of(&signer_der).map_err(|e| ScepError::BadMessageCheck(format!("signer certificate: {e}")))?;
         let key = RsaPublicKey::from_public_key_der(&signer.spki_der)
             .map_err(|_| ScepError::BadAlg("the signer's key is not an RSA key (SCEP requires RSA)".into()))?;
 
-        let econtent = &self.signed.encap_content_info;
+        let econtent = &self.encap;
         if econtent.econtent_type != ID_DATA {
             return Err(ScepError::BadRequest(format!("eContentType {} is not id-data", econtent.econtent_type)));
         }
@@ -159,7 +324,7 @@ impl Unverified {
         // RFC 5652 section 5.4: the signature covers the DER of the attributes, tagged as
         // a SET OF (re-encoding sorts them, as DER and OpenSSL require).
         let signed_attrs_der = self.attrs.to_der()?;
-        key.verify(digest.pkcs1v15(), &digest.digest(&signed_attrs_der), self.signer_info.signature.as_bytes())
+        key.verify(digest.pkcs1v15(), &digest.digest(&signed_attrs_der), &self.signature)
             .map_err(|_| ScepError::BadMessageCheck("the signature does not verify".into()))?;
 
         let message_type = attribute(&self.attrs, &MESSAGE_TYPE)

@@ -277,6 +277,33 @@ impl Env {
         }
     }
 
+    /// Writes `name` under tests/vectors when PKIPLANE_SCEP_WRITE_VECTORS=1 (the golden
+    /// pkiplane request/response pairs and the keys and certificates that read them).
+    pub fn save_vector(&self, name: &str, bytes: &[u8]) {
+        if std::env::var("PKIPLANE_SCEP_WRITE_VECTORS").as_deref() != Ok("1") {
+            return;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    /// Saves what an offline reader of `<prefix>-*` vectors needs: the RA certificate and
+    /// PKCS#8 key (to open requests), the requester's key (to open responses), and the
+    /// CA chain (root then intermediate, PEM).
+    pub async fn save_keys(&self, prefix: &str, requester_key_pem: &Path) {
+        if std::env::var("PKIPLANE_SCEP_WRITE_VECTORS").as_deref() != Ok("1") {
+            return;
+        }
+        use rsa::pkcs8::EncodePrivateKey;
+        let ra = self.state.ra().await.unwrap();
+        self.save_vector(&format!("{prefix}-ra.cert.der"), &ra.cert_der);
+        self.save_vector(&format!("{prefix}-ra.key.der"), ra.key().to_pkcs8_der().unwrap().as_bytes());
+        self.save_vector(&format!("{prefix}-requester.key.pem"), &std::fs::read(requester_key_pem).unwrap());
+        let chain = format!("{}{}", self.root.certificate_pem(), self.int.certificate_pem());
+        self.save_vector(&format!("{prefix}-ca.pem"), chain.as_bytes());
+    }
+
     /// Every certificate issued through the SCEP endpoint.
     pub async fn scep_records(&self) -> Vec<CertificateRecord> {
         let filter = InventoryFilter { endpoint: Some(self.endpoint.clone()), ..Default::default() };

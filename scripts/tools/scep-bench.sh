@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Throughput of SCEP PKCSReq enrollments: pkiplane's SCEP router (the scep_bench_server
+# example, the same router `pkiplane serve` mounts) beside micromdm's scepserver 2.1.0
+# (Debian package `scep`, scripts/tools/scep-debian.sh), both driven by the same client
+# workload: N runs of micromdm's scepclient v2.3.0 (scripts/tools/scepclient.sh), C at a
+# time, each a full GetCACaps + GetCACert + PKIOperation PKCSReq with a static challenge,
+# SHA-1 + DES (scepclient's algorithms), a pre-generated RSA-2048 key and a distinct CN
+# per run (pkiplane refuses a reused transactionID, which scepclient derives from the key). Both CAs are RSA-2048.
+# Counts a run as an issuance only when scepclient wrote a certificate.
+#
+# Usage: [SCEP_BENCH_PROFILE=release] scripts/tools/scep-bench.sh [N=200] [C=8]
+# Loopback only; bounded in count (N) and time (60 s per client run, 600 s per server);
+# stops its servers on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+N=${1:-200}
+C=${2:-8}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  [ -n "${SCEP_BENCH_KEEP:-}" ] && cp "$WORK"/*.log "$SCEP_BENCH_KEEP"/ 2>/dev/null
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # $1 = URL
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "$1?operation=GetCACaps" && return 0
+    sleep 0.2
+  done
+  echo "scep-bench.sh: $1 did not come up" >&2
+  return 1
+}
+
+SCEPCLIENT=$(bash scripts/tools/scepclient.sh)
+DEBIAN=$(bash scripts/tools/scep-debian.sh)
+export SCEPCLIENT WORK
+
+# One RSA-2048 key per run, made before the clock starts: scepclient derives the
+# transactionID from the public key, and pkiplane refuses a transactionID reused for
+# another request (replay protection), so every enrollment needs its own key.
+seq 0 "$N" | xargs -P "$C" -I{} openssl genrsa -traditional -out "$WORK/key-{}.pem" 2048 2>/dev/null
+cp "$WORK/key-0.pem" "$WORK/key-warmup.pem"
+
+# pkiplane: the example server, the debug build (dependencies optimised) unless
+# SCEP_BENCH_PROFILE=release.
+PROFILE=${SCEP_BENCH_PROFILE:-debug}
+if [ "$PROFILE" = release ]; then
+  cargo build -q --release -p pkiplane-scep --example scep_bench_server
+else
+  cargo build -q -p pkiplane-scep --example scep_bench_server
+fi
+PORT_A=$(free_port)
+"target/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
+PIDS+=($!)
+
+# micromdm's scepserver with a fresh 2048-bit CA (its default is 4096; pkiplane's is 2048).
+mkdir -p "$WORK/depot"
+(cd "$WORK" && "$DEBIAN/scepserver" ca -init -depot depot -keySize 2048 >/dev/null 2>&1)
+PORT_B=$(free_port)
+(cd "$WORK" && exec "$DEBIAN/scepserver" -depot depot -port "$PORT_B" -challenge bench-challenge \
+  -allowrenew 0 -crtvalid 90 > "$WORK/scepserver.log" 2>&1) &
+PIDS+=($!)
+
+wait_http "http://127.0.0.1:$PORT_A/scep"
+wait_http "http://127.0.0.1:$PORT_B/scep"
+
+one() { # $1 = server URL, $2 = name, $3 = index
+  local d="$WORK/$2-$3"
+  mkdir -p "$d"
+  cp "$WORK/key-$3.pem" "$d/key.pem"
+  (cd "$d" && timeout 60 "$SCEPCLIENT" -server-url "$1" -private-key "$d/key.pem" -certificate "$d/cert.pem" \
+    -challenge bench-challenge -cn "h$3.example.com" -dnsname "h$3.example.com" >"$d/log" 2>&1) || true
+  [ -s "$d/cert.pem" ] && echo ok || echo "fail $d"
+}
+export -f one
+
+run() { # $1 = name, $2 = URL; prints issuances/s
+  local start end ok
+  one "$2" "$1" warmup >/dev/null
+  start=$(date +%s.%N)
+  seq "$N" | timeout 600 xargs -P "$C" -I{} bash -c "one '$2' '$1' {}" > "$WORK/results-$1" || true
+  end=$(date +%s.%N)
+  ok=$(grep -c '^ok' "$WORK/results-$1" || true)
+  local failed
+  failed=$(grep -m1 '^fail' "$WORK/results-$1" | cut -d' ' -f2 || true)
+  if [ -n "$failed" ]; then echo "$1: first failure ($failed/log):" >&2; tail -n 3 "$failed/log" >&2; fi
+  python3 - "$1" "$N" "$C" "$start" "$end" "$ok" <<'PY'
+import sys
+name, n, c, start, end, ok = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+secs = end - start
+print(f"{name:<28} N={n} C={c}  {secs:7.2f}s  issued {ok}  failures {n-ok}  {ok/secs:7.1f} issuances/s", flush=True)
+with open(f"{__import__('os').environ['WORK']}/rate-{name}", "w") as f:
+    f.write(str(ok/secs))
+PY
+}
+
+echo "client: micromdm scepclient v2.3.0; servers: pkiplane-scep ($PROFILE example) and scepserver $("$DEBIAN/scepserver" -version 2>&1 | head -1)"
+run "pkiplane-scep" "http://127.0.0.1:$PORT_A/scep"
+run "micromdm-scepserver-2.1.0" "http://127.0.0.1:$PORT_B/scep"
+python3 - "$WORK" <<'PY'
+import sys
+a = float(open(f"{sys.argv[1]}/rate-pkiplane-scep").read())
+b = float(open(f"{sys.argv[1]}/rate-micromdm-scepserver-2.1.0").read())
+print(f"ratio pkiplane/scepserver: {a/b:.2f}" if b else "ratio: scepserver issued nothing")
+PY

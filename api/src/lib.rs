@@ -13,5 +13,7 @@ pub mod crds;
 pub mod manifests;
 pub mod v1alpha1;
 
-pub use convert::{FieldError, check_endpoint, check_issuer, issuer_from_resource, profile_from_resource};
+pub use convert::{
+    EndpointHead, FieldError, check_endpoint, check_issuer, issuer_from_resource, profile_from_resource,
+};
 pub use manifests::{ManifestError, Manifests, SecretLookup};

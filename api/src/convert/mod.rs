@@ -7,6 +7,7 @@
 //! `pkiplane serve` can all report them the same way.
 
 mod endpoint;
+mod endpoint_head;
 mod extensions;
 mod issuer;
 mod profile;
@@ -21,6 +22,7 @@ use kube::core::ObjectMeta;
 use pkiplane_core::ObjectRef;
 
 pub use endpoint::check_endpoint;
+pub use endpoint_head::EndpointHead;
 pub use issuer::{check_issuer, issuer_from_resource};
 pub use profile::profile_from_resource;
 

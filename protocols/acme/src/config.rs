@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use pkiplane_api::FieldError;
 use pkiplane_api::SecretLookup;
 use pkiplane_api::v1alpha1::{AcmeChallenge, EndpointProtocol, EnrollmentEndpoint};
+use pkiplane_api::{EndpointHead, FieldError};
 use pkiplane_core::ObjectRef;
 use pkiplane_core::state::acme::ChallengeType;
 use zeroize::Zeroizing;
@@ -137,24 +137,14 @@ impl AcmeConfig {
         secrets: &impl SecretLookup,
         base_url: &str,
     ) -> Result<AcmeConfig, Vec<FieldError>> {
-        pkiplane_api::check_endpoint(endpoint)?;
         let mut errors = Vec::new();
-        let namespace = endpoint.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
-        let name = endpoint.metadata.name.clone().unwrap_or_default();
+        let head = EndpointHead::read(endpoint, EndpointProtocol::Acme, base_url, &mut errors)?;
+        let namespace = head.id.namespace.clone();
         let spec = &endpoint.spec;
-        if spec.protocol != EndpointProtocol::Acme {
-            errors.push(FieldError::new("spec.protocol", "an ACME server needs protocol ACME"));
-        }
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            errors.push(FieldError::new("baseUrl", format!("`{base_url}` is not an http(s) URL")));
-        }
-        let profiles: Vec<ExposedProfile> = spec
-            .profiles
-            .iter()
-            .map(|p| ExposedProfile { label: p.label().to_owned(), profile: ObjectRef::new(&namespace, &p.name) })
-            .collect();
-        let mut config = AcmeConfig::new(ObjectRef::new(&namespace, name), base_url, profiles);
-        config.default_profile = spec.default_profile().map(|p| p.label().to_owned());
+        let profiles: Vec<ExposedProfile> =
+            head.profiles.into_iter().map(|(label, profile)| ExposedProfile { label, profile }).collect();
+        let mut config = AcmeConfig::new(head.id, base_url, profiles);
+        config.default_profile = head.default_label;
         let acme = spec.acme.clone().unwrap_or_default();
         if !acme.challenges.is_empty() {
             config.challenges = acme

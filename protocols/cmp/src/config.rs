@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, ImplicitConfirm};
-use pkiplane_api::{FieldError, SecretLookup};
+use pkiplane_api::{EndpointHead, FieldError, SecretLookup};
 use pkiplane_core::ObjectRef;
 use pkiplane_core::x509::pem;
 use zeroize::Zeroizing;
@@ -134,24 +134,13 @@ impl CmpConfig {
         secrets: &impl SecretLookup,
         base_url: &str,
     ) -> Result<CmpConfig, Vec<FieldError>> {
-        pkiplane_api::check_endpoint(endpoint)?;
         let mut errors = Vec::new();
-        let namespace = endpoint.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
-        let name = endpoint.metadata.name.clone().unwrap_or_default();
+        let head = EndpointHead::read(endpoint, EndpointProtocol::Cmp, base_url, &mut errors)?;
+        let namespace = head.id.namespace.clone();
         let spec = &endpoint.spec;
-        if spec.protocol != EndpointProtocol::Cmp {
-            errors.push(FieldError::new("spec.protocol", "a CMP server needs protocol CMP"));
-        }
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            errors.push(FieldError::new("baseUrl", format!("`{base_url}` is not an http(s) URL")));
-        }
-        let profiles = spec
-            .profiles
-            .iter()
-            .map(|p| ExposedProfile { label: p.label().to_owned(), profile: ObjectRef::new(&namespace, &p.name) })
-            .collect();
-        let mut config = CmpConfig::new(ObjectRef::new(&namespace, name), base_url, profiles);
-        config.default_profile = spec.default_profile().map(|p| p.label().to_owned());
+        let profiles = head.profiles.into_iter().map(|(label, profile)| ExposedProfile { label, profile }).collect();
+        let mut config = CmpConfig::new(head.id, base_url, profiles);
+        config.default_profile = head.default_label;
         let cmp = spec.cmp.clone().unwrap_or_default();
         config.implicit_confirm = cmp.implicit_confirm == ImplicitConfirm::Allowed;
         if let Some(w) = &cmp.confirm_wait_time {

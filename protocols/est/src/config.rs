@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, TrustAnchors};
-use pkiplane_api::{FieldError, SecretLookup};
+use pkiplane_api::{EndpointHead, FieldError, SecretLookup};
 use pkiplane_core::ObjectRef;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::x509::cert::CertInfo;
@@ -149,22 +149,12 @@ impl EstConfig {
         ca: &Ca,
         base_url: &str,
     ) -> Result<EstConfig, Vec<FieldError>> {
-        pkiplane_api::check_endpoint(endpoint)?;
         let mut errors = Vec::new();
-        let namespace = endpoint.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
-        let name = endpoint.metadata.name.clone().unwrap_or_default();
+        let head = EndpointHead::read(endpoint, EndpointProtocol::Est, base_url, &mut errors)?;
+        let namespace = head.id.namespace.clone();
         let spec = &endpoint.spec;
-        if spec.protocol != EndpointProtocol::Est {
-            errors.push(FieldError::new("spec.protocol", "an EST server needs protocol EST"));
-        }
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            errors.push(FieldError::new("baseUrl", format!("`{base_url}` is not an http(s) URL")));
-        }
-        let profiles: Vec<ExposedProfile> = spec
-            .profiles
-            .iter()
-            .map(|p| ExposedProfile { label: p.label().to_owned(), profile: ObjectRef::new(&namespace, &p.name) })
-            .collect();
+        let profiles: Vec<ExposedProfile> =
+            head.profiles.into_iter().map(|(label, profile)| ExposedProfile { label, profile }).collect();
         for (i, p) in profiles.iter().enumerate() {
             if crate::Operation::parse(&p.label).is_some() {
                 errors.push(FieldError::new(
@@ -173,8 +163,8 @@ impl EstConfig {
                 ));
             }
         }
-        let mut config = EstConfig::new(ObjectRef::new(&namespace, name), base_url, profiles);
-        config.default_profile = spec.default_profile().map(|p| p.label().to_owned());
+        let mut config = EstConfig::new(head.id, base_url, profiles);
+        config.default_profile = head.default_label;
         let est = spec.est.clone().unwrap_or_default();
         config.require_channel_binding = est.require_channel_binding;
         if let Some(cc) = &est.client_certificates {

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
-use pkiplane_api::{FieldError, SecretLookup};
+use pkiplane_api::{EndpointHead, FieldError, SecretLookup};
 use pkiplane_core::ObjectRef;
 use zeroize::Zeroizing;
 
@@ -204,24 +204,12 @@ impl ScepConfig {
         secrets: &impl SecretLookup,
         base_url: &str,
     ) -> Result<ScepConfig, Vec<FieldError>> {
-        pkiplane_api::check_endpoint(endpoint)?;
         let mut errors = Vec::new();
-        let namespace = endpoint.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
-        let name = endpoint.metadata.name.clone().unwrap_or_default();
+        let head = EndpointHead::read(endpoint, EndpointProtocol::Scep, base_url, &mut errors)?;
         let spec = &endpoint.spec;
-        if spec.protocol != EndpointProtocol::Scep {
-            errors.push(FieldError::new("spec.protocol", "a SCEP server needs protocol SCEP"));
-        }
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            errors.push(FieldError::new("baseUrl", format!("`{base_url}` is not an http(s) URL")));
-        }
-        let profiles = spec
-            .profiles
-            .iter()
-            .map(|p| ExposedProfile { label: p.label().to_owned(), profile: ObjectRef::new(&namespace, &p.name) })
-            .collect();
-        let mut config = ScepConfig::new(ObjectRef::new(&namespace, name), base_url, profiles);
-        config.default_profile = spec.default_profile().map(|p| p.label().to_owned());
+        let profiles = head.profiles.into_iter().map(|(label, profile)| ExposedProfile { label, profile }).collect();
+        let mut config = ScepConfig::new(head.id, base_url, profiles);
+        config.default_profile = head.default_label;
         if config.default_profile.is_none() {
             errors.push(FieldError::new(
                 "spec.profiles",

@@ -226,3 +226,38 @@ pub struct RequesterPolicy {
     /// (`*` accepts any value).
     pub required_claims: BTreeMap<String, String>,
 }
+
+impl Profile {
+    /// The profile of a certificate pkiplane issues for itself (an endpoint's TLS server
+    /// certificate, a SCEP RA, a CMP protection or EST key-package signer): requested
+    /// only by pkiplane (protocol LOCAL), any key the defaults allow, `lifetime` with a
+    /// 5-minute backdate, renewal when a third remains, the CSR's CN, no SANs and no
+    /// CRL/AIA pointers. Callers override what their role needs with struct update syntax.
+    pub fn internal(
+        id: ObjectRef,
+        description: String,
+        issuer: ObjectRef,
+        lifetime: Duration,
+        key_usage: Vec<KeyUsageBit>,
+        extended_key_usage: Vec<ObjectIdentifier>,
+    ) -> Profile {
+        Profile {
+            id,
+            description,
+            issuer,
+            keys: KeyPolicy::default(),
+            validity: ValidityPolicy { duration: lifetime, max: lifetime, backdate: Duration::from_secs(300) },
+            renewal: RenewalPolicy::RemainingFraction(1.0 / 3.0),
+            subject: SubjectPolicy::default(),
+            sans: SanPolicy::default(),
+            key_usage,
+            extended_key_usage,
+            crl_distribution_points: vec![],
+            ca_issuers_urls: vec![],
+            ocsp_urls: vec![],
+            csr_extensions: CsrExtensionPolicy::default(),
+            requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
+            approval_required: false,
+        }
+    }
+}

@@ -60,24 +60,14 @@ pub enum CredentialError {
 
 /// The internal profile of CMP protection certificates of `endpoint` under `issuer`.
 pub fn protection_profile(endpoint: &ObjectRef, issuer: &ObjectRef, lifetime: Duration) -> Profile {
-    Profile {
-        id: ObjectRef::new(&endpoint.namespace, format!("{}.cmp-protection.{}", endpoint.name, issuer.name)),
-        description: format!("CMP protection certificate of endpoint {endpoint}"),
-        issuer: issuer.clone(),
-        keys: KeyPolicy::default(),
-        validity: ValidityPolicy { duration: lifetime, max: lifetime, backdate: Duration::from_secs(300) },
-        renewal: RenewalPolicy::RemainingFraction(1.0 / 3.0),
-        subject: SubjectPolicy::default(),
-        sans: SanPolicy::default(),
-        key_usage: vec![KeyUsageBit::DigitalSignature],
-        extended_key_usage: vec![ID_KP_CMC_RA],
-        crl_distribution_points: vec![],
-        ca_issuers_urls: vec![],
-        ocsp_urls: vec![],
-        csr_extensions: CsrExtensionPolicy::default(),
-        requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
-        approval_required: false,
-    }
+    Profile::internal(
+        ObjectRef::new(&endpoint.namespace, format!("{}.cmp-protection.{}", endpoint.name, issuer.name)),
+        format!("CMP protection certificate of endpoint {endpoint}"),
+        issuer.clone(),
+        lifetime,
+        vec![KeyUsageBit::DigitalSignature],
+        vec![ID_KP_CMC_RA],
+    )
 }
 
 impl CmpCredential {

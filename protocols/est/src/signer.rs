@@ -87,11 +87,6 @@ async fn issue_signer(ca: &Ca, endpoint: &ObjectRef, issuer_id: &ObjectRef) -> R
 /// The internal profile key-package signing certificates are issued under.
 fn signer_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
     Profile {
-        id: ObjectRef::new(&endpoint.namespace, format!("{}.est-keygen-signer", endpoint.name)),
-        description: format!("signs server-generated key packages of EST endpoint {endpoint}"),
-        issuer,
-        keys: KeyPolicy::default(),
-        validity: ValidityPolicy { duration: LIFETIME, max: LIFETIME, backdate: Duration::from_secs(300) },
         renewal: RenewalPolicy::RemainingFraction(0.5),
         subject: SubjectPolicy {
             rules: vec![SubjectRule {
@@ -104,14 +99,13 @@ fn signer_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
             }],
             unlisted: UnlistedAttributes::Refuse,
         },
-        sans: SanPolicy::default(),
-        key_usage: vec![KeyUsageBit::DigitalSignature],
-        extended_key_usage: vec![],
-        crl_distribution_points: vec![],
-        ca_issuers_urls: vec![],
-        ocsp_urls: vec![],
-        csr_extensions: CsrExtensionPolicy::default(),
-        requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
-        approval_required: false,
+        ..Profile::internal(
+            ObjectRef::new(&endpoint.namespace, format!("{}.est-keygen-signer", endpoint.name)),
+            format!("signs server-generated key packages of EST endpoint {endpoint}"),
+            issuer,
+            LIFETIME,
+            vec![KeyUsageBit::DigitalSignature],
+            vec![],
+        )
     }
 }

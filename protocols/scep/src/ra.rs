@@ -164,29 +164,23 @@ fn ra_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
         pattern: None,
     };
     Profile {
-        id: ra_profile_id(endpoint),
-        description: format!("SCEP RA certificate of endpoint {endpoint}"),
-        issuer,
         keys: KeyPolicy {
             families: vec![KeyFamily::Rsa],
             ecdsa_curves: vec![],
             rsa_min_bits: 2048,
             rsa_max_bits: 4096,
         },
-        validity: ValidityPolicy { duration: RA_LIFETIME, max: RA_LIFETIME, backdate: Duration::from_secs(300) },
-        renewal: RenewalPolicy::RemainingFraction(1.0 / 3.0),
         subject: SubjectPolicy {
             rules: vec![rule(SubjectAttribute::Organization), rule(SubjectAttribute::CommonName)],
             unlisted: UnlistedAttributes::Refuse,
         },
-        sans: SanPolicy::default(),
-        key_usage: vec![KeyUsageBit::DigitalSignature, KeyUsageBit::KeyEncipherment],
-        extended_key_usage: vec![],
-        crl_distribution_points: vec![],
-        ca_issuers_urls: vec![],
-        ocsp_urls: vec![],
-        csr_extensions: CsrExtensionPolicy::default(),
-        requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
-        approval_required: false,
+        ..Profile::internal(
+            ra_profile_id(endpoint),
+            format!("SCEP RA certificate of endpoint {endpoint}"),
+            issuer,
+            RA_LIFETIME,
+            vec![KeyUsageBit::DigitalSignature, KeyUsageBit::KeyEncipherment],
+            vec![],
+        )
     }
 }

@@ -97,17 +97,6 @@ fn serving_profile_id(endpoint: &ObjectRef) -> ObjectRef {
 /// The profile pkiplane's own endpoint TLS certificates are issued under.
 fn serving_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
     Profile {
-        id: serving_profile_id(endpoint),
-        description: format!("TLS server certificate of endpoint {endpoint}"),
-        issuer,
-        keys: KeyPolicy::default(),
-        validity: ValidityPolicy {
-            duration: SERVING_LIFETIME,
-            max: SERVING_LIFETIME,
-            backdate: Duration::from_secs(300),
-        },
-        renewal: RenewalPolicy::RemainingFraction(1.0 / 3.0),
-        subject: SubjectPolicy::default(),
         sans: SanPolicy {
             max_count: 100,
             required: true,
@@ -116,14 +105,14 @@ fn serving_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
             uri: None,
             email: None,
         },
-        key_usage: vec![KeyUsageBit::DigitalSignature],
-        extended_key_usage: eku_from_name("serverAuth").into_iter().collect(),
-        crl_distribution_points: vec![],
-        ca_issuers_urls: vec![],
-        ocsp_urls: vec![],
-        csr_extensions: CsrExtensionPolicy::default(),
-        requesters: RequesterPolicy { protocols: vec![Protocol::Local], ..RequesterPolicy::default() },
-        approval_required: false,
+        ..Profile::internal(
+            serving_profile_id(endpoint),
+            format!("TLS server certificate of endpoint {endpoint}"),
+            issuer,
+            SERVING_LIFETIME,
+            vec![KeyUsageBit::DigitalSignature],
+            eku_from_name("serverAuth").into_iter().collect(),
+        )
     }
 }
 

@@ -1,0 +1,2 @@
+//! caservice
+#![forbid(unsafe_code)]

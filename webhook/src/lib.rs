@@ -1,0 +1,2 @@
+//! webhook
+#![forbid(unsafe_code)]

@@ -24,6 +24,7 @@ use crate::issuer::Issuer;
 use crate::model::{ObjectRef, Requester};
 use crate::policy::{self, CertificateTemplate, Decision, IssuerFacts, PolicyInput, RequestedValidity};
 use crate::profile::Profile;
+use crate::service::IssuerInfo;
 use crate::x509::cert::{CertificateFields, sign_certificate};
 use crate::x509::csr::ParsedCsr;
 use crate::x509::names::format_dn;
@@ -82,6 +83,8 @@ pub fn random_serial() -> Vec<u8> {
 /// The CA: issuers, profiles and the inventory, and the only place certificates are signed.
 pub struct Ca {
     issuers: RwLock<HashMap<ObjectRef, Arc<Issuer>>>,
+    /// The public view of each issuer, kept beside it so protocols get it without a copy.
+    issuer_infos: RwLock<HashMap<ObjectRef, Arc<IssuerInfo>>>,
     profiles: RwLock<HashMap<ObjectRef, Arc<Profile>>>,
     inventory: Arc<dyn Inventory>,
     abort_after_persist: bool,
@@ -90,7 +93,13 @@ pub struct Ca {
 impl Ca {
     pub fn new(inventory: Arc<dyn Inventory>) -> Self {
         let abort_after_persist = std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == "issuance-after-persist");
-        Self { issuers: RwLock::default(), profiles: RwLock::default(), inventory, abort_after_persist }
+        Self {
+            issuers: RwLock::default(),
+            issuer_infos: RwLock::default(),
+            profiles: RwLock::default(),
+            inventory,
+            abort_after_persist,
+        }
     }
 
     pub fn inventory(&self) -> &Arc<dyn Inventory> {
@@ -98,6 +107,8 @@ impl Ca {
     }
 
     pub fn put_issuer(&self, issuer: Arc<Issuer>) {
+        let info = Arc::new(IssuerInfo::from_issuer(&issuer));
+        self.issuer_infos.write().unwrap_or_else(|e| e.into_inner()).insert(issuer.id.clone(), info);
         self.issuers.write().unwrap_or_else(|e| e.into_inner()).insert(issuer.id.clone(), issuer);
     }
 
@@ -111,6 +122,11 @@ impl Ca {
 
     pub fn issuer(&self, id: &ObjectRef) -> Option<Arc<Issuer>> {
         self.issuers.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// The public view of an issuer (certificates, key id; no key).
+    pub fn issuer_info(&self, id: &ObjectRef) -> Option<Arc<IssuerInfo>> {
+        self.issuer_infos.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
     pub fn issuers(&self) -> Vec<Arc<Issuer>> {

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod model;
 pub mod policy;
 pub mod profile;
+pub mod service;
 pub mod state;
 pub mod x509;
 

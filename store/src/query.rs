@@ -93,6 +93,7 @@ fn group_sql(group: GroupBy) -> (&'static str, &'static str, &'static str) {
         GroupBy::Profile => ("profile", "", "1"),
         GroupBy::Endpoint => ("endpoint", " AND endpoint IS NOT NULL", "endpoint <> ''"),
         GroupBy::ProfileProtocol => ("profile || '|' || protocol", "", "1"),
+        GroupBy::EndpointProfile => ("endpoint || '|' || profile", " AND endpoint IS NOT NULL", "endpoint <> ''"),
     }
 }
 

@@ -180,6 +180,7 @@ impl Inventory for MemoryInventory {
                     GroupBy::Profile => Some(profile.to_string()),
                     GroupBy::Endpoint => endpoint.map(|e| e.to_string()),
                     GroupBy::ProfileProtocol => Some(format!("{profile}|{proto}")),
+                    GroupBy::EndpointProfile => endpoint.map(|e| format!("{e}|{profile}")),
                 }
             };
             for r in s.certs.values() {

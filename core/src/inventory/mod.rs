@@ -154,13 +154,17 @@ pub enum GroupBy {
     Endpoint,
     /// Profile and protocol together.
     ProfileProtocol,
+    /// Endpoint and profile together (`endpoint|profile`); records without an endpoint
+    /// are not counted. Feeds an EnrollmentEndpoint's per-profile status.
+    EndpointProfile,
 }
 
 /// Aggregate counts for one group (see [`GroupBy`]); these feed resource status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryCounts {
-    /// The group key: an object reference, or `profile|PROTOCOL` for ProfileProtocol.
+    /// The group key: an object reference, `profile|PROTOCOL` for ProfileProtocol, or
+    /// `endpoint|profile` for EndpointProfile.
     pub key: String,
     /// Every certificate ever signed in this group (issued, revoked or expired).
     pub issued: u64,

@@ -54,9 +54,9 @@ pub async fn lookup(state: &AcmeState, id: &str) -> Result<CertificateRecord, Ac
     }
     // DER pads a serial whose first byte has the top bit set with one zero byte.
     let trimmed = if serial.len() > 1 && serial[0] == 0 { &serial[1..] } else { &serial[..] };
-    let mut candidates = state.ca.inventory().find_serial(&hex::encode(trimmed)).await.map_err(AcmeError::from)?;
+    let mut candidates = state.ca.find_serial(&hex::encode(trimmed)).await.map_err(AcmeError::from)?;
     if trimmed.len() != serial.len() {
-        candidates.extend(state.ca.inventory().find_serial(&hex::encode(&serial)).await.map_err(AcmeError::from)?);
+        candidates.extend(state.ca.find_serial(&hex::encode(&serial)).await.map_err(AcmeError::from)?);
     }
     candidates
         .into_iter()

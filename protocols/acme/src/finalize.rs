@@ -165,8 +165,7 @@ pub async fn certificate(
         .ok_or_else(|| AcmeError::not_found("the certificate"))?;
     let record = state
         .ca
-        .inventory()
-        .get(&cert.issuer, &cert.serial)
+        .certificate(&cert.issuer, &cert.serial)
         .await
         .map_err(AcmeError::from)?
         .ok_or_else(|| AcmeError::not_found("the certificate"))?;

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use pkiplane_core::issuance::Ca;
+use pkiplane_core::service::CaService;
 use pkiplane_core::state::acme::AcmeStore;
 
 pub use config::{AcmeConfig, EabConfig, EabKey, ExposedProfile, ValidationSettings};
@@ -57,12 +57,12 @@ pub mod paths {
 #[derive(Clone)]
 pub struct AcmeState {
     pub config: Arc<AcmeConfig>,
-    pub ca: Arc<Ca>,
+    pub ca: Arc<dyn CaService>,
     pub store: Arc<dyn AcmeStore>,
 }
 
 impl AcmeState {
-    pub fn new(config: AcmeConfig, ca: Arc<Ca>, store: Arc<dyn AcmeStore>) -> Self {
+    pub fn new(config: AcmeConfig, ca: Arc<dyn CaService>, store: Arc<dyn AcmeStore>) -> Self {
         Self { config: Arc::new(config), ca, store }
     }
 

@@ -261,6 +261,13 @@ impl From<StoreError> for AcmeError {
     }
 }
 
+/// A CA service failure outside an order (inventory lookups, revocation).
+impl From<CoreError> for AcmeError {
+    fn from(e: CoreError) -> Self {
+        AcmeError::from_core(&e, &[])
+    }
+}
+
 impl IntoResponse for AcmeError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {

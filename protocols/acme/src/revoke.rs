@@ -25,7 +25,7 @@ async fn find(state: &AcmeState, der: &[u8]) -> Result<(CertificateRecord, Vec<u
     let cert = Certificate::from_der(der).map_err(|e| AcmeError::malformed(format!("`certificate`: {e}")))?;
     let serial = cert.tbs_certificate().serial_number().as_bytes();
     let serial = if serial.len() > 1 && serial[0] == 0 { &serial[1..] } else { serial };
-    let records = state.ca.inventory().find_serial(&hex::encode(serial)).await.map_err(AcmeError::from)?;
+    let records = state.ca.find_serial(&hex::encode(serial)).await.map_err(AcmeError::from)?;
     let record = records
         .into_iter()
         .find(|r| r.der.as_deref() == Some(der))

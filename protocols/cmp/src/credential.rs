@@ -6,16 +6,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use pkiplane_core::issuance::{Ca, IssuanceRequest};
 use pkiplane_core::keys::{CaSigner, KeyAlgorithm, generate_key};
-use pkiplane_core::model::{ObjectRef, Protocol, Requester};
-use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::profile::*;
-use pkiplane_core::x509::KeyUsageBit;
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::profile::Profile;
+use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
-use pkiplane_core::x509::extensions::ID_KP_CMC_RA;
 use pkiplane_core::x509::names::{SubjectAttribute, build_name};
 use x509_cert02::ext::pkix::name::GeneralName;
 
@@ -58,22 +55,16 @@ pub enum CredentialError {
     Build(String),
 }
 
-/// The internal profile of CMP protection certificates of `endpoint` under `issuer`.
+/// The internal profile of CMP protection certificates of `endpoint` under `issuer`
+/// (built by the CA for the `cmp-protection` role; here for tests and messages).
 pub fn protection_profile(endpoint: &ObjectRef, issuer: &ObjectRef, lifetime: Duration) -> Profile {
-    Profile::internal(
-        ObjectRef::new(&endpoint.namespace, format!("{}.cmp-protection.{}", endpoint.name, issuer.name)),
-        format!("CMP protection certificate of endpoint {endpoint}"),
-        issuer.clone(),
-        lifetime,
-        vec![KeyUsageBit::DigitalSignature],
-        vec![ID_KP_CMC_RA],
-    )
+    InternalRole::CmpProtection.profile(endpoint, issuer, Some(lifetime))
 }
 
 impl CmpCredential {
     /// Issues a fresh protection certificate (ECDSA P-256) for `endpoint` from `issuer`.
     pub async fn issue(
-        ca: &Ca,
+        ca: &dyn CaService,
         endpoint: &ObjectRef,
         issuer: &ObjectRef,
         lifetime: Duration,
@@ -85,14 +76,14 @@ impl CmpCredential {
         let csr_der = build_csr(&key, &subject, &[]).map_err(|e| CredentialError::Build(e.to_string()))?;
         let csr =
             ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(|e| CredentialError::Build(e.to_string()))?;
-        let req = IssuanceRequest {
+        let req = InternalCertRequest {
+            role: InternalRole::CmpProtection,
+            endpoint: endpoint.clone(),
+            issuer: issuer.clone(),
             csr,
-            profile: protection_profile(endpoint, issuer, lifetime).id,
-            requester: Requester::new(Protocol::Local, "pkiplane-cmp").at_endpoint(endpoint.clone()),
-            requested: RequestedValidity::default(),
-            renewal_of: None,
+            lifetime: Some(lifetime),
         };
-        let issued = ca.issue_internal(req, protection_profile(endpoint, issuer, lifetime)).await?;
+        let issued = ca.issue_for_role(req).await?;
         let cert = CertInfo::from_der(&issued.der).map_err(|e| CredentialError::Build(e.to_string()))?;
         let signer = CaSigner::new(&key).map_err(|e| CredentialError::Build(e.to_string()))?;
         let name = convert::directory_name(&cert.subject).map_err(|e| CredentialError::Build(e.to_string()))?;

@@ -41,9 +41,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::Issuer;
 use pkiplane_core::model::ObjectRef;
+use pkiplane_core::service::{CaService, IssuerInfo};
 use pkiplane_core::state::cmp::CmpStore;
 
 pub use config::{CmpConfig, ExposedProfile, SharedSecret};
@@ -53,7 +52,7 @@ pub use http::router;
 
 struct Inner {
     config: CmpConfig,
-    ca: Arc<Ca>,
+    ca: Arc<dyn CaService>,
     store: Arc<dyn CmpStore>,
     credentials: RwLock<HashMap<ObjectRef, Arc<CmpCredential>>>,
     /// Issuer -> (when made, CRL DER), so genm for CRLs does not mint a CRL each time.
@@ -72,7 +71,12 @@ const CRL_REUSE: Duration = Duration::from_secs(60);
 impl CmpState {
     /// A state with the given protection credentials (one per Issuer of the exposed
     /// profiles; see [`CmpState::start`] to have them issued).
-    pub fn new(config: CmpConfig, ca: Arc<Ca>, store: Arc<dyn CmpStore>, credentials: Vec<CmpCredential>) -> Self {
+    pub fn new(
+        config: CmpConfig,
+        ca: Arc<dyn CaService>,
+        store: Arc<dyn CmpStore>,
+        credentials: Vec<CmpCredential>,
+    ) -> Self {
         let credentials = credentials.into_iter().map(|c| (c.issuer.clone(), Arc::new(c))).collect();
         Self {
             inner: Arc::new(Inner {
@@ -87,7 +91,11 @@ impl CmpState {
 
     /// Issues a CMP protection certificate from every Issuer behind the exposed
     /// profiles (through the CA core, so they are in the inventory) and builds the state.
-    pub async fn start(config: CmpConfig, ca: Arc<Ca>, store: Arc<dyn CmpStore>) -> Result<Self, CredentialError> {
+    pub async fn start(
+        config: CmpConfig,
+        ca: Arc<dyn CaService>,
+        store: Arc<dyn CmpStore>,
+    ) -> Result<Self, CredentialError> {
         let mut creds = Vec::new();
         let mut seen = Vec::new();
         for p in &config.profiles {
@@ -96,7 +104,9 @@ impl CmpState {
                 continue;
             }
             seen.push(profile.issuer.clone());
-            creds.push(CmpCredential::issue(&ca, &config.endpoint, &profile.issuer, config.signer_lifetime).await?);
+            creds.push(
+                CmpCredential::issue(ca.as_ref(), &config.endpoint, &profile.issuer, config.signer_lifetime).await?,
+            );
         }
         Ok(Self::new(config, ca, store, creds))
     }
@@ -105,7 +115,7 @@ impl CmpState {
         &self.inner.config
     }
 
-    pub fn ca(&self) -> &Arc<Ca> {
+    pub fn ca(&self) -> &Arc<dyn CaService> {
         &self.inner.ca
     }
 
@@ -130,7 +140,7 @@ impl CmpState {
     }
 
     /// The Issuer signing the profile under `label`.
-    pub fn issuer_of(&self, label: &str) -> Option<Arc<Issuer>> {
+    pub fn issuer_of(&self, label: &str) -> Option<Arc<IssuerInfo>> {
         let p = self.config().profile(label)?;
         let profile = self.ca().profile(&p.profile)?;
         self.ca().issuer(&profile.issuer)
@@ -138,8 +148,8 @@ impl CmpState {
 
     /// Issuers whose certificates may sign requests as "ours": those of the exposed
     /// profiles and the trust-anchor Issuers.
-    pub fn known_issuers(&self) -> Vec<Arc<Issuer>> {
-        let mut out: Vec<Arc<Issuer>> = Vec::new();
+    pub fn known_issuers(&self) -> Vec<Arc<IssuerInfo>> {
+        let mut out: Vec<Arc<IssuerInfo>> = Vec::new();
         let ids = self
             .config()
             .profiles
@@ -199,7 +209,13 @@ impl CmpState {
             creds.values().filter(|c| c.needs_renewal(now)).map(|c| c.issuer.clone()).collect()
         };
         for issuer in due {
-            match CmpCredential::issue(self.ca(), &self.config().endpoint, &issuer, self.config().signer_lifetime).await
+            match CmpCredential::issue(
+                self.ca().as_ref(),
+                &self.config().endpoint,
+                &issuer,
+                self.config().signer_lifetime,
+            )
+            .await
             {
                 Ok(c) => self.put_credential(c),
                 Err(e) => {

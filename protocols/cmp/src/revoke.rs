@@ -66,7 +66,7 @@ async fn revoke_one(ex: &Exchange<'_>, details: &crate::wire::template::RevDetai
         )
     })?;
     let record =
-        ex.state.ca().inventory().get(&issuer.id, &serial).await.map_err(|e| CmpError::store(&e))?.ok_or_else(
+        ex.state.ca().certificate(&issuer.id, &serial).await.map_err(|e| CmpError::from_core(&e))?.ok_or_else(
             || CmpError::new(FailBit::BadCertId, format!("no certificate with serial {serial} from {}", issuer.id)),
         )?;
     let allowed = match ex.auth {

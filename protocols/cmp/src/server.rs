@@ -113,7 +113,7 @@ impl Exchange<'_> {
     }
 
     /// The Issuer behind the exchange's profile.
-    pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::issuer::Issuer>> {
+    pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::service::IssuerInfo>> {
         self.state.issuer_of(&self.profile.label)
     }
 }

@@ -141,7 +141,7 @@ async fn own_record(state: &CmpState, cert: &CertInfo) -> Result<Option<Certific
         if issuer.cert.subject != cert.issuer {
             continue;
         }
-        let record = state.ca().inventory().get(&issuer.id, &cert.serial_hex).await.map_err(|e| CmpError::store(&e))?;
+        let record = state.ca().certificate(&issuer.id, &cert.serial_hex).await.map_err(|e| CmpError::from_core(&e))?;
         if let Some(r) = record
             && r.der.as_deref() == Some(cert.der.as_slice())
         {

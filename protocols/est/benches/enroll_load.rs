@@ -99,7 +99,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let endpoint = manifests.endpoint("pki", "est").unwrap();
-    let config = EstConfig::from_resource(endpoint, &manifests, &ca, &format!("http://{addr}")).unwrap();
+    let config = EstConfig::from_resource(endpoint, &manifests, ca.as_ref(), &format!("http://{addr}")).unwrap();
     let state = EstState::new(config, ca, Arc::new(MemoryAuthFailures::new()));
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, TrustAnchors};
 use pkiplane_api::{EndpointHead, FieldError, SecretLookup};
 use pkiplane_core::ObjectRef;
-use pkiplane_core::issuance::Ca;
+use pkiplane_core::service::CaService;
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::pem;
 use zeroize::Zeroizing;
@@ -146,7 +146,7 @@ impl EstConfig {
     pub fn from_resource(
         endpoint: &EnrollmentEndpoint,
         secrets: &impl SecretLookup,
-        ca: &Ca,
+        ca: &dyn CaService,
         base_url: &str,
     ) -> Result<EstConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -207,7 +207,7 @@ pub fn trust_anchors(
     t: &TrustAnchors,
     namespace: &str,
     secrets: &impl SecretLookup,
-    ca: &Ca,
+    ca: &dyn CaService,
 ) -> Result<ClientCertAuth, String> {
     match (&t.secret_ref, &t.issuer_ref) {
         (Some(secret), None) => {

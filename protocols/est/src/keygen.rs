@@ -132,7 +132,7 @@ pub async fn serverkeygen(state: &EstState, ctx: &RequestContext, body: Body) ->
         Some(recipient) => {
             let signer = state
                 .signers
-                .get(&state.ca, &state.config.endpoint, &profile.issuer)
+                .get(state.ca.as_ref(), &state.config.endpoint, &profile.issuer)
                 .await
                 .map_err(|e| EstError::Internal(format!("key package signer: {e}")))?;
             let package = envelope::key_package(key.pkcs8_der()).map_err(|e| EstError::Internal(e.to_string()))?;

@@ -44,8 +44,8 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::TlsPeer;
+use pkiplane_core::service::CaService;
 use pkiplane_core::state::est::AuthFailureStore;
 
 pub use config::{BasicAuthConfig, ClientCertAuth, EstConfig, ExposedProfile, Limits};
@@ -90,7 +90,7 @@ impl Operation {
 #[derive(Clone)]
 pub struct EstState {
     pub config: Arc<EstConfig>,
-    pub ca: Arc<Ca>,
+    pub ca: Arc<dyn CaService>,
     /// Failed Basic attempts, shared between replicas when the store is.
     pub failures: Arc<dyn AuthFailureStore>,
     /// pkiplane's own signing certificates for server-generated key packages.
@@ -98,7 +98,7 @@ pub struct EstState {
 }
 
 impl EstState {
-    pub fn new(config: EstConfig, ca: Arc<Ca>, failures: Arc<dyn AuthFailureStore>) -> Self {
+    pub fn new(config: EstConfig, ca: Arc<dyn CaService>, failures: Arc<dyn AuthFailureStore>) -> Self {
         Self { config: Arc::new(config), ca, failures, signers: Arc::default() }
     }
 }

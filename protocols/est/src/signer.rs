@@ -8,18 +8,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pkiplane_core::issuance::{Ca, IssuanceRequest};
 use pkiplane_core::keys::{CaSigner, KeyAlgorithm, generate_key};
-use pkiplane_core::model::{ObjectRef, Protocol, Requester};
-use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::profile::*;
-use pkiplane_core::x509::KeyUsageBit;
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::{SubjectAttribute, build_name};
 
-/// Lifetime of a key-package signing certificate.
-const LIFETIME: Duration = Duration::from_secs(7 * 86_400);
+/// Lifetime of a key-package signing certificate (the CA's role profile sets it).
+const LIFETIME: Duration = pkiplane_core::service::EST_SIGNER_LIFETIME;
 
 /// A signing key with its certificate and the chain above it.
 pub struct KeyPackageSigner {
@@ -41,7 +38,7 @@ impl KeyPackageSigners {
     /// current one is past half its life.
     pub async fn get(
         &self,
-        ca: &Ca,
+        ca: &dyn CaService,
         endpoint: &ObjectRef,
         issuer: &ObjectRef,
     ) -> Result<Arc<KeyPackageSigner>, String> {
@@ -58,22 +55,25 @@ impl KeyPackageSigners {
     }
 }
 
-async fn issue_signer(ca: &Ca, endpoint: &ObjectRef, issuer_id: &ObjectRef) -> Result<KeyPackageSigner, String> {
+async fn issue_signer(
+    ca: &dyn CaService,
+    endpoint: &ObjectRef,
+    issuer_id: &ObjectRef,
+) -> Result<KeyPackageSigner, String> {
     let issuer = ca.issuer(issuer_id).ok_or_else(|| format!("issuer {issuer_id} is not loaded"))?;
     let key = generate_key(KeyAlgorithm::EcdsaP256).map_err(|e| e.to_string())?;
     let cn = format!("pkiplane EST key generation {endpoint}");
     let subject = build_name(&[(SubjectAttribute::CommonName, cn)])?;
     let csr = ParsedCsr::from_der(&build_csr(&key, &subject, &[]).map_err(|e| e.to_string())?, CsrOptions::default())
         .map_err(|e| e.to_string())?;
-    let profile = signer_profile(endpoint, issuer_id.clone());
-    let req = IssuanceRequest {
+    let req = InternalCertRequest {
+        role: InternalRole::EstSigner,
+        endpoint: endpoint.clone(),
+        issuer: issuer_id.clone(),
         csr,
-        profile: profile.id.clone(),
-        requester: Requester::new(Protocol::Local, "pkiplane-est").at_endpoint(endpoint.clone()),
-        requested: RequestedValidity::default(),
-        renewal_of: None,
+        lifetime: None,
     };
-    let issued = ca.issue_internal(req, profile).await.map_err(|e| e.to_string())?;
+    let issued = ca.issue_for_role(req).await.map_err(|e| e.to_string())?;
     let mut certs = vec![issued.der.clone()];
     certs.extend(std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()));
     Ok(KeyPackageSigner {
@@ -82,30 +82,4 @@ async fn issue_signer(ca: &Ca, endpoint: &ObjectRef, issuer_id: &ObjectRef) -> R
         certs,
         not_after: issued.record.not_after,
     })
-}
-
-/// The internal profile key-package signing certificates are issued under.
-fn signer_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
-    Profile {
-        renewal: RenewalPolicy::RemainingFraction(0.5),
-        subject: SubjectPolicy {
-            rules: vec![SubjectRule {
-                attribute: SubjectAttribute::CommonName,
-                presence: Presence::Required,
-                value: None,
-                source: ValueSource::Csr,
-                must_match_san: false,
-                pattern: None,
-            }],
-            unlisted: UnlistedAttributes::Refuse,
-        },
-        ..Profile::internal(
-            ObjectRef::new(&endpoint.namespace, format!("{}.est-keygen-signer", endpoint.name)),
-            format!("signs server-generated key packages of EST endpoint {endpoint}"),
-            issuer,
-            LIFETIME,
-            vec![KeyUsageBit::DigitalSignature],
-            vec![],
-        )
-    }
 }

@@ -11,13 +11,13 @@
 
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_core::ObjectRef;
-use pkiplane_core::issuance::Ca;
+use pkiplane_core::service::CaService;
 
 use crate::config::ScepConfig;
 
 /// Checks the exposed profiles against the CA; returns the one Issuer behind them, or
 /// every problem found.
-pub fn check_profiles(config: &ScepConfig, ca: &Ca) -> Result<ObjectRef, Vec<String>> {
+pub fn check_profiles(config: &ScepConfig, ca: &dyn CaService) -> Result<ObjectRef, Vec<String>> {
     let mut problems = Vec::new();
     let mut issuer: Option<ObjectRef> = None;
     for exposed in &config.profiles {

@@ -150,8 +150,7 @@ async fn renewal_requester(
         .ok_or_else(|| ScepError::BadCertId("the RenewalReq signer certificate was not issued by this CA".into()))?;
     let record = state
         .ca()
-        .inventory()
-        .get(&issuer, &signer.serial_hex)
+        .certificate(&issuer, &signer.serial_hex)
         .await?
         .filter(|r| r.der.as_deref() == Some(msg.signer_der.as_slice()))
         .ok_or_else(|| ScepError::BadCertId(format!("certificate {} is not in the inventory", signer.serial_hex)))?;
@@ -228,8 +227,7 @@ async fn answer_from(state: &ScepState, tx: &ScepTransaction) -> Result<Outcome,
             };
             let der = state
                 .ca()
-                .inventory()
-                .get(issuer, serial)
+                .certificate(issuer, serial)
                 .await?
                 .and_then(|r| r.der)
                 .ok_or_else(|| ScepError::BadCertId(format!("certificate {serial} is not in the inventory")))?;

@@ -47,8 +47,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use pkiplane_core::ObjectRef;
-use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::Issuer;
+use pkiplane_core::service::CaService;
+use pkiplane_core::service::IssuerInfo;
 use pkiplane_core::state::scep::ScepStore;
 use zeroize::Zeroizing;
 
@@ -71,7 +71,7 @@ struct RaSet {
 
 struct Inner {
     config: ScepConfig,
-    ca: Arc<Ca>,
+    ca: Arc<dyn CaService>,
     store: Arc<dyn ScepStore>,
     issuer: ObjectRef,
     ra: tokio::sync::RwLock<RaSet>,
@@ -87,19 +87,23 @@ impl ScepState {
     /// A state with a given RA identity, after the containment checks.
     pub fn new(
         config: ScepConfig,
-        ca: Arc<Ca>,
+        ca: Arc<dyn CaService>,
         store: Arc<dyn ScepStore>,
         ra: Arc<RaIdentity>,
     ) -> Result<Self, StartError> {
-        let issuer = containment::check_profiles(&config, &ca).map_err(StartError)?;
+        let issuer = containment::check_profiles(&config, ca.as_ref()).map_err(StartError)?;
         let ra = tokio::sync::RwLock::new(RaSet { current: ra, previous: None });
         Ok(Self { inner: Arc::new(Inner { config, ca, store, issuer, ra }) })
     }
 
     /// Checks the configuration against the CA and loads (or issues) the RA identity.
-    pub async fn start(config: ScepConfig, ca: Arc<Ca>, store: Arc<dyn ScepStore>) -> Result<Self, StartError> {
-        let issuer = containment::check_profiles(&config, &ca).map_err(StartError)?;
-        let ra = ra::ensure_ra(&ca, store.as_ref(), &config.endpoint, &issuer)
+    pub async fn start(
+        config: ScepConfig,
+        ca: Arc<dyn CaService>,
+        store: Arc<dyn ScepStore>,
+    ) -> Result<Self, StartError> {
+        let issuer = containment::check_profiles(&config, ca.as_ref()).map_err(StartError)?;
+        let ra = ra::ensure_ra(ca.as_ref(), store.as_ref(), &config.endpoint, &issuer)
             .await
             .map_err(|e| StartError(vec![e.to_string()]))?;
         Self::new(config, ca, store, ra)
@@ -109,7 +113,7 @@ impl ScepState {
         &self.inner.config
     }
 
-    pub fn ca(&self) -> &Arc<Ca> {
+    pub fn ca(&self) -> &Arc<dyn CaService> {
         &self.inner.ca
     }
 
@@ -118,7 +122,7 @@ impl ScepState {
     }
 
     /// The Issuer this endpoint serves (GetCACert, RA certificate, GetCert, GetCRL).
-    pub fn issuer(&self) -> Result<Arc<Issuer>, ScepError> {
+    pub fn issuer(&self) -> Result<Arc<IssuerInfo>, ScepError> {
         self.inner
             .ca
             .issuer(&self.inner.issuer)
@@ -126,7 +130,7 @@ impl ScepState {
     }
 
     /// The Issuers whose certificates GetCert, GetCRL and RenewalReq accept.
-    pub fn served_issuers(&self) -> Vec<Arc<Issuer>> {
+    pub fn served_issuers(&self) -> Vec<Arc<IssuerInfo>> {
         self.issuer().into_iter().collect()
     }
 
@@ -136,14 +140,14 @@ impl ScepState {
         let now = SystemTime::now();
         {
             let set = self.inner.ra.read().await;
-            if set.current.usable(&self.inner.ca, &self.inner.issuer, now) {
+            if set.current.usable(self.inner.ca.as_ref(), &self.inner.issuer, now) {
                 return Ok(set.current.clone());
             }
         }
         let mut set = self.inner.ra.write().await;
-        if !set.current.usable(&self.inner.ca, &self.inner.issuer, now) {
+        if !set.current.usable(self.inner.ca.as_ref(), &self.inner.issuer, now) {
             let fresh = ra::ensure_ra(
-                &self.inner.ca,
+                self.inner.ca.as_ref(),
                 self.inner.store.as_ref(),
                 &self.inner.config.endpoint,
                 &self.inner.issuer,

@@ -34,7 +34,7 @@ pub async fn get_cert(state: &ScepState, content: &[u8]) -> Result<Outcome, Scep
         .into_iter()
         .find(|i| i.cert.subject == issuer_dn)
         .ok_or_else(|| ScepError::BadCertId("the issuer is not a CA of this endpoint".into()))?;
-    let record = state.ca().inventory().get(&issuer.id, &serial).await?;
+    let record = state.ca().certificate(&issuer.id, &serial).await?;
     match record {
         Some(r) if matches!(r.status, CertStatus::Issued | CertStatus::Revoked) => {
             let der = r.der.ok_or_else(|| ScepError::Internal(format!("certificate {serial} has no DER")))?;
@@ -52,7 +52,7 @@ pub async fn get_crl(state: &ScepState, content: &[u8]) -> Result<Outcome, ScepE
         .into_iter()
         .find(|i| i.cert.subject == issuer_dn)
         .ok_or_else(|| ScepError::BadCertId("the issuer is not a CA of this endpoint".into()))?;
-    if state.ca().inventory().get(&issuer.id, &serial).await?.is_none() {
+    if state.ca().certificate(&issuer.id, &serial).await?.is_none() {
         return Err(ScepError::BadCertId(format!("no certificate {serial} from {}", issuer.id)));
     }
     let crl = state.ca().generate_crl(&issuer.id).await?;

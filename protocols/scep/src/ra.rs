@@ -3,7 +3,7 @@
 //! by the endpoint's Issuer with keyEncipherment + digitalSignature. The CA key never
 //! touches SCEP messages.
 //!
-//! The RA certificate is issued through [`Ca::issue_internal`] (so it is in the
+//! The RA certificate is issued through [`CaService::issue_for_role`] (role `scep-ra`) (so it is in the
 //! inventory like every certificate) and kept in the [`ScepStore`], so every replica of
 //! the endpoint uses the same RA key, and a restart keeps it (clients cache GetCACert).
 //! It is replaced when its Issuer changes or when less than a third of its life remains.
@@ -12,13 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use der::Decode;
-use pkiplane_core::issuance::{Ca, IssuanceRequest};
-use pkiplane_core::keys::{KeyAlgorithm, KeyFamily, generate_key};
-use pkiplane_core::model::{ObjectRef, Protocol, Requester};
-use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::profile::*;
+use pkiplane_core::keys::{KeyAlgorithm, generate_key};
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
 use pkiplane_core::state::scep::{RaMaterial, ScepStore};
-use pkiplane_core::x509::KeyUsageBit;
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
@@ -30,7 +27,7 @@ use x509_cert::Certificate;
 use crate::error::ScepError;
 
 /// Lifetime of RA certificates (capped by the Issuer's own notAfter by policy).
-pub const RA_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+pub const RA_LIFETIME: Duration = pkiplane_core::service::RA_LIFETIME;
 
 /// The RA key and certificate. `Debug` never shows the key.
 pub struct RaIdentity {
@@ -75,7 +72,7 @@ impl RaIdentity {
 
     /// Whether this identity still serves `issuer` at `now`: same Issuer, signed by its
     /// current certificate, and more than a third of its life left.
-    pub fn usable(&self, ca: &Ca, issuer: &ObjectRef, now: SystemTime) -> bool {
+    pub fn usable(&self, ca: &dyn CaService, issuer: &ObjectRef, now: SystemTime) -> bool {
         let Some(current) = ca.issuer(issuer) else { return false };
         let lifetime = self.info.not_after.duration_since(self.info.not_before).unwrap_or_default();
         let remaining = self.info.not_after.duration_since(now).unwrap_or_default();
@@ -100,7 +97,7 @@ fn aki_matches(info: &CertInfo, key_id: &[u8]) -> bool {
 /// The RA identity of `endpoint` for `issuer`: the stored one while usable, else a new
 /// key and certificate, stored so that concurrent replicas converge on one.
 pub async fn ensure_ra(
-    ca: &Ca,
+    ca: &dyn CaService,
     store: &dyn ScepStore,
     endpoint: &ObjectRef,
     issuer: &ObjectRef,
@@ -123,7 +120,7 @@ pub async fn ensure_ra(
 }
 
 /// Issues a fresh RA key pair and certificate.
-pub async fn issue_ra(ca: &Ca, endpoint: &ObjectRef, issuer: &ObjectRef) -> Result<RaMaterial, ScepError> {
+pub async fn issue_ra(ca: &dyn CaService, endpoint: &ObjectRef, issuer: &ObjectRef) -> Result<RaMaterial, ScepError> {
     let key = generate_key(KeyAlgorithm::Rsa2048).map_err(|e| ScepError::Internal(e.to_string()))?;
     let subject = build_name(&[
         (SubjectAttribute::Organization, "pkiplane".into()),
@@ -132,14 +129,14 @@ pub async fn issue_ra(ca: &Ca, endpoint: &ObjectRef, issuer: &ObjectRef) -> Resu
     .map_err(ScepError::Internal)?;
     let csr_der = build_csr(&key, &subject, &[]).map_err(|e| ScepError::Internal(e.to_string()))?;
     let csr = ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(|e| ScepError::Internal(e.to_string()))?;
-    let req = IssuanceRequest {
+    let req = InternalCertRequest {
+        role: InternalRole::ScepRa,
+        endpoint: endpoint.clone(),
+        issuer: issuer.clone(),
         csr,
-        profile: ra_profile_id(endpoint),
-        requester: Requester::new(Protocol::Local, "pkiplane-scep-ra").at_endpoint(endpoint.clone()),
-        requested: RequestedValidity::default(),
-        renewal_of: None,
+        lifetime: None,
     };
-    let issued = ca.issue_internal(req, ra_profile(endpoint, issuer.clone())).await.map_err(|e| {
+    let issued = ca.issue_for_role(req).await.map_err(|e| {
         ScepError::Unavailable(format!("issuing the SCEP RA certificate of {endpoint} by {issuer}: {e}"))
     })?;
     Ok(RaMaterial {
@@ -147,40 +144,4 @@ pub async fn issue_ra(ca: &Ca, endpoint: &ObjectRef, issuer: &ObjectRef) -> Resu
         private_key_pkcs8: zeroize::Zeroizing::new(key.pkcs8_der().to_vec()),
         issuer: issuer.clone(),
     })
-}
-
-fn ra_profile_id(endpoint: &ObjectRef) -> ObjectRef {
-    ObjectRef::new(&endpoint.namespace, format!("{}.scep-ra", endpoint.name))
-}
-
-/// The internal profile RA certificates are issued under.
-fn ra_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
-    let rule = |attribute| SubjectRule {
-        attribute,
-        presence: Presence::Required,
-        value: None,
-        source: ValueSource::Csr,
-        must_match_san: false,
-        pattern: None,
-    };
-    Profile {
-        keys: KeyPolicy {
-            families: vec![KeyFamily::Rsa],
-            ecdsa_curves: vec![],
-            rsa_min_bits: 2048,
-            rsa_max_bits: 4096,
-        },
-        subject: SubjectPolicy {
-            rules: vec![rule(SubjectAttribute::Organization), rule(SubjectAttribute::CommonName)],
-            unlisted: UnlistedAttributes::Refuse,
-        },
-        ..Profile::internal(
-            ra_profile_id(endpoint),
-            format!("SCEP RA certificate of endpoint {endpoint}"),
-            issuer,
-            RA_LIFETIME,
-            vec![KeyUsageBit::DigitalSignature, KeyUsageBit::KeyEncipherment],
-            vec![],
-        )
-    }
 }

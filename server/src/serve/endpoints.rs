@@ -1,4 +1,8 @@
 //! Starting each EnrollmentEndpoint on its own listener, with TLS where its spec asks.
+//!
+//! Shared by `pkiplane serve` (every endpoint, the CA in process, SQLite stores) and
+//! `pkiplane endpoint` (one endpoint, the CA and the shared state behind the CA service):
+//! both hand [`start_endpoint`] a [`CaService`] and the protocol stores.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -9,8 +13,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_api::{FieldError, Manifests};
-use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::ObjectRef;
+use pkiplane_core::service::CaService;
+use pkiplane_core::state::acme::AcmeStore;
+use pkiplane_core::state::cmp::CmpStore;
+use pkiplane_core::state::est::AuthFailureStore;
+use pkiplane_core::state::scep::{RaMaterial, ScepStore};
 use pkiplane_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -28,11 +36,38 @@ pub struct EndpointContext<'a> {
     pub id: ObjectRef,
     pub endpoint: &'a EnrollmentEndpoint,
     pub manifests: &'a Manifests,
-    pub ca: &'a Arc<Ca>,
+    pub deps: &'a EndpointDeps,
     /// Scheme, host and port clients use, e.g. `https://localhost:14000`.
     pub base_url: String,
-    /// The data directory's store: inventory and protocol state.
-    pub store: Arc<SqliteStore>,
+}
+
+/// The CA and the shared protocol state an endpoint runs on: in process for `serve`,
+/// remote (the CA service) for `pkiplane endpoint`.
+#[derive(Clone)]
+pub struct EndpointDeps {
+    pub ca: Arc<dyn CaService>,
+    pub acme: Arc<dyn AcmeStore>,
+    pub scep: Arc<dyn ScepStore>,
+    pub cmp: Arc<dyn CmpStore>,
+    pub est_failures: Arc<dyn AuthFailureStore>,
+    /// A SCEP RA identity provided from outside (a credentials Secret) instead of one
+    /// issued and kept in the SCEP store.
+    pub scep_ra: Option<RaMaterial>,
+}
+
+impl EndpointDeps {
+    /// Everything in process: the CA and the data directory's SQLite store. Failed-login
+    /// counters of EST are per process (see the EST README).
+    pub fn local(ca: Arc<dyn CaService>, store: &Arc<SqliteStore>) -> Self {
+        Self {
+            ca,
+            acme: store.clone(),
+            scep: store.clone(),
+            cmp: store.clone(),
+            est_failures: Arc::new(pkiplane_core::state::est::memory::MemoryAuthFailures::new()),
+            scep_ra: None,
+        }
+    }
 }
 
 /// The routes of a protocol and the URLs to announce (`None` would mean this build does
@@ -45,18 +80,20 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
         EndpointProtocol::Acme => {
             let config =
                 pkiplane_acme::AcmeConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
-            let store: Arc<dyn pkiplane_core::state::acme::AcmeStore> = ctx.store.clone();
-            let state = pkiplane_acme::AcmeState::new(config, ctx.ca.clone(), store);
+            let state = pkiplane_acme::AcmeState::new(config, ctx.deps.ca.clone(), ctx.deps.acme.clone());
             pkiplane_acme::spawn_housekeeping(state.clone(), HOUSEKEEPING);
             Ok(Some((pkiplane_acme::router(state), vec![format!("{}/directory", ctx.base_url)])))
         }
         EndpointProtocol::Est => {
-            let config = pkiplane_est::EstConfig::from_resource(ctx.endpoint, ctx.manifests, ctx.ca, &ctx.base_url)
-                .map_err(fields)?;
+            let config = pkiplane_est::EstConfig::from_resource(
+                ctx.endpoint,
+                ctx.manifests,
+                ctx.deps.ca.as_ref(),
+                &ctx.base_url,
+            )
+            .map_err(fields)?;
             let urls = config.urls();
-            // Failed-login counters are per process (see the EST README).
-            let failures = Arc::new(pkiplane_core::state::est::memory::MemoryAuthFailures::new());
-            let state = pkiplane_est::EstState::new(config, ctx.ca.clone(), failures);
+            let state = pkiplane_est::EstState::new(config, ctx.deps.ca.clone(), ctx.deps.est_failures.clone());
             Ok(Some((pkiplane_est::router(state), urls)))
         }
         EndpointProtocol::Scep => {
@@ -66,10 +103,21 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
                 tracing::warn!(endpoint = %ctx.id, "{w}");
             }
             let retention = config.replay_retention;
-            let store: Arc<dyn pkiplane_core::state::scep::ScepStore> = ctx.store.clone();
-            let state = pkiplane_scep::ScepState::start(config, ctx.ca.clone(), store.clone())
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
+            let store = ctx.deps.scep.clone();
+            let ca = ctx.deps.ca.clone();
+            let state = match &ctx.deps.scep_ra {
+                Some(m) => {
+                    // A provided RA serves the one Issuer behind the endpoint's profiles.
+                    let mut m = m.clone();
+                    m.issuer = pkiplane_scep::containment::check_profiles(&config, ca.as_ref())
+                        .map_err(|e| anyhow!("{}", e.join("; ")))?;
+                    let ra =
+                        pkiplane_scep::RaIdentity::from_material(&m).map_err(|e| anyhow!("SCEP RA credential: {e}"))?;
+                    pkiplane_scep::ScepState::new(config, ca, store.clone(), Arc::new(ra))
+                }
+                None => pkiplane_scep::ScepState::start(config, ca, store.clone()).await,
+            }
+            .map_err(|e| anyhow!("{e}"))?;
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(HOUSEKEEPING);
                 loop {
@@ -85,9 +133,9 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
             let config =
                 pkiplane_cmp::CmpConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
             let urls = config.urls();
-            let store: Arc<dyn pkiplane_core::state::cmp::CmpStore> = ctx.store.clone();
-            let state =
-                pkiplane_cmp::CmpState::start(config, ctx.ca.clone(), store).await.map_err(|e| anyhow!("{e}"))?;
+            let state = pkiplane_cmp::CmpState::start(config, ctx.deps.ca.clone(), ctx.deps.cmp.clone())
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             // Shorter than any confirmWaitTime: unconfirmed certificates are revoked promptly.
             state.spawn_maintenance(Duration::from_secs(30));
             Ok(Some((pkiplane_cmp::router(state), urls)))
@@ -98,48 +146,66 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
 /// How often protocol state past its retention is purged.
 const HOUSEKEEPING: Duration = Duration::from_secs(600);
 
-/// Starts every endpoint this build can serve; the others are reported, not hidden.
+/// Starts every endpoint of the manifests on the listener its spec names; the ones
+/// this build cannot serve are reported, not hidden.
 pub async fn start_all(
     manifests: &Manifests,
-    ca: &Arc<Ca>,
-    store: &Arc<SqliteStore>,
+    deps: &EndpointDeps,
     data_dir: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Started> {
     let mut started = Started { running: Vec::new(), tasks: Vec::new() };
     for ep in &manifests.endpoints {
-        let id = ObjectRef::new(
-            ep.metadata.namespace.as_deref().unwrap_or("default"),
-            ep.metadata.name.as_deref().unwrap_or(""),
-        );
-        start_one(&id, ep, manifests, ca, store, data_dir, shutdown.clone(), &mut started)
-            .await
-            .with_context(|| format!("EnrollmentEndpoint {id}"))?;
+        let id = endpoint_id(ep);
+        let run = async {
+            let listener = bind_spec_listener(ep).await?;
+            let serving = match &ep.spec.tls {
+                Some(t) => Some(tls::serving_cert(deps.ca.as_ref(), manifests, &id, t).await?),
+                None => None,
+            };
+            let bundles = data_dir.join("bundles");
+            start_endpoint(&id, ep, manifests, deps, listener, serving, Some(&bundles), shutdown.clone()).await
+        };
+        if let Some((running, task)) = run.await.with_context(|| format!("EnrollmentEndpoint {id}"))? {
+            started.running.push(running);
+            started.tasks.push(task);
+        }
     }
     Ok(started)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn start_one(
-    id: &ObjectRef,
-    ep: &EnrollmentEndpoint,
-    manifests: &Manifests,
-    ca: &Arc<Ca>,
-    store: &Arc<SqliteStore>,
-    data_dir: &Path,
-    shutdown: watch::Receiver<bool>,
-    started: &mut Started,
-) -> Result<()> {
+/// `namespace/name` of an EnrollmentEndpoint resource.
+pub fn endpoint_id(ep: &EnrollmentEndpoint) -> ObjectRef {
+    ObjectRef::new(ep.metadata.namespace.as_deref().unwrap_or("default"), ep.metadata.name.as_deref().unwrap_or(""))
+}
+
+/// Binds the address and port of the endpoint's `spec.listen`.
+pub async fn bind_spec_listener(ep: &EnrollmentEndpoint) -> Result<TcpListener> {
     let listen = ep.spec.listen.clone().unwrap_or_default();
     let ip: IpAddr = listen.address.parse().with_context(|| format!("spec.listen.address `{}`", listen.address))?;
     let port = u16::try_from(listen.port.unwrap_or(0)).map_err(|_| anyhow!("spec.listen.port out of range"))?;
-    let listener =
-        TcpListener::bind(SocketAddr::new(ip, port)).await.with_context(|| format!("binding {ip}:{port}"))?;
+    TcpListener::bind(SocketAddr::new(ip, port)).await.with_context(|| format!("binding {ip}:{port}"))
+}
+
+/// A running endpoint and the task serving it.
+pub type RunningTask = (RunningEndpoint, tokio::task::JoinHandle<Result<()>>);
+
+/// Builds the endpoint's protocol routes on `deps` and serves them on `listener` (TLS
+/// with `serving`), writing its trust bundles under `bundles` when given. `None` when
+/// this build does not serve the protocol.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_endpoint(
+    id: &ObjectRef,
+    ep: &EnrollmentEndpoint,
+    manifests: &Manifests,
+    deps: &EndpointDeps,
+    listener: TcpListener,
+    serving: Option<tls::ServingCert>,
+    bundles: Option<&Path>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<RunningTask>> {
     let bound = listener.local_addr()?;
-    let serving = match &ep.spec.tls {
-        Some(t) => Some(tls::serving_cert(ca, manifests, id, t).await?),
-        None => None,
-    };
+    let ip = bound.ip();
     // The host clients use: the serving certificate's first name, else the bound address
     // (loopback when bound to every interface).
     let host = ep
@@ -153,9 +219,8 @@ async fn start_one(
         id: id.clone(),
         endpoint: ep,
         manifests,
-        ca,
+        deps,
         base_url: format!("{scheme}://{host}:{}", bound.port()),
-        store: store.clone(),
     };
     let Some((router, urls)) = protocol_router(&ctx).await? else {
         tracing::warn!(
@@ -163,35 +228,42 @@ async fn start_one(
             protocol = ?ep.spec.protocol,
             "this build does not serve this protocol yet; the endpoint is not started"
         );
-        return Ok(());
+        return Ok(None);
     };
-    let bundles = data_dir.join("bundles");
-    let ca_bundle =
-        tls::write_bundle(&bundles, &format!("{}-{}-ca.pem", id.namespace, id.name), &ca_chains(ca, ep, id))?;
+    let chains = ca_chains(deps.ca.as_ref(), ep, id);
+    let ca_bundle = match bundles {
+        Some(dir) => tls::write_bundle(dir, &format!("{}-{}-ca.pem", id.namespace, id.name), &chains)?,
+        None => String::new(),
+    };
     let (task, trust) = match serving {
         Some(cert) => {
-            let trust =
-                tls::write_bundle(&bundles, &format!("{}-{}-tls-trust.pem", id.namespace, id.name), &cert.trust_pem)?;
+            let trust = match bundles {
+                Some(dir) => Some(tls::write_bundle(
+                    dir,
+                    &format!("{}-{}-tls-trust.pem", id.namespace, id.name),
+                    &cert.trust_pem,
+                )?),
+                None => None,
+            };
             let client_certs = matches!(ep.spec.protocol, EndpointProtocol::Est);
             let config = tls::server_config(&cert, client_certs)?;
-            (tokio::spawn(tls::serve_tls(listener, router, config, shutdown)), Some(trust))
+            (tokio::spawn(tls::serve_tls(listener, router, config, shutdown)), trust)
         }
         None => (tokio::spawn(super::serve_router(listener, router, shutdown)), None),
     };
-    started.tasks.push(task);
-    started.running.push(RunningEndpoint {
+    let running = RunningEndpoint {
         namespace: id.namespace.clone(),
         name: id.name.clone(),
         protocol: format!("{:?}", ep.spec.protocol).to_uppercase(),
         urls,
         tls_trust_bundle: trust,
         ca_bundle,
-    });
-    Ok(())
+    };
+    Ok(Some((running, task)))
 }
 
 /// The chains (roots included) of every Issuer behind the endpoint's profiles.
-fn ca_chains(ca: &Ca, ep: &EnrollmentEndpoint, id: &ObjectRef) -> String {
+fn ca_chains(ca: &dyn CaService, ep: &EnrollmentEndpoint, id: &ObjectRef) -> String {
     let mut seen = Vec::new();
     let mut out = String::new();
     for binding in &ep.spec.profiles {

@@ -6,10 +6,10 @@
 //! in-flight requests on SIGTERM or Ctrl-C.
 
 mod client_auth;
-mod endpoints;
-mod publish;
-mod ready;
-mod tls;
+pub(crate) mod endpoints;
+pub(crate) mod publish;
+pub(crate) mod ready;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,7 +66,8 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let publish_url = format!("http://{}", publish_listener.local_addr()?);
     let mut tasks = vec![tokio::spawn(serve_router(publish_listener, publish.router(), shutdown_rx.clone()))];
 
-    let started = endpoints::start_all(&manifests, &ca, &store, &data_dir, shutdown_rx.clone()).await?;
+    let deps = endpoints::EndpointDeps::local(ca.clone(), &store);
+    let started = endpoints::start_all(&manifests, &deps, &data_dir, shutdown_rx.clone()).await?;
     for s in &started.running {
         println!("{}/{} {} {}", s.namespace, s.name, s.protocol, s.urls.join(" "));
     }
@@ -88,7 +89,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) {
+pub(crate) async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) {
     for t in tasks {
         match t.await {
             Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
@@ -122,7 +123,7 @@ pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

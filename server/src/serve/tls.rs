@@ -14,22 +14,18 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use pkiplane_api::Manifests;
 use pkiplane_api::v1alpha1::TlsSettings;
-use pkiplane_core::issuance::{Ca, IssuanceRequest};
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
-use pkiplane_core::model::{ObjectRef, Protocol, Requester, TlsPeer};
-use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::profile::*;
+use pkiplane_core::model::{ObjectRef, TlsPeer};
+use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::{SubjectAttribute, build_name};
-use pkiplane_core::x509::{KeyUsageBit, San, eku_from_name, pem};
+use pkiplane_core::x509::{San, pem};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// Lifetime of serving certificates pkiplane issues for its own endpoints.
-const SERVING_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,7 +39,7 @@ pub struct ServingCert {
 
 /// Gets the serving certificate an endpoint's `tls` settings ask for.
 pub async fn serving_cert(
-    ca: &Ca,
+    ca: &dyn CaService,
     manifests: &Manifests,
     endpoint: &ObjectRef,
     tls: &TlsSettings,
@@ -63,57 +59,63 @@ pub async fn serving_cert(
     }
     let Some(issuer_ref) = &tls.issuer_ref else { bail!("tls needs secretRef or issuerRef") };
     let issuer_id = ObjectRef::new(&endpoint.namespace, &issuer_ref.name);
-    let issuer = ca.issuer(&issuer_id).ok_or_else(|| anyhow!("tls.issuerRef: no Issuer {issuer_id}"))?;
-    let mut sans: Vec<San> = tls.dns_names.iter().map(|d| San::Dns(d.clone())).collect();
-    for ip in &tls.ip_addresses {
-        sans.push(San::Ip(ip.parse::<IpAddr>().with_context(|| format!("tls.ipAddresses: `{ip}`"))?));
+    let names = ServingNames::from_settings(tls)?;
+    issue_serving_cert(ca, endpoint, &issuer_id, &names).await
+}
+
+/// The DNS names and IP addresses of a serving certificate.
+#[derive(Clone, Debug, Default)]
+pub struct ServingNames {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+impl ServingNames {
+    /// The names of an endpoint's `tls` settings; `localhost` and 127.0.0.1 when none.
+    pub fn from_settings(tls: &TlsSettings) -> Result<Self> {
+        let mut ips = Vec::new();
+        for ip in &tls.ip_addresses {
+            ips.push(ip.parse::<IpAddr>().with_context(|| format!("tls.ipAddresses: `{ip}`"))?);
+        }
+        let mut names = Self { dns: tls.dns_names.clone(), ips };
+        if names.dns.is_empty() && names.ips.is_empty() {
+            names = Self { dns: vec!["localhost".into()], ips: vec!["127.0.0.1".parse()?] };
+        }
+        Ok(names)
     }
-    if sans.is_empty() {
-        sans = vec![San::Dns("localhost".into()), San::Ip("127.0.0.1".parse()?)];
+
+    fn sans(&self) -> Vec<San> {
+        self.dns.iter().map(|d| San::Dns(d.clone())).chain(self.ips.iter().map(|i| San::Ip(*i))).collect()
     }
+}
+
+/// A fresh P-256 key and a serving certificate for it from `issuer`, through the CA's
+/// `serving-tls` role (the CA builds the profile; the certificate lands in the inventory).
+pub async fn issue_serving_cert(
+    ca: &dyn CaService,
+    endpoint: &ObjectRef,
+    issuer: &ObjectRef,
+    names: &ServingNames,
+) -> Result<ServingCert> {
+    let info = ca.issuer(issuer).ok_or_else(|| anyhow!("tls.issuerRef: no Issuer {issuer}"))?;
+    let sans = names.sans();
+    let Some(first) = sans.first() else { bail!("a serving certificate needs a DNS name or an IP address") };
     let key = generate_key(KeyAlgorithm::EcdsaP256)?;
-    let cn = sans[0].value();
-    let subject = build_name(&[(SubjectAttribute::CommonName, cn)]).map_err(|e| anyhow!(e))?;
+    let subject = build_name(&[(SubjectAttribute::CommonName, first.value())]).map_err(|e| anyhow!(e))?;
     let csr = ParsedCsr::from_der(&build_csr(&key, &subject, &sans)?, CsrOptions::default())?;
-    let req = IssuanceRequest {
+    let req = InternalCertRequest {
+        role: InternalRole::ServingTls,
+        endpoint: endpoint.clone(),
+        issuer: issuer.clone(),
         csr,
-        profile: serving_profile_id(endpoint),
-        requester: Requester::new(Protocol::Local, "pkiplane-serve").at_endpoint(endpoint.clone()),
-        requested: RequestedValidity::default(),
-        renewal_of: None,
+        lifetime: None,
     };
-    let issued = ca.issue_internal(req, serving_profile(endpoint, issuer_id)).await?;
+    let issued = ca.issue_for_role(req).await?;
     Ok(ServingCert {
         chain_pem: issued.full_chain_pem(),
         key_pkcs8: key.pkcs8_der().to_vec().into(),
-        trust_pem: pem::encode("CERTIFICATE", &issuer.root().der),
+        trust_pem: pem::encode("CERTIFICATE", &info.root().der),
     })
-}
-
-fn serving_profile_id(endpoint: &ObjectRef) -> ObjectRef {
-    ObjectRef::new(&endpoint.namespace, format!("{}.serving-tls", endpoint.name))
-}
-
-/// The profile pkiplane's own endpoint TLS certificates are issued under.
-fn serving_profile(endpoint: &ObjectRef, issuer: ObjectRef) -> Profile {
-    Profile {
-        sans: SanPolicy {
-            max_count: 100,
-            required: true,
-            dns: Some(DnsRule { suffixes: vec![], allow_wildcards: false }),
-            ip: Some(IpRule::default()),
-            uri: None,
-            email: None,
-        },
-        ..Profile::internal(
-            serving_profile_id(endpoint),
-            format!("TLS server certificate of endpoint {endpoint}"),
-            issuer,
-            SERVING_LIFETIME,
-            vec![KeyUsageBit::DigitalSignature],
-            eku_from_name("serverAuth").into_iter().collect(),
-        )
-    }
 }
 
 /// A rustls server configuration for a serving certificate; with `client_certs`, clients

@@ -123,6 +123,15 @@ async fn counts_per_group_with_an_expiry_window() {
     let by_endpoint = store.counts(GroupBy::Endpoint, now, window).await.unwrap();
     assert_eq!(rows(&by_endpoint), [row("pki/acme", [4, 2, 1, 1, 3], true), row("pki/est", [1, 1, 1, 0, 0], true)]);
 
+    let by_endpoint_profile = store.counts(GroupBy::EndpointProfile, now, window).await.unwrap();
+    assert_eq!(
+        rows(&by_endpoint_profile),
+        [
+            row("pki/acme|pki/enterprise-tls-47d", [4, 2, 1, 1, 3], true),
+            row("pki/est|pki/enterprise-tls-47d", [1, 1, 1, 0, 0], true),
+        ]
+    );
+
     let by_issuer = store.counts(GroupBy::Issuer, now, window).await.unwrap();
     assert_eq!(
         rows(&by_issuer),

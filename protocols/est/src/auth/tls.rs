@@ -113,7 +113,6 @@ pub async fn verify(state: &EstState, peer: &TlsPeer) -> Result<ClientCert, EstE
 
     let record = state
         .ca
-        .inventory()
         .find_serial(&info.serial_hex)
         .await
         .map_err(|e| EstError::Unavailable {

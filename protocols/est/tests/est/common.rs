@@ -87,7 +87,7 @@ impl Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base_url = format!("https://127.0.0.1:{}", addr.port());
-        let mut config = EstConfig::from_resource(&endpoint, &manifests, &ca, &base_url).unwrap();
+        let mut config = EstConfig::from_resource(&endpoint, &manifests, ca.as_ref(), &base_url).unwrap();
         config.limits.basic_backoff = Duration::from_secs(30);
         adjust(&mut config);
         let state = EstState::new(config, ca.clone(), Arc::new(MemoryAuthFailures::new()));

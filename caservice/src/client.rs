@@ -1,0 +1,334 @@
+//! The endpoint side: [`RemoteCa`] stands in for the in-process CA ([`CaService`]) and
+//! [`RemoteStores`] for the protocol stores, over the internal API with mutual TLS.
+//!
+//! Issuers and profiles are answered from a snapshot refreshed every few seconds (the
+//! protocols consult them on every request); everything else is one HTTPS call with a
+//! timeout. A CA service that cannot be reached is `Unavailable`, which each protocol
+//! maps to its own "try again later".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use pkiplane_core::error::CoreError;
+use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome, StoreError};
+use pkiplane_core::issuance::{IssuanceRequest, Issued};
+use pkiplane_core::model::{ObjectRef, Requester};
+use pkiplane_core::profile::Profile;
+use pkiplane_core::service::{CaService, InternalCertRequest, IssuerInfo};
+use rustls::pki_types::ServerName;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::tls::Reloading;
+use crate::wire::*;
+
+/// Time to connect and complete the TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for one call, issuance included (signing waits for a durable record).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the issuer/profile snapshot is refreshed.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
+/// Idle connections kept for reuse.
+const POOL_SIZE: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("CA service URL `{0}`: {1}")]
+    Url(String, String),
+    #[error("CA service unreachable: {0}")]
+    Transport(String),
+    #[error("CA service answered {status}: {}", .body.message)]
+    Status { status: StatusCode, body: Box<ErrorBody> },
+    #[error("CA service answer does not decode: {0}")]
+    Decode(String),
+}
+
+impl From<ClientError> for CoreError {
+    /// A core error the CA service reported is rebuilt as it was; anything else is the
+    /// CA service being unavailable (transport) or refusing (forbidden, malformed).
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Status { body, .. } if body.error.is_some() => {
+                body.error.clone().map(CoreError::from).unwrap_or_else(|| CoreError::Signing(String::new()))
+            }
+            ClientError::Transport(m) => CoreError::Store(StoreError::Unavailable(format!("CA service: {m}"))),
+            ClientError::Status { status, body } if status.is_server_error() => {
+                CoreError::Store(StoreError::Unavailable(format!("CA service {status}: {}", body.message)))
+            }
+            other => CoreError::Store(StoreError::Invalid(other.to_string())),
+        }
+    }
+}
+
+impl From<ClientError> for StoreError {
+    fn from(e: ClientError) -> Self {
+        match CoreError::from(e) {
+            CoreError::Store(s) => s,
+            other => StoreError::Invalid(other.to_string()),
+        }
+    }
+}
+
+/// An HTTPS/1.1 client of the internal API with client-certificate authentication.
+pub struct Transport {
+    host: String,
+    port: u16,
+    authority: String,
+    server_name: ServerName<'static>,
+    tls: Arc<Reloading<rustls::ClientConfig>>,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// When a call last got an answer from the CA service (readiness).
+    last_ok: Mutex<Option<Instant>>,
+}
+
+impl Transport {
+    /// `url` is `https://host:port` (no path).
+    pub fn new(url: &str, tls: Arc<Reloading<rustls::ClientConfig>>) -> Result<Arc<Self>, ClientError> {
+        let bad = |m: &str| ClientError::Url(url.to_owned(), m.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(bad("the scheme must be https"));
+        }
+        let host = uri.host().ok_or_else(|| bad("no host"))?.trim_matches(['[', ']']).to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let server_name = ServerName::try_from(host.clone()).map_err(|_| bad("host is not a DNS name or IP"))?;
+        Ok(Arc::new(Self {
+            authority: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+            host,
+            port,
+            server_name,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            last_ok: Mutex::new(None),
+        }))
+    }
+
+    /// When the CA service last answered.
+    pub fn last_ok(&self) -> Option<Instant> {
+        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        let t = |e: String| ClientError::Transport(e);
+        let work = async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| t(e.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            let tls = TlsConnector::from(self.tls.get())
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(|e| t(format!("TLS: {e}")))?;
+            let (send, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| t(e.to_string()))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(send)
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, work).await.map_err(|_| t("connect timed out".into()))?
+    }
+
+    async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        loop {
+            let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match pooled {
+                Some(mut s) if !s.is_closed() => {
+                    if s.ready().await.is_ok() {
+                        return Ok(s);
+                    }
+                }
+                Some(_) => {}
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    /// One call: `method path` with an optional JSON body, JSON answer.
+    pub async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?,
+            None => Vec::new(),
+        };
+        if bytes.len() > MAX_BODY {
+            return Err(ClientError::Decode(format!("request of {} bytes exceeds {MAX_BODY}", bytes.len())));
+        }
+        let work = async {
+            let mut sender = self.sender().await?;
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, &self.authority)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(bytes)))
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let rsp = sender.send_request(req).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+            let status = rsp.status();
+            let body = Limited::new(rsp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))?
+                .to_bytes();
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < POOL_SIZE {
+                idle.push(sender);
+            }
+            Ok::<_, ClientError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, work)
+            .await
+            .map_err(|_| ClientError::Transport("timed out".into()))??;
+        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        if !status.is_success() || status == StatusCode::ACCEPTED {
+            let body = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|_| ErrorBody {
+                kind: "internal".into(),
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                error: None,
+            });
+            return Err(ClientError::Status { status, body: Box::new(body) });
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+#[derive(Default)]
+struct Snapshot {
+    issuers: HashMap<ObjectRef, Arc<IssuerInfo>>,
+    profiles: HashMap<ObjectRef, Arc<Profile>>,
+}
+
+/// The CA as an endpoint pod sees it: the CA service over mutual TLS.
+pub struct RemoteCa {
+    transport: Arc<Transport>,
+    snapshot: RwLock<Snapshot>,
+}
+
+impl RemoteCa {
+    /// Connects, loads the first snapshot (failing when the CA service cannot be
+    /// reached), and keeps the snapshot fresh in the background.
+    pub async fn connect(transport: Arc<Transport>) -> Result<Arc<Self>, ClientError> {
+        let me = Arc::new(Self { transport, snapshot: RwLock::default() });
+        me.refresh().await?;
+        let weak = Arc::downgrade(&me);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else { return };
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!(error = %e, "refreshing issuers and profiles from the CA service failed");
+                }
+            }
+        });
+        Ok(me)
+    }
+
+    pub fn transport(&self) -> &Arc<Transport> {
+        &self.transport
+    }
+
+    /// Re-reads issuers and profiles.
+    pub async fn refresh(&self) -> Result<(), ClientError> {
+        let snap: SnapshotWire = self.transport.call::<(), _>(Method::GET, "/v1/snapshot", None).await?;
+        let mut next = Snapshot::default();
+        for i in snap.issuers {
+            let info = i.into_info().map_err(|e| ClientError::Decode(e.to_string()))?;
+            next.issuers.insert(info.id.clone(), Arc::new(info));
+        }
+        for p in snap.profiles {
+            let p = p.into_profile().map_err(|e| ClientError::Decode(e.to_string()))?;
+            next.profiles.insert(p.id.clone(), Arc::new(p));
+        }
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
+    /// Asks for an internal certificate through the public route (what the operator
+    /// uses too): PEM CSR in, PEM certificate and chain out.
+    pub async fn internal_certificate(
+        &self,
+        req: &InternalCertificateRequest,
+    ) -> Result<InternalCertificateResponse, ClientError> {
+        self.transport.call(Method::POST, "/v1/internal-certificates", Some(req)).await
+    }
+}
+
+fn wire_err(e: WireError) -> CoreError {
+    CoreError::Store(StoreError::Invalid(e.to_string()))
+}
+
+#[async_trait]
+impl CaService for RemoteCa {
+    async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
+        let body = IssueRequestWire::from_request(&req).map_err(wire_err)?;
+        let issued: IssuedWire = self.transport.call(Method::POST, "/v1/issue", Some(&body)).await?;
+        Ok(issued.into())
+    }
+
+    async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
+        let body = RoleIssueWire {
+            role: req.role.as_str().to_owned(),
+            endpoint: req.endpoint,
+            issuer: req.issuer,
+            csr: CsrWire::from_csr(&req.csr).map_err(wire_err)?,
+            lifetime_seconds: req.lifetime.map(|d| d.as_secs()),
+        };
+        let issued: IssuedWire = self.transport.call(Method::POST, "/v1/roles/issue", Some(&body)).await?;
+        Ok(issued.into())
+    }
+
+    async fn revoke(
+        &self,
+        issuer: &ObjectRef,
+        serial: &str,
+        reason: RevocationReason,
+        requester: &Requester,
+    ) -> Result<RevokeOutcome, CoreError> {
+        let body = RevokeWire {
+            issuer: issuer.clone(),
+            serial: serial.to_owned(),
+            reason: reason.code(),
+            requester: requester.clone(),
+        };
+        let out: RevokeOutcomeWire = self.transport.call(Method::POST, "/v1/revoke", Some(&body)).await?;
+        Ok(out.into())
+    }
+
+    fn issuer(&self, id: &ObjectRef) -> Option<Arc<IssuerInfo>> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).issuers.get(id).cloned()
+    }
+
+    fn profile(&self, id: &ObjectRef) -> Option<Arc<Profile>> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).profiles.get(id).cloned()
+    }
+
+    async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, CoreError> {
+        let body = LookupWire { serial: serial.to_owned(), issuer: None };
+        Ok(self.transport.call(Method::POST, "/v1/certificates/lookup", Some(&body)).await?)
+    }
+
+    async fn certificate(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, CoreError> {
+        let body = LookupWire { serial: serial.to_owned(), issuer: Some(issuer.clone()) };
+        let v: Vec<CertificateRecord> =
+            self.transport.call(Method::POST, "/v1/certificates/lookup", Some(&body)).await?;
+        Ok(v.into_iter().next())
+    }
+
+    async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {
+        let body = CrlRequestWire { issuer: issuer.clone() };
+        let crl: CrlWire = self.transport.call(Method::POST, "/v1/crl", Some(&body)).await?;
+        Ok(crl.der)
+    }
+}

@@ -1,0 +1,528 @@
+//! The CA side of the internal API: routes over the in-process [`Ca`] and the stores,
+//! and the mutual-TLS accept loop that tells each request who is calling.
+//!
+//! Authorization is by [`Identity`]: an endpoint identity acts only for its own
+//! EnrollmentEndpoint (an issuance request naming another endpoint is refused with 403,
+//! one naming none is attributed to the caller); the operator may ask for internal
+//! certificates of any endpoint and read issuers and counts.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use pkiplane_core::error::CoreError;
+use pkiplane_core::inventory::{GroupBy, Inventory, RevocationReason};
+use pkiplane_core::issuance::Ca;
+use pkiplane_core::model::{ObjectRef, Protocol};
+use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
+use pkiplane_core::state::acme::AcmeStore;
+use pkiplane_core::state::cmp::CmpStore;
+use pkiplane_core::state::est::AuthFailureStore;
+use pkiplane_core::state::scep::ScepStore;
+use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
+use pkiplane_core::x509::pem;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::identity::{self, Identity};
+use crate::tls::Reloading;
+use crate::wire::state::*;
+use crate::wire::*;
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take on the CA side.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// "Expiring soon" window of `/v1/summary` when the caller names none.
+const DEFAULT_EXPIRING_WITHIN: Duration = Duration::from_secs(30 * 86_400);
+
+/// What the routes serve from.
+pub struct CaServiceState {
+    pub ca: Arc<Ca>,
+    pub acme: Arc<dyn AcmeStore>,
+    pub scep: Arc<dyn ScepStore>,
+    pub cmp: Arc<dyn CmpStore>,
+    pub est: Arc<dyn AuthFailureStore>,
+    /// Issuers the CA could not load, with the reason (reported on `/v1/issuers`).
+    pub issuer_problems: Arc<std::sync::RwLock<std::collections::BTreeMap<ObjectRef, String>>>,
+}
+
+/// The authenticated caller of a request (set by [`serve_mtls`]).
+#[derive(Clone, Debug)]
+pub struct Caller(pub Identity);
+
+type Shared = State<Arc<CaServiceState>>;
+
+/// An error answer: status and JSON body (see [`ErrorBody`]).
+pub struct ApiError(StatusCode, Box<ErrorBody>);
+
+impl ApiError {
+    fn forbidden(message: impl Into<String>) -> Self {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            Box::new(ErrorBody { kind: "forbidden".into(), message: message.into(), error: None }),
+        )
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            Box::new(ErrorBody { kind: "bad_request".into(), message: message.into(), error: None }),
+        )
+    }
+}
+
+/// The HTTP status of each core error kind.
+pub fn status_of(kind: pkiplane_core::ErrorKind) -> StatusCode {
+    use pkiplane_core::ErrorKind::*;
+    match kind {
+        BadRequest => StatusCode::BAD_REQUEST,
+        Denied => StatusCode::UNPROCESSABLE_ENTITY,
+        NotFound => StatusCode::NOT_FOUND,
+        ApprovalRequired => StatusCode::ACCEPTED,
+        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let kind = e.kind();
+        ApiError(
+            status_of(kind),
+            Box::new(ErrorBody {
+                kind: kind.label().into(),
+                message: e.to_string(),
+                error: Some(CoreErrorWire::from(&e)),
+            }),
+        )
+    }
+}
+
+impl From<pkiplane_core::inventory::StoreError> for ApiError {
+    fn from(e: pkiplane_core::inventory::StoreError) -> Self {
+        CoreError::Store(e).into()
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.is_server_error() {
+            tracing::warn!(status = %self.0, error = %self.1.message, "CA service request failed");
+        }
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The routes, with bounded bodies and a per-request timeout.
+pub fn router(state: Arc<CaServiceState>) -> Router {
+    Router::new()
+        .route("/v1/issuers", get(issuers))
+        .route("/v1/summary", get(summary))
+        .route("/v1/snapshot", get(snapshot))
+        .route("/v1/internal-certificates", post(internal_certificate))
+        .route("/v1/issue", post(issue))
+        .route("/v1/roles/issue", post(role_issue))
+        .route("/v1/revoke", post(revoke))
+        .route("/v1/certificates/lookup", post(lookup))
+        .route("/v1/crl", post(crl))
+        .route("/v1/state/{store}", post(state_call))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(|req, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => (StatusCode::GATEWAY_TIMEOUT, "the CA service timed out\n").into_response(),
+            }
+        }))
+        .with_state(state)
+}
+
+/// The endpoint a caller is, or 403.
+fn endpoint_of(caller: &Caller) -> Result<&ObjectRef, ApiError> {
+    match &caller.0 {
+        Identity::Endpoint(e) => Ok(e),
+        other => Err(ApiError::forbidden(format!("{other} is not an endpoint identity"))),
+    }
+}
+
+/// The caller must be `endpoint` (or the operator, when `operator_ok`).
+fn may_act_for(caller: &Caller, endpoint: &ObjectRef, operator_ok: bool) -> Result<(), ApiError> {
+    match &caller.0 {
+        Identity::Endpoint(e) if e == endpoint => Ok(()),
+        Identity::Operator if operator_ok => Ok(()),
+        other => Err(ApiError::forbidden(format!("{other} may not act for endpoint {endpoint}"))),
+    }
+}
+
+fn readers_only(caller: &Caller) -> Result<(), ApiError> {
+    match caller.0 {
+        Identity::Ca => Err(ApiError::forbidden("the CA identity has no business calling itself")),
+        _ => Ok(()),
+    }
+}
+
+async fn issuers(State(s): Shared, Extension(caller): Extension<Caller>) -> ApiResult<Vec<IssuerStatus>> {
+    readers_only(&caller)?;
+    let mut out: Vec<IssuerStatus> =
+        s.ca.issuers()
+            .iter()
+            .filter_map(|i| s.ca.issuer_info(&i.id))
+            .map(|i| IssuerStatus {
+                namespace: i.id.namespace.clone(),
+                name: i.id.name.clone(),
+                ready: true,
+                message: None,
+                certificate_pem: Some(i.certificate_pem()),
+                chain_pem: Some(i.parents_pem()),
+                fingerprint: Some(hex::encode(ring::digest::digest(&ring::digest::SHA256, &i.cert.der))),
+                serial: Some(i.cert.serial_hex.clone()),
+                not_before: Some(crate::rfc3339(i.cert.not_before)),
+                not_after: Some(crate::rfc3339(i.cert.not_after)),
+            })
+            .collect();
+    let problems = s.issuer_problems.read().unwrap_or_else(|e| e.into_inner());
+    for (id, why) in problems.iter() {
+        if !out.iter().any(|i| i.namespace == id.namespace && i.name == id.name) {
+            out.push(IssuerStatus {
+                namespace: id.namespace.clone(),
+                name: id.name.clone(),
+                ready: false,
+                message: Some(why.clone()),
+                ..IssuerStatus::default()
+            });
+        }
+    }
+    drop(problems);
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SummaryQuery {
+    expiring_within_seconds: Option<u64>,
+}
+
+async fn summary(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<SummaryQuery>,
+) -> ApiResult<Summary> {
+    readers_only(&caller)?;
+    let within = q.expiring_within_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_EXPIRING_WITHIN);
+    let inv: &Arc<dyn Inventory> = s.ca.inventory();
+    let now = SystemTime::now();
+    Ok(Json(Summary {
+        issuers: inv.counts(GroupBy::Issuer, now, within).await?,
+        profiles: inv.counts(GroupBy::Profile, now, within).await?,
+        endpoints: inv.counts(GroupBy::Endpoint, now, within).await?,
+        profile_protocols: inv.counts(GroupBy::ProfileProtocol, now, within).await?,
+        endpoint_profiles: inv.counts(GroupBy::EndpointProfile, now, within).await?,
+    }))
+}
+
+async fn snapshot(State(s): Shared, Extension(caller): Extension<Caller>) -> ApiResult<SnapshotWire> {
+    readers_only(&caller)?;
+    let issuers =
+        s.ca.issuers().iter().filter_map(|i| s.ca.issuer_info(&i.id)).map(|i| IssuerInfoWire::from(&*i)).collect();
+    let profiles = s.ca.profiles().iter().map(|p| ProfileWire::from_profile(p)).collect();
+    Ok(Json(SnapshotWire { issuers, profiles }))
+}
+
+async fn internal_certificate(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<InternalCertificateRequest>,
+) -> ApiResult<InternalCertificateResponse> {
+    may_act_for(&caller, &req.endpoint, true)?;
+    let role = InternalRole::parse(&req.role).ok_or_else(|| {
+        ApiError::bad_request(format!("unknown role `{}` (serving-tls, scep-ra, cmp-protection, est-signer)", req.role))
+    })?;
+    let issuer = req.issuer.clone().ok_or_else(|| ApiError::bad_request("issuer is required"))?;
+    let csr = ParsedCsr::from_pem_or_der(req.csr_pem.as_bytes(), CsrOptions::default()).map_err(CoreError::from)?;
+    // The names the caller asked for must be the ones its CSR carries.
+    if !req.dns_names.is_empty() || !req.ip_addresses.is_empty() {
+        let listed: Vec<String> = req
+            .dns_names
+            .iter()
+            .map(|d| format!("DNS:{d}"))
+            .chain(req.ip_addresses.iter().map(|i| format!("IP:{i}")))
+            .collect();
+        if let Some(extra) = csr.sans.iter().map(|s| s.to_string()).find(|s| !listed.contains(s)) {
+            return Err(ApiError::bad_request(format!("the CSR names {extra}, which dnsNames/ipAddresses do not")));
+        }
+    }
+    let lifetime = req.lifetime_seconds.map(Duration::from_secs);
+    let issued = s.ca.issue_role(InternalCertRequest { role, endpoint: req.endpoint, issuer, csr, lifetime }).await?;
+    Ok(Json(InternalCertificateResponse { certificate_pem: issued.certificate_pem(), chain_pem: issued.chain_pem }))
+}
+
+async fn issue(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<IssueRequestWire>,
+) -> ApiResult<IssuedWire> {
+    let me = endpoint_of(&caller)?.clone();
+    let mut req = req.into_request()?;
+    match &req.requester.endpoint {
+        Some(e) if *e != me => return Err(ApiError::forbidden(format!("{} may not issue as endpoint {e}", caller.0))),
+        _ => req.requester.endpoint = Some(me),
+    }
+    if req.requester.protocol == Protocol::Local {
+        return Err(ApiError::forbidden("endpoints may not issue as protocol LOCAL"));
+    }
+    let issued = CaService::issue(s.ca.as_ref(), req).await?;
+    Ok(Json(IssuedWire::from(&issued)))
+}
+
+async fn role_issue(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<RoleIssueWire>,
+) -> ApiResult<IssuedWire> {
+    may_act_for(&caller, &req.endpoint, false)?;
+    let role = InternalRole::parse(&req.role).ok_or_else(|| ApiError::bad_request(format!("role `{}`", req.role)))?;
+    let lifetime = req.lifetime_seconds.map(Duration::from_secs);
+    let csr = req.csr.into_csr()?;
+    let issued =
+        s.ca.issue_role(InternalCertRequest { role, endpoint: req.endpoint, issuer: req.issuer, csr, lifetime })
+            .await?;
+    Ok(Json(IssuedWire::from(&issued)))
+}
+
+async fn revoke(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(mut req): Json<RevokeWire>,
+) -> ApiResult<RevokeOutcomeWire> {
+    let me = endpoint_of(&caller)?.clone();
+    match &req.requester.endpoint {
+        Some(e) if *e != me => return Err(ApiError::forbidden(format!("{} may not revoke as endpoint {e}", caller.0))),
+        _ => req.requester.endpoint = Some(me),
+    }
+    let reason = RevocationReason::from_code(req.reason)
+        .ok_or_else(|| ApiError::bad_request(format!("revocation reason {}", req.reason)))?;
+    let outcome = s.ca.revoke(&req.issuer, &req.serial, reason, &req.requester).await?;
+    Ok(Json(RevokeOutcomeWire::from(&outcome)))
+}
+
+async fn lookup(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<LookupWire>,
+) -> ApiResult<Vec<pkiplane_core::inventory::CertificateRecord>> {
+    endpoint_of(&caller)?;
+    let inv = s.ca.inventory();
+    let records = match &req.issuer {
+        Some(i) => inv.get(i, &req.serial).await?.into_iter().collect(),
+        None => inv.find_serial(&req.serial).await?,
+    };
+    Ok(Json(records))
+}
+
+async fn crl(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<CrlRequestWire>,
+) -> ApiResult<CrlWire> {
+    endpoint_of(&caller)?;
+    Ok(Json(CrlWire { der: s.ca.generate_crl(&req.issuer).await? }))
+}
+
+fn json<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn state_call(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(store): Path<String>,
+    Json(call): Json<Value>,
+) -> ApiResult<Value> {
+    let me = endpoint_of(&caller)?.clone();
+    let out = match store.as_str() {
+        "acme" => acme_call(&s, parse(&store, call)?).await?,
+        "scep" => {
+            let call: ScepCall = parse(&store, call)?;
+            if let Some(e) = call.endpoint() {
+                may_act_for(&caller, e, false)?;
+            }
+            scep_call(&s, call).await?
+        }
+        "cmp" => {
+            let call: CmpCall = parse(&store, call)?;
+            if let Some(e) = call.endpoint() {
+                may_act_for(&caller, e, false)?;
+            }
+            cmp_call(&s, call).await?
+        }
+        "est" => est_call(&s, &me, parse(&store, call)?).await?,
+        other => return Err(ApiError(StatusCode::NOT_FOUND, Box::new(not_found(format!("no state store `{other}`"))))),
+    };
+    Ok(Json(out))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(store: &str, v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("{store} call: {e}")))
+}
+
+fn not_found(message: String) -> ErrorBody {
+    ErrorBody { kind: "not_found".into(), message, error: None }
+}
+
+// ACME accounts and orders are keyed by random ids and account-key thumbprints, not by
+// endpoint; any endpoint identity may use them (see the crate README's known gaps).
+async fn acme_call(s: &CaServiceState, call: AcmeCall) -> Result<Value, ApiError> {
+    let st = &s.acme;
+    match call {
+        AcmeCall::AddNonce { nonce, expires } => json(st.add_nonce(&nonce, expires).await?),
+        AcmeCall::TakeNonce { nonce, now } => json(st.take_nonce(&nonce, now).await?),
+        AcmeCall::CreateAccount { account, eab } => {
+            json(NewAccountWire::from(st.create_account(&account, eab_from_wire(eab).as_ref()).await?))
+        }
+        AcmeCall::Account { id } => json(st.account(&id).await?),
+        AcmeCall::AccountByThumbprint { thumbprint } => json(st.account_by_thumbprint(&thumbprint).await?),
+        AcmeCall::UpdateAccount { account } => json(AccountUpdateWire::from(st.update_account(&account).await?)),
+        AcmeCall::CreateOrder { order, new_authorizations } => {
+            json(NewOrderWire::from(st.create_order(&order, &new_authorizations).await?))
+        }
+        AcmeCall::Order { id } => json(st.order(&id).await?),
+        AcmeCall::UpdateOrder { order } => json(st.update_order(&order).await?),
+        AcmeCall::AccountOrders { account_id, limit } => json(st.account_orders(&account_id, limit).await?),
+        AcmeCall::Authorization { id } => json(st.authorization(&id).await?),
+        AcmeCall::UpdateAuthorization { authz } => json(st.update_authorization(&authz).await?),
+        AcmeCall::ValidAuthorization { account_id, identifier, wildcard, now } => {
+            json(st.valid_authorization(&account_id, &identifier, wildcard, now).await?)
+        }
+        AcmeCall::PurgeExpired { now, retention_seconds } => {
+            json(st.purge_expired(now, Duration::from_secs(retention_seconds)).await?)
+        }
+    }
+}
+
+async fn scep_call(s: &CaServiceState, call: ScepCall) -> Result<Value, ApiError> {
+    let st = &s.scep;
+    match call {
+        ScepCall::RecordMessage { endpoint, transaction_id, sender_nonce, expires } => {
+            json(st.record_message(&endpoint, &transaction_id, &sender_nonce, expires).await?)
+        }
+        ScepCall::AddChallenge { challenge } => json(st.add_challenge(&challenge).await?),
+        ScepCall::Challenge { endpoint, secret_sha256 } => json(st.challenge(&endpoint, &secret_sha256).await?),
+        ScepCall::ConsumeChallenge { endpoint, secret_sha256, now } => {
+            json(ChallengeUseWire::from(st.consume_challenge(&endpoint, &secret_sha256, now).await?))
+        }
+        ScepCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
+        ScepCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),
+        ScepCall::UpdateTransaction { tx } => json(st.update_transaction(&tx).await?),
+        ScepCall::PendingTransactions { endpoint, limit } => json(st.pending_transactions(&endpoint, limit).await?),
+        ScepCall::RaMaterial { endpoint } => json(st.ra_material(&endpoint).await?.as_ref().map(RaMaterialWire::from)),
+        ScepCall::PutRaMaterial { endpoint, material, replacing } => {
+            let replacing = replacing.map(|r| pem::decode_chain(r.as_bytes(), "CERTIFICATE"));
+            let replacing = match replacing {
+                Some(Ok(mut v)) if v.len() == 1 => Some(v.remove(0)),
+                Some(_) => return Err(ApiError::bad_request("replacing must be one PEM certificate")),
+                None => None,
+            };
+            let kept = st.put_ra_material(&endpoint, &(&material).into(), replacing.as_deref()).await?;
+            json(RaMaterialWire::from(&kept))
+        }
+        ScepCall::PurgeExpired { now, retention_seconds } => {
+            json(st.purge_expired(now, Duration::from_secs(retention_seconds)).await?)
+        }
+    }
+}
+
+async fn cmp_call(s: &CaServiceState, call: CmpCall) -> Result<Value, ApiError> {
+    let st = &s.cmp;
+    match call {
+        CmpCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
+        CmpCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),
+        CmpCall::UpdateTransaction { tx } => json(st.update_transaction(&tx).await?),
+        CmpCall::ClaimExpired { endpoint, now, limit } => json(st.claim_expired(&endpoint, now, limit).await?),
+        CmpCall::UseNonce { endpoint, nonce, expires } => json(st.use_nonce(&endpoint, &nonce, expires).await?),
+        CmpCall::Purge { now, retention_seconds } => json(st.purge(now, Duration::from_secs(retention_seconds)).await?),
+    }
+}
+
+/// EST counters, scoped to the calling endpoint so endpoints cannot reset each other's.
+async fn est_call(s: &CaServiceState, me: &ObjectRef, call: EstCall) -> Result<Value, ApiError> {
+    let scoped = |k: &str| format!("{me}|{k}");
+    match call {
+        EstCall::Get { key } => json(s.est.get(&scoped(&key)).await?),
+        EstCall::RecordFailure { key, now, forget_after } => {
+            json(s.est.record_failure(&scoped(&key), now, forget_after).await?)
+        }
+        EstCall::Clear { key } => json(s.est.clear(&scoped(&key)).await?),
+    }
+}
+
+/// Serves `router` over mutual TLS until `shutdown`: every connection must present a
+/// client certificate chaining to the internal CA (rustls refuses it otherwise) whose
+/// URI SAN is a pkiplane identity; the identity is attached to each request as [`Caller`].
+pub async fn serve_mtls(
+    listener: TcpListener,
+    router: Router,
+    tls: Arc<Reloading<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = shutdown.wait_for(|v| *v).await; } => break,
+        };
+        let acceptor = TlsAcceptor::from(tls.get());
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "internal API: TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            let identity = match leaf.as_deref().map(identity::from_certificate) {
+                Some(Ok(id)) => id,
+                Some(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "internal API: client certificate carries no pkiplane identity");
+                    return;
+                }
+                None => return,
+            };
+            tracing::debug!(%peer, %identity, "internal API connection");
+            let service = TowerToHyperService::new(router.layer(Extension(Caller(identity))));
+            let conn =
+                auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).into_owned();
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}

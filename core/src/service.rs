@@ -1,0 +1,346 @@
+//! What a protocol needs from the CA, as one trait.
+//!
+//! The protocol crates talk to the CA only through [`CaService`], so the same protocol
+//! code runs next to the CA (standalone `pkiplane serve`: the in-process [`Ca`]) or in an
+//! endpoint pod that holds no CA key (`pkiplane endpoint`: a remote client of the CA
+//! service over mutual TLS). Everything a caller could use to influence policy stays on
+//! the CA side: pkiplane's own certificates are asked for by *role*
+//! ([`InternalRole`]) and the CA builds their profile, so a remote caller never sends one.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::error::CoreError;
+use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
+use crate::issuance::{Ca, IssuanceRequest, Issued};
+use crate::issuer::Issuer;
+use crate::keys::KeyFamily;
+use crate::model::{ObjectRef, Protocol, Requester};
+use crate::policy::RequestedValidity;
+use crate::profile::*;
+use crate::x509::cert::CertInfo;
+use crate::x509::csr::ParsedCsr;
+use crate::x509::extensions::ID_KP_CMC_RA;
+use crate::x509::names::SubjectAttribute;
+use crate::x509::{KeyUsageBit, eku_from_name, pem};
+
+/// The public half of an Issuer: what protocols hand to clients (certificates, chains)
+/// and match against (subject, key identifier). Never the key: this is all an endpoint
+/// pod ever learns about a CA.
+#[derive(Clone, Debug)]
+pub struct IssuerInfo {
+    pub id: ObjectRef,
+    pub cert: CertInfo,
+    /// The certificates above this one, nearest first, ending with the root.
+    pub chain: Vec<CertInfo>,
+    /// This CA's key identifier (authorityKeyIdentifier of what it signs).
+    pub key_id: Vec<u8>,
+    /// How long the CRLs of this CA are valid.
+    pub crl_validity: Duration,
+}
+
+impl IssuerInfo {
+    pub fn from_issuer(issuer: &Issuer) -> Self {
+        Self {
+            id: issuer.id.clone(),
+            cert: issuer.cert.clone(),
+            chain: issuer.chain.clone(),
+            key_id: issuer.key_id.clone(),
+            crl_validity: issuer.crl_validity,
+        }
+    }
+
+    pub fn not_after(&self) -> SystemTime {
+        self.cert.not_after
+    }
+
+    /// The CA certificate as PEM.
+    pub fn certificate_pem(&self) -> String {
+        pem::encode("CERTIFICATE", &self.cert.der)
+    }
+
+    /// This CA and every certificate above it, as PEM.
+    pub fn chain_pem(&self) -> String {
+        std::iter::once(&self.cert).chain(self.chain.iter()).map(|c| pem::encode("CERTIFICATE", &c.der)).collect()
+    }
+
+    /// The chain above this CA only (nearest first), as PEM.
+    pub fn parents_pem(&self) -> String {
+        self.chain.iter().map(|c| pem::encode("CERTIFICATE", &c.der)).collect()
+    }
+
+    /// The root at the top of this chain (this CA itself for a root).
+    pub fn root(&self) -> &CertInfo {
+        self.chain.last().unwrap_or(&self.cert)
+    }
+
+    /// This CA and any intermediates above it, without the root.
+    pub fn intermediates(&self) -> Vec<&CertInfo> {
+        let all: Vec<&CertInfo> = std::iter::once(&self.cert).chain(self.chain.iter()).collect();
+        let n = all.len().saturating_sub(1);
+        all.into_iter().take(n).collect()
+    }
+}
+
+/// The jobs pkiplane's own certificates do. Each has a fixed internal profile built by
+/// the CA ([`InternalRole::profile`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InternalRole {
+    /// An endpoint's TLS server certificate (DNS/IP SANs, serverAuth).
+    ServingTls,
+    /// A SCEP endpoint's RA certificate (RSA, keyEncipherment + digitalSignature).
+    ScepRa,
+    /// A CMP endpoint's response-protection certificate (cmcRA).
+    CmpProtection,
+    /// An EST endpoint's signer of server-generated key packages.
+    EstSigner,
+}
+
+/// Lifetime of serving certificates pkiplane issues for its own endpoints.
+pub const SERVING_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+/// Lifetime of SCEP RA certificates (capped by the Issuer's own notAfter by policy).
+pub const RA_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+/// Longest lifetime of a CMP protection certificate.
+pub const CMP_PROTECTION_MAX_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+/// Lifetime of a key-package signing certificate.
+pub const EST_SIGNER_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
+
+impl InternalRole {
+    pub const ALL: [InternalRole; 4] =
+        [InternalRole::ServingTls, InternalRole::ScepRa, InternalRole::CmpProtection, InternalRole::EstSigner];
+
+    /// The role's name on the wire (`serving-tls`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InternalRole::ServingTls => "serving-tls",
+            InternalRole::ScepRa => "scep-ra",
+            InternalRole::CmpProtection => "cmp-protection",
+            InternalRole::EstSigner => "est-signer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The requester identity recorded in the inventory for this role.
+    fn requester_identity(self) -> &'static str {
+        match self {
+            InternalRole::ServingTls => "pkiplane-serve",
+            InternalRole::ScepRa => "pkiplane-scep-ra",
+            InternalRole::CmpProtection => "pkiplane-cmp",
+            InternalRole::EstSigner => "pkiplane-est",
+        }
+    }
+
+    /// The id of the internal profile of `endpoint` for this role under `issuer`.
+    pub fn profile_id(self, endpoint: &ObjectRef, issuer: &ObjectRef) -> ObjectRef {
+        let name = match self {
+            InternalRole::ServingTls => format!("{}.serving-tls", endpoint.name),
+            InternalRole::ScepRa => format!("{}.scep-ra", endpoint.name),
+            InternalRole::CmpProtection => format!("{}.cmp-protection.{}", endpoint.name, issuer.name),
+            InternalRole::EstSigner => format!("{}.est-keygen-signer", endpoint.name),
+        };
+        ObjectRef::new(&endpoint.namespace, name)
+    }
+
+    /// The profile certificates of this role are issued under. `lifetime` is honoured
+    /// only where the role allows a choice (CMP protection), capped by the role's maximum.
+    pub fn profile(self, endpoint: &ObjectRef, issuer: &ObjectRef, lifetime: Option<Duration>) -> Profile {
+        let id = self.profile_id(endpoint, issuer);
+        let issuer = issuer.clone();
+        let required = |attribute| SubjectRule {
+            attribute,
+            presence: Presence::Required,
+            value: None,
+            source: ValueSource::Csr,
+            must_match_san: false,
+            pattern: None,
+        };
+        match self {
+            InternalRole::ServingTls => Profile {
+                sans: SanPolicy {
+                    max_count: 100,
+                    required: true,
+                    dns: Some(DnsRule { suffixes: vec![], allow_wildcards: false }),
+                    ip: Some(IpRule::default()),
+                    uri: None,
+                    email: None,
+                },
+                ..Profile::internal(
+                    id,
+                    format!("TLS server certificate of endpoint {endpoint}"),
+                    issuer,
+                    SERVING_LIFETIME,
+                    vec![KeyUsageBit::DigitalSignature],
+                    eku_from_name("serverAuth").into_iter().collect(),
+                )
+            },
+            InternalRole::ScepRa => Profile {
+                keys: KeyPolicy {
+                    families: vec![KeyFamily::Rsa],
+                    ecdsa_curves: vec![],
+                    rsa_min_bits: 2048,
+                    rsa_max_bits: 4096,
+                },
+                subject: SubjectPolicy {
+                    rules: vec![required(SubjectAttribute::Organization), required(SubjectAttribute::CommonName)],
+                    unlisted: UnlistedAttributes::Refuse,
+                },
+                ..Profile::internal(
+                    id,
+                    format!("SCEP RA certificate of endpoint {endpoint}"),
+                    issuer,
+                    RA_LIFETIME,
+                    vec![KeyUsageBit::DigitalSignature, KeyUsageBit::KeyEncipherment],
+                    vec![],
+                )
+            },
+            InternalRole::CmpProtection => Profile::internal(
+                id,
+                format!("CMP protection certificate of endpoint {endpoint}"),
+                issuer,
+                lifetime.unwrap_or(SERVING_LIFETIME).min(CMP_PROTECTION_MAX_LIFETIME),
+                vec![KeyUsageBit::DigitalSignature],
+                vec![ID_KP_CMC_RA],
+            ),
+            InternalRole::EstSigner => Profile {
+                renewal: RenewalPolicy::RemainingFraction(0.5),
+                subject: SubjectPolicy {
+                    rules: vec![required(SubjectAttribute::CommonName)],
+                    unlisted: UnlistedAttributes::Refuse,
+                },
+                ..Profile::internal(
+                    id,
+                    format!("signs server-generated key packages of EST endpoint {endpoint}"),
+                    issuer,
+                    EST_SIGNER_LIFETIME,
+                    vec![KeyUsageBit::DigitalSignature],
+                    vec![],
+                )
+            },
+        }
+    }
+}
+
+/// A request for one of pkiplane's own certificates: the role says which profile, the
+/// CSR carries the key and names (judged by that profile like any request).
+#[derive(Clone, Debug)]
+pub struct InternalCertRequest {
+    pub role: InternalRole,
+    pub endpoint: ObjectRef,
+    pub issuer: ObjectRef,
+    pub csr: ParsedCsr,
+    /// A shorter lifetime than the role's default, where the role allows one.
+    pub lifetime: Option<Duration>,
+}
+
+/// The CA as a protocol sees it. Implemented in-process by [`Ca`] and remotely by the
+/// CA service client (`pkiplane-caservice`).
+///
+/// `issuer` and `profile` are synchronous: a remote implementation answers them from a
+/// snapshot it keeps fresh, since protocols consult them on every request.
+#[async_trait]
+pub trait CaService: Send + Sync {
+    /// Issues a certificate: policy, durable record, signature (see [`Ca::issue`]).
+    async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError>;
+    /// Issues one of pkiplane's own certificates under the role's internal profile.
+    async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError>;
+    /// Revokes a certificate of `issuer`.
+    async fn revoke(
+        &self,
+        issuer: &ObjectRef,
+        serial: &str,
+        reason: RevocationReason,
+        requester: &Requester,
+    ) -> Result<RevokeOutcome, CoreError>;
+    /// The public view of an Issuer.
+    fn issuer(&self, id: &ObjectRef) -> Option<Arc<IssuerInfo>>;
+    /// A compiled CertificateProfile.
+    fn profile(&self, id: &ObjectRef) -> Option<Arc<Profile>>;
+    /// Inventory records with this serial, across issuers.
+    async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, CoreError>;
+    /// The inventory record of (issuer, serial).
+    async fn certificate(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, CoreError>;
+    /// A fresh CRL of `issuer` (DER).
+    async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError>;
+}
+
+impl Ca {
+    /// Issues a certificate of `req.role` under the profile the CA builds for the role.
+    pub async fn issue_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
+        let profile = req.role.profile(&req.endpoint, &req.issuer, req.lifetime);
+        let request = IssuanceRequest {
+            csr: req.csr,
+            profile: profile.id.clone(),
+            requester: Requester::new(Protocol::Local, req.role.requester_identity()).at_endpoint(req.endpoint),
+            requested: RequestedValidity::default(),
+            renewal_of: None,
+        };
+        self.issue_internal(request, profile).await
+    }
+}
+
+#[async_trait]
+impl CaService for Ca {
+    async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
+        Ca::issue(self, req).await
+    }
+
+    async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
+        self.issue_role(req).await
+    }
+
+    async fn revoke(
+        &self,
+        issuer: &ObjectRef,
+        serial: &str,
+        reason: RevocationReason,
+        requester: &Requester,
+    ) -> Result<RevokeOutcome, CoreError> {
+        Ca::revoke(self, issuer, serial, reason, requester).await
+    }
+
+    fn issuer(&self, id: &ObjectRef) -> Option<Arc<IssuerInfo>> {
+        self.issuer_info(id)
+    }
+
+    fn profile(&self, id: &ObjectRef) -> Option<Arc<Profile>> {
+        Ca::profile(self, id)
+    }
+
+    async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, CoreError> {
+        Ok(self.inventory().find_serial(serial).await?)
+    }
+
+    async fn certificate(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, CoreError> {
+        Ok(self.inventory().get(issuer, serial).await?)
+    }
+
+    async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {
+        Ca::generate_crl(self, issuer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_and_profiles_are_per_endpoint() {
+        for r in InternalRole::ALL {
+            assert_eq!(InternalRole::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(InternalRole::parse("root-ca"), None);
+        let ep = ObjectRef::new("pki", "acme");
+        let iss = ObjectRef::new("pki", "int");
+        let p = InternalRole::ServingTls.profile(&ep, &iss, None);
+        assert_eq!(p.id, ObjectRef::new("pki", "acme.serving-tls"));
+        assert_eq!(p.issuer, iss);
+        assert_eq!(p.requesters.protocols, vec![Protocol::Local]);
+        let cmp = InternalRole::CmpProtection.profile(&ep, &iss, Some(Duration::from_secs(10 * 365 * 86_400)));
+        assert_eq!(cmp.validity.max, CMP_PROTECTION_MAX_LIFETIME);
+    }
+}

@@ -1,0 +1,118 @@
+//! `pkiplane ca`: the CA service. Holds the issuer keys, the policy engine and the
+//! inventory; serves the internal API over mutual TLS to endpoint pods and the operator,
+//! and publishes CA certificates and CRLs over plain HTTP.
+
+mod kube_source;
+mod source;
+mod sync;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use pkiplane_caservice::server::{CaServiceState, router, serve_mtls};
+use pkiplane_caservice::tls::{Reloading, build_server};
+use pkiplane_core::issuance::Ca;
+use tokio::sync::watch;
+
+pub use source::{ConfigSource, FileSource};
+
+use crate::serve::publish::Publisher;
+
+#[derive(clap::Args, Debug)]
+pub struct CaArgs {
+    /// Issuers, CertificateProfiles and the Secrets they reference (file or directory).
+    /// Re-read on SIGHUP or when a file changes: profile edits apply without a restart.
+    /// Without it the CA watches Issuers and CertificateProfiles in the cluster
+    /// (in-cluster config or KUBECONFIG) and reads the Secrets imported Issuers name.
+    #[arg(long)]
+    pub manifests: Option<PathBuf>,
+    /// Where the inventory, protocol state and CA keys live (created if missing).
+    #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
+    pub data_dir: PathBuf,
+    /// The internal mutual-TLS API.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP publication of CA certificates and CRLs, and /healthz, /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub publish_listen: SocketAddr,
+    /// tls.crt, tls.key (the serving certificate) and ca.crt (the internal CA bundle
+    /// clients must chain to). Reloaded when the files change.
+    #[arg(long)]
+    pub tls_dir: PathBuf,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+pub async fn run(args: &CaArgs) -> Result<()> {
+    let source: Arc<dyn ConfigSource> = match &args.manifests {
+        Some(path) => FileSource::start(path)?,
+        None => {
+            let client = kube::Client::try_default().await.context("connecting to the Kubernetes API")?;
+            kube_source::KubeSource::start(client).await?
+        }
+    };
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let store = crate::commands::open_store_rw(&data_dir).await?;
+    let ca = Arc::new(Ca::new(store.clone()));
+    let problems = sync::IssuerProblems::default();
+    sync::sync(&ca, &source.current(), store.as_ref(), &problems, SystemTime::now()).await;
+    spawn_resync(ca.clone(), source.clone(), store.clone(), problems.clone());
+
+    let tls = Reloading::new(&args.tls_dir, build_server).context("loading --tls-dir")?;
+    tls.spawn_watch();
+    let state = Arc::new(CaServiceState {
+        ca: ca.clone(),
+        acme: store.clone(),
+        scep: store.clone(),
+        cmp: store.clone(),
+        est: Arc::new(pkiplane_core::state::est::memory::MemoryAuthFailures::new()),
+        issuer_problems: problems,
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let api = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding the internal API listener {}", args.listen))?;
+    let publish = tokio::net::TcpListener::bind(args.publish_listen)
+        .await
+        .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
+    println!("internal API (mTLS): https://{}", api.local_addr()?);
+    println!("CA certificates and CRLs: http://{}/issuers/", publish.local_addr()?);
+    let api_task = tokio::spawn(serve_mtls(api, router(state), tls, shutdown_rx.clone()));
+    let publish_task =
+        tokio::spawn(crate::serve::serve_router(publish, Publisher::new(ca.clone()).router(), shutdown_rx.clone()));
+    tracing::info!("pkiplane CA service is ready");
+
+    crate::serve::wait_for_signal().await;
+    let _ = shutdown_tx.send(true);
+    let drain = async {
+        let _ = api_task.await;
+        let _ = publish_task.await;
+    };
+    if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
+        tracing::warn!("requests still in flight after the grace period were cut off");
+    }
+    Ok(())
+}
+
+/// Applies configuration changes: new Issuers are loaded (parents first), profiles are
+/// replaced. Loaded Issuers keep their keys; see [`sync::sync`].
+fn spawn_resync(
+    ca: Arc<Ca>,
+    source: Arc<dyn ConfigSource>,
+    store: Arc<pkiplane_store::SqliteStore>,
+    problems: sync::IssuerProblems,
+) {
+    let mut changes = source.changes();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let manifests = source.current();
+            sync::sync(&ca, &manifests, store.as_ref(), &problems, SystemTime::now()).await;
+            tracing::info!(issuers = ca.issuers().len(), profiles = ca.profiles().len(), "configuration applied");
+        }
+    });
+}

@@ -1,0 +1,288 @@
+//! `pkiplane ca` and `pkiplane endpoint` as separate processes: an internal CA made here
+//! with openssl, the quickstart split into the CA's manifests and per-endpoint configs,
+//! a curl + openssl EST device enrolling through an endpoint pod that holds no CA key,
+//! and the internal API's refusals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, QUICKSTART, free_port};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sh(dir: &Path, cmd: &str) -> std::process::Output {
+    let out = Command::new("bash").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    out
+}
+
+/// An internal CA and leaf certificates for the CA service and the endpoints, as the
+/// operator would make them (P-256, one URI SAN each).
+fn internal_pki(dir: &Path) {
+    sh(
+        dir,
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ica.key -out ica.crt \
+         -subj /CN=pkiplane-internal-ca -days 2 2>/dev/null && \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rogue-ca.key -out rogue-ca.crt \
+         -subj /CN=rogue -days 2 2>/dev/null",
+    );
+    let leaf = |name: &str, sans: &str, ca: &str| {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        sh(
+            dir,
+            &format!(
+                "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}/tls.key \
+                 -subj /CN={name} -out {name}.csr 2>/dev/null && \
+                 printf 'subjectAltName={sans}\\n' > {name}.ext && \
+                 openssl x509 -req -in {name}.csr -CA {ca}.crt -CAkey {ca}.key -CAcreateserial -days 1 \
+                 -extfile {name}.ext -out {name}/tls.crt 2>/dev/null && cp ica.crt {name}/ca.crt"
+            ),
+        );
+    };
+    leaf("ca-tls", "IP:127.0.0.1,URI:spiffe://pkiplane.dev/ca", "ica");
+    leaf("est-tls", "URI:spiffe://pkiplane.dev/ns/pki/endpoint/est", "ica");
+    leaf("acme-tls", "URI:spiffe://pkiplane.dev/ns/pki/endpoint/acme", "ica");
+    leaf("rogue-tls", "URI:spiffe://pkiplane.dev/ns/pki/endpoint/est", "rogue-ca");
+}
+
+/// The quickstart's documents: (kind, name, text).
+fn documents() -> Vec<(String, String, String)> {
+    let all = std::fs::read_to_string(QUICKSTART).unwrap();
+    all.split("\n---")
+        .map(|d| {
+            let field = |key: &str| {
+                d.lines().find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned())).unwrap_or_default()
+            };
+            (field("kind:"), field("  name:"), d.to_owned())
+        })
+        .collect()
+}
+
+/// Writes the CA's manifests and one endpoint config per name; returns their paths.
+fn split_quickstart(dir: &Path, endpoints: &[(&str, &[&str])]) -> (PathBuf, Vec<PathBuf>) {
+    let docs = documents();
+    let ca: Vec<&str> = docs
+        .iter()
+        .filter(|(k, _, _)| matches!(k.as_str(), "Issuer" | "CertificateProfile" | "Secret"))
+        .map(|(_, _, t)| t.as_str())
+        .collect();
+    let ca_path = dir.join("ca.yaml");
+    std::fs::write(&ca_path, ca.join("\n---")).unwrap();
+    let mut paths = Vec::new();
+    for (name, secrets) in endpoints {
+        let mut parts: Vec<&str> = docs
+            .iter()
+            .filter(|(k, n, _)| k == "EnrollmentEndpoint" && n == name)
+            .map(|(_, _, t)| t.as_str())
+            .collect();
+        parts.extend(
+            docs.iter().filter(|(k, n, _)| k == "Secret" && secrets.contains(&n.as_str())).map(|(_, _, t)| t.as_str()),
+        );
+        let p = dir.join(format!("{name}-endpoint.yaml"));
+        std::fs::write(&p, parts.join("\n---")).unwrap();
+        paths.push(p);
+    }
+    (ca_path, paths)
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let err = std::fs::File::create(log).unwrap();
+    Proc(Command::new(BIN).args(args).stdout(Stdio::null()).stderr(err).spawn().unwrap())
+}
+
+/// Waits until `url` answers 200 (plain HTTP).
+fn wait_ok(url: &str, log: &Path) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        let out = Command::new("curl").args(["-sf", "-o", "/dev/null", url]).output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{url} never became ready:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+/// curl against the internal API with an identity directory; (exit success, HTTP code, body).
+fn api(dir: &Path, identity: &str, method: &str, url: &str, body: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new("curl");
+    cmd.current_dir(dir).args(["-s", "-o", "body.out", "-w", "%{http_code}", "--cacert", "ica.crt"]);
+    cmd.args(["--cert", &format!("{identity}/tls.crt"), "--key", &format!("{identity}/tls.key"), "-X", method]);
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data", b]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let body = std::fs::read_to_string(dir.join("body.out")).unwrap_or_default();
+    (out.status.success(), text(&out.stdout), body)
+}
+
+/// EST simpleenroll with HTTP Basic through the endpoint; returns the certificate PEM path.
+fn est_enroll(dir: &Path, base: &str, name: &str) -> PathBuf {
+    sh(
+        dir,
+        &format!(
+            "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key \
+             -subj /CN={name}.localhost -addext subjectAltName=DNS:{name}.localhost -outform DER -out {name}.csr.der 2>/dev/null && \
+             openssl base64 -in {name}.csr.der > {name}.csr.b64 && \
+             curl -sSf --cacert root.pem -u device-enroller:est-demo-password \
+               -H 'content-type: application/pkcs10' --data-binary @{name}.csr.b64 \
+               {base}/.well-known/est/tls/simpleenroll -o {name}.p7.b64 && \
+             openssl base64 -d -in {name}.p7.b64 | openssl pkcs7 -inform DER -print_certs -out {name}.pem"
+        ),
+    );
+    dir.join(format!("{name}.pem"))
+}
+
+fn not_after_days(dir: &Path, pem: &Path) -> i64 {
+    let out = sh(dir, &format!("openssl x509 -in {} -noout -enddate", pem.display()));
+    let end = text(&out.stdout).trim().trim_start_matches("notAfter=").to_owned();
+    let out = sh(dir, &format!("date -d '{end}' +%s"));
+    let secs: i64 = text(&out.stdout).trim().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    (secs - now + 43_200) / 86_400
+}
+
+#[test]
+fn endpoints_enroll_through_the_ca_service_over_mtls() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    internal_pki(dir);
+    let (ca_yaml, configs) = split_quickstart(dir, &[("est", &["est-basic-users"]), ("acme", &[])]);
+    let (api_port, pub_port, est_port, est_health, acme_port, acme_health) =
+        (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
+    let data = dir.join("ca-data");
+    let ca_log = dir.join("ca.log");
+    let _ca = spawn(
+        &[
+            "ca",
+            "--manifests",
+            ca_yaml.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{api_port}"),
+            "--publish-listen",
+            &format!("127.0.0.1:{pub_port}"),
+            "--tls-dir",
+            dir.join("ca-tls").to_str().unwrap(),
+        ],
+        &ca_log,
+    );
+    wait_ok(&format!("http://127.0.0.1:{pub_port}/readyz"), &ca_log);
+    let ca_url = format!("https://127.0.0.1:{api_port}");
+    let endpoint = |name: &str, config: &Path, port: u16, health: u16| {
+        let log = dir.join(format!("{name}.log"));
+        let p = spawn(
+            &[
+                "endpoint",
+                "--config",
+                config.to_str().unwrap(),
+                "--internal-tls",
+                dir.join(format!("{name}-tls")).to_str().unwrap(),
+                "--credentials",
+                dir.join("no-credentials").to_str().unwrap(),
+                "--ca-url",
+                &ca_url,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--health-listen",
+                &format!("127.0.0.1:{health}"),
+            ],
+            &log,
+        );
+        wait_ok(&format!("http://127.0.0.1:{health}/readyz"), &log);
+        p
+    };
+    let _est = endpoint("est", &configs[0], est_port, est_health);
+    let _acme = endpoint("acme", &configs[1], acme_port, acme_health);
+    sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-root/ca.pem -o root.pem"));
+    sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ca.pem -o int.pem"));
+
+    // The ACME endpoint pod serves its directory over TLS with a CA-issued certificate.
+    sh(dir, &format!("curl -sSf --cacert root.pem https://localhost:{acme_port}/directory -o directory.json"));
+
+    // An EST device enrolls through the endpoint pod; the chain verifies.
+    let base = format!("https://localhost:{est_port}");
+    let first = est_enroll(dir, &base, "web1");
+    sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", first.display()));
+    assert!((46..=48).contains(&not_after_days(dir, &first)), "47d profile");
+
+    // The CA's inventory has it, attributed to the endpoint.
+    let est = common::inventory(&data, "EST");
+    let rec = est.iter().find(|r| r["subject"].as_str() == Some("CN=web1.localhost")).expect("in the inventory");
+    assert_eq!(rec["endpoint"], "pki/est", "{rec}");
+
+    // The summary counts it per endpoint and profile.
+    let (ok, code, body) =
+        api(dir, "est-tls", "GET", &format!("{ca_url}/v1/summary?expiringWithinSeconds=86400"), None);
+    assert!(ok && code == "200", "{code} {body}");
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ep = summary["endpointProfiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "pki/est|pki/enterprise-tls-47d")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(ep["issued"].as_u64().unwrap() >= 1 && ep["active"].as_u64().unwrap() >= 1, "{ep}");
+    let (_, code, body) = api(dir, "est-tls", "GET", &format!("{ca_url}/v1/issuers"), None);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("\"name\":\"example-intermediate\"") && body.contains("\"fingerprint\""), "{body}");
+
+    // A client certificate from another CA is refused in the TLS handshake.
+    let (ok, code, _) = api(dir, "rogue-tls", "GET", &format!("{ca_url}/v1/summary"), None);
+    assert!(!ok && code == "000", "rogue client got HTTP {code}");
+
+    // The est identity may not ask for another endpoint's certificates.
+    sh(
+        dir,
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -subj /CN=localhost \
+         -addext subjectAltName=DNS:localhost -out other.csr 2>/dev/null",
+    );
+    let csr = std::fs::read_to_string(dir.join("other.csr")).unwrap();
+    let req = |endpoint: &str| {
+        serde_json::json!({
+            "role": "serving-tls",
+            "endpoint": {"namespace": "pki", "name": endpoint},
+            "issuer": {"namespace": "pki", "name": "example-intermediate"},
+            "csrPem": csr,
+            "dnsNames": ["localhost"],
+            "ipAddresses": [],
+        })
+        .to_string()
+    };
+    let (_, code, body) =
+        api(dir, "est-tls", "POST", &format!("{ca_url}/v1/internal-certificates"), Some(&req("acme")));
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("\"kind\":\"forbidden\""), "{body}");
+    let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/internal-certificates"), Some(&req("est")));
+    assert_eq!(code, "200", "{body}");
+
+    // A profile edit in the CA's manifests applies to the next certificate, with the
+    // endpoint left running.
+    let edited = std::fs::read_to_string(&ca_yaml).unwrap().replacen("duration: 47d", "duration: 10d", 1);
+    std::fs::write(&ca_yaml, edited).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let next = est_enroll(dir, &base, "web2");
+        let days = not_after_days(dir, &next);
+        if (9..=11).contains(&days) {
+            break;
+        }
+        assert!(Instant::now() < until, "the edited profile never applied (still {days} days)");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

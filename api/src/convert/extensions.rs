@@ -112,7 +112,13 @@ pub(super) fn csr_extensions(c: Option<&CsrExtensions>, e: &mut Errors) -> CsrEx
     for (i, name) in c.copy.iter().enumerate() {
         let at = format!("{path}.copy[{i}]");
         let Some(oid) = e.check(&at, extension_oid(name)) else { continue };
-        if let Some((controlled, _)) = CONTROLLED.iter().find(|(_, o)| *o == oid) {
+        if oid == CONTROLLED[0].1 {
+            e.push(
+                at,
+                "copying basicConstraints would let a CSR ask for CA:TRUE; profiles issue end-entity \
+                 certificates only (CA certificates come from Issuers)",
+            );
+        } else if let Some((controlled, _)) = CONTROLLED.iter().find(|(_, o)| *o == oid) {
             e.push(at, format!("{controlled} is decided by the profile and cannot be copied from a CSR"));
         } else if copy.contains(&oid) {
             e.push(at, format!("{name} is listed twice"));

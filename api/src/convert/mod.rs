@@ -6,6 +6,7 @@
 //! `spec.validity.duration`), so the admission webhook, the operator's conditions and
 //! `pkiplane serve` can all report them the same way.
 
+mod chain;
 mod endpoint;
 mod endpoint_head;
 mod extensions;
@@ -21,10 +22,13 @@ use ipnet::IpNet;
 use kube::core::ObjectMeta;
 use pkiplane_core::ObjectRef;
 
+pub use chain::{ChainError, ChainLink, issuer_chain};
 pub use endpoint::check_endpoint;
 pub use endpoint_head::EndpointHead;
-pub use issuer::{check_issuer, issuer_from_resource};
-pub use profile::profile_from_resource;
+pub use issuer::{
+    DEFAULT_CRL_VALIDITY, DEFAULT_INTERMEDIATE_VALIDITY, DEFAULT_ROOT_VALIDITY, check_issuer, issuer_from_resource,
+};
+pub use profile::{DEFAULT_RENEWAL_FRACTION, profile_from_resource};
 
 use crate::manifests::DEFAULT_NAMESPACE;
 

@@ -184,7 +184,7 @@ spec:
         ("spec.crlDistributionPoints[0]", "not an http:// or https:// URL"),
         ("spec.crlDistributionPoints[1]", "needs a host"),
         ("spec.authorityInfoAccess.ocsp[0]", "not an http"),
-        ("spec.csrExtensions.copy[0]", "decided by the profile"),
+        ("spec.csrExtensions.copy[0]", "CA:TRUE"),
         ("spec.csrExtensions.copy[1]", "unknown extension `fooBar`"),
         ("spec.csrExtensions.refuse[0]", "also listed under copy"),
         ("spec.requesters.endpoints[0]", "namespace/name"),

@@ -265,4 +265,28 @@ pub struct EnrollmentEndpointStatus {
     /// rules exclude this endpoint's protocol.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Counts per exposed profile, from the inventory: what removing a profile from this
+    /// endpoint would strand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub profiles: Vec<EndpointProfileStatus>,
+}
+
+/// Inventory counts of one profile as exposed by an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointProfileStatus {
+    /// The name the profile is exposed under (its label).
+    pub name: String,
+    /// The CertificateProfile, in the endpoint's namespace.
+    pub profile: String,
+    /// Certificates issued through this endpoint under this profile, ever.
+    #[serde(default)]
+    pub issued: i64,
+    /// Of those, the certificates that are neither expired nor revoked.
+    #[serde(default)]
+    pub active: i64,
+    /// Of those, the certificates since revoked.
+    #[serde(default)]
+    pub revoked: i64,
 }

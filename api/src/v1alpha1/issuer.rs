@@ -38,9 +38,11 @@ use super::common::{DURATION_PATTERN, IssuerRef, SecretRef};
     printcolumn(name = "Key", type_ = "string", json_path = ".spec.keyAlgorithm", priority = 1),
     printcolumn(
         name = "NotAfter",
-        type_ = "date",
+        // A string, not a date: kubectl prints a date column as an age, and a time in the
+        // future as "<invalid>".
+        type_ = "string",
         json_path = ".status.notAfter",
-        description = "When the CA certificate expires"
+        description = "When the CA certificate expires (RFC 3339)"
     ),
     printcolumn(name = "Issued", type_ = "integer", json_path = ".status.issued", priority = 1),
     printcolumn(name = "Revoked", type_ = "integer", json_path = ".status.revoked", priority = 1),

@@ -4,6 +4,7 @@ pub mod crds;
 pub mod inventory;
 pub mod issue;
 pub mod policy_check;
+pub mod policy_lint;
 pub mod revoke;
 pub mod scep;
 

@@ -1,0 +1,143 @@
+//! Whether an endpoint's protocol authenticates requesters, and whether the Secrets and
+//! Issuers its settings name exist. Secret contents are checked by the protocol servers'
+//! own configuration code, so the webhook refuses exactly what a server would refuse to
+//! start with.
+
+use std::sync::Arc;
+
+use pkiplane_api::FieldError;
+use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, TrustAnchors};
+use pkiplane_core::ObjectRef;
+use pkiplane_core::inventory::memory::MemoryInventory;
+use pkiplane_core::issuance::Ca;
+
+use super::issuer::SecretsRef;
+use crate::{ClusterView, Verdict};
+
+/// Base URL handed to the protocol configurations (only its scheme is checked).
+const PLACEHOLDER_BASE_URL: &str = "https://endpoint.invalid";
+
+pub(super) fn check(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &ClusterView, verdict: &mut Verdict) {
+    let spec = &endpoint.spec;
+    let secrets = view.secrets().map(SecretsRef);
+    let server_errors: Option<Vec<FieldError>> = match spec.protocol {
+        EndpointProtocol::Acme => match &secrets {
+            Some(s) => pkiplane_acme::AcmeConfig::from_resource(endpoint, s, PLACEHOLDER_BASE_URL).err(),
+            None => None,
+        },
+        EndpointProtocol::Est => {
+            est_auth(endpoint, id, view, verdict);
+            secrets.as_ref().and_then(|s| {
+                // Trust anchors were checked above against the view; the EST server reads
+                // an issuerRef's certificate from a running CA, which a view has not.
+                let mut without_anchors = endpoint.clone();
+                if let Some(est) = without_anchors.spec.est.as_mut() {
+                    est.client_certificates = None;
+                }
+                let ca = Ca::new(Arc::new(MemoryInventory::new()));
+                pkiplane_est::EstConfig::from_resource(&without_anchors, s, &ca, PLACEHOLDER_BASE_URL).err()
+            })
+        }
+        EndpointProtocol::Scep => match &secrets {
+            Some(s) => pkiplane_scep::ScepConfig::from_resource(endpoint, s, PLACEHOLDER_BASE_URL).err(),
+            None => {
+                let scep = spec.scep.as_ref();
+                let dynamic = scep.and_then(|s| s.dynamic_challenges.as_ref()).is_some_and(|d| d.enabled);
+                if scep.and_then(|s| s.static_challenge.as_ref()).is_none() && !dynamic {
+                    verdict.deny(
+                        "spec.scep",
+                        "a SCEP endpoint needs staticChallenge or enabled dynamicChallenges to authenticate PKCSReq",
+                    );
+                }
+                None
+            }
+        },
+        EndpointProtocol::Cmp => {
+            cmp_auth(endpoint, id, view, verdict);
+            secrets
+                .as_ref()
+                .and_then(|s| pkiplane_cmp::CmpConfig::from_resource(endpoint, s, PLACEHOLDER_BASE_URL).err())
+        }
+    };
+    verdict.deny_all(server_errors.unwrap_or_default());
+}
+
+/// EST needs TLS client certificates or HTTP Basic, unless every profile it exposes
+/// waits for manual approval.
+fn est_auth(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &ClusterView, verdict: &mut Verdict) {
+    let est = endpoint.spec.est.clone().unwrap_or_default();
+    if est.client_certificates.is_none() && est.basic_auth.is_none() && !all_need_approval(endpoint, id, view) {
+        verdict.deny(
+            "spec.est",
+            "an EST endpoint needs clientCertificates or basicAuth: without either, anyone who reaches it gets \
+             certificates (or make every exposed profile require approval)",
+        );
+    }
+    if let Some(cc) = &est.client_certificates {
+        trust_anchors(&cc.trust_anchors, "spec.est.clientCertificates.trustAnchors", id, view, verdict);
+    }
+}
+
+/// CMP needs MAC secrets or trust anchors for signature protection.
+fn cmp_auth(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &ClusterView, verdict: &mut Verdict) {
+    let cmp = endpoint.spec.cmp.clone().unwrap_or_default();
+    if cmp.shared_secrets.is_none() && cmp.trust_anchors.is_none() {
+        verdict.deny(
+            "spec.cmp",
+            "a CMP endpoint needs sharedSecrets (MAC protection) or trustAnchors (signature protection) to \
+             authenticate requests",
+        );
+    }
+    if let Some(t) = &cmp.trust_anchors
+        && let Some(issuer) = &t.issuer_ref
+    {
+        issuer_exists(&issuer.name, "spec.cmp.trustAnchors.issuerRef.name", id, view, verdict);
+    }
+}
+
+fn all_need_approval(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &ClusterView) -> bool {
+    !endpoint.spec.profiles.is_empty()
+        && endpoint.spec.profiles.iter().all(|b| {
+            view.profile(&ObjectRef::new(&id.namespace, &b.name))
+                .and_then(|e| e.compiled.as_ref())
+                .is_some_and(|p| p.approval_required)
+        })
+}
+
+fn trust_anchors(t: &TrustAnchors, at: &str, id: &ObjectRef, view: &ClusterView, verdict: &mut Verdict) {
+    if let Some(issuer) = &t.issuer_ref {
+        issuer_exists(&issuer.name, &format!("{at}.issuerRef.name"), id, view, verdict);
+    }
+    if let Some(secret) = &t.secret_ref {
+        secret_with_keys(view, &id.namespace, &secret.name, &["ca.crt"], &format!("{at}.secretRef.name"), verdict);
+    }
+}
+
+fn issuer_exists(name: &str, field: &str, id: &ObjectRef, view: &ClusterView, verdict: &mut Verdict) {
+    let issuer_id = ObjectRef::new(&id.namespace, name);
+    if view.issuer(&issuer_id).is_none() {
+        verdict.deny(field, format!("Issuer {issuer_id} does not exist; create it first, or fix the name"));
+    }
+}
+
+/// Secret `namespace/name` exists and has non-empty `keys` (checked only when Secrets
+/// are visible).
+pub(super) fn secret_with_keys(
+    view: &ClusterView,
+    namespace: &str,
+    name: &str,
+    keys: &[&str],
+    field: &str,
+    verdict: &mut Verdict,
+) {
+    let Some(secrets) = view.secrets() else { return };
+    let Some(data) = secrets.secret_data(namespace, name) else {
+        verdict.deny(field, format!("Secret {namespace}/{name} not found; create it before the endpoint"));
+        return;
+    };
+    for key in keys {
+        if data.get(*key).is_none_or(|v| v.is_empty()) {
+            verdict.deny(field, format!("Secret {namespace}/{name} has no non-empty `{key}` entry"));
+        }
+    }
+}

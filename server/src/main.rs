@@ -2,15 +2,19 @@
 #![forbid(unsafe_code)]
 
 mod bootstrap;
+mod ca;
 mod commands;
+mod endpoint;
+mod operator;
 mod output;
 mod serve;
+mod webhook;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{crds, inventory, issue, policy_check, revoke, scep};
+use commands::{crds, inventory, issue, policy_check, policy_lint, revoke, scep};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +41,11 @@ enum Command {
     /// Run everything in one process on an embedded store: the CA, CA/CRL publication
     /// and every EnrollmentEndpoint of the manifests. No Kubernetes needed.
     Serve(serve::ServeArgs),
+    /// Run the CA service: issuer keys, policy and inventory behind a mutual-TLS API for
+    /// endpoint pods and the operator, plus CA certificate and CRL publication.
+    Ca(ca::CaArgs),
+    /// Run one EnrollmentEndpoint without CA keys, against the CA service.
+    Endpoint(endpoint::EndpointArgs),
     /// Print the CustomResourceDefinitions (or write them with --out).
     Crds(crds::CrdsArgs),
     /// Policy tools for GitOps pipelines.
@@ -52,6 +61,12 @@ enum Command {
     /// SCEP tools.
     #[command(subcommand)]
     Scep(scep::ScepCommand),
+    /// The admission webhook (HTTPS on :9444), or `webhook manifests` for its
+    /// Validating/MutatingWebhookConfiguration.
+    Webhook(webhook::WebhookArgs),
+    /// Run the Kubernetes operator: Issuer, CertificateProfile and EnrollmentEndpoint
+    /// controllers, the internal CA, leader election.
+    Operator(operator::OperatorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +74,9 @@ enum PolicyCommand {
     /// Show what a profile would issue for a CSR, or every reason it would not.
     /// Exit status: 0 allowed, 1 denied, 2 usage or input error.
     Check(policy_check::CheckArgs),
+    /// Validate manifests as the admission webhook would, offline (for CI in GitOps
+    /// repositories). Exit status: 0 clean, 1 denials, 2 input error.
+    Lint(policy_lint::LintArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -111,12 +129,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Serve(a) => serve::run(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Ca(a) => ca::run(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Endpoint(a) => endpoint::run(a).await.map(|_| ExitCode::SUCCESS),
             Command::Crds(a) => crds::run(a).map(|_| ExitCode::SUCCESS),
             Command::Policy(PolicyCommand::Check(a)) => policy_check::run(a).await,
+            Command::Policy(PolicyCommand::Lint(a)) => policy_lint::run(a),
             Command::Inventory(c) => inventory::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Issue(a) => issue::run(a).await,
             Command::Revoke(a) => revoke::run(a).await,
             Command::Scep(c) => scep::run(c).await.map(|_| ExitCode::SUCCESS),
+            Command::Webhook(a) => webhook::run(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Operator(a) => operator::run(a).await,
         }
     });
     match result {

@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# The operator flow end to end against the real kube-apiserver: the chart's RBAC and
+# Services, the operator, CA service and webhook as local processes under their chart
+# ServiceAccounts, the kubelet emulator running the endpoint pods, then the quickstart:
+# everything Ready, a certificate enrolled over EST through the endpoint's ClusterIP and
+# verified, the counts on the profile status, drift correction and deletion.
+# Brings a cluster up and always tears it down (also on failure).
+#
+# Usage (from anywhere): e2e/operator.sh
+# Env:   PKIPLANE_BIN     the pkiplane binary (default: cargo build -p pkiplane, target/debug/pkiplane)
+#        PKIPLANE_E2E_KEEP=1  leave the cluster up at the end (prints how to reach and remove it)
+# Each step prints PASS or FAIL with what it checked; the first failure stops the run and
+# prints the tails of the component logs. The last line is "operator: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+NS=pkiplane-system
+
+# ---------------------------------------------------------------------------- reporting
+
+unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
+passed=0
+failed=0
+t_start=$SECONDS
+step_start=$SECONDS
+COMPONENTS=(operator ca webhook kubelet-emulator)
+
+say() { echo "operator: $*" >&2; }
+pass() { passed=$((passed + 1)); say "PASS $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
+fail() {
+  failed=$((failed + 1))
+  say "FAIL $1"
+  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/operator:      | /' >&2
+  exit 1
+}
+
+logs_tail() {
+  local name f
+  for name in "${COMPONENTS[@]}"; do
+    f="$PKIPLANE_E2E_DIR/logs/$name.log"
+    [ -s "$f" ] || continue
+    say "----- $name log (last 25 lines)"
+    tail -n 25 "$f" | sed 's/^/operator:      | /' >&2
+  done
+  for f in "$PKIPLANE_E2E_DIR"/logs/pods/*.log; do
+    [ -s "$f" ] || continue
+    say "----- pod $(basename "$f" .log) (last 10 lines)"
+    tail -n 10 "$f" | sed 's/^/operator:      | /' >&2
+  done
+}
+
+finish() {
+  local rc=$?
+  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
+    [ $rc = 0 ] || logs_tail
+    if [ "${PKIPLANE_E2E_KEEP:-}" = 1 ]; then
+      say "cluster kept: eval \"\$(PKIPLANE_E2E_DIR=$PKIPLANE_E2E_DIR e2e/cluster.sh env)\"; e2e/cluster.sh down"
+    else
+      e2e/cluster.sh down || say "teardown failed"
+    fi
+  fi
+  rm -f "${tmp_log:-}"
+  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
+  say "total $((SECONDS - t_start))s"
+  echo "operator: $passed passed, $failed failed"
+  exit $rc
+}
+trap finish EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+tmp_log=$(mktemp)
+
+# until_ok SECONDS CMD...: runs CMD every second until it succeeds (0) or the time is up
+# (1). Fails early when a component started by this script has died.
+until_ok() {
+  local deadline=$((SECONDS + $1)) name; shift
+  until "$@" >/dev/null 2>&1; do
+    for name in "${COMPONENTS[@]}"; do
+      if [ -f "$PKIPLANE_E2E_DIR/pids/$name" ] && ! e2e/cluster.sh alive "$name"; then
+        fail "$name exited (log: $PKIPLANE_E2E_DIR/logs/$name.log)"
+      fi
+    done
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 1
+  done
+}
+
+# secret_to_dir NAMESPACE NAME DIR: writes each key of the Secret to DIR/<key> (0600).
+secret_to_dir() {
+  mkdir -p "$3"
+  kubectl -n "$1" get secret "$2" -o json | python3 -c '
+import base64, json, os, sys
+d = sys.argv[1]
+for k, v in json.load(sys.stdin).get("data", {}).items():
+    p = os.path.join(d, k)
+    with open(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(base64.b64decode(v))
+' "$3"
+}
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+cluster_ip() { kubectl -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}'; }
+
+# ---------------------------------------------------------------------------- build
+
+if [ -z "${PKIPLANE_BIN:-}" ]; then
+  cargo build -q -p pkiplane -p pkiplane-kubelet-emulator 2>"$tmp_log" || fail "cargo build -p pkiplane" "$(tail -n 30 "$tmp_log")"
+  PKIPLANE_BIN=$root/target/debug/pkiplane
+else
+  cargo build -q -p pkiplane-kubelet-emulator 2>"$tmp_log" || fail "cargo build -p pkiplane-kubelet-emulator" "$(tail -n 30 "$tmp_log")"
+fi
+export PKIPLANE_BIN
+emulator_bin=$root/target/debug/kubelet-emulator
+bin=$PKIPLANE_BIN
+pass "built $bin and $emulator_bin"
+
+charts/pkiplane/sync-crds.sh --check 2>"$tmp_log" || fail "the chart's CRDs match crds/" "$(cat "$tmp_log")"
+pass "charts/pkiplane/crds/ matches crds/"
+
+# ---------------------------------------------------------------------------- cluster
+
+envs=$(PKIPLANE_E2E_CRDS=crds/all.yaml e2e/cluster.sh up 2>"$tmp_log") || fail "cluster up" "$(cat "$tmp_log")"
+eval "$envs"
+dir=$PKIPLANE_E2E_DIR
+pass "cluster up at $PKIPLANE_E2E_APISERVER with the CRDs"
+
+# ---------------------------------------------------------------------------- chart
+
+kubectl create namespace "$NS" >/dev/null
+e2e/render-chart.sh --namespace "$NS" \
+  --kinds ServiceAccount,ClusterRole,ClusterRoleBinding,Role,RoleBinding,Service >"$dir/chart.yaml" 2>"$tmp_log" ||
+  fail "render the chart" "$(cat "$tmp_log")"
+out=$(kubectl apply -f "$dir/chart.yaml" 2>&1) || fail "apply the chart's ServiceAccounts, RBAC and Services" "$out"
+pass "chart applied: $(grep -c '^kind:' "$dir/chart.yaml") objects ($(grep '^kind:' "$dir/chart.yaml" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $3; sep=", "}'))"
+kubectl -n "$NS" get role,rolebinding -o name | grep -q . ||
+  say "note: the chart has no namespaced Role (templates/rbac-operator.yaml not written yet?)"
+
+ca_ip=$(cluster_ip "$NS" pkiplane-ca)
+webhook_ip=$(cluster_ip "$NS" pkiplane-webhook)
+{ [ -n "$ca_ip" ] && [ -n "$webhook_ip" ]; } || fail "ClusterIPs of pkiplane-ca and pkiplane-webhook" "ca=$ca_ip webhook=$webhook_ip"
+pass "Services pkiplane-ca at $ca_ip (9443, 8080), pkiplane-webhook at $webhook_ip (9444)"
+
+op_kc=$(e2e/cluster.sh sa-kubeconfig "$NS" pkiplane-operator)
+ca_kc=$(e2e/cluster.sh sa-kubeconfig "$NS" pkiplane-ca)
+webhook_kc=$(e2e/cluster.sh sa-kubeconfig "$NS" pkiplane-webhook)
+pass "ServiceAccount kubeconfigs for pkiplane-operator, pkiplane-ca, pkiplane-webhook"
+
+# ---------------------------------------------------------------------------- operator
+
+start_operator() {
+  e2e/cluster.sh start operator -- env KUBECONFIG="$op_kc" POD_NAMESPACE="$NS" POD_NAME=pkiplane-operator-e2e-0 \
+    RUST_LOG="${RUST_LOG:-info}" "$bin" operator --namespace "$NS" --ca-url "https://$ca_ip:9443" \
+    --metrics-listen "127.0.0.1:$(free_port)" >/dev/null
+}
+start_operator
+until_ok 120 kubectl -n "$NS" get secret pkiplane-ca-tls ||
+  fail "the operator created Secret $NS/pkiplane-ca-tls within 120s"
+pass "operator running under its ServiceAccount; it created Secret pkiplane-ca-tls"
+
+# ---------------------------------------------------------------------------- webhook
+
+until_ok 120 kubectl -n "$NS" get secret pkiplane-webhook-tls ||
+  fail "the operator created Secret $NS/pkiplane-webhook-tls within 120s"
+secret_to_dir "$NS" pkiplane-webhook-tls "$dir/webhook/tls"
+e2e/cluster.sh start webhook -- env KUBECONFIG="$webhook_kc" POD_NAMESPACE="$NS" RUST_LOG="${RUST_LOG:-info}" \
+  "$bin" webhook --listen "$webhook_ip:9444" --tls-dir "$dir/webhook/tls" >/dev/null
+until_ok 60 curl -sS -o /dev/null --cacert "$dir/webhook/tls/ca.crt" \
+  --resolve "pkiplane-webhook.$NS.svc:9444:$webhook_ip" "https://pkiplane-webhook.$NS.svc:9444/" ||
+  fail "pkiplane webhook answering TLS for pkiplane-webhook.$NS.svc on $webhook_ip:9444 within 60s"
+pass "webhook serving pkiplane-webhook.$NS.svc:9444 with a certificate from the internal CA"
+
+if "$bin" webhook manifests --namespace "$NS" --ca-bundle "$dir/webhook/tls/ca.crt" >"$dir/webhook-manifests.yaml" 2>"$tmp_log"; then
+  source="pkiplane webhook manifests"
+else
+  say "note: \`pkiplane webhook manifests\` failed ($(head -n 1 "$tmp_log")); using the chart's webhook configurations"
+  e2e/render-chart.sh --namespace "$NS" --kinds ValidatingWebhookConfiguration,MutatingWebhookConfiguration \
+    >"$dir/webhook-manifests.yaml"
+  source="the chart"
+fi
+out=$(kubectl apply -f "$dir/webhook-manifests.yaml" 2>&1) || fail "apply the webhook configurations" "$out"
+# The API server verifies the webhook with the internal CA; add it where the manifests
+# left caBundle empty.
+bundle=$(base64 -w0 <"$dir/webhook/tls/ca.crt")
+for kind in validatingwebhookconfiguration mutatingwebhookconfiguration; do
+  for name in $(kubectl get "$kind" -o name | grep pkiplane); do
+    n=$(kubectl get "$name" -o jsonpath='{range .webhooks[*]}x{end}')
+    for ((i = 0; i < ${#n}; i++)); do
+      [ -n "$(kubectl get "$name" -o jsonpath="{.webhooks[$i].clientConfig.caBundle}")" ] && continue
+      kubectl patch "$name" --type=json \
+        -p "[{\"op\":\"add\",\"path\":\"/webhooks/$i/clientConfig/caBundle\",\"value\":\"$bundle\"}]" >/dev/null
+    done
+  done
+done
+{ kubectl get validatingwebhookconfiguration pkiplane-validating >/dev/null 2>&1 &&
+  kubectl get mutatingwebhookconfiguration pkiplane-mutating >/dev/null 2>&1; } ||
+  fail "webhook configurations pkiplane-validating and pkiplane-mutating exist"
+pass "webhook configurations applied (from $source), caBundle = the internal CA"
+
+# ---------------------------------------------------------------------------- emulator
+
+e2e/cluster.sh start kubelet-emulator -- env PKIPLANE_BIN="$bin" "$emulator_bin" --state-dir "$dir" >/dev/null
+until_ok 30 test -f "$dir/pods.json" || fail "kubelet-emulator started (wrote pods.json)"
+pass "kubelet emulator watching Deployments labelled app.kubernetes.io/managed-by=pkiplane-operator"
+
+# ---------------------------------------------------------------------------- CA service
+
+secret_to_dir "$NS" pkiplane-ca-tls "$dir/ca/tls"
+openssl x509 -in "$dir/ca/tls/tls.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$ca_ip" ||
+  fail "pkiplane-ca-tls carries the ClusterIP $ca_ip as an IP SAN" "$(openssl x509 -in "$dir/ca/tls/tls.crt" -noout -ext subjectAltName 2>&1)"
+start_ca() {
+  e2e/cluster.sh start ca -- env KUBECONFIG="$ca_kc" POD_NAMESPACE="$NS" RUST_LOG="${RUST_LOG:-info}" \
+    "$bin" ca --tls-dir "$dir/ca/tls" --data-dir "$dir/ca/data" --listen "$ca_ip:9443" \
+    --publish-listen "$ca_ip:8080" >/dev/null
+}
+start_ca
+until_ok 120 curl -fsS "http://$ca_ip:8080/readyz" ||
+  fail "pkiplane ca ready: http://$ca_ip:8080/readyz within 120s"
+pass "CA service serving https://$ca_ip:9443 (mTLS) and http://$ca_ip:8080 (readyz 200)"
+
+# ---------------------------------------------------------------------------- quickstart
+
+until_ok 30 kubectl apply -f examples/quickstart.yaml ||
+  fail "kubectl apply -f examples/quickstart.yaml (admitted by the webhook)" "$(kubectl apply -f examples/quickstart.yaml 2>&1)"
+pass "quickstart admitted through the webhook"
+
+for kind in issuers certificateprofiles enrollmentendpoints; do
+  out=$(kubectl -n pki wait --for=condition=Ready "$kind" --all --timeout=180s 2>&1) ||
+    fail "all $kind Ready within 180s" "$out
+$(kubectl -n pki get "$kind" -o wide 2>&1)"
+  pass "all $kind Ready ($(wc -l <<<"$out"))"
+done
+out=$(kubectl get pkiplane -A 2>&1)
+printf '%s\n' "$out" | sed 's/^/operator:      | /' >&2
+
+for ep in $(kubectl -n pki get enrollmentendpoints -o jsonpath='{.items[*].metadata.name}'); do
+  for obj in "deployment/$ep-pkiplane" "service/$ep-pkiplane" "secret/$ep-pkiplane-config" "secret/$ep-pkiplane-internal"; do
+    kubectl -n pki get "$obj" >/dev/null 2>&1 || fail "endpoint $ep has $obj"
+  done
+  ready=$(kubectl -n pki get deployment "$ep-pkiplane" -o jsonpath='{.status.readyReplicas}')
+  [ "${ready:-0}" -ge 1 ] || fail "Deployment $ep-pkiplane has a ready replica (the emulated pod)" \
+    "$(python3 -m json.tool "$dir/pods.json" 2>&1 | head -40)"
+done
+pass "each endpoint has its Deployment (ready), Service and config/internal Secrets"
+
+# ---------------------------------------------------------------------------- EST enrollment
+
+est_ip=$(cluster_ip pki est-pkiplane)
+est_port=$(kubectl -n pki get service est-pkiplane -o jsonpath='{.spec.ports[0].port}')
+work="$dir/est-client"
+mkdir -p "$work"
+curl -fsS "http://$ca_ip:8080/issuers/pki/example-root/ca.pem" -o "$work/root.pem" ||
+  fail "the CA service publishes pki/example-root at http://$ca_ip:8080/issuers/pki/example-root/ca.pem"
+curl -fsS "http://$ca_ip:8080/issuers/pki/example-intermediate/ca.pem" -o "$work/intermediate.pem" ||
+  fail "the CA service publishes pki/example-intermediate"
+est_user=device-enroller
+est_pass=$(kubectl -n pki get secret est-basic-users -o jsonpath="{.data.$est_user}" | base64 -d)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/web.key" \
+  -subj /CN=web.example.internal -addext subjectAltName=DNS:web.example.internal \
+  -outform DER -out "$work/web.csr.der" 2>/dev/null
+openssl base64 -in "$work/web.csr.der" -out "$work/web.csr.b64"
+# The endpoint's TLS certificate names localhost (quickstart tls.dnsNames): connect to the
+# Service's ClusterIP under that name.
+code=$(curl -sS --cacert "$work/root.pem" --resolve "localhost:$est_port:$est_ip" \
+  --user "$est_user:$est_pass" -H "Content-Type: application/pkcs10" -H "Content-Transfer-Encoding: base64" \
+  --data-binary @"$work/web.csr.b64" -o "$work/web.p7.b64" -w '%{http_code}' \
+  "https://localhost:$est_port/.well-known/est/tls/simpleenroll" 2>"$tmp_log") || code="curl: $(cat "$tmp_log")"
+[ "$code" = 200 ] || fail "EST simpleenroll through Service est-pkiplane ($est_ip:$est_port) returned $code" \
+  "$(cat "$work/web.p7.b64" 2>/dev/null)"
+openssl base64 -d -in "$work/web.p7.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
+  sed -n '/BEGIN/,/END/p' >"$work/web.pem"
+out=$(openssl verify -CAfile "$work/root.pem" -untrusted "$work/intermediate.pem" "$work/web.pem" 2>&1) ||
+  fail "openssl verify of the EST certificate against pki/example-root" "$out"
+serial=$(openssl x509 -in "$work/web.pem" -noout -serial | cut -d= -f2)
+pass "EST enrollment via https://localhost:$est_port (ClusterIP $est_ip) with Basic $est_user: serial $serial, openssl verify OK"
+
+# ---------------------------------------------------------------------------- counts
+
+issued_count() { kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status.issued}'; }
+count_at_least_one() { [ "$(issued_count)" -ge 1 ] 2>/dev/null; }
+until_ok 30 count_at_least_one ||
+  fail "certificateprofile enterprise-tls-47d .status.issued >= 1 within 30s" \
+    "$(kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status}' 2>&1)"
+pass "certificateprofile enterprise-tls-47d status.issued=$(issued_count) within 30s"
+
+# ---------------------------------------------------------------------------- SCEP and CMP
+
+# Both are plain HTTP on their Service's ClusterIP (as the quickstart configures them).
+scepclient=$(scripts/tools/scepclient.sh)
+scep_ip=$(cluster_ip pki scep-pkiplane)
+scep_port=$(kubectl -n pki get service scep-pkiplane -o jsonpath='{.spec.ports[0].port}')
+scep_challenge=$(kubectl -n pki get secret scep-static -o jsonpath='{.data.challenge}' | base64 -d)
+work="$dir/scep-client"
+mkdir -p "$work"
+out=$(cd "$work" && "$scepclient" -server-url "http://$scep_ip:$scep_port/scep" -private-key r1.key \
+  -certificate r1.pem -challenge "$scep_challenge" -cn router-1.example.com -dnsname router-1.example.com \
+  -key-encipherment-selector 2>&1) || fail "scepclient PKCSReq through Service scep-pkiplane ($scep_ip:$scep_port)" "$out"
+out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$dir/est-client/intermediate.pem" "$work/r1.pem" 2>&1) ||
+  fail "openssl verify of the SCEP certificate" "$out"
+pass "SCEP enrollment (scepclient, static challenge) via http://$scep_ip:$scep_port/scep, openssl verify OK"
+
+cmp_ip=$(cluster_ip pki cmp-pkiplane)
+cmp_port=$(kubectl -n pki get service cmp-pkiplane -o jsonpath='{.spec.ports[0].port}')
+work="$dir/cmp-client"
+mkdir -p "$work"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ne1.key" 2>/dev/null
+out=$(openssl cmp -cmd ir -server "$cmp_ip:$cmp_port" -path /.well-known/cmp/p/tls -ref device-1 \
+  -secret pass:quickstart-cmp-secret -recipient "/CN=pkiplane CMP pki\/cmp" -newkey "$work/ne1.key" \
+  -subject /CN=ne1.example.com -sans ne1.example.com -certout "$work/ne1.pem" 2>&1) ||
+  fail "openssl cmp ir through Service cmp-pkiplane ($cmp_ip:$cmp_port)" "$out"
+out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$dir/est-client/intermediate.pem" "$work/ne1.pem" 2>&1) ||
+  fail "openssl verify of the CMP certificate" "$out"
+pass "CMP ir (openssl cmp, shared-secret MAC) via http://$cmp_ip:$cmp_port, openssl verify OK"
+
+by_protocol() { kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status.perProtocol.CMP.issued}'; }
+cmp_counted() { [ "$(by_protocol)" -ge 1 ] 2>/dev/null; }
+until_ok 30 cmp_counted || fail "enterprise-tls-47d .status.perProtocol.CMP.issued >= 1 within 30s" \
+  "$(kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status}' 2>&1)"
+ep_counted() { [ "$(kubectl -n pki get enrollmentendpoint cmp -o jsonpath='{.status.issued}')" -ge 1 ] 2>/dev/null; }
+until_ok 30 ep_counted || fail "enrollmentendpoint cmp .status.issued >= 1 within 30s"
+issuer_counted() { [ "$(kubectl -n pki get issuer example-intermediate -o jsonpath='{.status.issued}')" -ge 3 ] 2>/dev/null; }
+until_ok 30 issuer_counted || fail "issuer example-intermediate .status.issued >= 3 within 30s" \
+  "$(kubectl -n pki get issuer example-intermediate -o jsonpath='{.status}' 2>&1)"
+pass "counts on CertificateProfile (per protocol), EnrollmentEndpoint and Issuer status within 30s"
+
+# ---------------------------------------------------------------------------- profile edit
+
+# A shorter validity applies to the next certificate, through a running endpoint pod and
+# without restarting anything: the CA service watches the profile.
+kubectl -n pki patch certificateprofile enterprise-tls-47d --type=merge -p '{"spec":{"validity":{"duration":"10d"}}}' >/dev/null ||
+  fail "kubectl patch enterprise-tls-47d validity 10d"
+work="$dir/cmp-client"
+cmp_days() {
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ne2.key" 2>/dev/null
+  openssl cmp -cmd ir -server "$cmp_ip:$cmp_port" -path /.well-known/cmp/p/tls -ref device-1 \
+    -secret pass:quickstart-cmp-secret -recipient "/CN=pkiplane CMP pki\/cmp" -newkey "$work/ne2.key" \
+    -subject /CN=ne2.example.com -sans ne2.example.com -certout "$work/ne2.pem" >/dev/null 2>&1 || return 1
+  local end
+  end=$(date -d "$(openssl x509 -in "$work/ne2.pem" -noout -enddate | cut -d= -f2)" +%s)
+  [ $(((end - $(date +%s)) / 86400)) -le 10 ]
+}
+until_ok 30 cmp_days || fail "after the edit, a CMP certificate of at most 10 days within 30s" \
+  "$(openssl x509 -in "$work/ne2.pem" -noout -dates 2>&1)"
+pass "profile edit (47d -> 10d) applies to the next certificate without a restart: $(openssl x509 -in "$work/ne2.pem" -noout -enddate)"
+
+# ---------------------------------------------------------------------------- operator restart
+
+deployments_before=$(kubectl get deployments -A -l app.kubernetes.io/managed-by=pkiplane-operator -o name | sort)
+e2e/cluster.sh stop operator
+start_operator
+sleep 12 # at least one full reconcile pass of every object after the restart
+deployments_after=$(kubectl get deployments -A -l app.kubernetes.io/managed-by=pkiplane-operator -o name | sort)
+[ "$deployments_before" = "$deployments_after" ] ||
+  fail "after an operator restart the endpoint Deployments are the same (no duplicates)" \
+    "before: $deployments_before
+after: $deployments_after"
+out=$(kubectl -n pki wait --for=condition=Ready enrollmentendpoints --all --timeout=60s 2>&1) ||
+  fail "all enrollmentendpoints still Ready after the operator restart" "$out"
+pass "operator restarted: converges without duplicates ($(wc -l <<<"$deployments_after") Deployments), endpoints Ready"
+
+# ---------------------------------------------------------------------------- drift
+
+old_uid=$(kubectl -n pki get deployment est-pkiplane -o jsonpath='{.metadata.uid}')
+kubectl -n pki delete deployment est-pkiplane --wait=true >/dev/null
+recreated_ready() {
+  local uid ready
+  uid=$(kubectl -n pki get deployment est-pkiplane -o jsonpath='{.metadata.uid}') || return 1
+  ready=$(kubectl -n pki get deployment est-pkiplane -o jsonpath='{.status.readyReplicas}')
+  [ -n "$uid" ] && [ "$uid" != "$old_uid" ] && [ "${ready:-0}" -ge 1 ]
+}
+until_ok 90 recreated_ready || fail "deleted Deployment est-pkiplane recreated and ready within 90s"
+pass "drift: the deleted Deployment est-pkiplane came back (new uid) and is ready"
+
+# ---------------------------------------------------------------------------- deletion
+
+kubectl -n pki delete enrollmentendpoint est --wait=true --timeout=60s >/dev/null ||
+  fail "delete enrollmentendpoint est within 60s"
+children_gone() {
+  [ -z "$(kubectl -n pki get deployment,service,secret,configmap -l app.kubernetes.io/instance=est -o name)" ] &&
+    ! kubectl -n pki get deployment est-pkiplane >/dev/null 2>&1 &&
+    ! kubectl -n pki get service est-pkiplane >/dev/null 2>&1 &&
+    ! grep -q '"deployment": "est-pkiplane"' "$dir/pods.json"
+}
+until_ok 60 children_gone || fail "the children of enrollmentendpoint est are gone within 60s" \
+  "$(kubectl -n pki get deployment,service,secret -l app.kubernetes.io/instance=est 2>&1)"
+pass "deletion: EnrollmentEndpoint est's Deployment, Service, Secrets and pods are gone"

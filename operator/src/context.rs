@@ -1,0 +1,205 @@
+//! What every reconcile is handed: clients, settings, the CA service's latest answers,
+//! the internal CA, caches, the event recorder and metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kube::Client;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::ca_client::{CaApi, CaIssuer, Summary};
+use crate::cache::ClusterCache;
+use crate::internal_ca::InternalCa;
+use crate::metrics::Metrics;
+
+/// The operator's settings (the `pkiplane operator` flags).
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// The control-plane namespace (internal CA, leases, CA service).
+    pub namespace: String,
+    /// The CA service's internal API, e.g. `https://pkiplane-ca.pkiplane-system.svc:9443`.
+    pub ca_url: String,
+    /// Container image of endpoint Deployments.
+    pub image: String,
+    pub metrics_listen: SocketAddr,
+    /// A Warning event when an endpoint's denied count rises by more than this per tick.
+    pub denial_event_threshold: i64,
+    pub leader_elect: bool,
+    /// This replica's name in the Lease and in Events: hostname + pid.
+    pub identity: String,
+}
+
+impl OperatorConfig {
+    pub fn default_image() -> String {
+        format!("ghcr.io/pkiplane/pkiplane:{}", env!("CARGO_PKG_VERSION"))
+    }
+}
+
+/// How often counts are refreshed and objects re-reconciled.
+pub const TICK: Duration = Duration::from_secs(10);
+/// The "expiring soon" window asked of the CA service's summary.
+pub const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The CA service's latest answers (refreshed every [`TICK`]).
+#[derive(Clone, Debug, Default)]
+pub struct CaState {
+    /// `None` until the CA service has answered.
+    pub issuers: Option<Vec<CaIssuer>>,
+    pub summary: Option<Summary>,
+    /// The last error talking to the CA service, if the last poll failed.
+    pub error: Option<String>,
+}
+
+impl CaState {
+    pub fn available(&self) -> bool {
+        self.issuers.is_some() && self.error.is_none()
+    }
+
+    pub fn issuer(&self, namespace: &str, name: &str) -> Option<&CaIssuer> {
+        self.issuers.as_ref()?.iter().find(|i| i.namespace == namespace && i.name == name)
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub ca: Arc<dyn CaApi>,
+    pub ca_state: RwLock<CaState>,
+    pub internal_ca: RwLock<Option<InternalCa>>,
+    pub cache: ClusterCache,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object, for the error policy's backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Events already published, so a condition is announced once, not every tick.
+    announced: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        ca: Arc<dyn CaApi>,
+        cache: ClusterCache,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let reporter = Reporter { controller: "pkiplane-operator".into(), instance: Some(config.identity.clone()) };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            ca,
+            ca_state: RwLock::default(),
+            internal_ca: RwLock::default(),
+            cache,
+            metrics,
+            failures: Mutex::default(),
+            announced: Mutex::default(),
+        }
+    }
+
+    pub fn ca_state(&self) -> CaState {
+        self.ca_state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn internal_ca(&self) -> Option<InternalCa> {
+        self.internal_ca.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn ca_client_identity(&self, identity: crate::ca_client::ClientIdentity) {
+        self.ca.set_identity(identity);
+    }
+
+    /// Backoff after a failed reconcile of `key`: 2 s, 4 s, ... up to 5 minutes.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff_delay(*n)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// Publishes an event about `object` once per `dedup_key` (failures are logged: an
+    /// event is never worth failing a reconcile).
+    pub async fn announce<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        dedup_key: String,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        if !self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(dedup_key) {
+            return;
+        }
+        self.publish(object, type_, reason, note).await;
+    }
+
+    /// Publishes an event about `object`.
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event =
+            Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(reason, error = %e, "publishing event failed");
+        }
+    }
+}
+
+/// 2^n seconds, capped at 300.
+pub fn backoff_delay(failures: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(failures.min(9)).min(300))
+}
+
+/// Runs one reconcile, recording its duration and outcome in the metrics and resetting
+/// the object's backoff on success.
+pub async fn measured<F>(
+    ctx: &Context,
+    controller: &str,
+    key: &str,
+    reconcile: F,
+) -> crate::error::Result<kube::runtime::controller::Action>
+where
+    F: std::future::Future<Output = crate::error::Result<kube::runtime::controller::Action>>,
+{
+    let start = std::time::Instant::now();
+    let result = reconcile.await;
+    ctx.metrics.reconciled(controller, start.elapsed(), result.as_ref().err().map(|e| e.metric_label()));
+    match &result {
+        Ok(_) => ctx.reset_backoff(key),
+        Err(e) => tracing::warn!(controller, object = key, error = %e, "reconcile failed"),
+    }
+    result
+}
+
+/// `namespace/name` of an object, for logs and backoff bookkeeping.
+pub fn object_key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff_delay(1), Duration::from_secs(2));
+        assert_eq!(backoff_delay(3), Duration::from_secs(8));
+        assert_eq!(backoff_delay(40), Duration::from_secs(300));
+    }
+}

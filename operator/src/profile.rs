@@ -1,0 +1,252 @@
+//! The CertificateProfile controller: Ready when the profile compiles, its Issuer exists
+//! and is Ready, and the profile fits the issuer; inventory counts from the CA service.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use pkiplane_api::profile_from_resource;
+use pkiplane_api::v1alpha1::{CertificateProfile, CertificateProfileStatus, InventoryCounts, Issuer, is_ready};
+
+use crate::ca_client::{CaIssuer, Summary};
+use crate::context::{CaState, Context, TICK, measured, object_key};
+use crate::error::{Error, Result};
+use crate::status::{apply_status, count, ready_condition, time, with_condition};
+
+const CONTROLLER: &str = "certificateprofile";
+
+pub mod reason {
+    pub const VALID: &str = "Valid";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const ISSUER_NOT_FOUND: &str = "IssuerNotFound";
+    pub const ISSUER_NOT_READY: &str = "IssuerNotReady";
+    pub const EXCEEDS_ISSUER: &str = "ExceedsIssuer";
+}
+
+fn api_counts(c: &pkiplane_core::inventory::InventoryCounts) -> InventoryCounts {
+    InventoryCounts {
+        issued: count(c.issued),
+        active: count(c.active),
+        expiring_soon: count(c.expiring_soon),
+        revoked: count(c.revoked),
+        denied: count(c.denied),
+    }
+}
+
+fn parse_time(s: Option<&str>) -> Option<SystemTime> {
+    s?.parse::<Timestamp>().ok().map(SystemTime::from)
+}
+
+/// Checks the profile against its Issuer: the default validity must fit in the issuer
+/// certificate's lifetime (requests are capped by the issuer's notAfter; a profile that
+/// can never get its validity is a configuration mistake).
+fn fits_issuer(profile: &pkiplane_core::profile::Profile, ca_issuer: Option<&CaIssuer>) -> Result<(), String> {
+    let Some(i) = ca_issuer else { return Ok(()) };
+    let (Some(nb), Some(na)) = (parse_time(i.not_before.as_deref()), parse_time(i.not_after.as_deref())) else {
+        return Ok(());
+    };
+    let lifetime = na.duration_since(nb).unwrap_or_default();
+    if profile.validity.duration > lifetime {
+        return Err(format!(
+            "validity.duration {} is longer than the lifetime of Issuer {} ({})",
+            pkiplane_core::duration::format_duration(profile.validity.duration),
+            i.name,
+            pkiplane_core::duration::format_duration(lifetime)
+        ));
+    }
+    Ok(())
+}
+
+/// Fills the counts of `status` from the summary.
+fn fill_counts(status: &mut CertificateProfileStatus, summary: &Summary, ns: &str, name: &str) {
+    if let Some(c) = summary.profile(ns, name) {
+        status.issued = count(c.issued);
+        status.active = count(c.active);
+        status.expiring_soon = count(c.expiring_soon);
+        status.revoked = count(c.revoked);
+        status.denied = count(c.denied);
+        status.last_issuance_time = c.last_issued_at.map(time);
+    }
+    let per_protocol: BTreeMap<String, InventoryCounts> =
+        summary.profile_protocols(ns, name).into_iter().map(|(p, c)| (p, api_counts(c))).collect();
+    status.per_protocol = per_protocol;
+}
+
+/// The status the profile should have. `issuer`: the Issuer object named by issuerRef.
+pub fn desired_status(
+    profile: &CertificateProfile,
+    issuer: Option<&Issuer>,
+    ca: &CaState,
+    now: SystemTime,
+) -> CertificateProfileStatus {
+    let current = profile.status.clone().unwrap_or_default();
+    let ns = profile.namespace().unwrap_or_default();
+    let name = profile.name_any();
+    let generation = profile.metadata.generation;
+    let mut status = CertificateProfileStatus { observed_generation: generation, ..current.clone() };
+    if let Some(summary) = &ca.summary {
+        fill_counts(&mut status, summary, &ns, &name);
+    }
+    let issuer_name = &profile.spec.issuer_ref.name;
+    let (ready, reason, message) = match profile_from_resource(profile) {
+        Err(errors) => {
+            let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            (false, reason::INVALID_SPEC, text.join("; "))
+        }
+        Ok(compiled) => match issuer {
+            None => (false, reason::ISSUER_NOT_FOUND, format!("Issuer {ns}/{issuer_name} does not exist")),
+            Some(i) if !is_ready(&i.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()) => {
+                (false, reason::ISSUER_NOT_READY, format!("Issuer {ns}/{issuer_name} is not Ready"))
+            }
+            Some(_) => match fits_issuer(&compiled, ca.issuer(&ns, issuer_name)) {
+                Err(m) => (false, reason::EXCEEDS_ISSUER, m),
+                Ok(()) => (true, reason::VALID, format!("policy compiled; signed by Issuer {issuer_name}")),
+            },
+        },
+    };
+    status.conditions = with_condition(&current.conditions, ready_condition(ready, reason, message, generation, now));
+    status
+}
+
+async fn reconcile(profile: Arc<CertificateProfile>, ctx: Arc<Context>) -> Result<Action> {
+    let key = object_key(profile.as_ref());
+    measured(&ctx, CONTROLLER, &key, reconcile_inner(profile, ctx.clone())).await
+}
+
+async fn reconcile_inner(profile: Arc<CertificateProfile>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = profile.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let issuer = ctx.cache.issuers().get(&ObjectRef::new(&profile.spec.issuer_ref.name).within(&ns));
+    let desired = desired_status(&profile, issuer.as_deref(), &ctx.ca_state(), SystemTime::now());
+    let api: Api<CertificateProfile> = Api::namespaced(ctx.client.clone(), &ns);
+    apply_status(&api, profile.as_ref(), profile.status.as_ref(), &desired).await?;
+    Ok(Action::requeue(TICK))
+}
+
+fn error_policy(profile: Arc<CertificateProfile>, _error: &Error, ctx: Arc<Context>) -> Action {
+    Action::requeue(ctx.backoff(&object_key(profile.as_ref())))
+}
+
+/// Runs the CertificateProfile controller until `shutdown` resolves; an Issuer changing
+/// re-reconciles the profiles that reference it.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
+    let issuers: Api<Issuer> = Api::all(ctx.client.clone());
+    let cache = ctx.cache.clone();
+    Controller::new(profiles, watcher::Config::default())
+        .watches(issuers, watcher::Config::default(), move |issuer: Issuer| {
+            let ns = issuer.namespace().unwrap_or_default();
+            let name = issuer.name_any();
+            cache
+                .profiles()
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && p.spec.issuer_ref.name == name)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca_client::Summary;
+    use pkiplane_core::inventory::InventoryCounts as CoreCounts;
+
+    fn profile(validity: &str) -> CertificateProfile {
+        let mut p: CertificateProfile = serde_yaml::from_str(&format!(
+            "apiVersion: pkiplane.dev/v1alpha1\nkind: CertificateProfile\nmetadata: {{name: tls, namespace: pki}}\nspec:\n  issuerRef: {{name: root}}\n  validity: {{duration: {validity}}}\n"
+        ))
+        .unwrap();
+        p.metadata.generation = Some(1);
+        p
+    }
+
+    fn issuer(ready: bool) -> Issuer {
+        let mut i: Issuer = serde_yaml::from_str(
+            "apiVersion: pkiplane.dev/v1alpha1\nkind: Issuer\nmetadata: {name: root, namespace: pki}\nspec: {selfSigned: {}}\n",
+        )
+        .unwrap();
+        let now = SystemTime::UNIX_EPOCH;
+        i.status = Some(pkiplane_api::v1alpha1::IssuerStatus {
+            conditions: vec![ready_condition(ready, "X", "", None, now)],
+            ..Default::default()
+        });
+        i
+    }
+
+    fn ca_with_issuer_lifetime() -> CaState {
+        CaState {
+            issuers: Some(vec![CaIssuer {
+                namespace: "pki".into(),
+                name: "root".into(),
+                ready: true,
+                not_before: Some("2027-01-01T00:00:00Z".into()),
+                not_after: Some("2028-01-01T00:00:00Z".into()),
+                ..Default::default()
+            }]),
+            summary: Some(Summary {
+                profiles: vec![CoreCounts {
+                    key: "pki/tls".into(),
+                    issued: 7,
+                    active: 6,
+                    denied: 2,
+                    last_issued_at: Some(SystemTime::UNIX_EPOCH),
+                    ..Default::default()
+                }],
+                profile_protocols: vec![CoreCounts { key: "pki/tls|EST".into(), issued: 7, ..Default::default() }],
+                ..Default::default()
+            }),
+            error: None,
+        }
+    }
+
+    fn reason(s: &CertificateProfileStatus) -> &str {
+        &s.conditions[0].reason
+    }
+
+    #[test]
+    fn ready_profile_with_counts() {
+        let s = desired_status(&profile("47d"), Some(&issuer(true)), &ca_with_issuer_lifetime(), SystemTime::now());
+        assert_eq!(reason(&s), reason::VALID);
+        assert_eq!(s.conditions[0].status, "True");
+        assert_eq!((s.issued, s.active, s.denied), (7, 6, 2));
+        assert_eq!(s.per_protocol["EST"].issued, 7);
+        assert!(s.last_issuance_time.is_some());
+    }
+
+    #[test]
+    fn issuer_missing_not_ready_or_too_short() {
+        let ca = ca_with_issuer_lifetime();
+        assert_eq!(reason(&desired_status(&profile("47d"), None, &ca, SystemTime::now())), reason::ISSUER_NOT_FOUND);
+        assert_eq!(
+            reason(&desired_status(&profile("47d"), Some(&issuer(false)), &ca, SystemTime::now())),
+            reason::ISSUER_NOT_READY
+        );
+        assert_eq!(
+            reason(&desired_status(&profile("2y"), Some(&issuer(true)), &ca, SystemTime::now())),
+            reason::EXCEEDS_ISSUER
+        );
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_profile_writes_nothing() {
+        let ca = ca_with_issuer_lifetime();
+        let mut p = profile("47d");
+        let first = desired_status(&p, Some(&issuer(true)), &ca, SystemTime::now());
+        p.status = Some(first.clone());
+        let second =
+            desired_status(&p, Some(&issuer(true)), &ca, SystemTime::now() + std::time::Duration::from_secs(30));
+        assert!(!crate::status::status_changed(p.status.as_ref(), &second));
+    }
+}

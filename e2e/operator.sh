@@ -23,7 +23,7 @@ passed=0
 failed=0
 t_start=$SECONDS
 step_start=$SECONDS
-COMPONENTS=(operator ca webhook kubelet-emulator)
+COMPONENTS=(operator operator-standby ca webhook kubelet-emulator acme-forward)
 
 say() { echo "operator: $*" >&2; }
 pass() { passed=$((passed + 1)); say "PASS $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
@@ -82,6 +82,12 @@ until_ok() {
     [ $SECONDS -lt $deadline ] || return 1
     sleep 1
   done
+}
+
+# stop_component NAME: stops a component on purpose (until_ok then no longer expects it).
+stop_component() {
+  e2e/cluster.sh stop "$1"
+  rm -f "$PKIPLANE_E2E_DIR/pids/$1"
 }
 
 # secret_to_dir NAMESPACE NAME DIR: writes each key of the Secret to DIR/<key> (0600).
@@ -311,14 +317,38 @@ out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$dir/est-cli
   fail "openssl verify of the CMP certificate" "$out"
 pass "CMP ir (openssl cmp, shared-secret MAC) via http://$cmp_ip:$cmp_port, openssl verify OK"
 
+# ACME: the directory announces https://localhost:14000 (the spec's public name and port);
+# a forwarder stands in for the DNS name and load balancer in front of the Service. The
+# endpoint pod answers http-01 by connecting to web.localhost -> 127.0.0.1:5002, where
+# certbot's standalone server listens.
+acme_ip=$(cluster_ip pki acme-pkiplane)
+acme_port=$(kubectl -n pki get service acme-pkiplane -o jsonpath='{.spec.ports[0].port}')
+e2e/cluster.sh start acme-forward -- python3 e2e/tcp-forward.py 127.0.0.1 14000 "$acme_ip" "$acme_port" >/dev/null
+until_ok 10 curl -fsS --cacert "$dir/est-client/root.pem" https://localhost:14000/directory -o /dev/null ||
+  fail "ACME directory https://localhost:14000/directory through Service acme-pkiplane ($acme_ip:$acme_port)"
+certbot=$(scripts/tools/certbot.sh)
+work="$dir/certbot"
+mkdir -p "$work"
+out=$(REQUESTS_CA_BUNDLE="$dir/est-client/root.pem" "$certbot" certonly --standalone --non-interactive \
+  --http-01-port 5002 --http-01-address 127.0.0.1 -d web.localhost --server https://localhost:14000/directory \
+  --agree-tos -m ops@example.com --config-dir "$work/config" --work-dir "$work/work" --logs-dir "$work/logs" 2>&1) ||
+  fail "certbot certonly (http-01) through the ACME endpoint pod" "$out"
+live="$work/config/live/web.localhost"
+out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$live/chain.pem" "$live/cert.pem" 2>&1) ||
+  fail "openssl verify of the certbot certificate" "$out"
+openssl x509 -in "$live/cert.pem" -noout -ext extendedKeyUsage | grep -q "TLS Web Server Authentication" ||
+  fail "the ACME certificate has serverAuth" "$(openssl x509 -in "$live/cert.pem" -noout -text)"
+pass "ACME: certbot http-01 through the endpoint pod, openssl verify OK, serverAuth EKU"
+stop_component acme-forward
+
 by_protocol() { kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status.perProtocol.CMP.issued}'; }
 cmp_counted() { [ "$(by_protocol)" -ge 1 ] 2>/dev/null; }
 until_ok 30 cmp_counted || fail "enterprise-tls-47d .status.perProtocol.CMP.issued >= 1 within 30s" \
   "$(kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status}' 2>&1)"
 ep_counted() { [ "$(kubectl -n pki get enrollmentendpoint cmp -o jsonpath='{.status.issued}')" -ge 1 ] 2>/dev/null; }
 until_ok 30 ep_counted || fail "enrollmentendpoint cmp .status.issued >= 1 within 30s"
-issuer_counted() { [ "$(kubectl -n pki get issuer example-intermediate -o jsonpath='{.status.issued}')" -ge 3 ] 2>/dev/null; }
-until_ok 30 issuer_counted || fail "issuer example-intermediate .status.issued >= 3 within 30s" \
+issuer_counted() { [ "$(kubectl -n pki get issuer example-intermediate -o jsonpath='{.status.issued}')" -ge 4 ] 2>/dev/null; }
+until_ok 30 issuer_counted || fail "issuer example-intermediate .status.issued >= 4 within 30s" \
   "$(kubectl -n pki get issuer example-intermediate -o jsonpath='{.status}' 2>&1)"
 pass "counts on CertificateProfile (per protocol), EnrollmentEndpoint and Issuer status within 30s"
 
@@ -345,7 +375,7 @@ pass "profile edit (47d -> 10d) applies to the next certificate without a restar
 # ---------------------------------------------------------------------------- operator restart
 
 deployments_before=$(kubectl get deployments -A -l app.kubernetes.io/managed-by=pkiplane-operator -o name | sort)
-e2e/cluster.sh stop operator
+stop_component operator
 start_operator
 sleep 12 # at least one full reconcile pass of every object after the restart
 deployments_after=$(kubectl get deployments -A -l app.kubernetes.io/managed-by=pkiplane-operator -o name | sort)
@@ -356,6 +386,28 @@ after: $deployments_after"
 out=$(kubectl -n pki wait --for=condition=Ready enrollmentendpoints --all --timeout=60s 2>&1) ||
   fail "all enrollmentendpoints still Ready after the operator restart" "$out"
 pass "operator restarted: converges without duplicates ($(wc -l <<<"$deployments_after") Deployments), endpoints Ready"
+
+# ---------------------------------------------------------------------------- leader election
+
+holder() { kubectl -n "$NS" get lease pkiplane-operator -o jsonpath='{.spec.holderIdentity}'; }
+leader=$(holder)
+e2e/cluster.sh start operator-standby -- env KUBECONFIG="$op_kc" POD_NAMESPACE="$NS" POD_NAME=pkiplane-operator-e2e-1 \
+  RUST_LOG="${RUST_LOG:-info}" "$bin" operator --namespace "$NS" --ca-url "https://$ca_ip:9443" \
+  --metrics-listen "127.0.0.1:$(free_port)" >/dev/null
+sleep 8 # more than one renewal period of the leader
+[ "$(holder)" = "$leader" ] || fail "a second operator replica stays passive while the leader renews" "holder now: $(holder)"
+grep -q "pkiplane-operator-e2e-1" <<<"$leader" && fail "the standby must not have been the leader"
+stop_component operator
+standby_leads() { holder | grep -q pkiplane-operator-e2e-1; }
+until_ok 40 standby_leads || fail "the standby takes the Lease after the leader stops" "holder: $(holder)"
+pass "leader election: the second replica stayed passive, took over after the leader stopped ($(holder))"
+
+# The new leader reconciles: an edited Service port is put back.
+port_before=$(kubectl -n pki get service cmp-pkiplane -o jsonpath='{.spec.ports[0].port}')
+kubectl -n pki patch service cmp-pkiplane --type=json -p '[{"op":"replace","path":"/spec/ports/0/port","value":9999}]' >/dev/null
+port_restored() { [ "$(kubectl -n pki get service cmp-pkiplane -o jsonpath='{.spec.ports[0].port}')" = "$port_before" ]; }
+until_ok 40 port_restored || fail "drift: the edited Service cmp-pkiplane gets port $port_before back within 40s"
+pass "drift: an edited Service port (9999) is reverted to $port_before by the new leader"
 
 # ---------------------------------------------------------------------------- drift
 

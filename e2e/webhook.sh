@@ -111,7 +111,7 @@ for f in webhook/tests/fixtures/bad/*.yaml; do
   if out=$(kubectl apply -f "$f" 2>&1); then
     fail "$name: admitted by the API server" "$out"
   fi
-  for created in $(sed -n 's/^\([^ ]*\) created$/\1/p' <<<"$out"); do
+  sed -n "s/^\([^ ]*\) created$/\1/p" <<<"$out" | while read -r created; do
     kubectl -n pki delete "$created" --wait=false >/dev/null
   done
   grep -qF -- "$want" <<<"$out" || fail "$name: refused, but without \"$want\"" "$out"

@@ -339,7 +339,6 @@ out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$live/chain.
 openssl x509 -in "$live/cert.pem" -noout -ext extendedKeyUsage | grep -q "TLS Web Server Authentication" ||
   fail "the ACME certificate has serverAuth" "$(openssl x509 -in "$live/cert.pem" -noout -text)"
 pass "ACME: certbot http-01 through the endpoint pod, openssl verify OK, serverAuth EKU"
-stop_component acme-forward
 
 by_protocol() { kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status.perProtocol.CMP.issued}'; }
 cmp_counted() { [ "$(by_protocol)" -ge 1 ] 2>/dev/null; }
@@ -370,7 +369,48 @@ cmp_days() {
 }
 until_ok 30 cmp_days || fail "after the edit, a CMP certificate of at most 10 days within 30s" \
   "$(openssl x509 -in "$work/ne2.pem" -noout -dates 2>&1)"
-pass "profile edit (47d -> 10d) applies to the next certificate without a restart: $(openssl x509 -in "$work/ne2.pem" -noout -enddate)"
+days_left() { echo $((($(date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400)); }
+cmp_left=$(days_left "$work/ne2.pem")
+
+# The same profile through EST and ACME.
+work="$dir/est-client"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/web2.key" \
+  -subj /CN=web2.example.internal -addext subjectAltName=DNS:web2.example.internal \
+  -outform DER -out "$work/web2.csr.der" 2>/dev/null
+openssl base64 -in "$work/web2.csr.der" -out "$work/web2.csr.b64"
+code=$(curl -sS --cacert "$work/root.pem" --resolve "localhost:$est_port:$est_ip" \
+  --user "$est_user:$est_pass" -H "Content-Type: application/pkcs10" -H "Content-Transfer-Encoding: base64" \
+  --data-binary @"$work/web2.csr.b64" -o "$work/web2.p7.b64" -w '%{http_code}' \
+  "https://localhost:$est_port/.well-known/est/tls/simpleenroll" 2>"$tmp_log") || code="curl: $(cat "$tmp_log")"
+[ "$code" = 200 ] || fail "EST simpleenroll after the profile edit returned $code"
+openssl base64 -d -in "$work/web2.p7.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
+  sed -n '/BEGIN/,/END/p' >"$work/web2.pem"
+est_left=$(days_left "$work/web2.pem")
+[ "$est_left" -le 10 ] || fail "after the edit, the EST certificate has $est_left days (want <= 10)"
+work="$dir/certbot"
+out=$(REQUESTS_CA_BUNDLE="$dir/est-client/root.pem" "$certbot" certonly --standalone --non-interactive \
+  --http-01-port 5002 --http-01-address 127.0.0.1 -d web2.localhost --server https://localhost:14000/directory \
+  --agree-tos -m ops@example.com --config-dir "$work/config" --work-dir "$work/work" --logs-dir "$work/logs" 2>&1) ||
+  fail "certbot after the profile edit" "$out"
+acme_left=$(days_left "$work/config/live/web2.localhost/cert.pem")
+[ "$acme_left" -le 10 ] || fail "after the edit, the ACME certificate has $acme_left days (want <= 10)"
+stop_component acme-forward
+
+# SCEP exposes its own profile: 90d -> 30d.
+kubectl -n pki patch certificateprofile scep-device-90d --type=merge -p '{"spec":{"validity":{"duration":"30d"}}}' >/dev/null ||
+  fail "kubectl patch scep-device-90d validity 30d"
+# A directory of its own: scepclient reuses a csr.pem it finds in its working directory.
+work="$dir/scep-client-2"
+mkdir -p "$work"
+scep_days() {
+  rm -f "$work/r2.key" "$work/r2.pem" "$work/csr.pem"
+  (cd "$work" && "$scepclient" -server-url "http://$scep_ip:$scep_port/scep" -private-key r2.key \
+    -certificate r2.pem -challenge "$scep_challenge" -cn router-2.example.com -dnsname router-2.example.com \
+    -key-encipherment-selector >/dev/null 2>&1) || return 1
+  [ "$(days_left "$work/r2.pem")" -le 30 ]
+}
+until_ok 30 scep_days || fail "after the edit, a SCEP certificate of at most 30 days within 30s"
+pass "profile edits apply to the next certificate without a restart: enterprise-tls-47d 47d -> 10d gives CMP $cmp_left, EST $est_left, ACME $acme_left days; scep-device-90d 90d -> 30d gives SCEP $(days_left "$work/r2.pem") days"
 
 # ---------------------------------------------------------------------------- operator restart
 

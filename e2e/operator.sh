@@ -110,13 +110,14 @@ cluster_ip() { kubectl -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}';
 # ---------------------------------------------------------------------------- build
 
 if [ -z "${PKIPLANE_BIN:-}" ]; then
-  cargo build -q -p pkiplane -p pkiplane-kubelet-emulator 2>"$tmp_log" || fail "cargo build -p pkiplane" "$(tail -n 30 "$tmp_log")"
-  PKIPLANE_BIN=$root/target/debug/pkiplane
+  # --workspace: the feature set `cargo test --workspace` built with, so nothing rebuilds.
+  cargo build -q --workspace --bins 2>"$tmp_log" || fail "cargo build --workspace --bins" "$(tail -n 30 "$tmp_log")"
+  PKIPLANE_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/pkiplane
 else
-  cargo build -q -p pkiplane-kubelet-emulator 2>"$tmp_log" || fail "cargo build -p pkiplane-kubelet-emulator" "$(tail -n 30 "$tmp_log")"
+  cargo build -q --workspace --bins 2>"$tmp_log" || fail "cargo build --workspace --bins" "$(tail -n 30 "$tmp_log")"
 fi
 export PKIPLANE_BIN
-emulator_bin=$root/target/debug/kubelet-emulator
+emulator_bin=${CARGO_TARGET_DIR:-$root/target}/debug/kubelet-emulator
 bin=$PKIPLANE_BIN
 pass "built $bin and $emulator_bin"
 

@@ -13,8 +13,8 @@ root=$PWD
 n=${1:-200}
 NS=pkiplane-system
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
-bin=${PKIPLANE_BIN:-$root/target/debug/pkiplane}
-emulator_bin=$root/target/debug/kubelet-emulator
+bin=${PKIPLANE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/pkiplane}
+emulator_bin=${CARGO_TARGET_DIR:-$root/target}/debug/kubelet-emulator
 say() { echo "scale: $*" >&2; }
 die() { say "$*"; exit 1; }
 { [ -x "$bin" ] && [ -x "$emulator_bin" ]; } || die "build first: cargo build -p pkiplane -p pkiplane-kubelet-emulator"

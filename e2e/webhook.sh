@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
-bin=${PKIPLANE_BIN:-$root/target/debug/pkiplane}
+bin=${PKIPLANE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/pkiplane}
 ns=pkiplane-system
 passed=0
 

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::error::CoreError;
 use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
 use crate::issuance::{Ca, IssuanceRequest, Issued};
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, NextCa};
 use crate::keys::KeyFamily;
 use crate::model::{ObjectRef, Protocol, Requester};
 use crate::policy::RequestedValidity;
@@ -39,6 +39,12 @@ pub struct IssuerInfo {
     pub key_id: Vec<u8>,
     /// How long the CRLs of this CA are valid.
     pub crl_validity: Duration,
+    /// The staged next CA (key rollover) and, for a root, its RFC 9810 section 4.4 link
+    /// certificates; announced by SCEP GetNextCACert, CMP rootCaKeyUpdate and EST
+    /// /cacerts. `None` while no rollover is staged.
+    pub next: Option<NextCa>,
+    /// The Issuer that signed this one (intermediates), to find the root's rollover.
+    pub parent: Option<ObjectRef>,
 }
 
 impl IssuerInfo {
@@ -49,6 +55,8 @@ impl IssuerInfo {
             chain: issuer.chain.clone(),
             key_id: issuer.key_id.clone(),
             crl_validity: issuer.crl_validity,
+            next: issuer.next.clone(),
+            parent: issuer.parent.clone(),
         }
     }
 

@@ -79,6 +79,7 @@ pub async fn build_ca(
 ) -> Result<(Ca, BootstrapReport)> {
     let ca = Ca::new(inventory);
     let mut report = BootstrapReport::default();
+    let renew_before = crate::ca::rollover::renew_before(manifests);
     for cfg in issuer_configs(manifests)? {
         let parent = match &cfg.source {
             IssuerSource::Intermediate { parent, .. } => Some(ca.issuer(parent).context("parent issuer not ready")?),
@@ -108,6 +109,9 @@ pub async fn build_ca(
                 }
             }
         };
+        // CA key rollover: stage a next CA (persisted first) or promote one that is due.
+        let rb = renew_before.get(&cfg.id).copied();
+        let issuer = crate::ca::rollover::reconcile_one(&cfg, issuer, parent.as_deref(), materials, rb, now).await?;
         ca.put_issuer(Arc::new(issuer));
     }
     for p in &manifests.profiles {

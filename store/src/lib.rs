@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod acme;
+mod ca_next;
 mod cmp;
 mod error;
 mod migrations;
@@ -32,7 +33,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::{
     CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial,
+    RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
 };
 use pkiplane_core::model::ObjectRef;
 use rusqlite::{Connection, OpenFlags};
@@ -278,5 +279,16 @@ impl CaMaterialStore for SqliteStore {
         let (issuer, material) = (issuer.to_string(), material.clone());
         let now = SystemTime::now();
         self.write(move |conn| write::save_ca(conn, &issuer, &material, now)).await
+    }
+
+    async fn load_next_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredNextCa>, StoreError> {
+        let issuer = issuer.to_string();
+        self.read(move |conn| ca_next::load(conn, &issuer)).await
+    }
+
+    async fn save_next_ca(&self, issuer: &ObjectRef, next: Option<&StoredNextCa>) -> Result<(), StoreError> {
+        let (issuer, next) = (issuer.to_string(), next.cloned());
+        let now = SystemTime::now();
+        self.write(move |conn| ca_next::save(conn, &issuer, next.as_ref(), now)).await
     }
 }

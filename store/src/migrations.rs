@@ -16,8 +16,13 @@ use crate::error::sql_err;
 use pkiplane_core::inventory::StoreError;
 
 /// The schema steps, in order.
-pub(crate) const MIGRATIONS: &[&str] =
-    &[V1_INITIAL, crate::acme::schema::V2_ACME, crate::scep::schema::V_SCEP, crate::cmp::schema::V_CMP];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    V1_INITIAL,
+    crate::acme::schema::V2_ACME,
+    crate::scep::schema::V_SCEP,
+    crate::cmp::schema::V_CMP,
+    crate::ca_next::V_CA_NEXT,
+];
 
 /// The schema version this code writes and reads.
 pub(crate) fn current_version() -> u32 {

@@ -8,6 +8,7 @@ use der::{Decode, Encode};
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertStatus, CertificateRecord, Revocation, RevokeOutcome, StoreError};
 use pkiplane_core::issuance::{IssuanceRequest, Issued};
+use pkiplane_core::issuer::NextCa;
 use pkiplane_core::keys::PublicKeyInfo;
 use pkiplane_core::model::{ObjectRef, Requester};
 use pkiplane_core::policy::{RequestedValidity, Violation};
@@ -268,6 +269,50 @@ pub struct IssuerInfoWire {
     pub chain: Vec<String>,
     pub key_id: String,
     pub crl_validity_seconds: u64,
+    /// The staged next CA (key rollover), absent while none is staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextCaWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ObjectRef>,
+}
+
+/// A staged next CA: its certificate, the chain above it, and for a root the RFC 9810
+/// section 4.4 link certificates (all DER, base64).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextCaWire {
+    pub certificate: String,
+    #[serde(default)]
+    pub chain: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_with_old: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_with_new: Option<String>,
+}
+
+impl From<&NextCa> for NextCaWire {
+    fn from(n: &NextCa) -> Self {
+        Self {
+            certificate: STANDARD.encode(&n.cert.der),
+            chain: n.chain.iter().map(|c| STANDARD.encode(&c.der)).collect(),
+            new_with_old: n.new_with_old.as_ref().map(|c| STANDARD.encode(&c.der)),
+            old_with_new: n.old_with_new.as_ref().map(|c| STANDARD.encode(&c.der)),
+        }
+    }
+}
+
+impl NextCaWire {
+    pub fn into_next(self) -> Result<NextCa, WireError> {
+        let cert = |c: &str| -> Result<CertInfo, WireError> {
+            CertInfo::from_der(&from_b64(c)?).map_err(der_err("next CA certificate"))
+        };
+        Ok(NextCa {
+            cert: cert(&self.certificate)?,
+            chain: self.chain.iter().map(|c| cert(c)).collect::<Result<_, _>>()?,
+            new_with_old: self.new_with_old.as_deref().map(cert).transpose()?,
+            old_with_new: self.old_with_new.as_deref().map(cert).transpose()?,
+        })
+    }
 }
 
 impl From<&IssuerInfo> for IssuerInfoWire {
@@ -278,6 +323,8 @@ impl From<&IssuerInfo> for IssuerInfoWire {
             chain: i.chain.iter().map(|c| STANDARD.encode(&c.der)).collect(),
             key_id: hex::encode(&i.key_id),
             crl_validity_seconds: i.crl_validity.as_secs(),
+            next: i.next.as_ref().map(NextCaWire::from),
+            parent: i.parent.clone(),
         }
     }
 }
@@ -295,6 +342,8 @@ impl IssuerInfoWire {
             chain,
             key_id: hex::decode(&self.key_id).map_err(|e| WireError(format!("key id: {e}")))?,
             crl_validity: Duration::from_secs(self.crl_validity_seconds),
+            next: self.next.map(NextCaWire::into_next).transpose()?,
+            parent: self.parent,
         })
     }
 }

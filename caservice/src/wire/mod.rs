@@ -163,6 +163,40 @@ mod tests {
     }
 
     #[test]
+    fn issuer_info_with_a_staged_next_ca_round_trips() {
+        use pkiplane_core::issuer::{CaParams, Issuer, IssuerConfig, IssuerSource, NameConstraintsConfig, rollover};
+        use pkiplane_core::service::IssuerInfo;
+        let cfg = IssuerConfig {
+            id: ObjectRef::new("pki", "root"),
+            source: IssuerSource::SelfSigned(CaParams {
+                subject: "CN=Wire Root".into(),
+                key: KeyAlgorithm::EcdsaP256,
+                validity: std::time::Duration::from_secs(7200),
+                path_len: None,
+                name_constraints: NameConstraintsConfig::default(),
+            }),
+            crl_validity: std::time::Duration::from_secs(3600),
+        };
+        let now = std::time::SystemTime::now();
+        let (mut root, _) = Issuer::create(&cfg, None, now).unwrap();
+        let staged = rollover::stage(&cfg, &root, None, now).unwrap();
+        rollover::attach(&cfg, &mut root, &staged).unwrap();
+        let info = IssuerInfo::from_issuer(&root);
+        let wire = json_round_trip(&IssuerInfoWire::from(&info));
+        let back = wire.clone().into_info().unwrap();
+        let (a, b) = (info.next.unwrap(), back.next.unwrap());
+        assert_eq!(a.cert.der, b.cert.der);
+        assert_eq!(a.new_with_old.map(|c| c.der), b.new_with_old.map(|c| c.der));
+        assert_eq!(a.old_with_new.map(|c| c.der), b.old_with_new.map(|c| c.der));
+        assert_eq!(back.parent, None);
+        // A peer that predates rollover sends neither `next` nor `parent`.
+        let mut old = serde_json::to_value(&wire).unwrap();
+        old.as_object_mut().unwrap().remove("next");
+        let back: IssuerInfoWire = serde_json::from_value(old).unwrap();
+        assert!(back.into_info().unwrap().next.is_none());
+    }
+
+    #[test]
     fn internal_certificate_request_matches_the_contract() {
         let v = serde_json::json!({
             "role": "serving-tls",

@@ -15,6 +15,7 @@ struct State {
     crl_numbers: BTreeMap<String, u64>,
     denials: Vec<DenialRecord>,
     ca: BTreeMap<String, StoredCaMaterial>,
+    next_ca: BTreeMap<String, StoredNextCa>,
 }
 
 /// A non-durable [`Inventory`] and [`CaMaterialStore`].
@@ -249,6 +250,18 @@ impl CaMaterialStore for MemoryInventory {
 
     async fn save_ca(&self, issuer: &ObjectRef, material: &StoredCaMaterial) -> Result<(), StoreError> {
         self.with(|s| s.ca.insert(issuer.to_string(), material.clone()));
+        Ok(())
+    }
+
+    async fn load_next_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredNextCa>, StoreError> {
+        Ok(self.with(|s| s.next_ca.get(&issuer.to_string()).cloned()))
+    }
+
+    async fn save_next_ca(&self, issuer: &ObjectRef, next: Option<&StoredNextCa>) -> Result<(), StoreError> {
+        self.with(|s| match next {
+            Some(n) => s.next_ca.insert(issuer.to_string(), n.clone()),
+            None => s.next_ca.remove(&issuer.to_string()),
+        });
         Ok(())
     }
 }

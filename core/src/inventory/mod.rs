@@ -253,6 +253,28 @@ impl std::fmt::Debug for StoredCaMaterial {
     }
 }
 
+/// A staged next CA (CA key rollover): its certificate and key, and for a root the two
+/// link certificates of RFC 9810 section 4.4 (`newWithOld`, `oldWithNew`). Persisted
+/// before it is announced, so a restart announces the same next CA.
+#[derive(Clone)]
+pub struct StoredNextCa {
+    /// The next CA itself (what becomes `StoredCaMaterial` on promotion).
+    pub material: StoredCaMaterial,
+    /// The new public key signed by the old key (roots only).
+    pub new_with_old_der: Option<Vec<u8>>,
+    /// The old public key signed by the new key (roots only).
+    pub old_with_new_der: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for StoredNextCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredNextCa")
+            .field("material", &self.material)
+            .field("links", &self.new_with_old_der.is_some())
+            .finish()
+    }
+}
+
 /// The inventory of certificates. Implementations must make every write durable before
 /// returning (the issuance pipeline relies on it).
 #[async_trait]
@@ -301,6 +323,10 @@ pub trait Inventory: Send + Sync {
 pub trait CaMaterialStore: Send + Sync {
     async fn load_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredCaMaterial>, StoreError>;
     async fn save_ca(&self, issuer: &ObjectRef, material: &StoredCaMaterial) -> Result<(), StoreError>;
+    /// The staged next CA of `issuer`, if any.
+    async fn load_next_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredNextCa>, StoreError>;
+    /// Stages (`Some`) or clears (`None`) the next CA of `issuer`; durable on return.
+    async fn save_next_ca(&self, issuer: &ObjectRef, next: Option<&StoredNextCa>) -> Result<(), StoreError>;
 }
 
 /// Unix seconds (de)serialisation for `SystemTime`.

@@ -40,6 +40,10 @@ pub struct Issuer {
     /// Name constraints of this CA and every CA above it; a leaf must satisfy all.
     pub name_constraints: Vec<NameConstraintsConfig>,
     pub crl_validity: Duration,
+    /// The staged next CA (key rollover), announced but not yet used for issuance.
+    pub next: Option<super::NextCa>,
+    /// The Issuer that signed this one (intermediates), to walk up to the root.
+    pub parent: Option<ObjectRef>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -204,6 +208,11 @@ impl Issuer {
             key_id,
             name_constraints,
             crl_validity: config.crl_validity,
+            next: None,
+            parent: match &config.source {
+                IssuerSource::Intermediate { parent, .. } => Some(parent.clone()),
+                _ => None,
+            },
         })
     }
 

@@ -5,11 +5,15 @@ mod build;
 mod config;
 mod constraints;
 mod import;
+pub mod rollover;
+#[cfg(test)]
+mod rollover_tests;
 
 pub use build::{Issuer, IssuerError};
 pub use config::{CaParams, ImportedCa, IssuerConfig, IssuerSource};
 pub use constraints::NameConstraintsConfig;
 pub use import::parse_private_key_pem;
+pub use rollover::{NextCa, RolloverOutcome};
 
 /// The first violation of any of `constraints` by `san`.
 pub fn constraints_violation(constraints: &[NameConstraintsConfig], san: &crate::x509::San) -> Option<String> {

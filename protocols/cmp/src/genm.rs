@@ -3,7 +3,7 @@
 //! | InfoType (request)        | answer                                                   |
 //! |---------------------------|----------------------------------------------------------|
 //! | id-it-caCerts             | the issuing CA, its chain and root (SEQUENCE OF cert)    |
-//! | id-it-rootCaCert          | id-it-rootCaKeyUpdate, value absent (see below)          |
+//! | id-it-rootCaCert          | id-it-rootCaKeyUpdate (see below)                        |
 //! | id-it-certReqTemplate     | CertReqTemplateContent derived from the profile          |
 //! | id-it-crlStatusList       | id-it-crls with the Issuer's current CRL, or absent when |
 //! |                           | the client's thisUpdate is current                       |
@@ -11,10 +11,10 @@
 //! | id-it-signKeyPairTypes    | the key algorithms the profile accepts                   |
 //! | anything else             | id-it-unsupportedOIDs listing it                         |
 //!
-//! Root CA update (RFC 9810 section 5.3.19.16): the answer would carry newWithNew,
-//! newWithOld and oldWithNew while an Issuer rolls over to a new root key. The core has
-//! no rollover to stage yet, so no update is ever available and rootCaKeyUpdate is
-//! returned without a value, which RFC 9483 section 4.3.2 prescribes for "no update".
+//! Root CA update (RFC 9810 section 5.3.19.15, [`crate::genm_root`]): while the root
+//! above the profile's Issuer has a staged next key, rootCaKeyUpdate carries newWithNew,
+//! newWithOld and oldWithNew; otherwise it is returned without a value, which RFC 9483
+//! section 4.3.2 prescribes for "no update".
 //!
 //! The answers come from the profile's Issuer: the profile named in the path, or the
 //! endpoint's default.
@@ -163,7 +163,8 @@ pub async fn handle(
             }
             out.push(itav(oid, Some(Any::encode_from(&certs)?)));
         } else if oid == oids::IT_ROOT_CA_CERT {
-            out.push(itav(oids::IT_ROOT_CA_KEY_UPDATE, None));
+            let update = crate::genm_root::root_ca_key_update(ex.state.ca(), issuer.clone())?;
+            out.push(itav(oids::IT_ROOT_CA_KEY_UPDATE, update));
         } else if oid == oids::IT_CERT_REQ_TEMPLATE {
             out.push(itav(oid, Some(request_template(&profile)?)));
         } else if oid == oids::IT_CRL_STATUS_LIST || oid == oids::IT_CURRENT_CRL {

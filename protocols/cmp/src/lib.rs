@@ -26,6 +26,7 @@ pub mod credential;
 pub mod enroll;
 pub mod error;
 pub mod genm;
+pub mod genm_root;
 pub mod http;
 pub mod poll;
 pub mod pop;

@@ -17,7 +17,10 @@ use crate::error::EstError;
 use crate::{EstState, RequestContext, cms, wire};
 
 /// `GET /cacerts`: the chain of the label's issuer, root included, as certs-only CMS.
-/// No authentication is required (RFC 7030 4.1.1).
+/// No authentication is required (RFC 7030 4.1.1). While the issuer or a CA above it has
+/// a staged next CA (key rollover), its certificate follows the current chain, and for a
+/// root also the link certificates newWithOld and oldWithNew (RFC 7030 4.1.3 allows the
+/// root rollover certificates here).
 pub fn cacerts(state: &EstState, ctx: &RequestContext) -> Result<Response, EstError> {
     let profile = state
         .ca
@@ -27,7 +30,22 @@ pub fn cacerts(state: &EstState, ctx: &RequestContext) -> Result<Response, EstEr
         message: format!("issuer {} is not loaded", profile.issuer),
         retry_after: state.config.limits.retry_after_unavailable,
     })?;
-    let certs: Vec<Vec<u8>> = std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()).collect();
+    let mut certs: Vec<Vec<u8>> =
+        std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()).collect();
+    // The staged next CAs of this issuer and those above it (bounded walk up the parents).
+    let mut current = Some(issuer);
+    for _ in 0..16 {
+        let Some(info) = current.take() else { break };
+        if let Some(next) = &info.next {
+            let rollover = std::iter::once(&next.cert).chain(next.new_with_old.iter()).chain(next.old_with_new.iter());
+            for c in rollover {
+                if !certs.contains(&c.der) {
+                    certs.push(c.der.clone());
+                }
+            }
+        }
+        current = info.parent.as_ref().and_then(|p| state.ca.issuer(p));
+    }
     let der = cms::certs_only(&certs).map_err(|e| EstError::Internal(format!("encoding cacerts: {e}")))?;
     Ok(wire::base64_response(wire::CERTS_ONLY, &der))
 }

@@ -6,7 +6,7 @@
 //!
 //! | operation | method | RFC 7030 | answer |
 //! |---|---|---|---|
-//! | `cacerts` | GET | 4.1 | certs-only CMS with the profile's issuer chain |
+//! | `cacerts` | GET | 4.1 | certs-only CMS with the profile's issuer chain, then any staged next CA (and a next root's link certificates) |
 //! | `simpleenroll` | POST | 4.2.1 | certs-only CMS with the new certificate |
 //! | `simplereenroll` | POST | 4.2.2 | the same, renewing the TLS client certificate |
 //! | `csrattrs` | GET | 4.5 | the attributes the profile wants in a CSR |

@@ -4,7 +4,7 @@
 //! |----------------|-----------|------------------------------------------------------|
 //! | GetCACaps      | GET       | `text/plain`, one capability per line                |
 //! | GetCACert      | GET       | `application/x-x509-ca-ra-cert`: degenerate SignedData with the RA certificate and the CA chain |
-//! | GetNextCACert  | GET       | only during a CA rollover; pkiplane's core stages none yet, so 404 and not advertised |
+//! | GetNextCACert  | GET       | `application/x-x509-next-ca-cert` while the core has staged a next CA (key rollover): degenerate SignedData with the next CA certificate (and the chain above it); 404 and not advertised in GetCACaps otherwise |
 //! | PKIOperation   | POST body / GET `message` (base64) | `application/x-pki-message`: a CertRep |
 
 use std::collections::HashMap;
@@ -21,10 +21,16 @@ use crate::error::ScepError;
 
 pub const CONTENT_CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
 pub const CONTENT_PKI_MESSAGE: &str = "application/x-pki-message";
+/// RFC 8894 section 4.7: the GetNextCACert response.
+pub const CONTENT_NEXT_CA_CERT: &str = "application/x-x509-next-ca-cert";
 
-/// What GetCACaps advertises: only what is implemented.
-pub fn capabilities(legacy: bool) -> Vec<&'static str> {
+/// What GetCACaps advertises: only what is implemented; `GetNextCACert` (RFC 8894
+/// section 3.5.2) only while a next CA is staged.
+pub fn capabilities(legacy: bool, next_ca_staged: bool) -> Vec<&'static str> {
     let mut caps = vec!["POSTPKIOperation", "Renewal", "SHA-256", "SHA-512", "AES", "SCEPStandard"];
+    if next_ca_staged {
+        caps.push("GetNextCACert");
+    }
     if legacy {
         caps.extend(["DES3", "SHA-1"]);
     }
@@ -77,13 +83,11 @@ async fn dispatch(
     let work = async {
         match (op.as_str(), &method) {
             ("GetCACaps", &Method::GET) => {
-                Ok(text(StatusCode::OK, capabilities(state.config().legacy_algorithms).join("\n") + "\n"))
+                let staged = state.issuer().is_ok_and(|i| i.next.is_some());
+                Ok(text(StatusCode::OK, capabilities(state.config().legacy_algorithms, staged).join("\n") + "\n"))
             }
             ("GetCACert", &Method::GET) => ca_certs(&state).await,
-            ("GetNextCACert", &Method::GET) => Ok(text(
-                StatusCode::NOT_FOUND,
-                "GetNextCACert: no CA rollover is staged for this endpoint's Issuer\n".into(),
-            )),
+            ("GetNextCACert", &Method::GET) => next_ca_certs(&state),
             ("PKIOperation", &Method::POST) => pki_operation(&state, message_from_body(&body)?, label.as_deref()).await,
             ("PKIOperation", &Method::GET) => {
                 let m =
@@ -136,4 +140,19 @@ async fn ca_certs(state: &ScepState) -> Result<Response, ScepError> {
     certs.extend(issuer.chain.iter().map(|c| c.der.clone()));
     let body = crate::cms::outgoing::degenerate(&certs, &[])?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_CA_RA_CERT)], body).into_response())
+}
+
+/// GetNextCACert (RFC 8894 section 4.7): a degenerate certs-only SignedData with the next
+/// CA certificate followed by the chain above it, or 404 while no rollover is staged.
+fn next_ca_certs(state: &ScepState) -> Result<Response, ScepError> {
+    let issuer = state.issuer()?;
+    let Some(next) = &issuer.next else {
+        return Ok(text(
+            StatusCode::NOT_FOUND,
+            "GetNextCACert: no CA rollover is staged for this endpoint's Issuer\n".into(),
+        ));
+    };
+    let certs: Vec<Vec<u8>> = std::iter::once(&next.cert).chain(next.chain.iter()).map(|c| c.der.clone()).collect();
+    let body = crate::cms::outgoing::degenerate(&certs, &[])?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_NEXT_CA_CERT)], body).into_response())
 }

@@ -3,6 +3,7 @@
 //! and publishes CA certificates and CRLs over plain HTTP.
 
 mod kube_source;
+pub(crate) mod rollover;
 mod source;
 mod sync;
 
@@ -62,6 +63,8 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     let problems = sync::IssuerProblems::default();
     sync::sync(&ca, &source.current(), store.as_ref(), &problems, SystemTime::now()).await;
     spawn_resync(ca.clone(), source.clone(), store.clone(), problems.clone());
+    let rollover_source = source.clone();
+    rollover::spawn_periodic(ca.clone(), move || rollover_source.current(), store.clone());
 
     let tls = Reloading::new(&args.tls_dir, build_server).context("loading --tls-dir")?;
     tls.spawn_watch();

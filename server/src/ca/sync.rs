@@ -67,7 +67,8 @@ pub async fn sync(
             if ca.issuer(&id).is_some() {
                 continue;
             }
-            match load_issuer(ca, &cfg, materials, now).await {
+            let renew_before = super::rollover::renew_before(manifests).get(&id).copied();
+            match load_issuer(ca, &cfg, materials, renew_before, now).await {
                 Ok(how) => tracing::info!(issuer = %id, "{how} CA"),
                 Err(e) => {
                     failed.insert(id, format!("{e:#}"));
@@ -92,6 +93,8 @@ pub async fn sync(
     for (id, why) in &failed {
         tracing::warn!(issuer = %id, reason = %why, "Issuer not loaded");
     }
+    // Issuers loaded earlier: stage or promote what is due now.
+    super::rollover::tick(ca, manifests, materials, now).await;
     sync_profiles(ca, manifests);
     *problems.write().unwrap_or_else(|e| e.into_inner()) = failed.clone();
     failed
@@ -101,6 +104,7 @@ async fn load_issuer(
     ca: &Ca,
     cfg: &IssuerConfig,
     materials: &dyn CaMaterialStore,
+    renew_before: Option<std::time::Duration>,
     now: SystemTime,
 ) -> anyhow::Result<&'static str> {
     let parent = match &cfg.source {
@@ -121,6 +125,7 @@ async fn load_issuer(
             }
         },
     };
+    let issuer = super::rollover::reconcile_one(cfg, issuer, parent.as_deref(), materials, renew_before, now).await?;
     ca.put_issuer(Arc::new(issuer));
     Ok(how)
 }

@@ -58,6 +58,8 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     }
     let ca = Arc::new(ca);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let rollover_manifests = Arc::new(manifests.clone());
+    crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), store.clone());
 
     let publish = publish::Publisher::new(ca.clone());
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)

@@ -20,6 +20,8 @@ struct CachedCrl {
     der: Vec<u8>,
     serials: Vec<String>,
     made: SystemTime,
+    /// The CA key that signed it: a CA rollover makes the cached CRL stale.
+    key_id: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -52,12 +54,12 @@ impl Publisher {
         let mut cache = self.crls.lock().await;
         if let Some(c) = cache.get(id) {
             let fresh = now.duration_since(c.made).unwrap_or(Duration::MAX) < issuer.crl_validity / 2;
-            if fresh && c.serials == serials {
+            if fresh && c.serials == serials && c.key_id == issuer.key_id {
                 return Ok(c.der.clone());
             }
         }
         let der = self.ca.generate_crl(id).await.map_err(internal)?;
-        cache.insert(id.clone(), CachedCrl { der: der.clone(), serials, made: now });
+        cache.insert(id.clone(), CachedCrl { der: der.clone(), serials, made: now, key_id: issuer.key_id.clone() });
         Ok(der)
     }
 }
@@ -75,8 +77,9 @@ async fn index(State(p): State<Publisher>) -> String {
     let mut out = String::new();
     for i in p.ca.issuers() {
         out.push_str(&format!(
-            "{id}: /issuers/{id}/ca.crt /issuers/{id}/ca.pem /issuers/{id}/chain.pem /issuers/{id}/crl\n",
-            id = i.id
+            "{id}: /issuers/{id}/ca.crt /issuers/{id}/ca.pem /issuers/{id}/chain.pem /issuers/{id}/crl{next}\n",
+            id = i.id,
+            next = if i.next.is_some() { format!(" /issuers/{}/next.pem", i.id) } else { String::new() }
         ));
     }
     out
@@ -99,6 +102,11 @@ async fn file(State(p): State<Publisher>, Path((ns, name, file)): Path<(String, 
             }
             Err(r) => r,
         },
-        _ => (StatusCode::NOT_FOUND, "expected ca.crt, ca.pem, chain.pem, crl or crl.pem\n").into_response(),
+        // The staged next CA (key rollover) and, for a root, its link certificates.
+        "next.pem" => match &issuer.next {
+            Some(next) => ([(header::CONTENT_TYPE, "application/x-pem-file")], next.announcement_pem()).into_response(),
+            None => (StatusCode::NOT_FOUND, format!("no CA rollover is staged for Issuer {id}\n")).into_response(),
+        },
+        _ => (StatusCode::NOT_FOUND, "expected ca.crt, ca.pem, chain.pem, crl, crl.pem or next.pem\n").into_response(),
     }
 }

@@ -1,0 +1,149 @@
+//! CA key rollover while serving, shared by `pkiplane serve` and `pkiplane ca`: at start
+//! (through [`reconcile_one`] from the loaders) and then every [`INTERVAL`], each
+//! generated Issuer whose certificate entered its renewal window gets a staged next CA
+//! (persisted before it is announced), and a staged next CA whose promotion time came
+//! becomes current. The rules are in `pkiplane_core::issuer::rollover`.
+//!
+//! `renewBefore` comes from the Issuer manifests here: the compiled `IssuerConfig` does
+//! not carry it yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pkiplane_api::{Manifests, issuer_from_resource};
+use pkiplane_core::duration::parse_duration;
+use pkiplane_core::inventory::CaMaterialStore;
+use pkiplane_core::issuance::Ca;
+use pkiplane_core::issuer::rollover::{self, RolloverOutcome};
+use pkiplane_core::issuer::{Issuer, IssuerConfig, IssuerSource};
+use pkiplane_core::model::ObjectRef;
+
+/// How often loaded Issuers are checked.
+pub const INTERVAL: Duration = Duration::from_secs(3600);
+
+/// `spec.renewBefore` of every Issuer that sets a valid one.
+pub fn renew_before(manifests: &Manifests) -> HashMap<ObjectRef, Duration> {
+    manifests
+        .issuers
+        .iter()
+        .filter_map(|i| {
+            let rb = parse_duration(i.spec.renew_before.as_deref()?).ok()?;
+            let meta = &i.metadata;
+            Some((ObjectRef::new(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref()?), rb))
+        })
+        .collect()
+}
+
+/// The Issuers of `manifests` that compile, parents before children (invalid ones and
+/// those under them are left out: the loaders report them).
+pub fn ordered_configs(manifests: &Manifests) -> Vec<IssuerConfig> {
+    let mut pending: BTreeMap<ObjectRef, IssuerConfig> = manifests
+        .issuers
+        .iter()
+        .filter_map(|i| issuer_from_resource(i, manifests).ok())
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let mut out: Vec<IssuerConfig> = Vec::new();
+    loop {
+        let ready: Vec<ObjectRef> = pending
+            .values()
+            .filter(|c| match &c.source {
+                IssuerSource::Intermediate { parent, .. } => out.iter().any(|o| &o.id == parent),
+                _ => true,
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        if ready.is_empty() {
+            return out;
+        }
+        for id in ready {
+            out.extend(pending.remove(&id));
+        }
+    }
+}
+
+/// Logs (audit target) what a rollover step did.
+pub fn log_outcome(issuer: &Issuer, outcome: RolloverOutcome) {
+    match (outcome, &issuer.next) {
+        (RolloverOutcome::Staged, Some(next)) => tracing::info!(
+            target: pkiplane_core::audit::TARGET,
+            decision = "ca-next-staged",
+            issuer = %issuer.id,
+            current_not_after = ?issuer.cert.not_after,
+            next_serial = %next.cert.serial_hex,
+            next_not_after = ?next.cert.not_after,
+            next_fingerprint = %next.cert.fingerprint_sha256(),
+            "next CA staged"
+        ),
+        (RolloverOutcome::Promoted, _) => tracing::info!(
+            target: pkiplane_core::audit::TARGET,
+            decision = "ca-rolled-over",
+            issuer = %issuer.id,
+            serial = %issuer.cert.serial_hex,
+            not_after = ?issuer.cert.not_after,
+            fingerprint = %issuer.cert.fingerprint_sha256(),
+            "CA rolled over: the next CA is now current"
+        ),
+        _ => {}
+    }
+}
+
+/// Runs one rollover step on a freshly loaded or created `issuer` and logs it.
+pub async fn reconcile_one(
+    cfg: &IssuerConfig,
+    issuer: Issuer,
+    parent: Option<&Issuer>,
+    materials: &dyn CaMaterialStore,
+    renew_before: Option<Duration>,
+    now: SystemTime,
+) -> anyhow::Result<Issuer> {
+    let (issuer, outcome) = rollover::reconcile(cfg, issuer, parent, materials, renew_before, now).await?;
+    log_outcome(&issuer, outcome);
+    Ok(issuer)
+}
+
+/// One periodic pass over the loaded Issuers of `manifests` (parents first): those with
+/// something due are reloaded from the store, stepped and put back into service.
+pub async fn tick(ca: &Ca, manifests: &Manifests, materials: &dyn CaMaterialStore, now: SystemTime) {
+    let renew = renew_before(manifests);
+    for cfg in ordered_configs(manifests) {
+        if matches!(cfg.source, IssuerSource::Imported(_)) {
+            continue;
+        }
+        let Some(current) = ca.issuer(&cfg.id) else { continue };
+        let parent = match &cfg.source {
+            IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
+            _ => None,
+        };
+        let rb = renew.get(&cfg.id).copied();
+        if !rollover::needs_reconcile(&current, parent.as_deref(), rb, now) {
+            continue;
+        }
+        let step = async {
+            let stored = materials.load_ca(&cfg.id).await?.ok_or_else(|| anyhow::anyhow!("no stored CA material"))?;
+            let loaded = Issuer::from_material(&cfg, &stored, parent.as_deref())?;
+            reconcile_one(&cfg, loaded, parent.as_deref(), materials, rb, now).await
+        };
+        match step.await {
+            Ok(issuer) => ca.put_issuer(Arc::new(issuer)),
+            Err(e) => tracing::error!(issuer = %cfg.id, error = %format!("{e:#}"), "CA rollover step failed"),
+        }
+    }
+}
+
+/// Runs [`tick`] every [`INTERVAL`] on the manifests `current` returns.
+pub fn spawn_periodic(
+    ca: Arc<Ca>,
+    current: impl Fn() -> Arc<Manifests> + Send + 'static,
+    materials: Arc<dyn CaMaterialStore>,
+) {
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(INTERVAL);
+        timer.tick().await; // the first tick is immediate; start-up already stepped
+        loop {
+            timer.tick().await;
+            tick(&ca, &current(), materials.as_ref(), SystemTime::now()).await;
+        }
+    });
+}

@@ -96,3 +96,11 @@ elapsed=$(echo "$(date +%s.%N) - $start" | bc)
 say "RESULT: $n profiles and $n endpoints Ready in $(printf '%.1f' "$elapsed") s"
 say "RESULT: operator peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$op_pid/status"), CA service peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$ca_pid/status")"
 say "RESULT: endpoint pods running: $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$dir/pods.json" 2>/dev/null || echo '?')"
+
+# Steady state: what keeping N endpoints reconciled costs once everything is Ready.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+op0=$(cpu_ticks "$op_pid"); ca0=$(cpu_ticks "$ca_pid"); t0=$SECONDS
+sleep "${PKIPLANE_SCALE_STEADY:-60}"
+dt=$((SECONDS - t0))
+say "RESULT: steady state over ${dt}s: operator CPU $(echo "scale=1; 100 * ($(cpu_ticks "$op_pid") - $op0) / $hz / $dt" | bc)% of a core, CA service CPU $(echo "scale=1; 100 * ($(cpu_ticks "$ca_pid") - $ca0) / $hz / $dt" | bc)% of a core, operator RSS $(awk '/VmRSS/ {print $2 " " $3}' "/proc/$op_pid/status")"

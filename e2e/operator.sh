@@ -463,6 +463,17 @@ recreated_ready() {
 until_ok 90 recreated_ready || fail "deleted Deployment est-pkiplane recreated and ready within 90s"
 pass "drift: the deleted Deployment est-pkiplane came back (new uid) and is ready"
 
+# ---------------------------------------------------------------------------- stranding warning
+
+# With real inventory counts on the status (EST, CMP and ACME certificates above), moving
+# the profile to another Issuer is admitted with the webhook's warning, printed by kubectl.
+active=$(kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status.active}')
+[ "${active:-0}" -ge 1 ] || fail "enterprise-tls-47d has active certificates on its status" "active=$active"
+out=$(kubectl -n pki patch certificateprofile enterprise-tls-47d --type=merge \
+  -p '{"spec":{"issuerRef":{"name":"example-root"}}}' 2>&1) || fail "the stranding update was refused" "$out"
+grep -q "Warning: .*strands $active active" <<<"$out" || fail "kubectl printed no stranding warning naming $active certificates" "$out"
+pass "stranding update admitted; kubectl printed: $(grep -o 'Warning: .*' <<<"$out" | head -1 | cut -c1-110)..."
+
 # ---------------------------------------------------------------------------- deletion
 
 kubectl -n pki delete enrollmentendpoint est --wait=true --timeout=60s >/dev/null ||

@@ -4,7 +4,7 @@
 //! |----------------|-----------|------------------------------------------------------|
 //! | GetCACaps      | GET       | `text/plain`, one capability per line                |
 //! | GetCACert      | GET       | `application/x-x509-ca-ra-cert`: degenerate SignedData with the RA certificate and the CA chain |
-//! | GetNextCACert  | GET       | `application/x-x509-next-ca-cert` while the core has staged a next CA (key rollover): degenerate SignedData with the next CA certificate (and the chain above it); 404 and not advertised in GetCACaps otherwise |
+//! | GetNextCACert  | GET       | `application/x-x509-next-ca-cert` while the core has staged a next CA (key rollover): certs-only SignedData with the next CA certificate (and the chain above it), signed by the current RA key; 404 and not advertised in GetCACaps otherwise |
 //! | PKIOperation   | POST body / GET `message` (base64) | `application/x-pki-message`: a CertRep |
 
 use std::collections::HashMap;
@@ -87,7 +87,7 @@ async fn dispatch(
                 Ok(text(StatusCode::OK, capabilities(state.config().legacy_algorithms, staged).join("\n") + "\n"))
             }
             ("GetCACert", &Method::GET) => ca_certs(&state).await,
-            ("GetNextCACert", &Method::GET) => next_ca_certs(&state),
+            ("GetNextCACert", &Method::GET) => next_ca_certs(&state).await,
             ("PKIOperation", &Method::POST) => pki_operation(&state, message_from_body(&body)?, label.as_deref()).await,
             ("PKIOperation", &Method::GET) => {
                 let m =
@@ -142,9 +142,10 @@ async fn ca_certs(state: &ScepState) -> Result<Response, ScepError> {
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_CA_RA_CERT)], body).into_response())
 }
 
-/// GetNextCACert (RFC 8894 section 4.7): a degenerate certs-only SignedData with the next
-/// CA certificate followed by the chain above it, or 404 while no rollover is staged.
-fn next_ca_certs(state: &ScepState) -> Result<Response, ScepError> {
+/// GetNextCACert (RFC 8894 section 4.7): a certs-only SignedData with the next CA
+/// certificate and the chain above it, signed by the current RA key (section 4.7.1), or
+/// 404 while no rollover is staged.
+async fn next_ca_certs(state: &ScepState) -> Result<Response, ScepError> {
     let issuer = state.issuer()?;
     let Some(next) = &issuer.next else {
         return Ok(text(
@@ -153,6 +154,8 @@ fn next_ca_certs(state: &ScepState) -> Result<Response, ScepError> {
         ));
     };
     let certs: Vec<Vec<u8>> = std::iter::once(&next.cert).chain(next.chain.iter()).map(|c| c.der.clone()).collect();
-    let body = crate::cms::outgoing::degenerate(&certs, &[])?;
+    let ra = state.ra().await?;
+    let signer = crate::cms::outgoing::Signer { cert: &ra.cert, key: ra.key() };
+    let body = crate::cms::outgoing::signed_certs_only(&signer, &certs)?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_NEXT_CA_CERT)], body).into_response())
 }

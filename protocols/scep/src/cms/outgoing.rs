@@ -72,6 +72,26 @@ pub fn signed_message(
     scep_attrs: Vec<Attribute>,
     signing_time: Option<SystemTime>,
 ) -> Result<Vec<u8>, ScepError> {
+    signed_data(signer, digest, content, scep_attrs, signing_time, &[])
+}
+
+/// A certs-only SignedData carrying `certs` (DER) and signed by `signer` over absent
+/// content: the GetNextCACert response of RFC 8894 section 4.7.1 ("signed by the
+/// current CA or RA signing key"), so a client can tell the announced CA came from the
+/// server it already trusts.
+pub fn signed_certs_only(signer: &Signer<'_>, certs: &[Vec<u8>]) -> Result<Vec<u8>, ScepError> {
+    let certs = certs.iter().map(|c| Certificate::from_der(c)).collect::<Result<Vec<_>, _>>()?;
+    signed_data(signer, DigestAlg::Sha256, None, Vec::new(), Some(SystemTime::now()), &certs)
+}
+
+fn signed_data(
+    signer: &Signer<'_>,
+    digest: DigestAlg,
+    content: Option<&[u8]>,
+    scep_attrs: Vec<Attribute>,
+    signing_time: Option<SystemTime>,
+    extra_certs: &[Certificate],
+) -> Result<Vec<u8>, ScepError> {
     let mut attrs = Attributes::new();
     attrs.insert(attr(ID_CONTENT_TYPE, Any::encode_from(&ID_DATA)?)?)?;
     attrs.insert(attr(ID_MESSAGE_DIGEST, octets(&digest.digest(content.unwrap_or_default()))?)?)?;
@@ -107,7 +127,12 @@ pub fn signed_message(
         version: CmsVersion::V1,
         digest_algorithms,
         encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent },
-        certificates: Some(CertificateSet::try_from(vec![CertificateChoices::Certificate(signer.cert.clone())])?),
+        certificates: Some(CertificateSet::try_from(
+            std::iter::once(signer.cert)
+                .chain(extra_certs)
+                .map(|c| CertificateChoices::Certificate(c.clone()))
+                .collect::<Vec<_>>(),
+        )?),
         crls: None,
         signer_infos: SignerInfos::try_from(vec![signer_info])?,
     };

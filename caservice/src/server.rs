@@ -196,6 +196,7 @@ async fn issuers(State(s): Shared, Extension(caller): Extension<Caller>) -> ApiR
                 serial: Some(i.cert.serial_hex.clone()),
                 not_before: Some(crate::rfc3339(i.cert.not_before)),
                 not_after: Some(crate::rfc3339(i.cert.not_after)),
+                next_certificate_pem: i.next.as_ref().map(|n| pem::encode("CERTIFICATE", &n.cert.der)),
             })
             .collect();
     let problems = s.issuer_problems.read().unwrap_or_else(|e| e.into_inner());

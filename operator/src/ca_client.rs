@@ -63,6 +63,9 @@ pub struct CaIssuer {
     /// RFC 3339.
     #[serde(default)]
     pub not_after: Option<String>,
+    /// The staged next CA certificate (PEM) during a key rollover.
+    #[serde(default)]
+    pub next_certificate_pem: Option<String>,
 }
 
 /// Inventory counts (`GET /v1/summary`). Keys: `ns/name`; `ns/name|PROTOCOL` for

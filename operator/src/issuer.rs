@@ -97,6 +97,7 @@ pub fn desired_status(
         status.serial = i.serial.clone();
         status.not_before = parse_time(i.not_before.as_deref()).map(time);
         status.not_after = parse_time(i.not_after.as_deref()).map(time);
+        status.next_certificate = i.next_certificate_pem.clone();
     }
     if let Some(c) = ca.summary.as_ref().and_then(|s| s.issuer(&ns, &name)) {
         status.issued = count(c.issued);
@@ -188,7 +189,30 @@ async fn reconcile_inner(issuer: Arc<Issuer>, ctx: Arc<Context>) -> Result<Actio
         )
         .await;
     }
+    if let Some(next) = desired.next_certificate.as_deref() {
+        // One Event per staged certificate (keyed by its PEM's digest): relying parties
+        // must add the next CA to their trust stores before it takes over.
+        let digest = hex::encode(event_key_digest(next.as_bytes()));
+        ctx.announce(
+            issuer.as_ref(),
+            format!("next/{}/{digest}", issuer.uid().unwrap_or_default()),
+            EventType::Normal,
+            "NextCAStaged",
+            "a next CA certificate is staged for key rollover (status.nextCertificate); it is announced over SCEP \
+             GetNextCACert, CMP rootCaKeyUpdate and EST cacerts before it takes over"
+                .to_string(),
+        )
+        .await;
+    }
     Ok(Action::requeue(TICK))
+}
+
+/// A short, non-cryptographic digest to tell staged certificates apart in Event keys.
+fn event_key_digest(data: &[u8]) -> [u8; 8] {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish().to_be_bytes()
 }
 
 async fn patch_finalizers(api: &Api<Issuer>, issuer: &Issuer, finalizers: Vec<String>) -> Result<()> {
@@ -278,9 +302,18 @@ mod tests {
         let s = desired_status(&root(), &ca, None, &[], now());
         assert_eq!(reason_of(&s), ("True", reason::ISSUED));
         assert_eq!(s.fingerprint.as_deref(), Some("ab"));
+        assert_eq!(s.next_certificate, None, "no rollover staged");
         assert_eq!(s.issued, 5);
         assert_eq!(s.observed_generation, Some(2));
         assert!(s.not_after.is_some());
+
+        // A staged next CA shows on the status.
+        let mut staged = ca.clone();
+        if let Some(issuers) = staged.issuers.as_mut() {
+            issuers[0].next_certificate_pem = Some("NEXT PEM".into());
+        }
+        let s = desired_status(&root(), &staged, None, &[], now());
+        assert_eq!(s.next_certificate.as_deref(), Some("NEXT PEM"));
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct IssuerStatus {
     pub not_before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
+    /// During a key rollover: the staged next CA certificate (PEM) that takes over at
+    /// promotion, announced early so relying parties can trust it in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_certificate_pem: Option<String>,
 }
 
 /// `GET /v1/summary` (operator: status counts).

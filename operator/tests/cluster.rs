@@ -51,6 +51,7 @@ impl CaApi for FakeCa {
             serial: Some("01".into()),
             not_before: Some("2026-01-01T00:00:00Z".into()),
             not_after: Some("2036-01-01T00:00:00Z".into()),
+            next_certificate_pem: None,
             message: None,
         }])
     }

@@ -26,6 +26,7 @@ pub fn ca_with(alg: KeyAlgorithm, dir: &Path) -> Ca {
         validity: Duration::from_secs(5 * 365 * 86_400),
         path_len: None,
         name_constraints: NameConstraintsConfig::default(),
+        renew_before: None,
     };
     let cfg = IssuerConfig {
         id: ObjectRef::new("bench", "ca"),

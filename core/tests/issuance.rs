@@ -36,6 +36,7 @@ fn params(subject: &str, key: KeyAlgorithm, path_len: Option<u8>) -> CaParams {
         validity: Duration::from_secs(5 * 365 * 86_400),
         path_len,
         name_constraints: NameConstraintsConfig::default(),
+        renew_before: None,
     }
 }
 

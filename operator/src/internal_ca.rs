@@ -98,6 +98,7 @@ impl InternalCa {
                 validity: ROOT_LIFETIME,
                 path_len: Some(0),
                 name_constraints: NameConstraintsConfig::default(),
+                renew_before: None,
             }),
             crl_validity: Duration::from_secs(7 * 24 * 3600),
         };

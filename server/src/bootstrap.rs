@@ -79,40 +79,15 @@ pub async fn build_ca(
 ) -> Result<(Ca, BootstrapReport)> {
     let ca = Ca::new(inventory);
     let mut report = BootstrapReport::default();
-    let renew_before = crate::ca::rollover::renew_before(manifests);
     for cfg in issuer_configs(manifests)? {
-        let parent = match &cfg.source {
-            IssuerSource::Intermediate { parent, .. } => Some(ca.issuer(parent).context("parent issuer not ready")?),
-            _ => None,
-        };
-        let issuer = match &cfg.source {
-            IssuerSource::Imported(_) => {
-                report.imported.push(cfg.id.clone());
-                Issuer::import(&cfg)?
-            }
-            _ => {
-                let stored = materials.load_ca(&cfg.id).await?;
-                match stored.map(|m| Issuer::from_material(&cfg, &m, parent.as_deref())) {
-                    Some(Ok(issuer)) => {
-                        report.loaded.push(cfg.id.clone());
-                        issuer
-                    }
-                    other => {
-                        if let Some(Err(why)) = other {
-                            tracing::warn!(issuer = %cfg.id, reason = %why, "stored CA material no longer fits; creating a new CA");
-                        }
-                        let (issuer, material) = Issuer::create(&cfg, parent.as_deref(), now)?;
-                        materials.save_ca(&cfg.id, &material).await?;
-                        report.created.push(cfg.id.clone());
-                        issuer
-                    }
-                }
-            }
-        };
-        // CA key rollover: stage a next CA (persisted first) or promote one that is due.
-        let rb = renew_before.get(&cfg.id).copied();
-        let issuer = crate::ca::rollover::reconcile_one(&cfg, issuer, parent.as_deref(), materials, rb, now).await?;
-        ca.put_issuer(Arc::new(issuer));
+        if let IssuerSource::Intermediate { parent, .. } = &cfg.source {
+            ca.issuer(parent).context("parent issuer not ready")?;
+        }
+        match load_issuer(&ca, &cfg, materials, now).await? {
+            LoadedFrom::Created => report.created.push(cfg.id.clone()),
+            LoadedFrom::Store => report.loaded.push(cfg.id.clone()),
+            LoadedFrom::Import => report.imported.push(cfg.id.clone()),
+        }
     }
     for p in &manifests.profiles {
         let ns = p.metadata.namespace.clone().unwrap_or_else(|| "default".into());
@@ -125,6 +100,59 @@ pub async fn build_ca(
         ca.put_profile(profile);
     }
     Ok((ca, report))
+}
+
+/// Where a loaded Issuer's key and certificate came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadedFrom {
+    /// Made now (no stored material, or it no longer fits the spec) and saved.
+    Created,
+    /// The data directory's stored material.
+    Store,
+    /// The PEM of an imported CA.
+    Import,
+}
+
+impl LoadedFrom {
+    pub fn verb(self) -> &'static str {
+        match self {
+            LoadedFrom::Created => "created",
+            LoadedFrom::Store => "loaded",
+            LoadedFrom::Import => "imported",
+        }
+    }
+}
+
+/// Puts one Issuer into service (its parent must be loaded already): stored material
+/// reused while it fits the spec, new material created and saved otherwise, an imported
+/// CA taken as it is; then one CA rollover step (stage or promote what is due).
+pub async fn load_issuer(
+    ca: &Ca,
+    cfg: &IssuerConfig,
+    materials: &dyn CaMaterialStore,
+    now: SystemTime,
+) -> Result<LoadedFrom> {
+    let parent = match &cfg.source {
+        IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
+        _ => None,
+    };
+    let (issuer, from) = match &cfg.source {
+        IssuerSource::Imported(_) => (Issuer::import(cfg)?, LoadedFrom::Import),
+        _ => match materials.load_ca(&cfg.id).await?.map(|m| Issuer::from_material(cfg, &m, parent.as_deref())) {
+            Some(Ok(issuer)) => (issuer, LoadedFrom::Store),
+            other => {
+                if let Some(Err(why)) = other {
+                    tracing::warn!(issuer = %cfg.id, reason = %why, "stored CA material no longer fits; creating a new CA");
+                }
+                let (issuer, material) = Issuer::create(cfg, parent.as_deref(), now)?;
+                materials.save_ca(&cfg.id, &material).await?;
+                (issuer, LoadedFrom::Created)
+            }
+        },
+    };
+    let issuer = crate::ca::rollover::reconcile_one(cfg, issuer, parent.as_deref(), materials, now).await?;
+    ca.put_issuer(Arc::new(issuer));
+    Ok(from)
 }
 
 /// Resolves a profile given as `name` or `namespace/name`: a bare name is looked up in

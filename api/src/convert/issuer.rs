@@ -96,9 +96,8 @@ fn ca_params(spec: &IssuerSpec, default_validity: Duration, e: &mut Errors) -> O
         None => Some(None),
         Some(n) => e.check("spec.pathLen", u8::try_from(n).map(Some).map_err(|_| format!("{n} is not within 0..=255"))),
     };
-    if let Some(rb) = spec.renew_before.as_deref()
-        && let Some(rb) = e.check("spec.renewBefore", positive_duration(rb))
-        && let Some(v) = validity
+    let renew_before = spec.renew_before.as_deref().and_then(|rb| e.check("spec.renewBefore", positive_duration(rb)));
+    if let (Some(rb), Some(v)) = (renew_before, validity)
         && rb >= v
     {
         e.push("spec.renewBefore", "must be shorter than the CA certificate's validity");
@@ -110,6 +109,7 @@ fn ca_params(spec: &IssuerSpec, default_validity: Duration, e: &mut Errors) -> O
         validity: validity?,
         path_len: path_len?,
         name_constraints,
+        renew_before,
     })
 }
 

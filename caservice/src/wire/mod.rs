@@ -178,6 +178,7 @@ mod tests {
                 validity: std::time::Duration::from_secs(7200),
                 path_len: None,
                 name_constraints: NameConstraintsConfig::default(),
+                renew_before: None,
             }),
             crl_validity: std::time::Duration::from_secs(3600),
         };

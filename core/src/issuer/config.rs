@@ -58,9 +58,21 @@ pub struct CaParams {
     /// basicConstraints pathLenConstraint: how many intermediates may follow.
     pub path_len: Option<u8>,
     pub name_constraints: NameConstraintsConfig,
+    /// How long before notAfter the next CA is staged (`spec.renewBefore`); `None` means
+    /// the default window of `issuer::rollover`. Not part of the CA certificate, so not
+    /// part of [`IssuerConfig::spec_hash`].
+    pub renew_before: Option<Duration>,
 }
 
 impl IssuerConfig {
+    /// The renewal window set on a CA pkiplane generates; imported CAs never roll over.
+    pub fn renew_before(&self) -> Option<Duration> {
+        match &self.source {
+            IssuerSource::SelfSigned(p) | IssuerSource::Intermediate { params: p, .. } => p.renew_before,
+            IssuerSource::Imported(_) => None,
+        }
+    }
+
     /// A stable fingerprint of everything that shapes the CA certificate: when it changes,
     /// stored material no longer matches and a new CA is made.
     pub fn spec_hash(&self) -> String {

@@ -27,6 +27,7 @@ fn params(subject: &str, validity: Duration) -> CaParams {
         validity,
         path_len: None,
         name_constraints: NameConstraintsConfig::default(),
+        renew_before: None,
     }
 }
 

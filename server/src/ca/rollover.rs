@@ -3,16 +3,12 @@
 //! generated Issuer whose certificate entered its renewal window gets a staged next CA
 //! (persisted before it is announced), and a staged next CA whose promotion time came
 //! becomes current. The rules are in `pkiplane_core::issuer::rollover`.
-//!
-//! `renewBefore` comes from the Issuer manifests here: the compiled `IssuerConfig` does
-//! not carry it yet.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pkiplane_api::{Manifests, issuer_from_resource};
-use pkiplane_core::duration::parse_duration;
 use pkiplane_core::inventory::CaMaterialStore;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::rollover::{self, RolloverOutcome};
@@ -21,19 +17,6 @@ use pkiplane_core::model::ObjectRef;
 
 /// How often loaded Issuers are checked.
 pub const INTERVAL: Duration = Duration::from_secs(3600);
-
-/// `spec.renewBefore` of every Issuer that sets a valid one.
-pub fn renew_before(manifests: &Manifests) -> HashMap<ObjectRef, Duration> {
-    manifests
-        .issuers
-        .iter()
-        .filter_map(|i| {
-            let rb = parse_duration(i.spec.renew_before.as_deref()?).ok()?;
-            let meta = &i.metadata;
-            Some((ObjectRef::new(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref()?), rb))
-        })
-        .collect()
-}
 
 /// The Issuers of `manifests` that compile, parents before children (invalid ones and
 /// those under them are left out: the loaders report them).
@@ -95,10 +78,9 @@ pub async fn reconcile_one(
     issuer: Issuer,
     parent: Option<&Issuer>,
     materials: &dyn CaMaterialStore,
-    renew_before: Option<Duration>,
     now: SystemTime,
 ) -> anyhow::Result<Issuer> {
-    let (issuer, outcome) = rollover::reconcile(cfg, issuer, parent, materials, renew_before, now).await?;
+    let (issuer, outcome) = rollover::reconcile(cfg, issuer, parent, materials, cfg.renew_before(), now).await?;
     log_outcome(&issuer, outcome);
     Ok(issuer)
 }
@@ -106,7 +88,6 @@ pub async fn reconcile_one(
 /// One periodic pass over the loaded Issuers of `manifests` (parents first): those with
 /// something due are reloaded from the store, stepped and put back into service.
 pub async fn tick(ca: &Ca, manifests: &Manifests, materials: &dyn CaMaterialStore, now: SystemTime) {
-    let renew = renew_before(manifests);
     for cfg in ordered_configs(manifests) {
         if matches!(cfg.source, IssuerSource::Imported(_)) {
             continue;
@@ -116,14 +97,13 @@ pub async fn tick(ca: &Ca, manifests: &Manifests, materials: &dyn CaMaterialStor
             IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
             _ => None,
         };
-        let rb = renew.get(&cfg.id).copied();
-        if !rollover::needs_reconcile(&current, parent.as_deref(), rb, now) {
+        if !rollover::needs_reconcile(&current, parent.as_deref(), cfg.renew_before(), now) {
             continue;
         }
         let step = async {
             let stored = materials.load_ca(&cfg.id).await?.ok_or_else(|| anyhow::anyhow!("no stored CA material"))?;
             let loaded = Issuer::from_material(&cfg, &stored, parent.as_deref())?;
-            reconcile_one(&cfg, loaded, parent.as_deref(), materials, rb, now).await
+            reconcile_one(&cfg, loaded, parent.as_deref(), materials, now).await
         };
         match step.await {
             Ok(issuer) => ca.put_issuer(Arc::new(issuer)),

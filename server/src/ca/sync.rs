@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use pkiplane_api::{Manifests, issuer_from_resource, profile_from_resource};
 use pkiplane_core::inventory::CaMaterialStore;
 use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::{Issuer, IssuerConfig, IssuerSource};
+use pkiplane_core::issuer::{IssuerConfig, IssuerSource};
 use pkiplane_core::model::ObjectRef;
 
 /// Issuers that could not be loaded, with the reason, as `/v1/issuers` reports them.
@@ -67,9 +67,8 @@ pub async fn sync(
             if ca.issuer(&id).is_some() {
                 continue;
             }
-            let renew_before = super::rollover::renew_before(manifests).get(&id).copied();
-            match load_issuer(ca, &cfg, materials, renew_before, now).await {
-                Ok(how) => tracing::info!(issuer = %id, "{how} CA"),
+            match crate::bootstrap::load_issuer(ca, &cfg, materials, now).await {
+                Ok(from) => tracing::info!(issuer = %id, "{} CA", from.verb()),
                 Err(e) => {
                     failed.insert(id, format!("{e:#}"));
                 }
@@ -98,36 +97,6 @@ pub async fn sync(
     sync_profiles(ca, manifests);
     *problems.write().unwrap_or_else(|e| e.into_inner()) = failed.clone();
     failed
-}
-
-async fn load_issuer(
-    ca: &Ca,
-    cfg: &IssuerConfig,
-    materials: &dyn CaMaterialStore,
-    renew_before: Option<std::time::Duration>,
-    now: SystemTime,
-) -> anyhow::Result<&'static str> {
-    let parent = match &cfg.source {
-        IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
-        _ => None,
-    };
-    let (issuer, how) = match &cfg.source {
-        IssuerSource::Imported(_) => (Issuer::import(cfg)?, "imported"),
-        _ => match materials.load_ca(&cfg.id).await?.map(|m| Issuer::from_material(cfg, &m, parent.as_deref())) {
-            Some(Ok(issuer)) => (issuer, "loaded"),
-            other => {
-                if let Some(Err(why)) = other {
-                    tracing::warn!(issuer = %cfg.id, reason = %why, "stored CA material no longer fits; creating a new CA");
-                }
-                let (issuer, material) = Issuer::create(cfg, parent.as_deref(), now)?;
-                materials.save_ca(&cfg.id, &material).await?;
-                (issuer, "created")
-            }
-        },
-    };
-    let issuer = super::rollover::reconcile_one(cfg, issuer, parent.as_deref(), materials, renew_before, now).await?;
-    ca.put_issuer(Arc::new(issuer));
-    Ok(how)
 }
 
 /// Replaces the loaded profiles with those of `manifests` whose Issuer is loaded; an

@@ -177,6 +177,7 @@ pub fn params(subject: &str, key: KeyAlgorithm, path_len: Option<u8>) -> CaParam
         validity: Duration::from_secs(10 * 365 * 86_400),
         path_len,
         name_constraints: NameConstraintsConfig::default(),
+        renew_before: None,
     }
 }
 

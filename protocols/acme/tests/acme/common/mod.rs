@@ -95,6 +95,7 @@ fn ca_params(subject: &str, path_len: Option<u8>) -> CaParams {
         validity: DAY * 5 * 365,
         path_len,
         name_constraints: NameConstraintsConfig::default(),
+        renew_before: None,
     }
 }
 

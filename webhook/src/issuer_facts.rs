@@ -9,7 +9,7 @@ use pkiplane_api::SecretLookup;
 use pkiplane_api::convert::ChainLink;
 use pkiplane_api::v1alpha1::Issuer;
 use pkiplane_core::ObjectRef;
-use pkiplane_core::issuer::{IssuerSource, NameConstraintsConfig};
+use pkiplane_core::issuer::{IssuerSource, NameConstraintsConfig, intermediate_path_len};
 use pkiplane_core::keys::PublicKeyInfo;
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::pem;
@@ -53,25 +53,6 @@ pub struct IssuerFacts {
     pub name_constraints: Vec<NameConstraintsConfig>,
     /// Its key, when known.
     pub key: Option<PublicKeyInfo>,
-}
-
-/// The pathLenConstraint an intermediate gets under a parent with `parent` (the same rule
-/// the CA core applies when it signs the intermediate).
-pub fn intermediate_path_len(parent_id: &ObjectRef, parent: Option<u8>, own: Option<u8>) -> Result<Option<u8>, String> {
-    match parent {
-        Some(0) => Err(format!(
-            "parent {parent_id} has pathLen 0: it may sign only end-entity certificates, not intermediate CAs"
-        )),
-        Some(n) => match own {
-            Some(p) if p > n - 1 => Err(format!(
-                "pathLen {p} is more than the {} that parent {parent_id} (pathLen {n}) allows below it",
-                n - 1
-            )),
-            Some(p) => Ok(Some(p)),
-            None => Ok(Some(n - 1)),
-        },
-        None => Ok(own),
-    }
 }
 
 /// The CA certificate of `issuer` when it is known: from its status, else (imported) from

@@ -268,13 +268,27 @@ impl Issuer {
 
 /// The pathLenConstraint an intermediate under `parent` gets.
 fn effective_path_len(parent: &Issuer, params: &CaParams) -> Result<Option<u8>, String> {
-    match parent.path_len {
-        Some(0) => Err(format!("parent {} has pathLen 0 and may not sign intermediate CAs", parent.id)),
-        Some(n) => match params.path_len {
-            Some(p) if p > n - 1 => Err(format!("pathLen {p} exceeds {} allowed under parent {}", n - 1, parent.id)),
+    intermediate_path_len(&parent.id, parent.path_len, params.path_len)
+}
+
+/// The pathLenConstraint (RFC 5280 section 4.2.1.9) an intermediate gets under a parent
+/// whose own constraint is `parent`: `own` when it fits, one less than the parent's when
+/// unset, refused under a parent with pathLen 0 or when `own` is too large. The admission
+/// webhook applies the same rule before the CA signs.
+pub fn intermediate_path_len(parent_id: &ObjectRef, parent: Option<u8>, own: Option<u8>) -> Result<Option<u8>, String> {
+    match parent {
+        Some(0) => Err(format!(
+            "parent {parent_id} has pathLen 0: it may sign only end-entity certificates, not intermediate CAs"
+        )),
+        Some(n) => match own {
+            Some(p) if p > n - 1 => Err(format!(
+                "pathLen {p} is more than the {} that parent {parent_id} (pathLen {n}) allows below it: it exceeds the \
+                 parent's limit",
+                n - 1
+            )),
             Some(p) => Ok(Some(p)),
             None => Ok(Some(n - 1)),
         },
-        None => Ok(params.path_len),
+        None => Ok(own),
     }
 }

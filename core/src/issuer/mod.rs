@@ -9,7 +9,7 @@ pub mod rollover;
 #[cfg(test)]
 mod rollover_tests;
 
-pub use build::{Issuer, IssuerError};
+pub use build::{Issuer, IssuerError, intermediate_path_len};
 pub use config::{CaParams, ImportedCa, IssuerConfig, IssuerSource};
 pub use constraints::NameConstraintsConfig;
 pub use import::parse_private_key_pem;

@@ -10,8 +10,9 @@ use pkiplane_core::duration::format_duration;
 use pkiplane_core::issuer::{Issuer as CaIssuer, IssuerSource};
 
 use super::Validate;
-use crate::issuer_facts::{IssuerFacts, intermediate_path_len};
+use crate::issuer_facts::IssuerFacts;
 use crate::{ClusterView, Verdict, object_id};
+use pkiplane_core::issuer::intermediate_path_len;
 
 /// Signature algorithms too weak for a CA certificate: md5WithRSAEncryption,
 /// sha1WithRSAEncryption, ecdsa-with-SHA1, dsa-with-sha1.

@@ -10,7 +10,10 @@
 //!   exposes gets a status warning: the weakest transport then bounds the profile.
 
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
+use std::time::Duration;
+
 use pkiplane_core::ObjectRef;
+use pkiplane_core::profile::Profile;
 use pkiplane_core::service::CaService;
 
 use crate::config::ScepConfig;
@@ -25,25 +28,12 @@ pub fn check_profiles(config: &ScepConfig, ca: &dyn CaService) -> Result<ObjectR
             problems.push(format!("profile {} (label `{}`) is not loaded", exposed.profile, exposed.label));
             continue;
         };
+        let name = profile.id.to_string();
         match &issuer {
             None => issuer = Some(profile.issuer.clone()),
-            Some(i) if *i != profile.issuer => problems.push(format!(
-                "profile {} is signed by Issuer {}, but this endpoint's other profiles by {i}: a SCEP \
-                 endpoint serves one CA (GetCACert), so expose profiles of one Issuer",
-                profile.id, profile.issuer
-            )),
-            Some(_) => {}
+            Some(first) => problems.extend(other_issuer(&name, &profile, first)),
         }
-        let days = |d: std::time::Duration| d.as_secs() / 86_400;
-        if profile.validity.duration > config.validity_cap && !config.allow_long_validity {
-            problems.push(format!(
-                "profile {} issues certificates valid for {} days, longer than the {}-day cap for SCEP \
-                 endpoints; shorten the profile's validity or set spec.scep.allowLongValidity: true",
-                profile.id,
-                days(profile.validity.duration),
-                days(config.validity_cap)
-            ));
-        }
+        problems.extend(too_long(&name, &profile, config.validity_cap, config.allow_long_validity));
         if ca.issuer(&profile.issuer).is_none() {
             problems.push(format!("Issuer {} of profile {} is not loaded", profile.issuer, profile.id));
         }
@@ -53,6 +43,31 @@ pub fn check_profiles(config: &ScepConfig, ca: &dyn CaService) -> Result<ObjectR
         _ if problems.is_empty() => Err(vec!["the endpoint exposes no profile".into()]),
         _ => Err(problems),
     }
+}
+
+/// The one-Issuer rule for a profile named `name` (as the caller reports it), given the
+/// Issuer of the endpoint's first profile.
+pub fn other_issuer(name: &str, profile: &Profile, first: &ObjectRef) -> Option<String> {
+    (profile.issuer != *first).then(|| {
+        format!(
+            "profile {name} is signed by Issuer {}, but this endpoint's other profiles by {first}: a SCEP endpoint \
+             serves one CA (GetCACert), so expose profiles of one Issuer",
+            profile.issuer
+        )
+    })
+}
+
+/// The validity cap for a profile named `name` (as the caller reports it).
+pub fn too_long(name: &str, profile: &Profile, cap: Duration, allow_long_validity: bool) -> Option<String> {
+    let days = |d: Duration| d.as_secs() / 86_400;
+    (profile.validity.duration > cap && !allow_long_validity).then(|| {
+        format!(
+            "profile {name} issues certificates valid for {} days, longer than the {}-day cap for SCEP endpoints; \
+             shorten the profile's validity or set spec.scep.allowLongValidity: true",
+            days(profile.validity.duration),
+            days(cap)
+        )
+    })
 }
 
 /// Status warnings for a SCEP `endpoint`: each profile it exposes that another endpoint

@@ -102,33 +102,15 @@ fn scep_containment(
 ) {
     let allow_long = endpoint.spec.scep.as_ref().is_some_and(|s| s.allow_long_validity);
     let cap = pkiplane_scep::config::DEFAULT_VALIDITY_CAP;
-    let days = |d: std::time::Duration| d.as_secs() / 86_400;
     let first_issuer = exposed.first().map(|(_, p)| &p.issuer);
     for (i, p) in exposed {
         let field = format!("spec.profiles[{i}].name");
-        if p.validity.duration > cap && !allow_long {
-            verdict.deny(
-                &field,
-                format!(
-                    "profile {} issues certificates valid for {} days, longer than the {}-day cap for SCEP endpoints; \
-                     shorten the profile's validity or set spec.scep.allowLongValidity: true",
-                    p.id.name,
-                    days(p.validity.duration),
-                    days(cap)
-                ),
-            );
+        if let Some(why) = pkiplane_scep::containment::too_long(&p.id.name, p, cap, allow_long) {
+            verdict.deny(&field, why);
         }
-        if let Some(first) = first_issuer
-            && p.issuer != *first
+        if let Some(why) = first_issuer.and_then(|first| pkiplane_scep::containment::other_issuer(&p.id.name, p, first))
         {
-            verdict.deny(
-                &field,
-                format!(
-                    "profile {} is signed by Issuer {}, but this endpoint's other profiles by {first}: a SCEP endpoint \
-                     serves one CA (GetCACert), so expose profiles of one Issuer",
-                    p.id.name, p.issuer
-                ),
-            );
+            verdict.deny(&field, why);
         }
         if let Some(why) = scep_needs_rsa(p) {
             verdict.deny(&field, format!("profile {}: {why}", p.id.name));

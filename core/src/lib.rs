@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clock;
 pub mod crl;
 pub mod duration;
 pub mod error;

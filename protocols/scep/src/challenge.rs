@@ -82,6 +82,7 @@ pub async fn mint_challenge(
     ttl: Duration,
     binding: ChallengeBinding,
     created_by: &str,
+    now: SystemTime,
 ) -> Result<MintedChallenge, ScepError> {
     if ttl.is_zero() || ttl > MAX_TTL {
         return Err(ScepError::BadRequest(format!("ttl must be between 1s and {} days", MAX_TTL.as_secs() / 86_400)));
@@ -89,7 +90,6 @@ pub async fn mint_challenge(
     let binding = binding.normalized().map_err(ScepError::BadRequest)?;
     // 160 bits, hex: printable in any challengePassword encoding and any device UI.
     let value = Zeroizing::new(hex::encode(random_bytes(20)?));
-    let now = SystemTime::now();
     let challenge = ScepChallenge {
         id: hex::encode(random_bytes(8)?),
         endpoint: endpoint.clone(),

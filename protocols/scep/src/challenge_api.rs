@@ -92,7 +92,7 @@ pub async fn mint(State(state): State<ScepState>, headers: HeaderMap, body: axum
         },
     };
     let binding = ChallengeBinding { common_name: req.common_name, sans: req.sans };
-    match mint_challenge(state.store().as_ref(), &config.endpoint, ttl, binding, &client).await {
+    match mint_challenge(state.store().as_ref(), &config.endpoint, ttl, binding, &client, state.now()).await {
         Ok(m) => {
             let body = MintResponse {
                 id: m.challenge.id.clone(),

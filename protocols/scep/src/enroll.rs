@@ -65,7 +65,7 @@ pub async fn enroll(
         return answer_from(state, &tx).await;
     }
 
-    let now = SystemTime::now();
+    let now = state.now();
     let (requester, renewal_of) = match msg.message_type {
         MessageType::PkcsReq => {
             if msg.signer.spki_der != csr.spki_der {

@@ -47,6 +47,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use pkiplane_core::ObjectRef;
+use pkiplane_core::clock::SharedClock;
 use pkiplane_core::service::CaService;
 use pkiplane_core::service::IssuerInfo;
 use pkiplane_core::state::scep::ScepStore;
@@ -75,6 +76,7 @@ struct Inner {
     store: Arc<dyn ScepStore>,
     issuer: ObjectRef,
     ra: tokio::sync::RwLock<RaSet>,
+    clock: SharedClock,
 }
 
 /// What every request handler shares. Cheap to clone.
@@ -93,7 +95,19 @@ impl ScepState {
     ) -> Result<Self, StartError> {
         let issuer = containment::check_profiles(&config, ca.as_ref()).map_err(StartError)?;
         let ra = tokio::sync::RwLock::new(RaSet { current: ra, previous: None });
-        Ok(Self { inner: Arc::new(Inner { config, ca, store, issuer, ra }) })
+        Ok(Self { inner: Arc::new(Inner { config, ca, store, issuer, ra, clock: pkiplane_core::clock::system() }) })
+    }
+
+    /// The same state reading time from `clock` (tests of recorded messages). Call it
+    /// before the state is cloned.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        Arc::get_mut(&mut self.inner).expect("with_clock is called before the state is shared").clock = clock;
+        self
+    }
+
+    /// The time every check of this endpoint compares with.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
     }
 
     /// Checks the configuration against the CA and loads (or issues) the RA identity.
@@ -137,7 +151,7 @@ impl ScepState {
     /// The current RA identity, renewed first when it no longer serves the Issuer or
     /// has less than a third of its life left.
     pub async fn ra(&self) -> Result<Arc<RaIdentity>, ScepError> {
-        let now = SystemTime::now();
+        let now = self.now();
         {
             let set = self.inner.ra.read().await;
             if set.current.usable(self.inner.ca.as_ref(), &self.inner.issuer, now) {
@@ -193,7 +207,8 @@ impl ScepState {
         if ttl > dynamic.ttl {
             return Err(ScepError::BadRequest("ttl exceeds the endpoint's dynamicChallenges.ttl".into()));
         }
-        mint_challenge(self.inner.store.as_ref(), &self.inner.config.endpoint, ttl, binding, created_by).await
+        mint_challenge(self.inner.store.as_ref(), &self.inner.config.endpoint, ttl, binding, created_by, self.now())
+            .await
     }
 }
 

@@ -13,8 +13,6 @@
 //! cipher the request used; every reply is signed by the RA, echoes the transactionID
 //! and sets recipientNonce to the request's senderNonce.
 
-use std::time::SystemTime;
-
 use crate::ScepState;
 use crate::algorithms::DigestAlg;
 use crate::cms::envelope;
@@ -93,7 +91,7 @@ async fn handle(
     profile: Option<&str>,
 ) -> Result<(Outcome, crate::algorithms::ContentAlg), ScepError> {
     let config = state.config();
-    let now = SystemTime::now();
+    let now = state.now();
     if let Some(t) = msg.signing_time {
         let skew = t.duration_since(now).or_else(|_| now.duration_since(t)).unwrap_or_default();
         if skew > config.signing_time_window {

@@ -290,29 +290,67 @@ mod own {
         assert!(err.is_some());
     }
 
-    /// Replayed against a fresh server (another RA key, another CA), every golden request
-    /// is refused with a signed CertRep naming the failure, and nothing is issued.
+    /// Replayed against a fresh server (another RA key, another CA) whose clock reads the
+    /// time each request was made, every golden request is refused with a signed CertRep
+    /// naming the failure, and nothing is issued.
     #[tokio::test(flavor = "multi_thread")]
     async fn replayed_against_a_fresh_server_they_are_refused() {
-        let env = crate::common::start(crate::common::Options { legacy: false, ..Default::default() }).await;
-        for (prefix, name) in [
-            ("pkiplane-renewal", "pkiplane-renewal-renewalreq"),
-            ("pkiplane-renewal", "pkiplane-renewal-getcert"),
-            ("pkiplane-renewal", "pkiplane-renewal-getcrl"),
-            ("pkiplane-pending", "pkiplane-pending-certpoll-issued"),
-        ] {
+        let clock = pkiplane_core::clock::ManualClock::new(std::time::SystemTime::UNIX_EPOCH);
+        let env = crate::common::start(crate::common::Options {
+            legacy: false,
+            clock: Some(clock.shared()),
+            ..Default::default()
+        })
+        .await;
+        for (prefix, name) in GOLDEN_REQUESTS {
             let keys = keys(prefix);
             let der = vector(&format!("{name}.req.der"));
             let request = parse(&der).unwrap().verify(false).unwrap();
-            let r = crate::common::http::post(&format!("{}?operation=PKIOperation", env.url()), der).await;
-            assert_eq!(r.status, 200, "{name}: {}", String::from_utf8_lossy(&r.body));
-            let signer_cert = Certificate::from_der(&request.signer_der).unwrap();
-            let reply = read_reply(&r.body, &Signer { cert: &signer_cert, key: &keys.requester_key }).unwrap();
+            clock.set(request.signing_time.unwrap());
+            let reply = post(&env, &keys, &request, der).await;
             assert_eq!(reply.status, PkiStatus::Failure, "{name}");
             assert_eq!(reply.recipient_nonce, request.reply.sender_nonce, "{name}");
             // Encrypted to another RA: the envelope cannot be opened.
             assert_eq!(reply.fail_info, Some(pkiplane_scep::FailInfo::BadMessageCheck), "{name}");
         }
         assert!(env.scep_records().await.is_empty(), "nothing may be issued");
+    }
+
+    /// The same requests a year after they were made: the signingTime check comes before
+    /// the envelope is opened, so each is refused with badTime.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn replayed_a_year_later_they_are_refused_for_their_time() {
+        let clock = pkiplane_core::clock::ManualClock::new(std::time::SystemTime::UNIX_EPOCH);
+        let env = crate::common::start(crate::common::Options {
+            legacy: false,
+            clock: Some(clock.shared()),
+            ..Default::default()
+        })
+        .await;
+        for (prefix, name) in GOLDEN_REQUESTS {
+            let keys = keys(prefix);
+            let der = vector(&format!("{name}.req.der"));
+            let request = parse(&der).unwrap().verify(false).unwrap();
+            clock.set(request.signing_time.unwrap() + std::time::Duration::from_secs(365 * 86_400));
+            let reply = post(&env, &keys, &request, der).await;
+            assert_eq!(reply.status, PkiStatus::Failure, "{name}");
+            assert_eq!(reply.fail_info, Some(pkiplane_scep::FailInfo::BadTime), "{name}");
+        }
+        assert!(env.scep_records().await.is_empty(), "nothing may be issued");
+    }
+
+    const GOLDEN_REQUESTS: [(&str, &str); 4] = [
+        ("pkiplane-renewal", "pkiplane-renewal-renewalreq"),
+        ("pkiplane-renewal", "pkiplane-renewal-getcert"),
+        ("pkiplane-renewal", "pkiplane-renewal-getcrl"),
+        ("pkiplane-pending", "pkiplane-pending-certpoll-issued"),
+    ];
+
+    /// Posts a golden request and reads the signed reply with the requester's key.
+    async fn post(env: &crate::common::Env, keys: &Keys, request: &Incoming, der: Vec<u8>) -> Reply {
+        let r = crate::common::http::post(&format!("{}?operation=PKIOperation", env.url()), der).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let signer_cert = Certificate::from_der(&request.signer_der).unwrap();
+        read_reply(&r.body, &Signer { cert: &signer_cert, key: &keys.requester_key }).unwrap()
     }
 }

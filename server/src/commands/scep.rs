@@ -65,6 +65,7 @@ pub async fn run(cmd: &ScepCommand) -> Result<()> {
         a.ttl,
         ChallengeBinding { common_name: a.cn.clone(), sans: a.sans.clone() },
         "cli",
+        std::time::SystemTime::now(),
     )
     .await
     .map_err(|e| anyhow!("{e}"))?;

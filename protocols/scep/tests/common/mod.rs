@@ -37,6 +37,9 @@ pub struct Options {
     pub allow_long_validity: bool,
     /// Keep every PKIOperation body the server receives (see [`Env::save_captured`]).
     pub capture: bool,
+    /// The server's clock (the system clock when unset): recorded messages are replayed
+    /// at the time they were made.
+    pub clock: Option<pkiplane_core::clock::SharedClock>,
 }
 
 impl Default for Options {
@@ -48,6 +51,7 @@ impl Default for Options {
             validity: "90d",
             allow_long_validity: false,
             capture: false,
+            clock: None,
         }
     }
 }
@@ -229,7 +233,10 @@ pub async fn start_with(opts: Options, root: Arc<Issuer>, int: Arc<Issuer>) -> E
     let base = format!("http://{}", listener.local_addr().unwrap());
     let config = ScepConfig::from_resource(&endpoint, &secrets, &base)
         .unwrap_or_else(|e| panic!("{}", pkiplane_api::FieldError::join(&e)));
-    let state = ScepState::start(config, ca.clone(), store.clone()).await.unwrap();
+    let mut state = ScepState::start(config, ca.clone(), store.clone()).await.unwrap();
+    if let Some(clock) = opts.clock.clone() {
+        state = state.with_clock(clock);
+    }
     let captured = Captured::default();
     let mut router = pkiplane_scep::router(state.clone());
     if opts.capture {

@@ -120,7 +120,7 @@ impl Exchange<'_> {
 
 /// Handles one request message and returns the encoded response.
 pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u8> {
-    let now = SystemTime::now();
+    let now = state.now();
     let server_nonce = respond::nonce();
     let profile = match label {
         Some(l) => state.config().profile(l),
@@ -189,7 +189,7 @@ pub fn error_message(state: &CmpState, label: Option<&str>, e: &CmpError) -> Vec
     let signing = state.credential(issuer.as_ref());
     let sender = signing.as_ref().map(|c| c.name.clone()).unwrap_or_else(crate::convert::null_dn);
     let protect = signing.map(Protect::Sign).unwrap_or(Protect::None);
-    let env = Envelope { request: None, pvno: 2, sender, sender_nonce: respond::nonce(), now: SystemTime::now() };
+    let env = Envelope { request: None, pvno: 2, sender, sender_nonce: respond::nonce(), now: state.now() };
     respond::encode(env, &protect, Reply::error(e)).unwrap_or_default()
 }
 

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod ca;
 mod commands;
+mod datadir;
 mod endpoint;
 mod operator;
 mod output;
@@ -95,11 +96,8 @@ fn init_logging(format: LogFormat) {
     .with_filter(filter);
     // Audit events are always JSON lines: to PKIPLANE_AUDIT_LOG when set, else stderr.
     let audit_file = std::env::var_os("PKIPLANE_AUDIT_LOG").and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(|e| eprintln!("warning: cannot open PKIPLANE_AUDIT_LOG {}: {e}", p.to_string_lossy()))
+        datadir::open_private_append(std::path::Path::new(&p))
+            .map_err(|e| eprintln!("warning: cannot open PKIPLANE_AUDIT_LOG: {e:#}"))
             .ok()
     });
     let audit = match audit_file {

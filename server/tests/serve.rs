@@ -1,5 +1,6 @@
-//! `pkiplane serve` as a process: ready file, CA and CRL publication, revocations showing
-//! on the next CRL, SIGTERM, and a restart on the same data directory keeping the CA.
+//! `pkiplane serve` as a process: ready file, CA and CRL publication, ownership of the
+//! data directory (the CLI refuses to write beside it), SIGTERM, a restart on the same
+//! data directory keeping the CA, and revocations showing on the next CRL.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -34,7 +35,8 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
         &["x509", "-inform", "DER", "-in", p("root.der").to_str().unwrap(), "-out", p("root.pem").to_str().unwrap()],
     );
 
-    // Issue through the CLI on the same data directory while serve runs, then revoke.
+    // Issue, then revoke, through the CLI on the same data directory: refused while serve
+    // owns it, done once serve has stopped.
     run(
         "openssl",
         &[
@@ -56,22 +58,43 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
         ],
     );
     let dd = data.to_str().unwrap();
-    run(
-        BIN,
-        &[
-            "issue",
-            "-f",
-            manifests.to_str().unwrap(),
-            "--data-dir",
-            dd,
-            "--profile",
-            "enterprise-tls-47d",
-            "--csr",
-            p("csr").to_str().unwrap(),
-            "--out",
-            p("leaf.pem").to_str().unwrap(),
-        ],
-    );
+    let (csr_path, leaf_path) = (p("csr"), p("leaf.pem"));
+    let issue_args = [
+        "issue",
+        "-f",
+        manifests.to_str().unwrap(),
+        "--data-dir",
+        dd,
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
+        csr_path.to_str().unwrap(),
+        "--out",
+        leaf_path.to_str().unwrap(),
+    ];
+    let refused = Command::new(BIN).args(issue_args).env("PKIPLANE_LOG", "warn").output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    let owner = format!("in use by `pkiplane serve` (pid {}", server.child.id());
+    assert!(why.contains(&owner), "{why}");
+    assert!(!p("leaf.pem").exists());
+    fetch(&format!("{base}/example-intermediate/crl"), &p("crl1.der"));
+
+    // SIGTERM: a clean, prompt exit.
+    let mut server = server;
+    run("kill", &["-TERM", &server.child.id().to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(server);
+
+    run(BIN, &issue_args);
     run(
         "openssl",
         &[
@@ -89,8 +112,13 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     .unwrap();
     let serial = serial.trim().trim_start_matches("serial=").to_string();
 
-    fetch(&format!("{base}/example-intermediate/crl"), &p("crl1.der"));
     run(BIN, &["revoke", &serial, "--data-dir", dd, "--reason", "keyCompromise"]);
+
+    // Restart on the same data directory: same CA, same inventory, the revocation listed.
+    let server = Server::start(&manifests, &data, &ready);
+    let base = format!("{}/issuers/pki", server.publish_url);
+    fetch(&format!("{base}/example-root/ca.crt"), &p("root2.der"));
+    assert_eq!(std::fs::read(p("root.der")).unwrap(), std::fs::read(p("root2.der")).unwrap());
     fetch(&format!("{base}/example-intermediate/crl"), &p("crl2.der"));
     let crl_text = |f: &str| {
         String::from_utf8(
@@ -137,25 +165,9 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&missing.stdout), "404");
 
-    // SIGTERM: a clean, prompt exit.
-    let mut server = server;
-    run("kill", &["-TERM", &server.child.id().to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
-
-    // Restart on the same data directory: same CA, same inventory.
-    let server = Server::start(&manifests, &data, &ready);
-    fetch(&format!("{}/issuers/pki/example-root/ca.crt", server.publish_url), &p("root2.der"));
-    assert_eq!(std::fs::read(p("root.der")).unwrap(), std::fs::read(p("root2.der")).unwrap());
     let list = run(BIN, &["inventory", "list", "--data-dir", dd, "--status", "revoked", "-o", "json"]);
     let v: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["serial"].as_str().unwrap().to_uppercase(), serial);
+    drop(server);
 }

@@ -12,6 +12,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use pkiplane_core::issuance::exchange_key;
+use pkiplane_core::model::Protocol;
 use pkiplane_core::state::cmp::{CmpTransaction, TransactionKind, TransactionState};
 
 use crate::CmpState;
@@ -63,9 +65,20 @@ impl Exchange<'_> {
     }
 
     /// Records the start of a transaction; a transactionID in use is refused.
+    ///
+    /// An enrollment starts open, awaiting confirmation until confirmWaitTime: if the
+    /// process dies after the CA has issued and before the outcome is saved, the
+    /// transaction expires like any unconfirmed one and the expiry sweep revokes the
+    /// certificates the inventory records for this exchange (see [`Self::exchange`]).
+    /// Other transactions count as failed until their outcome is recorded.
     pub async fn begin(&self, kind: TransactionKind) -> Result<CmpTransaction, CmpError> {
-        // Until the outcome is recorded the transaction counts as failed.
-        let tx = self.transaction(kind, TransactionState::Failed);
+        let tx = if kind == TransactionKind::Enrollment {
+            let mut tx = self.transaction(kind, TransactionState::AwaitingConfirmation);
+            tx.deadline = Some(self.now + self.state.config().confirm_wait);
+            tx
+        } else {
+            self.transaction(kind, TransactionState::Failed)
+        };
         match self.state.store().create_transaction(&tx).await {
             Ok(true) => Ok(tx),
             Ok(false) => Err(CmpError::new(
@@ -110,6 +123,11 @@ impl Exchange<'_> {
             ));
         }
         Ok(tx)
+    }
+
+    /// The key the inventory records this exchange's certificates under.
+    pub fn exchange(&self) -> String {
+        exchange_key(Protocol::Cmp, &self.state.config().endpoint, &self.tid)
     }
 
     /// The Issuer behind the exchange's profile.

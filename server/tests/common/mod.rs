@@ -51,8 +51,14 @@ impl Drop for Server {
 impl Server {
     /// Starts `pkiplane serve -f manifests` on `data` and waits for its ready file.
     pub fn start(manifests: &Path, data: &Path, ready: &Path) -> Server {
+        Self::start_with_env(manifests, data, ready, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g. a failpoint).
+    pub fn start_with_env(manifests: &Path, data: &Path, ready: &Path, env: &[(&str, &str)]) -> Server {
         let _ = std::fs::remove_file(ready);
-        let log = std::fs::File::create(data.with_extension("log")).unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
             .args([
@@ -64,6 +70,7 @@ impl Server {
                 "5s",
             ])
             .env("PKIPLANE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -80,6 +87,18 @@ impl Server {
         let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
         let publish_url = ready["publishUrl"].as_str().unwrap().to_string();
         Server { child, ready, publish_url }
+    }
+
+    /// Waits (bounded) for the process to end, e.g. at a failpoint; its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The ready-file entry of endpoint `namespace/name`.

@@ -78,7 +78,7 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     let why = both(&refused);
-    assert!(why.contains("in use by `pkiplane serve` (pid ") && why.contains("/scep/challenges"), "{why}");
+    assert!(why.contains("in use by `pkiplane serve` (pid ") && why.contains("POST <scep url>/challenges"), "{why}");
 
     // A one-time challenge bound to one name, from the running server's API.
     let minted = Command::new("curl")

@@ -63,12 +63,8 @@ fn cmp_a_certificate_issued_but_never_answered_is_revoked_at_confirm_wait_time()
     let ready = d.path().join("ready.json");
     let manifests = manifests(d.path());
 
-    let mut server = Server::start_with_env(
-        &manifests,
-        &data,
-        &ready,
-        &[("PKIPLANE_FAILPOINT", "issuance-after-store:CMP")],
-    );
+    let mut server =
+        Server::start_with_env(&manifests, &data, &ready, &[("PKIPLANE_FAILPOINT", "issuance-after-store:CMP")]);
     let out = cmp_ir(&server, d.path(), "lost");
     assert!(!out.status.success(), "the server died before answering: {}", text(&out));
     assert!(!server.wait_exit().success(), "aborted at the failpoint");
@@ -136,12 +132,8 @@ fn scep_a_certificate_issued_before_a_crash_is_delivered_to_the_resend() {
     let manifests = quickstart_free_ports(d.path());
     let device = d.path().join("device");
 
-    let mut server = Server::start_with_env(
-        &manifests,
-        &data,
-        &ready,
-        &[("PKIPLANE_FAILPOINT", "issuance-after-store:SCEP")],
-    );
+    let mut server =
+        Server::start_with_env(&manifests, &data, &ready, &[("PKIPLANE_FAILPOINT", "issuance-after-store:SCEP")]);
     let url = server.endpoint("pki", "scep")["urls"][0].as_str().unwrap().to_string();
     let out = scepclient(&bin, &device, &url);
     assert!(!out.status.success(), "the server died before answering: {}", text(&out));

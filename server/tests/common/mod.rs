@@ -57,8 +57,7 @@ impl Server {
     /// [`Server::start`] with extra environment variables (e.g. a failpoint).
     pub fn start_with_env(manifests: &Path, data: &Path, ready: &Path, env: &[(&str, &str)]) -> Server {
         let _ = std::fs::remove_file(ready);
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
             .args([

@@ -10,4 +10,5 @@ mod accounts;
 mod flows;
 mod negative;
 mod profiles;
+mod recovery;
 mod replicas;

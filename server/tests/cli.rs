@@ -52,6 +52,21 @@ fn csr(dir: &Path, name: &str, subject: &str, san: &str) -> PathBuf {
     csr
 }
 
+/// `pkiplane issue` of `csr` under enterprise-tls-47d into `data`.
+fn issue_args<'a>(data: &'a Path, csr: &'a Path) -> [&'a str; 9] {
+    [
+        "issue",
+        "-f",
+        QUICKSTART,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
+        csr.to_str().unwrap(),
+    ]
+}
+
 fn inventory_json(data: &Path) -> Vec<serde_json::Value> {
     let out = pkiplane(&["inventory", "list", "--data-dir", data.to_str().unwrap(), "-o", "json"], &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -115,17 +130,7 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let data = d.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let req = csr(d.path(), "dev", "/CN=web.localhost", "DNS:web.localhost");
-    let args = [
-        "issue",
-        "-f",
-        QUICKSTART,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        req.to_str().unwrap(),
-    ];
+    let args = issue_args(&data, &req);
 
     // The failpoint aborts the process right after the pending record is durable.
     let crashed = pkiplane(&args, &[("PKIPLANE_FAILPOINT", "issuance-after-persist")]);
@@ -307,17 +312,7 @@ fn the_data_directory_and_its_private_files_are_owner_only() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let audit = d.path().join("audit.jsonl");
     let req = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
-    let args = [
-        "issue",
-        "-f",
-        QUICKSTART,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        req.to_str().unwrap(),
-    ];
+    let args = issue_args(&data, &req);
     let env = [("PKIPLANE_AUDIT_LOG", audit.to_str().unwrap())];
     let out = pkiplane(&args, &env);
     assert!(out.status.success(), "{}", text(&out));

@@ -220,12 +220,7 @@ async fn recover_transaction(
     csr: &ParsedCsr,
     profile: &pkiplane_core::ObjectRef,
 ) -> Result<Option<ScepTransaction>, ScepError> {
-    let exchange = exchange_key(Protocol::Scep, &state.config().endpoint, &msg.transaction_id);
-    let records = state.ca().exchange_certificates(&exchange).await?;
-    let Some(record) = records.into_iter().find(|r| {
-        r.status == CertStatus::Issued
-            && r.der.as_deref().and_then(|d| CertInfo::from_der(d).ok()).is_some_and(|c| c.spki_der == csr.spki_der)
-    }) else {
+    let Some(record) = issued_for_key(state, msg, &csr.spki_der).await? else {
         return Ok(None);
     };
     let now = state.now();
@@ -248,23 +243,28 @@ async fn recover_transaction(
     Ok(Some(tx))
 }
 
+/// The certificate the inventory records as issued for `msg`'s transactionID with the
+/// public key `spki_der`, if any.
+async fn issued_for_key(
+    state: &ScepState,
+    msg: &Incoming,
+    spki_der: &[u8],
+) -> Result<Option<pkiplane_core::inventory::CertificateRecord>, ScepError> {
+    let exchange = exchange_key(Protocol::Scep, &state.config().endpoint, &msg.transaction_id);
+    let records = state.ca().exchange_certificates(&exchange).await?;
+    Ok(records.into_iter().find(|r| {
+        r.status == CertStatus::Issued
+            && r.der.as_deref().and_then(|d| CertInfo::from_der(d).ok()).is_some_and(|c| c.spki_der == spki_der)
+    }))
+}
+
 /// CertPoll of a transactionID that has no stored transaction: answered from the
 /// inventory when the poll is signed with the key of a certificate issued for it (not
 /// stored: the poll carries no CSR to keep).
 async fn recover_polled(state: &ScepState, msg: &Incoming) -> Result<ScepTransaction, ScepError> {
-    let no_transaction = || ScepError::BadCertId(format!("no transaction {}", msg.transaction_id));
-    let exchange = exchange_key(Protocol::Scep, &state.config().endpoint, &msg.transaction_id);
-    let records = state.ca().exchange_certificates(&exchange).await?;
-    let record = records
-        .into_iter()
-        .find(|r| {
-            r.status == CertStatus::Issued
-                && r.der
-                    .as_deref()
-                    .and_then(|d| CertInfo::from_der(d).ok())
-                    .is_some_and(|c| c.spki_der == msg.signer.spki_der)
-        })
-        .ok_or_else(no_transaction)?;
+    let record = issued_for_key(state, msg, &msg.signer.spki_der)
+        .await?
+        .ok_or_else(|| ScepError::BadCertId(format!("no transaction {}", msg.transaction_id)))?;
     tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP CertPoll answered from the inventory: the certificate was issued before the server stopped");
     Ok(ScepTransaction {
         endpoint: state.config().endpoint.clone(),

@@ -17,12 +17,19 @@ use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use crate::common::{Env, Options, csr};
 use crate::flows::{leaf_der, retry, solve};
 
-/// Marks the order processing, as finalize does before it calls the CA.
-async fn mark_processing(env: &Env, order_id: &str) {
-    let mut stored = env.store.order(order_id).await.unwrap().unwrap();
+/// An order for web.localhost, validated, then marked processing as finalize does
+/// before it calls the CA; and the key its issuance is recorded under.
+async fn processing_order(env: &Env, account: &instant_acme::Account) -> (instant_acme::Order, String) {
+    let ids = [Identifier::Dns("web.localhost".into())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    solve(env, &mut order, ChallengeType::Http01).await;
+    assert_eq!(order.poll_ready(&retry()).await.unwrap(), OrderStatus::Ready);
+    let order_id = order.url().rsplit('/').next().unwrap().to_owned();
+    let mut stored = env.store.order(&order_id).await.unwrap().unwrap();
     assert_eq!(stored.status, StoredStatus::Ready);
     stored.status = StoredStatus::Processing;
     assert!(env.store.update_order(&stored).await.unwrap());
+    (order, exchange_key(Protocol::Acme, &ObjectRef::new("pki", "acme"), &order_id))
 }
 
 fn request(names: &[&str], exchange: &str) -> IssuanceRequest {
@@ -40,16 +47,9 @@ fn request(names: &[&str], exchange: &str) -> IssuanceRequest {
 async fn a_processing_order_whose_certificate_was_issued_completes_on_the_next_poll() {
     let env = Env::start(Options::default()).await;
     let (account, _) = env.account(None).await.unwrap();
-    let ids = [Identifier::Dns("web.localhost".into())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    solve(&env, &mut order, ChallengeType::Http01).await;
-    assert_eq!(order.poll_ready(&retry()).await.unwrap(), OrderStatus::Ready);
-    let order_id = order.url().rsplit('/').next().unwrap().to_owned();
-
     // The state a crash after signing leaves: the order processing, the certificate
     // issued under the order's exchange key.
-    mark_processing(&env, &order_id).await;
-    let exchange = exchange_key(Protocol::Acme, &ObjectRef::new("pki", "acme"), &order_id);
+    let (mut order, exchange) = processing_order(&env, &account).await;
     let issued = env.ca.issue(request(&["web.localhost"], &exchange)).await.unwrap();
 
     let pem = order.poll_certificate(&retry()).await.unwrap();
@@ -63,16 +63,9 @@ async fn a_processing_order_whose_certificate_was_issued_completes_on_the_next_p
 async fn a_processing_order_whose_signing_never_completed_is_ready_again() {
     let env = Env::start(Options::default()).await;
     let (account, _) = env.account(None).await.unwrap();
-    let ids = [Identifier::Dns("web.localhost".into())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    solve(&env, &mut order, ChallengeType::Http01).await;
-    assert_eq!(order.poll_ready(&retry()).await.unwrap(), OrderStatus::Ready);
-    let order_id = order.url().rsplit('/').next().unwrap().to_owned();
-    mark_processing(&env, &order_id).await;
-
+    let (mut order, exchange) = processing_order(&env, &account).await;
     // Step 2 happened (a pending record under the exchange), then the process died;
     // start-up recovery marked the record abandoned.
-    let exchange = exchange_key(Protocol::Acme, &ObjectRef::new("pki", "acme"), &order_id);
     let pending = pkiplane_core::inventory::CertificateRecord {
         serial: "0badc0ffee".into(),
         issuer: ObjectRef::new("pki", "ca"),

@@ -5,7 +5,9 @@
 //!
 //! * CMP: the transaction stayed open; at confirmWaitTime the certificate, never
 //!   answered nor confirmed, is revoked (cessationOfOperation) and listed on the CRL;
-//! * SCEP: the client's resend of the same transactionID gets that very certificate.
+//! * SCEP: the client's resend of the same transactionID gets that very certificate;
+//! * EST: one request, no exchange to recover: like a response lost on the network, the
+//!   certificate stays issued, and the client's retry is a new enrollment.
 
 mod common;
 
@@ -172,4 +174,69 @@ fn scep_a_certificate_issued_before_a_crash_is_delivered_to_the_resend() {
         int.to_str().unwrap(),
         device.join("cert.pem").to_str().unwrap(),
     ]);
+}
+
+/// `curl` simpleenroll with HTTP Basic (base64 DER body, as device scripts send it).
+fn est_enroll(server: &Server, csr_b64: &Path, out: &Path) -> Output {
+    let ep = server.endpoint("pki", "est");
+    let base = ep["urls"][0].as_str().unwrap();
+    Command::new("curl")
+        .args(["-sS", "--fail", "--cacert", ep["tlsTrustBundle"].as_str().unwrap()])
+        .args(["-u", "device-enroller:est-demo-password", "-H", "Content-Type: application/pkcs10"])
+        .arg("--data-binary")
+        .arg(format!("@{}", csr_b64.display()))
+        .arg("-o")
+        .arg(out)
+        .arg(format!("{base}/simpleenroll"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn est_a_certificate_issued_before_a_crash_stays_issued() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let ready = d.path().join("ready.json");
+    let manifests = quickstart_free_ports(d.path());
+    let (key, der) = (d.path().join("dev.key"), d.path().join("dev.csr.der"));
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=sensor-9",
+        "-outform",
+        "DER",
+        "-out",
+        der.to_str().unwrap(),
+    ]);
+    let b64 = d.path().join("dev.csr.b64");
+    let encoded = openssl(&["base64", "-in", der.to_str().unwrap()]);
+    std::fs::write(&b64, &encoded.stdout).unwrap();
+
+    let mut server =
+        Server::start_with_env(&manifests, &data, &ready, &[("PKIPLANE_FAILPOINT", "issuance-after-store:EST")]);
+    let out = est_enroll(&server, &b64, &d.path().join("lost.p7"));
+    assert!(!out.status.success(), "the server died before answering: {}", text(&out));
+    assert!(!server.wait_exit().success());
+    drop(server);
+    let lost = inventory(&data, "EST");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["status"], "issued");
+    assert!(lost[0].get("exchange").is_none(), "EST has no exchange to recover");
+
+    // Restarted: recovery leaves it issued (not abandoned, not revoked); the client's
+    // retry is served as a new enrollment.
+    let server = Server::start(&manifests, &data, &ready);
+    let out = est_enroll(&server, &b64, &d.path().join("dev.p7"));
+    assert!(out.status.success(), "{}", text(&out));
+    let records = inventory(&data, "EST");
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().all(|r| r["status"] == "issued"), "{records:?}");
 }

@@ -19,6 +19,22 @@ fn fetch(url: &str, to: &std::path::Path) {
     run("curl", &["-sSf", "-o", to.to_str().unwrap(), url]);
 }
 
+/// The data directory is 0700 and nothing in it (database, lock, bundles) is open to
+/// group or others.
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_private(&path);
+        } else {
+            assert_eq!(mode(&path) & 0o077, 0, "{} is open to group or others", path.display());
+        }
+    }
+}
+
 #[test]
 fn serve_publishes_ca_and_crl_and_survives_restart() {
     let d = tempfile::tempdir().unwrap();
@@ -27,6 +43,7 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     let p = |n: &str| d.path().join(n);
     let manifests = quickstart_free_ports(d.path());
     let server = Server::start(&manifests, &data, &ready);
+    assert_private(&data);
     let base = format!("{}/issuers/pki", server.publish_url);
     fetch(&format!("{base}/example-root/ca.crt"), &p("root.der"));
     fetch(&format!("{base}/example-intermediate/ca.pem"), &p("int.pem"));

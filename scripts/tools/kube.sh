@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control-plane tools of the e2e harness from the Go module proxy
-# and prints the directory that holds them:
+# Builds the Kubernetes tools of the e2e harness from the Go module proxy and prints the
+# directory that holds them:
 #
-#   kube-apiserver  kube-controller-manager  kubectl  etcd  etcdctl
+#   kube-apiserver  kube-controller-manager  kubectl  etcd  etcdctl   (e2e/cluster.sh)
+#   kube-scheduler  kubelet  kube-proxy                                (e2e/node.sh, the real node)
 #
 # Versions are pinned by e2e/tools/go.mod (k8s.io/kubernetes and go.etcd.io/etcd). The
 # binaries go to ${PKIPLANE_TOOLS_CACHE:-~/.cache/pkiplane/tools}/kube-<k8s version>/bin,
@@ -37,7 +38,7 @@ bin="$dir/bin"
 # comments), so a bumped etcd or a changed replace line rebuilds even when the Kubernetes
 # version did not change.
 stamp=$(cat "$mod/go.mod" "$mod/go.sum" | grep -v '^ *//' | sha256sum | cut -c1-16)
-tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl)
+tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl kube-scheduler kubelet kube-proxy)
 
 print() {
   if [ "${1:-}" = "--env" ]; then
@@ -96,6 +97,9 @@ build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build kubectl k8s.io/kubernetes/cmd/kubectl
 build etcd go.etcd.io/etcd/server/v3
 build etcdctl go.etcd.io/etcd/etcdctl/v3
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 
 "$tmp/bin/kubectl" version --client=true >&2
 echo "$stamp" >"$tmp/stamp"

@@ -27,7 +27,7 @@
 #                              the custom kinds from the first second
 #      PKIPLANE_E2E_NO_KCM=1   do not run kube-controller-manager
 #      PKIPLANE_E2E_ARTIFACTS  if set, `down` copies the logs there before removing the dir
-#      PKIPLANE_E2E_ADMISSION  --enable-admission-plugins (see ADMISSION below)
+#      PKIPLANE_E2E_ADMISSION  --enable-admission-plugins (see ADMISSION in lib/common.sh)
 #      PKIPLANE_E2E_TIMEOUT    seconds to wait for each component (default 120)
 #      PKIPLANE_TOOLS_CACHE    where scripts/tools/kube.sh caches the binaries
 set -euo pipefail
@@ -45,12 +45,6 @@ me=cluster.sh
 # gets "connection refused" instead of sending traffic off the host.
 SERVICE_CIDR=127.192.0.0/16
 SERVICE_IP=127.192.0.1 # the `kubernetes` Service, first address of the range
-SA_ISSUER=https://kubernetes.default.svc.cluster.local
-# Admission: the defaults (named here for the reader; none needs a node) plus
-# OwnerReferencesPermissionEnforcement, which OpenShift runs: setting an ownerReference
-# with blockOwnerDeletion needs `update` on the owner's `finalizers` subresource, so a
-# chart RBAC that forgets it fails here rather than on a customer's cluster.
-ADMISSION=${PKIPLANE_E2E_ADMISSION:-NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy,OwnerReferencesPermissionEnforcement}
 
 # ---------------------------------------------------------------------------- certificates
 
@@ -193,18 +187,6 @@ cmd_up() {
   print_env
 }
 
-cmd_run() {
-  [ "${1:-}" = "--" ] && shift
-  [ $# -gt 0 ] || die "usage: run -- CMD..."
-  local envs status=0
-  envs=$(cmd_up)
-  eval "$envs"
-  dir=$PKIPLANE_E2E_DIR
-  trap 'cmd_down' EXIT
-  trap 'exit 130' INT TERM
-  "$@" || status=$?
-  exit $status
-}
 
 dir=${PKIPLANE_E2E_DIR:-}
 case "${1:-}" in

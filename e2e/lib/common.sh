@@ -2,6 +2,13 @@
 # real node): managed processes, waits, kubeconfigs, the cluster's certificates. Sourced;
 # expects $dir (the cluster dir), $me (the script's name, for messages) and $timeout.
 
+SA_ISSUER=https://kubernetes.default.svc.cluster.local
+# Admission: the defaults (named here for the reader; none needs a node) plus
+# OwnerReferencesPermissionEnforcement, which OpenShift runs: setting an ownerReference
+# with blockOwnerDeletion needs `update` on the owner's `finalizers` subresource, so a
+# chart RBAC that forgets it fails here rather than on a customer's cluster.
+ADMISSION=${PKIPLANE_E2E_ADMISSION:-NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy,OwnerReferencesPermissionEnforcement}
+
 log() { echo "$me: $*" >&2; }
 die() { log "$*"; exit 1; }
 
@@ -179,6 +186,19 @@ cmd_sa_kubeconfig() {
   token=$("${k[@]}" -n "$ns" create token "$name" --duration=24h)
   write_kubeconfig "$out" "system:serviceaccount:$ns:$name" token "$token"
   echo "$out"
+}
+
+cmd_run() {
+  [ "${1:-}" = "--" ] && shift
+  [ $# -gt 0 ] || die "usage: run -- CMD..."
+  local envs status=0
+  envs=$(cmd_up)
+  eval "$envs"
+  dir=$PKIPLANE_E2E_DIR
+  trap 'cmd_down' EXIT
+  trap 'exit 130' INT TERM
+  "$@" || status=$?
+  exit $status
 }
 
 need_cluster() {

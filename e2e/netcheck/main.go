@@ -4,6 +4,7 @@
 //	netcheck serve ADDR        HTTP on ADDR: "/" answers "netcheck <hostname>", "/healthz" "ok"
 //	netcheck get URL           GET URL (5 s timeout); prints the body, fails unless 200
 //	netcheck lookup NAME       resolves NAME through /etc/resolv.conf; prints the addresses
+//	netcheck write FILE TEXT   writes TEXT and a newline to FILE (a volume's, for instance)
 //	netcheck sleep             waits for SIGTERM
 package main
 
@@ -32,6 +33,8 @@ func main() {
 		err = get(arg(2))
 	case "lookup":
 		err = lookup(arg(2))
+	case "write":
+		err = os.WriteFile(arg(2), []byte(arg(3)+"\n"), 0o644)
 	case "sleep":
 		waitForSignal()
 	default:
@@ -44,7 +47,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: netcheck serve ADDR | get URL | lookup NAME | sleep")
+	fmt.Fprintln(os.Stderr, "usage: netcheck serve ADDR | get URL | lookup NAME | write FILE TEXT | sleep")
 	os.Exit(2)
 }
 

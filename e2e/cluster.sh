@@ -21,6 +21,8 @@
 #                                    the TokenRequest API; creates the ServiceAccount if
 #                                    missing. For running a component under its chart RBAC.
 #
+# PKIPLANE_E2E_NODE=1 runs the same commands on a real node instead: see e2e/node.sh.
+#
 # Env: PKIPLANE_E2E_DIR        state dir (default: a new mktemp -d under $TMPDIR for `up`)
 #      PKIPLANE_E2E_CRDS       file or dir applied (and waited Established) before the
 #                              controller manager starts, so garbage collection watches
@@ -33,6 +35,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# The real node instead (e2e/node.sh, same commands) when asked for, or for a node's dir.
+if [ "${PKIPLANE_E2E_NODE:-}" = 1 ] || [ -f "${PKIPLANE_E2E_DIR:-/nonexistent}/.pkiplane-e2e-node" ]; then
+  exec "$here/node.sh" "$@"
+fi
 root=$(cd "$here/.." && pwd)
 timeout=${PKIPLANE_E2E_TIMEOUT:-120}
 

@@ -169,6 +169,7 @@ pass "both replicas answer behind the Service:$seen"
 
 out=$(kubectl -n "$NS" exec client -- /netcheck lookup example.com 2>&1) &&
   fail "a name outside the cluster resolved" "$out"
+out=${out%%$'\n'*}
 pass "a name outside cluster.local does not resolve (no forward plugin): ${out##*: }"
 
 port=$(e2e/node.sh forward echo "svc/$NS/echo:80")

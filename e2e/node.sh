@@ -106,7 +106,10 @@ tools() {
 import_archive() {
   local archive=$1 name=$2 ref
   ref=$(normalize_image "$name")
-  node_exec ctr -n k8s.io images import --platform linux/amd64 --index-name "$ref" "$archive" >/dev/null
+  # --index-name: the image is also known by the name pods use (the archive's own name,
+  # e.g. podman's localhost/..., stays as well).
+  node_exec ctr -n k8s.io images import --platform linux/amd64 --index-name "$ref" "$archive" \
+    >>"$dir/logs/ctr.log" 2>&1 || { tail -n 5 "$dir/logs/ctr.log" >&2; die "cannot import $archive as $ref"; }
 }
 
 # The name the kubelet asks containerd for: docker.io/ (and library/) for short names,

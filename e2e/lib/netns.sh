@@ -182,13 +182,12 @@ EOF
 # ns_gone: nothing of the node is left: no process in its namespaces, no cgroup.
 # Prints what remains and returns non-zero otherwise.
 ns_gone() {
-  local ids left="" p ns id
+  local ids left="" id
   ids=$(cat "$dir/node/ns-ids" 2>/dev/null) || return 0
-  for p in /proc/[0-9]*; do
-    for ns in net mnt pid cgroup; do
-      id=$(readlink "$p/ns/$ns" 2>/dev/null) || continue
-      case " $ids " in *" $id "*) left+=" ${p#/proc/}($ns)" ;; esac
-    done
+  for id in $ids; do
+    # "'/proc/PID/ns/net' -> 'net:[4026532177]'" for every process still in it
+    left+=$(stat -c '%N' /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt /proc/[0-9]*/ns/pid \
+      /proc/[0-9]*/ns/cgroup 2>/dev/null | grep -F "'$id'" | sed "s|^'/proc/\([0-9]*\)/.*| pid \1 ($id)|" | tr '\n' ' ' || true)
   done
   local mp fstype opts hostdir
   while read -r mp fstype opts hostdir; do

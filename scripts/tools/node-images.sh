@@ -57,7 +57,9 @@ if fresh; then echo "$dir"; exit 0; fi
 unset PKIPLANE_NODE_IMAGES_REBUILD
 
 tmp=$(mktemp -d "$cache/.node-images.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# podman refuses a run root path longer than 50 characters.
+runroot=$(mktemp -d /tmp/pkiplane-podman.XXXXXX)
+trap 'rm -rf "$tmp" "$runroot"' EXIT
 chmod 755 "$tmp"
 mkdir -p "$tmp/out"
 start=$(date +%s)
@@ -65,7 +67,7 @@ echo "node-images.sh: building the node's images into $dir" >&2
 
 # A podman of its own: store, run root and config in the build dir, removed afterwards.
 pm() {
-  podman --root "$tmp/store" --runroot "$tmp/run" --storage-driver vfs \
+  podman --root "$tmp/store" --runroot "$runroot" --storage-driver vfs \
     --cgroup-manager cgroupfs --events-backend none "$@"
 }
 

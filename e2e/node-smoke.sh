@@ -148,6 +148,11 @@ done
 grep -q '^netcheck echo-' <<<"$out" || fail "GET http://$cluster_ip/ from the client pod" "$out"
 pass "ClusterIP $cluster_ip answers from another pod: $out"
 
+# From the node's own network namespace, where the API server dials webhook Services.
+out=$(e2e/node.sh exec -- curl -fsS --max-time 5 "http://$cluster_ip/" 2>&1) || fail "GET http://$cluster_ip/ from the node" "$out"
+grep -q '^netcheck echo-' <<<"$out" || fail "GET http://$cluster_ip/ from the node" "$out"
+pass "ClusterIP $cluster_ip answers from the node itself (the API server's path to webhooks): $out"
+
 out=$(kubectl -n "$NS" exec client -- /netcheck lookup "echo.$NS.svc.cluster.local" 2>&1) ||
   fail "lookup echo.$NS.svc.cluster.local" "$out"
 [ "$out" = "$cluster_ip" ] || fail "echo.$NS.svc.cluster.local resolved to '$out', want $cluster_ip"

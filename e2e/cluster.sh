@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # A throwaway Kubernetes control plane on loopback for pkiplane's e2e tests:
 # etcd + kube-apiserver (RBAC on, real service-account tokens) + kube-controller-manager
 # (garbage collection, namespaces, service accounts). No kubelet, no scheduler, no
@@ -43,7 +44,6 @@ root=$(cd "$here/.." && pwd)
 timeout=${PKIPLANE_E2E_TIMEOUT:-120}
 
 me=cluster.sh
-# shellcheck source=lib/common.sh
 . "$here/lib/common.sh"
 
 # The Service IP range. It is deliberately a loopback range: nothing routes Service IPs
@@ -210,5 +210,5 @@ case "${1:-}" in
     echo "$pid" ;;
   stop) shift; need_cluster stop; [ $# -gt 0 ] || die "usage: stop NAME..."; stop "$@" ;;
   alive) need_cluster alive; alive "${2:?usage: alive NAME}" ;;
-  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; /^# shellcheck/d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

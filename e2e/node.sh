@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # A real single-node Kubernetes for pkiplane's e2e tests: etcd, kube-apiserver,
 # kube-controller-manager (all controllers), kube-scheduler, containerd + runc, the
 # kubelet, kube-proxy (iptables), a CNI bridge and CoreDNS, all inside one PID, network,
@@ -32,14 +33,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 timeout=${PKIPLANE_E2E_TIMEOUT:-120}
 me=node.sh
-# shellcheck source=lib/common.sh
 . "$here/lib/common.sh"
-# shellcheck source=lib/netns.sh
 . "$here/lib/netns.sh"
-# shellcheck source=lib/node-config.sh
 . "$here/lib/node-config.sh"
 
-# Addresses inside the node's network namespace (none exists outside it).
+# Addresses inside the node's network namespace (none exists outside it). The settings
+# below are read by lib/node-config.sh.
+# shellcheck disable=SC2034
 NODE_NAME=e2e-node
 NODE_IP=172.31.0.2
 SERVICE_CIDR=10.96.0.0/16
@@ -97,7 +97,9 @@ tools() {
   echo "$containerd" >"$dir/containerd-bin-dir"
   echo "$images" >"$dir/images-dir"
   echo "$netns_bin" >"$dir/netns-bin"
+  # shellcheck disable=SC2034 # read by lib/node-config.sh
   PAUSE_IMAGE=$(awk '$1 == "pause.tar" {print $2}' "$images/images")
+  # shellcheck disable=SC2034 # read by lib/node-config.sh
   COREDNS_IMAGE=$(awk '$1 == "coredns.tar" {print $2}' "$images/images")
   export PATH="$kube:$containerd:$PATH"
 }
@@ -314,7 +316,7 @@ cmd_down() {
 # ---------------------------------------------------------------------------- commands
 
 cmd_load_image() {
-  [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: load-image IMAGE [NAME]"
+  { [ $# -ge 1 ] && [ $# -le 2 ]; } || die "usage: load-image IMAGE [NAME]"
   command -v podman >/dev/null 2>&1 || die "load-image: podman is not installed"
   local archive
   mkdir -p "$dir/images"
@@ -372,5 +374,5 @@ case "${1:-}" in
     echo "$pid" ;;
   stop) shift; need_node stop; [ $# -gt 0 ] || die "usage: stop NAME..."; stop "$@" ;;
   alive) need_node alive; alive "${2:?usage: alive NAME}" ;;
-  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; /^# shellcheck/d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -1,12 +1,15 @@
+# shellcheck shell=bash
 # Shell helpers shared by e2e/cluster.sh (control plane on loopback) and e2e/node.sh (the
 # real node): managed processes, waits, kubeconfigs, the cluster's certificates. Sourced;
 # expects $dir (the cluster dir), $me (the script's name, for messages) and $timeout.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SA_ISSUER=https://kubernetes.default.svc.cluster.local
 # Admission: the defaults (named here for the reader; none needs a node) plus
 # OwnerReferencesPermissionEnforcement, which OpenShift runs: setting an ownerReference
 # with blockOwnerDeletion needs `update` on the owner's `finalizers` subresource, so a
 # chart RBAC that forgets it fails here rather than on a customer's cluster.
+# shellcheck disable=SC2034
 ADMISSION=${PKIPLANE_E2E_ADMISSION:-NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy,OwnerReferencesPermissionEnforcement}
 
 log() { echo "$me: $*" >&2; }

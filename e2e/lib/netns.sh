@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The real node's namespaces (sourced by e2e/node.sh).
 #
 # One PID, network, mount and cgroup namespace for the whole node, created by `unshare`
@@ -19,14 +20,14 @@
 # this process's own cgroup (so the node is accounted where the caller is), named
 # pkiplane-e2e-<id>. Prints "MOUNTPOINT FSTYPE OPTIONS HOSTDIR" lines.
 cgroup_layout() {
-  local id=$1 line mp fstype opts root hid ctrls path first sub
+  local id=$1 line mp fstype opts root ctrls path first sub
   while read -r line; do
     # mountinfo: ID PARENT DEV ROOT MOUNTPOINT OPTS ... - FSTYPE SOURCE SUPEROPTS
     read -r _ _ _ root mp _ <<<"${line%% - *}"
     read -r fstype _ opts <<<"${line#* - }"
     case $fstype in cgroup | cgroup2) ;; *) continue ;; esac
     path=""
-    while IFS=: read -r hid ctrls sub; do
+    while IFS=: read -r _ ctrls sub; do
       if [ "$fstype" = cgroup2 ]; then
         [ -z "$ctrls" ] && path=$sub
       else
@@ -57,6 +58,7 @@ cgroups_create() {
   # (all of a process's children inherit it), then runs CMD.
   {
     echo '#!/bin/sh'
+    # shellcheck disable=SC2016 # the generated script's own variables
     echo 'sub=$1; shift'
     while read -r mp fstype opts hostdir; do
       # shellcheck disable=SC2016 # expanded by the generated script
@@ -71,8 +73,8 @@ cgroups_create() {
 # deepest first. Returns non-zero if a directory could not be removed.
 cgroups_remove() {
   [ -f "$dir/node/cgroups" ] || return 0
-  local mp fstype opts hostdir f pids tries ok=0
-  for tries in $(seq 50); do
+  local mp fstype opts hostdir pids ok=0
+  for _ in $(seq 50); do
     pids=$(while read -r mp fstype opts hostdir; do
       [ -d "$hostdir" ] && find "$hostdir" -name cgroup.procs -exec cat {} + 2>/dev/null
     done <"$dir/node/cgroups" | sort -u)
@@ -112,7 +114,7 @@ ns_create() {
   local upid child=""
   read -r upid _ <"$dir/pids/node-init"
   for _ in $(seq 100); do
-    child=$(cat "/proc/$upid/task/$upid/children" 2>/dev/null | tr -d ' ') || true
+    child=$(tr -d ' ' 2>/dev/null <"/proc/$upid/task/$upid/children") || true
     [ -z "$child" ] || break
     sleep 0.05
   done

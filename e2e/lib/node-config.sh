@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The real node's configuration files and its in-cluster add-ons (sourced by e2e/node.sh).
 # Every path is inside the node's private mounts or $dir; nothing here touches the host.
 
@@ -139,7 +140,7 @@ volumeBindingMode: Immediate
 reclaimPolicy: Retain
 EOF
   for i in $(seq 0 $((PV_COUNT - 1))); do
-    mkdir -p -m 0777 "$dir/node/pv/$i"
+    mkdir -p "$dir/node/pv/$i"
     chmod 0777 "$dir/node/pv/$i"
     cat <<EOF
 ---

@@ -67,15 +67,7 @@ pki() {
 
 print_env() {
   [ -f "$dir/apiserver-port" ] || die "no cluster in $dir"
-  printf 'export PKIPLANE_E2E_DIR=%q\n' "$dir"
-  printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
-  printf 'export KUBECACHEDIR=%q\n' "$dir/kubectl-cache"
-  printf 'export PKIPLANE_E2E_APISERVER=%q\n' "https://127.0.0.1:$(cat "$dir/apiserver-port")"
-  printf 'export PKIPLANE_E2E_CA=%q\n' "$dir/pki/ca.crt"
-  printf 'export PKIPLANE_E2E_SA_ISSUER=%q\n' "$SA_ISSUER"
-  printf 'export PKIPLANE_KUBE_BIN=%q\n' "$(cat "$dir/bin-dir")"
-  # shellcheck disable=SC2016 # $PATH expands where the line is eval'd
-  printf 'export PATH=%q:"$PATH"\n' "$(cat "$dir/bin-dir")"
+  print_api_env
 }
 
 cmd_down() {
@@ -201,14 +193,6 @@ case "${1:-}" in
   env) need_cluster env; print_env ;;
   run) shift; cmd_run "$@" ;;
   sa-kubeconfig) shift; need_cluster sa-kubeconfig; cmd_sa_kubeconfig "$@" ;;
-  start)
-    need_cluster start
-    { [ $# -ge 4 ] && [ "$3" = "--" ]; } || die "usage: start NAME -- CMD..."
-    name=$2; shift 3
-    start "$name" "$@"
-    read -r pid _ <"$dir/pids/$name"
-    echo "$pid" ;;
-  stop) shift; need_cluster stop; [ $# -gt 0 ] || die "usage: stop NAME..."; stop "$@" ;;
-  alive) need_cluster alive; alive "${2:?usage: alive NAME}" ;;
+  start | stop | alive) need_cluster "$1"; cmd_process "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; /^# shellcheck/d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -263,19 +263,11 @@ coredns_ready() {
 print_env() {
   [ -f "$dir/apiserver-port" ] || die "no node in $dir"
   printf 'export PKIPLANE_E2E_NODE=1\n'
-  printf 'export PKIPLANE_E2E_DIR=%q\n' "$dir"
-  printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
-  printf 'export KUBECACHEDIR=%q\n' "$dir/kubectl-cache"
-  printf 'export PKIPLANE_E2E_APISERVER=%q\n' "https://127.0.0.1:$(cat "$dir/apiserver-port")"
-  printf 'export PKIPLANE_E2E_CA=%q\n' "$dir/pki/ca.crt"
-  printf 'export PKIPLANE_E2E_SA_ISSUER=%q\n' "$SA_ISSUER"
+  print_api_env
   printf 'export PKIPLANE_E2E_NODE_NAME=%q\n' "$NODE_NAME"
   printf 'export PKIPLANE_E2E_NODE_IP=%q\n' "$NODE_IP"
   printf 'export PKIPLANE_E2E_DNS_IP=%q\n' "$DNS_IP"
   printf 'export PKIPLANE_E2E_IMAGES=%q\n' "$(cat "$dir/images-dir")"
-  printf 'export PKIPLANE_KUBE_BIN=%q\n' "$(cat "$dir/bin-dir")"
-  # shellcheck disable=SC2016 # $PATH expands where the line is eval'd
-  printf 'export PATH=%q:"$PATH"\n' "$(cat "$dir/bin-dir")"
 }
 
 # ---------------------------------------------------------------------------- down
@@ -365,14 +357,6 @@ case "${1:-}" in
     [ "${1:-}" = "--" ] && shift
     [ $# -gt 0 ] || die "usage: exec -- CMD..."
     node_exec "$@" ;;
-  start)
-    need_node start
-    { [ $# -ge 4 ] && [ "$3" = "--" ]; } || die "usage: start NAME -- CMD..."
-    name=$2; shift 3
-    start "$name" "$@"
-    read -r pid _ <"$dir/pids/$name"
-    echo "$pid" ;;
-  stop) shift; need_node stop; [ $# -gt 0 ] || die "usage: stop NAME..."; stop "$@" ;;
-  alive) need_node alive; alive "${2:?usage: alive NAME}" ;;
+  start | stop | alive) need_node "$1"; cmd_process "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; /^# shellcheck/d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

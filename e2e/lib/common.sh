@@ -191,6 +191,35 @@ cmd_sa_kubeconfig() {
   echo "$out"
 }
 
+# The `export` lines every cluster prints (`up`, `env`): its dir, the admin kubeconfig, the
+# API server as host-side clients reach it, the cluster CA, the tools on PATH.
+print_api_env() {
+  printf 'export PKIPLANE_E2E_DIR=%q\n' "$dir"
+  printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+  printf 'export KUBECACHEDIR=%q\n' "$dir/kubectl-cache"
+  printf 'export PKIPLANE_E2E_APISERVER=%q\n' "https://127.0.0.1:$(cat "$dir/apiserver-port")"
+  printf 'export PKIPLANE_E2E_CA=%q\n' "$dir/pki/ca.crt"
+  printf 'export PKIPLANE_E2E_SA_ISSUER=%q\n' "$SA_ISSUER"
+  printf 'export PKIPLANE_KUBE_BIN=%q\n' "$(cat "$dir/bin-dir")"
+  # shellcheck disable=SC2016 # $PATH expands where the line is eval'd
+  printf 'export PATH=%q:"$PATH"\n' "$(cat "$dir/bin-dir")"
+}
+
+# cmd_process start NAME -- CMD... | stop NAME... | alive NAME: the managed processes.
+cmd_process() {
+  local name pid
+  case $1 in
+    start)
+      { [ $# -ge 4 ] && [ "$3" = "--" ]; } || die "usage: start NAME -- CMD..."
+      name=$2; shift 3
+      start "$name" "$@"
+      read -r pid _ <"$dir/pids/$name"
+      echo "$pid" ;;
+    stop) shift; [ $# -gt 0 ] || die "usage: stop NAME..."; stop "$@" ;;
+    alive) alive "${2:?usage: alive NAME}" ;;
+  esac
+}
+
 cmd_run() {
   [ "${1:-}" = "--" ] && shift
   [ $# -gt 0 ] || die "usage: run -- CMD..."

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds containerd v2 (containerd, containerd-shim-runc-v2, ctr) from the Go module proxy,
 # with containerd's own go.mod pins, and prints the directory that holds them. The real
 # node of the e2e harness (e2e/node.sh) runs it with Debian's runc.
@@ -20,8 +21,9 @@ version=v2.2.10
 die() { echo "containerd.sh: $*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "go is not installed (Go >= 1.25 is needed to build containerd $version)"
 
-cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
-dir="$cache/containerd-$version"
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir "containerd-$version"
 bin="$dir/bin"
 tools=(containerd containerd-shim-runc-v2 ctr)
 
@@ -43,21 +45,12 @@ fresh() {
 
 if fresh; then print "${1:-}"; exit 0; fi
 
-mkdir -p "$cache"
-exec 9>"$cache/.containerd-$version.lock"
-flock 9
+cache_lock
 if fresh; then print "${1:-}"; exit 0; fi
 unset PKIPLANE_CONTAINERD_REBUILD
-
-tmp=$(mktemp -d "$cache/.containerd-$version.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+cache_build_dir
 mkdir -p "$tmp/bin"
-
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
-export GOMAXPROCS=${GOMAXPROCS:-2}
-export CGO_ENABLED=0
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+go_build_env
 
 echo "containerd.sh: building containerd $version into $bin" >&2
 start=$(date +%s)
@@ -70,8 +63,6 @@ for t in "${tools[@]}"; do
 done
 "$tmp/bin/containerd" --version >&2
 echo "$version" >"$tmp/version"
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
+cache_install
 echo "containerd.sh: built in $(( $(date +%s) - start ))s" >&2
 print "${1:-}"

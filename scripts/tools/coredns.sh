@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds CoreDNS, the cluster DNS of the e2e harness's real node, from the small main
 # module e2e/coredns (only the plugins the node's Corefile uses; no `forward`), and prints
 # the path of the binary.
@@ -20,8 +21,9 @@ for f in go.mod go.sum main.go; do [ -f "$mod/$f" ] || die "missing $mod/$f"; do
 
 version=$(awk '$1=="require" && $2=="github.com/coredns/coredns" {print $3; exit}' "$mod/go.mod")
 [ -n "$version" ] || die "cannot read the github.com/coredns/coredns version from $mod/go.mod"
-cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
-dir="$cache/coredns-$version"
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir "coredns-$version"
 bin="$dir/bin/coredns"
 stamp=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/main.go" | sha256sum | cut -c1-16)
 
@@ -31,21 +33,13 @@ fresh() {
 }
 if fresh; then echo "$bin"; exit 0; fi
 
-mkdir -p "$cache"
-exec 9>"$cache/.coredns-$version.lock"
-flock 9
+cache_lock
 if fresh; then echo "$bin"; exit 0; fi
 unset PKIPLANE_COREDNS_REBUILD
-
-tmp=$(mktemp -d "$cache/.coredns-$version.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+cache_build_dir
 mkdir -p "$tmp/bin"
-
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath -mod=readonly"
-export GOMAXPROCS=${GOMAXPROCS:-2}
-export CGO_ENABLED=0
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+go_build_env
+export GOFLAGS="$GOFLAGS -mod=readonly"
 
 echo "coredns.sh: building CoreDNS $version into $bin" >&2
 start=$(date +%s)
@@ -54,8 +48,6 @@ go build -p "$GOMAXPROCS" -o "$tmp/bin/coredns" \
   -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$version" .
 "$tmp/bin/coredns" -plugins >&2
 echo "$stamp" >"$tmp/stamp"
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
+cache_install
 echo "coredns.sh: built in $(( $(date +%s) - start ))s" >&2
 echo "$bin"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds the Kubernetes tools of the e2e harness from the Go module proxy and prints the
 # directory that holds them:
 #
@@ -31,8 +32,9 @@ k8s=$(modver k8s.io/kubernetes)
 etcd=$(modver go.etcd.io/etcd/server/v3)
 { [ -n "$k8s" ] && [ -n "$etcd" ]; } || die "cannot read the k8s.io/kubernetes and etcd versions from $mod/go.mod"
 
-cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
-dir="$cache/kube-$k8s"
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir "kube-$k8s"
 bin="$dir/bin"
 # The stamp ties the cached binaries to the exact dependency graph (go.mod + go.sum, less
 # comments), so a bumped etcd or a changed replace line rebuilds even when the Kubernetes
@@ -58,16 +60,10 @@ fresh() {
 
 if fresh; then print "${1:-}"; exit 0; fi
 
-mkdir -p "$cache"
-# One build at a time per cache, even with several test runs starting together.
-exec 9>"$cache/.kube-$k8s.lock"
-flock 9
+cache_lock
 if fresh; then print "${1:-}"; exit 0; fi
 unset PKIPLANE_KUBE_REBUILD
-
-tmp=$(mktemp -d "$cache/.kube-$k8s.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+cache_build_dir
 mkdir -p "$tmp/bin"
 
 # What `kubectl version` and the API server's /version report, set as Kubernetes' own
@@ -79,10 +75,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   x+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath -mod=readonly"
-export GOMAXPROCS=${GOMAXPROCS:-2}
-export CGO_ENABLED=0
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+go_build_env
+export GOFLAGS="$GOFLAGS -mod=readonly"
 
 echo "kube.sh: building Kubernetes $k8s and etcd $etcd into $bin (cold: several minutes)" >&2
 start=$(date +%s)
@@ -105,8 +99,6 @@ build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 echo "$stamp" >"$tmp/stamp"
 printf 'kubernetes %s\netcd %s\ngo %s\n' "$k8s" "$etcd" "$(go env GOVERSION)" >"$tmp/versions"
 
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
+cache_install
 echo "kube.sh: built in $(( $(date +%s) - start ))s" >&2
 print "${1:-}"

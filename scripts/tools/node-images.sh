@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds the container images the e2e harness's real node (e2e/node.sh) needs before
 # any test image, as OCI archives, and prints the directory that holds them:
 #
@@ -39,8 +40,9 @@ pause_tag=$(sed -n 's/^TAG ?= *//p' "$k8s_dir/build/pause/Makefile")
 [ -n "$pause_tag" ] || die "cannot read the pause TAG from $k8s_dir/build/pause/Makefile"
 netcheck_hash=$(cat "$root/e2e/netcheck/go.mod" "$root/e2e/netcheck/main.go" | sha256sum | cut -c1-12)
 
-cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
-dir="$cache/node-images"
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir node-images
 stamp=$( { sha256sum <"$pause_c"; echo "$netcheck_hash"; cat "$(dirname "$coredns")/../stamp"; sha256sum <"$0"; } |
   sha256sum | cut -c1-16)
 
@@ -50,17 +52,13 @@ fresh() {
 }
 if fresh; then echo "$dir"; exit 0; fi
 
-mkdir -p "$cache"
-exec 9>"$cache/.node-images.lock"
-flock 9
+cache_lock
 if fresh; then echo "$dir"; exit 0; fi
 unset PKIPLANE_NODE_IMAGES_REBUILD
-
-tmp=$(mktemp -d "$cache/.node-images.build.XXXXXX")
+cache_build_dir
 # podman refuses a run root path longer than 50 characters.
 runroot=$(mktemp -d /tmp/pkiplane-podman.XXXXXX)
 trap 'rm -rf "$tmp" "$runroot"' EXIT
-chmod 755 "$tmp"
 mkdir -p "$tmp/out"
 start=$(date +%s)
 echo "node-images.sh: building the node's images into $dir" >&2

@@ -18,7 +18,9 @@
 #   e2e/node.sh forward NAME TARGET  carry 127.0.0.1:<port> on the host to TARGET in the
 #                                    node (IP:PORT, or svc/NAMESPACE/SERVICE:PORT for a
 #                                    Service's ClusterIP); prints the host port
-#   e2e/node.sh exec -- CMD...       run CMD inside the node (ctr, crictl, ip, iptables...)
+#   e2e/node.sh exec -- CMD...       run CMD inside the node, in the current directory: it
+#                                    reaches ClusterIPs, pod IPs and cluster DNS names
+#                                    directly (ctr, ip, iptables, curl, protocol clients...)
 #   e2e/node.sh start NAME -- CMD... | stop NAME... | alive NAME | sa-kubeconfig NS NAME [FILE]
 #                                    as in e2e/cluster.sh (managed host processes)
 #
@@ -129,6 +131,7 @@ normalize_image() {
 
 cmd_up() {
   local t0=$SECONDS
+  [ "$(id -u)" = 0 ] || die "up: the real node needs root (namespaces, mounts, cgroups)"
   if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
     dir=$PKIPLANE_E2E_DIR
     [ ! -e "$dir" ] || [ -z "$(ls -A "$dir")" ] || die "up: $dir exists and is not empty"
@@ -239,6 +242,9 @@ cmd_up() {
   storage_manifests | "${k[@]}" apply -f - >/dev/null
   coredns_manifests | "${k[@]}" apply -f - >/dev/null
   wait_for "CoreDNS ready" coredns_ready
+  # kube-proxy programs the kube-dns endpoints a moment after CoreDNS is Ready.
+  wait_for "cluster DNS answering in the node" \
+    node_exec getent hosts kubernetes.default.svc.cluster.local
 
   up_ok=1
   trap - EXIT INT TERM
@@ -356,7 +362,7 @@ case "${1:-}" in
     need_node exec; shift
     [ "${1:-}" = "--" ] && shift
     [ $# -gt 0 ] || die "usage: exec -- CMD..."
-    node_exec "$@" ;;
+    node_wd=$PWD node_exec "$@" ;;
   start | stop | alive) need_node "$1"; cmd_process "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; /^# shellcheck/d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

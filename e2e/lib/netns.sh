@@ -93,10 +93,11 @@ cgroups_remove() {
 
 init_pid() { cat "$dir/node/init-pid"; }
 
-# node_exec CMD...: runs CMD inside the node (its namespaces, the daemons' cgroup).
+# node_exec CMD...: runs CMD inside the node (its namespaces, the daemons' cgroup), in
+# the directory $node_wd (default /).
 node_exec() {
   "$dir/node/join" system nsenter --target "$(init_pid)" --net --mount --pid --cgroup \
-    --wd=/ -- "$@"
+    --wd="${node_wd:-/}" -- "$@"
 }
 
 # node_start NAME CMD...: `start` (a managed process, logged) inside the node.

@@ -112,7 +112,7 @@ import_archive() {
   ref=$(normalize_image "$name")
   # --index-name: the image is also known by the name pods use (the archive's own name,
   # e.g. podman's localhost/..., stays as well).
-  node_exec ctr -n k8s.io images import --platform linux/amd64 --index-name "$ref" "$archive" \
+  node_exec ctr -n k8s.io images import --platform "linux/$(dpkg --print-architecture)" --index-name "$ref" "$archive" \
     >>"$dir/logs/ctr.log" 2>&1 || { tail -n 5 "$dir/logs/ctr.log" >&2; die "cannot import $archive as $ref"; }
 }
 

@@ -9,9 +9,9 @@
 # Versions are pinned by e2e/tools/go.mod (k8s.io/kubernetes and go.etcd.io/etcd). The
 # binaries go to ${PKIPLANE_TOOLS_CACHE:-~/.cache/pkiplane/tools}/kube-<k8s version>/bin,
 # outside the repository; a rerun with that directory in place only checks a stamp and
-# prints it. A cold build takes about 11 minutes on a busy 2-core machine (~670 CPU-s,
-# 1.9 GB peak, when linking kube-apiserver; 3.5 GB of Go build cache, after which a rebuild
-# takes ~30 s) and is kept small in memory: -p 2, GOMAXPROCS=2, -trimpath, stripped
+# prints it. A cold build of all eight takes about 13 minutes on a busy 2-core machine
+# (~510 CPU-s, 1.9 GB peak when linking kube-apiserver; 3.5 GB of Go build cache, after
+# which a rebuild takes ~35 s) and is kept small in memory: -p 2, GOMAXPROCS=2, -trimpath, stripped
 # (-ldflags "-s -w"). The result is reproducible byte for byte.
 #
 # Usage: scripts/tools/kube.sh            prints the bin directory (stdout only)

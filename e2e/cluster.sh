@@ -112,7 +112,10 @@ cmd_up() {
 
   # From here on, any failure (or Ctrl-C) tears down what was started.
   local ok=0
-  trap 'if [ $ok = 0 ]; then on_fail; fi' EXIT
+  # A signal may arrive while a wait's output goes to /dev/null: the report goes to the
+  # caller's stderr, saved on fd 8 (closed for the processes `start` runs).
+  exec 8>&2
+  trap 'if [ $ok = 0 ]; then on_fail 2>&8; fi' EXIT
   trap 'exit 130' INT TERM
 
   pki

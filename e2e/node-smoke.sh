@@ -4,8 +4,9 @@
 # (CoreDNS) from another pod and from the host through a forwarder; `kubectl exec`,
 # `logs` and `port-forward` work; a PVC binds and a pod writes to it; names outside the
 # cluster do not resolve; and `down` leaves nothing behind on the host (processes,
-# namespaces, mounts, cgroups, iptables rules, files). Prints what it measured: Ready
-# time, memory (RSS) of the node's processes, idle CPU.
+# namespaces, mounts, cgroups, iptables rules, files), nor does an `up` interrupted
+# (SIGTERM) while its daemons run. Prints what it measured: Ready time, memory (RSS) of
+# the node's processes, idle CPU.
 #
 # Usage: e2e/node-smoke.sh     exits non-zero on the first failed check;
 #                              the last line is "node-smoke: N passed, N failed"
@@ -28,17 +29,23 @@ fail() {
   exit 1
 }
 
-# What the host looks like before the node: compared after `down`.
+# What of the node could leak onto the host, before and after: mounts, iptables rules and
+# links that are the node's (other work on the machine may change the rest meanwhile),
+# cgroups, the usual state paths of a node (the node writes only below its own directory
+# and private mounts; a default left unset would create one of these on the host).
 host_state() {
-  echo "== mounts"; awk '{print $4, $5, $9, $10}' /proc/self/mountinfo | sort
-  echo "== iptables"; iptables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9:]*\]//' || true
-  echo "== links"; ip -o link show | awk -F': ' '{print $2}' | sort
-  echo "== netns"; ls /run/netns 2>/dev/null || true
+  echo "== mounts"
+  awk '{print $4, $5, $9, $10}' /proc/self/mountinfo | grep -E 'pkiplane-e2e|kubelet|containerd|/run/netns|cni' | sort || true
+  echo "== iptables"
+  iptables-save 2>/dev/null | grep -E 'KUBE-|10\.244\.|10\.96\.|172\.31\.0\.' | sed 's/\[[0-9:]*\]//' || true
+  echo "== links"; ip -o link show | awk -F': ' '{print $2}' | grep -E '^(node0|node1|cni0)' || true
   echo "== cgroups"; find /sys/fs/cgroup -maxdepth 4 -type d -name 'pkiplane-e2e-*' 2>/dev/null | sort
   echo "== paths"
   for p in /var/lib/kubelet /var/lib/containerd /var/lib/cni /var/log/pods /var/log/containers \
-    /run/containerd /run/runc /etc/cni /opt/cni /etc/kubernetes /usr/libexec/kubernetes; do
-    [ ! -e "$p" ] || echo "$p"
+    /run/containerd /run/runc /run/netns /etc/cni /opt/cni /opt/containerd /opt/nri /etc/nri /etc/cdi \
+    /etc/containerd /etc/kubernetes /usr/libexec/kubernetes; do
+    # With its modification time: a path that existed before must not change either.
+    [ ! -e "$p" ] || stat -c '%n %Y' "$p"
   done
 }
 
@@ -214,6 +221,7 @@ done
 u0=$(cat "$cg_cpu/cpuacct.usage"); sleep 10; u1=$(cat "$cg_cpu/cpuacct.usage")
 say "measured: RSS of the node's processes $((rss / 1024)) MiB with $npods pods;" \
   "idle CPU $(( (u1 - u0) / 100000000 ))% of one core (10 s)"
+step_start=$SECONDS
 
 # ---------------------------------------------------------------------------- down
 
@@ -225,4 +233,28 @@ after=$(host_state)
 [ "$before" = "$after" ] || fail "the host changed" "$(diff <(echo "$before") <(echo "$after"))"
 left=$(grep -l -s -F "$dir" /proc/[0-9]*/cmdline 2>/dev/null || true)
 [ -z "$left" ] || fail "processes still name $dir" "$left"
-pass "down: ${out##*: }; host mounts, iptables, links, netns, cgroups and paths as before"
+pass "down: ${out##*: }; no mount, iptables rule, link, cgroup or state path of the node on the host"
+
+# ---------------------------------------------------------------------------- interrupted
+
+# An `up` stopped by a signal once its kubelet runs (namespaces, mounts, cgroups and
+# daemons all exist) cleans up after itself as `down` does.
+dir=$(mktemp -u "${TMPDIR:-/tmp}/pkiplane-e2e.XXXXXX")
+export PKIPLANE_E2E_DIR=$dir # for finish() to clean up if this part fails
+e2e/node.sh up >/dev/null 2>"$tmp_log" &
+up_pid=$!
+for _ in $(seq 600); do
+  if [ -f "$dir/pids/kubelet" ] || ! kill -0 "$up_pid" 2>/dev/null; then break; fi
+  sleep 0.2
+done
+[ -f "$dir/pids/kubelet" ] || fail "the second up never started its kubelet" "$(tail -n 20 "$tmp_log")"
+kill -TERM "$up_pid"
+status=0
+wait "$up_pid" || status=$?
+[ "$status" = 130 ] || fail "the interrupted up exited with $status, want 130" "$(tail -n 20 "$tmp_log")"
+grep -q 'down: no process, namespace or cgroup of the node is left' "$tmp_log" ||
+  fail "the interrupted up did not clean up" "$(tail -n 20 "$tmp_log")"
+[ ! -e "$dir" ] || fail "$dir still exists"
+after=$(host_state)
+[ "$before" = "$after" ] || fail "the host changed after the interrupted up" "$(diff <(echo "$before") <(echo "$after"))"
+pass "an up interrupted (SIGTERM) with its kubelet running left nothing behind"

@@ -146,7 +146,10 @@ cmd_up() {
   export KUBECACHEDIR="$dir/kubectl-cache"
 
   up_ok=0
-  trap 'if [ $up_ok = 0 ]; then on_fail; fi' EXIT
+  # A signal may arrive while a wait's output goes to /dev/null: the report goes to the
+  # caller's stderr, saved on fd 8 (closed for the processes `start` runs).
+  exec 8>&2
+  trap 'if [ $up_ok = 0 ]; then on_fail 2>&8; fi' EXIT
   trap 'exit 130' INT TERM
 
   tools
@@ -210,6 +213,7 @@ cmd_up() {
     --root-ca-file="$p/ca.crt" \
     --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
     --controllers='*' \
+    --flex-volume-plugin-dir=/var/lib/kubelet/volume-plugins \
     --allocate-node-cidrs=false \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --profiling=false \

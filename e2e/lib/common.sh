@@ -49,16 +49,19 @@ start() {
   local name=$1 pid; shift
   [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "bad process name: $name"
   ! alive "$name" || die "$name is already running"
-  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 9>&- &
+  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 8>&- 9>&- &
   pid=$!
   echo "$pid $(starttime "$pid" || echo 0)" >"$dir/pids/$name"
 }
 
-# alive NAME: the process recorded under NAME is still the one we started, and running.
+# alive NAME: the process recorded under NAME is still the one we started, and running
+# (an exited process whose parent has not reaped it yet, a zombie, is not).
 alive() {
-  local pid st
-  [ -f "$dir/pids/$1" ] && read -r pid st <"$dir/pids/$1" || return 1
-  kill -0 "$pid" 2>/dev/null && [ "$(starttime "$pid")" = "$st" ]
+  local pid st stat f
+  { [ -f "$dir/pids/$1" ] && read -r pid st <"$dir/pids/$1"; } || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  read -r -a f <<<"${stat##*) }" # fields from the 3rd on: state, ..., starttime (22nd)
+  [ "${f[0]}" != Z ] && [ "${f[19]}" = "$st" ]
 }
 
 # stop NAME...: SIGTERM to each one still alive, SIGKILL to those alive after

@@ -33,6 +33,10 @@ state = "/run/containerd"
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "$PAUSE_IMAGE"
 
+# Its default, /opt/containerd, is on the host.
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/node/containerd-opt"
+
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"

@@ -95,6 +95,21 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     let owner = format!("in use by `pkiplane serve` (pid {}", server.child.id());
     assert!(why.contains(&owner), "{why}");
     assert!(!p("leaf.pem").exists());
+    // Nor can a second server, or a CA service, take the directory over.
+    let m = manifests.to_str().unwrap();
+    for args in [
+        &["serve", "-f", m, "--data-dir", dd, "--publish-listen", "127.0.0.1:0"][..],
+        &["ca", "--manifests", m, "--data-dir", dd, "--tls-dir", dd, "--listen", "127.0.0.1:0"][..],
+    ] {
+        // Bounded: a server that did start would otherwise run on.
+        let out = Command::new("timeout").args(["20", BIN]).args(args).env("PKIPLANE_LOG", "warn").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&owner),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     fetch(&format!("{base}/example-intermediate/crl"), &p("crl1.der"));
 
     // SIGTERM: a clean, prompt exit.

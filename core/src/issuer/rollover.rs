@@ -229,6 +229,7 @@ pub async fn reconcile(
         && authority_key_id(&issuer.cert).is_some_and(|aki| aki != p.key_id)
     {
         let (fresh, material) = Issuer::create(config, Some(p), now)?;
+        retire_current(config, materials, now).await?;
         materials.save_ca(&config.id, &material).await?;
         materials.save_next_ca(&config.id, None).await?;
         return Ok((fresh, RolloverOutcome::Promoted));
@@ -247,7 +248,9 @@ pub async fn reconcile(
                 return Ok((issuer, RolloverOutcome::Unchanged));
             };
             let promoted = Issuer::from_material(config, &stored.material, parent)?;
-            // Current first: a crash in between leaves next == current, cleared on restart.
+            // Retired, then current: a crash in between leaves a retired copy of the
+            // current key (ignored on load) or next == current (cleared on restart).
+            retire_current(config, materials, now).await?;
             materials.save_ca(&config.id, &stored.material).await?;
             materials.save_next_ca(&config.id, None).await?;
             return Ok((promoted, RolloverOutcome::Promoted));
@@ -261,6 +264,21 @@ pub async fn reconcile(
         return Ok((issuer, RolloverOutcome::Staged));
     }
     Ok((issuer, RolloverOutcome::Unchanged))
+}
+
+/// Keeps the stored current CA key of `config` as a retired key (see [`super::retired`]):
+/// the certificates it signed still need CRLs and OCSP answers.
+async fn retire_current(
+    config: &IssuerConfig,
+    materials: &dyn CaMaterialStore,
+    now: SystemTime,
+) -> Result<(), RolloverError> {
+    if let Some(current) = materials.load_ca(&config.id).await? {
+        let retired = super::retired::retire(&current, now)
+            .map_err(|e| IssuerError::Invalid(config.id.clone(), format!("retiring the current CA key: {e}")))?;
+        materials.save_retired_ca(&config.id, &retired).await?;
+    }
+    Ok(())
 }
 
 /// Whether [`reconcile`] has anything to do for a loaded `issuer` at `now` (a cheap check

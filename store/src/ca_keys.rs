@@ -174,4 +174,44 @@ mod tests {
         assert_eq!(store.load_retired_cas(&id).await.unwrap(), vec![retired(2, 60)]);
         assert_eq!(store.load_ocsp_responder(&id, &[1; 20]).await.unwrap(), None);
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn latest_not_after_counts_signed_certificates_recorded_by_the_time() {
+        use pkiplane_core::inventory::{CertStatus, CertificateRecord, Inventory};
+        use pkiplane_core::model::Protocol;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("pkiplane.db")).unwrap();
+        let id = ObjectRef::new("pki", "int");
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = Duration::from_secs(86_400);
+        let record = |serial: &str, created: u32, lifetime: u32| CertificateRecord {
+            serial: serial.into(),
+            issuer: id.clone(),
+            profile: ObjectRef::new("pki", "tls"),
+            protocol: Protocol::Local,
+            endpoint: None,
+            requester: "t".into(),
+            subject: "CN=x".into(),
+            sans: vec![],
+            key_algorithm: "ECDSA P-256".into(),
+            not_before: t0 + day * created,
+            not_after: t0 + day * (created + lifetime),
+            status: CertStatus::Pending,
+            revocation: None,
+            der: None,
+            renewed_from: None,
+            created_at: t0 + day * created,
+        };
+        assert_eq!(store.latest_not_after(&id, t0 + day * 100).await.unwrap(), None);
+        for (serial, created, lifetime) in [("01", 0, 30), ("02", 1, 10), ("03", 5, 90), ("04", 2, 400)] {
+            store.insert_pending(&record(serial, created, lifetime)).await.unwrap();
+        }
+        for serial in ["01", "02", "03"] {
+            store.mark_issued(&id, serial, &[0x30, 0x00]).await.unwrap();
+        }
+        // 04 never got signed: it does not count.
+        assert_eq!(store.latest_not_after(&id, t0 + day * 4).await.unwrap(), Some(t0 + day * 30));
+        assert_eq!(store.latest_not_after(&id, t0 + day * 5).await.unwrap(), Some(t0 + day * 95));
+        assert_eq!(store.latest_not_after(&ObjectRef::new("pki", "other"), t0 + day * 5).await.unwrap(), None);
+    }
 }

@@ -145,3 +145,53 @@ impl CaKey {
         matches!(self, CaKey::Current(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuer::{CaParams, IssuerConfig, IssuerSource, NameConstraintsConfig};
+    use crate::model::ObjectRef;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A 30-day root made at `now`, retired at `retired_at`.
+    fn stored(now: SystemTime, retired_at: SystemTime) -> StoredRetiredCa {
+        let cfg = IssuerConfig {
+            id: ObjectRef::new("pki", "root"),
+            source: IssuerSource::SelfSigned(CaParams {
+                subject: "CN=Retired Root".into(),
+                key: KeyAlgorithm::EcdsaP256,
+                validity: 30 * DAY,
+                path_len: None,
+                name_constraints: NameConstraintsConfig::default(),
+                renew_before: None,
+            }),
+            crl_validity: DAY,
+        };
+        let (issuer, material) = Issuer::create(&cfg, None, now).unwrap();
+        let stored = retire(&material, retired_at).unwrap();
+        assert_eq!(stored.key_id, issuer.key_id);
+        stored
+    }
+
+    #[test]
+    fn kept_while_a_certificate_it_signed_is_valid_and_at_least_a_day() {
+        let now = SystemTime::now();
+        let key = RetiredCa::from_stored(&stored(now, now)).unwrap();
+        assert_eq!(key.recorded_by(), now + RETIREMENT_SLACK);
+        assert!(!key.can_forget(None, now + DAY / 2), "the minimum retention");
+        assert!(key.can_forget(None, now + DAY), "nothing was ever issued");
+        assert!(!key.can_forget(Some(now + 5 * DAY), now + 2 * DAY), "a certificate is still valid");
+        assert!(key.can_forget(Some(now + 5 * DAY), now + 5 * DAY), "the last one has expired");
+        // Past the CA certificate's own end nothing it signed is valid, whatever is recorded.
+        assert!(key.can_forget(Some(now + 90 * DAY), now + 31 * DAY));
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_refused() {
+        let now = SystemTime::now();
+        let (a, b) = (stored(now, now), stored(now, now));
+        let mixed = StoredRetiredCa { private_key_pkcs8: b.private_key_pkcs8, ..a };
+        assert!(RetiredCa::from_stored(&mixed).unwrap_err().reason.contains("does not match"));
+    }
+}

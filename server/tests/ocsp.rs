@@ -49,50 +49,8 @@ impl Setup {
             let url = format!("{}/issuers/pki/{issuer}/ca.pem", server.publish_url);
             run_in(&dir, "curl", &["-sSf", "-o", file, &url]);
         }
-        run_in(
-            &dir,
-            "openssl",
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "leaf.key",
-                "-subj",
-                "/CN=web.localhost",
-                "-addext",
-                "subjectAltName=DNS:web.localhost",
-                "-out",
-                "leaf.csr",
-            ],
-        );
-        let manifests = manifests.to_str().unwrap().to_string();
-        let data_dir = data.to_str().unwrap().to_string();
-        run_in(
-            &dir,
-            BIN,
-            &[
-                "issue",
-                "-f",
-                &manifests,
-                "--data-dir",
-                &data_dir,
-                "--profile",
-                "enterprise-tls-47d",
-                "--csr",
-                "leaf.csr",
-                "--out",
-                "leaf.pem",
-            ],
-        );
-        let serial = text(&run_in(&dir, "openssl", &["x509", "-in", "leaf.pem", "-noout", "-serial"]).stdout)
-            .trim()
-            .trim_start_matches("serial=")
-            .to_string();
+        let csr = common::p256_csr(&dir, "leaf", "web.localhost");
+        let serial = common::issue_with_cli(&manifests, &data, "enterprise-tls-47d", &csr, &dir.join("leaf.pem"));
         Setup { _d: d, dir, data, server, serial }
     }
 
@@ -106,6 +64,25 @@ impl Setup {
         let mut all = vec!["ocsp", "-url", &url, "-CAfile", "root.pem", "-verify_other", "int.pem"];
         all.extend_from_slice(args);
         try_in(&self.dir, "openssl", &all)
+    }
+
+    /// `openssl ocsp -respin`: reads a saved response for the leaf, verifying it.
+    fn read_response(&self, file: &str) -> (bool, String) {
+        let args = [
+            "ocsp",
+            "-respin",
+            file,
+            "-issuer",
+            "int.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+            "-CAfile",
+            "root.pem",
+            "-verify_other",
+            "int.pem",
+        ];
+        try_in(&self.dir, "openssl", &args)
     }
 
     /// GET of `request` (DER file) under the issuing CA's responder, base64 then
@@ -200,24 +177,7 @@ fn serve_answers_ocsp_over_post_and_get_with_delegated_signatures() {
     for h in ["expires", "last-modified", "etag", "date"] {
         assert!(header(&headers, h).is_some(), "{h} missing: {headers}");
     }
-    let (ok, out) = try_in(
-        &s.dir,
-        "openssl",
-        &[
-            "ocsp",
-            "-respin",
-            "get-resp.der",
-            "-issuer",
-            "int.pem",
-            "-cert",
-            "leaf.pem",
-            "-no_nonce",
-            "-CAfile",
-            "root.pem",
-            "-verify_other",
-            "int.pem",
-        ],
-    );
+    let (ok, out) = s.read_response("get-resp.der");
     assert!(ok && out.contains("Response verify OK") && out.contains("leaf.pem: good"), "{out}");
     // A cache revalidating with the ETag gets 304.
     let etag = header(&headers, "etag").unwrap().to_string();
@@ -237,24 +197,7 @@ fn serve_answers_ocsp_over_post_and_get_with_delegated_signatures() {
     assert!(out.contains("leaf.pem: revoked") && out.contains("Reason: keyCompromise"), "{out}");
     assert!(out.contains("Revocation Time:"), "{out}");
     s.get("get-req.der", "get-revoked.der", &[]);
-    let (_, out) = try_in(
-        &s.dir,
-        "openssl",
-        &[
-            "ocsp",
-            "-respin",
-            "get-revoked.der",
-            "-issuer",
-            "int.pem",
-            "-cert",
-            "leaf.pem",
-            "-no_nonce",
-            "-CAfile",
-            "root.pem",
-            "-verify_other",
-            "int.pem",
-        ],
-    );
+    let (_, out) = s.read_response("get-revoked.der");
     assert!(out.contains("leaf.pem: revoked"), "{out}");
 
     // A serial this Issuer never issued: unknown (signed, verified).

@@ -51,13 +51,15 @@ fn split_certs(printed: &str, dir: &Path, prefix: &str) -> Vec<std::path::PathBu
         .collect()
 }
 
-fn configs(manifests: &Path) -> (pkiplane_core::issuer::IssuerConfig, pkiplane_core::issuer::IssuerConfig) {
+/// The compiled Issuer `name` of the manifests.
+fn config(manifests: &Path, name: &str) -> pkiplane_core::issuer::IssuerConfig {
     let loaded = pkiplane_api::Manifests::load(manifests).unwrap();
-    let cfg = |name: &str| {
-        let res = loaded.issuers.iter().find(|i| i.metadata.name.as_deref() == Some(name)).unwrap();
-        pkiplane_api::issuer_from_resource(res, &loaded).unwrap()
-    };
-    (cfg("example-root"), cfg("example-intermediate"))
+    let res = loaded.issuers.iter().find(|i| i.metadata.name.as_deref() == Some(name)).unwrap();
+    pkiplane_api::issuer_from_resource(res, &loaded).unwrap()
+}
+
+fn configs(manifests: &Path) -> (pkiplane_core::issuer::IssuerConfig, pkiplane_core::issuer::IssuerConfig) {
+    (config(manifests, "example-root"), config(manifests, "example-intermediate"))
 }
 
 /// Seeds the store as if the root was made 18 of its 20 years ago and the issuing CA
@@ -74,6 +76,36 @@ fn seed(manifests: &Path, data: &Path) {
         store.save_ca(&ObjectRef::new("pki", "example-root"), &root_material).await.unwrap();
         store.save_ca(&ObjectRef::new("pki", "example-intermediate"), &int_material).await.unwrap();
     });
+}
+
+/// A root 19.5 of its 20 years old (inside the last 1/12) with a next root staged a year
+/// ago, so the next root is promoted at start, and an issuing CA made two years ago under
+/// the old root key.
+struct DuePromotion {
+    root_cfg: pkiplane_core::issuer::IssuerConfig,
+    int_cfg: pkiplane_core::issuer::IssuerConfig,
+    root: Issuer,
+    root_material: pkiplane_core::inventory::StoredCaMaterial,
+    staged: pkiplane_core::inventory::StoredNextCa,
+    int: Issuer,
+    int_material: pkiplane_core::inventory::StoredCaMaterial,
+}
+
+impl DuePromotion {
+    fn new(manifests: &Path) -> Self {
+        let (root_cfg, int_cfg) = configs(manifests);
+        let now = SystemTime::now();
+        let (root, root_material) = Issuer::create(&root_cfg, None, now - 19 * YEAR - YEAR / 2).unwrap();
+        let staged = pkiplane_core::issuer::rollover::stage(&root_cfg, &root, None, now - YEAR).unwrap();
+        let (int, int_material) = Issuer::create(&int_cfg, Some(&root), now - 2 * YEAR).unwrap();
+        Self { root_cfg, int_cfg, root, root_material, staged, int, int_material }
+    }
+
+    async fn save(&self, store: &pkiplane_store::SqliteStore) {
+        store.save_ca(&self.root_cfg.id, &self.root_material).await.unwrap();
+        store.save_next_ca(&self.root_cfg.id, Some(&self.staged)).await.unwrap();
+        store.save_ca(&self.int_cfg.id, &self.int_material).await.unwrap();
+    }
 }
 
 #[test]
@@ -217,19 +249,9 @@ fn serve_promotes_a_due_next_ca_and_reissues_the_intermediate() {
     let dir = d.path();
     let data = dir.join("data");
     let manifests = quickstart_free_ports(dir);
-    let (root_cfg, int_cfg) = configs(&manifests);
-    let now = SystemTime::now();
-    // 19.5 of 20 years gone (inside the last 1/12), the next root staged a year ago.
-    let (root, root_material) = Issuer::create(&root_cfg, None, now - 19 * YEAR - YEAR / 2).unwrap();
-    let staged = pkiplane_core::issuer::rollover::stage(&root_cfg, &root, None, now - YEAR).unwrap();
-    let (_, int_material) = Issuer::create(&int_cfg, Some(&root), now - 2 * YEAR).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let store = pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap();
-        store.save_ca(&root_cfg.id, &root_material).await.unwrap();
-        store.save_next_ca(&root_cfg.id, Some(&staged)).await.unwrap();
-        store.save_ca(&int_cfg.id, &int_material).await.unwrap();
-    });
+    let due = DuePromotion::new(&manifests);
+    rt().block_on(async { due.save(&pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap()).await });
+    let staged = &due.staged;
     let server = Server::start(&manifests, &data, &dir.join("ready.json"));
 
     let fetch = |path: &str, to: &Path| {
@@ -280,21 +302,17 @@ fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
     let dir = d.path();
     let data = dir.join("data");
     let manifests = quickstart_free_ports(dir);
-    let (root_cfg, int_cfg) = configs(&manifests);
-    let now = SystemTime::now();
-    // The root is due for promotion at start (see the test above): the issuing CA is then
-    // re-issued under the new root key, with a new key of its own.
-    let (root, root_material) = Issuer::create(&root_cfg, None, now - 19 * YEAR - YEAR / 2).unwrap();
-    let staged = pkiplane_core::issuer::rollover::stage(&root_cfg, &root, None, now - YEAR).unwrap();
-    let (int, int_material) = Issuer::create(&int_cfg, Some(&root), now - 2 * YEAR).unwrap();
-    let old_key_id = hex::encode(&int.key_id);
+    // The root is due for promotion at start: the issuing CA is then re-issued under the
+    // new root key, with a new key of its own.
+    let due = DuePromotion::new(&manifests);
+    let old_key_id = hex::encode(&due.int.key_id);
     let write = |name: &str, der: &[u8]| {
         std::fs::write(dir.join(name), pem::encode("CERTIFICATE", der)).unwrap();
         dir.join(name)
     };
-    let old_root = write("old-root.pem", &root.cert.der);
-    let old_int = write("old-int.pem", &int.cert.der);
-    let newer_root_link = write("new-with-old.pem", staged.new_with_old_der.as_deref().unwrap());
+    let old_root = write("old-root.pem", &due.root.cert.der);
+    let old_int = write("old-int.pem", &due.int.cert.der);
+    let newer_root_link = write("new-with-old.pem", due.staged.new_with_old_der.as_deref().unwrap());
     // A certificate the old issuing CA key signs before the rollover, through the CA core
     // on the data directory's store, as serve would.
     run(Command::new("openssl")
@@ -307,15 +325,12 @@ fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
     let profile = pkiplane_api::profile_from_resource(profile).unwrap();
     let csr = std::fs::read(dir.join("leaf.csr")).unwrap();
     let csr = pkiplane_core::x509::csr::ParsedCsr::from_pem_or_der(&csr, Default::default()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let issued = rt.block_on(async {
+    let issued = rt().block_on(async {
         let store = Arc::new(pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap());
-        store.save_ca(&root_cfg.id, &root_material).await.unwrap();
-        store.save_next_ca(&root_cfg.id, Some(&staged)).await.unwrap();
-        store.save_ca(&int_cfg.id, &int_material).await.unwrap();
+        due.save(&store).await;
         let ca = pkiplane_core::issuance::Ca::new(store);
-        ca.put_issuer(Arc::new(root));
-        ca.put_issuer(Arc::new(int));
+        ca.put_issuer(Arc::new(due.root));
+        ca.put_issuer(Arc::new(due.int));
         let profile_id = profile.id.clone();
         ca.put_profile(profile);
         ca.issue(pkiplane_core::issuance::IssuanceRequest {
@@ -437,12 +452,8 @@ fn retired_keys_are_forgotten_once_their_last_certificate_has_expired() {
     let dir = d.path();
     let data = dir.join("data");
     let manifests = quickstart_free_ports(dir);
-    let loaded = pkiplane_api::Manifests::load(&manifests).unwrap();
-    let cfg = |name: &str| {
-        let res = loaded.issuers.iter().find(|i| i.metadata.name.as_deref() == Some(name)).unwrap();
-        pkiplane_api::issuer_from_resource(res, &loaded).unwrap()
-    };
-    let (root_cfg, int_cfg, maker_cfg) = (cfg("example-root"), cfg("example-intermediate"), cfg("manufacturer-root"));
+    let (root_cfg, int_cfg) = configs(&manifests);
+    let maker_cfg = config(&manifests, "manufacturer-root");
     let now = SystemTime::now();
     const DAY: Duration = Duration::from_secs(86_400);
     let (root, root_material) = Issuer::create(&root_cfg, None, now - YEAR).unwrap();

@@ -110,6 +110,9 @@ impl ResponseSigner {
     }
 }
 
+/// The delegated responders in memory, by Issuer and CA key id.
+type Delegates = HashMap<(ObjectRef, Vec<u8>), Arc<Delegate>>;
+
 struct Cached {
     der: Vec<u8>,
     status: Status,
@@ -125,7 +128,7 @@ pub struct OcspResponder {
     materials: Arc<dyn CaMaterialStore>,
     clock: SharedClock,
     signing: ResponderSigning,
-    delegates: RwLock<HashMap<(ObjectRef, Vec<u8>), Arc<Delegate>>>,
+    delegates: RwLock<Delegates>,
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
 }
 

@@ -97,18 +97,21 @@ fn malformed_requests_are_refused_with_the_reason() {
     assert_eq!(parse_request(&request(&[], None), 8), Err(RequestError::Empty));
     assert_eq!(parse_request(&request(&vec![id.clone(); 9], None), 8), Err(RequestError::TooMany(9, 8)));
     assert_eq!(
-        parse_request(&request(&[id.clone()], Some(vec![nonce(MAX_NONCE_LEN + 1)])), 8),
+        parse_request(&request(std::slice::from_ref(&id), Some(vec![nonce(MAX_NONCE_LEN + 1)])), 8),
         Err(RequestError::BadNonce(33))
     );
-    assert_eq!(parse_request(&request(&[id.clone()], Some(vec![nonce(0)])), 8), Err(RequestError::BadNonce(0)));
-    assert!(parse_request(&request(&[id.clone()], Some(vec![nonce(MAX_NONCE_LEN)])), 8).is_ok());
+    assert_eq!(
+        parse_request(&request(std::slice::from_ref(&id), Some(vec![nonce(0)])), 8),
+        Err(RequestError::BadNonce(0))
+    );
+    assert!(parse_request(&request(std::slice::from_ref(&id), Some(vec![nonce(MAX_NONCE_LEN)])), 8).is_ok());
     let critical = Extension {
         extn_id: const_oid::db::rfc6960::ID_PKIX_OCSP_PREF_SIG_ALGS,
         critical: true,
         extn_value: OctetString::new(vec![0x30, 0x00]).unwrap(),
     };
     assert!(matches!(
-        parse_request(&request(&[id.clone()], Some(vec![critical.clone()])), 8),
+        parse_request(&request(std::slice::from_ref(&id), Some(vec![critical.clone()])), 8),
         Err(RequestError::CriticalExtension(_))
     ));
     let not_critical = Extension { critical: false, ..critical };

@@ -33,11 +33,14 @@ struct CachedCrl {
     made: SystemTime,
 }
 
+/// Retired keys' CRLs, by Issuer and key id.
+type CrlCache = HashMap<(ObjectRef, Vec<u8>), CachedCrl>;
+
 #[derive(Clone)]
 pub struct KeyPublisher {
     ca: Arc<Ca>,
     publisher: Publisher,
-    crls: Arc<Mutex<HashMap<(ObjectRef, Vec<u8>), CachedCrl>>>,
+    crls: Arc<Mutex<CrlCache>>,
 }
 
 impl KeyPublisher {

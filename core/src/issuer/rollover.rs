@@ -22,6 +22,10 @@
 //!   intermediate whose notAfter was capped by its parent's stages nothing: a next CA
 //!   from the same parent would end just as soon; it waits for the parent's rollover;
 //! - an **imported** CA never rolls over: it is renewed by replacing its Secret.
+//!
+//! The key a promotion (or an intermediate's re-issue) replaces is kept as a retired key
+//! before the new one is saved (see [`super::retired`]): it signs CRLs and OCSP answers for
+//! its certificates until the last of them expires.
 
 use std::time::{Duration, SystemTime};
 

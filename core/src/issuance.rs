@@ -25,7 +25,7 @@ use crate::model::{ObjectRef, Requester};
 use crate::policy::{self, CertificateTemplate, Decision, IssuerFacts, PolicyInput, RequestedValidity};
 use crate::profile::Profile;
 use crate::service::IssuerInfo;
-use crate::x509::cert::{CertificateFields, sign_certificate};
+use crate::x509::cert::{CertInfo, CertificateFields, sign_certificate};
 use crate::x509::csr::ParsedCsr;
 use crate::x509::names::format_dn;
 use crate::x509::pem;
@@ -160,6 +160,22 @@ impl Ca {
         let retired: Vec<CaKey> =
             self.retired(issuer).into_iter().filter(|r| r.key_id != current.key_id).map(CaKey::Retired).collect();
         std::iter::once(CaKey::Current(current)).chain(retired).collect()
+    }
+
+    /// The latest notAfter of the CA certificates this CA holds (current and retired, of
+    /// every Issuer) that the key `key_id` signed, other than its own: a retired parent key
+    /// still answers for the intermediates it certified.
+    pub fn latest_ca_cert_signed_by(&self, key_id: &[u8]) -> Option<SystemTime> {
+        let current: Vec<CertInfo> = self.issuers().iter().map(|i| i.cert.clone()).collect();
+        let retired: Vec<CertInfo> =
+            self.retired.read().unwrap_or_else(|e| e.into_inner()).values().flatten().map(|r| r.cert.clone()).collect();
+        current
+            .iter()
+            .chain(retired.iter())
+            .filter(|c| c.subject_key_id.as_deref() != Some(key_id))
+            .filter(|c| c.authority_key_id().as_deref() == Some(key_id))
+            .map(|c| c.not_after)
+            .max()
     }
 
     pub fn profile(&self, id: &ObjectRef) -> Option<Arc<Profile>> {

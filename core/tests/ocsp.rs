@@ -344,3 +344,22 @@ fn the_delegated_responder_is_persisted_and_renewed_before_it_ends() {
     let info = pkiplane_core::x509::cert::CertInfo::from_der(&stored.certificate_der).unwrap();
     assert_eq!(info.serial_hex, renewed.trim_start_matches("00"), "the renewal is persisted");
 }
+
+#[test]
+fn a_parent_key_answers_for_the_ca_certificates_it_signed_current_or_retired() {
+    let pki = Pki::new(KeyAlgorithm::EcdsaP256);
+    let first = pki.int();
+    let root_key = pki.root.key_id.clone();
+    assert_eq!(pki.ca.latest_ca_cert_signed_by(&root_key), Some(first.cert.not_after));
+    assert_eq!(pki.ca.latest_ca_cert_signed_by(&first.key_id), None, "it signed no CA certificate");
+    // The issuing CA moves under another root: the old root key still signed the retired
+    // issuing CA certificate, and only that one.
+    let other_cfg = config("other", IssuerSource::SelfSigned(params("CN=Other Root", KeyAlgorithm::EcdsaP256)));
+    let other = Issuer::create(&other_cfg, None, SystemTime::now()).unwrap().0;
+    let moved = Issuer::create(&pki.int_cfg, Some(&other), SystemTime::now()).unwrap().0;
+    let retired = retire(&pki.int_material, SystemTime::now()).unwrap();
+    pki.ca.put_issuer(Arc::new(moved));
+    assert_eq!(pki.ca.latest_ca_cert_signed_by(&root_key), None, "not yet retired: nothing the root signed is held");
+    pki.ca.put_retired(&pki.int_cfg.id, vec![Arc::new(RetiredCa::from_stored(&retired).unwrap())]);
+    assert_eq!(pki.ca.latest_ca_cert_signed_by(&root_key), Some(first.cert.not_after));
+}

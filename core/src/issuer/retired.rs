@@ -2,7 +2,12 @@
 //! new parent key) has certificates in use until the last of them expires. RFC 5280
 //! section 3.3 expects their revocation to stay published until then, so the retired key
 //! is kept ([`CaMaterialStore::save_retired_ca`]) and goes on signing a CRL and OCSP
-//! answers for them; once the last of its certificates has expired it is forgotten.
+//! answers for them; once the last of its certificates has expired it is forgotten. Its
+//! certificates are those the inventory recorded before it was retired and, for a parent
+//! key, the CA certificates it signed that the CA still holds
+//! ([`crate::issuance::Ca::latest_ca_cert_signed_by`]).
+//!
+//! [`CaMaterialStore::save_retired_ca`]: crate::inventory::CaMaterialStore::save_retired_ca
 //!
 //! Every CRL of an Issuer, whichever of its keys signs it, lists every revoked and
 //! unexpired certificate of that Issuer: the keys share the CA's name, and a CRL's scope

@@ -29,9 +29,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use der::Decode;
-use x509_cert::ext::pkix::AuthorityKeyIdentifier;
-
 use super::{Issuer, IssuerConfig, IssuerError, IssuerSource};
 use crate::inventory::{CaMaterialStore, StoreError, StoredNextCa};
 use crate::keys::{CaSigner, KeyAlgorithm, SecretKey};
@@ -200,13 +197,6 @@ pub fn attach(config: &IssuerConfig, issuer: &mut Issuer, stored: &StoredNextCa)
     Ok(())
 }
 
-/// The authorityKeyIdentifier of `cert`, if it has one.
-fn authority_key_id(cert: &CertInfo) -> Option<Vec<u8>> {
-    let ext = cert.extensions.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER)?;
-    let aki = AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok()?;
-    aki.key_identifier.map(|k| k.as_bytes().to_vec())
-}
-
 /// Whether `issuer` already ends with its parent: a next CA from the same parent could not
 /// outlive it, so the intermediate waits for the parent's own rollover (after which it is
 /// re-issued under the new parent key) instead of staging a next CA that ends just as soon.
@@ -230,7 +220,7 @@ pub async fn reconcile(
     }
     // An intermediate still signed by a parent key that has since been replaced.
     if let Some(p) = parent
-        && authority_key_id(&issuer.cert).is_some_and(|aki| aki != p.key_id)
+        && issuer.cert.authority_key_id().is_some_and(|aki| aki != p.key_id)
     {
         let (fresh, material) = Issuer::create(config, Some(p), now)?;
         retire_current(config, materials, now).await?;
@@ -293,7 +283,7 @@ pub fn needs_reconcile(
     renew_before: Option<Duration>,
     now: SystemTime,
 ) -> bool {
-    if parent.is_some_and(|p| authority_key_id(&issuer.cert).is_some_and(|aki| aki != p.key_id)) {
+    if parent.is_some_and(|p| issuer.cert.authority_key_id().is_some_and(|aki| aki != p.key_id)) {
         return true;
     }
     match &issuer.next {

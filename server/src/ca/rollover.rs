@@ -133,7 +133,8 @@ pub async fn refresh_retired(
                 continue;
             }
         };
-        let latest = ca.inventory().latest_not_after(issuer, retired.recorded_by()).await?;
+        let recorded = ca.inventory().latest_not_after(issuer, retired.recorded_by()).await?;
+        let latest = recorded.max(ca.latest_ca_cert_signed_by(&retired.key_id));
         if retired.can_forget(latest, now) {
             materials.remove_retired_ca(issuer, &retired.key_id).await?;
             tracing::info!(

@@ -5,6 +5,7 @@ mod bootstrap;
 mod ca;
 mod commands;
 mod endpoint;
+mod listener_args;
 mod operator;
 mod output;
 mod serve;

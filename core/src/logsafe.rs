@@ -3,9 +3,10 @@
 //! or line-breaking characters are escaped, so a value cannot forge a log line or hide in
 //! one, and long values are cut, so a client cannot fill a disk through the log.
 //!
-//! The one helper for this: the binary's text log formatter runs every field through
-//! [`escape`], and protocol code uses [`LogSafe`] where it builds a message from a value a
-//! client chose.
+//! The one helper for this: the binary's text log formatter runs every field of every
+//! event through [`write_controls_escaped`] (so no protocol can forget), and protocol
+//! code uses [`LogSafe`] / [`escape`] where it builds a message or a log value from text
+//! a client chose.
 
 use std::fmt;
 
@@ -22,12 +23,22 @@ fn needs_escape(c: char) -> bool {
 /// backslashes doubled, keeping at most `max_chars` characters and saying how many
 /// bytes were left out.
 pub fn write_escaped(out: &mut impl fmt::Write, s: &str, max_chars: usize) -> fmt::Result {
+    write_with(out, s, max_chars, true)
+}
+
+/// [`write_escaped`] for text that is already partly escaped (a `Debug` rendering):
+/// control characters are escaped, backslashes are left as they are.
+pub fn write_controls_escaped(out: &mut impl fmt::Write, s: &str, max_chars: usize) -> fmt::Result {
+    write_with(out, s, max_chars, false)
+}
+
+fn write_with(out: &mut impl fmt::Write, s: &str, max_chars: usize, double_backslashes: bool) -> fmt::Result {
     for (n, (i, c)) in s.char_indices().enumerate() {
         if n == max_chars {
             return write!(out, "…(+{} bytes)", s.len() - i);
         }
         match c {
-            '\\' => out.write_str("\\\\")?,
+            '\\' if double_backslashes => out.write_str("\\\\")?,
             '\n' => out.write_str("\\n")?,
             '\r' => out.write_str("\\r")?,
             '\t' => out.write_str("\\t")?,

@@ -1,8 +1,10 @@
-//! Every listener of `pkiplane serve` (the four quickstart endpoints and publication)
-//! against slow and idle clients: a header drip is cut off, idle sockets are closed, and
-//! a flood of 2,000 idle sockets (from 127.0.0.2, on a server limited to 512 open files)
-//! does not stop real clients (`openssl cmp`, curl EST) from being served. Each wait has
-//! a generous guard that only fails a test that hangs.
+//! `pkiplane serve` against hostile clients. Every listener (the four quickstart
+//! endpoints and publication) against slow and idle clients: a header drip is cut off,
+//! idle sockets are closed, and a flood of 2,000 idle sockets (from 127.0.0.2, on a
+//! server limited to 512 open files) does not stop real clients (`openssl cmp`, curl
+//! EST) from being served. And attacker-chosen strings: a newline in an EST username
+//! cannot forge a log line, and a password typed as a username is not logged. Each wait
+//! has a generous guard that only fails a test that hangs.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -212,4 +214,31 @@ async fn real_clients_are_served_during_a_flood_of_idle_sockets() {
     cmp_enroll(port("cmp"), work, "during-cmp-flood");
     est_cacerts(port("est"), work);
     drop((held, held_cmp));
+}
+
+#[test]
+fn hostile_usernames_cannot_forge_log_lines_and_are_not_logged() {
+    use base64::Engine;
+    let d = tempfile::tempdir().unwrap();
+    let manifests = quickstart_free_ports(d.path());
+    let data = d.path().join("data");
+    let server = Server::start(&manifests, &data, &d.path().join("ready.json"));
+    let est = server.endpoint("pki", "est");
+    let url = format!("{}/ldevid/simpleenroll", est["urls"][0].as_str().unwrap());
+    let trust = est["tlsTrustBundle"].as_str().unwrap();
+    for user in ["dev\nFORGED 2026-01-01T00:00:00Z  INFO pkiplane: all good", "Tr0ub4dor&3-typed-as-a-name"] {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:wrong"));
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", trust, "--data-binary", "x"])
+            .args(["-H", &format!("Authorization: Basic {auth}"), &url])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    }
+    drop(server);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(log.contains("EST Basic authentication failed"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("FORGED")), "a forged line: {log}");
+    assert!(!log.contains("Tr0ub4dor"), "a password typed as a username was logged: {log}");
+    assert!(log.contains("<unknown name of 27 bytes, #"), "{log}");
 }

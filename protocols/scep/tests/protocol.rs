@@ -53,6 +53,22 @@ async fn enroll(env: &Env, id: &Identity, ra: &Certificate, tid: &str) -> Vec<u8
     reply.certs[0].clone()
 }
 
+/// A PKCSReq for `csr` (someone's request) signed by `signer`, without signingTime.
+fn pkcsreq_signed_by(signer: &Identity, ra: &Certificate, tid: &str, csr: &[u8]) -> Vec<u8> {
+    client::build(&Request {
+        signer: signer.signer(),
+        message_type: MessageType::PkcsReq,
+        transaction_id: tid,
+        content: csr,
+        recipient: ra,
+        cipher: ContentAlg::Aes128Cbc,
+        digest: DigestAlg::Sha256,
+        signing_time: None,
+    })
+    .unwrap()
+    .der
+}
+
 async fn expect_failure(env: &Env, id: &Identity, der: Vec<u8>, fail: FailInfo) {
     let before = env.scep_records().await.len();
     let reply = id.read(&op(env, der).await);
@@ -123,18 +139,8 @@ async fn pkcsreq_with_static_challenge_then_replay_is_refused() {
     // A resend is answered only to the requester: the same transaction and request signed
     // by another key is refused (proof of possession holds for resends too).
     let stranger = make(env.dir.path(), "a2", "device-a.example.com", None, &[]);
-    let foreign = client::build(&Request {
-        signer: stranger.signer(),
-        message_type: MessageType::PkcsReq,
-        transaction_id: "tid-a",
-        content: &id.csr_der,
-        recipient: &ra,
-        cipher: ContentAlg::Aes128Cbc,
-        digest: DigestAlg::Sha256,
-        signing_time: None,
-    })
-    .unwrap();
-    expect_failure(&env, &stranger, foreign.der, FailInfo::BadRequest).await;
+    let foreign = pkcsreq_signed_by(&stranger, &ra, "tid-a", &id.csr_der);
+    expect_failure(&env, &stranger, foreign, FailInfo::BadRequest).await;
 
     // The stored transaction keeps the request without its challengePassword, and the
     // secret is nowhere in the database files.
@@ -297,18 +303,8 @@ async fn message_security_failures() {
     expect_failure(&env, &id, old.der, FailInfo::BadTime).await;
 
     // PKCSReq signed by a key other than the CSR's.
-    let mismatched = client::build(&Request {
-        signer: stranger.signer(),
-        message_type: MessageType::PkcsReq,
-        transaction_id: "tid-key",
-        content: &id.csr_der,
-        recipient: &ra,
-        cipher: ContentAlg::Aes128Cbc,
-        digest: DigestAlg::Sha256,
-        signing_time: None,
-    })
-    .unwrap();
-    expect_failure(&env, &stranger, mismatched.der, FailInfo::BadRequest).await;
+    let mismatched = pkcsreq_signed_by(&stranger, &ra, "tid-key", &id.csr_der);
+    expect_failure(&env, &stranger, mismatched, FailInfo::BadRequest).await;
 
     // Not CMS at all: an HTTP error, no CertRep.
     let r = post(&format!("{}?operation=PKIOperation", env.url()), b"\x30\x03\x02\x01\x01".to_vec()).await;

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod issuance;
 pub mod issuer;
 pub mod keys;
+pub mod logsafe;
 pub mod model;
 pub mod ocsp;
 pub mod policy;

@@ -49,6 +49,8 @@ pub struct CaArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &CaArgs) -> Result<()> {
@@ -88,9 +90,10 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     println!("internal API (mTLS): https://{}", api.local_addr()?);
     println!("CA certificates, CRLs and OCSP: http://{}/issuers/", publish.local_addr()?);
-    let api_task = tokio::spawn(serve_mtls(api, router(state), tls, shutdown_rx.clone()));
+    let limits = args.listener.limits(2);
+    let api_task = tokio::spawn(serve_mtls(api, limits.clone(), router(state), tls, shutdown_rx.clone()));
     let publication = crate::serve::publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
-    let publish_task = tokio::spawn(crate::serve::serve_router(publish, publication, shutdown_rx.clone()));
+    let publish_task = tokio::spawn(crate::serve::serve_router(publish, limits, publication, shutdown_rx.clone()));
     tracing::info!("pkiplane CA service is ready");
 
     crate::serve::wait_for_signal().await;

@@ -49,6 +49,8 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &ServeArgs) -> Result<()> {
@@ -73,10 +75,11 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     let publish_url = format!("http://{}", publish_listener.local_addr()?);
-    let mut tasks = vec![tokio::spawn(serve_router(publish_listener, publish, shutdown_rx.clone()))];
+    let limits = args.listener.limits(manifests.endpoints.len() + 1);
+    let mut tasks = vec![tokio::spawn(serve_router(publish_listener, limits.clone(), publish, shutdown_rx.clone()))];
 
     let deps = endpoints::EndpointDeps::local(ca.clone(), &store);
-    let started = endpoints::start_all(&manifests, &deps, &data_dir, shutdown_rx.clone()).await?;
+    let started = endpoints::start_all(&manifests, &deps, &data_dir, &limits, shutdown_rx.clone()).await?;
     for s in &started.running {
         println!("{}/{} {} {}", s.namespace, s.name, s.protocol, s.urls.join(" "));
     }
@@ -127,15 +130,16 @@ pub(crate) async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>
     }
 }
 
-/// Serves `router` until the shutdown signal, then lets in-flight requests finish.
+/// Serves `router` over plain HTTP under `limits` until the shutdown signal, then lets
+/// in-flight requests finish.
 pub(crate) async fn serve_router(
     listener: tokio::net::TcpListener,
+    limits: pkiplane_listen::Limits,
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown_requested(&mut shutdown).await })
-        .await?;
+    let stop = async move { shutdown_requested(&mut shutdown).await };
+    pkiplane_listen::serve(listener, limits, pkiplane_listen::Plain(router), stop).await;
     Ok(())
 }
 

@@ -51,10 +51,25 @@ impl Drop for Server {
 impl Server {
     /// Starts `pkiplane serve -f manifests` on `data` and waits for its ready file.
     pub fn start(manifests: &Path, data: &Path, ready: &Path) -> Server {
+        Self::start_with(manifests, data, ready, &[], None)
+    }
+
+    /// [`Server::start`] with `extra` arguments, and with at most `open_files` open
+    /// files (soft and hard limit) when given.
+    pub fn start_with(manifests: &Path, data: &Path, ready: &Path, extra: &[&str], open_files: Option<u64>) -> Server {
         let _ = std::fs::remove_file(ready);
         let log = std::fs::File::create(data.with_extension("log")).unwrap();
-        let child = Command::new(BIN)
+        let mut command = match open_files {
+            Some(n) => {
+                let mut c = Command::new("bash");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["serve", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+            .args(extra)
             .args([
                 "--publish-listen",
                 "127.0.0.1:0",

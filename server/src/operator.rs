@@ -25,6 +25,8 @@ pub struct OperatorArgs {
     /// Run controllers only while holding the Lease `pkiplane-operator` (true/false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    #[command(flatten)]
+    listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -33,6 +35,7 @@ pub async fn run(args: &OperatorArgs) -> anyhow::Result<ExitCode> {
         namespace: args.namespace.clone(),
         image: args.image.clone(),
         metrics_listen: args.metrics_listen,
+        listener_limits: args.listener.limits(1),
         denial_event_threshold: args.denial_event_threshold,
         leader_elect: args.leader_elect,
         identity: pkiplane_operator::leader::default_identity(),

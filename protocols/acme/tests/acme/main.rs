@@ -12,3 +12,4 @@ mod negative;
 mod profiles;
 mod recovery;
 mod replicas;
+mod targets;

@@ -32,6 +32,7 @@ fn bench(c: &mut Criterion) {
                 requester: Requester::new(Protocol::Acme, "bench"),
                 requested: RequestedValidity::default(),
                 renewal_of: None,
+                exchange: None,
             }))
             .expect("issued");
         let issuer = ObjectRef::new("bench", "ca");

@@ -107,6 +107,7 @@ pub async fn issue_one(ca: &Ca, csr_der: &[u8]) {
         requester: Requester::new(Protocol::Acme, "bench"),
         requested: RequestedValidity::default(),
         renewal_of: None,
+        exchange: None,
     };
     ca.issue(req).await.expect("issued");
 }

@@ -319,15 +319,20 @@ impl CaService for RemoteCa {
     }
 
     async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, CoreError> {
-        let body = LookupWire { serial: serial.to_owned(), issuer: None };
+        let body = LookupWire { serial: serial.to_owned(), issuer: None, exchange: None };
         Ok(self.transport.call(Method::POST, "/v1/certificates/lookup", Some(&body)).await?)
     }
 
     async fn certificate(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, CoreError> {
-        let body = LookupWire { serial: serial.to_owned(), issuer: Some(issuer.clone()) };
+        let body = LookupWire { serial: serial.to_owned(), issuer: Some(issuer.clone()), exchange: None };
         let v: Vec<CertificateRecord> =
             self.transport.call(Method::POST, "/v1/certificates/lookup", Some(&body)).await?;
         Ok(v.into_iter().next())
+    }
+
+    async fn exchange_certificates(&self, exchange: &str) -> Result<Vec<CertificateRecord>, CoreError> {
+        let body = LookupWire { serial: String::new(), issuer: None, exchange: Some(exchange.to_owned()) };
+        Ok(self.transport.call(Method::POST, "/v1/certificates/lookup", Some(&body)).await?)
     }
 
     async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pkiplane_core::error::CoreError;
-use pkiplane_core::inventory::{GroupBy, Inventory, RevocationReason};
+use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::{ObjectRef, Protocol};
 use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
@@ -324,11 +324,16 @@ async fn lookup(
     Extension(caller): Extension<Caller>,
     Json(req): Json<LookupWire>,
 ) -> ApiResult<Vec<pkiplane_core::inventory::CertificateRecord>> {
-    endpoint_of(&caller)?;
+    let me = endpoint_of(&caller)?.clone();
     let inv = s.ca.inventory();
-    let records = match &req.issuer {
-        Some(i) => inv.get(i, &req.serial).await?.into_iter().collect(),
-        None => inv.find_serial(&req.serial).await?,
+    let records = match (&req.exchange, &req.issuer) {
+        // An endpoint sees the exchanges of its own requests only.
+        (Some(exchange), _) => {
+            let filter = InventoryFilter { exchange: Some(exchange.clone()), endpoint: Some(me), ..Default::default() };
+            inv.list(&filter).await?
+        }
+        (None, Some(i)) => inv.get(i, &req.serial).await?.into_iter().collect(),
+        (None, None) => inv.find_serial(&req.serial).await?,
     };
     Ok(Json(records))
 }

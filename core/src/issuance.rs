@@ -8,6 +8,15 @@
 //! and only then is the certificate returned. A crash between 2 and 4 leaves a `pending`
 //! record, which start-up recovery marks `abandoned`: the inventory never misses a
 //! certificate that left the CA, and says plainly which issuances did not complete.
+//!
+//! A crash after 4 and before the protocol has answered leaves an `issued` certificate
+//! its client never received. The pending record names the protocol exchange that asked
+//! for it ([`IssuanceRequest::exchange`]), so each protocol finds it again and applies
+//! one rule: the certificate is delivered by the protocol's own retry path where there
+//! is one (a SCEP resend or CertPoll of the same transactionID, an ACME order poll),
+//! and revoked where the protocol says an unaccepted certificate is (CMP: a certificate
+//! not confirmed by confirmWaitTime). EST has neither an exchange nor a retry path: like
+//! any response lost on the network, its certificate stays issued.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,7 +27,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::audit::AuditEvent;
 use crate::error::CoreError;
 use crate::inventory::{
-    CertStatus, CertificateRecord, DenialRecord, Inventory, RevocationReason, RevokeOutcome, StoreError,
+    CertStatus, CertificateRecord, DenialRecord, Inventory, PublishedCrl, RevocationReason, RevokeOutcome, StoreError,
 };
 use crate::issuer::{CaKey, Issuer, RetiredCa};
 use crate::model::{ObjectRef, Requester};
@@ -30,10 +39,33 @@ use crate::x509::csr::ParsedCsr;
 use crate::x509::names::format_dn;
 use crate::x509::pem;
 
-/// Environment variable naming a test failpoint. The only one is
-/// `issuance-after-persist`, which aborts the process right after step 2 so tests can
-/// prove crash consistency with the real binary.
+/// Environment variable naming a test failpoint, so tests can prove crash consistency
+/// with the real binary: `issuance-after-persist` aborts the process right after step 2;
+/// `issuance-after-store` right after step 4, before the certificate is returned to the
+/// protocol. Either may be limited to one protocol: `issuance-after-store:CMP`.
 pub const FAILPOINT_ENV: &str = "PKIPLANE_FAILPOINT";
+
+/// Where a failpoint aborts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailAt {
+    AfterPersist,
+    AfterStore,
+}
+
+/// The failpoint of [`FAILPOINT_ENV`], if set.
+fn failpoint() -> Option<(FailAt, Option<crate::model::Protocol>)> {
+    let v = std::env::var(FAILPOINT_ENV).ok()?;
+    let (at, protocol) = match v.split_once(':') {
+        Some((at, p)) => (at.to_owned(), Some(p.parse().ok()?)),
+        None => (v, None),
+    };
+    let at = match at.as_str() {
+        "issuance-after-persist" => FailAt::AfterPersist,
+        "issuance-after-store" => FailAt::AfterStore,
+        _ => return None,
+    };
+    Some((at, protocol))
+}
 
 /// A request for a certificate, as a protocol hands it to the CA.
 #[derive(Clone, Debug)]
@@ -44,6 +76,16 @@ pub struct IssuanceRequest {
     pub requested: RequestedValidity,
     /// Serial (hex) of the certificate this one renews or replaces, same issuer.
     pub renewal_of: Option<String>,
+    /// The protocol exchange that will deliver the certificate, as a key the protocol can
+    /// look it up by after a crash: `cmp:<endpoint>:<transactionID>`,
+    /// `scep:<endpoint>:<transactionID>`, `acme:<endpoint>:<order>` (see
+    /// [`exchange_key`]). None where the exchange is a single request (EST, the CLI).
+    pub exchange: Option<String>,
+}
+
+/// The exchange key of `id` (a transactionID, an order id) at `endpoint` for `protocol`.
+pub fn exchange_key(protocol: crate::model::Protocol, endpoint: &ObjectRef, id: &str) -> String {
+    format!("{}:{endpoint}:{id}", protocol.as_str().to_ascii_lowercase())
 }
 
 /// A signed certificate whose inventory record is durable.
@@ -89,19 +131,18 @@ pub struct Ca {
     /// The retired keys of each issuer still answering for their certificates.
     retired: RwLock<HashMap<ObjectRef, Vec<Arc<RetiredCa>>>>,
     inventory: Arc<dyn Inventory>,
-    abort_after_persist: bool,
+    failpoint: Option<(FailAt, Option<crate::model::Protocol>)>,
 }
 
 impl Ca {
     pub fn new(inventory: Arc<dyn Inventory>) -> Self {
-        let abort_after_persist = std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == "issuance-after-persist");
         Self {
             issuers: RwLock::default(),
             issuer_infos: RwLock::default(),
             profiles: RwLock::default(),
             retired: RwLock::default(),
             inventory,
-            abort_after_persist,
+            failpoint: failpoint(),
         }
     }
 
@@ -261,9 +302,7 @@ impl Ca {
                 Err(e) => return Err(e.into()),
             }
         };
-        if self.abort_after_persist {
-            std::process::abort();
-        }
+        self.fail_at(FailAt::AfterPersist, &req);
 
         // Step 3: sign.
         let der = match sign(&issuer, &template, &serial) {
@@ -281,6 +320,7 @@ impl Ca {
         self.inventory.mark_issued(&issuer.id, &record.serial, &der).await?;
         record.status = CertStatus::Issued;
         record.der = Some(der.clone());
+        self.fail_at(FailAt::AfterStore, &req);
 
         let mut ev = AuditEvent::new("issued", &req.requester, &profile.id, now);
         ev.issuer = Some(issuer.id.to_string());
@@ -290,6 +330,16 @@ impl Ca {
         ev.emit();
 
         Ok(Issued { record, der, chain_pem: issuer.chain_pem(), notes: template.notes.clone() })
+    }
+
+    /// Aborts the process at `at` when the failpoint names it (and the request's protocol).
+    fn fail_at(&self, at: FailAt, req: &IssuanceRequest) {
+        if let Some((point, protocol)) = self.failpoint
+            && point == at
+            && protocol.is_none_or(|p| p == req.requester.protocol)
+        {
+            std::process::abort();
+        }
     }
 
     async fn record_denial(
@@ -346,13 +396,34 @@ impl Ca {
 
     /// A fresh CRL for `issuer` (DER), with the next CRL number.
     pub async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {
+        Ok(self.publish_crl(issuer).await?.der)
+    }
+
+    /// A fresh CRL for `issuer` with the next CRL number, kept as the issuer's last
+    /// published CRL (see [`PublishedCrl`]; failing to keep it does not withhold it).
+    pub async fn publish_crl(&self, issuer: &ObjectRef) -> Result<PublishedCrl, CoreError> {
         let issuer =
             self.issuer(issuer).ok_or_else(|| CoreError::IssuerUnavailable(issuer.clone(), "not loaded".into()))?;
         let now = SystemTime::now();
         let entries = self.inventory.revoked_entries(&issuer.id, now).await?;
         let number = self.inventory.next_crl_number(&issuer.id).await?;
-        crate::crl::build_crl(&issuer, &entries, number, now, now + issuer.crl_validity)
-            .map_err(|e| CoreError::Signing(e.to_string()))
+        let next_update = now + issuer.crl_validity;
+        let der = crate::crl::build_crl(&issuer, &entries, number, now, next_update)
+            .map_err(|e| CoreError::Signing(e.to_string()))?;
+        let mut serials: Vec<String> = entries.into_iter().map(|e| e.serial).collect();
+        serials.sort();
+        let crl = PublishedCrl {
+            issuer: issuer.id.clone(),
+            this_update: now,
+            next_update,
+            key_id: issuer.key_id.clone(),
+            serials,
+            der,
+        };
+        if let Err(e) = self.inventory.save_crl(&crl).await {
+            tracing::warn!(issuer = %issuer.id, error = %e, "could not keep the new CRL as the last published one");
+        }
+        Ok(crl)
     }
 }
 
@@ -393,6 +464,7 @@ fn pending_record(req: &IssuanceRequest, t: &CertificateTemplate, serial: &[u8],
         der: None,
         renewed_from: req.renewal_of.clone(),
         created_at: now,
+        exchange: req.exchange.clone(),
     }
 }
 

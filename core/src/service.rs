@@ -272,6 +272,10 @@ pub trait CaService: Send + Sync {
     async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, CoreError>;
     /// The inventory record of (issuer, serial).
     async fn certificate(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, CoreError>;
+    /// The inventory records of one protocol exchange (see `IssuanceRequest::exchange`):
+    /// how a protocol finds a certificate its exchange did not get to record (a crash
+    /// between signing and saving the protocol's state).
+    async fn exchange_certificates(&self, exchange: &str) -> Result<Vec<CertificateRecord>, CoreError>;
     /// A fresh CRL of `issuer` (DER).
     async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError>;
 }
@@ -286,6 +290,7 @@ impl Ca {
             requester: Requester::new(Protocol::Local, req.role.requester_identity()).at_endpoint(req.endpoint),
             requested: RequestedValidity::default(),
             renewal_of: None,
+            exchange: None,
         };
         self.issue_internal(request, profile).await
     }
@@ -325,6 +330,11 @@ impl CaService for Ca {
 
     async fn certificate(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, CoreError> {
         Ok(self.inventory().get(issuer, serial).await?)
+    }
+
+    async fn exchange_certificates(&self, exchange: &str) -> Result<Vec<CertificateRecord>, CoreError> {
+        let filter = crate::inventory::InventoryFilter { exchange: Some(exchange.to_owned()), ..Default::default() };
+        Ok(self.inventory().list(&filter).await?)
     }
 
     async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {

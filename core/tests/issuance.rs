@@ -84,6 +84,7 @@ fn request(csr_kind: Kind, sans: &[&str]) -> IssuanceRequest {
         requester: Requester::new(Protocol::Acme, "https://acme/acct/1"),
         requested: RequestedValidity::default(),
         renewal_of: None,
+        exchange: None,
     }
 }
 

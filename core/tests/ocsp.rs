@@ -100,6 +100,7 @@ impl Pki {
             requester: Requester::new(Protocol::Est, "device-1"),
             requested: RequestedValidity::default(),
             renewal_of: None,
+            exchange: None,
         }))
         .unwrap();
         std::fs::write(self.path(name), issued.certificate_pem()).unwrap();

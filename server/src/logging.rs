@@ -45,11 +45,8 @@ pub fn init(json: bool) {
     .with_filter(filter);
     // Audit events are always JSON lines: to PKIPLANE_AUDIT_LOG when set, else stderr.
     let audit_file = std::env::var_os("PKIPLANE_AUDIT_LOG").and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(|e| eprintln!("warning: cannot open PKIPLANE_AUDIT_LOG {}: {e}", p.to_string_lossy()))
+        crate::datadir::open_private_append(std::path::Path::new(&p))
+            .map_err(|e| eprintln!("warning: cannot open PKIPLANE_AUDIT_LOG: {e:#}"))
             .ok()
     });
     let audit = match audit_file {

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod ca;
 mod commands;
+mod datadir;
 mod endpoint;
 mod listener_args;
 mod logging;

@@ -52,6 +52,21 @@ fn csr(dir: &Path, name: &str, subject: &str, san: &str) -> PathBuf {
     csr
 }
 
+/// `pkiplane issue` of `csr` under enterprise-tls-47d into `data`.
+fn issue_args<'a>(data: &'a Path, csr: &'a Path) -> [&'a str; 9] {
+    [
+        "issue",
+        "-f",
+        QUICKSTART,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
+        csr.to_str().unwrap(),
+    ]
+}
+
 fn inventory_json(data: &Path) -> Vec<serde_json::Value> {
     let out = pkiplane(&["inventory", "list", "--data-dir", data.to_str().unwrap(), "-o", "json"], &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -113,18 +128,9 @@ fn policy_check_exit_codes_and_reasons() {
 fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
     let req = csr(d.path(), "dev", "/CN=web.localhost", "DNS:web.localhost");
-    let args = [
-        "issue",
-        "-f",
-        QUICKSTART,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        req.to_str().unwrap(),
-    ];
+    let args = issue_args(&data, &req);
 
     // The failpoint aborts the process right after the pending record is durable.
     let crashed = pkiplane(&args, &[("PKIPLANE_FAILPOINT", "issuance-after-persist")]);
@@ -183,6 +189,7 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
 fn inventory_filters_and_output_formats() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
     let dd = data.to_str().unwrap();
     let web = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
     let dev = csr(d.path(), "dev", "/CN=sensor-1", "URI:spiffe://example.org/device/sensor-1");
@@ -219,6 +226,7 @@ fn inventory_filters_and_output_formats() {
 fn every_decision_is_a_json_audit_line() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
     let audit = d.path().join("audit.jsonl");
     let env = [("PKIPLANE_AUDIT_LOG", audit.to_str().unwrap())];
     let good = csr(d.path(), "good", "/CN=web.localhost", "DNS:web.localhost");
@@ -253,4 +261,78 @@ fn every_decision_is_a_json_audit_line() {
     assert!(lines[0]["serial"].as_str().unwrap().len() == 32);
     assert_eq!(lines[1]["decision"], "denied");
     assert!(lines[1]["reasons"].as_str().unwrap().contains("subjectAltNames.dns.suffixes"), "{:?}", lines[1]);
+}
+
+#[test]
+fn a_data_directory_that_does_not_exist_is_refused_by_every_writing_command() {
+    let d = tempfile::tempdir().unwrap();
+    let typo = d.path().join("pkiplane-dta");
+    let dd = typo.to_str().unwrap();
+    let req = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
+    let commands: [&[&str]; 3] = [
+        &[
+            "issue",
+            "-f",
+            QUICKSTART,
+            "--data-dir",
+            dd,
+            "--profile",
+            "enterprise-tls-47d",
+            "--csr",
+            req.to_str().unwrap(),
+        ],
+        &["revoke", "00ff", "--data-dir", dd],
+        &["scep", "challenge", "-f", QUICKSTART, "--data-dir", dd, "--endpoint", "pki/scep"],
+    ];
+    for args in commands {
+        let out = pkiplane(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(&format!("data directory {dd} does not exist")), "{args:?}: {}", text(&out));
+        assert!(!typo.exists(), "{args:?} created the mistyped data directory");
+    }
+    // An existing directory without a database: revoke has nothing to revoke in.
+    std::fs::create_dir(&typo).unwrap();
+    let out = pkiplane(&["revoke", "00ff", "--data-dir", dd], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no inventory at"), "{}", text(&out));
+    assert!(!typo.join("inventory.db").exists());
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_data_directory_and_its_private_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let audit = d.path().join("audit.jsonl");
+    let req = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
+    let args = issue_args(&data, &req);
+    let env = [("PKIPLANE_AUDIT_LOG", audit.to_str().unwrap())];
+    let out = pkiplane(&args, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("permissions tightened"), "a looser directory is reported: {}", text(&out));
+    assert_eq!(mode(&data), 0o700);
+    let db = data.join("inventory.db");
+    for f in [db.clone(), data.join("owner.lock"), audit.clone()] {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+    for f in std::fs::read_dir(&data).unwrap() {
+        let f = f.unwrap().path();
+        assert_eq!(mode(&f) & 0o077, 0, "{} is readable by others", f.display());
+    }
+
+    // Files loosened since (a copy, a careless chmod) are tightened at the next start.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&audit, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = pkiplane(&args, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("permissions tightened"), "{}", text(&out));
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&audit), 0o600);
 }

@@ -29,12 +29,14 @@ fn try_in(dir: &Path, cmd: &str, args: &[&str]) -> (bool, String) {
 }
 
 /// A serve process on the quickstart with root, issuing CA and one fresh leaf (issued by
-/// the CLI on the same data directory), as PEM files in the test directory.
+/// the CLI on the same data directory before serve owns it), as PEM files in the test
+/// directory.
 struct Setup {
     _d: tempfile::TempDir,
     dir: PathBuf,
     data: PathBuf,
-    server: Server,
+    manifests: PathBuf,
+    server: Option<Server>,
     serial: String,
 }
 
@@ -44,18 +46,31 @@ impl Setup {
         let dir = d.path().to_path_buf();
         let data = dir.join("data");
         let manifests = quickstart_free_ports(&dir);
+        std::fs::create_dir(&data).unwrap();
+        let csr = common::p256_csr(&dir, "leaf", "web.localhost");
+        let serial = common::issue_with_cli(&manifests, &data, "enterprise-tls-47d", &csr, &dir.join("leaf.pem"));
         let server = Server::start(&manifests, &data, &dir.join("ready.json"));
         for (issuer, file) in [("example-root", "root.pem"), ("example-intermediate", "int.pem")] {
             let url = format!("{}/issuers/pki/{issuer}/ca.pem", server.publish_url);
             run_in(&dir, "curl", &["-sSf", "-o", file, &url]);
         }
-        let csr = common::p256_csr(&dir, "leaf", "web.localhost");
-        let serial = common::issue_with_cli(&manifests, &data, "enterprise-tls-47d", &csr, &dir.join("leaf.pem"));
-        Setup { _d: d, dir, data, server, serial }
+        Setup { _d: d, dir, data, manifests, server: Some(server), serial }
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("serve is running")
+    }
+
+    /// Stops serve, runs `pkiplane <args>` on its data directory (the CLI writes only
+    /// while no server owns it), and starts serve again.
+    fn with_server_stopped(&mut self, args: &[&str]) {
+        drop(self.server.take());
+        run_in(&self.dir, BIN, args);
+        self.server = Some(Server::start(&self.manifests, &self.data, &self.dir.join("ready.json")));
     }
 
     fn ocsp_url(&self, issuer: &str) -> String {
-        format!("{}/issuers/pki/{issuer}/ocsp", self.server.publish_url)
+        format!("{}/issuers/pki/{issuer}/ocsp", self.server().publish_url)
     }
 
     /// `openssl ocsp ... -url <issuing CA's responder>` verifying against the chain.
@@ -114,7 +129,7 @@ fn nonce(printed: &str) -> Option<String> {
 
 #[test]
 fn serve_answers_ocsp_over_post_and_get_with_delegated_signatures() {
-    let s = Setup::start();
+    let mut s = Setup::start();
 
     // The profile lists an OCSP URL: it is in the certificate's AIA.
     let aia = text(&run_in(&s.dir, "openssl", &["x509", "-in", "leaf.pem", "-noout", "-ocsp_uri"]).stdout);
@@ -191,7 +206,8 @@ fn serve_answers_ocsp_over_post_and_get_with_delegated_signatures() {
     // Revoked with its reason after `pkiplane revoke`, over POST and over the same GET URL
     // (the status is read at every request, whatever was answered before).
     let data = s.data.to_str().unwrap().to_string();
-    run_in(&s.dir, BIN, &["revoke", &s.serial, "--data-dir", &data, "--reason", "keyCompromise"]);
+    let serial = s.serial.clone();
+    s.with_server_stopped(&["revoke", &serial, "--data-dir", &data, "--reason", "keyCompromise"]);
     let (ok, out) = s.openssl_ocsp(&["-issuer", "int.pem", "-cert", "leaf.pem"]);
     assert!(ok && out.contains("Response verify OK"), "{out}");
     assert!(out.contains("leaf.pem: revoked") && out.contains("Reason: keyCompromise"), "{out}");

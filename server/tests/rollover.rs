@@ -339,6 +339,7 @@ fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
             requester: Requester::new(Protocol::Local, "test"),
             requested: Default::default(),
             renewal_of: None,
+            exchange: None,
         })
         .await
         .unwrap()
@@ -358,7 +359,8 @@ fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
     assert!(keys.contains(&format!("{old_key_id}: retired")), "{keys}");
     assert!(keys.lines().any(|l| l.contains(": current")), "{keys}");
 
-    // Revoked after the rollover.
+    // Revoked after the rollover (the CLI writes while no server owns the directory).
+    drop(server);
     let data_dir = data.to_str().unwrap();
     run(Command::new(common::BIN).args([
         "revoke",
@@ -368,6 +370,8 @@ fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
         "--reason",
         "keyCompromise",
     ]));
+    let server = Server::start(&manifests, &data, &dir.join("ready.json"));
+    let base = format!("{}/issuers/pki/example-intermediate", server.publish_url);
     let leaf_serial = serial(&leaf);
 
     // The retired key's CRL, at its own URL: signed by the old key, lists the certificate,
@@ -488,6 +492,7 @@ fn retired_keys_are_forgotten_once_their_last_certificate_has_expired() {
             der: None,
             renewed_from: None,
             created_at: now - 3 * DAY,
+            exchange: None,
         };
         use pkiplane_core::inventory::Inventory;
         store.insert_pending(&record).await.unwrap();

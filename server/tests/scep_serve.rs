@@ -1,6 +1,7 @@
 //! micromdm's scepclient against the quickstart SCEP endpoint of `pkiplane serve`: the
-//! static challenge, and a one-time challenge minted with `pkiplane scep challenge`
-//! (bound to the device's name, refused the second time).
+//! static challenge, and a one-time challenge (bound to the device's name, refused the
+//! second time) minted through the running server's challenge API: `pkiplane scep
+//! challenge` refuses to write beside the server that owns the data directory.
 
 mod common;
 
@@ -68,23 +69,26 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     verify(&d.path().join("a/cert.pem"));
 
-    // A one-time challenge bound to one name.
-    let minted = Command::new(BIN)
+    // While serve owns the data directory the CLI refuses, naming it and the API to use.
+    let refused = Command::new(BIN)
         .args(["scep", "challenge", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
-        .args([
-            "--endpoint",
-            "pki/scep",
-            "--ttl",
-            "10m",
-            "--cn",
-            "router-b.example.com",
-            "--san",
-            "DNS:router-b.example.com",
-            "--json",
-        ])
+        .args(["--endpoint", "pki/scep", "--ttl", "10m"])
+        .env("PKIPLANE_LOG", "warn")
         .output()
         .unwrap();
-    assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
+    assert_eq!(refused.status.code(), Some(2));
+    let why = both(&refused);
+    assert!(why.contains("in use by `pkiplane serve` (pid ") && why.contains("POST <scep url>/challenges"), "{why}");
+
+    // A one-time challenge bound to one name, from the running server's API.
+    let minted = Command::new("curl")
+        .args(["-sSf", "-H", "Authorization: Bearer scep-demo-api-token-0123456789"])
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(r#"{"commonName": "router-b.example.com", "sans": ["DNS:router-b.example.com"], "ttl": "10m"}"#)
+        .arg(format!("{}/challenges", url.trim_end_matches('/')))
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{}", both(&minted));
     let minted: serde_json::Value = serde_json::from_slice(&minted.stdout).unwrap();
     let challenge = minted["challenge"].as_str().unwrap();
     // Bound to another name: refused, and the challenge is not spent by the refusal.

@@ -33,6 +33,7 @@ fn record(serial: String) -> CertificateRecord {
         der: None,
         renewed_from: None,
         created_at: now,
+        exchange: None,
     }
 }
 

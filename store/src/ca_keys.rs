@@ -201,6 +201,7 @@ mod tests {
             der: None,
             renewed_from: None,
             created_at: t0 + day * created,
+            exchange: None,
         };
         assert_eq!(store.latest_not_after(&id, t0 + day * 100).await.unwrap(), None);
         for (serial, created, lifetime) in [("01", 0, 30), ("02", 1, 10), ("03", 5, 90), ("04", 2, 400)] {

@@ -22,9 +22,37 @@ pub(crate) fn map_sql_error(context: &str, e: rusqlite::Error) -> StoreError {
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
                 StoreError::Corrupt(format!("{context}: {e}"))
             }
+            Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("{context}: disk full ({e})")),
             _ => StoreError::Unavailable(format!("{context}: {e}")),
         },
     }
+}
+
+/// SQLite reports some writes refused for lack of space (growing the `-shm` or `-wal`
+/// file) as a generic "disk I/O error". When `e` is such an error, a small probe write
+/// beside the database tells whether the disk is full, and the error says so.
+pub(crate) fn diagnose_disk_full(e: StoreError, db: &std::path::Path) -> StoreError {
+    let StoreError::Unavailable(message) = &e else { return e };
+    if message.contains("disk full") || !message.contains("disk I/O error") {
+        return e;
+    }
+    let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if probe_is_full(dir) {
+        StoreError::Unavailable(format!("{message}: disk full (no space left on the device of {})", dir.display()))
+    } else {
+        e
+    }
+}
+
+fn probe_is_full(dir: &std::path::Path) -> bool {
+    use std::io::Write;
+    let probe = dir.join(".pkiplane-space-probe");
+    let result = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    matches!(result, Err(e) if e.kind() == std::io::ErrorKind::StorageFull)
 }
 
 /// A stored value that does not parse.

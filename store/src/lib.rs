@@ -18,6 +18,7 @@ mod acme;
 mod ca_keys;
 mod ca_next;
 mod cmp;
+mod crl;
 mod error;
 mod migrations;
 mod query;
@@ -34,8 +35,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::{
     CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa, StoredOcspResponder,
-    StoredRetiredCa,
+    PublishedCrl, RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
+    StoredOcspResponder, StoredRetiredCa,
 };
 use pkiplane_core::model::ObjectRef;
 use rusqlite::{Connection, OpenFlags};
@@ -70,6 +71,10 @@ impl SqliteStore {
     ///
     /// Fails if the schema is newer than this code understands.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path).map_err(|e| error::diagnose_disk_full(e, path))
+    }
+
+    fn open_inner(path: &Path) -> Result<Self, StoreError> {
         create_private(path)?;
         let context = format!("opening {}", path.display());
         let mut conn = Connection::open_with_flags(
@@ -141,7 +146,10 @@ impl SqliteStore {
 /// Creates the parent directory and an empty database file readable by the owner only
 /// (it holds CA private keys). SQLite gives its `-wal` and `-shm` files the same mode.
 fn create_private(path: &Path) -> Result<(), StoreError> {
-    let io = |what: &str, p: &Path, e: std::io::Error| StoreError::Unavailable(format!("{what} {}: {e}", p.display()));
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        let full = if e.kind() == std::io::ErrorKind::StorageFull { "disk full: " } else { "" };
+        StoreError::Unavailable(format!("{what} {}: {full}{e}", p.display()))
+    };
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
         && !parent.exists()
@@ -276,6 +284,16 @@ impl Inventory for SqliteStore {
     async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError> {
         let denial = denial.clone();
         self.write(move |conn| write::record_denial(conn, &denial)).await
+    }
+
+    async fn save_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError> {
+        let crl = crl.clone();
+        self.write(move |conn| crl::save(conn, &crl)).await
+    }
+
+    async fn last_crl(&self, issuer: &ObjectRef) -> Result<Option<PublishedCrl>, StoreError> {
+        let issuer = issuer.clone();
+        self.read(move |conn| crl::load(conn, &issuer)).await
     }
 }
 

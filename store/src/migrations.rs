@@ -23,7 +23,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     crate::cmp::schema::V_CMP,
     crate::ca_next::V_CA_NEXT,
     crate::ca_keys::V_CA_KEYS,
+    V_EXCHANGE,
+    crate::crl::V_PUBLISHED_CRLS,
 ];
+
+/// The protocol exchange (CMP/SCEP transaction, ACME order) that asked for a certificate,
+/// written with the pending record: a crash between signing and the protocol saving its
+/// own state leaves the certificate findable by the exchange.
+const V_EXCHANGE: &str = "
+ALTER TABLE certificates ADD COLUMN exchange TEXT;
+CREATE INDEX certificates_exchange ON certificates (exchange) WHERE exchange IS NOT NULL;
+";
 
 /// The schema version this code writes and reads.
 pub(crate) fn current_version() -> u32 {

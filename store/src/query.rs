@@ -67,6 +67,10 @@ pub(crate) fn list(
         clauses.push("status = ?");
         values.push(Value::Text(status.as_str().to_owned()));
     }
+    if let Some(exchange) = &filter.exchange {
+        clauses.push("exchange = ?");
+        values.push(Value::Text(exchange.clone()));
+    }
     if let Some(before) = filter.expiring_before {
         clauses.push("status = 'issued' AND not_after < ? AND not_after > ?");
         values.push(Value::Integer(secs(before)));

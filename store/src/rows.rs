@@ -15,7 +15,7 @@ use crate::error::{corrupt, map_sql_error};
 /// The certificate columns, in the order [`record_from_row`] reads them.
 pub(crate) const CERT_COLUMNS: &str = "issuer, serial, profile, protocol, endpoint, requester, \
      subject, sans, key_algorithm, not_before, not_after, status, revocation_reason, \
-     revoked_at, der, renewed_from, created_at";
+     revoked_at, der, renewed_from, created_at, exchange";
 
 /// Reads column `idx` (named `name` in errors); a value of the wrong type is corrupt.
 pub(crate) fn col<T: FromSql>(row: &Row<'_>, idx: usize, name: &str) -> Result<T, StoreError> {
@@ -97,6 +97,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<CertificateRecord, StoreE
         der: col(row, 14, "der")?,
         renewed_from: col(row, 15, "renewed_from")?,
         created_at: from_secs(col(row, 16, "created_at")?),
+        exchange: col(row, 17, "exchange")?,
         serial,
     })
 }

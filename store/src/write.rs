@@ -20,9 +20,9 @@ pub(crate) fn insert_pending(conn: &Connection, r: &CertificateRecord) -> Result
         .prepare_cached(
             "INSERT INTO certificates (issuer, serial, profile, protocol, endpoint, requester, \
              subject, sans, key_algorithm, not_before, not_after, status, revocation_reason, \
-             revoked_at, der, renewed_from, created_at, issued_at) \
+             revoked_at, der, renewed_from, created_at, issued_at, exchange) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', NULL, NULL, NULL, \
-             ?12, ?13, NULL) \
+             ?12, ?13, NULL, ?14) \
              ON CONFLICT (issuer, serial) DO NOTHING",
         )
         .and_then(|mut stmt| {
@@ -40,6 +40,7 @@ pub(crate) fn insert_pending(conn: &Connection, r: &CertificateRecord) -> Result
                 secs(r.not_after),
                 r.renewed_from,
                 secs(r.created_at),
+                r.exchange,
             ])
         })
         .map_err(sql_err("recording a pending certificate"))?;

@@ -135,6 +135,8 @@ pub struct IssueRequestWire {
     pub not_before: Option<SystemTime>,
     pub not_after: Option<SystemTime>,
     pub renewal_of: Option<String>,
+    #[serde(default)]
+    pub exchange: Option<String>,
 }
 
 impl IssueRequestWire {
@@ -146,6 +148,7 @@ impl IssueRequestWire {
             not_before: r.requested.not_before,
             not_after: r.requested.not_after,
             renewal_of: r.renewal_of.clone(),
+            exchange: r.exchange.clone(),
         })
     }
 
@@ -156,6 +159,7 @@ impl IssueRequestWire {
             requester: self.requester,
             requested: RequestedValidity { not_before: self.not_before, not_after: self.not_after },
             renewal_of: self.renewal_of,
+            exchange: self.exchange,
         })
     }
 }
@@ -242,6 +246,9 @@ impl From<RevokeOutcomeWire> for RevokeOutcome {
 pub struct LookupWire {
     pub serial: String,
     pub issuer: Option<ObjectRef>,
+    /// Instead of a serial: the certificates of one protocol exchange of the caller.
+    #[serde(default)]
+    pub exchange: Option<String>,
 }
 
 /// `POST /v1/crl`.

@@ -16,6 +16,7 @@ struct State {
     denials: Vec<DenialRecord>,
     ca: BTreeMap<String, StoredCaMaterial>,
     next_ca: BTreeMap<String, StoredNextCa>,
+    crls: BTreeMap<String, PublishedCrl>,
     retired: BTreeMap<String, Vec<StoredRetiredCa>>,
     responders: BTreeMap<(String, Vec<u8>), StoredOcspResponder>,
 }
@@ -151,6 +152,7 @@ impl Inventory for MemoryInventory {
                 .filter(|r| f.protocol.is_none_or(|p| r.protocol == p))
                 .filter(|r| f.endpoint.as_ref().is_none_or(|e| r.endpoint.as_ref() == Some(e)))
                 .filter(|r| f.status.is_none_or(|st| r.status == st))
+                .filter(|r| f.exchange.as_ref().is_none_or(|x| r.exchange.as_ref() == Some(x)))
                 .filter(|r| {
                     f.expiring_before
                         .is_none_or(|t| r.status == CertStatus::Issued && r.not_after < t && r.not_after > now)
@@ -256,6 +258,20 @@ impl Inventory for MemoryInventory {
     async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError> {
         self.with(|s| s.denials.push(denial.clone()));
         Ok(())
+    }
+
+    async fn save_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError> {
+        self.with(|s| {
+            let kept = s.crls.entry(crl.issuer.to_string()).or_insert_with(|| crl.clone());
+            if crl.this_update >= kept.this_update {
+                *kept = crl.clone();
+            }
+        });
+        Ok(())
+    }
+
+    async fn last_crl(&self, issuer: &ObjectRef) -> Result<Option<PublishedCrl>, StoreError> {
+        Ok(self.with(|s| s.crls.get(&issuer.to_string()).cloned()))
     }
 }
 

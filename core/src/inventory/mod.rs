@@ -123,6 +123,11 @@ pub struct CertificateRecord {
     pub renewed_from: Option<String>,
     #[serde(with = "unix_seconds")]
     pub created_at: SystemTime,
+    /// The protocol exchange that asked for the certificate and delivers it (see
+    /// [`crate::issuance::IssuanceRequest::exchange`]), recorded with the pending record so
+    /// that a crash after signing leaves it findable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<String>,
 }
 
 impl CertificateRecord {
@@ -143,6 +148,8 @@ pub struct InventoryFilter {
     /// Only certificates whose notAfter is before this instant (and not yet expired at
     /// `now`): "expiring within".
     pub expiring_before: Option<SystemTime>,
+    /// Only certificates of this protocol exchange.
+    pub exchange: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -275,6 +282,20 @@ impl std::fmt::Debug for StoredNextCa {
     }
 }
 
+/// The last CRL an issuer published, kept so that it can still be served, until its
+/// nextUpdate, while no new one can be made (a full disk) and after a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedCrl {
+    pub issuer: ObjectRef,
+    pub this_update: SystemTime,
+    pub next_update: SystemTime,
+    /// The key identifier of the CA key that signed it.
+    pub key_id: Vec<u8>,
+    /// The serials it lists, sorted.
+    pub serials: Vec<String>,
+    pub der: Vec<u8>,
+}
+
 /// The inventory of certificates. Implementations must make every write durable before
 /// returning (the issuance pipeline relies on it).
 #[async_trait]
@@ -324,6 +345,10 @@ pub trait Inventory: Send + Sync {
     ) -> Result<Option<SystemTime>, StoreError>;
     /// Counts a policy denial.
     async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError>;
+    /// Keeps `crl` as its issuer's last published CRL, unless a newer one is kept.
+    async fn save_crl(&self, crl: &PublishedCrl) -> Result<(), StoreError>;
+    /// The issuer's last published CRL.
+    async fn last_crl(&self, issuer: &ObjectRef) -> Result<Option<PublishedCrl>, StoreError>;
 }
 
 /// Persisted CA key material, keyed by Issuer.

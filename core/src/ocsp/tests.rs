@@ -156,6 +156,7 @@ fn record(status: RecordStatus, der: Option<Vec<u8>>, revocation: Option<Revocat
         der,
         renewed_from: None,
         created_at: t,
+        exchange: None,
     }
 }
 

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::state::acme::{Account, CertificateRef, Identifier, Order, OrderStatus};
@@ -118,6 +118,7 @@ pub async fn finalize(
         requester: requester(&state, &account, &order.identifiers),
         requested: RequestedValidity { not_before: order.not_before, not_after: order.not_after },
         renewal_of: renewal_of(&state, &order, &exposed.profile),
+        exchange: Some(exchange_key(Protocol::Acme, &state.config.endpoint, &order.id)),
     };
     match state.ca.issue(request).await {
         Ok(issued) => {
@@ -125,7 +126,15 @@ pub async fn finalize(
             valid.status = OrderStatus::Valid;
             valid.certificate =
                 Some(CertificateRef { issuer: issued.record.issuer.clone(), serial: issued.record.serial });
-            let valid = save(&state, &valid).await?;
+            let valid = match save(&state, &valid).await {
+                Ok(v) => v,
+                // A poll on another replica may have completed the order from the
+                // inventory first (see `order::refresh`).
+                Err(e) => match state.store.order(&valid.id).await? {
+                    Some(o) if o.status == OrderStatus::Valid && o.certificate == valid.certificate => o,
+                    _ => return Err(e),
+                },
+            };
             Ok(order_response(&state, StatusCode::OK, &valid))
         }
         Err(e) => {

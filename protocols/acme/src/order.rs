@@ -10,9 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use pkiplane_core::error::CoreError;
+use pkiplane_core::inventory::CertStatus;
+use pkiplane_core::issuance::exchange_key;
+use pkiplane_core::model::Protocol;
 use pkiplane_core::state::acme::{
-    Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, ChallengeType, Identifier, IdentifierType,
-    NewOrderOutcome, Order, OrderStatus,
+    Account, Authorization, AuthzStatus, CertificateRef, Challenge, ChallengeStatus, ChallengeType, Identifier,
+    IdentifierType, NewOrderOutcome, Order, OrderStatus,
 };
 use pkiplane_core::x509::San;
 use serde_json::{Value, json};
@@ -254,12 +257,26 @@ pub async fn owned_order(state: &AcmeState, id: &str, account: &Account) -> Resu
     Ok(order)
 }
 
-/// Brings a pending or ready order's status up to date with its authorizations and its
-/// expiry, storing the change (compare-and-set, re-read on conflict).
+/// Brings a pending, ready or processing order's status up to date with its
+/// authorizations, its issuance and its expiry, storing the change (compare-and-set,
+/// re-read on conflict).
 pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeError> {
     for _ in 0..5 {
         let now = SystemTime::now();
+        let mut certificate = None;
         let next = match order.status {
+            OrderStatus::Processing => match processing_outcome(state, &order).await? {
+                Processing::Issued(c) => {
+                    certificate = Some(c);
+                    Some((OrderStatus::Valid, None))
+                }
+                Processing::Abandoned => Some((OrderStatus::Ready, None)),
+                Processing::InFlight if order.expires <= now => Some((
+                    OrderStatus::Invalid,
+                    Some(AcmeError::malformed("the order expired before its certificate was issued").to_json()),
+                )),
+                Processing::InFlight => None,
+            },
             OrderStatus::Pending | OrderStatus::Ready if order.expires <= now => Some((
                 OrderStatus::Invalid,
                 Some(AcmeError::malformed("the order expired before it was finalized").to_json()),
@@ -273,6 +290,9 @@ pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeE
         let mut updated = order.clone();
         updated.status = status;
         updated.error = error;
+        if certificate.is_some() {
+            updated.certificate = certificate;
+        }
         if state.store.update_order(&updated).await? {
             updated.version += 1;
             return Ok(updated);
@@ -280,6 +300,32 @@ pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeE
         order = state.store.order(&order.id).await?.ok_or_else(|| AcmeError::not_found("the order"))?;
     }
     Ok(order)
+}
+
+/// Where the issuance of a processing order stands, as the inventory records it under
+/// the order's exchange key.
+enum Processing {
+    /// Issued: the server stopped before the order recorded it; the order becomes valid
+    /// and the client downloads the certificate as usual.
+    Issued(CertificateRef),
+    /// Signing never completed (start-up recovery marked it abandoned): the order is
+    /// ready again and may be finalized anew.
+    Abandoned,
+    /// Still being issued (or nothing recorded yet).
+    InFlight,
+}
+
+async fn processing_outcome(state: &AcmeState, order: &Order) -> Result<Processing, AcmeError> {
+    let exchange = exchange_key(Protocol::Acme, &state.config.endpoint, &order.id);
+    let records = state.ca.exchange_certificates(&exchange).await.map_err(|e| AcmeError::from_core(&e, &[]))?;
+    if let Some(r) = records.iter().find(|r| matches!(r.status, CertStatus::Issued | CertStatus::Revoked)) {
+        tracing::info!(order = %order.id, serial = %r.serial, "order completed from the inventory: its certificate was issued before the server stopped");
+        return Ok(Processing::Issued(CertificateRef { issuer: r.issuer.clone(), serial: r.serial.clone() }));
+    }
+    if !records.is_empty() && records.iter().all(|r| r.status == CertStatus::Abandoned) {
+        return Ok(Processing::Abandoned);
+    }
+    Ok(Processing::InFlight)
 }
 
 /// What a pending order becomes given its authorizations (None: still pending).

@@ -21,9 +21,10 @@
 use std::time::SystemTime;
 
 use cmpv2::status::PkiStatus;
-use pkiplane_core::inventory::{RevocationReason, RevokeOutcome};
+use pkiplane_core::inventory::{CertStatus, RevocationReason, RevokeOutcome};
+use pkiplane_core::issuance::exchange_key;
 use pkiplane_core::model::{Protocol, Requester};
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionState};
+use pkiplane_core::state::cmp::{CmpTransaction, TransactionCert, TransactionState};
 use subtle::ConstantTimeEq;
 
 use crate::CmpState;
@@ -54,6 +55,36 @@ pub async fn revoke_unconfirmed(state: &CmpState, tx: &CmpTransaction, why: &str
         }
     }
     state.invalidate_crls();
+}
+
+/// Revokes the certificates the inventory records for the transaction's exchange that
+/// the transaction itself does not list: issued, but the process ended before the
+/// transaction recorded them, so their client never received them. `tx` must be the
+/// whole transaction as stored.
+pub async fn revoke_unrecorded(state: &CmpState, tx: &CmpTransaction) {
+    let exchange = exchange_key(Protocol::Cmp, &tx.endpoint, &tx.transaction_id);
+    let records = match state.ca().exchange_certificates(&exchange).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(transaction = %tx.transaction_id, error = %e, "looking up the certificates of a CMP transaction failed");
+            return;
+        }
+    };
+    let unrecorded: Vec<TransactionCert> = records
+        .into_iter()
+        .filter(|r| r.status == CertStatus::Issued && !tx.certificates.iter().any(|c| c.serial == r.serial))
+        .map(|r| TransactionCert {
+            cert_req_id: -1,
+            issuer: r.issuer,
+            serial: r.serial,
+            der: r.der.unwrap_or_default(),
+            confirmed: false,
+        })
+        .collect();
+    if !unrecorded.is_empty() {
+        let orphans = CmpTransaction { certificates: unrecorded, ..tx.clone() };
+        revoke_unconfirmed(state, &orphans, "issued but never answered (the server stopped before it replied)").await;
+    }
 }
 
 fn pki_conf() -> Reply {
@@ -103,6 +134,7 @@ pub async fn cert_conf(ex: &Exchange<'_>, statuses: Vec<CertStatusIn>) -> Result
         tx.state = TransactionState::Expired;
         if ex.save(&mut tx).await? {
             revoke_unconfirmed(ex.state, &before, "certConf after confirmWaitTime").await;
+            revoke_unrecorded(ex.state, &before).await;
         }
         return Err(CmpError::new(
             FailBit::CertRevoked,
@@ -162,6 +194,7 @@ pub async fn client_error(ex: &Exchange<'_>, e: ErrorMsg) -> Result<Reply, CmpEr
         tx.deadline = None;
         if ex.save(&mut tx).await? {
             revoke_unconfirmed(ex.state, &before, "the client sent an error message").await;
+            revoke_unrecorded(ex.state, &before).await;
         }
     }
     Ok(pki_conf())
@@ -181,6 +214,7 @@ pub async fn sweep_expired(state: &CmpState, now: SystemTime) {
         let n = claimed.len();
         for tx in &claimed {
             revoke_unconfirmed(state, tx, "no certConf within confirmWaitTime").await;
+            revoke_unrecorded(state, tx).await;
         }
         if n < 100 {
             return;

@@ -112,6 +112,7 @@ fn crmf_request(
         requester: ex.auth.requester(ex.state),
         requested: template::requested_validity(t),
         renewal_of,
+        exchange: Some(ex.exchange()),
     })
 }
 
@@ -162,6 +163,7 @@ pub async fn p10cr(ex: &Exchange<'_>, tx: CmpTransaction, csr: Vec<u8>) -> Resul
             requester: ex.auth.requester(ex.state),
             requested: RequestedValidity::default(),
             renewal_of: None,
+            exchange: Some(ex.exchange()),
         });
     let outcome = issue(ex, req).await;
     finish(ex, tx, tag::CP, vec![(-1, outcome)]).await
@@ -295,6 +297,7 @@ pub async fn retry(
                     requester: ex.auth.requester(ex.state),
                     requested: RequestedValidity::default(),
                     renewal_of: None,
+                    exchange: Some(ex.exchange()),
                 });
             finish(ex, tx, tag::CP, vec![(-1, issue(ex, req).await)]).await
         }

@@ -42,6 +42,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use pkiplane_core::clock::SharedClock;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::service::{CaService, IssuerInfo};
 use pkiplane_core::state::cmp::CmpStore;
@@ -58,6 +59,8 @@ struct Inner {
     credentials: RwLock<HashMap<ObjectRef, Arc<CmpCredential>>>,
     /// Issuer -> (when made, CRL DER), so genm for CRLs does not mint a CRL each time.
     crls: Mutex<HashMap<ObjectRef, (Instant, Vec<u8>)>>,
+    /// What messageTime, transaction deadlines and nonce expiry are compared with.
+    clock: SharedClock,
 }
 
 /// What every request handler shares. Cheap to clone.
@@ -86,8 +89,21 @@ impl CmpState {
                 store,
                 credentials: RwLock::new(credentials),
                 crls: Mutex::new(HashMap::new()),
+                clock: pkiplane_core::clock::system(),
             }),
         }
+    }
+
+    /// The same state reading time from `clock` (tests of recorded messages). Call it
+    /// before the state is cloned.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        Arc::get_mut(&mut self.inner).expect("with_clock is called before the state is shared").clock = clock;
+        self
+    }
+
+    /// The time every check of this endpoint compares with.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
     }
 
     /// Issues a CMP protection certificate from every Issuer behind the exposed
@@ -234,7 +250,7 @@ impl CmpState {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                state.maintain(SystemTime::now()).await;
+                state.maintain(state.now()).await;
             }
         })
     }

@@ -12,6 +12,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use pkiplane_core::issuance::exchange_key;
+use pkiplane_core::model::Protocol;
 use pkiplane_core::state::cmp::{CmpTransaction, TransactionKind, TransactionState};
 
 use crate::CmpState;
@@ -63,9 +65,20 @@ impl Exchange<'_> {
     }
 
     /// Records the start of a transaction; a transactionID in use is refused.
+    ///
+    /// An enrollment starts open, awaiting confirmation until confirmWaitTime: if the
+    /// process dies after the CA has issued and before the outcome is saved, the
+    /// transaction expires like any unconfirmed one and the expiry sweep revokes the
+    /// certificates the inventory records for this exchange (see [`Self::exchange`]).
+    /// Other transactions count as failed until their outcome is recorded.
     pub async fn begin(&self, kind: TransactionKind) -> Result<CmpTransaction, CmpError> {
-        // Until the outcome is recorded the transaction counts as failed.
-        let tx = self.transaction(kind, TransactionState::Failed);
+        let tx = if kind == TransactionKind::Enrollment {
+            let mut tx = self.transaction(kind, TransactionState::AwaitingConfirmation);
+            tx.deadline = Some(self.now + self.state.config().confirm_wait);
+            tx
+        } else {
+            self.transaction(kind, TransactionState::Failed)
+        };
         match self.state.store().create_transaction(&tx).await {
             Ok(true) => Ok(tx),
             Ok(false) => Err(CmpError::new(
@@ -112,6 +125,11 @@ impl Exchange<'_> {
         Ok(tx)
     }
 
+    /// The key the inventory records this exchange's certificates under.
+    pub fn exchange(&self) -> String {
+        exchange_key(Protocol::Cmp, &self.state.config().endpoint, &self.tid)
+    }
+
     /// The Issuer behind the exchange's profile.
     pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::service::IssuerInfo>> {
         self.state.issuer_of(&self.profile.label)
@@ -120,7 +138,7 @@ impl Exchange<'_> {
 
 /// Handles one request message and returns the encoded response.
 pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u8> {
-    let now = SystemTime::now();
+    let now = state.now();
     let server_nonce = respond::nonce();
     let profile = match label {
         Some(l) => state.config().profile(l),
@@ -189,7 +207,7 @@ pub fn error_message(state: &CmpState, label: Option<&str>, e: &CmpError) -> Vec
     let signing = state.credential(issuer.as_ref());
     let sender = signing.as_ref().map(|c| c.name.clone()).unwrap_or_else(crate::convert::null_dn);
     let protect = signing.map(Protect::Sign).unwrap_or(Protect::None);
-    let env = Envelope { request: None, pvno: 2, sender, sender_nonce: respond::nonce(), now: SystemTime::now() };
+    let env = Envelope { request: None, pvno: 2, sender, sender_nonce: respond::nonce(), now: state.now() };
     respond::encode(env, &protect, Reply::error(e)).unwrap_or_default()
 }
 

@@ -168,6 +168,7 @@ pub async fn simpleenroll(
         requester: who.requester(state),
         requested: RequestedValidity::default(),
         renewal_of,
+        exchange: None,
     };
     let issued = issue(state, req).await?;
     tracing::info!(

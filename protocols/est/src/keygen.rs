@@ -115,6 +115,7 @@ pub async fn serverkeygen(state: &EstState, ctx: &RequestContext, body: Body) ->
         requester: who.requester(state),
         requested: RequestedValidity::default(),
         renewal_of: None,
+        exchange: None,
     };
     let issued = enroll::issue(state, req).await?;
     tracing::info!(

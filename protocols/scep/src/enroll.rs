@@ -24,16 +24,21 @@
 //!   the stored transaction instead of issuing twice.
 //! * The stored transaction keeps the request without its challengePassword: no
 //!   enrolment secret rests in the store.
+//! * The transaction is stored after the CA has issued. If the process stopped in
+//!   between, the inventory still knows the certificate by the exchange
+//!   (`scep:<endpoint>:<transactionID>`): a resend or CertPoll of that transactionID,
+//!   signed with the requested key, recovers the transaction and delivers it.
 
 use std::time::SystemTime;
 
 use der::Decode;
 use pkiplane_core::CoreError;
 use pkiplane_core::inventory::CertStatus;
-use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::state::scep::{ScepTransaction, TransactionStatus};
+use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrError, CsrOptions, ParsedCsr, stored_request_key, without_challenge_password};
 use pkiplane_core::x509::names::SubjectAttribute;
 
@@ -88,6 +93,11 @@ pub async fn enroll(
         tracing::info!(transaction = %msg.transaction_id, status = tx.status.as_str(), "SCEP request resent; answering from the transaction");
         return answer_from(state, &tx).await;
     }
+    if msg.signer.spki_der == csr.spki_der
+        && let Some(tx) = recover_transaction(state, msg, &csr, &stored_csr, &exposed.profile).await?
+    {
+        return answer_from(state, &tx).await;
+    }
 
     let now = state.now();
     let (requester, renewal_of) = match msg.message_type {
@@ -122,6 +132,7 @@ pub async fn enroll(
         requester,
         requested: RequestedValidity::default(),
         renewal_of,
+        exchange: Some(exchange_key(Protocol::Scep, &config.endpoint, &msg.transaction_id)),
     };
     let result = state.ca().issue(req).await;
     match result {
@@ -208,15 +219,85 @@ async fn renewal_requester(
 pub async fn poll(state: &ScepState, msg: &Incoming, content: &[u8]) -> Result<Outcome, ScepError> {
     IssuerAndSubject::from_der(content)
         .map_err(|e| ScepError::BadRequest(format!("CertPoll content is not an IssuerAndSubject: {e}")))?;
-    let tx = state
-        .store()
-        .transaction(&state.config().endpoint, &msg.transaction_id)
-        .await?
-        .ok_or_else(|| ScepError::BadCertId(format!("no transaction {}", msg.transaction_id)))?;
+    let Some(tx) = state.store().transaction(&state.config().endpoint, &msg.transaction_id).await? else {
+        return answer_from(state, &recover_polled(state, msg).await?).await;
+    };
     if !signed_by_requester(&tx, msg)? {
         return Err(ScepError::BadRequest("CertPoll must be signed by the requester of the transaction".into()));
     }
     answer_from(state, &tx).await
+}
+
+/// The transaction of a certificate the CA issued for `msg`'s transactionID whose
+/// transaction was never stored (the process stopped in between): rebuilt from the
+/// inventory when the certificate carries the requested key, and stored.
+async fn recover_transaction(
+    state: &ScepState,
+    msg: &Incoming,
+    csr: &ParsedCsr,
+    stored_csr: &[u8],
+    profile: &pkiplane_core::ObjectRef,
+) -> Result<Option<ScepTransaction>, ScepError> {
+    let Some(record) = issued_for_key(state, msg, &csr.spki_der).await? else {
+        return Ok(None);
+    };
+    let now = state.now();
+    let tx = ScepTransaction {
+        endpoint: state.config().endpoint.clone(),
+        transaction_id: msg.transaction_id.clone(),
+        status: TransactionStatus::Issued,
+        profile: profile.clone(),
+        requester: record.requester.clone(),
+        csr_der: stored_csr.to_vec(),
+        renewal_of: record.renewed_from.clone(),
+        issuer: Some(record.issuer.clone()),
+        serial: Some(record.serial.clone()),
+        fail_info: None,
+        created_at: record.created_at,
+        updated_at: now,
+    };
+    state.store().create_transaction(&tx).await?;
+    tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP transaction recovered from the inventory: its certificate was issued before the server stopped, and is delivered now");
+    Ok(Some(tx))
+}
+
+/// The certificate the inventory records as issued for `msg`'s transactionID with the
+/// public key `spki_der`, if any.
+async fn issued_for_key(
+    state: &ScepState,
+    msg: &Incoming,
+    spki_der: &[u8],
+) -> Result<Option<pkiplane_core::inventory::CertificateRecord>, ScepError> {
+    let exchange = exchange_key(Protocol::Scep, &state.config().endpoint, &msg.transaction_id);
+    let records = state.ca().exchange_certificates(&exchange).await?;
+    Ok(records.into_iter().find(|r| {
+        r.status == CertStatus::Issued
+            && r.der.as_deref().and_then(|d| CertInfo::from_der(d).ok()).is_some_and(|c| c.spki_der == spki_der)
+    }))
+}
+
+/// CertPoll of a transactionID that has no stored transaction: answered from the
+/// inventory when the poll is signed with the key of a certificate issued for it (not
+/// stored: the poll carries no CSR to keep).
+async fn recover_polled(state: &ScepState, msg: &Incoming) -> Result<ScepTransaction, ScepError> {
+    let record = issued_for_key(state, msg, &msg.signer.spki_der)
+        .await?
+        .ok_or_else(|| ScepError::BadCertId(format!("no transaction {}", msg.transaction_id)))?;
+    tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP CertPoll answered from the inventory: the certificate was issued before the server stopped");
+    Ok(ScepTransaction {
+        endpoint: state.config().endpoint.clone(),
+        transaction_id: msg.transaction_id.clone(),
+        status: TransactionStatus::Issued,
+        profile: record.profile.clone(),
+        requester: record.requester.clone(),
+        csr_der: Vec::new(),
+        renewal_of: record.renewed_from.clone(),
+        issuer: Some(record.issuer.clone()),
+        serial: Some(record.serial.clone()),
+        fail_info: None,
+        created_at: record.created_at,
+        updated_at: state.now(),
+    })
 }
 
 /// Whether `msg` comes from the requester of `tx`: signed with the key of its request, or

@@ -490,6 +490,7 @@ async fn pending_approval_then_cert_poll() {
                 .at_endpoint(env.endpoint.clone()),
             requested: Default::default(),
             renewal_of: None,
+            exchange: None,
         })
         .await
         .unwrap();

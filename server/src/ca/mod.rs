@@ -61,9 +61,8 @@ pub async fn run(args: &CaArgs) -> Result<()> {
             kube_source::KubeSource::start(client).await?
         }
     };
-    std::fs::create_dir_all(&args.data_dir)?;
-    let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    let store = crate::commands::open_store_rw(&data_dir).await?;
+    let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
+    let store = crate::commands::open_owned_store(&owned, true).await?;
     let ca = Arc::new(Ca::new(store.clone()));
     let problems = sync::IssuerProblems::default();
     sync::sync(&ca, &source.current(), store.as_ref(), &problems, SystemTime::now()).await;

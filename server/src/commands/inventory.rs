@@ -44,6 +44,10 @@ pub struct ListArgs {
     /// Only active certificates expiring within this duration (e.g. 30d).
     #[arg(long, value_parser = parse_duration)]
     pub expiring_within: Option<std::time::Duration>,
+    /// Only certificates of this protocol exchange (`cmp:<endpoint>:<transactionID>`,
+    /// `scep:<endpoint>:<transactionID>`, `acme:<endpoint>:<order>`).
+    #[arg(long)]
+    pub exchange: Option<String>,
     /// At most this many rows.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
@@ -91,6 +95,9 @@ struct RecordView {
     #[serde(skip_serializing_if = "Option::is_none")]
     renewed_from: Option<String>,
     created_at: String,
+    /// The protocol exchange that asked for the certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
 }
@@ -114,6 +121,7 @@ impl RecordView {
             revoked_at: r.revocation.map(|v| rfc3339(v.at)),
             renewed_from: r.renewed_from.clone(),
             created_at: rfc3339(r.created_at),
+            exchange: r.exchange.clone(),
             certificate: if with_pem { r.der.as_ref().map(|d| pem::encode("CERTIFICATE", d)) } else { None },
         }
     }
@@ -135,6 +143,7 @@ async fn list(a: &ListArgs) -> Result<()> {
         endpoint: a.endpoint.clone(),
         status: a.status,
         expiring_before: a.expiring_within.map(|d| SystemTime::now() + d),
+        exchange: a.exchange.clone(),
         limit: Some(a.limit),
     };
     let records = store.list(&filter).await?;

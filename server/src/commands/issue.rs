@@ -40,7 +40,12 @@ pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
     let manifests = Manifests::load(&a.manifests)?;
     let csr = ParsedCsr::from_pem_or_der(&super::read_input(&a.csr)?, CsrOptions::default())
         .map_err(|e| anyhow!("{}: {e}", a.csr.display()))?;
-    let store = super::open_store_rw(&a.data_dir).await?;
+    let data_dir = crate::datadir::DataDir::own_existing(
+        &a.data_dir,
+        "issue",
+        "stop it first, or enrol through one of its endpoints",
+    )?;
+    let store = super::open_owned_store(&data_dir, true).await?;
     let (ca, _) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
     let profile = resolve_profile(&ca, &a.profile)?;
     let req = IssuanceRequest {
@@ -49,6 +54,7 @@ pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
         requester: Requester::new(Protocol::Local, a.identity.clone()),
         requested: RequestedValidity::default(),
         renewal_of: None,
+        exchange: None,
     };
     match ca.issue(req).await {
         Ok(issued) => {

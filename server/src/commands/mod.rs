@@ -14,19 +14,32 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use pkiplane_store::SqliteStore;
 
+use crate::datadir::DataDir;
+
 /// The inventory database inside a data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("inventory.db")
 }
 
-/// Opens the data directory's store for writing (creating it) and marks issuances left
-/// pending by an earlier crash as abandoned.
-pub async fn open_store_rw(data_dir: &Path) -> Result<Arc<SqliteStore>> {
+/// Opens the store of a data directory this process owns, and marks issuances left
+/// pending by an earlier crash as abandoned (safe only for the owner: nothing else can
+/// have an issuance in flight). `create`: a missing database is created (an empty
+/// CA); otherwise its absence is an error.
+pub async fn open_owned_store(dir: &DataDir, create: bool) -> Result<Arc<SqliteStore>> {
     use pkiplane_core::inventory::Inventory;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let store = Arc::new(
-        SqliteStore::open(&db_path(data_dir)).with_context(|| format!("opening {}", db_path(data_dir).display()))?,
-    );
+    let db = db_path(dir.path());
+    if !create && !db.exists() {
+        anyhow::bail!(
+            "no inventory at {} (has the CA or `pkiplane serve` run with this data directory?)",
+            db.display()
+        );
+    }
+    let store = Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    for file in [db.clone(), db.with_extension("db-wal"), db.with_extension("db-shm")] {
+        if file.exists() {
+            crate::datadir::make_private_file(&file)?;
+        }
+    }
     let abandoned = store.recover_pending(std::time::SystemTime::now()).await?;
     if abandoned > 0 {
         tracing::warn!(

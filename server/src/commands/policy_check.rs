@@ -86,6 +86,7 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
         requester: requester.clone(),
         requested: RequestedValidity::default(),
         renewal_of: None,
+        exchange: None,
     };
     let decision = ca.evaluate(&req, SystemTime::now())?;
     let verdict = Verdict {

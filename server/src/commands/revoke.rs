@@ -44,7 +44,12 @@ fn parse_reason(s: &str) -> Result<RevocationReason, String> {
 }
 
 pub async fn run(a: &RevokeArgs) -> Result<ExitCode> {
-    let store = super::open_store_rw(&a.data_dir).await?;
+    let data_dir = crate::datadir::DataDir::own_existing(
+        &a.data_dir,
+        "revoke",
+        "stop it first, or revoke through an endpoint (ACME revokeCert, CMP rr)",
+    )?;
+    let store = super::open_owned_store(&data_dir, false).await?;
     let serial = a.serial.replace(':', "").to_ascii_lowercase();
     let found = store.find_serial(&serial).await?;
     let record = match found.as_slice() {

@@ -58,7 +58,12 @@ pub async fn run(cmd: &ScepCommand) -> Result<()> {
             pkiplane_core::duration::format_duration(dynamic.ttl)
         );
     }
-    let store = super::open_store_rw(&a.data_dir).await?;
+    let data_dir = crate::datadir::DataDir::own_existing(
+        &a.data_dir,
+        "scep challenge",
+        "while it runs, mint one-time challenges through the SCEP endpoint: POST <scep url>/challenges with the dynamicChallenges.apiSecretRef token",
+    )?;
+    let store = super::open_owned_store(&data_dir, true).await?;
     let minted = mint_challenge(
         store.as_ref(),
         &config.endpoint,

@@ -58,9 +58,9 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     for w in &manifests.warnings {
         tracing::warn!("{w}");
     }
-    std::fs::create_dir_all(&args.data_dir)?;
-    let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    let store = crate::commands::open_store_rw(&data_dir).await?;
+    let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "serve")?;
+    let data_dir = owned.path().to_path_buf();
+    let store = crate::commands::open_owned_store(&owned, true).await?;
     let (ca, report) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
     for id in &report.created {
         tracing::info!(issuer = %id, "created CA");

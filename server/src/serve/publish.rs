@@ -1,5 +1,11 @@
 //! Plain-HTTP publication of CA certificates and CRLs (RFC 5280 section 4.2.2.1 and
 //! 4.2.1.13: AIA caIssuers and CRL distribution points are fetched over HTTP).
+//!
+//! A CRL is re-made when the revoked set changes, after half its lifetime, or after a
+//! CA key rollover. When a new one cannot be made (the store refuses the CRL number's
+//! write: a full disk), the last good CRL, kept in the store and so across restarts,
+//! is served until its nextUpdate: relying parties keep revocation data exactly when
+//! the CA is in trouble. Only an expired last CRL, or none, gives 503.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,24 +16,17 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use pkiplane_core::inventory::PublishedCrl;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
 use tokio::sync::Mutex;
 
-/// A CRL is re-signed when the revoked set changes, or when half its lifetime has passed.
-struct CachedCrl {
-    der: Vec<u8>,
-    serials: Vec<String>,
-    made: SystemTime,
-    /// The CA key that signed it: a CA rollover makes the cached CRL stale.
-    key_id: Vec<u8>,
-}
-
 #[derive(Clone)]
 pub struct Publisher {
     ca: Arc<Ca>,
-    crls: Arc<Mutex<HashMap<ObjectRef, CachedCrl>>>,
+    /// The last CRL of each issuer (loaded from the store on first use).
+    crls: Arc<Mutex<HashMap<ObjectRef, PublishedCrl>>>,
 }
 
 impl Publisher {
@@ -48,19 +47,44 @@ impl Publisher {
     pub async fn crl(&self, id: &ObjectRef) -> Result<Vec<u8>, Response> {
         let issuer = self.ca.issuer(id).ok_or_else(|| not_found(id))?;
         let now = SystemTime::now();
-        let revoked = self.ca.inventory().revoked_entries(id, now).await.map_err(internal)?;
-        let mut serials: Vec<String> = revoked.iter().map(|r| r.serial.clone()).collect();
-        serials.sort();
         let mut cache = self.crls.lock().await;
-        if let Some(c) = cache.get(id) {
-            let fresh = now.duration_since(c.made).unwrap_or(Duration::MAX) < issuer.crl_validity / 2;
-            if fresh && c.serials == serials && c.key_id == issuer.key_id {
+        if !cache.contains_key(id) {
+            match self.ca.inventory().last_crl(id).await {
+                Ok(Some(kept)) => {
+                    cache.insert(id.clone(), kept);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(issuer = %id, error = %e, "could not read the last published CRL"),
+            }
+        }
+        let last = cache.get(id).filter(|c| c.key_id == issuer.key_id);
+        let revoked = self.ca.inventory().revoked_entries(id, now).await;
+        if let (Some(c), Ok(revoked)) = (last, &revoked) {
+            let mut serials: Vec<String> = revoked.iter().map(|r| r.serial.clone()).collect();
+            serials.sort();
+            let fresh = now.duration_since(c.this_update).unwrap_or(Duration::MAX) < issuer.crl_validity / 2;
+            if fresh && now < c.next_update && c.serials == serials {
                 return Ok(c.der.clone());
             }
         }
-        let der = self.ca.generate_crl(id).await.map_err(internal)?;
-        cache.insert(id.clone(), CachedCrl { der: der.clone(), serials, made: now, key_id: issuer.key_id.clone() });
-        Ok(der)
+        let made = match revoked {
+            Ok(_) => self.ca.publish_crl(id).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match made {
+            Ok(crl) => {
+                let der = crl.der.clone();
+                cache.insert(id.clone(), crl);
+                Ok(der)
+            }
+            Err(why) => match last.filter(|c| now < c.next_update) {
+                Some(c) => {
+                    tracing::warn!(issuer = %id, error = %why, next_update = %pkiplane_core::audit::rfc3339(c.next_update), "no new CRL could be made; serving the last good one until its nextUpdate");
+                    Ok(c.der.clone())
+                }
+                None => Err(internal(why)),
+            },
+        }
     }
 }
 

@@ -186,8 +186,11 @@ fn peer_of(conn: &rustls::ServerConnection) -> TlsPeer {
 
 /// Writes `pem` to `dir/name` and returns the path as a string.
 pub fn write_bundle(dir: &Path, name: &str, pem: &str) -> Result<String> {
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
+    }
+    crate::datadir::make_private_dir(dir)?;
     let path = dir.join(name);
-    std::fs::write(&path, pem)?;
+    crate::datadir::write_private(&path, pem.as_bytes())?;
     Ok(path.display().to_string())
 }

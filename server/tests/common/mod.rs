@@ -54,11 +54,28 @@ impl Server {
         Self::start_with(manifests, data, ready, &[], None)
     }
 
+    /// [`Server::start`] with extra environment variables (e.g. a failpoint).
+    pub fn start_with_env(manifests: &Path, data: &Path, ready: &Path, env: &[(&str, &str)]) -> Server {
+        Self::spawn(manifests, data, ready, &[], None, env)
+    }
+
     /// [`Server::start`] with `extra` arguments, and with at most `open_files` open
     /// files (soft and hard limit) when given.
     pub fn start_with(manifests: &Path, data: &Path, ready: &Path, extra: &[&str], open_files: Option<u64>) -> Server {
+        Self::spawn(manifests, data, ready, extra, open_files, &[])
+    }
+
+    fn spawn(
+        manifests: &Path,
+        data: &Path,
+        ready: &Path,
+        extra: &[&str],
+        open_files: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let _ = std::fs::remove_file(ready);
-        let log = std::fs::File::create(data.with_extension("log")).unwrap();
+        // Appended to across restarts on the same data directory.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
         let mut command = match open_files {
             Some(n) => {
                 let mut c = Command::new("bash");
@@ -79,6 +96,7 @@ impl Server {
                 "5s",
             ])
             .env("PKIPLANE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -95,6 +113,18 @@ impl Server {
         let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
         let publish_url = ready["publishUrl"].as_str().unwrap().to_string();
         Server { child, ready, publish_url }
+    }
+
+    /// Waits (bounded) for the process to end, e.g. at a failpoint; its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The ready-file entry of endpoint `namespace/name`.

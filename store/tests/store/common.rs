@@ -67,6 +67,7 @@ pub fn pending(serial: &str) -> CertificateRecord {
         der: None,
         renewed_from: None,
         created_at: now,
+        exchange: None,
     }
 }
 

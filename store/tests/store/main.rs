@@ -5,3 +5,4 @@ mod concurrency;
 mod counts;
 mod lifecycle;
 mod persistence;
+mod published;

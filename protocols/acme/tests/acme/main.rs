@@ -10,5 +10,6 @@ mod accounts;
 mod flows;
 mod negative;
 mod profiles;
+mod recovery;
 mod replicas;
 mod targets;

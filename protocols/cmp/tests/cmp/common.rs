@@ -203,11 +203,13 @@ pub struct Options {
     pub confirm_wait: Option<Duration>,
     pub store: Option<Arc<dyn CmpStore>>,
     pub max_clock_skew: Option<Duration>,
+    /// The server's clock (default: the system clock).
+    pub clock: Option<pkiplane_core::clock::SharedClock>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { implicit_confirm: true, confirm_wait: None, store: None, max_clock_skew: None }
+        Self { implicit_confirm: true, confirm_wait: None, store: None, max_clock_skew: None, clock: None }
     }
 }
 
@@ -247,7 +249,10 @@ pub async fn start(opts: Options) -> Pki {
     config.poll_interval = Duration::from_secs(1);
     // CMP state on the same SQLite file as the inventory, as `pkiplane serve` would.
     let store: Arc<dyn CmpStore> = opts.store.unwrap_or_else(|| inventory.clone());
-    let state = CmpState::start(config, ca.clone(), store).await.unwrap();
+    let mut state = CmpState::start(config, ca.clone(), store).await.unwrap();
+    if let Some(clock) = opts.clock {
+        state = state.with_clock(clock);
+    }
     let router = pkiplane_cmp::router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();

@@ -14,6 +14,8 @@ use pkiplane_cmp::wire::body::{RequestBody, ResponseBody, decode_request, decode
 use pkiplane_cmp::wire::message::{self, Incoming, tag};
 use pkiplane_cmp::wire::{FailBit, oids};
 
+use pkiplane_core::clock::ManualClock;
+
 use crate::common::*;
 
 fn dir() -> PathBuf {
@@ -87,11 +89,18 @@ fn recorded_messages_decode_and_their_macs_verify() {
     assert!(ip.header.has_info(&oids::IT_CONFIRM_WAIT_TIME));
 }
 
+/// A server whose clock stands at the recorded ir's messageTime, as when it was made.
+async fn server_at_recording_time(offset: Duration) -> Pki {
+    let at = load("ir.req.der").header.message_time.expect("openssl sets messageTime");
+    let clock = ManualClock::new(at + offset);
+    start(Options { clock: Some(clock.shared()), ..Options::default() }).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recorded_ir_is_issued_again_by_a_fresh_server() {
-    // The recorded message is old: allow any clock difference for the replay.
-    let pki =
-        start(Options { max_clock_skew: Some(Duration::from_secs(100 * 365 * 86_400)), ..Options::default() }).await;
+    // The server's clock is set to the time the message was made, so the replay does not
+    // depend on the day the suite runs; the default clock-skew window applies.
+    let pki = server_at_recording_time(Duration::from_secs(5)).await;
     let der = std::fs::read(dir().join("ir.req.der")).unwrap();
     let reply = pki.post(None, &der).await;
     assert_eq!(reply.body_tag, tag::IP);
@@ -102,6 +111,17 @@ async fn the_recorded_ir_is_issued_again_by_a_fresh_server() {
     // And once only.
     let again = pki.post(None, &der).await;
     assert_eq!(status_of(&again).fail().names(), [FailBit::TransactionIdInUse.name()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_ir_a_year_later_is_refused_with_bad_time() {
+    let pki = server_at_recording_time(Duration::from_secs(365 * 86_400)).await;
+    let der = std::fs::read(dir().join("ir.req.der")).unwrap();
+    let reply = pki.post(None, &der).await;
+    assert_eq!(reply.body_tag, tag::ERROR);
+    let ResponseBody::Error(e) = decode_response(reply.body_tag, &reply.body).unwrap() else { panic!("error body") };
+    assert_eq!(e.status_info.fail().names(), [FailBit::BadTime.name()]);
+    assert_eq!(pki.cmp_count().await, 0, "nothing issued for a stale message");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,6 +212,7 @@ pub async fn issue_local(ca: &Ca, profile: &str, key: &SecretKey, subject: &str,
         requester: Requester::new(Protocol::Local, "test"),
         requested: RequestedValidity::default(),
         renewal_of: None,
+        exchange: None,
     };
     ca.issue(req).await.unwrap().der
 }

@@ -35,6 +35,12 @@ fn foreign_ca(dir: &std::path::Path, name: &str, years: (i32, i32)) -> (String, 
     )
 }
 
+/// The current calendar year (near enough: a certificate spans whole years around it).
+fn this_year() -> i32 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    1970 + (secs / 31_556_952) as i32
+}
+
 fn csr(env: &Env, subject: &str) -> String {
     let path = env.path("neg.csr");
     let out = std::process::Command::new("openssl")
@@ -53,7 +59,10 @@ async fn client_certificates_untrusted_expired_or_revoked_are_refused() {
     // has expired; "rogue" is a CA nobody trusts.
     let foreign = tempfile::tempdir().unwrap();
     let (old, old_key, old_ca) = foreign_ca(foreign.path(), "old", (2020, 2021));
-    let (rogue, rogue_key, _) = foreign_ca(foreign.path(), "rogue", (2024, 2040));
+    // The rogue certificate is valid today (whatever day the suite runs), so that only
+    // its untrusted issuer can be why it is refused.
+    let this_year = this_year();
+    let (rogue, rogue_key, _) = foreign_ca(foreign.path(), "rogue", (this_year - 1, this_year + 10));
     let env = Env::start(move |c| c.client_certs.as_mut().unwrap().anchors.push(old_ca)).await;
 
     let enroll = format!("{}/ldevid/simpleenroll", env.base);

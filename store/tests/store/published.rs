@@ -1,0 +1,49 @@
+//! What the store keeps for recovery: the last published CRL of each issuer (newest
+//! wins, kept across reopening) and the protocol exchange of each certificate.
+
+use pkiplane_core::inventory::{Inventory, InventoryFilter, PublishedCrl};
+
+use crate::common::*;
+
+fn crl(this_update_secs_ago: u64, der: &[u8]) -> PublishedCrl {
+    let this_update = now() - std::time::Duration::from_secs(this_update_secs_ago);
+    PublishedCrl {
+        issuer: root(),
+        this_update,
+        next_update: this_update + DAY,
+        key_id: vec![1, 2, 3],
+        serials: vec!["0a".into(), "0b".into()],
+        der: der.to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn the_last_published_crl_is_kept_newest_first_across_reopening() {
+    let db = TestDb::new();
+    let store = db.open();
+    assert_eq!(store.last_crl(&root()).await.unwrap(), None);
+    store.save_crl(&crl(60, b"older")).await.unwrap();
+    store.save_crl(&crl(10, b"newer")).await.unwrap();
+    // A CRL made earlier (a slower replica) does not replace a newer one.
+    store.save_crl(&crl(30, b"late")).await.unwrap();
+    drop(store);
+    let kept = db.open().last_crl(&root()).await.unwrap().expect("kept");
+    assert_eq!(kept, crl(10, b"newer"));
+}
+
+#[tokio::test]
+async fn certificates_are_found_by_their_exchange() {
+    let db = TestDb::new();
+    let store = db.open();
+    let mut a = pending("0a");
+    a.exchange = Some("cmp:pki/cmp:0011".into());
+    let b = pending("0b");
+    store.insert_pending(&a).await.unwrap();
+    store.insert_pending(&b).await.unwrap();
+    let filter = InventoryFilter { exchange: Some("cmp:pki/cmp:0011".into()), ..Default::default() };
+    let found = store.list(&filter).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].serial, "0a");
+    assert_eq!(found[0].exchange.as_deref(), Some("cmp:pki/cmp:0011"));
+    assert_eq!(store.get(&root(), "0b").await.unwrap().unwrap().exchange, None);
+}

@@ -118,6 +118,9 @@ fn every_pod_is_restricted_runs_the_one_image_and_logs_json() {
         assert_eq!(c.image.as_deref(), Some("registry.example/pki/pkiplane:1.2.3"));
         assert_eq!(c.image_pull_policy.as_deref(), Some("Never"));
     }
+    let args = template(&custom, "pkiplane-operator").spec.unwrap().containers[0].args.clone().unwrap();
+    assert!(args.contains(&"--image=registry.example/pki/pkiplane:1.2.3".to_string()), "{args:?}");
+    assert!(args.contains(&"--image-pull-policy=Never".to_string()), "endpoint pods pull the same way");
     let text_logs = render(&["logFormat=text", "ca.logLevel=debug"]);
     let env = template(&text_logs, "pkiplane-ca").spec.unwrap().containers[0].env.clone().unwrap();
     assert!(env.iter().any(|e| e.name == "PKIPLANE_LOG" && e.value.as_deref() == Some("debug")));
@@ -161,6 +164,7 @@ fn a_changed_value_rolls_only_the_deployments_it_concerns() {
         ("webhook.resources.requests.cpu=100m", &["pkiplane-webhook"]),
         ("logFormat=text", &DEPLOYMENTS),
         ("image.tag=9.9.9", &DEPLOYMENTS),
+        ("image.pullPolicy=Always", &DEPLOYMENTS),
         ("webhook.replicas=3", &[]),
         ("operator.replicas=3", &[]),
         ("ca.persistence.size=5Gi", &[]),

@@ -179,6 +179,7 @@ pub fn config_hash(parts: &[&BTreeMap<String, Vec<u8>>]) -> String {
 #[derive(Clone, Debug)]
 pub struct PodSettings {
     pub image: String,
+    pub image_pull_policy: Option<String>,
     pub ca_url: String,
 }
 
@@ -263,6 +264,7 @@ pub fn deployment(endpoint: &EnrollmentEndpoint, pods: &PodSettings, hash: &str,
     let container = Container {
         name: "endpoint".into(),
         image: Some(pods.image.clone()),
+        image_pull_policy: pods.image_pull_policy.clone(),
         command: Some(vec!["pkiplane".into()]),
         args: Some(args),
         ports: Some(vec![

@@ -86,7 +86,7 @@ fn acme_children_follow_the_contract() {
     let e = acme();
     let d = deployment(
         &e,
-        &PodSettings { image: "img:1".into(), ca_url: "https://10.0.0.1:9443".into() },
+        &PodSettings { image: "img:1".into(), image_pull_policy: None, ca_url: "https://10.0.0.1:9443".into() },
         "abc",
         &owner(&e),
     );
@@ -139,7 +139,7 @@ fn acme_children_follow_the_contract() {
 
 #[test]
 fn endpoint_pods_pass_the_restricted_pod_security_profile() {
-    let pods = PodSettings { image: "img:1".into(), ca_url: "https://10.0.0.1:9443".into() };
+    let pods = PodSettings { image: "img:1".into(), image_pull_policy: None, ca_url: "https://10.0.0.1:9443".into() };
     for e in [acme(), scep(), est(), cmp()] {
         let d = deployment(&e, &pods, "h", &owner(&e));
         let pod = d.spec.unwrap().template.spec.unwrap();
@@ -156,7 +156,7 @@ fn endpoint_resources_come_from_the_spec() {
     let e = endpoint(
         "  protocol: CMP\n  profiles: [{name: dev}]\n  resources: {requests: {cpu: 200m, memory: 100Mi}, limits: {cpu: '1', memory: 1Gi}}\n",
     );
-    let pods = PodSettings { image: "img:1".into(), ca_url: "https://10.0.0.1:9443".into() };
+    let pods = PodSettings { image: "img:1".into(), image_pull_policy: None, ca_url: "https://10.0.0.1:9443".into() };
     let d = deployment(&e, &pods, "h", &owner(&e));
     let resources = d.spec.unwrap().template.spec.unwrap().containers[0].resources.clone().unwrap();
     let text = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {

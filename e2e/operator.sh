@@ -162,11 +162,15 @@ pods_admitted() {
 import json, subprocess, sys
 ns, path = sys.argv[1], sys.argv[2]
 text = open(path).read()
-if text.lstrip().startswith("{"):
-    items = json.loads(text)["items"]
-else:
-    items = json.loads(subprocess.run(["kubectl", "create", "--dry-run=client", "-o", "json", "-f", path],
-                                      check=True, capture_output=True, text=True).stdout).get("items", [])
+if not text.lstrip().startswith("{"):
+    # YAML: kubectl converts it, printing one JSON object per document.
+    text = subprocess.run(["kubectl", "create", "--dry-run=client", "-o", "json", "-f", path],
+                          check=True, capture_output=True, text=True).stdout
+items, at, decoder = [], 0, json.JSONDecoder()
+while text[at:].strip():
+    obj, end = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+    items += obj.get("items", [obj])
+    at = end
 pods = [{"apiVersion": "v1", "kind": "Pod",
          "metadata": {"name": "psa-" + d["metadata"]["name"], "namespace": ns},
          "spec": d["spec"]["template"]["spec"]}
@@ -176,6 +180,10 @@ PY
   kubectl create --dry-run=server -f "$dir/pods-$1.json" 2>&1
 }
 kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+# The control: a pod without any security settings is refused there.
+out=$(kubectl -n "$NS" run psa-control --image=ghcr.io/pkiplane/pkiplane:test --restart=Never --dry-run=server 2>&1) &&
+  fail "Pod Security admission refuses a pod without security settings in $NS" "$out"
+grep -q 'violates PodSecurity "restricted' <<<"$out" || fail "the control pod is refused by Pod Security admission" "$out"
 e2e/render-chart.sh --namespace "$NS" --kinds Deployment >"$dir/chart-deployments.yaml"
 out=$(pods_admitted "$NS" "$dir/chart-deployments.yaml") ||
   fail "the chart's pods are admitted under pod-security.kubernetes.io/enforce=restricted" "$out"

@@ -1,8 +1,9 @@
 //! The Helm chart (charts/pkiplane) as `helm` renders it: lint, the values schema, every
 //! pod against the Pod Security "restricted" rules, which Deployment a changed value
 //! rolls, the webhook's availability settings, the CA volume's fate on uninstall, the
-//! NetworkPolicy, the webhook configurations against `pkiplane webhook manifests`, and
-//! one version from Cargo to the binary, the chart and the image.
+//! NetworkPolicy, the webhook configurations against `pkiplane webhook manifests`, the
+//! chart's copies of the generated CRDs, and one version from Cargo to the binary, the
+//! chart and the image.
 //!
 //! helm is the real one, built by scripts/tools/helm.sh (cached; `scripts/setup-tools`
 //! builds it before the suite runs).
@@ -314,4 +315,31 @@ fn the_version_is_the_same_everywhere() {
     assert_eq!(image, OperatorConfig::default_image(), "the chart's image is the operator's default");
     let script = std::fs::read_to_string(root().join("scripts/image.sh")).unwrap();
     assert!(script.contains("ref=${ref:-ghcr.io/pkiplane/pkiplane:$version}"), "scripts/image.sh tags the same name");
+}
+
+fn yaml_files(dir: &Path, suffix: &str) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .collect()
+}
+
+/// Helm installs `crds/` before the templates; those files are copies of the generated
+/// `crds/<plural>.pkiplane.dev.yaml` (kept fresh by a test in the api crate). Fix with
+/// `charts/pkiplane/sync-crds.sh`.
+#[test]
+fn the_chart_ships_the_generated_crds() {
+    let generated = yaml_files(&root().join("crds"), ".pkiplane.dev.yaml");
+    let shipped = yaml_files(&chart().join("crds"), ".yaml");
+    assert!(!generated.is_empty(), "no crds/*.pkiplane.dev.yaml");
+    assert_eq!(
+        shipped.keys().collect::<Vec<_>>(),
+        generated.keys().collect::<Vec<_>>(),
+        "charts/pkiplane/crds/ has other files than crds/: run charts/pkiplane/sync-crds.sh"
+    );
+    for (name, text) in &generated {
+        assert!(shipped[name] == *text, "charts/pkiplane/crds/{name} is stale: run charts/pkiplane/sync-crds.sh");
+    }
 }

@@ -228,7 +228,7 @@ fn only_endpoint_pods_and_the_operator_reach_the_ca_internal_port() {
     let ca_labels = template(&objects, "pkiplane-ca").metadata.unwrap().labels.unwrap();
     assert!(matches(&policy["spec"]["podSelector"], &ca_labels), "the policy selects the CA pod");
     let rules = policy["spec"]["ingress"].as_sequence().unwrap();
-    let internal: Vec<&Value> = rules.iter().filter(|r| r["ports"][0]["port"] == Value::from(9443)).collect();
+    let internal: Vec<&Value> = rules.iter().filter(|r| r["ports"][0]["port"].as_i64() == Some(9443)).collect();
     assert_eq!(internal.len(), 1);
     let peers = internal[0]["from"].as_sequence().unwrap();
     // The labels the operator puts on an endpoint pod, and the operator's own pods.
@@ -246,7 +246,7 @@ fn only_endpoint_pods_and_the_operator_reach_the_ca_internal_port() {
     assert!(!admitted(&operator_pod, true), "not pods labelled like the operator elsewhere");
     assert!(!admitted(&webhook_pod, false), "not the webhook");
     assert!(!admitted(&ca_labels, false), "nor anything else");
-    let publication = rules.iter().find(|r| r["ports"][0]["port"] == Value::from(8080)).unwrap();
+    let publication = rules.iter().find(|r| r["ports"][0]["port"].as_i64() == Some(8080)).unwrap();
     assert!(publication["from"].is_null(), "CA certificates and CRLs are public");
     assert!(!render(&["networkPolicy.enabled=false"]).contains_key("NetworkPolicy/pkiplane-ca"));
 }

@@ -20,8 +20,6 @@ pub const SERVICE_PORT: u16 = 9444;
 pub const TIMEOUT_SECONDS: u16 = 5;
 /// Namespaces the webhook never sees objects of.
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
-/// Where the chart keeps the generated template, from the repository root.
-pub const CHART_TEMPLATE: &str = "charts/pkiplane/templates/webhook-configurations.yaml";
 
 #[derive(clap::Args, Debug)]
 pub struct ManifestsArgs {
@@ -169,6 +167,9 @@ mod tests {
             assert_eq!(w["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
         }
     }
+
+    /// Where the chart keeps the generated template, from the repository root.
+    const CHART_TEMPLATE: &str = "charts/pkiplane/templates/webhook-configurations.yaml";
 
     /// The chart carries the output of `--helm-template`; regenerate with
     /// `cargo run -p pkiplane -- webhook manifests --helm-template > charts/pkiplane/templates/webhook-configurations.yaml`.

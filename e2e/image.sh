@@ -133,7 +133,8 @@ out=$(in_container_net openssl cmp -cmd ir -server 127.0.0.1:8084 -path /.well-k
   fail "openssl cmp ir against pkiplane serve in the container" "$out"
 out=$(openssl verify -CAfile "$work/root.pem" -untrusted "$work/intermediate.pem" "$work/ne.pem" 2>&1) ||
   fail "openssl verify of the certificate issued in the container" "$out"
-podman logs "$container" 2>&1 | grep -q '^{.*"level":"INFO"' || fail "JSON logs with PKIPLANE_LOG_FORMAT=json" "$(podman logs "$container" 2>&1 | head -n 5)"
+podman logs "$container" >"$work/serve.log" 2>&1
+grep -q '^{.*"level":"INFO"' "$work/serve.log" || fail "JSON logs with PKIPLANE_LOG_FORMAT=json" "$(head -n 5 "$work/serve.log")"
 podman stop -t 10 "$container" >/dev/null
 code=$(podman inspect --format '{{.State.ExitCode}}' "$container")
 [ "$code" = 0 ] || fail "pkiplane serve stops cleanly on SIGTERM (exit 0)" "exit $code: $(podman logs "$container" 2>&1 | tail -n 5)"

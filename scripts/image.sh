@@ -52,7 +52,8 @@ esac
 echo "image.sh: cargo build --profile image --target $target (static)" >&2
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --locked -p pkiplane --profile image --target "$target"
 bin=${CARGO_TARGET_DIR:-$root/target}/$target/image/pkiplane
-ldd "$bin" >/dev/null 2>&1 && die "$bin is dynamically linked: $(ldd "$bin" | tr '\n' ' ')"
+ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable' ||
+  die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
 reported=$("$bin" --version)
 [ "$reported" = "pkiplane $version" ] || die "the binary reports '$reported', the workspace version is $version"
 

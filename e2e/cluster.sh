@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # A throwaway Kubernetes control plane on loopback for pkiplane's e2e tests:
 # etcd + kube-apiserver (RBAC on, real service-account tokens) + kube-controller-manager
 # (garbage collection, namespaces, service accounts). No kubelet, no scheduler, no
@@ -21,195 +22,52 @@
 #                                    the TokenRequest API; creates the ServiceAccount if
 #                                    missing. For running a component under its chart RBAC.
 #
+# PKIPLANE_E2E_NODE=1 runs the same commands on a real node instead: see e2e/node.sh.
+#
 # Env: PKIPLANE_E2E_DIR        state dir (default: a new mktemp -d under $TMPDIR for `up`)
 #      PKIPLANE_E2E_CRDS       file or dir applied (and waited Established) before the
 #                              controller manager starts, so garbage collection watches
 #                              the custom kinds from the first second
 #      PKIPLANE_E2E_NO_KCM=1   do not run kube-controller-manager
 #      PKIPLANE_E2E_ARTIFACTS  if set, `down` copies the logs there before removing the dir
-#      PKIPLANE_E2E_ADMISSION  --enable-admission-plugins (see ADMISSION below)
+#      PKIPLANE_E2E_ADMISSION  --enable-admission-plugins (see ADMISSION in lib/common.sh)
 #      PKIPLANE_E2E_TIMEOUT    seconds to wait for each component (default 120)
 #      PKIPLANE_TOOLS_CACHE    where scripts/tools/kube.sh caches the binaries
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# The real node instead (e2e/node.sh, same commands) when asked for, or for a node's dir.
+if [ "${PKIPLANE_E2E_NODE:-}" = 1 ] || [ -f "${PKIPLANE_E2E_DIR:-/nonexistent}/.pkiplane-e2e-node" ]; then
+  exec "$here/node.sh" "$@"
+fi
 root=$(cd "$here/.." && pwd)
 timeout=${PKIPLANE_E2E_TIMEOUT:-120}
 
-log() { echo "cluster.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
+me=cluster.sh
+. "$here/lib/common.sh"
 
 # The Service IP range. It is deliberately a loopback range: nothing routes Service IPs
 # here (no kube-proxy), and anything that mistakenly dials one reaches this machine and
 # gets "connection refused" instead of sending traffic off the host.
 SERVICE_CIDR=127.192.0.0/16
 SERVICE_IP=127.192.0.1 # the `kubernetes` Service, first address of the range
-SA_ISSUER=https://kubernetes.default.svc.cluster.local
-# Admission: the defaults (named here for the reader; none needs a node) plus
-# OwnerReferencesPermissionEnforcement, which OpenShift runs: setting an ownerReference
-# with blockOwnerDeletion needs `update` on the owner's `finalizers` subresource, so a
-# chart RBAC that forgets it fails here rather than on a customer's cluster.
-ADMISSION=${PKIPLANE_E2E_ADMISSION:-NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy,OwnerReferencesPermissionEnforcement}
-
-# ---------------------------------------------------------------------------- helpers
-
-port_in_use() {
-  if command -v ss >/dev/null 2>&1; then
-    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
-  else
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-  fi
-}
-
-# Prints N distinct free TCP ports on 127.0.0.1 (random in 20000-59999).
-free_ports() {
-  local n=$1 got=() p i
-  while [ ${#got[@]} -lt "$n" ]; do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-    for i in "${got[@]}"; do [ "$i" = "$p" ] && continue 2; done
-    port_in_use "$p" || got+=("$p")
-  done
-  echo "${got[@]}"
-}
-
-# A process's start time (clock ticks since boot), to tell it from a later process that
-# reuses its pid.
-starttime() {
-  local st f
-  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  read -r -a f <<<"${st##*) }" # fields from the 3rd on; starttime is the 22nd
-  echo "${f[19]}"
-}
-
-# start NAME CMD...: runs CMD detached (own session, no inherited stdio), logs to
-# $dir/logs/NAME.log, records "pid starttime" in $dir/pids/NAME.
-start() {
-  local name=$1 pid; shift
-  [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "bad process name: $name"
-  ! alive "$name" || die "$name is already running"
-  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 9>&- &
-  pid=$!
-  echo "$pid $(starttime "$pid" || echo 0)" >"$dir/pids/$name"
-}
-
-# alive NAME: the process recorded under NAME is still the one we started, and running.
-alive() {
-  local pid st
-  [ -f "$dir/pids/$1" ] && read -r pid st <"$dir/pids/$1" || return 1
-  kill -0 "$pid" 2>/dev/null && [ "$(starttime "$pid")" = "$st" ]
-}
-
-# stop NAME...: SIGTERM to each one still alive, SIGKILL to those alive after
-# $stop_grace (default 10) seconds.
-stop() {
-  local name pid st pids=() deadline
-  for name in "$@"; do
-    alive "$name" || continue
-    read -r pid st <"$dir/pids/$name"
-    kill -TERM "$pid" 2>/dev/null && pids+=("$name")
-  done
-  deadline=$(( SECONDS + ${stop_grace:-10} ))
-  for name in "${pids[@]}"; do
-    read -r pid st <"$dir/pids/$name"
-    while alive "$name" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  done
-}
-
-# wait_for WHAT CMD...: polls CMD every 0.2 s until it succeeds, failing early when one of
-# the started processes died.
-wait_for() {
-  local what=$1 deadline=$(( SECONDS + timeout )) f; shift
-  until "$@" >/dev/null 2>&1; do
-    for f in "$dir"/pids/*; do
-      alive "$(basename "$f")" || die "$(basename "$f") exited while waiting for $what (log: $dir/logs/$(basename "$f").log)"
-    done
-    [ $SECONDS -lt $deadline ] || die "timed out after ${timeout}s waiting for $what"
-    sleep 0.2
-  done
-}
-
-b64() { base64 -w0 <"$1"; }
-
-# kubeconfig FILE USER (cert KEYFILE CERTFILE | token TOKEN)
-write_kubeconfig() {
-  local file=$1 user=$2 kind=$3 auth
-  if [ "$kind" = cert ]; then
-    auth="    client-certificate-data: $(b64 "$5")
-    client-key-data: $(b64 "$4")"
-  else
-    auth="    token: $4"
-  fi
-  (umask 077 && : >"$file")
-  cat >"$file" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: pkiplane-e2e
-  cluster:
-    server: https://127.0.0.1:$(cat "$dir/apiserver-port")
-    certificate-authority-data: $(b64 "$dir/pki/ca.crt")
-users:
-- name: $user
-  user:
-$auth
-contexts:
-- name: $user@pkiplane-e2e
-  context:
-    cluster: pkiplane-e2e
-    user: $user
-current-context: $user@pkiplane-e2e
-EOF
-}
 
 # ---------------------------------------------------------------------------- certificates
 
 pki() {
-  local p="$dir/pki"
-  mkdir -p "$p"
-  ossl() { openssl "$@" 2>>"$dir/logs/openssl.log"; }
-  # Cluster CA: signs the API server's serving cert and every client cert.
-  ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-    -keyout "$p/ca.key" -out "$p/ca.crt" -subj "/CN=pkiplane-e2e-ca" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-  # leaf NAME SUBJECT EKU [SAN]
-  leaf() {
-    local ext="$p/$1.ext"
-    {
-      echo "basicConstraints=critical,CA:FALSE"
-      echo "keyUsage=critical,digitalSignature,keyEncipherment"
-      echo "extendedKeyUsage=$3"
-      [ -z "${4:-}" ] || echo "subjectAltName=$4"
-    } >"$ext"
-    ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$p/$1.key" \
-      -out "$p/$1.csr" -subj "$2"
-    ossl x509 -req -in "$p/$1.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
-      -days 7 -extfile "$ext" -out "$p/$1.crt"
-    rm -f "$p/$1.csr" "$ext"
-  }
-  leaf apiserver "/CN=kube-apiserver" serverAuth \
+  pki_init
+  pki_leaf apiserver "/CN=kube-apiserver" serverAuth \
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_IP"
-  leaf admin "/O=system:masters/CN=pkiplane-e2e-admin" clientAuth
-  leaf kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
-  # Service-account token signing key (RSA, as most clusters use).
-  ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$p/sa.key"
-  ossl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub"
-  chmod 600 "$p"/*.key
+  pki_leaf admin "/O=system:masters/CN=pkiplane-e2e-admin" clientAuth
+  pki_leaf kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
+  chmod 600 "$dir/pki"/*.key
 }
 
 # ---------------------------------------------------------------------------- commands
 
 print_env() {
   [ -f "$dir/apiserver-port" ] || die "no cluster in $dir"
-  printf 'export PKIPLANE_E2E_DIR=%q\n' "$dir"
-  printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
-  printf 'export KUBECACHEDIR=%q\n' "$dir/kubectl-cache"
-  printf 'export PKIPLANE_E2E_APISERVER=%q\n' "https://127.0.0.1:$(cat "$dir/apiserver-port")"
-  printf 'export PKIPLANE_E2E_CA=%q\n' "$dir/pki/ca.crt"
-  printf 'export PKIPLANE_E2E_SA_ISSUER=%q\n' "$SA_ISSUER"
-  printf 'export PKIPLANE_KUBE_BIN=%q\n' "$(cat "$dir/bin-dir")"
-  # shellcheck disable=SC2016 # $PATH expands where the line is eval'd
-  printf 'export PATH=%q:"$PATH"\n' "$(cat "$dir/bin-dir")"
+  print_api_env
 }
 
 cmd_down() {
@@ -254,7 +112,10 @@ cmd_up() {
 
   # From here on, any failure (or Ctrl-C) tears down what was started.
   local ok=0
-  trap 'if [ $ok = 0 ]; then on_fail; fi' EXIT
+  # A signal may arrive while a wait's output goes to /dev/null: the report goes to the
+  # caller's stderr, saved on fd 8 (closed for the processes `start` runs).
+  exec 8>&2
+  trap 'if [ $ok = 0 ]; then on_fail 2>&8; fi' EXIT
   trap 'exit 130' INT TERM
 
   pki
@@ -327,51 +188,6 @@ cmd_up() {
   print_env
 }
 
-on_fail() {
-  log "up failed; the logs' last errors:"
-  local f errs
-  for f in "$dir"/logs/*.log; do
-    [ -s "$f" ] || continue
-    errs=$(grep -E '^[EF][0-9]{4} |"level":"(error|fatal|panic)"|[Ee]rror' "$f" | tail -n 10 || true)
-    # openssl's log is progress dots unless something went wrong.
-    [ -n "$errs" ] || [ "$(basename "$f")" != openssl.log ] || continue
-    echo "----- $(basename "$f")" >&2
-    if [ -n "$errs" ]; then echo "$errs" >&2; else tail -n 10 "$f" >&2; fi
-  done
-  cmd_down || true
-}
-
-cmd_sa_kubeconfig() {
-  [ $# -ge 2 ] || die "usage: sa-kubeconfig NAMESPACE NAME [FILE]"
-  local ns=$1 name=$2 out=${3:-$dir/sa-$1-$2.kubeconfig} token k
-  k=(kubectl --kubeconfig="$dir/kubeconfig")
-  "${k[@]}" get namespace "$ns" >/dev/null 2>&1 || "${k[@]}" create namespace "$ns" >/dev/null
-  "${k[@]}" -n "$ns" get serviceaccount "$name" >/dev/null 2>&1 ||
-    "${k[@]}" -n "$ns" create serviceaccount "$name" >/dev/null
-  token=$("${k[@]}" -n "$ns" create token "$name" --duration=24h)
-  write_kubeconfig "$out" "system:serviceaccount:$ns:$name" token "$token"
-  echo "$out"
-}
-
-cmd_run() {
-  [ "${1:-}" = "--" ] && shift
-  [ $# -gt 0 ] || die "usage: run -- CMD..."
-  local envs status=0
-  envs=$(cmd_up)
-  eval "$envs"
-  dir=$PKIPLANE_E2E_DIR
-  trap 'cmd_down' EXIT
-  trap 'exit 130' INT TERM
-  "$@" || status=$?
-  exit $status
-}
-
-need_cluster() {
-  [ -n "$dir" ] || die "$1: PKIPLANE_E2E_DIR is not set (eval the output of \`cluster.sh up\` first)"
-  [ -f "$dir/.pkiplane-e2e" ] || die "$1: no cluster in $dir"
-  PATH="$(cat "$dir/bin-dir"):$PATH"
-  export PATH KUBECACHEDIR="$dir/kubectl-cache"
-}
 
 dir=${PKIPLANE_E2E_DIR:-}
 case "${1:-}" in
@@ -380,14 +196,6 @@ case "${1:-}" in
   env) need_cluster env; print_env ;;
   run) shift; cmd_run "$@" ;;
   sa-kubeconfig) shift; need_cluster sa-kubeconfig; cmd_sa_kubeconfig "$@" ;;
-  start)
-    need_cluster start
-    { [ $# -ge 4 ] && [ "$3" = "--" ]; } || die "usage: start NAME -- CMD..."
-    name=$2; shift 3
-    start "$name" "$@"
-    read -r pid _ <"$dir/pids/$name"
-    echo "$pid" ;;
-  stop) shift; need_cluster stop; [ $# -gt 0 ] || die "usage: stop NAME..."; stop "$@" ;;
-  alive) need_cluster alive; alive "${2:?usage: alive NAME}" ;;
-  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  start | stop | alive) need_cluster "$1"; cmd_process "$@" ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; /^# shellcheck/d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -14,6 +14,6 @@ pub mod manifests;
 pub mod v1alpha1;
 
 pub use convert::{
-    EndpointHead, FieldError, check_endpoint, check_issuer, issuer_from_resource, profile_from_resource,
+    EndpointHead, FieldError, check_endpoint, check_issuer, issuer_from_resource, parse_cidr, profile_from_resource,
 };
 pub use manifests::{ManifestError, Manifests, SecretLookup};

@@ -19,6 +19,11 @@ use pkiplane_store::SqliteStore;
 
 /// A CA whose issuing CA uses `alg`, with one TLS profile, on SQLite in `dir`.
 pub fn ca_with(alg: KeyAlgorithm, dir: &Path) -> Ca {
+    ca_and_store_with(alg, dir).0
+}
+
+/// [`ca_with`], and the store it keeps its inventory (and CA material) in.
+pub fn ca_and_store_with(alg: KeyAlgorithm, dir: &Path) -> (Ca, Arc<SqliteStore>) {
     let now = SystemTime::now();
     let params = |subject: &str| CaParams {
         subject: subject.into(),
@@ -34,8 +39,8 @@ pub fn ca_with(alg: KeyAlgorithm, dir: &Path) -> Ca {
         crl_validity: Duration::from_secs(86_400),
     };
     let (issuer, _) = Issuer::create(&cfg, None, now).expect("issuer");
-    let store = SqliteStore::open(&dir.join("inventory.db")).expect("store");
-    let ca = Ca::new(Arc::new(store));
+    let store = Arc::new(SqliteStore::open(&dir.join("inventory.db")).expect("store"));
+    let ca = Ca::new(store.clone());
     ca.put_issuer(Arc::new(issuer));
     ca.put_profile(Profile {
         id: ObjectRef::new("bench", "tls"),
@@ -64,7 +69,7 @@ pub fn ca_with(alg: KeyAlgorithm, dir: &Path) -> Ca {
         requesters: RequesterPolicy::default(),
         approval_required: false,
     });
-    ca
+    (ca, store)
 }
 
 /// A CSR (DER) from `openssl req` with a key of `alg` ("EC" or "RSA").
@@ -86,7 +91,8 @@ pub fn openssl_csr(alg: &str, dir: &Path) -> Vec<u8> {
     ])
 }
 
-fn run(args: &[&str]) -> Vec<u8> {
+/// Runs `openssl` with `args`; returns its stdout.
+pub fn run(args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl").args(args).output().expect("openssl");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout

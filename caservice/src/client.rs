@@ -39,6 +39,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 /// Idle connections kept for reuse.
 const POOL_SIZE: usize = 8;
+/// A pooled connection idle longer than this is not reused: the CA service closes
+/// connections silent for its listener idle timeout (5 s by default), and reusing one
+/// just as it closes would fail the call.
+const POOL_IDLE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -85,7 +89,7 @@ pub struct Transport {
     authority: String,
     server_name: ServerName<'static>,
     tls: Arc<Reloading<rustls::ClientConfig>>,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<(Instant, SendRequest<Full<Bytes>>)>>,
     /// When a call last got an answer from the CA service (readiness).
     last_ok: Mutex<Option<Instant>>,
 }
@@ -140,7 +144,7 @@ impl Transport {
         loop {
             let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match pooled {
-                Some(mut s) if !s.is_closed() => {
+                Some((since, mut s)) if !s.is_closed() && since.elapsed() < POOL_IDLE => {
                     if s.ready().await.is_ok() {
                         return Ok(s);
                     }
@@ -183,7 +187,7 @@ impl Transport {
                 .to_bytes();
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < POOL_SIZE {
-                idle.push(sender);
+                idle.push((Instant::now(), sender));
             }
             Ok::<_, ClientError>((status, body))
         };

@@ -14,9 +14,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, RevocationReason};
 use pkiplane_core::issuance::Ca;
@@ -39,8 +36,6 @@ use crate::tls::Reloading;
 use crate::wire::state::*;
 use crate::wire::*;
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one request may take on the CA side.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// "Expiring soon" window of `/v1/summary` when the caller names none.
@@ -474,56 +469,54 @@ async fn est_call(s: &CaServiceState, me: &ObjectRef, call: EstCall) -> Result<V
     }
 }
 
-/// Serves `router` over mutual TLS until `shutdown`: every connection must present a
-/// client certificate chaining to the internal CA (rustls refuses it otherwise) whose
-/// URI SAN is a pkiplane identity; the identity is attached to each request as [`Caller`].
+/// Serves `router` over mutual TLS under `limits` until `shutdown`: every connection
+/// must present a client certificate chaining to the internal CA (rustls refuses it
+/// otherwise) whose URI SAN is a pkiplane identity; the identity is attached to each
+/// request as [`Caller`].
 pub async fn serve_mtls(
     listener: TcpListener,
+    limits: pkiplane_listen::Limits,
     router: Router,
     tls: Arc<Reloading<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = async { let _ = shutdown.wait_for(|v| *v).await; } => break,
+) {
+    let stop = async move {
+        let _ = shutdown.wait_for(|v| *v).await;
+    };
+    pkiplane_listen::serve(listener, limits, Mtls { tls, router }, stop).await;
+}
+
+/// Sets up an internal API connection: the mutual TLS handshake and the caller's identity.
+struct Mtls {
+    tls: Arc<Reloading<rustls::ServerConfig>>,
+    router: Router,
+}
+
+impl pkiplane_listen::Acceptor for Mtls {
+    type Io = tokio_rustls::server::TlsStream<pkiplane_listen::Tracked<tokio::net::TcpStream>>;
+
+    async fn accept(
+        &self,
+        stream: pkiplane_listen::Tracked<tokio::net::TcpStream>,
+        peer: std::net::SocketAddr,
+    ) -> Option<(Self::Io, Router)> {
+        let stream = match TlsAcceptor::from(self.tls.get()).accept(stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "internal API: TLS handshake refused");
+                return None;
+            }
         };
-        let acceptor = TlsAcceptor::from(tls.get());
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "internal API: TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-            let identity = match leaf.as_deref().map(identity::from_certificate) {
-                Some(Ok(id)) => id,
-                Some(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "internal API: client certificate carries no pkiplane identity");
-                    return;
-                }
-                None => return,
-            };
-            tracing::debug!(%peer, %identity, "internal API connection");
-            let service = TowerToHyperService::new(router.layer(Extension(Caller(identity))));
-            let conn =
-                auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).into_owned();
-            let _ = watcher.watch(conn).await;
-        });
+        let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+        let identity = match leaf.as_deref().map(identity::from_certificate) {
+            Some(Ok(id)) => id,
+            Some(Err(e)) => {
+                tracing::info!(%peer, error = %e, "internal API: client certificate carries no pkiplane identity");
+                return None;
+            }
+            None => return None,
+        };
+        tracing::debug!(%peer, %identity, "internal API connection");
+        Some((stream, self.router.clone().layer(Extension(Caller(identity)))))
     }
-    graceful.shutdown().await;
-    Ok(())
 }

@@ -27,7 +27,8 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
 use crate::inventory::{RevocationReason, RevokedEntry};
-use crate::issuer::Issuer;
+use crate::issuer::{CaKey, Issuer};
+use crate::keys::CaSigner;
 use crate::x509::cert::{EncodeError, Signed, x509_time};
 use crate::x509::extensions::authority_key_identifier;
 
@@ -52,7 +53,7 @@ struct RevokedCert {
     extensions: Option<Vec<Extension>>,
 }
 
-fn crl_reason(r: RevocationReason) -> CrlReason {
+pub(crate) fn crl_reason(r: RevocationReason) -> CrlReason {
     match r {
         RevocationReason::Unspecified => CrlReason::Unspecified,
         RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
@@ -75,7 +76,30 @@ pub fn build_crl(
     this_update: SystemTime,
     next_update: SystemTime,
 ) -> Result<Vec<u8>, EncodeError> {
-    let signer = issuer.signer();
+    build_crl_with(issuer.signer(), issuer.subject(), &issuer.key_id, entries, number, this_update, next_update)
+}
+
+/// Builds a v2 CRL signed by one key of an Issuer, current or retired (see
+/// [`crate::issuer::retired`]).
+pub fn build_key_crl(
+    key: &CaKey,
+    entries: &[RevokedEntry],
+    number: u64,
+    this_update: SystemTime,
+    next_update: SystemTime,
+) -> Result<Vec<u8>, EncodeError> {
+    build_crl_with(key.signer(), &key.cert().subject, key.key_id(), entries, number, this_update, next_update)
+}
+
+fn build_crl_with(
+    signer: &CaSigner,
+    subject: &RdnSequence,
+    key_id: &[u8],
+    entries: &[RevokedEntry],
+    number: u64,
+    this_update: SystemTime,
+    next_update: SystemTime,
+) -> Result<Vec<u8>, EncodeError> {
     let algorithm = signer.signature_algorithm().algorithm_identifier();
     let mut revoked = Vec::with_capacity(entries.len());
     for e in entries {
@@ -98,7 +122,7 @@ pub fn build_crl(
         });
     }
     let extensions = vec![
-        authority_key_identifier(&issuer.key_id)?,
+        authority_key_identifier(key_id)?,
         Extension {
             extn_id: ID_CE_CRL_NUMBER,
             critical: false,
@@ -108,7 +132,7 @@ pub fn build_crl(
     let tbs = TbsCertList {
         version: 1,
         signature: algorithm.clone(),
-        issuer: issuer.subject().clone(),
+        issuer: subject.clone(),
         this_update: x509_time(this_update)?,
         next_update: x509_time(next_update)?,
         revoked: (!revoked.is_empty()).then_some(revoked),

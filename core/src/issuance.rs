@@ -20,12 +20,12 @@ use crate::error::CoreError;
 use crate::inventory::{
     CertStatus, CertificateRecord, DenialRecord, Inventory, RevocationReason, RevokeOutcome, StoreError,
 };
-use crate::issuer::Issuer;
+use crate::issuer::{CaKey, Issuer, RetiredCa};
 use crate::model::{ObjectRef, Requester};
 use crate::policy::{self, CertificateTemplate, Decision, IssuerFacts, PolicyInput, RequestedValidity};
 use crate::profile::Profile;
 use crate::service::IssuerInfo;
-use crate::x509::cert::{CertificateFields, sign_certificate};
+use crate::x509::cert::{CertInfo, CertificateFields, sign_certificate};
 use crate::x509::csr::ParsedCsr;
 use crate::x509::names::format_dn;
 use crate::x509::pem;
@@ -86,6 +86,8 @@ pub struct Ca {
     /// The public view of each issuer, kept beside it so protocols get it without a copy.
     issuer_infos: RwLock<HashMap<ObjectRef, Arc<IssuerInfo>>>,
     profiles: RwLock<HashMap<ObjectRef, Arc<Profile>>>,
+    /// The retired keys of each issuer still answering for their certificates.
+    retired: RwLock<HashMap<ObjectRef, Vec<Arc<RetiredCa>>>>,
     inventory: Arc<dyn Inventory>,
     abort_after_persist: bool,
 }
@@ -97,6 +99,7 @@ impl Ca {
             issuers: RwLock::default(),
             issuer_infos: RwLock::default(),
             profiles: RwLock::default(),
+            retired: RwLock::default(),
             inventory,
             abort_after_persist,
         }
@@ -133,6 +136,46 @@ impl Ca {
         let mut v: Vec<_> = self.issuers.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// Replaces the retired keys of `issuer` (see [`crate::issuer::retired`]).
+    pub fn put_retired(&self, issuer: &ObjectRef, keys: Vec<Arc<RetiredCa>>) {
+        let mut map = self.retired.write().unwrap_or_else(|e| e.into_inner());
+        if keys.is_empty() {
+            map.remove(issuer);
+        } else {
+            map.insert(issuer.clone(), keys);
+        }
+    }
+
+    /// The retired keys of `issuer` still kept, oldest first.
+    pub fn retired(&self, issuer: &ObjectRef) -> Vec<Arc<RetiredCa>> {
+        self.retired.read().unwrap_or_else(|e| e.into_inner()).get(issuer).cloned().unwrap_or_default()
+    }
+
+    /// Every key `issuer` answers for: the current one first, then the retired ones
+    /// (a retired copy of the current key, left by an interrupted rollover, is skipped).
+    pub fn keys(&self, issuer: &ObjectRef) -> Vec<CaKey> {
+        let Some(current) = self.issuer(issuer) else { return vec![] };
+        let retired: Vec<CaKey> =
+            self.retired(issuer).into_iter().filter(|r| r.key_id != current.key_id).map(CaKey::Retired).collect();
+        std::iter::once(CaKey::Current(current)).chain(retired).collect()
+    }
+
+    /// The latest notAfter of the CA certificates this CA holds (current and retired, of
+    /// every Issuer) that the key `key_id` signed, other than its own: a retired parent key
+    /// still answers for the intermediates it certified.
+    pub fn latest_ca_cert_signed_by(&self, key_id: &[u8]) -> Option<SystemTime> {
+        let current: Vec<CertInfo> = self.issuers().iter().map(|i| i.cert.clone()).collect();
+        let retired: Vec<CertInfo> =
+            self.retired.read().unwrap_or_else(|e| e.into_inner()).values().flatten().map(|r| r.cert.clone()).collect();
+        current
+            .iter()
+            .chain(retired.iter())
+            .filter(|c| c.subject_key_id.as_deref() != Some(key_id))
+            .filter(|c| c.authority_key_id().as_deref() == Some(key_id))
+            .map(|c| c.not_after)
+            .max()
     }
 
     pub fn profile(&self, id: &ObjectRef) -> Option<Arc<Profile>> {
@@ -309,6 +352,25 @@ impl Ca {
         let entries = self.inventory.revoked_entries(&issuer.id, now).await?;
         let number = self.inventory.next_crl_number(&issuer.id).await?;
         crate::crl::build_crl(&issuer, &entries, number, now, now + issuer.crl_validity)
+            .map_err(|e| CoreError::Signing(e.to_string()))
+    }
+}
+
+impl Ca {
+    /// A fresh CRL of `issuer` signed by its key `key_id` (current or retired), with the
+    /// next CRL number. Like every CRL of the Issuer it lists all of its revoked,
+    /// unexpired certificates (see [`crate::issuer::retired`]).
+    pub async fn generate_key_crl(&self, issuer: &ObjectRef, key_id: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let key = self
+            .keys(issuer)
+            .into_iter()
+            .find(|k| k.key_id() == key_id)
+            .ok_or_else(|| CoreError::NotFound(format!("issuer {issuer} has no key {}", hex::encode(key_id))))?;
+        let validity = self.issuer(issuer).map(|i| i.crl_validity).unwrap_or_default();
+        let now = SystemTime::now();
+        let entries = self.inventory.revoked_entries(issuer, now).await?;
+        let number = self.inventory.next_crl_number(issuer).await?;
+        crate::crl::build_key_crl(&key, &entries, number, now, now + validity)
             .map_err(|e| CoreError::Signing(e.to_string()))
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Everything a certificate authority decides lives here and nowhere else: the policy
 //! engine (`policy`), issuers and their keys (`issuer`, `keys`), issuance in explicit,
-//! crash-safe steps (`issuance`), CRLs (`crl`), the inventory model and the store traits
-//! (`inventory`) and the audit trail (`audit`). Protocol crates map their wire formats to
+//! crash-safe steps (`issuance`), CRLs (`crl`) and OCSP answers (`ocsp`), the inventory
+//! model and the store traits (`inventory`) and the audit trail (`audit`). Protocol crates map their wire formats to
 //! an [`issuance::IssuanceRequest`] and map the outcome back; they never decide validity,
 //! extensions or algorithms themselves.
 //!
@@ -19,7 +19,9 @@ pub mod inventory;
 pub mod issuance;
 pub mod issuer;
 pub mod keys;
+pub mod logsafe;
 pub mod model;
+pub mod ocsp;
 pub mod policy;
 pub mod profile;
 pub mod service;

@@ -374,3 +374,29 @@ fn a_denial_lists_every_violated_rule() {
     let rules: Vec<&str> = v.iter().map(|x| x.rule.as_str()).collect();
     assert!(rules.contains(&"subjectAltNames.ip") && rules.contains(&"requesters.protocols"), "{rules:?}");
 }
+
+// ---- names alone (ACME newOrder) ------------------------------------------------------
+
+#[test]
+fn requested_names_are_judged_by_the_same_san_and_requester_rules() {
+    use pkiplane_core::policy::check_requested_names;
+    let mut p = profile();
+    p.sans.dns = Some(DnsRule { suffixes: vec!["example.com".into()], allow_wildcards: false });
+    p.sans.ip = Some(IpRule { cidrs: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()] });
+    let ok = [San::Dns("www.example.com".into()), San::Ip("127.0.0.1".parse().unwrap())];
+    assert!(check_requested_names(&p, &requester(), &ok).is_empty());
+    let rules_of = |p: &Profile, names: &[San]| -> Vec<String> {
+        check_requested_names(p, &requester(), names).into_iter().map(|v| v.rule).collect()
+    };
+    let rules = |names: &[San]| rules_of(&p, names);
+    assert_eq!(rules(&[San::Ip("10.1.2.3".parse().unwrap())]), ["subjectAltNames.ip.cidrs"]);
+    assert_eq!(rules(&[San::Ip("169.254.169.254".parse().unwrap())]), ["subjectAltNames.ip.cidrs"]);
+    assert_eq!(rules(&[San::Dns("www.evil.test".into())]), ["subjectAltNames.dns.suffixes"]);
+    assert_eq!(rules(&[San::Dns("*.example.com".into())]), ["subjectAltNames.dns.allowWildcards"]);
+    assert_eq!(rules(&[San::Dns("WWW.Example.COM".into())]), Vec::<String>::new());
+    p.sans.max_count = 1;
+    assert_eq!(rules_of(&p, &ok), ["subjectAltNames.maxCount"]);
+    p.sans.max_count = 10;
+    p.requesters.protocols = vec![Protocol::Acme];
+    assert_eq!(rules_of(&p, &ok), ["requesters.protocols"]);
+}

@@ -27,6 +27,8 @@ pub struct OperatorConfig {
     /// Their imagePullPolicy (Always, IfNotPresent, Never); `None`: Kubernetes' default.
     pub image_pull_policy: Option<String>,
     pub metrics_listen: SocketAddr,
+    /// Timeouts and connection caps of the metrics listener.
+    pub listener_limits: pkiplane_listen::Limits,
     /// A Warning event when an endpoint's denied count rises by more than this per tick.
     pub denial_event_threshold: i64,
     pub leader_elect: bool,

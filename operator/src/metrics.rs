@@ -119,9 +119,10 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
     if m.is_ready() { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` resolves.
+/// Serves `/metrics`, `/healthz` and `/readyz` under `limits` until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
+    limits: pkiplane_listen::Limits,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -132,7 +133,8 @@ pub async fn serve(
         .with_state(metrics);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(Error::Listener)?;
     tracing::info!(%addr, "metrics and health listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Listener)
+    pkiplane_listen::serve(listener, limits, pkiplane_listen::Plain(app), shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

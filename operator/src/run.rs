@@ -78,8 +78,12 @@ pub async fn run_with(client: Client, config: OperatorConfig, ca_client: Arc<dyn
         tracing::info!("termination signal received; shutting down");
         stop_tx.send_replace(true);
     });
-    let mut metrics_server =
-        AbortOnDrop(tokio::spawn(metrics::serve(config.metrics_listen, metrics.clone(), shutdown.wait())));
+    let mut metrics_server = AbortOnDrop(tokio::spawn(metrics::serve(
+        config.metrics_listen,
+        config.listener_limits.clone(),
+        metrics.clone(),
+        shutdown.wait(),
+    )));
 
     let cache = ClusterCache::start(client.clone());
     {

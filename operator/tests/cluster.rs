@@ -154,6 +154,7 @@ async fn operator_reconciles_against_the_real_api_server() {
         image: "ghcr.io/pkiplane/pkiplane:test".into(),
         image_pull_policy: Some("IfNotPresent".into()),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        listener_limits: pkiplane_listen::Limits::default(),
         denial_event_threshold: 10,
         leader_elect: true,
         identity: "cluster-test-0".into(),

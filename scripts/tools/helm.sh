@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds helm v3 from the Go module proxy and prints the path of the binary. Used by
 # e2e/render-chart.sh to render charts/pkiplane (`helm template`); e2e falls back to a
 # small renderer when helm is not built (PKIPLANE_HELM=none).
@@ -17,28 +18,20 @@ version=${PKIPLANE_HELM_VERSION:-v3.19.5}
 die() { echo "helm.sh: $*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "go is not installed (needed to build helm $version)"
 
-cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
-dir="$cache/helm-$version"
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir "helm-$version"
 bin="$dir/bin/helm"
 
 fresh() { [ "${PKIPLANE_HELM_REBUILD:-}" != 1 ] && [ -x "$bin" ]; }
 if fresh; then echo "$bin"; exit 0; fi
 
-mkdir -p "$cache"
-exec 9>"$cache/.helm-$version.lock"
-flock 9
+cache_lock
 if fresh; then echo "$bin"; exit 0; fi
 unset PKIPLANE_HELM_REBUILD
-
-tmp=$(mktemp -d "$cache/.helm-$version.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+cache_build_dir
 mkdir -p "$tmp/bin"
-
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
-export GOMAXPROCS=${GOMAXPROCS:-2}
-export CGO_ENABLED=0
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+go_build_env
 
 echo "helm.sh: building helm $version into $bin" >&2
 start=$(date +%s)
@@ -47,8 +40,6 @@ GOBIN="$tmp/bin" go install -p "$GOMAXPROCS" \
   -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
   "helm.sh/helm/v3/cmd/helm@$version"
 "$tmp/bin/helm" version --short >&2
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
+cache_install
 echo "helm.sh: built in $(( $(date +%s) - start ))s" >&2
 echo "$bin"

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control-plane tools of the e2e harness from the Go module proxy
-# and prints the directory that holds them:
+# shellcheck source-path=SCRIPTDIR
+# Builds the Kubernetes tools of the e2e harness from the Go module proxy and prints the
+# directory that holds them:
 #
-#   kube-apiserver  kube-controller-manager  kubectl  etcd  etcdctl
+#   kube-apiserver  kube-controller-manager  kubectl  etcd  etcdctl   (e2e/cluster.sh)
+#   kube-scheduler  kubelet  kube-proxy                                (e2e/node.sh, the real node)
 #
 # Versions are pinned by e2e/tools/go.mod (k8s.io/kubernetes and go.etcd.io/etcd). The
 # binaries go to ${PKIPLANE_TOOLS_CACHE:-~/.cache/pkiplane/tools}/kube-<k8s version>/bin,
 # outside the repository; a rerun with that directory in place only checks a stamp and
-# prints it. A cold build takes about 11 minutes on a busy 2-core machine (~670 CPU-s,
-# 1.9 GB peak, when linking kube-apiserver; 3.5 GB of Go build cache, after which a rebuild
-# takes ~30 s) and is kept small in memory: -p 2, GOMAXPROCS=2, -trimpath, stripped
+# prints it. A cold build of all eight takes about 13 minutes on a busy 2-core machine
+# (~510 CPU-s, 1.9 GB peak when linking kube-apiserver; 3.5 GB of Go build cache, after
+# which a rebuild takes ~35 s) and is kept small in memory: -p 2, GOMAXPROCS=2, -trimpath, stripped
 # (-ldflags "-s -w"). The result is reproducible byte for byte.
 #
 # Usage: scripts/tools/kube.sh            prints the bin directory (stdout only)
@@ -30,14 +32,15 @@ k8s=$(modver k8s.io/kubernetes)
 etcd=$(modver go.etcd.io/etcd/server/v3)
 { [ -n "$k8s" ] && [ -n "$etcd" ]; } || die "cannot read the k8s.io/kubernetes and etcd versions from $mod/go.mod"
 
-cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
-dir="$cache/kube-$k8s"
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir "kube-$k8s"
 bin="$dir/bin"
 # The stamp ties the cached binaries to the exact dependency graph (go.mod + go.sum, less
 # comments), so a bumped etcd or a changed replace line rebuilds even when the Kubernetes
 # version did not change.
 stamp=$(cat "$mod/go.mod" "$mod/go.sum" | grep -v '^ *//' | sha256sum | cut -c1-16)
-tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl)
+tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl kube-scheduler kubelet kube-proxy)
 
 print() {
   if [ "${1:-}" = "--env" ]; then
@@ -57,16 +60,10 @@ fresh() {
 
 if fresh; then print "${1:-}"; exit 0; fi
 
-mkdir -p "$cache"
-# One build at a time per cache, even with several test runs starting together.
-exec 9>"$cache/.kube-$k8s.lock"
-flock 9
+cache_lock
 if fresh; then print "${1:-}"; exit 0; fi
 unset PKIPLANE_KUBE_REBUILD
-
-tmp=$(mktemp -d "$cache/.kube-$k8s.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+cache_build_dir
 mkdir -p "$tmp/bin"
 
 # What `kubectl version` and the API server's /version report, set as Kubernetes' own
@@ -78,10 +75,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   x+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath -mod=readonly"
-export GOMAXPROCS=${GOMAXPROCS:-2}
-export CGO_ENABLED=0
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+go_build_env
+export GOFLAGS="$GOFLAGS -mod=readonly"
 
 echo "kube.sh: building Kubernetes $k8s and etcd $etcd into $bin (cold: several minutes)" >&2
 start=$(date +%s)
@@ -96,13 +91,14 @@ build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build kubectl k8s.io/kubernetes/cmd/kubectl
 build etcd go.etcd.io/etcd/server/v3
 build etcdctl go.etcd.io/etcd/etcdctl/v3
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 
 "$tmp/bin/kubectl" version --client=true >&2
 echo "$stamp" >"$tmp/stamp"
 printf 'kubernetes %s\netcd %s\ngo %s\n' "$k8s" "$etcd" "$(go env GOVERSION)" >"$tmp/versions"
 
-rm -rf "$dir"
-mv "$tmp" "$dir"
-trap - EXIT
+cache_install
 echo "kube.sh: built in $(( $(date +%s) - start ))s" >&2
 print "${1:-}"

@@ -152,6 +152,7 @@ pub async fn load_issuer(
     };
     let issuer = crate::ca::rollover::reconcile_one(cfg, issuer, parent.as_deref(), materials, now).await?;
     ca.put_issuer(Arc::new(issuer));
+    crate::ca::rollover::refresh_retired(ca, &cfg.id, materials, now).await?;
     Ok(from)
 }
 

@@ -5,6 +5,8 @@ mod bootstrap;
 mod ca;
 mod commands;
 mod endpoint;
+mod listener_args;
+mod logging;
 mod operator;
 mod output;
 mod serve;
@@ -30,7 +32,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -79,37 +81,6 @@ enum PolicyCommand {
     Lint(policy_lint::LintArgs),
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt};
-
-    let is_audit = |m: &tracing::Metadata<'_>| m.target() == pkiplane_core::audit::TARGET;
-    let filter = EnvFilter::try_from_env("PKIPLANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let main = match format {
-        LogFormat::Json => fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed(),
-        LogFormat::Text => fmt::layer().with_target(false).with_ansi(ansi).with_writer(std::io::stderr).boxed(),
-    }
-    .with_filter(filter_fn(move |m| !is_audit(m)))
-    .with_filter(filter);
-    // Audit events are always JSON lines: to PKIPLANE_AUDIT_LOG when set, else stderr.
-    let audit_file = std::env::var_os("PKIPLANE_AUDIT_LOG").and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(|e| eprintln!("warning: cannot open PKIPLANE_AUDIT_LOG {}: {e}", p.to_string_lossy()))
-            .ok()
-    });
-    let audit = match audit_file {
-        Some(f) => fmt::layer().json().flatten_event(true).with_writer(std::sync::Mutex::new(f)).boxed(),
-        None => fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed(),
-    }
-    .with_filter(filter_fn(is_audit));
-    tracing_subscriber::registry().with(main).with(audit).init();
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -118,7 +89,7 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    init_logging(cli.log_format);
+    logging::init(cli.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -28,6 +28,8 @@ pub struct OperatorArgs {
     /// Run controllers only while holding the Lease `pkiplane-operator` (true/false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    #[command(flatten)]
+    listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -37,6 +39,7 @@ pub async fn run(args: &OperatorArgs) -> anyhow::Result<ExitCode> {
         image: args.image.clone(),
         image_pull_policy: args.image_pull_policy.clone(),
         metrics_listen: args.metrics_listen,
+        listener_limits: args.listener.limits(1),
         denial_event_threshold: args.denial_event_threshold,
         leader_elect: args.leader_elect,
         identity: pkiplane_operator::leader::default_identity(),

@@ -114,6 +114,7 @@ spec:
     challenges: [http-01, tls-alpn-01]
     http01Port: {http01}
     tlsAlpn01Port: {alpn}
+    validation: {{allowedTargetRanges: [127.0.0.0/8, "::1"]}}
 "#,
         tls = profile("tls-47d", "TLS certificates, 47 days, renewed in the last third", "47d", "1/3", "issuing"),
         now = profile("ari-now", "20 minutes, due for renewal at once (ARI test)", "20m", "0.99", "issuing"),

@@ -221,6 +221,19 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", first.display()));
     assert!((46..=48).contains(&not_after_days(dir, &first)), "47d profile");
 
+    // The CA service answers OCSP for it on its publication listener, signed by the
+    // issuing CA's delegated responder.
+    let ocsp = sh(
+        dir,
+        &format!(
+            "openssl ocsp -url http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ocsp -issuer int.pem \
+             -cert {} -CAfile root.pem -verify_other int.pem 2>&1",
+            first.display()
+        ),
+    );
+    let ocsp = text(&ocsp.stdout);
+    assert!(ocsp.contains("Response verify OK") && ocsp.contains("web1.pem: good"), "{ocsp}");
+
     // The CA's inventory has it, attributed to the endpoint.
     let est = common::inventory(&data, "EST");
     let rec = est.iter().find(|r| r["subject"].as_str() == Some("CN=web1.localhost")).expect("in the inventory");

@@ -7,12 +7,13 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{Server, quickstart_free_ports};
 use pkiplane_core::inventory::CaMaterialStore;
 use pkiplane_core::issuer::Issuer;
-use pkiplane_core::model::ObjectRef;
+use pkiplane_core::model::{ObjectRef, Protocol, Requester};
 use pkiplane_core::x509::pem;
 
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
@@ -50,13 +51,15 @@ fn split_certs(printed: &str, dir: &Path, prefix: &str) -> Vec<std::path::PathBu
         .collect()
 }
 
-fn configs(manifests: &Path) -> (pkiplane_core::issuer::IssuerConfig, pkiplane_core::issuer::IssuerConfig) {
+/// The compiled Issuer `name` of the manifests.
+fn config(manifests: &Path, name: &str) -> pkiplane_core::issuer::IssuerConfig {
     let loaded = pkiplane_api::Manifests::load(manifests).unwrap();
-    let cfg = |name: &str| {
-        let res = loaded.issuers.iter().find(|i| i.metadata.name.as_deref() == Some(name)).unwrap();
-        pkiplane_api::issuer_from_resource(res, &loaded).unwrap()
-    };
-    (cfg("example-root"), cfg("example-intermediate"))
+    let res = loaded.issuers.iter().find(|i| i.metadata.name.as_deref() == Some(name)).unwrap();
+    pkiplane_api::issuer_from_resource(res, &loaded).unwrap()
+}
+
+fn configs(manifests: &Path) -> (pkiplane_core::issuer::IssuerConfig, pkiplane_core::issuer::IssuerConfig) {
+    (config(manifests, "example-root"), config(manifests, "example-intermediate"))
 }
 
 /// Seeds the store as if the root was made 18 of its 20 years ago and the issuing CA
@@ -73,6 +76,36 @@ fn seed(manifests: &Path, data: &Path) {
         store.save_ca(&ObjectRef::new("pki", "example-root"), &root_material).await.unwrap();
         store.save_ca(&ObjectRef::new("pki", "example-intermediate"), &int_material).await.unwrap();
     });
+}
+
+/// A root 19.5 of its 20 years old (inside the last 1/12) with a next root staged a year
+/// ago, so the next root is promoted at start, and an issuing CA made two years ago under
+/// the old root key.
+struct DuePromotion {
+    root_cfg: pkiplane_core::issuer::IssuerConfig,
+    int_cfg: pkiplane_core::issuer::IssuerConfig,
+    root: Issuer,
+    root_material: pkiplane_core::inventory::StoredCaMaterial,
+    staged: pkiplane_core::inventory::StoredNextCa,
+    int: Issuer,
+    int_material: pkiplane_core::inventory::StoredCaMaterial,
+}
+
+impl DuePromotion {
+    fn new(manifests: &Path) -> Self {
+        let (root_cfg, int_cfg) = configs(manifests);
+        let now = SystemTime::now();
+        let (root, root_material) = Issuer::create(&root_cfg, None, now - 19 * YEAR - YEAR / 2).unwrap();
+        let staged = pkiplane_core::issuer::rollover::stage(&root_cfg, &root, None, now - YEAR).unwrap();
+        let (int, int_material) = Issuer::create(&int_cfg, Some(&root), now - 2 * YEAR).unwrap();
+        Self { root_cfg, int_cfg, root, root_material, staged, int, int_material }
+    }
+
+    async fn save(&self, store: &pkiplane_store::SqliteStore) {
+        store.save_ca(&self.root_cfg.id, &self.root_material).await.unwrap();
+        store.save_next_ca(&self.root_cfg.id, Some(&self.staged)).await.unwrap();
+        store.save_ca(&self.int_cfg.id, &self.int_material).await.unwrap();
+    }
 }
 
 #[test]
@@ -216,19 +249,9 @@ fn serve_promotes_a_due_next_ca_and_reissues_the_intermediate() {
     let dir = d.path();
     let data = dir.join("data");
     let manifests = quickstart_free_ports(dir);
-    let (root_cfg, int_cfg) = configs(&manifests);
-    let now = SystemTime::now();
-    // 19.5 of 20 years gone (inside the last 1/12), the next root staged a year ago.
-    let (root, root_material) = Issuer::create(&root_cfg, None, now - 19 * YEAR - YEAR / 2).unwrap();
-    let staged = pkiplane_core::issuer::rollover::stage(&root_cfg, &root, None, now - YEAR).unwrap();
-    let (_, int_material) = Issuer::create(&int_cfg, Some(&root), now - 2 * YEAR).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let store = pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap();
-        store.save_ca(&root_cfg.id, &root_material).await.unwrap();
-        store.save_next_ca(&root_cfg.id, Some(&staged)).await.unwrap();
-        store.save_ca(&int_cfg.id, &int_material).await.unwrap();
-    });
+    let due = DuePromotion::new(&manifests);
+    rt().block_on(async { due.save(&pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap()).await });
+    let staged = &due.staged;
     let server = Server::start(&manifests, &data, &dir.join("ready.json"));
 
     let fetch = |path: &str, to: &Path| {
@@ -257,4 +280,240 @@ fn serve_promotes_a_due_next_ca_and_reissues_the_intermediate() {
 
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
     assert!(log.contains("ca-rolled-over"), "{log}");
+}
+
+/// Serial (uppercase hex, as openssl prints it) of a certificate file.
+fn serial(cert: &Path) -> String {
+    run(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(cert))
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string()
+}
+
+/// After a rollover the retired issuing CA key keeps signing a CRL (at its own URL) and
+/// OCSP answers for the certificates it issued: a certificate issued before the rollover
+/// and revoked after it is on the retired key's CRL, `openssl verify -crl_check` says
+/// revoked, and the retired key's OCSP responder says revoked. The Issuer's CRL URL, which
+/// the certificate's CRL distribution point names, serves the current key's CRL, which
+/// lists it too.
+#[test]
+fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let data = dir.join("data");
+    let manifests = quickstart_free_ports(dir);
+    // The root is due for promotion at start: the issuing CA is then re-issued under the
+    // new root key, with a new key of its own.
+    let due = DuePromotion::new(&manifests);
+    let old_key_id = hex::encode(&due.int.key_id);
+    let write = |name: &str, der: &[u8]| {
+        std::fs::write(dir.join(name), pem::encode("CERTIFICATE", der)).unwrap();
+        dir.join(name)
+    };
+    let old_root = write("old-root.pem", &due.root.cert.der);
+    let old_int = write("old-int.pem", &due.int.cert.der);
+    let newer_root_link = write("new-with-old.pem", due.staged.new_with_old_der.as_deref().unwrap());
+    // A certificate the old issuing CA key signs before the rollover, through the CA core
+    // on the data directory's store, as serve would.
+    run(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
+        .arg(dir.join("leaf.key"))
+        .args(["-subj", "/CN=old.localhost", "-addext", "subjectAltName=DNS:old.localhost", "-out"])
+        .arg(dir.join("leaf.csr")));
+    let loaded = pkiplane_api::Manifests::load(&manifests).unwrap();
+    let profile = loaded.profiles.iter().find(|p| p.metadata.name.as_deref() == Some("enterprise-tls-47d")).unwrap();
+    let profile = pkiplane_api::profile_from_resource(profile).unwrap();
+    let csr = std::fs::read(dir.join("leaf.csr")).unwrap();
+    let csr = pkiplane_core::x509::csr::ParsedCsr::from_pem_or_der(&csr, Default::default()).unwrap();
+    let issued = rt().block_on(async {
+        let store = Arc::new(pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap());
+        due.save(&store).await;
+        let ca = pkiplane_core::issuance::Ca::new(store);
+        ca.put_issuer(Arc::new(due.root));
+        ca.put_issuer(Arc::new(due.int));
+        let profile_id = profile.id.clone();
+        ca.put_profile(profile);
+        ca.issue(pkiplane_core::issuance::IssuanceRequest {
+            csr,
+            profile: profile_id,
+            requester: Requester::new(Protocol::Local, "test"),
+            requested: Default::default(),
+            renewal_of: None,
+        })
+        .await
+        .unwrap()
+    });
+    let leaf = dir.join("old-leaf.pem");
+    std::fs::write(&leaf, issued.certificate_pem()).unwrap();
+
+    let server = Server::start(&manifests, &data, &dir.join("ready.json"));
+    let base = format!("{}/issuers/pki/example-intermediate", server.publish_url);
+    let fetch = |url: &str, to: &str| {
+        run(Command::new("curl").args(["-sSf", "-o"]).arg(dir.join(to)).arg(url));
+        dir.join(to)
+    };
+    let new_int = fetch(&format!("{base}/ca.pem"), "new-int.pem");
+    assert_ne!(pubkey(&new_int), pubkey(&old_int), "the issuing CA has a new key");
+    let keys = run(Command::new("curl").args(["-sSf", &format!("{base}/keys")]));
+    assert!(keys.contains(&format!("{old_key_id}: retired")), "{keys}");
+    assert!(keys.lines().any(|l| l.contains(": current")), "{keys}");
+
+    // Revoked after the rollover.
+    let data_dir = data.to_str().unwrap();
+    run(Command::new(common::BIN).args([
+        "revoke",
+        &issued.record.serial,
+        "--data-dir",
+        data_dir,
+        "--reason",
+        "keyCompromise",
+    ]));
+    let leaf_serial = serial(&leaf);
+
+    // The retired key's CRL, at its own URL: signed by the old key, lists the certificate,
+    // and openssl's CRL check on the old chain says revoked.
+    let old_crl = fetch(&format!("{base}/keys/{old_key_id}/crl.pem"), "old-crl.pem");
+    let crl_text = run(Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-verify", "-CAfile"])
+        .arg(&old_int)
+        .arg("-in")
+        .arg(&old_crl));
+    assert!(
+        crl_text.contains(&format!("Serial Number: {leaf_serial}")) && crl_text.contains("Key Compromise"),
+        "{crl_text}"
+    );
+    let verify = Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(&old_root)
+        .arg("-untrusted")
+        .arg(&old_int)
+        .arg("-CRLfile")
+        .arg(&old_crl)
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    let out = format!("{}{}", text(&verify.stdout), text(&verify.stderr));
+    assert!(!verify.status.success() && out.contains("certificate revoked"), "{out}");
+
+    // The certificate's CRL distribution point is the Issuer's CRL URL; there the current
+    // key's CRL lists it as well.
+    let dp = run(Command::new("openssl").args(["x509", "-noout", "-ext", "crlDistributionPoints", "-in"]).arg(&leaf));
+    assert!(dp.contains("URI:http://127.0.0.1:8080/issuers/pki/example-intermediate/crl"), "{dp}");
+    let current_crl = fetch(&format!("{base}/crl.pem"), "current-crl.pem");
+    let crl_text = run(Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-verify", "-CAfile"])
+        .arg(&new_int)
+        .arg("-in")
+        .arg(&current_crl));
+    assert!(crl_text.contains(&format!("Serial Number: {leaf_serial}")), "{crl_text}");
+    // RFC 5280 section 6.3.3 lets that CRL, signed by another key of the same CA, cover
+    // the certificate when the CRL signer's own path ends at the same trust anchor (here
+    // through the newWithOld link): openssl's extended CRL support ("alternate CRL signing
+    // keys") agrees the certificate is revoked.
+    let untrusted = dir.join("untrusted.pem");
+    let bundle: String =
+        [&old_int, &new_int, &newer_root_link].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    std::fs::write(&untrusted, bundle).unwrap();
+    let verify = Command::new("openssl")
+        .args(["verify", "-extended_crl", "-crl_check", "-CAfile"])
+        .arg(&old_root)
+        .arg("-untrusted")
+        .arg(&untrusted)
+        .arg("-CRLfile")
+        .arg(&current_crl)
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    let out = format!("{}{}", text(&verify.stdout), text(&verify.stderr));
+    assert!(!verify.status.success() && out.contains("certificate revoked"), "{out}");
+
+    // OCSP: the retired key's delegated responder answers for its certificate.
+    let ocsp = Command::new("openssl")
+        .args(["ocsp", "-url", &format!("{base}/ocsp"), "-issuer"])
+        .arg(&old_int)
+        .arg("-cert")
+        .arg(&leaf)
+        .arg("-CAfile")
+        .arg(&old_root)
+        .arg("-verify_other")
+        .arg(&old_int)
+        .output()
+        .unwrap();
+    let out = format!("{}{}", text(&ocsp.stdout), text(&ocsp.stderr));
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("old-leaf.pem: revoked") && out.contains("Reason: keyCompromise"), "{out}");
+}
+
+/// A retired key is kept while a certificate recorded before its retirement is still
+/// valid, and forgotten for good once none is (here: an Issuer with none at all).
+#[test]
+fn retired_keys_are_forgotten_once_their_last_certificate_has_expired() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let data = dir.join("data");
+    let manifests = quickstart_free_ports(dir);
+    let (root_cfg, int_cfg) = configs(&manifests);
+    let maker_cfg = config(&manifests, "manufacturer-root");
+    let now = SystemTime::now();
+    const DAY: Duration = Duration::from_secs(86_400);
+    let (root, root_material) = Issuer::create(&root_cfg, None, now - YEAR).unwrap();
+    let (_, int_material) = Issuer::create(&int_cfg, Some(&root), now - YEAR).unwrap();
+    // Keys both Issuers replaced two days ago.
+    let (old_int, old_int_material) = Issuer::create(&int_cfg, Some(&root), now - 2 * YEAR).unwrap();
+    let (old_maker, old_maker_material) = Issuer::create(&maker_cfg, None, now - 2 * YEAR).unwrap();
+    let retired = |m: &pkiplane_core::inventory::StoredCaMaterial| {
+        pkiplane_core::issuer::retired::retire(m, now - 2 * DAY).unwrap()
+    };
+    rt().block_on(async {
+        let store = pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap();
+        store.save_ca(&root_cfg.id, &root_material).await.unwrap();
+        store.save_ca(&int_cfg.id, &int_material).await.unwrap();
+        store.save_retired_ca(&int_cfg.id, &retired(&old_int_material)).await.unwrap();
+        store.save_retired_ca(&maker_cfg.id, &retired(&old_maker_material)).await.unwrap();
+        // A certificate of the issuing CA recorded before the retirement, valid 10 more days.
+        let record = pkiplane_core::inventory::CertificateRecord {
+            serial: "51e2a1".into(),
+            issuer: int_cfg.id.clone(),
+            profile: ObjectRef::new("pki", "enterprise-tls-47d"),
+            protocol: Protocol::Local,
+            endpoint: None,
+            requester: "test".into(),
+            subject: "CN=still.localhost".into(),
+            sans: vec!["DNS:still.localhost".into()],
+            key_algorithm: "ECDSA P-256".into(),
+            not_before: now - 3 * DAY,
+            not_after: now + 10 * DAY,
+            status: pkiplane_core::inventory::CertStatus::Pending,
+            revocation: None,
+            der: None,
+            renewed_from: None,
+            created_at: now - 3 * DAY,
+        };
+        use pkiplane_core::inventory::Inventory;
+        store.insert_pending(&record).await.unwrap();
+        store.mark_issued(&int_cfg.id, "51e2a1", &old_int.cert.der).await.unwrap();
+    });
+    let server = Server::start(&manifests, &data, &dir.join("ready.json"));
+    let keys = |issuer: &str| {
+        run(Command::new("curl").args(["-sSf", &format!("{}/issuers/pki/{issuer}/keys", server.publish_url)]))
+    };
+    let listed = keys("example-intermediate");
+    assert!(listed.contains(&format!("{}: retired", hex::encode(&old_int.key_id))), "still needed: {listed}");
+    let listed = keys("manufacturer-root");
+    assert!(!listed.contains(&hex::encode(&old_maker.key_id)) && !listed.contains("retired"), "forgotten: {listed}");
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(log.contains("ca-key-retired") && log.contains(&hex::encode(&old_maker.key_id)), "{log}");
+    drop(server);
+    let remaining = rt().block_on(async {
+        let store = pkiplane_store::SqliteStore::open(&data.join("inventory.db")).unwrap();
+        (
+            store.load_retired_cas(&int_cfg.id).await.unwrap().len(),
+            store.load_retired_cas(&maker_cfg.id).await.unwrap().len(),
+        )
+    });
+    assert_eq!(remaining, (1, 0), "forgotten in the store too");
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }

@@ -35,43 +35,9 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     );
 
     // Issue through the CLI on the same data directory while serve runs, then revoke.
-    run(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            p("k").to_str().unwrap(),
-            "-subj",
-            "/CN=web.localhost",
-            "-addext",
-            "subjectAltName=DNS:web.localhost",
-            "-out",
-            p("csr").to_str().unwrap(),
-        ],
-    );
     let dd = data.to_str().unwrap();
-    run(
-        BIN,
-        &[
-            "issue",
-            "-f",
-            manifests.to_str().unwrap(),
-            "--data-dir",
-            dd,
-            "--profile",
-            "enterprise-tls-47d",
-            "--csr",
-            p("csr").to_str().unwrap(),
-            "--out",
-            p("leaf.pem").to_str().unwrap(),
-        ],
-    );
+    let csr = common::p256_csr(d.path(), "k", "web.localhost");
+    let serial = common::issue_with_cli(&manifests, &data, "enterprise-tls-47d", &csr, &p("leaf.pem"));
     run(
         "openssl",
         &[
@@ -83,12 +49,6 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
             p("leaf.pem").to_str().unwrap(),
         ],
     );
-    let serial = String::from_utf8(
-        run("openssl", &["x509", "-in", p("leaf.pem").to_str().unwrap(), "-noout", "-serial"]).stdout,
-    )
-    .unwrap();
-    let serial = serial.trim().trim_start_matches("serial=").to_string();
-
     fetch(&format!("{base}/example-intermediate/crl"), &p("crl1.der"));
     run(BIN, &["revoke", &serial, "--data-dir", dd, "--reason", "keyCompromise"]);
     fetch(&format!("{base}/example-intermediate/crl"), &p("crl2.der"));

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod acme;
+mod ca_keys;
 mod ca_next;
 mod cmp;
 mod error;
@@ -33,7 +34,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::{
     CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
+    RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa, StoredOcspResponder,
+    StoredRetiredCa,
 };
 use pkiplane_core::model::ObjectRef;
 use rusqlite::{Connection, OpenFlags};
@@ -262,6 +264,15 @@ impl Inventory for SqliteStore {
         self.write(move |conn| write::next_crl_number(conn, &issuer)).await
     }
 
+    async fn latest_not_after(
+        &self,
+        issuer: &ObjectRef,
+        created_by: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let issuer = issuer.to_string();
+        self.read(move |conn| ca_keys::latest_not_after(conn, &issuer, created_by)).await
+    }
+
     async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError> {
         let denial = denial.clone();
         self.write(move |conn| write::record_denial(conn, &denial)).await
@@ -290,5 +301,35 @@ impl CaMaterialStore for SqliteStore {
         let (issuer, next) = (issuer.to_string(), next.cloned());
         let now = SystemTime::now();
         self.write(move |conn| ca_next::save(conn, &issuer, next.as_ref(), now)).await
+    }
+
+    async fn load_retired_cas(&self, issuer: &ObjectRef) -> Result<Vec<StoredRetiredCa>, StoreError> {
+        let issuer = issuer.to_string();
+        self.read(move |conn| ca_keys::load_retired(conn, &issuer)).await
+    }
+
+    async fn save_retired_ca(&self, issuer: &ObjectRef, retired: &StoredRetiredCa) -> Result<(), StoreError> {
+        let (issuer, retired) = (issuer.to_string(), retired.clone());
+        self.write(move |conn| ca_keys::save_retired(conn, &issuer, &retired)).await
+    }
+
+    async fn remove_retired_ca(&self, issuer: &ObjectRef, key_id: &[u8]) -> Result<(), StoreError> {
+        let (issuer, key_id) = (issuer.to_string(), key_id.to_vec());
+        self.write(move |conn| ca_keys::remove_retired(conn, &issuer, &key_id)).await
+    }
+
+    async fn load_ocsp_responder(
+        &self,
+        issuer: &ObjectRef,
+        ca_key_id: &[u8],
+    ) -> Result<Option<StoredOcspResponder>, StoreError> {
+        let (issuer, ca_key_id) = (issuer.to_string(), ca_key_id.to_vec());
+        self.read(move |conn| ca_keys::load_responder(conn, &issuer, &ca_key_id)).await
+    }
+
+    async fn save_ocsp_responder(&self, issuer: &ObjectRef, responder: &StoredOcspResponder) -> Result<(), StoreError> {
+        let (issuer, responder) = (issuer.to_string(), responder.clone());
+        let now = SystemTime::now();
+        self.write(move |conn| ca_keys::save_responder(conn, &issuer, &responder, now)).await
     }
 }

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     crate::scep::schema::V_SCEP,
     crate::cmp::schema::V_CMP,
     crate::ca_next::V_CA_NEXT,
+    crate::ca_keys::V_CA_KEYS,
 ];
 
 /// The schema version this code writes and reads.

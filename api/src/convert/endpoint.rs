@@ -98,6 +98,12 @@ pub fn check_endpoint(endpoint: &EnrollmentEndpoint) -> Result<(), Vec<FieldErro
         if let Some(t) = &a.terms_of_service {
             e.check(&format!("{at}.termsOfService"), http_url(t));
         }
+        if let Some(v) = &a.validation {
+            let path = format!("{at}.validation.allowedTargetRanges");
+            for (i, c) in v.allowed_target_ranges.iter().enumerate() {
+                e.check(&format!("{path}[{i}]"), super::cidr(c, true));
+            }
+        }
     }
     if let Some(t) = spec.est.as_ref().and_then(|s| s.client_certificates.as_ref()) {
         trust_anchors(&t.trust_anchors, "spec.est.clientCertificates.trustAnchors", &mut e);

@@ -150,6 +150,12 @@ pub(crate) fn dns_name(s: &str) -> Result<String, String> {
     if ok { Ok(lower) } else { Err(format!("`{s}` is not a valid DNS name")) }
 }
 
+/// A CIDR such as `10.0.0.0/8`, or a bare address meaning just itself, as the API
+/// accepts them wherever it takes address ranges.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    cidr(s, true)
+}
+
 /// A CIDR such as `10.0.0.0/8`; with `bare_ok`, a bare address means just itself.
 pub(crate) fn cidr(s: &str, bare_ok: bool) -> Result<IpNet, String> {
     if let Ok(net) = s.parse::<IpNet>() {

@@ -48,6 +48,24 @@ pub struct AcmeSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub terms_of_service: Option<String>,
+    /// Where challenge validation may connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<AcmeValidation>,
+}
+
+/// Where challenge validation may connect. The validator refuses addresses in
+/// special-purpose ranges (loopback, private, link-local, CGNAT, cloud metadata,
+/// multicast, reserved...) by default, so that a client cannot make the server reach
+/// into its own network through an identifier, a DNS record or a redirect.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcmeValidation {
+    /// Special-purpose ranges validation may connect to anyway, as CIDRs (a bare address
+    /// allows just itself), e.g. "10.0.0.0/8" for an internal PKI whose hosts live on a
+    /// private network, "127.0.0.0/8" and "::1" for a test on loopback. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 64)))]
+    pub allowed_target_ranges: Vec<String>,
 }
 
 /// ACME challenge types.

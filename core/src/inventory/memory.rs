@@ -16,6 +16,8 @@ struct State {
     denials: Vec<DenialRecord>,
     ca: BTreeMap<String, StoredCaMaterial>,
     next_ca: BTreeMap<String, StoredNextCa>,
+    retired: BTreeMap<String, Vec<StoredRetiredCa>>,
+    responders: BTreeMap<(String, Vec<u8>), StoredOcspResponder>,
 }
 
 /// A non-durable [`Inventory`] and [`CaMaterialStore`].
@@ -236,6 +238,21 @@ impl Inventory for MemoryInventory {
         }))
     }
 
+    async fn latest_not_after(
+        &self,
+        issuer: &ObjectRef,
+        created_by: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self.with(|s| {
+            s.certs
+                .values()
+                .filter(|r| &r.issuer == issuer && r.created_at <= created_by)
+                .filter(|r| matches!(r.status, CertStatus::Issued | CertStatus::Revoked))
+                .map(|r| r.not_after)
+                .max()
+        }))
+    }
+
     async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError> {
         self.with(|s| s.denials.push(denial.clone()));
         Ok(())
@@ -262,6 +279,43 @@ impl CaMaterialStore for MemoryInventory {
             Some(n) => s.next_ca.insert(issuer.to_string(), n.clone()),
             None => s.next_ca.remove(&issuer.to_string()),
         });
+        Ok(())
+    }
+
+    async fn load_retired_cas(&self, issuer: &ObjectRef) -> Result<Vec<StoredRetiredCa>, StoreError> {
+        Ok(self.with(|s| s.retired.get(&issuer.to_string()).cloned().unwrap_or_default()))
+    }
+
+    async fn save_retired_ca(&self, issuer: &ObjectRef, retired: &StoredRetiredCa) -> Result<(), StoreError> {
+        self.with(|s| {
+            let list = s.retired.entry(issuer.to_string()).or_default();
+            list.retain(|r| r.key_id != retired.key_id);
+            list.push(retired.clone());
+            list.sort_by_key(|r| r.retired_at);
+        });
+        Ok(())
+    }
+
+    async fn remove_retired_ca(&self, issuer: &ObjectRef, key_id: &[u8]) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(list) = s.retired.get_mut(&issuer.to_string()) {
+                list.retain(|r| r.key_id != key_id);
+            }
+            s.responders.remove(&(issuer.to_string(), key_id.to_vec()));
+        });
+        Ok(())
+    }
+
+    async fn load_ocsp_responder(
+        &self,
+        issuer: &ObjectRef,
+        ca_key_id: &[u8],
+    ) -> Result<Option<StoredOcspResponder>, StoreError> {
+        Ok(self.with(|s| s.responders.get(&(issuer.to_string(), ca_key_id.to_vec())).cloned()))
+    }
+
+    async fn save_ocsp_responder(&self, issuer: &ObjectRef, responder: &StoredOcspResponder) -> Result<(), StoreError> {
+        self.with(|s| s.responders.insert((issuer.to_string(), responder.ca_key_id.clone()), responder.clone()));
         Ok(())
     }
 }

@@ -314,6 +314,14 @@ pub trait Inventory: Send + Sync {
     async fn revoked_entries(&self, issuer: &ObjectRef, now: SystemTime) -> Result<Vec<RevokedEntry>, StoreError>;
     /// Returns the next CRL number for the issuer, strictly greater than any before.
     async fn next_crl_number(&self, issuer: &ObjectRef) -> Result<u64, StoreError>;
+    /// The latest notAfter among the signed certificates (issued or revoked) of `issuer`
+    /// whose record was made at or before `created_by`; `None` when there are none. Tells
+    /// how long a CA key retired at `created_by` still has certificates in use.
+    async fn latest_not_after(
+        &self,
+        issuer: &ObjectRef,
+        created_by: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError>;
     /// Counts a policy denial.
     async fn record_denial(&self, denial: &DenialRecord) -> Result<(), StoreError>;
 }
@@ -327,6 +335,21 @@ pub trait CaMaterialStore: Send + Sync {
     async fn load_next_ca(&self, issuer: &ObjectRef) -> Result<Option<StoredNextCa>, StoreError>;
     /// Stages (`Some`) or clears (`None`) the next CA of `issuer`; durable on return.
     async fn save_next_ca(&self, issuer: &ObjectRef, next: Option<&StoredNextCa>) -> Result<(), StoreError>;
+    /// The retired CA keys of `issuer` still kept, oldest first.
+    async fn load_retired_cas(&self, issuer: &ObjectRef) -> Result<Vec<StoredRetiredCa>, StoreError>;
+    /// Keeps a retired CA key of `issuer` (replacing one with the same key id); durable on
+    /// return.
+    async fn save_retired_ca(&self, issuer: &ObjectRef, retired: &StoredRetiredCa) -> Result<(), StoreError>;
+    /// Forgets a retired CA key of `issuer` for good, with its OCSP responder.
+    async fn remove_retired_ca(&self, issuer: &ObjectRef, key_id: &[u8]) -> Result<(), StoreError>;
+    /// The delegated OCSP responder of the CA key `ca_key_id` of `issuer`, if one was made.
+    async fn load_ocsp_responder(
+        &self,
+        issuer: &ObjectRef,
+        ca_key_id: &[u8],
+    ) -> Result<Option<StoredOcspResponder>, StoreError>;
+    /// Saves (replacing) the delegated OCSP responder of one CA key of `issuer`.
+    async fn save_ocsp_responder(&self, issuer: &ObjectRef, responder: &StoredOcspResponder) -> Result<(), StoreError>;
 }
 
 /// Unix seconds (de)serialisation for `SystemTime`.
@@ -393,4 +416,7 @@ mod opt_base64 {
     }
 }
 
+mod ca_keys;
 pub mod memory;
+
+pub use ca_keys::{StoredOcspResponder, StoredRetiredCa};

@@ -5,6 +5,7 @@ mod build;
 mod config;
 mod constraints;
 mod import;
+pub mod retired;
 pub mod rollover;
 #[cfg(test)]
 mod rollover_tests;
@@ -13,6 +14,7 @@ pub use build::{Issuer, IssuerError, intermediate_path_len};
 pub use config::{CaParams, ImportedCa, IssuerConfig, IssuerSource};
 pub use constraints::NameConstraintsConfig;
 pub use import::parse_private_key_pem;
+pub use retired::{CaKey, RetiredCa};
 pub use rollover::{NextCa, RolloverOutcome};
 
 /// The first violation of any of `constraints` by `san`.

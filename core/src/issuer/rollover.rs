@@ -22,11 +22,12 @@
 //!   intermediate whose notAfter was capped by its parent's stages nothing: a next CA
 //!   from the same parent would end just as soon; it waits for the parent's rollover;
 //! - an **imported** CA never rolls over: it is renewed by replacing its Secret.
+//!
+//! The key a promotion (or an intermediate's re-issue) replaces is kept as a retired key
+//! before the new one is saved (see [`super::retired`]): it signs CRLs and OCSP answers for
+//! its certificates until the last of them expires.
 
 use std::time::{Duration, SystemTime};
-
-use der::Decode;
-use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 
 use super::{Issuer, IssuerConfig, IssuerError, IssuerSource};
 use crate::inventory::{CaMaterialStore, StoreError, StoredNextCa};
@@ -196,13 +197,6 @@ pub fn attach(config: &IssuerConfig, issuer: &mut Issuer, stored: &StoredNextCa)
     Ok(())
 }
 
-/// The authorityKeyIdentifier of `cert`, if it has one.
-fn authority_key_id(cert: &CertInfo) -> Option<Vec<u8>> {
-    let ext = cert.extensions.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER)?;
-    let aki = AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok()?;
-    aki.key_identifier.map(|k| k.as_bytes().to_vec())
-}
-
 /// Whether `issuer` already ends with its parent: a next CA from the same parent could not
 /// outlive it, so the intermediate waits for the parent's own rollover (after which it is
 /// re-issued under the new parent key) instead of staging a next CA that ends just as soon.
@@ -226,9 +220,10 @@ pub async fn reconcile(
     }
     // An intermediate still signed by a parent key that has since been replaced.
     if let Some(p) = parent
-        && authority_key_id(&issuer.cert).is_some_and(|aki| aki != p.key_id)
+        && issuer.cert.authority_key_id().is_some_and(|aki| aki != p.key_id)
     {
         let (fresh, material) = Issuer::create(config, Some(p), now)?;
+        retire_current(config, materials, now).await?;
         materials.save_ca(&config.id, &material).await?;
         materials.save_next_ca(&config.id, None).await?;
         return Ok((fresh, RolloverOutcome::Promoted));
@@ -247,7 +242,9 @@ pub async fn reconcile(
                 return Ok((issuer, RolloverOutcome::Unchanged));
             };
             let promoted = Issuer::from_material(config, &stored.material, parent)?;
-            // Current first: a crash in between leaves next == current, cleared on restart.
+            // Retired, then current: a crash in between leaves a retired copy of the
+            // current key (ignored on load) or next == current (cleared on restart).
+            retire_current(config, materials, now).await?;
             materials.save_ca(&config.id, &stored.material).await?;
             materials.save_next_ca(&config.id, None).await?;
             return Ok((promoted, RolloverOutcome::Promoted));
@@ -263,6 +260,21 @@ pub async fn reconcile(
     Ok((issuer, RolloverOutcome::Unchanged))
 }
 
+/// Keeps the stored current CA key of `config` as a retired key (see [`super::retired`]):
+/// the certificates it signed still need CRLs and OCSP answers.
+async fn retire_current(
+    config: &IssuerConfig,
+    materials: &dyn CaMaterialStore,
+    now: SystemTime,
+) -> Result<(), RolloverError> {
+    if let Some(current) = materials.load_ca(&config.id).await? {
+        let retired = super::retired::retire(&current, now)
+            .map_err(|e| IssuerError::Invalid(config.id.clone(), format!("retiring the current CA key: {e}")))?;
+        materials.save_retired_ca(&config.id, &retired).await?;
+    }
+    Ok(())
+}
+
 /// Whether [`reconcile`] has anything to do for a loaded `issuer` at `now` (a cheap check
 /// for the periodic task, which then reloads the issuer from the store).
 pub fn needs_reconcile(
@@ -271,7 +283,7 @@ pub fn needs_reconcile(
     renew_before: Option<Duration>,
     now: SystemTime,
 ) -> bool {
-    if parent.is_some_and(|p| authority_key_id(&issuer.cert).is_some_and(|aki| aki != p.key_id)) {
+    if parent.is_some_and(|p| issuer.cert.authority_key_id().is_some_and(|aki| aki != p.key_id)) {
         return true;
     }
     match &issuer.next {

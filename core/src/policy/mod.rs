@@ -91,6 +91,17 @@ impl Decision {
     }
 }
 
+/// Checks names a requester asks for before any CSR exists (ACME newOrder): the
+/// profile's requester rules and its SAN rules for each name, the same rules
+/// [`evaluate`] applies later, so a protocol never works to validate a name the profile
+/// would refuse. Returns every violation; empty means the names may proceed.
+pub fn check_requested_names(profile: &Profile, requester: &Requester, names: &[crate::x509::San]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    requesters::check(profile, requester, &mut violations);
+    sans::check_names(&profile.sans, names, &mut violations);
+    violations
+}
+
 /// Evaluates every rule of the profile; a denial lists all violations, not just the first.
 pub fn evaluate(input: &PolicyInput<'_>) -> Decision {
     let mut violations = Vec::new();

@@ -41,6 +41,22 @@ pub(super) fn decide(input: &PolicyInput<'_>, out: &mut Vec<Violation>, notes: &
     sans
 }
 
+/// The count and per-name rules of `policy` for `names` alone (no CSR, no issuer).
+pub(super) fn check_names(policy: &SanPolicy, names: &[San], out: &mut Vec<Violation>) {
+    let names: Vec<San> = names.iter().map(normalise).collect();
+    if names.len() > policy.max_count {
+        out.push(Violation::new(
+            "subjectAltNames.maxCount",
+            format!("{} names are asked for, the profile allows at most {}", names.len(), policy.max_count),
+        ));
+    }
+    for san in &names {
+        if let Err(v) = check_one(policy, san) {
+            out.push(v);
+        }
+    }
+}
+
 fn normalise(san: &San) -> San {
     match san {
         San::Dns(d) => San::Dns(d.trim_end_matches('.').to_ascii_lowercase()),

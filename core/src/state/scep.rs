@@ -100,7 +100,9 @@ pub struct ScepTransaction {
     pub profile: ObjectRef,
     /// The authenticated requester identity (a challenge id, or the renewed certificate).
     pub requester: String,
-    /// The PKCS#10 request (DER), kept for the approval path and to recognise resends.
+    /// The PKCS#10 request (DER) without its challengePassword attribute (no secret is
+    /// stored; its signature therefore no longer verifies: proof of possession was
+    /// checked on receipt), kept for the approval path and to recognise resends.
     pub csr_der: Vec<u8>,
     /// Serial of the certificate a RenewalReq renews.
     pub renewal_of: Option<String>,

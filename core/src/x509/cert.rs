@@ -16,7 +16,7 @@ use der::{DateTime, Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, SubjectKeyIdentifier};
 use x509_cert::name::RdnSequence;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
@@ -161,6 +161,14 @@ impl CertInfo {
 
     pub fn is_ca(&self) -> bool {
         self.basic_constraints.as_ref().is_some_and(|b| b.ca)
+    }
+
+    /// The keyIdentifier of the authorityKeyIdentifier extension: which key signed it.
+    pub fn authority_key_id(&self) -> Option<Vec<u8>> {
+        let ext =
+            self.extensions.iter().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER)?;
+        let aki = AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok()?;
+        aki.key_identifier.map(|k| k.as_bytes().to_vec())
     }
 
     /// SHA-256 fingerprint of the DER, lowercase hex.

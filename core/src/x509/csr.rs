@@ -110,6 +110,18 @@ impl ParsedCsr {
 
     /// Parses DER and verifies the self-signature.
     pub fn from_der(der: &[u8], opts: CsrOptions) -> Result<Self, CsrError> {
+        Self::parse(der, Some(opts))
+    }
+
+    /// Parses a request this process verified on receipt and stored without its
+    /// challengePassword ([`ParsedCsr::without_challenge_password`]): the signature, which
+    /// covered the removed attribute, is not checked again (an approval path issuing a
+    /// stored request relies on the proof of possession made when it arrived).
+    pub fn from_stored_der(der: &[u8]) -> Result<Self, CsrError> {
+        Self::parse(der, None)
+    }
+
+    fn parse(der: &[u8], verify: Option<CsrOptions>) -> Result<Self, CsrError> {
         if der.len() > MAX_INPUT {
             return Err(CsrError::TooLarge(der.len()));
         }
@@ -124,7 +136,9 @@ impl ParsedCsr {
         let spki_ref = SubjectPublicKeyInfoRef::from_der(&spki_der).map_err(|e| CsrError::Der(e.to_string()))?;
         let key = PublicKeyInfo::from_spki(&spki_ref);
         let signature = req.signature.as_bytes().ok_or_else(|| CsrError::Der("signature has unused bits".into()))?;
-        verify_signature(&req.algorithm, &key, &req.info.public_key, &info_der, signature, opts)?;
+        if let Some(opts) = verify {
+            verify_signature(&req.algorithm, &key, &req.info.public_key, &info_der, signature, opts)?;
+        }
 
         let subject: RdnSequence = req.info.subject.clone().into();
         let subject_attributes = name_attributes(&subject).map_err(CsrError::BadSubject)?;
@@ -185,6 +199,32 @@ impl ParsedCsr {
     pub fn public_key_pem(&self) -> String {
         super::pem::encode("PUBLIC KEY", &self.spki_der)
     }
+
+    /// This request without its challengePassword attribute, for keeping: a request
+    /// stored after it was verified must not keep the secret that authorised it. The
+    /// attributes are signed, so the result's signature no longer verifies; read it with
+    /// [`ParsedCsr::from_stored_der`] or [`stored_request_key`], not [`ParsedCsr::from_der`].
+    pub fn without_challenge_password(&self) -> Result<Vec<u8>, CsrError> {
+        without_challenge_password(&self.der)
+    }
+}
+
+/// `der` (a PKCS#10 request) with every challengePassword attribute removed.
+pub fn without_challenge_password(der: &[u8]) -> Result<Vec<u8>, CsrError> {
+    let mut req = CertReq::from_der(der).map_err(|e| CsrError::Der(e.to_string()))?;
+    let kept: Vec<_> = req.info.attributes.iter().filter(|a| a.oid != CHALLENGE_PASSWORD).cloned().collect();
+    if kept.len() == req.info.attributes.len() {
+        return Ok(der.to_vec());
+    }
+    req.info.attributes = kept.try_into().map_err(|e: der::Error| CsrError::Der(e.to_string()))?;
+    req.to_der().map_err(|e| CsrError::Der(e.to_string()))
+}
+
+/// The public key (SubjectPublicKeyInfo DER) of a request stored by this process after
+/// verification (its signature is not checked again).
+pub fn stored_request_key(der: &[u8]) -> Result<Vec<u8>, CsrError> {
+    let req = CertReq::from_der(der).map_err(|e| CsrError::Der(e.to_string()))?;
+    req.info.public_key.to_der().map_err(|e| CsrError::Der(e.to_string()))
 }
 
 /// RSASSA-PSS-params (RFC 4055 section 3.1), the fields pkiplane needs.

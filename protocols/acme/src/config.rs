@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use ipnet::IpNet;
 use pkiplane_api::SecretLookup;
 use pkiplane_api::v1alpha1::{AcmeChallenge, EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_api::{EndpointHead, FieldError};
@@ -50,6 +51,10 @@ pub struct ValidationSettings {
     pub connect_timeout: Duration,
     /// Bound on one attempt, connection to response.
     pub attempt_timeout: Duration,
+    /// Special-purpose address ranges (loopback, private, link-local...) validation may
+    /// still connect to; empty: only globally routable addresses (see
+    /// [`crate::validate::target`]).
+    pub allowed_target_ranges: Vec<IpNet>,
 }
 
 impl ValidationSettings {
@@ -70,6 +75,7 @@ impl Default for ValidationSettings {
             backoff: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(10),
+            allowed_target_ranges: Vec::new(),
         }
     }
 }
@@ -177,6 +183,11 @@ impl AcmeConfig {
             config.order_lifetime = d;
         }
         config.terms_of_service = acme.terms_of_service.clone();
+        if let Some(v) = &acme.validation {
+            // check_endpoint (in EndpointHead::read) has reported unparsable ranges.
+            config.validation.allowed_target_ranges =
+                v.allowed_target_ranges.iter().filter_map(|c| pkiplane_api::parse_cidr(c).ok()).collect();
+        }
         if let Some(eab) = &acme.external_account_binding {
             let mut keys = BTreeMap::new();
             if let Some(secret) = &eab.secret_ref {
@@ -269,7 +280,8 @@ mod resource_tests {
                 "dnsResolver": "127.0.0.1:5353",
                 "authorizationReuse": "1h",
                 "orderLifetime": "2h",
-                "termsOfService": "https://example.com/tos"
+                "termsOfService": "https://example.com/tos",
+                "validation": {"allowedTargetRanges": ["10.0.0.0/8", "127.0.0.1"]}
             }
         }));
         let key = URL_SAFE_NO_PAD.encode([9u8; 32]);
@@ -285,6 +297,8 @@ mod resource_tests {
         assert_eq!(c.dns_resolver.as_deref(), Some("127.0.0.1:5353"));
         assert_eq!(c.authz_reuse, Some(Duration::from_secs(3600)));
         assert_eq!(c.order_lifetime, Duration::from_secs(7200));
+        let ranges: Vec<String> = c.validation.allowed_target_ranges.iter().map(|n| n.to_string()).collect();
+        assert_eq!(ranges, ["10.0.0.0/8", "127.0.0.1/32"]);
         let eab = c.eab.as_ref().unwrap();
         assert!(eab.required && !eab.reusable);
         assert_eq!(eab.keys["kid-1"].0.as_slice(), &[9u8; 32]);
@@ -308,6 +322,16 @@ mod resource_tests {
         assert_eq!((c.http01_port, c.tls_alpn01_port), (80, 443));
         assert_eq!(c.challenges.len(), 3);
         assert!(c.eab.is_none() && c.authz_reuse.is_none());
+        assert!(c.validation.allowed_target_ranges.is_empty(), "validation reaches only public addresses by default");
+        let bad = endpoint(json!({"protocol": "ACME", "profiles": [{"name": "only"}],
+            "acme": {"validation": {"allowedTargetRanges": ["10.0.0.1/8", "localhost"]}}}));
+        let errs = AcmeConfig::from_resource(&bad, &Vec::<Secret>::new(), "http://a").unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["spec.acme.validation.allowedTargetRanges[0]", "spec.acme.validation.allowedTargetRanges[1]"],
+            "{errs:?}"
+        );
         let est = endpoint(json!({"protocol": "EST", "profiles": [{"name": "only"}]}));
         assert!(AcmeConfig::from_resource(&est, &Vec::<Secret>::new(), "http://a").is_err());
     }

@@ -9,10 +9,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use pkiplane_core::error::CoreError;
 use pkiplane_core::state::acme::{
     Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, ChallengeType, Identifier, IdentifierType,
     NewOrderOutcome, Order, OrderStatus,
 };
+use pkiplane_core::x509::San;
 use serde_json::{Value, json};
 
 use crate::jws::{self, KeyRule};
@@ -112,6 +114,39 @@ fn choose_profile(state: &AcmeState, payload: &Value) -> Result<String, AcmeErro
     Ok(label)
 }
 
+/// Refuses, at newOrder, identifiers the profile behind `label` would refuse at
+/// finalization (its SAN rules and requester rules, judged by the core policy engine), so
+/// no challenge is ever attempted for a name the profile does not allow: a server must
+/// not be made to connect to addresses that could never be certified. The problem is
+/// `rejectedIdentifier` (or `unauthorized` for requester rules) naming the rules.
+fn check_profile_allows(
+    state: &AcmeState,
+    account: &Account,
+    label: &str,
+    identifiers: &[Identifier],
+) -> Result<(), AcmeError> {
+    let exposed = state.config.profile(label).ok_or_else(|| AcmeError::internal("the profile disappeared"))?;
+    let profile = state.ca.profile(&exposed.profile).ok_or_else(|| {
+        AcmeError::internal(format!("the endpoint is misconfigured: profile {} is not loaded", exposed.profile))
+    })?;
+    let mut names = Vec::with_capacity(identifiers.len());
+    for id in identifiers {
+        names.push(match id.kind {
+            IdentifierType::Dns => San::Dns(id.value.clone()),
+            IdentifierType::Ip => San::Ip(
+                id.value.parse().map_err(|_| AcmeError::malformed(format!("`{}` is not an IP address", id.value)))?,
+            ),
+        });
+    }
+    let requester = crate::finalize::requester(state, account, identifiers);
+    let violations = pkiplane_core::policy::check_requested_names(&profile, &requester, &names);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let denied = CoreError::Denied { profile: profile.id.clone(), violations };
+    Err(AcmeError::from_core(&denied, identifiers))
+}
+
 /// newOrder (RFC 8555 section 7.4).
 pub async fn new_order(State(state): State<AcmeState>, headers: HeaderMap, body: Body) -> Result<Response, AcmeError> {
     let body = respond::read_body(body).await?;
@@ -121,6 +156,7 @@ pub async fn new_order(State(state): State<AcmeState>, headers: HeaderMap, body:
     let payload = req.json()?;
     let identifiers = identifier::parse_list(payload.get("identifiers"))?;
     let profile = choose_profile(&state, &payload)?;
+    check_profile_allows(&state, &account, &profile, &identifiers)?;
     let not_before = parse_time(&payload, "notBefore")?;
     let not_after = parse_time(&payload, "notAfter")?;
     if let (Some(nb), Some(na)) = (not_before, not_after)

@@ -58,8 +58,16 @@ pub struct Limits {
     pub retry_after_approval: u64,
     /// `Retry-After` seconds on 503.
     pub retry_after_unavailable: u64,
-    /// Failed Basic attempts (per username, per client address) before backoff starts.
+    /// Failed Basic attempts for one username from one client address before that
+    /// pair must back off.
     pub basic_free_failures: u32,
+    /// Failed attempts for one username from all addresses together before the account
+    /// backs off everywhere: much higher, so that one address cannot lock an account out
+    /// for the others, while a guessing campaign spread over many addresses still stops.
+    pub basic_user_free_failures: u32,
+    /// Failed attempts from one client address, whatever the username, before that
+    /// address backs off (one address trying many names).
+    pub basic_address_free_failures: u32,
     /// First lockout after `basic_free_failures`; doubled for each further failure.
     pub basic_backoff: Duration,
     pub basic_backoff_max: Duration,
@@ -76,6 +84,8 @@ impl Default for Limits {
             retry_after_approval: 300,
             retry_after_unavailable: 30,
             basic_free_failures: 3,
+            basic_user_free_failures: 100,
+            basic_address_free_failures: 20,
             basic_backoff: Duration::from_secs(2),
             basic_backoff_max: Duration::from_secs(900),
             basic_forget_after: Duration::from_secs(3_600),

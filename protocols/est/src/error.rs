@@ -26,6 +26,9 @@ pub enum EstError {
     /// 413: the body is larger than the endpoint accepts.
     #[error("{0}")]
     TooLarge(String),
+    /// 431: a request header (Authorization) is longer than the endpoint reads.
+    #[error("{0}")]
+    HeaderTooLarge(String),
     /// 429: too many failed authentication attempts; retry after the given seconds.
     #[error("{message}")]
     TooManyAttempts { message: String, retry_after: u64 },
@@ -59,6 +62,7 @@ impl EstError {
             EstError::Forbidden(_) => StatusCode::FORBIDDEN,
             EstError::NotFound(_) => StatusCode::NOT_FOUND,
             EstError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            EstError::HeaderTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             EstError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             EstError::Pending { .. } => StatusCode::ACCEPTED,
             EstError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,

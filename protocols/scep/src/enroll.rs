@@ -3,9 +3,17 @@
 //! SCEP maps its messages to an [`IssuanceRequest`] and the CA's outcome back; policy
 //! (validity, extensions, algorithms) is decided by the core only:
 //!
-//! * PKCSReq is authenticated by its challengePassword ([`crate::challenge`]); the
-//!   signer's self-signed certificate must carry the CSR's key.
-//! * RenewalReq is signed with the current certificate, which must be in the inventory
+//! * PKCSReq is authenticated by its challengePassword ([`crate::challenge`]) and must be
+//!   signed with the key it asks a certificate for. RFC 8894 section 2.3: a requester
+//!   with no appropriate existing certificate MUST sign with a locally generated
+//!   self-signed certificate, which SHOULD carry the subject name and key of the PKCS#10
+//!   request. pkiplane makes the key a MUST: the message signature then proves
+//!   possession of the key being certified, so a challengePassword authorises exactly
+//!   that key and a captured request cannot be re-signed by someone else (the subject
+//!   may differ; clients vary). The same holds for a resent request, which is answered
+//!   from the stored transaction only when signed by its requester.
+//! * RenewalReq is signed with the current certificate (RFC 8894 section 2.3: a
+//!   requester with an appropriate existing certificate signs with it), which must be in the inventory
 //!   (byte for byte), issued by this endpoint's Issuer, unrevoked and unexpired; the new
 //!   request may name only that certificate's commonName and SANs, and the new
 //!   certificate is linked to it (`renewal_of`).
@@ -14,6 +22,8 @@
 //!   certificate, FAILURE if refused, PENDING meanwhile).
 //! * A resent request (same transactionID, same CSR, new senderNonce) is answered from
 //!   the stored transaction instead of issuing twice.
+//! * The stored transaction keeps the request without its challengePassword: no
+//!   enrolment secret rests in the store.
 
 use std::time::SystemTime;
 
@@ -24,7 +34,7 @@ use pkiplane_core::issuance::IssuanceRequest;
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::state::scep::{ScepTransaction, TransactionStatus};
-use pkiplane_core::x509::csr::{CsrError, CsrOptions, ParsedCsr};
+use pkiplane_core::x509::csr::{CsrError, CsrOptions, ParsedCsr, stored_request_key, without_challenge_password};
 use pkiplane_core::x509::names::SubjectAttribute;
 
 use crate::ScepState;
@@ -54,12 +64,26 @@ pub async fn enroll(
         .ok_or_else(|| ScepError::BadRequest(format!("no profile `{}` on this endpoint", profile_label.unwrap_or(""))))?
         .clone();
 
+    if msg.message_type == MessageType::PkcsReq && msg.signer.spki_der != csr.spki_der {
+        return Err(ScepError::BadRequest(
+            "PKCSReq must be signed with a self-signed certificate of the requested key".into(),
+        ));
+    }
+    let stored_csr = csr.without_challenge_password().map_err(|e| ScepError::BadRequest(e.to_string()))?;
     if let Some(tx) = state.store().transaction(&config.endpoint, &msg.transaction_id).await? {
-        if tx.csr_der != csr.der {
+        let same_request = without_challenge_password(&tx.csr_der).is_ok_and(|stored| stored == stored_csr);
+        if !same_request {
             return Err(ScepError::BadRequest(format!(
                 "transactionID {} belongs to another request",
                 msg.transaction_id
             )));
+        }
+        // A resend is answered only to the requester of the transaction: the key of the
+        // request, or the certificate a renewal was signed with.
+        if !signed_by_requester(&tx, msg)? {
+            return Err(ScepError::BadRequest(
+                "a resent request must be signed by the requester of the transaction".into(),
+            ));
         }
         tracing::info!(transaction = %msg.transaction_id, status = tx.status.as_str(), "SCEP request resent; answering from the transaction");
         return answer_from(state, &tx).await;
@@ -68,11 +92,6 @@ pub async fn enroll(
     let now = state.now();
     let (requester, renewal_of) = match msg.message_type {
         MessageType::PkcsReq => {
-            if msg.signer.spki_der != csr.spki_der {
-                return Err(ScepError::BadRequest(
-                    "PKCSReq must be signed with a self-signed certificate of the requested key".into(),
-                ));
-            }
             (crate::challenge::authenticate(config, state.store().as_ref(), &csr, now).await?, None)
         }
         _ => renewal_requester(state, msg, &csr, now).await?,
@@ -89,7 +108,7 @@ pub async fn enroll(
         status: TransactionStatus::Pending,
         profile: exposed.profile.clone(),
         requester: requester.identity.clone(),
-        csr_der: csr.der.clone(),
+        csr_der: stored_csr,
         renewal_of: renewal_of.clone(),
         issuer: None,
         serial: None,
@@ -194,17 +213,17 @@ pub async fn poll(state: &ScepState, msg: &Incoming, content: &[u8]) -> Result<O
         .transaction(&state.config().endpoint, &msg.transaction_id)
         .await?
         .ok_or_else(|| ScepError::BadCertId(format!("no transaction {}", msg.transaction_id)))?;
-    let csr = ParsedCsr::from_der(&tx.csr_der, CsrOptions { allow_sha1: true })
-        .map_err(|e| ScepError::Internal(format!("stored CSR: {e}")))?;
-    if csr.spki_der != msg.signer.spki_der && !renewal_signer_matches(&tx, msg) {
+    if !signed_by_requester(&tx, msg)? {
         return Err(ScepError::BadRequest("CertPoll must be signed by the requester of the transaction".into()));
     }
     answer_from(state, &tx).await
 }
 
-/// A RenewalReq transaction may be polled with the certificate that signed it.
-fn renewal_signer_matches(tx: &ScepTransaction, msg: &Incoming) -> bool {
-    tx.renewal_of.as_deref() == Some(msg.signer.serial_hex.as_str())
+/// Whether `msg` comes from the requester of `tx`: signed with the key of its request, or
+/// (a RenewalReq transaction) with the certificate the renewal was signed with.
+fn signed_by_requester(tx: &ScepTransaction, msg: &Incoming) -> Result<bool, ScepError> {
+    let key = stored_request_key(&tx.csr_der).map_err(|e| ScepError::Internal(format!("stored CSR: {e}")))?;
+    Ok(key == msg.signer.spki_der || tx.renewal_of.as_deref() == Some(msg.signer.serial_hex.as_str()))
 }
 
 /// The reply a stored transaction calls for.

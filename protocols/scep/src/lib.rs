@@ -39,6 +39,7 @@ pub mod message;
 pub mod operation;
 pub mod query;
 pub mod ra;
+pub mod rsa_key;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -20,11 +20,10 @@ use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::{SubjectAttribute, build_name};
-use rsa::RsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
 use x509_cert::Certificate;
 
 use crate::error::ScepError;
+use crate::rsa_key::RaKey;
 
 /// Lifetime of RA certificates (capped by the Issuer's own notAfter by policy).
 pub const RA_LIFETIME: Duration = pkiplane_core::service::RA_LIFETIME;
@@ -35,7 +34,7 @@ pub struct RaIdentity {
     pub cert_der: Vec<u8>,
     pub info: CertInfo,
     pub issuer: ObjectRef,
-    key: RsaPrivateKey,
+    key: RaKey,
 }
 
 impl std::fmt::Debug for RaIdentity {
@@ -56,17 +55,15 @@ impl RaIdentity {
             .map_err(|e| ScepError::Internal(format!("RA certificate: {e}")))?;
         let info =
             CertInfo::from_der(&m.certificate_der).map_err(|e| ScepError::Internal(format!("RA certificate: {e}")))?;
-        let key = RsaPrivateKey::from_pkcs8_der(&m.private_key_pkcs8)
-            .map_err(|_| ScepError::Internal("the stored RA key is not an RSA PKCS#8 key".into()))?;
-        let ours = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key.to_public_key())
-            .map_err(|e| ScepError::Internal(format!("RA key: {e}")))?;
-        if ours.as_bytes() != info.spki_der.as_slice() {
+        let key = RaKey::from_pkcs8(&m.private_key_pkcs8)?;
+        let certified = cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
+        if key.public_key_pkcs1() != certified {
             return Err(ScepError::Internal("the stored RA key does not match the RA certificate".into()));
         }
         Ok(Self { cert, cert_der: m.certificate_der.clone(), info, issuer: m.issuer.clone(), key })
     }
 
-    pub fn key(&self) -> &RsaPrivateKey {
+    pub fn key(&self) -> &RaKey {
         &self.key
     }
 

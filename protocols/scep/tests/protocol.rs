@@ -53,6 +53,22 @@ async fn enroll(env: &Env, id: &Identity, ra: &Certificate, tid: &str) -> Vec<u8
     reply.certs[0].clone()
 }
 
+/// A PKCSReq for `csr` (someone's request) signed by `signer`, without signingTime.
+fn pkcsreq_signed_by(signer: &Identity, ra: &Certificate, tid: &str, csr: &[u8]) -> Vec<u8> {
+    client::build(&Request {
+        signer: signer.signer(),
+        message_type: MessageType::PkcsReq,
+        transaction_id: tid,
+        content: csr,
+        recipient: ra,
+        cipher: ContentAlg::Aes128Cbc,
+        digest: DigestAlg::Sha256,
+        signing_time: None,
+    })
+    .unwrap()
+    .der
+}
+
 async fn expect_failure(env: &Env, id: &Identity, der: Vec<u8>, fail: FailInfo) {
     let before = env.scep_records().await.len();
     let reply = id.read(&op(env, der).await);
@@ -119,6 +135,31 @@ async fn pkcsreq_with_static_challenge_then_replay_is_refused() {
     assert_eq!(resent.status, PkiStatus::Success);
     assert_eq!(resent.certs, reply.certs);
     assert_eq!(env.scep_records().await.len(), 1);
+
+    // A resend is answered only to the requester: the same transaction and request signed
+    // by another key is refused (proof of possession holds for resends too).
+    let stranger = make(env.dir.path(), "a2", "device-a.example.com", None, &[]);
+    let foreign = pkcsreq_signed_by(&stranger, &ra, "tid-a", &id.csr_der);
+    expect_failure(&env, &stranger, foreign, FailInfo::BadRequest).await;
+
+    // The stored transaction keeps the request without its challengePassword, and the
+    // secret is nowhere in the database files.
+    let tx = env.store.transaction(&env.endpoint, "tid-a").await.unwrap().unwrap();
+    let stored = x509_cert::request::CertReq::from_der(&tx.csr_der).unwrap();
+    assert!(stored.info.attributes.iter().all(|a| a.oid != pkiplane_core::x509::csr::CHALLENGE_PASSWORD));
+    assert_eq!(
+        pkiplane_core::x509::csr::stored_request_key(&tx.csr_der).unwrap(),
+        pkiplane_core::x509::csr::stored_request_key(&id.csr_der).unwrap(),
+        "the request is otherwise kept"
+    );
+    for entry in std::fs::read_dir(env.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("pkiplane.db") {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(STATIC_CHALLENGE.len()).any(|w| w == STATIC_CHALLENGE.as_bytes());
+            assert!(!found, "{} holds the challengePassword", path.display());
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -262,18 +303,8 @@ async fn message_security_failures() {
     expect_failure(&env, &id, old.der, FailInfo::BadTime).await;
 
     // PKCSReq signed by a key other than the CSR's.
-    let mismatched = client::build(&Request {
-        signer: stranger.signer(),
-        message_type: MessageType::PkcsReq,
-        transaction_id: "tid-key",
-        content: &id.csr_der,
-        recipient: &ra,
-        cipher: ContentAlg::Aes128Cbc,
-        digest: DigestAlg::Sha256,
-        signing_time: None,
-    })
-    .unwrap();
-    expect_failure(&env, &stranger, mismatched.der, FailInfo::BadRequest).await;
+    let mismatched = pkcsreq_signed_by(&stranger, &ra, "tid-key", &id.csr_der);
+    expect_failure(&env, &stranger, mismatched, FailInfo::BadRequest).await;
 
     // Not CMS at all: an HTTP error, no CertRep.
     let r = post(&format!("{}?operation=PKIOperation", env.url()), b"\x30\x03\x02\x01\x01".to_vec()).await;
@@ -448,7 +479,8 @@ async fn pending_approval_then_cert_poll() {
     twin.approval_required = false;
     twin.id = pkiplane_core::ObjectRef::new("pki", "scep-device-approved");
     env.ca.put_profile(twin.clone());
-    let csr = pkiplane_core::x509::csr::ParsedCsr::from_der(&pending[0].csr_der, Default::default()).unwrap();
+    let csr = pkiplane_core::x509::csr::ParsedCsr::from_stored_der(&pending[0].csr_der).unwrap();
+    assert!(csr.challenge_password.is_none(), "the stored request keeps no challengePassword");
     let issued = env
         .ca
         .issue(pkiplane_core::issuance::IssuanceRequest {

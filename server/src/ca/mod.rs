@@ -20,8 +20,6 @@ use tokio::sync::watch;
 
 pub use source::{ConfigSource, FileSource};
 
-use crate::serve::publish::Publisher;
-
 #[derive(clap::Args, Debug)]
 pub struct CaArgs {
     /// Issuers, CertificateProfiles and the Secrets they reference (file or directory).
@@ -36,9 +34,14 @@ pub struct CaArgs {
     /// The internal mutual-TLS API.
     #[arg(long, default_value = "0.0.0.0:9443")]
     pub listen: SocketAddr,
-    /// Plain-HTTP publication of CA certificates and CRLs, and /healthz, /readyz.
+    /// Plain-HTTP publication of CA certificates and CRLs, the OCSP responders
+    /// (/issuers/<namespace>/<name>/ocsp), and /healthz, /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub publish_listen: SocketAddr,
+    /// Who signs OCSP answers: `delegated` (a responder certificate per CA key, issued and
+    /// renewed here) or `ca` (the CA key itself).
+    #[arg(long, default_value = "delegated")]
+    pub ocsp_signing: pkiplane_core::ocsp::ResponderSigning,
     /// tls.crt, tls.key (the serving certificate) and ca.crt (the internal CA bundle
     /// clients must chain to). Reloaded when the files change.
     #[arg(long)]
@@ -46,6 +49,8 @@ pub struct CaArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &CaArgs) -> Result<()> {
@@ -84,10 +89,11 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     println!("internal API (mTLS): https://{}", api.local_addr()?);
-    println!("CA certificates and CRLs: http://{}/issuers/", publish.local_addr()?);
-    let api_task = tokio::spawn(serve_mtls(api, router(state), tls, shutdown_rx.clone()));
-    let publish_task =
-        tokio::spawn(crate::serve::serve_router(publish, Publisher::new(ca.clone()).router(), shutdown_rx.clone()));
+    println!("CA certificates, CRLs and OCSP: http://{}/issuers/", publish.local_addr()?);
+    let limits = args.listener.limits(2);
+    let api_task = tokio::spawn(serve_mtls(api, limits.clone(), router(state), tls, shutdown_rx.clone()));
+    let publication = crate::serve::publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
+    let publish_task = tokio::spawn(crate::serve::serve_router(publish, limits, publication, shutdown_rx.clone()));
     tracing::info!("pkiplane CA service is ready");
 
     crate::serve::wait_for_signal().await;

@@ -12,7 +12,7 @@ use pkiplane_api::{Manifests, issuer_from_resource};
 use pkiplane_core::inventory::CaMaterialStore;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::rollover::{self, RolloverOutcome};
-use pkiplane_core::issuer::{Issuer, IssuerConfig, IssuerSource};
+use pkiplane_core::issuer::{Issuer, IssuerConfig, IssuerSource, RetiredCa};
 use pkiplane_core::model::ObjectRef;
 
 /// How often loaded Issuers are checked.
@@ -97,19 +97,60 @@ pub async fn tick(ca: &Ca, manifests: &Manifests, materials: &dyn CaMaterialStor
             IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
             _ => None,
         };
-        if !rollover::needs_reconcile(&current, parent.as_deref(), cfg.renew_before(), now) {
-            continue;
+        if rollover::needs_reconcile(&current, parent.as_deref(), cfg.renew_before(), now) {
+            let step = async {
+                let stored =
+                    materials.load_ca(&cfg.id).await?.ok_or_else(|| anyhow::anyhow!("no stored CA material"))?;
+                let loaded = Issuer::from_material(&cfg, &stored, parent.as_deref())?;
+                reconcile_one(&cfg, loaded, parent.as_deref(), materials, now).await
+            };
+            match step.await {
+                Ok(issuer) => ca.put_issuer(Arc::new(issuer)),
+                Err(e) => tracing::error!(issuer = %cfg.id, error = %format!("{e:#}"), "CA rollover step failed"),
+            }
         }
-        let step = async {
-            let stored = materials.load_ca(&cfg.id).await?.ok_or_else(|| anyhow::anyhow!("no stored CA material"))?;
-            let loaded = Issuer::from_material(&cfg, &stored, parent.as_deref())?;
-            reconcile_one(&cfg, loaded, parent.as_deref(), materials, now).await
-        };
-        match step.await {
-            Ok(issuer) => ca.put_issuer(Arc::new(issuer)),
-            Err(e) => tracing::error!(issuer = %cfg.id, error = %format!("{e:#}"), "CA rollover step failed"),
+        if let Err(e) = refresh_retired(ca, &cfg.id, materials, now).await {
+            tracing::error!(issuer = %cfg.id, error = %format!("{e:#}"), "loading retired CA keys failed");
         }
     }
+}
+
+/// Puts the retired keys of `issuer` into service (they sign CRLs and OCSP answers for the
+/// certificates they issued) and forgets for good those whose last certificate has
+/// expired (see `pkiplane_core::issuer::retired`).
+pub async fn refresh_retired(
+    ca: &Ca,
+    issuer: &ObjectRef,
+    materials: &dyn CaMaterialStore,
+    now: SystemTime,
+) -> anyhow::Result<()> {
+    let mut keep = Vec::new();
+    for stored in materials.load_retired_cas(issuer).await? {
+        let retired = match RetiredCa::from_stored(&stored) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(issuer = %issuer, error = %e, "retired CA key not loaded");
+                continue;
+            }
+        };
+        let recorded = ca.inventory().latest_not_after(issuer, retired.recorded_by()).await?;
+        let latest = recorded.max(ca.latest_ca_cert_signed_by(&retired.key_id));
+        if retired.can_forget(latest, now) {
+            materials.remove_retired_ca(issuer, &retired.key_id).await?;
+            tracing::info!(
+                target: pkiplane_core::audit::TARGET,
+                decision = "ca-key-retired",
+                issuer = %issuer,
+                key_id = %hex::encode(&retired.key_id),
+                serial = %retired.cert.serial_hex,
+                "retired CA key forgotten: the last certificate it signed has expired"
+            );
+            continue;
+        }
+        keep.push(Arc::new(retired));
+    }
+    ca.put_retired(issuer, keep);
+    Ok(())
 }
 
 /// Runs [`tick`] every [`INTERVAL`] on the manifests `current` returns.

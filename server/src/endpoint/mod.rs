@@ -20,7 +20,7 @@ use pkiplane_core::state::scep::RaMaterial;
 use pkiplane_core::x509::pem;
 use tokio::sync::watch;
 
-use crate::serve::endpoints::{Announce, EndpointDeps, endpoint_id, start_endpoint};
+use crate::serve::endpoints::{Announce, EndpointDeps, Listening, endpoint_id, start_endpoint};
 use crate::serve::tls::{ServingCert, serving_cert};
 
 #[derive(clap::Args, Debug)]
@@ -44,6 +44,8 @@ pub struct EndpointArgs {
     /// /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub health_listen: SocketAddr,
+    #[command(flatten)]
+    pub listener: crate::listener_args::ListenerArgs,
 }
 
 /// The CA service must have answered within this long for the pod to be ready.
@@ -66,8 +68,10 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
     let health = tokio::net::TcpListener::bind(args.health_listen)
         .await
         .with_context(|| format!("binding the health listener {}", args.health_listen))?;
+    let limits = args.listener.limits(2);
     let health_task = tokio::spawn(crate::serve::serve_router(
         health,
+        limits.clone(),
         health_router(transport.clone(), listening.clone()),
         shutdown_rx.clone(),
     ));
@@ -96,8 +100,8 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
     // Clients reach the pod through its Service (or spec.externalURL), not at the
     // container port: announce that URL.
     let announce = Announce::Url(ep.cluster_base_url());
-    let Some((running, task)) =
-        start_endpoint(&id, &ep, &manifests, &deps, listener, serving, announce, None, shutdown_rx.clone()).await?
+    let socket = Listening { listener, limits, serving, announce };
+    let Some((running, task)) = start_endpoint(&id, &ep, &manifests, &deps, socket, None, shutdown_rx.clone()).await?
     else {
         bail!("this build does not serve the protocol of EnrollmentEndpoint {id}");
     };

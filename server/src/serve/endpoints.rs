@@ -19,6 +19,7 @@ use pkiplane_core::state::acme::AcmeStore;
 use pkiplane_core::state::cmp::CmpStore;
 use pkiplane_core::state::est::AuthFailureStore;
 use pkiplane_core::state::scep::{RaMaterial, ScepStore};
+use pkiplane_listen::Limits;
 use pkiplane_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -152,6 +153,7 @@ pub async fn start_all(
     manifests: &Manifests,
     deps: &EndpointDeps,
     data_dir: &Path,
+    limits: &Limits,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Started> {
     let mut started = Started { running: Vec::new(), tasks: Vec::new() };
@@ -165,8 +167,8 @@ pub async fn start_all(
             };
             let bundles = data_dir.join("bundles");
             let announce = Announce::from_external(ep);
-            start_endpoint(&id, ep, manifests, deps, listener, serving, announce, Some(&bundles), shutdown.clone())
-                .await
+            let listening = Listening { listener, limits: limits.clone(), serving, announce };
+            start_endpoint(&id, ep, manifests, deps, listening, Some(&bundles), shutdown.clone()).await
         };
         if let Some((running, task)) = run.await.with_context(|| format!("EnrollmentEndpoint {id}"))? {
             started.running.push(running);
@@ -229,22 +231,28 @@ impl Announce {
 /// A running endpoint and the task serving it.
 pub type RunningTask = (RunningEndpoint, tokio::task::JoinHandle<Result<()>>);
 
-/// Builds the endpoint's protocol routes on `deps` and serves them on `listener` (TLS
-/// with `serving`), announcing the base URL `announce` decides, writing its trust
-/// bundles under `bundles` when given. `None` when this build does not serve the
-/// protocol.
-#[allow(clippy::too_many_arguments)]
+/// Where an endpoint listens: the bound socket, its limits, the serving certificate when
+/// it speaks TLS, and the base URL it announces.
+pub struct Listening {
+    pub listener: TcpListener,
+    pub limits: Limits,
+    pub serving: Option<tls::ServingCert>,
+    pub announce: Announce,
+}
+
+/// Builds the endpoint's protocol routes on `deps` and serves them as `listening` says,
+/// writing its trust bundles under `bundles` when given. `None` when this build does not
+/// serve the protocol.
 pub async fn start_endpoint(
     id: &ObjectRef,
     ep: &EnrollmentEndpoint,
     manifests: &Manifests,
     deps: &EndpointDeps,
-    listener: TcpListener,
-    serving: Option<tls::ServingCert>,
-    announce: Announce,
+    listening: Listening,
     bundles: Option<&Path>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<RunningTask>> {
+    let Listening { listener, limits, serving, announce } = listening;
     let base_url = announce.base_url(ep, listener.local_addr()?, serving.is_some());
     let ctx = EndpointContext { id: id.clone(), endpoint: ep, manifests, deps, base_url };
     let Some((router, urls)) = protocol_router(&ctx).await? else {
@@ -272,9 +280,9 @@ pub async fn start_endpoint(
             };
             let client_certs = matches!(ep.spec.protocol, EndpointProtocol::Est);
             let config = tls::server_config(&cert, client_certs)?;
-            (tokio::spawn(tls::serve_tls(listener, router, config, shutdown)), trust)
+            (tokio::spawn(tls::serve_tls(listener, limits, router, config, shutdown)), trust)
         }
-        None => (tokio::spawn(super::serve_router(listener, router, shutdown)), None),
+        None => (tokio::spawn(super::serve_router(listener, limits, router, shutdown)), None),
     };
     let running = RunningEndpoint {
         namespace: id.namespace.clone(),

@@ -7,6 +7,8 @@
 
 mod client_auth;
 pub(crate) mod endpoints;
+pub(crate) mod keys;
+pub(crate) mod ocsp;
 pub(crate) mod publish;
 pub(crate) mod ready;
 pub(crate) mod tls;
@@ -35,13 +37,20 @@ pub struct ServeArgs {
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
     /// Plain-HTTP listener publishing CA certificates and CRLs at
-    /// /issuers/<namespace>/<name>/{ca.crt,ca.pem,chain.pem,crl}: the URLs profiles put
-    /// into AIA and CRL distribution points.
+    /// /issuers/<namespace>/<name>/{ca.crt,ca.pem,chain.pem,crl} and answering OCSP at
+    /// /issuers/<namespace>/<name>/ocsp: the URLs profiles put into AIA and CRL
+    /// distribution points.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub publish_listen: SocketAddr,
+    /// Who signs OCSP answers: `delegated` (a responder certificate per CA key, issued and
+    /// renewed by pkiplane) or `ca` (the CA key itself).
+    #[arg(long, default_value = "delegated")]
+    pub ocsp_signing: pkiplane_core::ocsp::ResponderSigning,
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &ServeArgs) -> Result<()> {
@@ -61,20 +70,21 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let rollover_manifests = Arc::new(manifests.clone());
     crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), store.clone());
 
-    let publish = publish::Publisher::new(ca.clone());
+    let publish = publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     let publish_url = format!("http://{}", publish_listener.local_addr()?);
-    let mut tasks = vec![tokio::spawn(serve_router(publish_listener, publish.router(), shutdown_rx.clone()))];
+    let limits = args.listener.limits(manifests.endpoints.len() + 1);
+    let mut tasks = vec![tokio::spawn(serve_router(publish_listener, limits.clone(), publish, shutdown_rx.clone()))];
 
     let deps = endpoints::EndpointDeps::local(ca.clone(), &store);
-    let started = endpoints::start_all(&manifests, &deps, &data_dir, shutdown_rx.clone()).await?;
+    let started = endpoints::start_all(&manifests, &deps, &data_dir, &limits, shutdown_rx.clone()).await?;
     for s in &started.running {
         println!("{}/{} {} {}", s.namespace, s.name, s.protocol, s.urls.join(" "));
     }
     tasks.extend(started.tasks);
-    println!("CA certificates and CRLs: {publish_url}/issuers/");
+    println!("CA certificates, CRLs and OCSP: {publish_url}/issuers/");
 
     if let Some(path) = &args.ready_file {
         ready::write(path, &started.running, &publish_url)?;
@@ -91,6 +101,25 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The publication listener's routes: CA certificates and CRLs of every Issuer and of
+/// each of its keys, and the OCSP responders (whose delegated certificates are made now
+/// and kept renewed). Shared by `serve` and the CA service.
+pub(crate) async fn publication_router(
+    ca: Arc<pkiplane_core::issuance::Ca>,
+    materials: Arc<dyn pkiplane_core::inventory::CaMaterialStore>,
+    signing: pkiplane_core::ocsp::ResponderSigning,
+) -> axum::Router {
+    let responder = Arc::new(pkiplane_core::ocsp::OcspResponder::new(
+        ca.clone(),
+        materials,
+        pkiplane_core::clock::system(),
+        signing,
+    ));
+    ocsp::start_upkeep(responder.clone()).await;
+    let publisher = publish::Publisher::new(ca.clone());
+    publisher.clone().router().merge(keys::KeyPublisher::new(ca, publisher).router()).merge(ocsp::router(responder))
+}
+
 pub(crate) async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) {
     for t in tasks {
         match t.await {
@@ -101,15 +130,16 @@ pub(crate) async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>
     }
 }
 
-/// Serves `router` until the shutdown signal, then lets in-flight requests finish.
+/// Serves `router` over plain HTTP under `limits` until the shutdown signal, then lets
+/// in-flight requests finish.
 pub(crate) async fn serve_router(
     listener: tokio::net::TcpListener,
+    limits: pkiplane_listen::Limits,
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown_requested(&mut shutdown).await })
-        .await?;
+    let stop = async move { shutdown_requested(&mut shutdown).await };
+    pkiplane_listen::serve(listener, limits, pkiplane_listen::Plain(router), stop).await;
     Ok(())
 }
 

@@ -77,7 +77,8 @@ async fn index(State(p): State<Publisher>) -> String {
     let mut out = String::new();
     for i in p.ca.issuers() {
         out.push_str(&format!(
-            "{id}: /issuers/{id}/ca.crt /issuers/{id}/ca.pem /issuers/{id}/chain.pem /issuers/{id}/crl{next}\n",
+            "{id}: /issuers/{id}/ca.crt /issuers/{id}/ca.pem /issuers/{id}/chain.pem /issuers/{id}/crl{next} \
+             /issuers/{id}/ocsp /issuers/{id}/keys\n",
             id = i.id,
             next = if i.next.is_some() { format!(" /issuers/{}/next.pem", i.id) } else { String::new() }
         ));

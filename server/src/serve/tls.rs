@@ -2,16 +2,11 @@
 //! Issuer through the normal pipeline so it lands in the inventory) and an accept loop
 //! that drains connections on shutdown.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use pkiplane_api::Manifests;
 use pkiplane_api::v1alpha1::TlsSettings;
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
@@ -25,9 +20,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A serving certificate chain and its key.
 pub struct ServingCert {
@@ -137,55 +129,50 @@ pub fn server_config(cert: &ServingCert, client_certs: bool) -> Result<Arc<rustl
     Ok(Arc::new(config))
 }
 
-/// Serves `router` over TLS until shutdown, then waits for open connections to finish.
+/// Serves `router` over TLS under `limits` until shutdown, then lets requests in
+/// progress finish.
 pub async fn serve_tls(
     listener: TcpListener,
+    limits: pkiplane_listen::Limits,
     router: axum::Router,
     config: Arc<rustls::ServerConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let acceptor = TlsAcceptor::from(config);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = super::shutdown_requested(&mut shutdown) => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let router = router
-                .layer(axum::Extension(peer_of(tls.get_ref().1)))
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-            let service = TowerToHyperService::new(router);
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    graceful.shutdown().await;
+    let acceptor = EndpointTls { acceptor: TlsAcceptor::from(config), router };
+    pkiplane_listen::serve(listener, limits, acceptor, async move { super::shutdown_requested(&mut shutdown).await })
+        .await;
     Ok(())
+}
+
+/// Sets up a TLS connection: the handshake, then the routes with the client's
+/// certificates and channel binding ([`TlsPeer`]) and address.
+struct EndpointTls {
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+}
+
+impl pkiplane_listen::Acceptor for EndpointTls {
+    type Io = tokio_rustls::server::TlsStream<pkiplane_listen::Tracked<tokio::net::TcpStream>>;
+
+    async fn accept(
+        &self,
+        stream: pkiplane_listen::Tracked<tokio::net::TcpStream>,
+        peer: SocketAddr,
+    ) -> Option<(Self::Io, axum::Router)> {
+        let tls = match self.acceptor.accept(stream).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return None;
+            }
+        };
+        let router = self
+            .router
+            .clone()
+            .layer(axum::Extension(peer_of(tls.get_ref().1)))
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        Some((tls, router))
+    }
 }
 
 /// The client's certificates and the connection's channel binding (RFC 9266).

@@ -47,6 +47,8 @@ pub struct ServeArgs {
     /// tls.key. Re-read when the files change.
     #[arg(long, default_value = "/etc/pkiplane/webhook-tls")]
     pub tls_dir: PathBuf,
+    #[command(flatten)]
+    pub listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &WebhookArgs) -> Result<()> {
@@ -67,7 +69,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, tls_dir = %args.tls_dir.display(), "admission webhook serving /validate and /mutate");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(crate::serve::tls::serve_tls(listener, router, config, shutdown_rx));
+    let limits = args.listener.limits(1);
+    let server = tokio::spawn(crate::serve::tls::serve_tls(listener, limits, router, config, shutdown_rx));
     crate::serve::wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);

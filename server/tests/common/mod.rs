@@ -51,10 +51,25 @@ impl Drop for Server {
 impl Server {
     /// Starts `pkiplane serve -f manifests` on `data` and waits for its ready file.
     pub fn start(manifests: &Path, data: &Path, ready: &Path) -> Server {
+        Self::start_with(manifests, data, ready, &[], None)
+    }
+
+    /// [`Server::start`] with `extra` arguments, and with at most `open_files` open
+    /// files (soft and hard limit) when given.
+    pub fn start_with(manifests: &Path, data: &Path, ready: &Path, extra: &[&str], open_files: Option<u64>) -> Server {
         let _ = std::fs::remove_file(ready);
         let log = std::fs::File::create(data.with_extension("log")).unwrap();
-        let child = Command::new(BIN)
+        let mut command = match open_files {
+            Some(n) => {
+                let mut c = Command::new("bash");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["serve", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+            .args(extra)
             .args([
                 "--publish-listen",
                 "127.0.0.1:0",
@@ -116,4 +131,39 @@ pub fn inventory(data: &Path, protocol: &str) -> Vec<serde_json::Value> {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A P-256 key and CSR made by `openssl req` in `dir` (`<name>.key`, `<name>.csr`) for the
+/// DNS name `dns` (also the CN); returns the CSR's path.
+pub fn p256_csr(dir: &Path, name: &str, dns: &str) -> PathBuf {
+    let (key, csr) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
+    let out = Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
+        .arg(&key)
+        .args(["-subj", &format!("/CN={dns}"), "-addext", &format!("subjectAltName=DNS:{dns}"), "-out"])
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    csr
+}
+
+/// `pkiplane issue` of `csr` under `profile` on the data directory `data` (also while a
+/// serve runs on it), written to `out`; returns the serial as openssl prints it.
+pub fn issue_with_cli(manifests: &Path, data: &Path, profile: &str, csr: &Path, out: &Path) -> String {
+    let issued = Command::new(BIN)
+        .args(["issue", "-f"])
+        .arg(manifests)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--profile", profile, "--csr"])
+        .arg(csr)
+        .arg("--out")
+        .arg(out)
+        .env("PKIPLANE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(issued.status.success(), "pkiplane issue: {}", String::from_utf8_lossy(&issued.stderr));
+    let serial = Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(out).output().unwrap();
+    String::from_utf8_lossy(&serial.stdout).trim().trim_start_matches("serial=").to_string()
 }

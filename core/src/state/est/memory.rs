@@ -1,4 +1,5 @@
-//! In-process [`AuthFailureStore`]: a bounded map, pruned of stale entries as it grows.
+//! In-process [`AuthFailureStore`]: a bounded map (at most twice [`SOFT_LIMIT`] entries,
+//! keys chosen by the protocol and small), pruned of stale and then oldest entries.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use super::{AuthFailureStore, FailureCount};
 use crate::inventory::StoreError;
 
-/// Entries kept before stale ones are pruned; beyond twice this, the oldest go.
+/// Entries kept after a prune; a prune happens at twice this.
 const SOFT_LIMIT: usize = 10_000;
 /// An entry untouched this long is stale.
 const STALE_AFTER: Duration = Duration::from_secs(3_600);
@@ -25,15 +26,19 @@ impl MemoryAuthFailures {
         Self::default()
     }
 
+    /// At twice the soft limit, drops stale entries and then the oldest down to the soft
+    /// limit: the table never holds more than twice the soft limit, and the pruning
+    /// work is spread over the soft limit's worth of inserts between prunes.
     fn prune(map: &mut HashMap<String, FailureCount>, now: SystemTime) {
-        if map.len() < SOFT_LIMIT {
+        if map.len() < 2 * SOFT_LIMIT {
             return;
         }
         map.retain(|_, c| now.duration_since(c.last_failure).unwrap_or_default() < STALE_AFTER);
-        if map.len() >= 2 * SOFT_LIMIT {
-            let mut by_age: Vec<(String, SystemTime)> = map.iter().map(|(k, c)| (k.clone(), c.last_failure)).collect();
-            by_age.sort_by_key(|(_, t)| *t);
-            for (k, _) in by_age.into_iter().take(SOFT_LIMIT) {
+        if map.len() > SOFT_LIMIT {
+            let mut by_age: Vec<(SystemTime, String)> = map.iter().map(|(k, c)| (c.last_failure, k.clone())).collect();
+            by_age.sort_unstable();
+            let excess = map.len() - SOFT_LIMIT;
+            for (_, k) in by_age.into_iter().take(excess) {
                 map.remove(&k);
             }
         }
@@ -83,5 +88,21 @@ mod tests {
         assert_eq!(s.record_failure("k", t0 + Duration::from_secs(200), 60).await.unwrap().failures, 1);
         s.clear("k").await.unwrap();
         assert!(s.get("k").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn the_table_stays_bounded_under_a_flood_of_names() {
+        futures_executor::block_on(async {
+            let s = MemoryAuthFailures::new();
+            let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+            for i in 0..(5 * SOFT_LIMIT as u64) {
+                s.record_failure(&format!("user:pki/est:{i:032x}"), t0 + Duration::from_millis(i), 3_600)
+                    .await
+                    .unwrap();
+                assert!(s.counts.lock().unwrap().len() <= 2 * SOFT_LIMIT);
+            }
+            // The newest are kept.
+            assert!(s.get(&format!("user:pki/est:{:032x}", 5 * SOFT_LIMIT as u64 - 1)).await.unwrap().is_some());
+        });
     }
 }

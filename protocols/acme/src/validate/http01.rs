@@ -1,7 +1,17 @@
 //! http-01 (RFC 8555 section 8.3): GET
 //! `http://<identifier>:<port>/.well-known/acme-challenge/<token>` must answer 200 with
-//! the key authorization (trailing whitespace ignored). Redirects are followed (at most
-//! 10) only to http or https URLs on port 80, 443 or the configured http-01 port.
+//! the key authorization (trailing whitespace ignored).
+//!
+//! Section 8.3 says the server SHOULD follow redirects; section 10.4 (server-side request
+//! forgery) explains why that is dangerous: a client controls where the first request
+//! goes and, by redirecting, any URL after it, and a server that quotes what it fetched
+//! hands the client whatever a service on the server's network answers. So redirects
+//! are followed at most [`MAX_REDIRECTS`] times, only to http or https URLs on port 80,
+//! 443 or the configured http-01 port; every hop is resolved and checked again against
+//! the endpoint's target ranges ([`super::target`]) on the address actually dialed; and a
+//! failure reports the status, the length of the body and whether it was the key
+//! authorization, never the body itself. Responses are bounded ([`MAX_BODY`],
+//! [`MAX_HEAD`]) and so is each attempt (the validation timeouts).
 
 use std::sync::Arc;
 
@@ -10,6 +20,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Request;
 use hyper::header::{HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
+use pkiplane_core::logsafe::LogSafe;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
@@ -17,9 +28,11 @@ use super::{connect, resolve, tls};
 use crate::AcmeState;
 use crate::problem::{AcmeError, ProblemType};
 
-const MAX_REDIRECTS: usize = 10;
+pub const MAX_REDIRECTS: usize = 10;
 /// The key authorization is ~87 bytes; anything much longer is not one.
-const MAX_BODY: usize = 8 * 1024;
+pub const MAX_BODY: usize = 8 * 1024;
+/// Bound on a response's status line and headers (hyper's smallest buffer).
+pub const MAX_HEAD: usize = 8 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Target {
@@ -32,7 +45,7 @@ struct Target {
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+        write!(f, "{scheme}://{}:{}{}", LogSafe(&self.host), self.port, LogSafe(&self.path))
     }
 }
 
@@ -42,8 +55,9 @@ fn host_for_url(host: &str) -> String {
 
 /// Where a redirect leads, if it may be followed.
 fn redirect(from: &Target, location: &str, configured_port: u16) -> Result<Target, AcmeError> {
+    let shown = LogSafe(location);
     let refuse =
-        |why: String| AcmeError::new(ProblemType::Connection, format!("{from} redirected to {location}: {why}"));
+        |why: String| AcmeError::new(ProblemType::Connection, format!("{from} redirected to `{shown}`: {why}"));
     if location.starts_with('/') {
         return Ok(Target { path: location.to_owned(), ..from.clone() });
     }
@@ -89,17 +103,20 @@ pub async fn validate(state: &AcmeState, host: &str, token: &str, key_authorizat
         if status != hyper::StatusCode::OK {
             return Err(AcmeError::unauthorized(format!("{target} answered HTTP {status}, not 200")));
         }
-        let text = String::from_utf8_lossy(&body);
-        let seen = text.trim_end();
+        let seen = body.trim_ascii_end();
         if seen.len() == key_authorization.len()
-            && bool::from(subtle::ConstantTimeEq::ct_eq(seen.as_bytes(), key_authorization.as_bytes()))
+            && bool::from(subtle::ConstantTimeEq::ct_eq(seen, key_authorization.as_bytes()))
         {
             return Ok(());
         }
-        let shown: String = seen.chars().take(100).collect();
+        // The body is not quoted: it may come from a service the client cannot reach.
         return Err(AcmeError::new(
             ProblemType::IncorrectResponse,
-            format!("{target} answered `{shown}`, which is not the key authorization"),
+            format!(
+                "{target} answered HTTP 200 with a body of {} bytes that is not the key authorization ({} bytes)",
+                body.len(),
+                key_authorization.len()
+            ),
         ));
     }
     Err(AcmeError::new(ProblemType::Connection, format!("more than {MAX_REDIRECTS} redirects")))
@@ -129,7 +146,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn_err = |e: hyper::Error| AcmeError::new(ProblemType::Connection, format!("{target}: {e}"));
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(conn_err)?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEAD)
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(conn_err)?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -153,7 +174,12 @@ where
         Limited::new(rsp.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|e| AcmeError::new(ProblemType::Connection, format!("{target}: reading the body: {e}")))?
+            .map_err(|_| {
+                AcmeError::new(
+                    ProblemType::IncorrectResponse,
+                    format!("{target}: the body could not be read within {MAX_BODY} bytes"),
+                )
+            })?
             .to_bytes()
     };
     Ok((status, location, body))

@@ -9,6 +9,7 @@
 mod dns01;
 pub mod dns_client;
 mod http01;
+pub mod target;
 pub mod tls;
 mod tls_alpn01;
 
@@ -139,15 +140,25 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, AcmeError
     Ok(addrs)
 }
 
-/// Connects to the first address that answers within the connect timeout.
+/// Connects to the first address that answers within the connect timeout, among those
+/// validation may reach ([`target::refusal`], checked here, on the address dialed).
 pub async fn connect(addrs: &[SocketAddr], settings: &ValidationSettings) -> Result<TcpStream, AcmeError> {
     let mut errors = Vec::new();
+    let mut refused = Vec::new();
     for addr in addrs {
+        if let Some(why) = target::refusal(addr.ip(), &settings.allowed_target_ranges) {
+            refused.push(why);
+            continue;
+        }
         match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => return Ok(s),
             Ok(Err(e)) => errors.push(format!("{addr}: {e}")),
             Err(_) => errors.push(format!("{addr}: no answer within {:?}", settings.connect_timeout)),
         }
     }
+    if errors.is_empty() && !refused.is_empty() {
+        return Err(AcmeError::new(ProblemType::Connection, format!("not connecting: {}", refused.join("; "))));
+    }
+    errors.extend(refused);
     Err(AcmeError::new(ProblemType::Connection, format!("could not connect: {}", errors.join("; "))))
 }

@@ -141,7 +141,8 @@ async fn failed_validation_invalidates_the_order_with_a_specific_problem() {
     let err = order.poll_ready(&retry()).await.expect_err("an error");
     let (kind, detail) = problem(&err);
     assert_eq!(kind, "incorrectResponse", "{detail}");
-    assert!(detail.contains("not-the-key-authorization"), "{detail}");
+    assert!(detail.contains("body of 25 bytes that is not the key authorization"), "{detail}");
+    assert!(!detail.contains("not-the-key-authorization"), "the body is never quoted: {detail}");
     let instant_acme::Error::Api(p) = &err else { unreachable!() };
     assert_eq!(p.subproblems.len(), 1);
     assert_eq!(p.subproblems[0].identifier, Some(Identifier::Dns("wrong.localhost".into())));

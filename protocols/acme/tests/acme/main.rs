@@ -11,3 +11,4 @@ mod flows;
 mod negative;
 mod profiles;
 mod replicas;
+mod targets;

@@ -105,22 +105,68 @@ async fn client_certificates_untrusted_expired_or_revoked_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_basic_password_is_refused_then_rate_limited() {
-    let env = Env::start(|_| {}).await;
+    let env = Env::start(|c| c.limits.basic_user_free_failures = 8).await;
     let body = csr(&env, "/CN=dev-x");
     let enroll = format!("{}/ldevid/simpleenroll", env.base);
+    let from = |ip: &'static str| ["--interface", ip];
     for _ in 0..3 {
-        let (status, text) = env.curl(&["-u", "device-enroller:wrong", "--data-binary", &body, &enroll]);
+        let (status, text) = env.curl(
+            &[&from("127.0.0.1")[..], &["-u", "device-enroller:wrong", "--data-binary", &body, &enroll]].concat(),
+        );
         assert_eq!(status, 401, "{text}");
         assert!(text.to_ascii_lowercase().contains("www-authenticate: basic"), "{text}");
     }
-    // The fourth attempt waits, even with the right password.
-    let (status, text) = env.curl(&["-u", "device-enroller:est-demo-password", "--data-binary", &body, &enroll]);
+    // The fourth attempt from that address waits, even with the right password.
+    let right = ["-u", "device-enroller:est-demo-password", "--data-binary", &body, &enroll];
+    let (status, text) = env.curl(&[&from("127.0.0.1")[..], &right].concat());
     assert_eq!(status, 429, "{text}");
     assert!(text.to_ascii_lowercase().contains("retry-after: "), "{text}");
-    // Another username from the same address is limited too (per-address counter).
-    let (status, _) = env.curl(&["-u", "someone:else", "--data-binary", &body, &enroll]);
+    // The account is not locked out for everyone: another address enrolls.
+    let (status, text) = env.curl(&[&from("127.0.0.2")[..], &right].concat());
+    assert_eq!(status, 200, "{text}");
+    // Another username from the first address is not locked by that account's failures.
+    let (status, _) =
+        env.curl(&[&from("127.0.0.1")[..], &["-u", "someone:else", "--data-binary", &body, &enroll]].concat());
+    assert_eq!(status, 401);
+    // Guessing spread over many addresses locks the account everywhere once past the
+    // (much higher) per-user allowance: 8 failures here, from four more addresses.
+    for ip in ["127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"] {
+        for _ in 0..2 {
+            let wrong = ["-u", "device-enroller:wrong", "--data-binary", &body, &enroll];
+            let (status, text) = env.curl(&[&from(ip)[..], &wrong].concat());
+            assert!(status == 401 || status == 429, "{text}");
+        }
+    }
+    let (status, text) = env.curl(&[&from("127.0.0.7")[..], &right].concat());
+    assert_eq!(status, 429, "{text}");
+    // One address trying many names backs off too.
+    for i in 0..20 {
+        let user = format!("name-{i}:pw");
+        let (status, _) = env.curl(&[&from("127.0.0.8")[..], &["-u", &user, "--data-binary", &body, &enroll]].concat());
+        assert_eq!(status, 401);
+    }
+    let (status, _) =
+        env.curl(&[&from("127.0.0.8")[..], &["-u", "name-x:pw", "--data-binary", &body, &enroll]].concat());
     assert_eq!(status, 429);
-    assert!(env.records().await.iter().all(|r| r.protocol != Protocol::Est));
+    assert_eq!(
+        env.records().await.iter().filter(|r| r.protocol == Protocol::Est).count(),
+        1,
+        "only the right password from the other address enrolled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_authorization_is_refused_with_431() {
+    let env = Env::start(|_| {}).await;
+    let body = csr(&env, "/CN=dev-y");
+    let enroll = format!("{}/ldevid/simpleenroll", env.base);
+    let user = format!("{}:pw", "u".repeat(100 * 1024));
+    let (status, text) = env.curl(&["-u", &user, "--data-binary", &body, &enroll]);
+    assert_eq!(status, 431, "{text}");
+    let header = format!("Authorization: Basic {}", "A".repeat(1100));
+    let (status, text) = env.curl(&["-H", &header, "--data-binary", &body, &enroll]);
+    assert_eq!(status, 431, "{text}");
+    assert!(text.contains("longer than 1024 bytes"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,9 +12,12 @@
 //! ```
 //! (RFC 5652 section 6.1, RFC 3370 section 4.2.1 for RSA PKCS#1 v1.5 key transport).
 //!
-//! RSA decryption uses the `rsa` crate with blinding. A key-transport failure is not
-//! reported differently from a content-decryption failure (both are badMessageCheck and
-//! the content is still "decrypted" with a random key), so the reply is no padding oracle.
+//! The RA's RSA decryption runs in AWS-LC ([`crate::rsa_key::RaKey`]: constant-time
+//! arithmetic and padding check). Its outcome takes no path an attacker could time: a
+//! random fallback key is drawn before decrypting, whatever comes out; the content is
+//! decrypted once in either case with the key chosen between the two by a constant-time
+//! selection; a key-transport failure is reported exactly as a content-decryption
+//! failure (badMessageCheck). So neither the reply nor its timing is a padding oracle.
 
 use aes::{Aes128, Aes192, Aes256};
 use cbc::cipher::block_padding::Pkcs7;
@@ -29,8 +32,9 @@ use der::asn1::{Any, Null, OctetString};
 use der::{Decode, Encode};
 use des::{Des, TdesEde3};
 use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use rsa::{Pkcs1v15Encrypt, RsaPublicKey};
 use spki::AlgorithmIdentifierOwned;
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use zeroize::Zeroizing;
@@ -39,13 +43,14 @@ use super::{decode_ber_or_der, random_bytes};
 use crate::algorithms::ContentAlg;
 use crate::error::ScepError;
 use crate::message::{ID_DATA, ID_ENVELOPED_DATA};
+use crate::rsa_key::RsaPrivate;
 
 /// Opens a pkcsPKIEnvelope addressed to `ra_cert`, returning the content and the
 /// algorithm it was encrypted with.
 pub fn open(
     der: &[u8],
     ra_cert: &Certificate,
-    ra_key: &RsaPrivateKey,
+    ra_key: &dyn RsaPrivate,
     legacy: bool,
 ) -> Result<(Zeroizing<Vec<u8>>, ContentAlg), ScepError> {
     // An envelope that cannot be decoded cannot be opened: badMessageCheck, like one
@@ -96,21 +101,34 @@ pub fn open(
             ktri.key_enc_alg.oid
         )));
     }
-    let mut rng = rand_core::OsRng;
-    let cek = match ra_key.decrypt_blinded(&mut rng, Pkcs1v15Encrypt, ktri.enc_key.as_bytes()) {
-        Ok(k) if k.len() == alg.key_len() => Some(Zeroizing::new(k)),
-        _ => None,
-    };
-    let key_ok = cek.is_some();
-    let cek = match cek {
-        Some(k) => k,
-        None => Zeroizing::new(random_bytes(alg.key_len())?),
-    };
+    let (cek, key_ok) = transported_key(ra_key, ktri.enc_key.as_bytes(), alg.key_len())?;
     let plain = decrypt(alg, &cek, iv.as_bytes(), ciphertext.as_bytes());
     match plain {
-        Some(p) if key_ok => Ok((p, alg)),
+        Some(p) if bool::from(key_ok) => Ok((p, alg)),
         _ => Err(ScepError::BadMessageCheck("the envelope cannot be decrypted".into())),
     }
+}
+
+/// The content-encryption key from `enc_key`, or a random key of the same length when
+/// it does not decrypt to one of `len` bytes; chosen without branching on which.
+fn transported_key(
+    ra_key: &dyn RsaPrivate,
+    enc_key: &[u8],
+    len: usize,
+) -> Result<(Zeroizing<Vec<u8>>, Choice), ScepError> {
+    let mut cek = Zeroizing::new(random_bytes(len)?);
+    let (decrypted, decrypted_ok) = match ra_key.decrypt_pkcs1v15(enc_key) {
+        Some(d) => (d, Choice::from(1)),
+        None => (Zeroizing::new(Vec::new()), Choice::from(0)),
+    };
+    let fits = decrypted_ok & (decrypted.len() as u64).ct_eq(&(len as u64));
+    let mut padded = Zeroizing::new(vec![0u8; len]);
+    let n = decrypted.len().min(len);
+    padded[..n].copy_from_slice(&decrypted[..n]);
+    for (c, d) in cek.iter_mut().zip(padded.iter()) {
+        c.conditional_assign(d, fits);
+    }
+    Ok((cek, fits))
 }
 
 /// Encrypts `content` to `recipient` (its RSA key) with `alg`, as a ContentInfo DER.

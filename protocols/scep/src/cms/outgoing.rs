@@ -23,7 +23,6 @@ use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912::RSA_ENCRYPTION;
 use der::asn1::{Any, Null, OctetString, PrintableStringRef, SetOfVec};
 use der::{Decode, Encode};
-use rsa::RsaPrivateKey;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::attr::{Attribute, Attributes};
@@ -37,11 +36,12 @@ use crate::message::{
     FAIL_INFO, FailInfo, ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME, MESSAGE_TYPE,
     MessageType, PKI_STATUS, PkiStatus, RECIPIENT_NONCE, SENDER_NONCE, TRANSACTION_ID,
 };
+use crate::rsa_key::RsaPrivate;
 
 /// A certificate and its RSA key that sign a message.
 pub struct Signer<'a> {
     pub cert: &'a Certificate,
-    pub key: &'a RsaPrivateKey,
+    pub key: &'a dyn RsaPrivate,
 }
 
 /// One attribute with one value.
@@ -102,11 +102,7 @@ fn signed_data(
     for a in scep_attrs {
         attrs.insert(a)?;
     }
-    let to_sign = digest.digest(&attrs.to_der()?);
-    let signature = signer
-        .key
-        .sign_with_rng(&mut rand_core::OsRng, digest.pkcs1v15(), &to_sign)
-        .map_err(|e| ScepError::Internal(format!("RSA signature: {e}")))?;
+    let signature = signer.key.sign_pkcs1v15(digest, &attrs.to_der()?)?;
     let tbs = signer.cert.tbs_certificate();
     let signer_info = SignerInfo {
         version: CmsVersion::V1,

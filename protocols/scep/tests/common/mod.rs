@@ -303,10 +303,11 @@ impl Env {
         if std::env::var("PKIPLANE_SCEP_WRITE_VECTORS").as_deref() != Ok("1") {
             return;
         }
-        use rsa::pkcs8::EncodePrivateKey;
+        use pkiplane_core::state::scep::ScepStore;
         let ra = self.state.ra().await.unwrap();
         self.save_vector(&format!("{prefix}-ra.cert.der"), &ra.cert_der);
-        self.save_vector(&format!("{prefix}-ra.key.der"), ra.key().to_pkcs8_der().unwrap().as_bytes());
+        let material = self.store.ra_material(&self.endpoint).await.unwrap().expect("the RA material is stored");
+        self.save_vector(&format!("{prefix}-ra.key.der"), &material.private_key_pkcs8);
         self.save_vector(&format!("{prefix}-requester.key.pem"), &std::fs::read(requester_key_pem).unwrap());
         let chain = format!("{}{}", self.root.certificate_pem(), self.int.certificate_pem());
         self.save_vector(&format!("{prefix}-ca.pem"), chain.as_bytes());

@@ -63,6 +63,10 @@ pub struct Options {
     pub profiles: Vec<(String, Profile, bool)>,
     pub eab: Option<EabConfig>,
     pub authz_reuse: Option<Duration>,
+    /// Where validation may connect: loopback by default (the responders).
+    pub allowed_target_ranges: Vec<ipnet::IpNet>,
+    /// The port http-01 validation connects to; default: the http-01 responder's.
+    pub http01_port: Option<u16>,
 }
 
 impl Default for Options {
@@ -71,6 +75,8 @@ impl Default for Options {
             profiles: vec![("tls".into(), profile("tls", 47, "TLS server certificates, 47 days"), true)],
             eab: None,
             authz_reuse: None,
+            allowed_target_ranges: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            http01_port: None,
         }
     }
 }
@@ -141,7 +147,7 @@ impl Env {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = AcmeConfig::new(ObjectRef::new("pki", "acme"), &base, exposed);
         config.default_profile = default;
-        config.http01_port = responders.http_port;
+        config.http01_port = opts.http01_port.unwrap_or(responders.http_port);
         config.tls_alpn01_port = responders.tls_port;
         config.dns_resolver = Some(responders.dns_addr.to_string());
         config.eab = opts.eab;
@@ -151,6 +157,8 @@ impl Env {
             backoff: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(2),
             attempt_timeout: Duration::from_secs(5),
+            // The responders listen on loopback.
+            allowed_target_ranges: opts.allowed_target_ranges.clone(),
         };
         let state = AcmeState::new(config, ca.clone(), store.clone());
         let app = router(state.clone());

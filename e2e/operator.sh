@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The operator flow end to end against the real kube-apiserver: the chart's RBAC and
 # Services, the operator, CA service and webhook as local processes under their chart
-# ServiceAccounts, the kubelet emulator running the endpoint pods, then the quickstart:
-# everything Ready, a certificate enrolled over EST through the endpoint's ClusterIP and
-# verified, the counts on the profile status, drift correction and deletion.
+# ServiceAccounts, the kubelet emulator running the endpoint pods, then the quickstart for
+# clusters (`kubectl apply -k examples/`): everything Ready, certificates enrolled with real
+# clients of the four protocols through the endpoints' Services at the URLs the endpoints
+# announce, and verified, the counts on the status, drift correction and deletion. Every
+# pod template (the chart's, the operator's) is admitted by the API server's Pod Security
+# admission at "restricted" (dry-run Pod creation).
 # Brings a cluster up and always tears it down (also on failure).
 #
 # Usage (from anywhere): e2e/operator.sh
@@ -23,7 +26,7 @@ passed=0
 failed=0
 t_start=$SECONDS
 step_start=$SECONDS
-COMPONENTS=(operator operator-standby ca webhook kubelet-emulator acme-forward)
+COMPONENTS=(operator operator-standby ca webhook kubelet-emulator)
 
 say() { echo "operator: $*" >&2; }
 pass() { passed=$((passed + 1)); say "PASS $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
@@ -142,6 +145,50 @@ pass "chart applied: $(grep -c '^kind:' "$dir/chart.yaml") objects ($(grep '^kin
 kubectl -n "$NS" get role,rolebinding -o name | grep -q . ||
   say "note: the chart has no namespaced Role (templates/rbac-operator.yaml not written yet?)"
 
+# pkiplane is installed once per cluster: a second release is refused with a message
+# saying so (the chart looks up the cluster-wide objects this installation applied).
+helm=$(scripts/tools/helm.sh)
+out=$("$helm" install second charts/pkiplane --namespace "$NS" --dry-run=server 2>&1) &&
+  fail "helm install of a second release was not refused" "$out"
+grep -q "pkiplane is already installed in this cluster" <<<"$out" ||
+  fail "the second release is refused with the chart's message" "$out"
+pass "a second release is refused: $(grep -o 'pkiplane is already installed[^(]*([^)]*)' <<<"$out")"
+
+# Pod Security "restricted", enforced by the API server's admission: a Pod made from each
+# Deployment's template is created with --dry-run=server in a namespace that enforces it.
+# pods_admitted NAMESPACE FILE: FILE holds Deployments (YAML or JSON list).
+pods_admitted() {
+  python3 - "$1" "$2" <<'PY' >"$dir/pods-$1.json"
+import json, subprocess, sys
+ns, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+if not text.lstrip().startswith("{"):
+    # YAML: kubectl converts it, printing one JSON object per document.
+    text = subprocess.run(["kubectl", "create", "--dry-run=client", "-o", "json", "-f", path],
+                          check=True, capture_output=True, text=True).stdout
+items, at, decoder = [], 0, json.JSONDecoder()
+while text[at:].strip():
+    obj, end = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+    items += obj.get("items", [obj])
+    at = end
+pods = [{"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "psa-" + d["metadata"]["name"], "namespace": ns},
+         "spec": d["spec"]["template"]["spec"]}
+        for d in items if d.get("kind") == "Deployment"]
+json.dump({"apiVersion": "v1", "kind": "List", "items": pods}, sys.stdout)
+PY
+  kubectl create --dry-run=server -f "$dir/pods-$1.json" 2>&1
+}
+kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+# The control: a pod without any security settings is refused there.
+out=$(kubectl -n "$NS" run psa-control --image=ghcr.io/pkiplane/pkiplane:test --restart=Never --dry-run=server 2>&1) &&
+  fail "Pod Security admission refuses a pod without security settings in $NS" "$out"
+grep -q 'violates PodSecurity "restricted' <<<"$out" || fail "the control pod is refused by Pod Security admission" "$out"
+e2e/render-chart.sh --namespace "$NS" --kinds Deployment >"$dir/chart-deployments.yaml"
+out=$(pods_admitted "$NS" "$dir/chart-deployments.yaml") ||
+  fail "the chart's pods are admitted under pod-security.kubernetes.io/enforce=restricted" "$out"
+pass "Pod Security restricted (enforced, dry-run): the chart's pods admitted: $(grep -c created <<<"$out") of $(grep -c '^kind: Deployment' "$dir/chart-deployments.yaml")"
+
 ca_ip=$(cluster_ip "$NS" pkiplane-ca)
 webhook_ip=$(cluster_ip "$NS" pkiplane-webhook)
 { [ -n "$ca_ip" ] && [ -n "$webhook_ip" ]; } || fail "ClusterIPs of pkiplane-ca and pkiplane-webhook" "ca=$ca_ip webhook=$webhook_ip"
@@ -226,9 +273,11 @@ pass "CA service serving https://$ca_ip:9443 (mTLS) and http://$ca_ip:8080 (read
 
 # ---------------------------------------------------------------------------- quickstart
 
-until_ok 30 kubectl apply -f examples/quickstart.yaml ||
-  fail "kubectl apply -f examples/quickstart.yaml (admitted by the webhook)" "$(kubectl apply -f examples/quickstart.yaml 2>&1)"
-pass "quickstart admitted through the webhook"
+until_ok 30 kubectl apply -k examples/ ||
+  fail "kubectl apply -k examples/ (the quickstart for clusters, admitted by the webhook)" "$(kubectl apply -k examples/ 2>&1)"
+[ "$(kubectl get namespace pki -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')" = restricted ] ||
+  fail "namespace pki enforces Pod Security restricted (examples/kustomization.yaml)"
+pass "quickstart for clusters (kubectl apply -k examples/) admitted through the webhook; namespace pki enforces restricted"
 
 for kind in issuers certificateprofiles enrollmentendpoints; do
   out=$(kubectl -n pki wait --for=condition=Ready "$kind" --all --timeout=180s 2>&1) ||
@@ -249,10 +298,40 @@ for ep in $(kubectl -n pki get enrollmentendpoints -o jsonpath='{.items[*].metad
 done
 pass "each endpoint has its Deployment (ready), Service and config/internal Secrets"
 
+kubectl -n pki get deployments -l app.kubernetes.io/managed-by=pkiplane-operator -o json >"$dir/endpoint-deployments.json"
+out=$(pods_admitted pki "$dir/endpoint-deployments.json") ||
+  fail "the endpoint pods are admitted under pod-security.kubernetes.io/enforce=restricted" "$out"
+pass "Pod Security restricted (enforced, dry-run): the operator's endpoint pods admitted: $(grep -c created <<<"$out")"
+
+# Every endpoint announces the URL of its Service (Service port 443 or 80, so no port).
+for ep in acme:https://acme-pkiplane.pki.svc/directory est:https://est-pkiplane.pki.svc/.well-known/est \
+  scep:http://scep-pkiplane.pki.svc/scep cmp:http://cmp-pkiplane.pki.svc/.well-known/cmp; do
+  url=$(kubectl -n pki get enrollmentendpoint "${ep%%:*}" -o jsonpath='{.status.urls[0]}')
+  [ "$url" = "${ep#*:}" ] || fail "enrollmentendpoint ${ep%%:*} status.urls[0] is ${ep#*:}" "got: $url"
+  log=$(python3 -c 'import json,sys; print(next(p["log"] for p in json.load(open(sys.argv[1])) if p["deployment"] == sys.argv[2]))' \
+    "$dir/pods.json" "${ep%%:*}-pkiplane") || fail "pods.json lists a pod of ${ep%%:*}-pkiplane"
+  grep -q " ${ep#*:}" "$log" || fail "the ${ep%%:*} pod announces ${ep#*:}" "$(tail -n 5 "$log")"
+done
+pass "status.urls and the pods announce the Service URLs (https://acme-pkiplane.pki.svc/directory, ...)"
+rss=$(python3 -c '
+import json, sys
+out = []
+for p in json.load(open(sys.argv[1])):
+    try:
+        with open("/proc/%s/status" % p["pid"]) as f:
+            kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        out.append("%s %d MiB" % (p["deployment"], kb // 1024))
+    except (OSError, StopIteration):
+        pass
+print(", ".join(out))' "$dir/pods.json")
+say "endpoint pod memory (RSS, debug build): $rss"
+
 # ---------------------------------------------------------------------------- EST enrollment
 
 est_ip=$(cluster_ip pki est-pkiplane)
 est_port=$(kubectl -n pki get service est-pkiplane -o jsonpath='{.spec.ports[0].port}')
+[ "$est_port" = 443 ] || fail "Service est-pkiplane listens on 443 (the default with TLS)" "port $est_port"
+est_host=est-pkiplane.pki.svc
 work="$dir/est-client"
 mkdir -p "$work"
 curl -fsS "http://$ca_ip:8080/issuers/pki/example-root/ca.pem" -o "$work/root.pem" ||
@@ -265,20 +344,31 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$wo
   -subj /CN=web.example.internal -addext subjectAltName=DNS:web.example.internal \
   -outform DER -out "$work/web.csr.der" 2>/dev/null
 openssl base64 -in "$work/web.csr.der" -out "$work/web.csr.b64"
-# The endpoint's TLS certificate names localhost (quickstart tls.dnsNames): connect to the
-# Service's ClusterIP under that name.
-code=$(curl -sS --cacert "$work/root.pem" --resolve "localhost:$est_port:$est_ip" \
+# The endpoint's TLS certificate names its Service (tls.dnsNames of the cluster quickstart);
+# the harness has no cluster DNS, so curl resolves that name to the ClusterIP.
+code=$(curl -sS --cacert "$work/root.pem" --resolve "$est_host:443:$est_ip" \
   --user "$est_user:$est_pass" -H "Content-Type: application/pkcs10" -H "Content-Transfer-Encoding: base64" \
   --data-binary @"$work/web.csr.b64" -o "$work/web.p7.b64" -w '%{http_code}' \
-  "https://localhost:$est_port/.well-known/est/tls/simpleenroll" 2>"$tmp_log") || code="curl: $(cat "$tmp_log")"
-[ "$code" = 200 ] || fail "EST simpleenroll through Service est-pkiplane ($est_ip:$est_port) returned $code" \
+  "https://$est_host/.well-known/est/tls/simpleenroll" 2>"$tmp_log") || code="curl: $(cat "$tmp_log")"
+[ "$code" = 200 ] || fail "EST simpleenroll at https://$est_host (Service ClusterIP $est_ip:443) returned $code" \
   "$(cat "$work/web.p7.b64" 2>/dev/null)"
 openssl base64 -d -in "$work/web.p7.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
   sed -n '/BEGIN/,/END/p' >"$work/web.pem"
 out=$(openssl verify -CAfile "$work/root.pem" -untrusted "$work/intermediate.pem" "$work/web.pem" 2>&1) ||
   fail "openssl verify of the EST certificate against pki/example-root" "$out"
 serial=$(openssl x509 -in "$work/web.pem" -noout -serial | cut -d= -f2)
-pass "EST enrollment via https://localhost:$est_port (ClusterIP $est_ip) with Basic $est_user: serial $serial, openssl verify OK"
+pass "EST enrollment via https://$est_host (ClusterIP $est_ip:443) with Basic $est_user: serial $serial, openssl verify OK"
+
+# The certificate's CRL distribution point is the CA service's Service (the cluster
+# quickstart's URL); the CRL there is signed by the issuing CA.
+cdp=$(openssl x509 -in "$work/web.pem" -noout -ext crlDistributionPoints | grep -o 'URI:.*' | cut -c5-)
+[ "$cdp" = "http://pkiplane-ca.$NS.svc:8080/issuers/pki/example-intermediate/crl" ] ||
+  fail "the EST certificate's CRL distribution point names Service pkiplane-ca" "got: $cdp"
+curl -fsS --resolve "pkiplane-ca.$NS.svc:8080:$ca_ip" "$cdp" -o "$work/intermediate.crl" ||
+  fail "fetch the CRL at $cdp through Service pkiplane-ca"
+out=$(openssl crl -inform DER -in "$work/intermediate.crl" -CAfile "$work/intermediate.pem" -noout 2>&1) ||
+  fail "openssl crl: the CRL at $cdp verifies against the intermediate" "$out"
+pass "CRL distribution point $cdp answers through Service pkiplane-ca; the CRL verifies"
 
 # ---------------------------------------------------------------------------- counts
 
@@ -318,28 +408,46 @@ out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$dir/est-cli
   fail "openssl verify of the CMP certificate" "$out"
 pass "CMP ir (openssl cmp, shared-secret MAC) via http://$cmp_ip:$cmp_port, openssl verify OK"
 
-# ACME: the directory announces https://localhost:14000 (the spec's public name and port);
-# a forwarder stands in for the DNS name and load balancer in front of the Service. The
-# endpoint pod answers http-01 by connecting to web.localhost -> 127.0.0.1:5002, where
-# certbot's standalone server listens.
+# ACME through the Service only: the directory announces https://acme-pkiplane.pki.svc
+# (Service port 443, no port in the URL) and certbot completes an order at that URL. The
+# harness has no cluster DNS: certbot runs in a private mount namespace whose /etc/hosts
+# maps the Service name to its ClusterIP (the emulator serves ClusterIP:443). The endpoint
+# pod answers http-01 by connecting to web.localhost -> 127.0.0.1:5002, where certbot's
+# standalone server listens.
 acme_ip=$(cluster_ip pki acme-pkiplane)
 acme_port=$(kubectl -n pki get service acme-pkiplane -o jsonpath='{.spec.ports[0].port}')
-e2e/cluster.sh start acme-forward -- python3 e2e/tcp-forward.py 127.0.0.1 14000 "$acme_ip" "$acme_port" >/dev/null
-until_ok 10 curl -fsS --cacert "$dir/est-client/root.pem" https://localhost:14000/directory -o /dev/null ||
-  fail "ACME directory https://localhost:14000/directory through Service acme-pkiplane ($acme_ip:$acme_port)"
+[ "$acme_port" = 443 ] || fail "Service acme-pkiplane listens on 443 (the default with TLS)" "port $acme_port"
+acme_url=https://acme-pkiplane.pki.svc/directory
+until_ok 10 curl -fsS --cacert "$dir/est-client/root.pem" --resolve "acme-pkiplane.pki.svc:443:$acme_ip" "$acme_url" \
+  -o "$dir/acme-directory.json" || fail "ACME directory $acme_url through Service acme-pkiplane ($acme_ip:443)"
+new_order=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["newOrder"])' "$dir/acme-directory.json")
+case $new_order in
+  https://acme-pkiplane.pki.svc/*) ;;
+  *) fail "the directory's URLs name the Service without a port" "newOrder: $new_order" ;;
+esac
+! grep -q ':14000' "$dir/acme-directory.json" || fail "the directory announces the container port" "$(cat "$dir/acme-directory.json")"
+grep -v 'acme-pkiplane.pki.svc' /etc/hosts >"$dir/hosts"
+echo "$acme_ip acme-pkiplane.pki.svc" >>"$dir/hosts"
 certbot=$(scripts/tools/certbot.sh)
+# in_service_dns CMD...: runs CMD with $dir/hosts as /etc/hosts (private mount namespace).
+in_service_dns() {
+  unshare --mount --propagation private -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$dir/hosts" "$@"
+}
+certbot_order() {
+  local work="$dir/certbot" name=$1
+  mkdir -p "$work"
+  in_service_dns env REQUESTS_CA_BUNDLE="$dir/est-client/root.pem" "$certbot" certonly --standalone --non-interactive \
+    --http-01-port 5002 --http-01-address 127.0.0.1 -d "$name" --server "$acme_url" \
+    --agree-tos -m ops@example.com --config-dir "$work/config" --work-dir "$work/work" --logs-dir "$work/logs" 2>&1
+}
 work="$dir/certbot"
-mkdir -p "$work"
-out=$(REQUESTS_CA_BUNDLE="$dir/est-client/root.pem" "$certbot" certonly --standalone --non-interactive \
-  --http-01-port 5002 --http-01-address 127.0.0.1 -d web.localhost --server https://localhost:14000/directory \
-  --agree-tos -m ops@example.com --config-dir "$work/config" --work-dir "$work/work" --logs-dir "$work/logs" 2>&1) ||
-  fail "certbot certonly (http-01) through the ACME endpoint pod" "$out"
+out=$(certbot_order web.localhost) || fail "certbot certonly (http-01) at $acme_url, through Service acme-pkiplane only" "$out"
 live="$work/config/live/web.localhost"
 out=$(openssl verify -CAfile "$dir/est-client/root.pem" -untrusted "$live/chain.pem" "$live/cert.pem" 2>&1) ||
   fail "openssl verify of the certbot certificate" "$out"
 openssl x509 -in "$live/cert.pem" -noout -ext extendedKeyUsage | grep -q "TLS Web Server Authentication" ||
   fail "the ACME certificate has serverAuth" "$(openssl x509 -in "$live/cert.pem" -noout -text)"
-pass "ACME: certbot http-01 through the endpoint pod, openssl verify OK, serverAuth EKU"
+pass "ACME: certbot http-01 at $acme_url through Service port 443 only (no forwarder), openssl verify OK, serverAuth EKU"
 
 by_protocol() { kubectl -n pki get certificateprofile enterprise-tls-47d -o jsonpath='{.status.perProtocol.CMP.issued}'; }
 cmp_counted() { [ "$(by_protocol)" -ge 1 ] 2>/dev/null; }
@@ -379,23 +487,19 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$wo
   -subj /CN=web2.example.internal -addext subjectAltName=DNS:web2.example.internal \
   -outform DER -out "$work/web2.csr.der" 2>/dev/null
 openssl base64 -in "$work/web2.csr.der" -out "$work/web2.csr.b64"
-code=$(curl -sS --cacert "$work/root.pem" --resolve "localhost:$est_port:$est_ip" \
+code=$(curl -sS --cacert "$work/root.pem" --resolve "$est_host:443:$est_ip" \
   --user "$est_user:$est_pass" -H "Content-Type: application/pkcs10" -H "Content-Transfer-Encoding: base64" \
   --data-binary @"$work/web2.csr.b64" -o "$work/web2.p7.b64" -w '%{http_code}' \
-  "https://localhost:$est_port/.well-known/est/tls/simpleenroll" 2>"$tmp_log") || code="curl: $(cat "$tmp_log")"
+  "https://$est_host/.well-known/est/tls/simpleenroll" 2>"$tmp_log") || code="curl: $(cat "$tmp_log")"
 [ "$code" = 200 ] || fail "EST simpleenroll after the profile edit returned $code"
 openssl base64 -d -in "$work/web2.p7.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
   sed -n '/BEGIN/,/END/p' >"$work/web2.pem"
 est_left=$(days_left "$work/web2.pem")
 [ "$est_left" -le 10 ] || fail "after the edit, the EST certificate has $est_left days (want <= 10)"
 work="$dir/certbot"
-out=$(REQUESTS_CA_BUNDLE="$dir/est-client/root.pem" "$certbot" certonly --standalone --non-interactive \
-  --http-01-port 5002 --http-01-address 127.0.0.1 -d web2.localhost --server https://localhost:14000/directory \
-  --agree-tos -m ops@example.com --config-dir "$work/config" --work-dir "$work/work" --logs-dir "$work/logs" 2>&1) ||
-  fail "certbot after the profile edit" "$out"
+out=$(certbot_order web2.localhost) || fail "certbot after the profile edit" "$out"
 acme_left=$(days_left "$work/config/live/web2.localhost/cert.pem")
 [ "$acme_left" -le 10 ] || fail "after the edit, the ACME certificate has $acme_left days (want <= 10)"
-stop_component acme-forward
 
 # SCEP exposes its own profile: 90d -> 30d.
 kubectl -n pki patch certificateprofile scep-device-90d --type=merge -p '{"spec":{"validity":{"duration":"30d"}}}' >/dev/null ||

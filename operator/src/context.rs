@@ -24,6 +24,8 @@ pub struct OperatorConfig {
     pub ca_url: String,
     /// Container image of endpoint Deployments.
     pub image: String,
+    /// Their imagePullPolicy (Always, IfNotPresent, Never); `None`: Kubernetes' default.
+    pub image_pull_policy: Option<String>,
     pub metrics_listen: SocketAddr,
     /// Timeouts and connection caps of the metrics listener.
     pub listener_limits: pkiplane_listen::Limits,

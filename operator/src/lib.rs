@@ -10,6 +10,7 @@
 //!   and the webhook configurations' caBundle).
 //! - [`ca_client`]: the CA service's internal API over mTLS.
 //! - [`leader`], [`metrics`], [`run`]: the process.
+//! - [`pod_security`]: the Pod Security "restricted" rules its pods (and the chart's) pass.
 //!
 //! # RBAC (least privilege; `charts/pkiplane/templates/rbac-operator.yaml`)
 //!
@@ -40,6 +41,7 @@ pub mod internal_tls;
 pub mod issuer;
 pub mod leader;
 pub mod metrics;
+pub mod pod_security;
 pub mod profile;
 pub mod run;
 pub mod status;

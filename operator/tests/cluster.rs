@@ -152,6 +152,7 @@ async fn operator_reconciles_against_the_real_api_server() {
         namespace: NS.into(),
         ca_url: "https://127.0.0.1:1".into(),
         image: "ghcr.io/pkiplane/pkiplane:test".into(),
+        image_pull_policy: Some("IfNotPresent".into()),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
         listener_limits: pkiplane_listen::Limits::default(),
         denial_event_threshold: 10,
@@ -249,7 +250,7 @@ async fn operator_reconciles_against_the_real_api_server() {
             let s = api.get("acme").await.unwrap().status.unwrap_or_default();
             let reason = s.conditions.first().map(|c| c.reason.clone()).unwrap_or_default();
             (reason != "Progressing"
-                || s.urls.first().map(String::as_str) != Some("https://acme-pkiplane.pki.svc:14000/directory"))
+                || s.urls.first().map(String::as_str) != Some("https://acme.example.test/directory"))
             .then(|| format!("{s:?}"))
         }
     })
@@ -327,7 +328,7 @@ async fn operator_reconciles_against_the_real_api_server() {
         async move {
             let dep = d.get_opt("acme-pkiplane").await.unwrap();
             let port = s.get("acme-pkiplane").await.unwrap().spec.unwrap().ports.unwrap()[0].port;
-            (dep.is_none() || port != 14000).then(|| format!("deployment present: {}, port {port}", dep.is_some()))
+            (dep.is_none() || port != 443).then(|| format!("deployment present: {}, port {port}", dep.is_some()))
         }
     })
     .await;

@@ -16,6 +16,9 @@ pub struct OperatorArgs {
     /// Container image of the endpoint Deployments.
     #[arg(long, default_value_t = OperatorConfig::default_image())]
     image: String,
+    /// imagePullPolicy of the endpoint Deployments (default: Kubernetes' own).
+    #[arg(long, value_parser = ["Always", "IfNotPresent", "Never"])]
+    image_pull_policy: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8081")]
     metrics_listen: SocketAddr,
@@ -34,6 +37,7 @@ pub async fn run(args: &OperatorArgs) -> anyhow::Result<ExitCode> {
         ca_url: args.ca_url.clone().unwrap_or_else(|| format!("https://pkiplane-ca.{}.svc:9443", args.namespace)),
         namespace: args.namespace.clone(),
         image: args.image.clone(),
+        image_pull_policy: args.image_pull_policy.clone(),
         metrics_listen: args.metrics_listen,
         listener_limits: args.listener.limits(1),
         denial_event_threshold: args.denial_event_threshold,

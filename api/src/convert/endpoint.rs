@@ -51,6 +51,12 @@ pub fn check_endpoint(endpoint: &EnrollmentEndpoint) -> Result<(), Vec<FieldErro
     if spec.replicas < 0 {
         e.push("spec.replicas", "must not be negative");
     }
+    if let Some(url) = &spec.external_url {
+        let pattern = regex_lite::Regex::new(crate::v1alpha1::EXTERNAL_URL_PATTERN).expect("a valid pattern");
+        if !pattern.is_match(url) {
+            e.push("spec.externalURL", format!("`{url}` is not scheme://host[:port] (http or https, no path)"));
+        }
+    }
     if let Some(l) = &spec.listen {
         if l.address.parse::<IpAddr>().is_err() {
             e.push("spec.listen.address", format!("`{}` is not an IP address", l.address));

@@ -251,6 +251,7 @@ spec:
   listen: {address: 127.0.0.1, port: 0}
   tls: {issuerRef: {name: example-intermediate}, dnsNames: [localhost], ipAddresses: [127.0.0.1]}
   acme: {challenges: [http-01], http01Port: 5002, dnsResolver: "127.0.0.1:5053", orderLifetime: 1h}
+  externalURL: https://acme.example.com:8443
 "#,
     );
     check_endpoint(&good).unwrap_or_else(|e| panic!("{}", FieldError::join(&e)));
@@ -267,6 +268,7 @@ spec:
   tls: {secretRef: {name: tls}, issuerRef: {name: ca}}
   acme: {dnsResolver: "nope", termsOfService: "file:///tos"}
   est: {clientCertificates: {trustAnchors: {}}}
+  externalURL: https://est.example.com/est
 "#,
     );
     let errors = check_endpoint(&bad).unwrap_err();
@@ -279,6 +281,7 @@ spec:
         ("spec.acme.dnsResolver", "host:port"),
         ("spec.acme.termsOfService", "http"),
         ("spec.est.clientCertificates.trustAnchors", "exactly one"),
+        ("spec.externalURL", "no path"),
     ] {
         assert_error(&errors, path, fragment);
     }

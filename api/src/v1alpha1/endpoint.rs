@@ -74,14 +74,32 @@ pub struct EnrollmentEndpointSpec {
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
 
-    /// Where the server listens when run by `pkiplane serve` (standalone, no Kubernetes).
-    /// In a cluster, pods listen on a fixed container port and `service` applies.
+    /// Where the server listens. `pkiplane serve` (standalone, no Kubernetes) binds
+    /// address and port. In a cluster the pods listen on every address, on port
+    /// listen.port when set, else 8443 with tls and 8080 without; clients reach them
+    /// through the Service (`service`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<Listen>,
 
     /// The Kubernetes Service in front of the endpoint pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSettings>,
+
+    /// The base URL clients reach this endpoint at, scheme, host and optional port, no
+    /// path: e.g. "https://acme.example.com" behind a load balancer, Ingress or proxy.
+    /// Every URL the endpoint hands out (the ACME directory and its order, authorization
+    /// and certificate URLs; the URLs in status.urls) starts with it. Default: in a
+    /// cluster, the Service: https (with tls) or http, the first tls.dnsNames entry or
+    /// else <name>-pkiplane.<namespace>.svc, and service.port unless it is 443 (https)
+    /// or 80 (http); `pkiplane serve`: the address and port it listens on.
+    #[serde(default, rename = "externalURL", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 2048), pattern(EXTERNAL_URL_PATTERN))]
+    pub external_url: Option<String>,
+
+    /// CPU and memory of each endpoint pod's container. Default: requests cpu 50m and
+    /// memory 64Mi, limit memory 256Mi; when set, it replaces these defaults entirely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<EndpointResources>,
 
     /// The TLS server certificate. ACME and EST clients require HTTPS; SCEP and CMP
     /// messages are signed and work over plain HTTP. Absent: plain HTTP (use it for
@@ -105,6 +123,11 @@ pub struct EnrollmentEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmp: Option<CmpSettings>,
 }
+
+/// `spec.externalURL`: http or https, a host (name, IPv4 or bracketed IPv6) and an
+/// optional port; no path, query or fragment.
+pub const EXTERNAL_URL_PATTERN: &str =
+    r"^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$";
 
 fn default_replicas() -> i32 {
     1
@@ -187,10 +210,40 @@ pub struct ServiceSettings {
     /// Service type: ClusterIP, NodePort or LoadBalancer. Default ClusterIP.
     #[serde(default, rename = "type")]
     pub type_: ServiceType,
-    /// Service port. Default 443 with tls, 80 without.
+    /// Service port, the port clients connect to (the pods' port is the target). Default
+    /// 443 with tls, 80 without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<i32>,
+}
+
+/// Pattern of a Kubernetes resource quantity, e.g. "500m", "1", "64Mi", "1.5Gi".
+pub const QUANTITY_PATTERN: &str = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][0-9]+)?$";
+
+/// Requests and limits of the endpoint container.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointResources {
+    /// What the scheduler reserves for the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<ComputeResources>,
+    /// The most the container may use (memory above the limit ends the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ComputeResources>,
+}
+
+/// CPU and memory as Kubernetes quantities, written as strings.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeResources {
+    /// CPU, e.g. "50m" (a twentieth of a core) or "1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), pattern(QUANTITY_PATTERN))]
+    pub cpu: Option<String>,
+    /// Memory, e.g. "64Mi" or "1Gi".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), pattern(QUANTITY_PATTERN))]
+    pub memory: Option<String>,
 }
 
 /// Where the TLS server certificate comes from: a Secret (secretRef), or an Issuer that
@@ -289,4 +342,20 @@ pub struct EndpointProfileStatus {
     /// Of those, the certificates since revoked.
     #[serde(default)]
     pub revoked: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantity_pattern() {
+        let re = regex_lite::Regex::new(QUANTITY_PATTERN).unwrap();
+        for ok in ["50m", "1", "0.5", ".5", "64Mi", "1.5Gi", "2G", "1e3"] {
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in ["", "lots", "64MB", "-1", "1 Gi", "m"] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+    }
 }

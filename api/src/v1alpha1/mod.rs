@@ -8,6 +8,7 @@
 mod common;
 mod endpoint;
 mod endpoint_protocols;
+mod endpoint_urls;
 mod issuer;
 mod profile;
 mod profile_names;
@@ -15,6 +16,7 @@ mod profile_names;
 pub use common::*;
 pub use endpoint::*;
 pub use endpoint_protocols::*;
+pub use endpoint_urls::*;
 pub use issuer::*;
 pub use profile::*;
 pub use profile_names::*;

@@ -7,14 +7,18 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret,
-    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, EnrollmentEndpointSpec, ServiceType};
+use pkiplane_api::v1alpha1::{
+    ComputeResources, EndpointResources, EnrollmentEndpoint, EnrollmentEndpointSpec, ServiceType, endpoint_service_name,
+};
 
 use crate::error::{Error, Result};
 
@@ -24,10 +28,12 @@ pub const HEALTH_PORT: i32 = 9090;
 const CONFIG_DIR: &str = "/etc/pkiplane/config";
 const INTERNAL_DIR: &str = "/etc/pkiplane/internal";
 const CREDENTIALS_DIR: &str = "/etc/pkiplane/credentials";
+/// The non-root user and group of the pkiplane image.
+pub const POD_USER: i64 = 65532;
 
 /// The names of an endpoint's children.
 pub fn workload_name(endpoint: &str) -> String {
-    format!("{endpoint}-pkiplane")
+    endpoint_service_name(endpoint)
 }
 pub fn config_secret_name(endpoint: &str) -> String {
     format!("{endpoint}-pkiplane-config")
@@ -55,24 +61,20 @@ fn selector_labels(endpoint: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// Whether the endpoint serves TLS itself.
-pub fn serves_tls(spec: &EnrollmentEndpointSpec) -> bool {
-    spec.tls.is_some()
-}
-
 /// The container port: spec.listen.port when set, else 8443 with TLS, 8080 without
 /// (high ports: the pod needs no privilege).
 pub fn container_port(spec: &EnrollmentEndpointSpec) -> i32 {
     match spec.listen.as_ref().and_then(|l| l.port).filter(|p| *p > 0) {
         Some(p) => p,
-        None if serves_tls(spec) => 8443,
+        None if spec.serves_tls() => 8443,
         None => 8080,
     }
 }
 
-/// The Service port: spec.service.port when set, else the container port.
+/// The Service port: spec.service.port when set, else 443 with TLS and 80 without (as
+/// the CRD text and the webhook's defaulting say).
 pub fn service_port(spec: &EnrollmentEndpointSpec) -> i32 {
-    spec.service.as_ref().and_then(|s| s.port).unwrap_or_else(|| container_port(spec))
+    spec.service_port()
 }
 
 /// Every Secret the endpoint spec references (same namespace), sorted, no duplicates.
@@ -177,6 +179,7 @@ pub fn config_hash(parts: &[&BTreeMap<String, Vec<u8>>]) -> String {
 #[derive(Clone, Debug)]
 pub struct PodSettings {
     pub image: String,
+    pub image_pull_policy: Option<String>,
     pub ca_url: String,
 }
 
@@ -209,6 +212,42 @@ fn http_probe(path: &str, period: i32) -> Probe {
     }
 }
 
+/// Requests and limits of an endpoint container when spec.resources is not set: an
+/// endpoint pod idles at a few MiB and holds no state (the CA service does).
+pub fn default_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".to_string(), q("50m")), ("memory".to_string(), q("64Mi"))])),
+        limits: Some(BTreeMap::from([("memory".to_string(), q("256Mi"))])),
+        ..Default::default()
+    }
+}
+
+/// spec.resources as the container's requests and limits.
+fn resource_requirements(r: &EndpointResources) -> ResourceRequirements {
+    let map = |c: &Option<ComputeResources>| {
+        let c = c.clone().unwrap_or_default();
+        let entries: BTreeMap<String, Quantity> = [("cpu", c.cpu), ("memory", c.memory)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), Quantity(v))))
+            .collect();
+        (!entries.is_empty()).then_some(entries)
+    };
+    ResourceRequirements { requests: map(&r.requests), limits: map(&r.limits), ..Default::default() }
+}
+
+/// Non-root as the image's user, the runtime's default seccomp profile (Pod Security
+/// "restricted").
+fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(POD_USER),
+        run_as_group: Some(POD_USER),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
 /// Deployment `<name>-pkiplane` running `pkiplane endpoint`.
 pub fn deployment(endpoint: &EnrollmentEndpoint, pods: &PodSettings, hash: &str, owner: &OwnerReference) -> Deployment {
     let name = endpoint.name_any();
@@ -225,6 +264,7 @@ pub fn deployment(endpoint: &EnrollmentEndpoint, pods: &PodSettings, hash: &str,
     let container = Container {
         name: "endpoint".into(),
         image: Some(pods.image.clone()),
+        image_pull_policy: pods.image_pull_policy.clone(),
         command: Some(vec!["pkiplane".into()]),
         args: Some(args),
         ports: Some(vec![
@@ -248,10 +288,12 @@ pub fn deployment(endpoint: &EnrollmentEndpoint, pods: &PodSettings, hash: &str,
         ]),
         readiness_probe: Some(http_probe("/readyz", 5)),
         liveness_probe: Some(http_probe("/healthz", 10)),
+        resources: Some(endpoint.spec.resources.as_ref().map(resource_requirements).unwrap_or_else(default_resources)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
             ..Default::default()
         }),
         ..Default::default()
@@ -268,7 +310,8 @@ pub fn deployment(endpoint: &EnrollmentEndpoint, pods: &PodSettings, hash: &str,
                 spec: Some(PodSpec {
                     containers: vec![container],
                     automount_service_account_token: Some(false),
-                    security_context: Some(PodSecurityContext { run_as_non_root: Some(true), ..Default::default() }),
+                    enable_service_links: Some(false),
+                    security_context: Some(pod_security_context()),
                     volumes: Some(vec![
                         secret_volume("config", config_secret_name(&name), false),
                         secret_volume("internal", internal_secret_name(&name), false),
@@ -283,7 +326,8 @@ pub fn deployment(endpoint: &EnrollmentEndpoint, pods: &PodSettings, hash: &str,
     }
 }
 
-/// Service `<name>-pkiplane`, port = targetPort.
+/// Service `<name>-pkiplane`: the Service port (spec.service.port, default 443 / 80) to
+/// the container port.
 pub fn service(endpoint: &EnrollmentEndpoint, owner: &OwnerReference) -> Service {
     let name = endpoint.name_any();
     let type_ = match endpoint.spec.service.as_ref().map(|s| s.type_).unwrap_or_default() {
@@ -309,31 +353,10 @@ pub fn service(endpoint: &EnrollmentEndpoint, owner: &OwnerReference) -> Service
     }
 }
 
-/// The protocol's well-known path.
-fn protocol_path(protocol: EndpointProtocol) -> &'static str {
-    match protocol {
-        EndpointProtocol::Acme => "/directory",
-        EndpointProtocol::Est => "/.well-known/est",
-        EndpointProtocol::Scep => "/scep",
-        EndpointProtocol::Cmp => "/.well-known/cmp",
-    }
-}
-
-/// Where clients reach the endpoint: the in-cluster Service URL, then one per public
-/// DNS name of the TLS settings.
+/// Where clients reach the endpoint (status.urls): the URL the pods announce first,
+/// then the Service's cluster DNS name and the other TLS names.
 pub fn urls(endpoint: &EnrollmentEndpoint) -> Vec<String> {
-    let spec = &endpoint.spec;
-    let scheme = if serves_tls(spec) { "https" } else { "http" };
-    let port = service_port(spec);
-    let default_port = if serves_tls(spec) { 443 } else { 80 };
-    let host_port = |host: &str| if port == default_port { host.to_string() } else { format!("{host}:{port}") };
-    let path = protocol_path(spec.protocol);
-    let svc = format!("{}.{}.svc", workload_name(&endpoint.name_any()), endpoint.namespace().unwrap_or_default());
-    let mut out = vec![format!("{scheme}://{}{path}", host_port(&svc))];
-    for dns in spec.tls.iter().flat_map(|t| t.dns_names.iter()) {
-        out.push(format!("{scheme}://{}{path}", host_port(dns)));
-    }
-    out
+    endpoint.cluster_urls()
 }
 
 /// Server-side apply keeps list items and map keys other managers added (a port someone

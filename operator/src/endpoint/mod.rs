@@ -245,7 +245,11 @@ async fn reconcile_inner(endpoint: Arc<EnrollmentEndpoint>, ctx: Arc<Context>) -
     let internal_public: BTreeMap<String, Vec<u8>> =
         internal.into_iter().filter(|(k, _)| k != crate::internal_ca::TLS_KEY).collect();
     let hash = config_hash(&[&config_entries, &creds.entries, &internal_public]);
-    let pods = PodSettings { image: ctx.config.image.clone(), ca_url: ctx.config.ca_url.clone() };
+    let pods = PodSettings {
+        image: ctx.config.image.clone(),
+        image_pull_policy: ctx.config.image_pull_policy.clone(),
+        ca_url: ctx.config.ca_url.clone(),
+    };
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let deployment = apply(&deployments, &children::deployment(&endpoint, &pods, &hash, &owner)).await?;
     observed.deployment = deployment.status;

@@ -1,5 +1,7 @@
 use std::sync::Mutex;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use super::children::*;
 use super::credentials::*;
 use super::*;
@@ -84,7 +86,7 @@ fn acme_children_follow_the_contract() {
     let e = acme();
     let d = deployment(
         &e,
-        &PodSettings { image: "img:1".into(), ca_url: "https://10.0.0.1:9443".into() },
+        &PodSettings { image: "img:1".into(), image_pull_policy: None, ca_url: "https://10.0.0.1:9443".into() },
         "abc",
         &owner(&e),
     );
@@ -121,11 +123,11 @@ fn acme_children_follow_the_contract() {
 
     let s = service(&e, &owner(&e));
     let port = &s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
-    assert_eq!(port.port, 14000);
+    assert_eq!(port.port, 443, "the Service port defaults to 443 with TLS, as the CRD says");
     assert_eq!(port.target_port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(14000)));
     assert!(!s.spec.unwrap().selector.unwrap().contains_key("app.kubernetes.io/managed-by"));
 
-    assert_eq!(urls(&e), ["https://ep-pkiplane.pki.svc:14000/directory", "https://acme.example.test:14000/directory"]);
+    assert_eq!(urls(&e), ["https://acme.example.test/directory", "https://ep-pkiplane.pki.svc/directory"]);
     let plans = credential_plans(&e, Some("127.192.0.7".parse().unwrap()), None);
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].role, CertificateRole::ServingTls);
@@ -133,6 +135,51 @@ fn acme_children_follow_the_contract() {
     assert!(plans[0].dns_names.contains(&"ep-pkiplane.pki.svc".to_string()));
     assert_eq!(plans[0].ip_addresses, ["127.192.0.7"]);
     assert!(referenced_secrets(&e.spec).is_empty());
+}
+
+#[test]
+fn endpoint_pods_pass_the_restricted_pod_security_profile() {
+    let pods = PodSettings { image: "img:1".into(), image_pull_policy: None, ca_url: "https://10.0.0.1:9443".into() };
+    for e in [acme(), scep(), est(), cmp()] {
+        let d = deployment(&e, &pods, "h", &owner(&e));
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(crate::pod_security::restricted_violations(&pod), Vec::<String>::new(), "{:?}", e.spec.protocol);
+        let c = &pod.containers[0];
+        assert_eq!(c.resources, Some(default_resources()), "defaults when spec.resources is not set");
+        let ctx = pod.security_context.unwrap();
+        assert_eq!((ctx.run_as_user, ctx.run_as_group), (Some(65532), Some(65532)), "the image's user");
+    }
+}
+
+#[test]
+fn endpoint_resources_come_from_the_spec() {
+    let e = endpoint(
+        "  protocol: CMP\n  profiles: [{name: dev}]\n  resources: {requests: {cpu: 200m, memory: 100Mi}, limits: {cpu: '1', memory: 1Gi}}\n",
+    );
+    let pods = PodSettings { image: "img:1".into(), image_pull_policy: None, ca_url: "https://10.0.0.1:9443".into() };
+    let d = deployment(&e, &pods, "h", &owner(&e));
+    let resources = d.spec.unwrap().template.spec.unwrap().containers[0].resources.clone().unwrap();
+    let text = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
+        m.as_ref().unwrap()[k].0.clone()
+    };
+    assert_eq!(text(&resources.requests, "cpu"), "200m");
+    assert_eq!(text(&resources.requests, "memory"), "100Mi");
+    assert_eq!(text(&resources.limits, "cpu"), "1");
+    assert_eq!(text(&resources.limits, "memory"), "1Gi");
+}
+
+#[test]
+fn service_port_and_urls_follow_the_spec() {
+    let e = endpoint(
+        "  protocol: ACME\n  profiles: [{name: tls}]\n  listen: {port: 14000}\n  service: {port: 8443}\n  tls: {issuerRef: {name: int}, dnsNames: [acme.example.test]}\n",
+    );
+    let port = service(&e, &owner(&e)).spec.unwrap().ports.unwrap()[0].clone();
+    assert_eq!((port.port, port.target_port), (8443, Some(IntOrString::Int(14000))));
+    assert_eq!(urls(&e)[0], "https://acme.example.test:8443/directory");
+    let external = endpoint(
+        "  protocol: ACME\n  profiles: [{name: tls}]\n  externalURL: https://pki.example.com\n  tls: {issuerRef: {name: int}, dnsNames: [acme.example.test]}\n",
+    );
+    assert_eq!(urls(&external)[0], "https://pki.example.com/directory");
 }
 
 #[test]
@@ -145,7 +192,7 @@ fn edited_service_ports_and_selector_are_replaced() {
     spec.ports.as_mut().unwrap()[0].port = 15000;
     spec.selector.as_mut().unwrap().insert("extra".into(), "x".into());
     let patch = service_drift_patch(&desired, &live).unwrap();
-    assert_eq!(patch["spec"]["ports"][0]["port"], 14000);
+    assert_eq!(patch["spec"]["ports"][0]["port"], 443);
     assert!(patch["spec"]["selector"]["extra"].is_null());
     assert_eq!(patch["spec"]["selector"]["app.kubernetes.io/instance"], "ep");
 }
@@ -159,15 +206,15 @@ fn scep_est_cmp_children() {
     assert_eq!(plans[0].key_algorithm(), pkiplane_core::keys::KeyAlgorithm::Rsa2048, "SCEP RA keys are RSA");
     assert_eq!(referenced_secrets(&scep().spec), ["scep-pw"]);
     assert_eq!(container_port(&scep().spec), 8080);
-    assert_eq!(urls(&scep()), ["http://ep-pkiplane.pki.svc:8080/scep"]);
+    assert_eq!(urls(&scep()), ["http://ep-pkiplane.pki.svc/scep"]);
 
     assert!(credential_plans(&est(), None, None).is_empty(), "a TLS secretRef is the user's certificate");
     assert_eq!(referenced_secrets(&est().spec), ["est-tls", "users"]);
-    assert_eq!(urls(&est()), ["https://ep-pkiplane.pki.svc:8443/.well-known/est"]);
+    assert_eq!(urls(&est()), ["https://ep-pkiplane.pki.svc/.well-known/est"]);
 
     assert!(credential_plans(&cmp(), None, None).is_empty(), "CMP protection certs are self-issued by the pods");
     assert_eq!(referenced_secrets(&cmp().spec), ["cmp-secrets"]);
-    assert_eq!(urls(&cmp()), ["http://ep-pkiplane.pki.svc:8080/.well-known/cmp"]);
+    assert_eq!(urls(&cmp()), ["http://ep-pkiplane.pki.svc/.well-known/cmp"]);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use pkiplane_core::state::scep::RaMaterial;
 use pkiplane_core::x509::pem;
 use tokio::sync::watch;
 
-use crate::serve::endpoints::{EndpointDeps, Listening, endpoint_id, start_endpoint};
+use crate::serve::endpoints::{Announce, EndpointDeps, Listening, endpoint_id, start_endpoint};
 use crate::serve::tls::{ServingCert, serving_cert};
 
 #[derive(clap::Args, Debug)]
@@ -97,7 +97,10 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding the endpoint listener {}", args.listen))?;
-    let socket = Listening { listener, limits, serving };
+    // Clients reach the pod through its Service (or spec.externalURL), not at the
+    // container port: announce that URL.
+    let announce = Announce::Url(ep.cluster_base_url());
+    let socket = Listening { listener, limits, serving, announce };
     let Some((running, task)) = start_endpoint(&id, &ep, &manifests, &deps, socket, None, shutdown_rx.clone()).await?
     else {
         bail!("this build does not serve the protocol of EnrollmentEndpoint {id}");

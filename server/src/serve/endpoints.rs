@@ -166,7 +166,8 @@ pub async fn start_all(
                 None => None,
             };
             let bundles = data_dir.join("bundles");
-            let listening = Listening { listener, limits: limits.clone(), serving };
+            let announce = Announce::from_external(ep);
+            let listening = Listening { listener, limits: limits.clone(), serving, announce };
             start_endpoint(&id, ep, manifests, deps, listening, Some(&bundles), shutdown.clone()).await
         };
         if let Some((running, task)) = run.await.with_context(|| format!("EnrollmentEndpoint {id}"))? {
@@ -190,15 +191,53 @@ pub async fn bind_spec_listener(ep: &EnrollmentEndpoint) -> Result<TcpListener> 
     TcpListener::bind(SocketAddr::new(ip, port)).await.with_context(|| format!("binding {ip}:{port}"))
 }
 
+/// The base URL an endpoint puts on the wire (ACME directory and resource URLs, the
+/// URLs it reports).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Announce {
+    /// The address it listens on (standalone): scheme, the serving certificate's first
+    /// DNS name (else the bound address, loopback when bound to every interface) and
+    /// the bound port.
+    Listener,
+    /// A base URL decided elsewhere: spec.externalURL, or the Service in a cluster.
+    Url(String),
+}
+
+impl Announce {
+    /// spec.externalURL when set, else the listener (`pkiplane serve`).
+    pub fn from_external(ep: &EnrollmentEndpoint) -> Self {
+        ep.spec.external_base_url().map_or(Announce::Listener, |u| Announce::Url(u.to_string()))
+    }
+
+    /// The base URL for an endpoint bound at `bound`.
+    pub fn base_url(&self, ep: &EnrollmentEndpoint, bound: SocketAddr, tls: bool) -> String {
+        match self {
+            Announce::Url(url) => url.trim_end_matches('/').to_string(),
+            Announce::Listener => {
+                let ip = bound.ip();
+                let host =
+                    ep.spec.tls.as_ref().and_then(|t| t.dns_names.first().cloned()).unwrap_or_else(|| match ip {
+                        _ if ip.is_unspecified() => "127.0.0.1".into(),
+                        IpAddr::V6(v6) => format!("[{v6}]"),
+                        IpAddr::V4(v4) => v4.to_string(),
+                    });
+                let scheme = if tls { "https" } else { "http" };
+                format!("{scheme}://{host}:{}", bound.port())
+            }
+        }
+    }
+}
+
 /// A running endpoint and the task serving it.
 pub type RunningTask = (RunningEndpoint, tokio::task::JoinHandle<Result<()>>);
 
-/// Where an endpoint listens: the bound socket, its limits, and the serving certificate
-/// when it speaks TLS.
+/// Where an endpoint listens: the bound socket, its limits, the serving certificate when
+/// it speaks TLS, and the base URL it announces.
 pub struct Listening {
     pub listener: TcpListener,
     pub limits: Limits,
     pub serving: Option<tls::ServingCert>,
+    pub announce: Announce,
 }
 
 /// Builds the endpoint's protocol routes on `deps` and serves them as `listening` says,
@@ -213,25 +252,9 @@ pub async fn start_endpoint(
     bundles: Option<&Path>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<RunningTask>> {
-    let Listening { listener, limits, serving } = listening;
-    let bound = listener.local_addr()?;
-    let ip = bound.ip();
-    // The host clients use: the serving certificate's first name, else the bound address
-    // (loopback when bound to every interface).
-    let host = ep
-        .spec
-        .tls
-        .as_ref()
-        .and_then(|t| t.dns_names.first().cloned())
-        .unwrap_or_else(|| if ip.is_unspecified() { "127.0.0.1".into() } else { ip.to_string() });
-    let scheme = if serving.is_some() { "https" } else { "http" };
-    let ctx = EndpointContext {
-        id: id.clone(),
-        endpoint: ep,
-        manifests,
-        deps,
-        base_url: format!("{scheme}://{host}:{}", bound.port()),
-    };
+    let Listening { listener, limits, serving, announce } = listening;
+    let base_url = announce.base_url(ep, listener.local_addr()?, serving.is_some());
+    let ctx = EndpointContext { id: id.clone(), endpoint: ep, manifests, deps, base_url };
     let Some((router, urls)) = protocol_router(&ctx).await? else {
         tracing::warn!(
             endpoint = %id,
@@ -287,4 +310,42 @@ fn ca_chains(ca: &dyn CaService, ep: &EnrollmentEndpoint, id: &ObjectRef) -> Str
         seen.push(profile.issuer.clone());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(spec: &str) -> EnrollmentEndpoint {
+        serde_yaml::from_str(&format!(
+            "apiVersion: pkiplane.dev/v1alpha1\nkind: EnrollmentEndpoint\nmetadata: {{name: acme, namespace: pki}}\nspec:\n  protocol: ACME\n  profiles: [{{name: tls}}]\n{spec}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn standalone_announces_where_it_listens_unless_an_external_url_is_set() {
+        let tls = endpoint("  tls: {issuerRef: {name: ca}, dnsNames: [localhost]}\n");
+        let bound: SocketAddr = "127.0.0.1:14000".parse().unwrap();
+        assert_eq!(Announce::from_external(&tls).base_url(&tls, bound, true), "https://localhost:14000");
+        let plain = endpoint("");
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(Announce::from_external(&plain).base_url(&plain, any, false), "http://127.0.0.1:8080");
+        let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert_eq!(Announce::Listener.base_url(&plain, v6, false), "http://[::1]:8080");
+        let external = endpoint("  externalURL: https://acme.example.com/\n  tls: {secretRef: {name: t}}\n");
+        assert_eq!(Announce::from_external(&external).base_url(&external, bound, true), "https://acme.example.com");
+    }
+
+    #[test]
+    fn in_a_cluster_the_service_url_is_announced_not_the_container_port() {
+        let tls = endpoint("  listen: {port: 14000}\n  tls: {issuerRef: {name: ca}, dnsNames: [localhost]}\n");
+        let bound: SocketAddr = "0.0.0.0:14000".parse().unwrap();
+        assert_eq!(Announce::Url(tls.cluster_base_url()).base_url(&tls, bound, true), "https://localhost");
+        let svc = endpoint("  service: {port: 8443}\n  tls: {secretRef: {name: t}}\n");
+        assert_eq!(
+            Announce::Url(svc.cluster_base_url()).base_url(&svc, bound, true),
+            "https://acme-pkiplane.pki.svc:8443"
+        );
+    }
 }

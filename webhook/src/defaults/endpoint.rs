@@ -5,9 +5,6 @@ use pkiplane_api::v1alpha1::{AcmeChallenge, EndpointProtocol, EnrollmentEndpoint
 
 use super::{Defaulting, Patches};
 
-/// Service port with TLS, and without.
-pub const HTTPS_PORT: i32 = 443;
-pub const HTTP_PORT: i32 = 80;
 /// ACME: the port http-01 is validated on, and the one tls-alpn-01 is.
 pub const ACME_HTTP01_PORT: i32 = 80;
 pub const ACME_TLS_ALPN01_PORT: i32 = 443;
@@ -22,7 +19,8 @@ impl Defaulting for EnrollmentEndpoint {
     fn defaults(&self) -> Vec<json_patch::PatchOperation> {
         let spec = &self.spec;
         let mut patches = Patches::default();
-        let port = if spec.tls.is_some() { HTTPS_PORT } else { HTTP_PORT };
+        // The operator's own default (443 with TLS, 80 without), written into the spec.
+        let port = spec.default_service_port();
         match &spec.service {
             None => patches.add(&["spec", "service"], ServiceSettings { port: Some(port), ..Default::default() }),
             Some(s) if s.port.is_none() => patches.add(&["spec", "service", "port"], port),

@@ -14,6 +14,8 @@
 #   --ref REF       the image reference (default ghcr.io/pkiplane/pkiplane:<version>,
 #                   the chart's and the operator's default)
 # Env:   CARGO_TARGET_DIR  honoured; PKIPLANE_IMAGE_SOURCE  the source label
+#        PKIPLANE_IMAGE_PROFILE  the cargo profile of the binary (default `image`; `release`
+#                   or `dev` link much faster while iterating on e2e scripts, same content)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -49,9 +51,12 @@ esac
 # crt-static: glibc linked into the binary (its DNS and /etc/hosts lookups included), so
 # the image holds nothing else. With --target, the flag reaches only the binary, not
 # build scripts and proc macros.
-echo "image.sh: cargo build --profile image --target $target (static)" >&2
-RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --locked -p pkiplane --profile image --target "$target"
-bin=${CARGO_TARGET_DIR:-$root/target}/$target/image/pkiplane
+profile=${PKIPLANE_IMAGE_PROFILE:-image}
+echo "image.sh: cargo build --profile $profile --target $target (static)" >&2
+RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --locked -p pkiplane --profile "$profile" --target "$target"
+profile_dir=$profile
+[ "$profile" != dev ] || profile_dir=debug
+bin=${CARGO_TARGET_DIR:-$root/target}/$target/$profile_dir/pkiplane
 ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable' ||
   die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
 reported=$("$bin" --version)

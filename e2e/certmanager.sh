@@ -142,7 +142,8 @@ cm_image() { # NAME BINARY
 }
 controller_image=$(cm_image cm-controller cm-controller)
 solver_image=$(cm_image cm-acmesolver cm-acmesolver)
-pkiplane_image=$(scripts/image.sh)
+# A tag of its own: podman's storage is shared with other runs building the default tag.
+pkiplane_image=$(scripts/image.sh --ref localhost/pkiplane-e2e/pkiplane:certmanager)
 pass "images: $controller_image, $solver_image (FROM scratch, uid 65532), $pkiplane_image"
 
 # ---------------------------------------------------------------------------- node
@@ -156,11 +157,14 @@ done
 eval "$(PKIPLANE_E2E_CRDS="$work/crds.yaml" e2e/node.sh up)"
 NODE_IP=$PKIPLANE_E2E_NODE_IP
 for img in "$controller_image" "$solver_image" "$pkiplane_image"; do
-  e2e/node.sh load-image "$img" 2>/dev/null
+  e2e/node.sh load-image "$img"
 done
-[ "$(kubectl api-resources --api-group=cert-manager.io -o name | tr '\n' ' ')" != "" ] || fail "cert-manager's CRDs"
 out=$(kubectl get crd issuers.cert-manager.io issuers.pkiplane.dev -o name 2>&1) || fail "both Issuer CRDs" "$out"
-pass "node up with pkiplane's and cert-manager's CRDs (two kinds named Issuer)"
+group=$(kubectl explain issuers 2>&1 | sed -n 's/^GROUP: *//p')
+[ "$group" = cert-manager.io ] || fail "with both CRD sets, the bare name issuers means cert-manager's" "$group"
+out=$(kubectl explain pkiss 2>&1 | sed -n 's/^GROUP: *//p')
+[ "$out" = pkiplane.dev ] || fail "the short name pkiss means issuers.pkiplane.dev" "$out"
+pass "node up with both CRD sets: issuers means cert-manager's, pkiss and issuers.pkiplane.dev pkiplane's"
 
 # ---------------------------------------------------------------------------- bind9
 
@@ -178,6 +182,7 @@ web  IN A   $HTTP01_IP
 EOF
 cat >"$bind/named.conf" <<EOF
 include "$bind/tsig.key";
+controls { };
 options {
   directory "$bind";
   pid-file "$bind/named.pid";
@@ -205,7 +210,8 @@ pass "bind9 (Debian) in the node's network namespace at $NODE_IP:$DNS_PORT, zone
 # ---------------------------------------------------------------------------- pkiplane
 
 out=$(helm install pkiplane charts/pkiplane --namespace "$PK_NS" --create-namespace --skip-crds \
-  --set image.pullPolicy=Never 2>&1) || fail "helm install pkiplane" "$out"
+  --set image.repository=localhost/pkiplane-e2e/pkiplane --set image.tag=certmanager --set image.pullPolicy=Never 2>&1) ||
+  fail "helm install pkiplane" "$out"
 out=$(kubectl -n "$PK_NS" rollout status deployment/pkiplane-operator deployment/pkiplane-ca deployment/pkiplane-webhook \
   --timeout=180s 2>&1) || fail "pkiplane's Deployments roll out" "$out"
 # Admission of pkiplane kinds fails closed until the operator has filled in the webhook's
@@ -488,7 +494,7 @@ inventory() { # SERIAL
   kubectl -n "$PK_NS" exec deploy/pkiplane-ca -- pkiplane inventory show "$1" --data-dir /var/lib/pkiplane -o json
 }
 record=$(inventory "$serial_new" 2>&1) || fail "pkiplane inventory show $serial_new (in the CA pod)" "$record"
-renewed_from=$(jq -r '.renewed_from // empty' <<<"$record")
+renewed_from=$(jq -r '.renewedFrom // empty' <<<"$record")
 hex() { tr -d ':' | tr 'A-F' 'a-f' | sed 's/^0*//'; }
 [ "$(hex <<<"$renewed_from")" = "$(hex <<<"$serial_dns01")" ] ||
   fail "the inventory links the renewal to the certificate it replaces (ARI replaces)" "$record"

@@ -71,6 +71,9 @@ show_state() {
     sed 's/^/certmanager:      | /' >&2 || true
   say "----- cert-manager controller (last 30 lines)"
   kubectl -n "$CM_NS" logs deploy/cert-manager --tail=30 2>&1 | sed 's/^/certmanager:      | /' >&2 || true
+  say "----- pkiplane CA service (last 15 lines, and of its previous container)"
+  { kubectl -n "$PK_NS" logs deploy/pkiplane-ca --tail=15; kubectl -n "$PK_NS" logs deploy/pkiplane-ca --previous --tail=15; } 2>&1 |
+    sed 's/^/certmanager:      | /' >&2 || true
   say "----- ACME endpoint pods (last 15 lines)"
   kubectl -n "$EP_NS" logs -l app.kubernetes.io/component=endpoint --tail=15 --prefix 2>&1 |
     sed 's/^/certmanager:      | /' >&2 || true
@@ -491,7 +494,7 @@ until_ok 180 renewed || fail "web-dns01 renewed (revision 2, Ready)" "$(cert_sta
 serial_new=$(check_tls web-dns01-tls "dns01.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d")
 [ "$serial_new" != "$serial_dns01" ] || fail "the renewal is a new certificate" "$serial_new"
 inventory() { # SERIAL
-  kubectl -n "$PK_NS" exec deploy/pkiplane-ca -- pkiplane inventory show "$1" --data-dir /var/lib/pkiplane -o json
+  kubectl -n "$PK_NS" exec deploy/pkiplane-ca -- pkiplane inventory show "$1" --data-dir /var/lib/pkiplane/ca -o json
 }
 record=$(inventory "$serial_new" 2>&1) || fail "pkiplane inventory show $serial_new (in the CA pod)" "$record"
 renewed_from=$(jq -r '.renewedFrom // empty' <<<"$record")

@@ -364,7 +364,9 @@ pass "ClusterIssuer without the EAB key not Ready: $(eab_error | cut -c1-160)"
 # ---------------------------------------------------------------------------- certificates
 
 kubectl create namespace "$APP_NS" >/dev/null
-certificate() { # NAME DNSNAME ISSUER
+certificate() { # NAME DNSNAME ISSUER [ECDSA|RSA]
+  local size=256
+  [ "${4:-ECDSA}" = ECDSA ] || size=2048
   cat <<EOF
 apiVersion: cert-manager.io/v1
 kind: Certificate
@@ -372,7 +374,7 @@ metadata: {name: $1, namespace: $APP_NS}
 spec:
   secretName: $1-tls
   dnsNames: [$2]
-  privateKey: {algorithm: ECDSA, size: 256, rotationPolicy: Always}
+  privateKey: {algorithm: ${4:-ECDSA}, size: $size, rotationPolicy: Always}
   issuerRef: {group: cert-manager.io, kind: ClusterIssuer, name: $3}
 EOF
 }
@@ -422,7 +424,8 @@ check_tls() {
   [ $((na - nb)) = $((days * 86400)) ] || fail "$secret: validity exactly ${days}d" "notBefore $nb notAfter $na"
   local text exts expected
   text=$(openssl x509 -in "$d/c1.pem" -noout -text)
-  exts=$(grep -E '^ {12}[A-Za-z0-9 ]+: ?(critical)?$' <<<"$text" | sed 's/^ *//' | sort | tr '\n' ';')
+  exts=$(sed -n '/X509v3 extensions:/,/Signature Algorithm:/p' <<<"$text" |
+    grep -E '^ {12}[A-Za-z][A-Za-z0-9 ]*: ?(critical)?$' | sed 's/^ *//' | sort | tr '\n' ';')
   expected=$6
   [ "$exts" = "$expected" ] || fail "$secret: exactly the profile's extensions" "got      $exts
 expected $expected
@@ -430,12 +433,19 @@ $text"
   grep -A1 'X509v3 Key Usage' <<<"$text" | tail -n 1 | grep -qx " *$ku" || fail "$secret: key usage $ku" "$text"
   grep -A1 'X509v3 Extended Key Usage' <<<"$text" | tail -n 1 | grep -qx " *$eku" || fail "$secret: EKU $eku" "$text"
   grep -A1 'Subject Alternative Name' <<<"$text" | tail -n 1 | grep -qx " *DNS:$name" || fail "$secret: SAN DNS:$name only" "$text"
+  # The profile's URLs, and no others.
+  local uris
+  uris=$({ grep -oE '(URI|CA Issuers - URI):[^ ]+' <<<"$text" || true; } | sort | tr '\n' ' ')
+  [ "$uris" = "$7" ] || fail "$secret: the profile's CRL and AIA URLs" "got      $uris
+expected $7"
   openssl x509 -in "$d/c1.pem" -noout -serial | cut -d= -f2
 }
+ca_url="http://pkiplane-ca.$PK_NS.svc:8080/issuers/$EP_NS/cm-issuing"
+uris_30d="CA Issuers - URI:$ca_url/ca.crt URI:$ca_url/crl "
 exts_30d="Authority Information Access: ;X509v3 Authority Key Identifier: ;X509v3 Basic Constraints: critical;X509v3 CRL Distribution Points: ;X509v3 Extended Key Usage: ;X509v3 Key Usage: critical;X509v3 Subject Alternative Name: ;X509v3 Subject Key Identifier: ;"
 exts_7d="X509v3 Authority Key Identifier: ;X509v3 Basic Constraints: critical;X509v3 Extended Key Usage: ;X509v3 Key Usage: critical;X509v3 Subject Alternative Name: ;X509v3 Subject Key Identifier: ;"
-serial_dns01=$(check_tls web-dns01-tls "dns01.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d")
-check_tls web-http01-tls "web.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d" >/dev/null
+serial_dns01=$(check_tls web-dns01-tls "dns01.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d" "$uris_30d")
+check_tls web-http01-tls "web.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d" "$uris_30d" >/dev/null
 pass "tls.crt = leaf + issuing CA (no root), openssl verify OK, exactly 30d and web-30d's extensions (both)"
 
 profile_count() { kubectl -n "$EP_NS" get certificateprofile web-30d -o jsonpath='{.status.perProtocol.ACME.issued}'; }
@@ -447,14 +457,16 @@ pass "issuance counted on CertificateProfile web-30d (ACME $(profile_count)) and
 
 # ---------------------------------------------------------------------------- profile, EAB
 
-{ certificate web-short "short.$ZONE" pkiplane-short; echo ---; certificate web-eab "eab.$ZONE" pkiplane-eab; } |
+# An RSA key: keyEncipherment is in web-7d's key usage, and only RSA keys get it (pkiplane
+# leaves it out for ECDSA keys, which cannot encipher).
+{ certificate web-short "short.$ZONE" pkiplane-short RSA; echo ---; certificate web-eab "eab.$ZONE" pkiplane-eab; } |
   kubectl apply -f - >/dev/null
 ready web-short || fail "Certificate web-short (spec.acme.profile: short) Ready" "$(cert_state web-short)"
 check_tls web-short-tls "short.$ZONE" 7 "Digital Signature, Key Encipherment" \
-  "TLS Web Server Authentication, TLS Web Client Authentication" "$exts_7d" >/dev/null
+  "TLS Web Server Authentication, TLS Web Client Authentication" "$exts_7d" "" >/dev/null
 short_counted() { [ "$(kubectl -n "$EP_NS" get certificateprofile web-7d -o jsonpath='{.status.issued}')" -ge 1 ]; } 2>/dev/null
 until_ok 30 short_counted || fail "web-7d .status.issued >= 1 within 30s"
-pass "spec.acme.profile short: the certificate follows web-7d (7d, serverAuth+clientAuth, no CRL/AIA)"
+pass "spec.acme.profile short: the certificate follows web-7d (7d, RSA key: digitalSignature+keyEncipherment, serverAuth+clientAuth, no CRL/AIA)"
 ready web-eab || fail "Certificate web-eab (EAB account) Ready" "$(cert_state web-eab)"
 pass "a ClusterIssuer with the EAB key issues"
 
@@ -474,9 +486,10 @@ challenges=$(kubectl -n "$APP_NS" get challenges -o json | jq -r '[.items[] | se
 order_state=$(kubectl -n "$APP_NS" get orders -o json |
   jq -r '.items[] | select(.spec.dnsNames == ["www.forbidden.test"]) | .status.state + " " + .status.reason')
 [[ $order_state == errored* ]] || fail "the Order for www.forbidden.test errored at newOrder" "$order_state"
-cert_msg=$(kubectl -n "$APP_NS" get certificate forbidden -o jsonpath='{.status.conditions[?(@.type=="Issuing")].message}')
-pass "www.forbidden.test refused at newOrder, no Challenge; CertificateRequest: $(cr_failure | grep -o 'rejectedIdentifier.*' | cut -c1-150)"
-say "      Certificate forbidden Issuing: ${cert_msg:0:200}"
+cert_msg() { kubectl -n "$APP_NS" get certificate forbidden -o jsonpath='{.status.conditions[?(@.type=="Issuing")].message}'; }
+cert_names_rule() { [[ $(cert_msg) == *rejectedIdentifier*subjectAltNames.dns.suffixes* ]]; }
+until_ok 30 cert_names_rule || fail "the Certificate's Issuing condition names the rule" "$(cert_msg)"
+pass "www.forbidden.test refused at newOrder, no Challenge; CertificateRequest and Certificate say: $(cr_failure | grep -o 'rejectedIdentifier.*' | cut -c1-150)"
 
 # ---------------------------------------------------------------------------- renewal
 
@@ -491,7 +504,7 @@ renewed() {
     ready web-dns01
 }
 until_ok 180 renewed || fail "web-dns01 renewed (revision 2, Ready)" "$(cert_state web-dns01)"
-serial_new=$(check_tls web-dns01-tls "dns01.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d")
+serial_new=$(check_tls web-dns01-tls "dns01.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d" "$uris_30d")
 [ "$serial_new" != "$serial_dns01" ] || fail "the renewal is a new certificate" "$serial_new"
 inventory() { # SERIAL
   kubectl -n "$PK_NS" exec deploy/pkiplane-ca -- pkiplane inventory show "$1" --data-dir /var/lib/pkiplane/ca -o json

@@ -279,75 +279,39 @@ apiVersion: v1
 kind: Secret
 metadata: {name: pkiplane-eab-team-a, namespace: $CM_NS}
 stringData: {secret: "$eab_b64url"}
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: pkiplane-dns01}
-spec:
-  acme:
-    server: $ACME_URL
-    caBundle: $ca_bundle
-    privateKeySecretRef: {name: pkiplane-dns01-account}
-    solvers:
-      - dns01:
-          rfc2136: {nameserver: "$NODE_IP:$DNS_PORT", tsigKeyName: cm-e2e, tsigAlgorithm: HMACSHA256,
-                    tsigSecretSecretRef: {name: bind-tsig, key: secret}}
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: pkiplane-http01}
-spec:
-  acme:
-    server: $ACME_URL
-    caBundle: $ca_bundle
-    privateKeySecretRef: {name: pkiplane-http01-account}
-    solvers:
-      - http01:
-          ingress:
-            ingressClassName: e2e-none
-            serviceType: ClusterIP
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: pkiplane-short}
-spec:
-  acme:
-    server: $ACME_URL
-    caBundle: $ca_bundle
-    profile: short
-    privateKeySecretRef: {name: pkiplane-short-account}
-    solvers:
-      - dns01:
-          rfc2136: {nameserver: "$NODE_IP:$DNS_PORT", tsigKeyName: cm-e2e, tsigAlgorithm: HMACSHA256,
-                    tsigSecretSecretRef: {name: bind-tsig, key: secret}}
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: pkiplane-eab-missing}
-spec:
-  acme:
-    server: $ACME_EAB_URL
-    caBundle: $ca_bundle
-    privateKeySecretRef: {name: pkiplane-eab-missing-account}
-    solvers:
-      - dns01:
-          rfc2136: {nameserver: "$NODE_IP:$DNS_PORT", tsigKeyName: cm-e2e, tsigAlgorithm: HMACSHA256,
-                    tsigSecretSecretRef: {name: bind-tsig, key: secret}}
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: pkiplane-eab}
-spec:
-  acme:
-    server: $ACME_EAB_URL
-    caBundle: $ca_bundle
-    externalAccountBinding: {keyID: $EAB_KID, keySecretRef: {name: pkiplane-eab-team-a, key: secret}}
-    privateKeySecretRef: {name: pkiplane-eab-account}
-    solvers:
-      - dns01:
-          rfc2136: {nameserver: "$NODE_IP:$DNS_PORT", tsigKeyName: cm-e2e, tsigAlgorithm: HMACSHA256,
-                    tsigSecretSecretRef: {name: bind-tsig, key: secret}}
 EOF
+# cluster_issuer NAME SERVER SOLVER [EXTRA]: a ClusterIssuer for a pkiplane ACME endpoint,
+# trusting the pkiplane root; SOLVER is dns01 (rfc2136 into bind9) or http01; EXTRA, one
+# more line of spec.acme.
+cluster_issuer() {
+  local solver
+  case $3 in
+    dns01) solver="dns01: {rfc2136: {nameserver: \"$NODE_IP:$DNS_PORT\", tsigKeyName: cm-e2e, tsigAlgorithm: HMACSHA256, tsigSecretSecretRef: {name: bind-tsig, key: secret}}}" ;;
+    http01) solver="http01: {ingress: {ingressClassName: e2e-none, serviceType: ClusterIP}}" ;;
+  esac
+  cat <<EOF
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: $1}
+spec:
+  acme:
+    server: $2
+    caBundle: $ca_bundle
+    privateKeySecretRef: {name: $1-account}
+    ${4:-}
+    solvers:
+      - $solver
+EOF
+}
+{
+  cluster_issuer pkiplane-dns01 "$ACME_URL" dns01
+  cluster_issuer pkiplane-http01 "$ACME_URL" http01
+  cluster_issuer pkiplane-short "$ACME_URL" dns01 "profile: short"
+  cluster_issuer pkiplane-eab-missing "$ACME_EAB_URL" dns01
+  cluster_issuer pkiplane-eab "$ACME_EAB_URL" dns01 \
+    "externalAccountBinding: {keyID: $EAB_KID, keySecretRef: {name: pkiplane-eab-team-a, key: secret}}"
+} | kubectl apply -f - >/dev/null
 out=$(kubectl wait --for=condition=Ready --timeout=120s \
   clusterissuers/pkiplane-dns01 clusterissuers/pkiplane-http01 clusterissuers/pkiplane-short clusterissuers/pkiplane-eab 2>&1) ||
   fail "ClusterIssuers Ready (ACME accounts registered, one with EAB)" "$out"
@@ -392,8 +356,22 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8089}]
 EOF
 
-{ certificate web-dns01 "dns01.$ZONE" pkiplane-dns01; echo ---; certificate web-http01 "web.$ZONE" pkiplane-http01; } |
-  kubectl apply -f - >/dev/null
+# All Certificates at once: each dns-01 issuance waits out the TXT record's TTL (60 s, set
+# by cert-manager's rfc2136 provider) after its propagation check, so in parallel they
+# take that minute once. An RSA key for web-short: keyEncipherment is in web-7d's key
+# usage, and only RSA keys get it (pkiplane leaves it out for ECDSA keys, which cannot
+# encipher).
+{
+  certificate web-dns01 "dns01.$ZONE" pkiplane-dns01
+  echo ---
+  certificate web-http01 "web.$ZONE" pkiplane-http01
+  echo ---
+  certificate web-short "short.$ZONE" pkiplane-short RSA
+  echo ---
+  certificate web-eab "eab.$ZONE" pkiplane-eab
+  echo ---
+  certificate forbidden "www.forbidden.test" pkiplane-dns01
+} | kubectl apply -f - >/dev/null
 ready() { # NAME
   kubectl -n "$APP_NS" wait --for=condition=Ready --timeout=180s "certificate/$1" >/dev/null 2>&1
 }
@@ -459,10 +437,6 @@ pass "issuance counted on CertificateProfile web-30d (ACME $(profile_count)) and
 
 # ---------------------------------------------------------------------------- profile, EAB
 
-# An RSA key: keyEncipherment is in web-7d's key usage, and only RSA keys get it (pkiplane
-# leaves it out for ECDSA keys, which cannot encipher).
-{ certificate web-short "short.$ZONE" pkiplane-short RSA; echo ---; certificate web-eab "eab.$ZONE" pkiplane-eab; } |
-  kubectl apply -f - >/dev/null
 ready web-short || fail "Certificate web-short (spec.acme.profile: short) Ready" "$(cert_state web-short)"
 check_tls web-short-tls "short.$ZONE" 7 "Digital Signature, Key Encipherment" \
   "TLS Web Server Authentication, TLS Web Client Authentication" "$exts_7d" "" >/dev/null
@@ -474,7 +448,6 @@ pass "a ClusterIssuer with the EAB key issues"
 
 # ---------------------------------------------------------------------------- forbidden name
 
-certificate forbidden "www.forbidden.test" pkiplane-dns01 | kubectl apply -f - >/dev/null
 cr_failure() {
   kubectl -n "$APP_NS" get certificaterequests -o json |
     jq -r '.items[] | select(.metadata.annotations["cert-manager.io/certificate-name"] == "forbidden")

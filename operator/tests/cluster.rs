@@ -243,7 +243,7 @@ async fn operator_reconciles_against_the_real_api_server() {
     let first_hash = hash(&deployments.get("acme-pkiplane").await.unwrap());
 
     // Progressing until a replica is ready; the harness has no kubelet, so write the
-    // Deployment status as the emulator would.
+    // Deployment status a kubelet would (e2e/operator.sh runs the real pods on a node).
     eventually("EnrollmentEndpoint Progressing with URLs", || {
         let api = endpoints.clone();
         async move {

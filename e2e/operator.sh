@@ -58,7 +58,8 @@ t_image=$SECONDS
 image=$(chart_image "$work/pkiplane.tar" 2>"$tmp_log") || fail "build the image (scripts/image.sh)" "$(tail -n 30 "$tmp_log")"
 chart_image_ref=$(awk '$1 == "repository:" {print $2; exit}' charts/pkiplane/values.yaml)
 [ "${image%:*}" = "$chart_image_ref" ] || fail "the image is the chart's (image.repository $chart_image_ref)" "built $image"
-pass "image $image, $(($(stat -c %s "$work/pkiplane.tar") / 1024 / 1024)) MiB as an OCI archive ($(grep -o '([0-9]* MiB, binary.*' "$tmp_log" || true)) in $((SECONDS - t_image))s"
+built=$(grep -o '([0-9]* MiB, binary.*' "$tmp_log" || echo "(from $PKIPLANE_IMAGE_ARCHIVE)")
+pass "image $image $built, $(($(stat -c %s "$work/pkiplane.tar") / 1024 / 1024)) MiB as an OCI archive, in $((SECONDS - t_image))s"
 
 # ---------------------------------------------------------------------------- node
 
@@ -224,7 +225,7 @@ out=$(openssl crl -inform DER -in intermediate.crl -CAfile intermediate.pem -noo
 pass "CRL distribution point $cdp answers through Service pkiplane-ca; the CRL verifies"
 
 # SCEP: micromdm scepclient, the static challenge.
-scepclient=$(scripts/tools/scepclient.sh)
+scepclient=$("$root"/scripts/tools/scepclient.sh)
 scep_challenge=$(kubectl -n pki get secret scep-static -o jsonpath='{.data.challenge}' | base64 -d)
 scep_enroll() { # NAME: in directory NAME (scepclient reuses a csr.pem it finds)
   rm -rf "$clients/$1" && mkdir -p "$clients/$1" && cd "$clients/$1" &&
@@ -249,5 +250,5 @@ out=$(cmp_enroll ne1) || fail "openssl cmp ir at http://cmp-pkiplane.pki.svc/.we
 out=$(verify ne1.pem) || fail "openssl verify of the CMP certificate" "$out"
 pass "CMP: openssl cmp ir (shared-secret MAC) at http://cmp-pkiplane.pki.svc/.well-known/cmp/p/tls, openssl verify OK"
 
-. e2e/lib/operator-acme.sh
-. e2e/lib/operator-lifecycle.sh
+. "$root"/e2e/lib/operator-acme.sh
+. "$root"/e2e/lib/operator-lifecycle.sh

@@ -48,7 +48,7 @@ until_ok() {
 # configured like a pod's: the cluster DNS (CoreDNS) and the search domain cluster.local,
 # so Service names such as acme-pkiplane.pki.svc resolve. No forwarder is involved.
 in_node() {
-  e2e/node.sh exec -- unshare --mount --propagation private -- \
+  "$root/e2e/node.sh" exec -- unshare --mount --propagation private -- \
     sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$dir/client-resolv.conf" "$@"
 }
 client_resolver() {

@@ -73,7 +73,7 @@ pass "config-hash rollout: acme's configuration changed (hash ${hash_before:0:12
 
 # ---------------------------------------------------------------------------- certbot
 
-certbot=$(scripts/tools/certbot.sh)
+certbot=$("$root"/scripts/tools/certbot.sh)
 certbot_order() { # CERT-NAME: an order for acme-client.pki.svc, saved under CERT-NAME
   in_node env REQUESTS_CA_BUNDLE="$clients/root.pem" "$certbot" certonly --standalone --non-interactive \
     --http-01-port 5002 --http-01-address "$PKIPLANE_E2E_NODE_IP" -d acme-client.pki.svc --cert-name "$1" \

@@ -68,9 +68,18 @@ standby=$(operator_pods | tr ' ' '\n' | grep -v "^$leader_pod$" | sed '/^$/d' | 
 sleep 8 # more than one renewal period of the leader
 [ "$(holder)" = "$leader" ] || fail "the standby replica stays passive while the leader renews" "holder now: $(holder)"
 kubectl -n "$NS" delete pod "$leader_pod" --wait=false >/dev/null
-standby_leads() { local h; h=$(holder); [ "${h%-*}" = "$standby" ]; }
-until_ok 60 standby_leads || fail "the standby $standby takes the Lease after the leader's pod $leader_pod is deleted" "holder: $(holder)"
-pass "leader failover: $standby stayed passive, then took the Lease when the leader's pod $leader_pod was deleted"
+# The leader releases the Lease when it stops; whichever replica asks first takes it: the
+# standby, or the pod the Deployment starts in the deleted one's place.
+another_leads() {
+  local h
+  h=$(holder)
+  [ -n "$h" ] && [ "${h%-*}" != "$leader_pod" ] && grep -qw "${h%-*}" <<<"$(operator_pods)"
+}
+until_ok 60 another_leads || fail "another operator replica takes the Lease after the leader's pod $leader_pod is deleted" "holder: $(holder)"
+new_leader=$(holder)
+role="the standby"
+[ "${new_leader%-*}" = "$standby" ] || role="the replacement pod"
+pass "leader failover: the standby $standby stayed passive while the leader renewed; when the leader's pod $leader_pod was deleted, $role ${new_leader%-*} took the Lease"
 
 # The new leader reconciles: an edited Service port is put back.
 port_before=$(kubectl -n pki get service cmp-pkiplane -o jsonpath='{.spec.ports[0].port}')
@@ -146,7 +155,7 @@ replicasets() { kubectl -n "$1" get replicasets -o jsonpath='{range .items[?(@.s
 untouched_before="ca: $(component_pods ca) operator: $(component_pods operator) rs: $(replicasets "$NS" | tr ' ' '\n' | grep -v webhook | tr '\n' ' ') endpoints: $(replicasets pki) $(for d in acme scep cmp; do pods_of pki "$d-pkiplane"; done)"
 webhook_before=$(component_pods webhook)
 t_up=$SECONDS
-out=$(chart_helm upgrade pkiplane charts/pkiplane --namespace "$NS" --reuse-values --set webhook.logLevel=debug --wait --timeout 5m 2>&1) ||
+out=$(chart_helm upgrade pkiplane "$root/charts/pkiplane" --namespace "$NS" --reuse-values --set webhook.logLevel=debug --wait --timeout 5m 2>&1) ||
   fail "helm upgrade --set webhook.logLevel=debug" "$out"
 webhook_replaced() {
   local now p

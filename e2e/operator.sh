@@ -30,6 +30,7 @@ unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
 
 finish() {
   local rc=$?
+  cd "$root"
   if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
     [ $rc = 0 ] || logs_tail
     if [ "${PKIPLANE_E2E_KEEP:-}" = 1 ]; then

@@ -14,9 +14,10 @@ root=$PWD
 n=${1:-50}
 NS=pkiplane-system
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
-say() { echo "scale: $*" >&2; }
-die() { say "$*"; exit 1; }
+me=scale
+. e2e/lib/flow.sh
 . e2e/lib/chart.sh
+die() { say "$*"; exit 1; }
 
 work=$(mktemp -d)
 finish() {
@@ -34,11 +35,9 @@ chart_install pkiplane "$NS" --set operator.replicas=1 --set operator.logLevel=w
 
 # The host pid of the container process running `pkiplane SUBCOMMAND` in the node.
 container_pid() {
-  local init p
-  init=$(cat "$dir/node/init-pid")
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$(readlink "/proc/$init/ns/pid")" ] || continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^pkiplane $1 " && { echo "${p#/proc/}"; return; }
+  local p
+  for p in $(node_pids); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "^pkiplane $1 " && { echo "$p"; return; }
   done
   return 1
 }
@@ -47,10 +46,12 @@ ca_pid=$(container_pid ca) || die "no CA service process in the node"
 
 ns=scale
 kubectl create namespace $ns >/dev/null
-python3 - "$n" "$ns" >"$dir/scale.yaml" <<'EOF'
+# Three files, applied in order: the webhook refuses references to objects it has not
+# seen yet (the Issuer and Secret, then the profiles).
+python3 - "$n" "$ns" "$dir" <<'EOF'
 import sys
-n, ns = int(sys.argv[1]), sys.argv[2]
-docs = [f"""apiVersion: pkiplane.dev/v1alpha1
+n, ns, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+base = [f"""apiVersion: pkiplane.dev/v1alpha1
 kind: Issuer
 metadata: {{name: scale-root, namespace: {ns}}}
 spec: {{selfSigned: {{}}, subject: "CN=Scale Root", keyAlgorithm: ECDSA-P256, validity: 10y}}""",
@@ -58,15 +59,16 @@ spec: {{selfSigned: {{}}, subject: "CN=Scale Root", keyAlgorithm: ECDSA-P256, va
 kind: Secret
 metadata: {{name: cmp-secrets, namespace: {ns}}}
 stringData: {{device-1: scale-secret}}"""]
+profiles, endpoints = [], []
 for i in range(n):
-    docs.append(f"""apiVersion: pkiplane.dev/v1alpha1
+    profiles.append(f"""apiVersion: pkiplane.dev/v1alpha1
 kind: CertificateProfile
 metadata: {{name: p{i:03}, namespace: {ns}}}
 spec:
   issuerRef: {{name: scale-root}}
   validity: {{duration: 30d}}
   subjectAltNames: {{dns: {{suffixes: [example.com]}}}}""")
-    docs.append(f"""apiVersion: pkiplane.dev/v1alpha1
+    endpoints.append(f"""apiVersion: pkiplane.dev/v1alpha1
 kind: EnrollmentEndpoint
 metadata: {{name: e{i:03}, namespace: {ns}}}
 spec:
@@ -74,13 +76,17 @@ spec:
   listen: {{port: 8084}}
   profiles: [{{name: p{i:03}, label: tls, default: true}}]
   cmp: {{sharedSecrets: {{secretRef: {{name: cmp-secrets}}}}}}""")
-print("\n---\n".join(docs))
+for name, docs in (("base", base), ("profiles", profiles), ("endpoints", endpoints)):
+    with open(f"{d}/scale-{name}.yaml", "w") as f:
+        f.write("\n---\n".join(docs))
 EOF
-kubectl apply --dry-run=server -f "$dir/scale.yaml" >/dev/null || die "the generated manifests are invalid: $dir/scale.yaml"
 
 say "applying $n profiles and $n endpoints"
 start=$(date +%s.%N)
-kubectl apply -f "$dir/scale.yaml" >/dev/null
+for part in base profiles endpoints; do
+  until_ok 60 kubectl apply -f "$dir/scale-$part.yaml" ||
+    die "kubectl apply -f $dir/scale-$part.yaml: $(kubectl apply -f "$dir/scale-$part.yaml" 2>&1 | tail -n 3)"
+done
 ready() { kubectl -n $ns get "$1" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true; }
 deadline=$((SECONDS + ${PKIPLANE_SCALE_TIMEOUT:-1800}))
 while :; do

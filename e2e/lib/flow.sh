@@ -55,17 +55,22 @@ client_resolver() {
   printf 'nameserver %s\nsearch cluster.local\noptions ndots:5\n' "$PKIPLANE_E2E_DNS_IP" >"$dir/client-resolv.conf"
 }
 
-# RSS of every process of the node (daemons, shims, containers): the processes in its
-# PID namespace. Prints "TOTAL_MiB (largest: NAME MiB, ...)".
+# The host pids of every process of the node (daemons, shims, containers: the containers
+# have PID namespaces of their own, but all live in the node's cgroup).
+node_pids() {
+  local hostdir
+  hostdir=$(awk '$2 == "cgroup" && $3 ~ /(^|,)pids(,|$)/ {print $4}' "$dir/node/cgroups")
+  [ -n "$hostdir" ] || hostdir=$(awk 'NR == 1 {print $4}' "$dir/node/cgroups")
+  find "$hostdir" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un
+}
+
+# RSS of every process of the node. Prints "TOTAL_MiB (largest: NAME MiB, ...)".
 node_rss() {
-  python3 - "$(cat "$dir/node/init-pid")" <<'PY'
-import os, sys
-ns = os.readlink(f"/proc/{sys.argv[1]}/ns/pid")
+  node_pids | python3 -c '
+import sys
 total, by = 0, {}
-for p in filter(str.isdigit, os.listdir("/proc")):
+for p in sys.stdin.read().split():
     try:
-        if os.readlink(f"/proc/{p}/ns/pid") != ns:
-            continue
         with open(f"/proc/{p}/status") as f:
             st = dict(l.split(":", 1) for l in f if ":" in l)
         kb = int(st.get("VmRSS", "0 kB").split()[0])
@@ -74,9 +79,8 @@ for p in filter(str.isdigit, os.listdir("/proc")):
     name = st["Name"].strip()
     total += kb
     by[name] = by.get(name, 0) + kb
-top = sorted(by.items(), key=lambda kv: -kv[1])[:6]
-print(f"{total // 1024} MiB (largest: " + ", ".join(f"{n} {kb // 1024} MiB" for n, kb in top) + ")")
-PY
+top = sorted(by.items(), key=lambda kv: -kv[1])[:7]
+print(f"{total // 1024} MiB (largest: " + ", ".join(f"{n} {kb // 1024} MiB" for n, kb in top) + ")")'
 }
 
 days_left() { echo $((($(date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400)); }

@@ -229,7 +229,7 @@ pass "CRL distribution point $cdp answers through Service pkiplane-ca; the CRL v
 scepclient=$("$root"/scripts/tools/scepclient.sh)
 scep_challenge=$(kubectl -n pki get secret scep-static -o jsonpath='{.data.challenge}' | base64 -d)
 scep_enroll() { # NAME: in directory NAME (scepclient reuses a csr.pem it finds)
-  rm -rf "$clients/$1" && mkdir -p "$clients/$1" && cd "$clients/$1" &&
+  rm -rf "${clients:?}/$1" && mkdir -p "$clients/$1" && cd "$clients/$1" &&
     in_node "$scepclient" -server-url http://scep-pkiplane.pki.svc/scep -private-key r.key -certificate r.pem \
       -challenge "$scep_challenge" -cn "$1.example.com" -dnsname "$1.example.com" -key-encipherment-selector 2>&1
   local rc=$?

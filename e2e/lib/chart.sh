@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # set by the script that sources this file
 # The pkiplane chart on the real node (e2e/node.sh), as a platform team installs it:
 # the image built by scripts/image.sh and imported into the node's containerd, then
 # `helm install charts/pkiplane`. Sourced by e2e scripts that run on a node (the

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # read by the script that sources this file
+# shellcheck disable=SC2154 # set by the script that sources this file
 # Reporting and client helpers of the operator flow on the real node (sourced by
 # e2e/operator.sh and its parts). Expects $me (the prefix of every line), and once the
 # node is up $dir (its directory), $NS (the chart's namespace).
@@ -48,6 +50,7 @@ until_ok() {
 # configured like a pod's: the cluster DNS (CoreDNS) and the search domain cluster.local,
 # so Service names such as acme-pkiplane.pki.svc resolve. No forwarder is involved.
 in_node() {
+  # shellcheck disable=SC2016 # the inner shell's arguments
   "$root/e2e/node.sh" exec -- unshare --mount --propagation private -- \
     sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$dir/client-resolv.conf" "$@"
 }
@@ -88,6 +91,7 @@ days_left() { echo $((($(date -d "$(openssl x509 -in "$1" -noout -enddate | cut 
 # pods_of NAMESPACE DEPLOYMENT: the names of the Deployment's pods (sorted, one line).
 pods_of() {
   local sel
+  # shellcheck disable=SC2016 # a Go template, not shell
   sel=$(kubectl -n "$1" get deployment "$2" -o go-template='{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}')
   kubectl -n "$1" get pods -l "${sel%,}" -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}' | tr ' ' '\n' | sed '/^$/d' | sort | tr '\n' ' '
 }

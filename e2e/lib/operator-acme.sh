@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # set by the script that sources this file
 # The operator flow's ACME part (sourced by e2e/operator.sh, in $clients): certbot reaches
 # the endpoint only through its Service on port 443, at the URL the endpoint announces,
 # resolved by the cluster DNS in the node's network namespace (no forwarder, no port in any

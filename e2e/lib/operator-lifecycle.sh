@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # set by the script that sources this file
 # The operator flow's lifecycle part (sourced by e2e/operator.sh, in $clients, after the
 # enrollments): what happens to a running installation, each on real pods.
 
@@ -190,7 +191,7 @@ out=$(kubectl -n pki wait --for=condition=Ready issuers,certificateprofiles,enro
 until_ok 30 in_node curl -fsS "http://$ca_svc:8080/issuers/pki/example-root/ca.pem" -o root-again.pem ||
   fail "the re-installed CA service publishes pki/example-root"
 in_node curl -fsS "http://$ca_svc:8080/issuers/pki/example-intermediate/ca.pem" -o intermediate-again.pem
-cmp -s root.pem root-again.pem && cmp -s intermediate.pem intermediate-again.pem ||
+{ cmp -s root.pem root-again.pem && cmp -s intermediate.pem intermediate-again.pem; } ||
   fail "the re-installed CA reuses the issuer keys: the same root and intermediate certificates" "$(diff root.pem root-again.pem | head -5)"
 until_ok 30 cmp_enroll ne4 || fail "CMP after the re-install" "$(cmp_enroll ne4)"
 out=$(verify ne4.pem) || fail "openssl verify of the CMP certificate issued after the re-install" "$out"

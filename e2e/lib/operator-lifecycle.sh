@@ -37,9 +37,12 @@ kubectl -n pki patch certificateprofile scep-device-90d --type=merge -p '{"spec"
   fail "kubectl patch scep-device-90d validity 30d"
 scep_short() { scep_enroll router-2 >/dev/null && [ "$(days_left router-2/r.pem)" -le 30 ]; }
 until_ok 30 scep_short || fail "after the edit, a SCEP certificate of at most 30 days within 30s"
+for cert in ne2.pem web2.pem certbot/config/live/second/cert.pem router-2/r.pem; do
+  out=$(verify "$cert") || fail "openssl verify of $cert (after the profile edit)" "$out"
+done
 [ "$(all_pods)" = "$pods_before" ] || fail "no pod was replaced or restarted by the profile edits" "before: $pods_before
 after: $(all_pods)"
-pass "profile edits apply to the next certificate, no pod replaced or restarted: enterprise-tls-47d 47d -> 10d gives CMP $(days_left ne2.pem), EST $(days_left web2.pem), ACME $acme_left days; scep-device-90d 90d -> 30d gives SCEP $(days_left router-2/r.pem) days"
+pass "profile edits apply to the next certificate, no pod replaced or restarted: enterprise-tls-47d 47d -> 10d gives CMP $(days_left ne2.pem), EST $(days_left web2.pem), ACME $acme_left days; scep-device-90d 90d -> 30d gives SCEP $(days_left router-2/r.pem) days; each verifies"
 
 # ---------------------------------------------------------------------------- operator restart
 
@@ -88,6 +91,7 @@ kubectl -n pki patch service cmp-pkiplane --type=json -p '[{"op":"replace","path
 port_restored() { [ "$(kubectl -n pki get service cmp-pkiplane -o jsonpath='{.spec.ports[0].port}')" = "$port_before" ]; }
 until_ok 40 port_restored || fail "drift: the edited Service cmp-pkiplane gets port $port_before back within 40s"
 until_ok 20 cmp_enroll ne3 || fail "CMP through the repaired Service" "$(cmp_enroll ne3)"
+out=$(verify ne3.pem) || fail "openssl verify of the CMP certificate through the repaired Service" "$out"
 pass "drift: an edited Service port (9999) is reverted to $port_before by the new leader; CMP enrolls through it again"
 
 old_uid=$(kubectl -n pki get deployment est-pkiplane -o jsonpath='{.metadata.uid}')
@@ -100,6 +104,7 @@ recreated_ready() {
 }
 until_ok 90 recreated_ready || fail "deleted Deployment est-pkiplane recreated and ready within 90s"
 until_ok 20 est_enroll web3 || fail "EST through the re-created Deployment" "$(est_enroll web3)"
+out=$(verify web3.pem) || fail "openssl verify of the EST certificate through the re-created Deployment" "$out"
 pass "drift: the deleted Deployment est-pkiplane came back (new uid) with a ready pod; EST enrolls through it"
 
 # ---------------------------------------------------------------------------- stranding warning

@@ -237,12 +237,14 @@ fn resource_requirements(r: &EndpointResources) -> ResourceRequirements {
 }
 
 /// Non-root as the image's user, the runtime's default seccomp profile (Pod Security
-/// "restricted").
+/// "restricted"). fsGroup: the kubelet gives the Secret volumes' files (mode 0440,
+/// owned by root) to this group, so the process can read them.
 fn pod_security_context() -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(POD_USER),
         run_as_group: Some(POD_USER),
+        fs_group: Some(POD_USER),
         seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
         ..Default::default()
     }

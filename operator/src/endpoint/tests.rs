@@ -148,6 +148,8 @@ fn endpoint_pods_pass_the_restricted_pod_security_profile() {
         assert_eq!(c.resources, Some(default_resources()), "defaults when spec.resources is not set");
         let ctx = pod.security_context.unwrap();
         assert_eq!((ctx.run_as_user, ctx.run_as_group), (Some(65532), Some(65532)), "the image's user");
+        // The Secret volumes are mode 0440: readable through the group the kubelet gives them.
+        assert_eq!(ctx.fs_group, Some(65532), "the Secret volumes' group");
     }
 }
 

@@ -32,6 +32,9 @@
 # cluster shows. The last line is "certmanager: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+# shellcheck source=e2e/lib/chart.sh
+. e2e/lib/chart.sh
 
 CM_VERSION=v1.21.1
 CM_NS=cert-manager
@@ -116,8 +119,6 @@ until_ok() {
 # ---------------------------------------------------------------------------- tools and images
 
 cm=$(scripts/tools/cert-manager.sh)
-helm_bin=$(scripts/tools/helm.sh)
-helm() { "$helm_bin" "$@"; }
 # bind9 (named, tsig-keygen), dig and jq from Debian, only what is missing.
 missing=()
 for pair in named:bind9 tsig-keygen:bind9 dig:bind9-dnsutils jq:jq; do
@@ -145,8 +146,8 @@ cm_image() { # NAME BINARY
 }
 controller_image=$(cm_image cm-controller cm-controller)
 solver_image=$(cm_image cm-acmesolver cm-acmesolver)
-# A tag of its own: podman's storage is shared with other runs building the default tag.
-pkiplane_image=$(scripts/image.sh --ref localhost/pkiplane-e2e/pkiplane:certmanager)
+# pkiplane's image as an OCI archive (e2e/lib/chart.sh: $PKIPLANE_IMAGE_ARCHIVE, or built).
+pkiplane_image=$(chart_image "$work/pkiplane.tar")
 pass "images: $controller_image, $solver_image (FROM scratch, uid 65532), $pkiplane_image"
 
 # ---------------------------------------------------------------------------- node
@@ -159,9 +160,10 @@ for f in "$cm"/crds/*.yaml; do
 done
 eval "$(PKIPLANE_E2E_CRDS="$work/crds.yaml" e2e/node.sh up)"
 NODE_IP=$PKIPLANE_E2E_NODE_IP
-for img in "$controller_image" "$solver_image" "$pkiplane_image"; do
+for img in "$controller_image" "$solver_image"; do
   e2e/node.sh load-image "$img"
 done
+chart_load "$work/pkiplane.tar" "$pkiplane_image"
 out=$(kubectl get crd issuers.cert-manager.io issuers.pkiplane.dev -o name 2>&1) || fail "both Issuer CRDs" "$out"
 group=$(kubectl explain issuers 2>&1 | sed -n 's/^GROUP: *//p')
 [ "$group" = cert-manager.io ] || fail "with both CRD sets, the bare name issuers means cert-manager's" "$group"
@@ -212,9 +214,8 @@ pass "bind9 (Debian) in the node's network namespace at $NODE_IP:$DNS_PORT, zone
 
 # ---------------------------------------------------------------------------- pkiplane
 
-out=$(helm install pkiplane charts/pkiplane --namespace "$PK_NS" --create-namespace --skip-crds \
-  --set image.repository=localhost/pkiplane-e2e/pkiplane --set image.tag=certmanager --set image.pullPolicy=Never 2>&1) ||
-  fail "helm install pkiplane" "$out"
+kubectl create namespace "$PK_NS" >/dev/null
+out=$(chart_install pkiplane "$PK_NS" --skip-crds --set image.pullPolicy=Never 2>&1) || fail "helm install pkiplane" "$out"
 out=$(kubectl -n "$PK_NS" rollout status deployment/pkiplane-operator deployment/pkiplane-ca deployment/pkiplane-webhook \
   --timeout=180s 2>&1) || fail "pkiplane's Deployments roll out" "$out"
 # Admission of pkiplane kinds fails closed until the operator has filled in the webhook's
@@ -252,7 +253,7 @@ extraArgs:
   # Its propagation self-checks every 2 s instead of 10 s: the records are there at once.
   - --dns01-check-retry-period=2s
 EOF
-out=$(CM_RELEASE=cert-manager helm install cert-manager "$cm/chart" --namespace "$CM_NS" --create-namespace \
+out=$(CM_RELEASE=cert-manager chart_helm install cert-manager "$cm/chart" --namespace "$CM_NS" --create-namespace \
   --skip-crds -f "$work/cm-values.yaml" --post-renderer e2e/certmanager/drop-webhook.sh 2>&1) ||
   fail "helm install cert-manager (its chart from the tool cache)" "$out"
 out=$(kubectl -n "$CM_NS" rollout status deployment/cert-manager --timeout=180s 2>&1) ||

@@ -40,8 +40,10 @@ archive=$work/pkiplane.oci.tar
 
 version=$(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["workspace"]["package"]["version"])')
 start=$SECONDS
-ref=$(scripts/image.sh --archive "$archive" 2>"$work/build.log") || fail "scripts/image.sh" "$(tail -n 30 "$work/build.log")"
+ref=$(scripts/image.sh --archive "$archive" --iidfile "$work/iid" 2>"$work/build.log") || fail "scripts/image.sh" "$(tail -n 30 "$work/build.log")"
 [ "$ref" = "ghcr.io/pkiplane/pkiplane:$version" ] || fail "the image is ghcr.io/pkiplane/pkiplane:$version" "got $ref"
+# Inspected and run by ID: another build of the same tag (a second checkout) cannot swap it.
+id=$(cat "$work/iid")
 pass "built $ref in $((SECONDS - start))s: $(grep -o '(.*MiB.*)' "$work/build.log")"
 
 # podman run on this kernel: runc (crun refuses cgroup v1 hybrid hosts), no default ulimits.
@@ -55,7 +57,7 @@ run() { podman --runtime runc run --rm --network none --read-only --user 65532:6
 
 # ---------------------------------------------------------------------------- configuration
 
-podman image inspect "$ref" >"$work/inspect.json"
+podman image inspect "$id" >"$work/inspect.json"
 out=$(python3 - "$work/inspect.json" "$version" "$(git rev-parse HEAD)" <<'PY'
 import json, sys
 image = json.load(open(sys.argv[1]))[0]
@@ -100,9 +102,9 @@ pass "content: /usr/local/bin/pkiplane (0555, root-owned), /etc/passwd, /etc/gro
 
 # ---------------------------------------------------------------------------- running
 
-out=$(run "$ref" --version 2>&1) || fail "podman run $ref --version" "$out"
+out=$(run "$id" --version 2>&1) || fail "podman run $ref --version" "$out"
 [ "$out" = "pkiplane $version" ] || fail "pkiplane --version in the image" "$out"
-out=$(run --entrypoint pkiplane "$ref" --version 2>&1) || fail "pkiplane from PATH (the chart's command)" "$out"
+out=$(run --entrypoint pkiplane "$id" --version 2>&1) || fail "pkiplane from PATH (the chart's command)" "$out"
 pass "runs as uid 65532 with a read-only root and no capabilities: '$out' (entrypoint and PATH)"
 
 # The quickstart in the container; a CMP enrollment from this host inside its network
@@ -111,7 +113,7 @@ mkdir -p "$work/data"
 chown 65532:65532 "$work/data"
 container=$(podman --runtime runc run -d --network none --read-only --user 65532:65532 --cap-drop ALL \
   --security-opt no-new-privileges -v "$PWD/examples:/examples:ro" -v "$work/data:/data" \
-  -e PKIPLANE_LOG_FORMAT=json "$ref" serve -f /examples/quickstart.yaml --data-dir /data \
+  -e PKIPLANE_LOG_FORMAT=json "$id" serve -f /examples/quickstart.yaml --data-dir /data \
   --ready-file /data/ready.json) || fail "podman run pkiplane serve"
 for _ in $(seq 60); do
   [ -s "$work/data/ready.json" ] && break

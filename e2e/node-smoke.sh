@@ -39,7 +39,11 @@ host_state() {
   echo "== iptables"
   iptables-save 2>/dev/null | grep -E 'KUBE-|10\.244\.|10\.96\.|172\.31\.0\.' | sed 's/\[[0-9:]*\]//' || true
   echo "== links"; ip -o link show | awk -F': ' '{print $2}' | grep -E '^(node0|node1|cni0)' || true
-  echo "== cgroups"; find /sys/fs/cgroup -maxdepth 4 -type d -name 'pkiplane-e2e-*' 2>/dev/null | sort
+  # Only this script's nodes: another node (a test running beside this one) has its own
+  # pkiplane-e2e-<id> cgroups and may come or go meanwhile.
+  echo "== cgroups"
+  local id
+  for id in $own_nodes; do find /sys/fs/cgroup -maxdepth 4 -type d -name "$id" 2>/dev/null; done | sort
   echo "== paths"
   for p in /var/lib/kubelet /var/lib/containerd /var/lib/cni /var/log/pods /var/log/containers \
     /run/containerd /run/runc /run/netns /etc/cni /opt/cni /opt/containerd /opt/nri /etc/nri /etc/cdi \
@@ -64,12 +68,15 @@ finish() {
 trap finish EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 tmp_log=$(mktemp)
+own_nodes="" # the cgroup names of the nodes this script starts (pkiplane-e2e-<dir suffix>)
+own_node() { own_nodes+=" $(basename "$1" | tr -c 'A-Za-z0-9\n' '-')"; }
 before=$(host_state)
 
 # ---------------------------------------------------------------------------- up
 
 envs=$(e2e/node.sh up 2>"$tmp_log") || fail "node up" "$(tail -n 40 "$tmp_log")"
 eval "$envs"
+own_node "$PKIPLANE_E2E_DIR"
 ready_line=$(grep -o 'node e2e-node Ready .*' "$tmp_log" || true)
 out=$(kubectl get node "$PKIPLANE_E2E_NODE_NAME" -o wide 2>&1) || fail "kubectl get node" "$out"
 grep -q ' Ready ' <<<"$out" || fail "node not Ready" "$out"
@@ -241,6 +248,7 @@ pass "down: ${out##*: }; no mount, iptables rule, link, cgroup or state path of 
 # daemons all exist) cleans up after itself as `down` does.
 dir=$(mktemp -u "${TMPDIR:-/tmp}/pkiplane-e2e.XXXXXX")
 export PKIPLANE_E2E_DIR=$dir # for finish() to clean up if this part fails
+own_node "$dir"
 e2e/node.sh up >/dev/null 2>"$tmp_log" &
 up_pid=$!
 for _ in $(seq 600); do

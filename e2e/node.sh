@@ -11,10 +11,11 @@
 #   e2e/node.sh down                 kill the node, remove its cgroups and $PKIPLANE_E2E_DIR,
 #                                    and check that nothing of it is left
 #   e2e/node.sh run -- CMD...        up, CMD with the env exported, down (always)
-#   e2e/node.sh load-image IMAGE [NAME]
-#                                    copy IMAGE from the host's podman storage into the
-#                                    node's containerd, as NAME (default IMAGE); use
-#                                    imagePullPolicy IfNotPresent or Never for it
+#   e2e/node.sh load-image IMAGE [NAME] | load-image ARCHIVE NAME
+#                                    copy IMAGE from the host's podman storage (or an OCI
+#                                    archive file) into the node's containerd, as NAME
+#                                    (default IMAGE); use imagePullPolicy IfNotPresent or
+#                                    Never for it
 #   e2e/node.sh forward NAME TARGET  carry 127.0.0.1:<port> on the host to TARGET in the
 #                                    node (IP:PORT, or svc/NAMESPACE/SERVICE:PORT for a
 #                                    Service's ClusterIP); prints the host port
@@ -318,9 +319,17 @@ cmd_down() {
 # ---------------------------------------------------------------------------- commands
 
 cmd_load_image() {
-  { [ $# -ge 1 ] && [ $# -le 2 ]; } || die "usage: load-image IMAGE [NAME]"
-  command -v podman >/dev/null 2>&1 || die "load-image: podman is not installed"
+  { [ $# -ge 1 ] && [ $# -le 2 ]; } || die "usage: load-image IMAGE|ARCHIVE [NAME]"
   local archive
+  if [ -f "$1" ]; then
+    # An OCI archive (scripts/image.sh --archive): no podman storage involved, so an image
+    # another build re-tags meanwhile cannot slip in.
+    [ $# = 2 ] || die "load-image: an archive needs the NAME pods use"
+    import_archive "$1" "$2"
+    log "load-image: $1 -> $(normalize_image "$2")"
+    return
+  fi
+  command -v podman >/dev/null 2>&1 || die "load-image: podman is not installed"
   mkdir -p "$dir/images"
   archive=$(mktemp "$dir/images/image.XXXXXX.tar")
   rm -f "$archive"

@@ -13,6 +13,8 @@
 #                   oci-archive`), e.g. to import into containerd
 #   --ref REF       the image reference (default ghcr.io/pkiplane/pkiplane:<version>,
 #                   the chart's and the operator's default)
+#   --iidfile FILE  write the built image's ID there (a tag can be moved by a concurrent
+#                   build of the same reference; the ID cannot)
 # Env:   CARGO_TARGET_DIR  honoured; PKIPLANE_IMAGE_SOURCE  the source label
 #        PKIPLANE_IMAGE_PROFILE  the cargo profile of the binary (default `image`; `release`
 #                   or `dev` link much faster while iterating on e2e scripts, same content)
@@ -22,10 +24,12 @@ root=$PWD
 
 archive=""
 ref=""
+iidfile=""
 while [ $# -gt 0 ]; do
   case $1 in
     --archive) archive=$2; shift 2 ;;
     --ref) ref=$2; shift 2 ;;
+    --iidfile) iidfile=$2; shift 2 ;;
     *) echo "image.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -69,16 +73,30 @@ chmod 0555 "$context/pkiplane"
 install -m 0444 deploy/image/passwd deploy/image/group "$context/"
 # Layer timestamps from the commit: the same commit gives the same image.
 epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
-podman build -q --timestamp "$epoch" -f deploy/image/Containerfile -t "$ref" \
+podman build -q --timestamp "$epoch" -f deploy/image/Containerfile -t "$ref" --iidfile "$context/iid" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" \
   --build-arg SOURCE="${PKIPLANE_IMAGE_SOURCE:-https://github.com/pkiplane/pkiplane}" \
   "$context" >/dev/null
-size=$(podman image inspect --format '{{.Size}}' "$ref")
+id=$(cat "$context/iid")
+[ -z "$iidfile" ] || cp "$context/iid" "$iidfile"
+size=$(podman image inspect --format '{{.Size}}' "$id")
 echo "image.sh: $ref ($((size / 1024 / 1024)) MiB, binary $(($(stat -c %s "$bin") / 1024 / 1024)) MiB, revision $revision)" >&2
 
 if [ -n "$archive" ]; then
   rm -f "$archive"
   podman save -q --format oci-archive -o "$archive" "$ref"
+  # The tag may have moved between build and save (a concurrent build of the same ref):
+  # the archive must hold the image built here (its config digest is the image ID).
+  saved=$(python3 - "$archive" <<'PY'
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    index = json.load(t.extractfile("index.json"))
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.load(t.extractfile(f"blobs/sha256/{digest}"))
+    print(manifest["config"]["digest"].split(":")[1])
+PY
+  )
+  [ "$saved" = "${id#sha256:}" ] || die "$ref was re-tagged by another build while this one saved it; run again"
   echo "image.sh: wrote $archive" >&2
 fi
 echo "$ref"

@@ -129,9 +129,13 @@ async fn operator_reconciles_against_the_real_api_server() {
     }
     // The chart's RBAC for the operator, and a kubeconfig of its ServiceAccount.
     let root = repo_root();
-    let rbac = std::fs::read_to_string(root.join("charts/pkiplane/templates/rbac-operator.yaml"))
-        .unwrap()
-        .replace("{{ .Release.Namespace }}", NS);
+    // Rendered by helm (the templates use the chart's helpers), RBAC kinds only.
+    let rbac = sh(Command::new(root.join("e2e/render-chart.sh")).args([
+        "--namespace",
+        NS,
+        "--kinds",
+        "ClusterRole,ClusterRoleBinding,Role,RoleBinding",
+    ]));
     let rbac_file = std::env::temp_dir().join(format!("rbac-operator-{}.yaml", std::process::id()));
     std::fs::write(&rbac_file, rbac).unwrap();
     sh(Command::new("kubectl").arg("apply").arg("-f").arg(&rbac_file));
@@ -243,7 +247,7 @@ async fn operator_reconciles_against_the_real_api_server() {
     let first_hash = hash(&deployments.get("acme-pkiplane").await.unwrap());
 
     // Progressing until a replica is ready; the harness has no kubelet, so write the
-    // Deployment status as the emulator would.
+    // Deployment status a kubelet would (e2e/operator.sh runs the real pods on a node).
     eventually("EnrollmentEndpoint Progressing with URLs", || {
         let api = endpoints.clone();
         async move {

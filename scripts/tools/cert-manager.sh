@@ -27,7 +27,6 @@ version=v1.21.1
 vcert=v5.13.7
 root=$(cd "$(dirname "$0")/../.." && pwd)
 die() { echo "cert-manager.sh: $*" >&2; exit 1; }
-command -v go >/dev/null 2>&1 || die "go is not installed (needed to build cert-manager $version)"
 
 cache=${PKIPLANE_TOOLS_CACHE:-$HOME/.cache/pkiplane/tools}
 dir="$cache/cert-manager-$version"
@@ -38,6 +37,7 @@ fresh() {
 }
 if fresh; then echo "$dir"; exit 0; fi
 
+command -v go >/dev/null 2>&1 || die "go is not installed (needed to build cert-manager $version)"
 mkdir -p "$cache"
 exec 9>"$cache/.cert-manager-$version.lock"
 flock 9

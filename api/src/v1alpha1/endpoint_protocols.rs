@@ -28,8 +28,9 @@ pub struct AcmeSettings {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "tlsAlpn01Port")]
     #[schemars(range(min = 1, max = 65535))]
     pub tls_alpn01_port: Option<i32>,
-    /// DNS server for dns-01 lookups as "host:port", e.g. "10.96.0.10:53". Default: the
-    /// system resolver.
+    /// DNS server validation asks, as "host:port", e.g. "10.96.0.10:53": dns-01's TXT
+    /// records and the http-01 and tls-alpn-01 hosts' addresses, so one server answers for
+    /// every challenge type. Default: the system resolver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 300))]
     pub dns_resolver: Option<String>,

@@ -155,19 +155,62 @@ pub async fn finalize(
 }
 
 /// POST-as-GET of the certificate: `application/pem-certificate-chain`, leaf first
-/// (RFC 8555 section 7.4.2). There is one chain per issuer, so no alternates.
+/// (RFC 8555 section 7.4.2), then the issuing CA and any intermediates above it, without
+/// the root: a client trusts the root already (and cert-manager, for one, stores the
+/// chain as served in `tls.crt`), so the root is offered only as the alternate chain
+/// ([`certificate_with_root`]) this response links to with `rel="alternate"`.
 pub async fn certificate(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AcmeError> {
+    let url = state.certificate_url(&id);
+    let pem = chain_pem(&state, &id, &url, &headers, body, false).await?;
+    Ok(respond::with_link(pem_response(pem), &alternate_url(&url), "alternate"))
+}
+
+/// The alternate chain: the same as [`certificate`] with the root at the end, for clients
+/// that want the whole path; it links back to the default chain.
+pub async fn certificate_with_root(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AcmeError> {
+    let default = state.certificate_url(&id);
+    let pem = chain_pem(&state, &id, &alternate_url(&default), &headers, body, true).await?;
+    Ok(respond::with_link(pem_response(pem), &default, "alternate"))
+}
+
+/// Where the chain with the root is, given the default chain's URL.
+pub fn alternate_url(certificate_url: &str) -> String {
+    format!("{certificate_url}/{WITH_ROOT}")
+}
+
+/// The last path segment of the alternate chain's URL.
+pub const WITH_ROOT: &str = "with-root";
+
+fn pem_response(pem: String) -> Response {
+    let mut rsp = (StatusCode::OK, pem).into_response();
+    rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
+    rsp
+}
+
+async fn chain_pem(
+    state: &AcmeState,
+    id: &str,
+    url: &str,
+    headers: &HeaderMap,
+    body: Body,
+    with_root: bool,
+) -> Result<String, AcmeError> {
     let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.certificate_url(&id), KeyRule::Kid).await?;
+    let req = jws::verify_request(state, headers, &body, url, KeyRule::Kid).await?;
     if !req.post_as_get() {
         return Err(AcmeError::malformed("certificates are fetched with POST-as-GET (an empty payload)"));
     }
-    let order = owned_order(&state, &id, req.account()?).await?;
+    let order = owned_order(state, id, req.account()?).await?;
     let cert = order
         .certificate
         .filter(|_| order.status == OrderStatus::Valid)
@@ -179,9 +222,13 @@ pub async fn certificate(
         .map_err(AcmeError::from)?
         .ok_or_else(|| AcmeError::not_found("the certificate"))?;
     let der = record.der.ok_or_else(|| AcmeError::internal("the inventory record has no certificate"))?;
-    let chain = state.ca.issuer(&cert.issuer).map(|i| i.chain_pem()).unwrap_or_default();
-    let pem = format!("{}{chain}", pem::encode("CERTIFICATE", &der));
-    let mut rsp = (StatusCode::OK, pem).into_response();
-    rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
-    Ok(rsp)
+    let issuer = state.ca.issuer(&cert.issuer).ok_or_else(|| AcmeError::internal("the issuer is not loaded"))?;
+    let mut out = pem::encode("CERTIFICATE", &der);
+    for ca in issuer.intermediates() {
+        out.push_str(&pem::encode("CERTIFICATE", &ca.der));
+    }
+    if with_root {
+        out.push_str(&pem::encode("CERTIFICATE", &issuer.root().der));
+    }
+    Ok(out)
 }

@@ -133,6 +133,7 @@ pub fn router(state: AcmeState) -> Router {
         .route("/authz/{id}", post(authz::authorization))
         .route("/chall/{authz}/{challenge}", post(authz::challenge))
         .route("/cert/{id}", post(finalize::certificate))
+        .route(&format!("/cert/{{id}}/{}", finalize::WITH_ROOT), post(finalize::certificate_with_root))
         .route(paths::REVOKE_CERT, post(revoke::revoke_cert))
         .route(&format!("{}/{{cert_id}}", paths::RENEWAL_INFO), get(ari::renewal_info))
         .fallback(respond::not_found)

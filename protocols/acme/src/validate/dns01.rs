@@ -6,28 +6,11 @@
 //! of at most 64 KiB) and timed (the connect timeout). A failure reports how many records
 //! were found, never their text.
 
-use std::net::SocketAddr;
-
 use super::dns_client::{self, DnsError};
+use super::resolver;
 use crate::AcmeState;
 use crate::jwk::b64;
 use crate::problem::{AcmeError, ProblemType};
-
-/// The resolver dns-01 asks: the endpoint's setting, else the system's.
-async fn resolver(state: &AcmeState) -> Result<SocketAddr, AcmeError> {
-    let dns = |d: String| AcmeError::new(ProblemType::Dns, d);
-    match &state.config.dns_resolver {
-        Some(r) => match r.parse::<SocketAddr>() {
-            Ok(a) => Ok(a),
-            Err(_) => tokio::net::lookup_host(r.as_str())
-                .await
-                .map_err(|e| dns(format!("resolver {r}: {e}")))?
-                .next()
-                .ok_or_else(|| dns(format!("resolver {r} has no address"))),
-        },
-        None => dns_client::system_resolver().ok_or_else(|| dns("no nameserver in /etc/resolv.conf".into())),
-    }
-}
 
 pub async fn validate(state: &AcmeState, domain: &str, key_authorization: &str) -> Result<(), AcmeError> {
     let name = format!("_acme-challenge.{domain}");

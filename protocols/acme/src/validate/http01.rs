@@ -126,7 +126,7 @@ type Fetched = (hyper::StatusCode, Option<String>, Bytes);
 
 async fn fetch(state: &AcmeState, target: &Target) -> Result<Fetched, AcmeError> {
     let settings = &state.config.validation;
-    let addrs = resolve(&target.host, target.port).await?;
+    let addrs = resolve(state, &target.host, target.port).await?;
     let tcp = connect(&addrs, settings).await?;
     if !target.https {
         return exchange(tcp, target).await;

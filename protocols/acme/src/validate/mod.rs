@@ -5,6 +5,12 @@
 //! exponential backoff a few times before the challenge, and with it the authorization,
 //! becomes invalid with a problem naming what was seen. Names under `.localhost` (and
 //! `localhost` itself) resolve to loopback (RFC 6761 section 6.3) without asking DNS.
+//!
+//! One resolver serves every challenge type: with `spec.acme.dnsResolver` set, dns-01's
+//! TXT lookups and the http-01 / tls-alpn-01 host lookups (A and AAAA) all go to it (as
+//! Pebble's `-dnsserver` does), so a private network or a test bed needs one DNS server;
+//! without it, dns-01 asks the system's first nameserver and the others the system's
+//! resolver (getaddrinfo: /etc/hosts, search domains).
 
 mod dns01;
 pub mod dns_client;
@@ -14,6 +20,7 @@ pub mod tls;
 mod tls_alpn01;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use std::time::SystemTime;
 
 use pkiplane_core::state::acme::{Authorization, AuthzStatus, ChallengeStatus, ChallengeType};
@@ -117,8 +124,33 @@ async fn record(
     Err(AcmeError::unavailable("the authorization kept changing"))
 }
 
-/// Addresses of `host` (a DNS name or an IP literal) at `port`.
-pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, AcmeError> {
+/// The DNS server the endpoint names (`spec.acme.dnsResolver`, host:port), if any.
+async fn configured_resolver(state: &AcmeState) -> Result<Option<SocketAddr>, AcmeError> {
+    let Some(r) = &state.config.dns_resolver else { return Ok(None) };
+    let dns = |d: String| AcmeError::new(ProblemType::Dns, d);
+    match r.parse::<SocketAddr>() {
+        Ok(a) => Ok(Some(a)),
+        Err(_) => tokio::net::lookup_host(r.as_str())
+            .await
+            .map_err(|e| dns(format!("resolver {r}: {e}")))?
+            .next()
+            .map(Some)
+            .ok_or_else(|| dns(format!("resolver {r} has no address"))),
+    }
+}
+
+/// The resolver dns-01 asks: the endpoint's, else the system's first nameserver.
+async fn resolver(state: &AcmeState) -> Result<SocketAddr, AcmeError> {
+    match configured_resolver(state).await? {
+        Some(a) => Ok(a),
+        None => dns_client::system_resolver()
+            .ok_or_else(|| AcmeError::new(ProblemType::Dns, "no nameserver in /etc/resolv.conf")),
+    }
+}
+
+/// Addresses of `host` (a DNS name or an IP literal) at `port`: through the endpoint's
+/// resolver when it names one, else the system's.
+pub async fn resolve(state: &AcmeState, host: &str, port: u16) -> Result<Vec<SocketAddr>, AcmeError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -130,12 +162,26 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, AcmeError
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
         ]);
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| AcmeError::new(ProblemType::Dns, format!("looking up {host}: {e}")))?
-        .collect();
+    let (addrs, asked): (Vec<SocketAddr>, String) = match configured_resolver(state).await? {
+        Some(server) => (
+            dns_client::address_lookup(server, host, state.config.validation.connect_timeout)
+                .await
+                .map_err(|e| AcmeError::new(ProblemType::Dns, format!("looking up {host} at {server}: {e}")))?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
+            format!(" at {server}"),
+        ),
+        None => (
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| AcmeError::new(ProblemType::Dns, format!("looking up {host}: {e}")))?
+                .collect(),
+            String::new(),
+        ),
+    };
     if addrs.is_empty() {
-        return Err(AcmeError::new(ProblemType::Dns, format!("{host} has no A or AAAA records")));
+        return Err(AcmeError::new(ProblemType::Dns, format!("{host} has no A or AAAA records{asked}")));
     }
     Ok(addrs)
 }

@@ -28,7 +28,7 @@ const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.
 
 pub async fn validate(state: &AcmeState, name: &str, key_authorization: &str) -> Result<(), AcmeError> {
     let port = state.config.tls_alpn01_port;
-    let addrs = resolve(name, port).await?;
+    let addrs = resolve(state, name, port).await?;
     let tcp = connect(&addrs, &state.config.validation).await?;
     let config = tls::permissive_client(&[ALPN]).map_err(|e| AcmeError::internal(e.to_string()))?;
     let server_name = tls::server_name(name)

@@ -69,8 +69,8 @@ async fn http01_with_dns_and_ip_identifiers_then_revocation() {
         .await
         .unwrap();
     env.openssl_verify(&pem);
-    // The chain is leaf, intermediate, root.
-    assert_eq!(pkiplane_core::x509::pem::decode_chain(pem.as_bytes(), "CERTIFICATE").unwrap().len(), 3);
+    // The chain is leaf and intermediate (the root is the alternate chain: chain.rs).
+    assert_eq!(pkiplane_core::x509::pem::decode_chain(pem.as_bytes(), "CERTIFICATE").unwrap().len(), 2);
 
     let records = env.records().await;
     assert_eq!(records.len(), 1);

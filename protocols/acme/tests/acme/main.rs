@@ -7,9 +7,11 @@
 mod common;
 
 mod accounts;
+mod chain;
 mod flows;
 mod negative;
 mod profiles;
 mod recovery;
 mod replicas;
+mod resolver;
 mod targets;

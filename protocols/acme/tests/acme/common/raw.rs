@@ -20,6 +20,8 @@ pub struct Reply {
     pub nonce: Option<String>,
     pub body: Value,
     pub text: String,
+    /// Every `Link` header value.
+    pub links: Vec<String>,
 }
 
 impl Reply {
@@ -43,10 +45,11 @@ impl Raw {
         let status = rsp.status().as_u16();
         let header = |n: &str| rsp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (location, nonce) = (header("location"), header("replay-nonce"));
+        let links = rsp.headers().get_all("link").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
         let bytes = rsp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, location, nonce, body, text }
+        Reply { status, location, nonce, body, text, links }
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -100,6 +100,11 @@ impl Responders {
     }
 
     pub fn dns01(&self, name: &str, value: &str) {
-        self.dns.lock().unwrap().entry(name.to_ascii_lowercase()).or_default().push(value.to_owned());
+        self.dns.lock().unwrap().txt.entry(name.to_ascii_lowercase()).or_default().push(value.to_owned());
+    }
+
+    /// An A or AAAA record for `name` in the DNS responder.
+    pub fn address(&self, name: &str, ip: std::net::IpAddr) {
+        self.dns.lock().unwrap().addresses.entry(name.to_ascii_lowercase()).or_default().push(ip);
     }
 }

@@ -71,9 +71,11 @@ trap 'rm -rf "$context"' EXIT
 cp "$bin" "$context/pkiplane"
 chmod 0555 "$context/pkiplane"
 install -m 0444 deploy/image/passwd deploy/image/group "$context/"
-# Layer timestamps from the commit: the same commit gives the same image.
+# Layer timestamps from the commit: the same commit gives the same image. No layer cache:
+# buildah reuses a cached LABEL step whose build-arg changed (the revision label would be
+# an older commit's), and the build is only a copy of one file.
 epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
-podman build -q --timestamp "$epoch" -f deploy/image/Containerfile -t "$ref" --iidfile "$context/iid" \
+podman build -q --no-cache --timestamp "$epoch" -f deploy/image/Containerfile -t "$ref" --iidfile "$context/iid" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" \
   --build-arg SOURCE="${PKIPLANE_IMAGE_SOURCE:-https://github.com/pkiplane/pkiplane}" \
   "$context" >/dev/null

@@ -8,13 +8,10 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pkiplane_bench::{ca_and_store_with, openssl_csr, run};
-use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_bench::{ca_and_store_with, issue_one, openssl_csr, run};
 use pkiplane_core::keys::KeyAlgorithm;
-use pkiplane_core::model::{ObjectRef, Protocol, Requester};
+use pkiplane_core::model::ObjectRef;
 use pkiplane_core::ocsp::{OcspResponder, OcspResponseStatus, ResponderSigning};
-use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -24,17 +21,7 @@ fn bench(c: &mut Criterion) {
         std::fs::create_dir_all(&case_dir).expect("dir");
         let (ca, store) = ca_and_store_with(alg, &case_dir);
         let ca = Arc::new(ca);
-        let csr = ParsedCsr::from_der(&openssl_csr("EC", &case_dir), CsrOptions::default()).expect("csr");
-        let issued = rt
-            .block_on(ca.issue(IssuanceRequest {
-                csr,
-                profile: ObjectRef::new("bench", "tls"),
-                requester: Requester::new(Protocol::Acme, "bench"),
-                requested: RequestedValidity::default(),
-                renewal_of: None,
-                exchange: None,
-            }))
-            .expect("issued");
+        let issued = rt.block_on(issue_one(&ca, &openssl_csr("EC", &case_dir)));
         let issuer = ObjectRef::new("bench", "ca");
         let path = |f: &str| case_dir.join(f).to_str().expect("path").to_string();
         std::fs::write(path("ca.pem"), ca.issuer(&issuer).expect("issuer").certificate_pem()).expect("write");

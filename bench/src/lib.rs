@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pkiplane_core::issuance::{Ca, IssuanceRequest};
+use pkiplane_core::issuance::{Ca, IssuanceRequest, Issued};
 use pkiplane_core::issuer::{CaParams, Issuer, IssuerConfig, IssuerSource, NameConstraintsConfig};
 use pkiplane_core::keys::{KeyAlgorithm, KeyFamily};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
@@ -99,7 +99,7 @@ pub fn run(args: &[&str]) -> Vec<u8> {
 }
 
 /// The full core path for one request: verify the CSR, decide policy, persist, sign, store.
-pub async fn issue_one(ca: &Ca, csr_der: &[u8]) {
+pub async fn issue_one(ca: &Ca, csr_der: &[u8]) -> Issued {
     let csr = ParsedCsr::from_der(csr_der, CsrOptions::default()).expect("csr");
     let req = IssuanceRequest {
         csr,
@@ -109,5 +109,5 @@ pub async fn issue_one(ca: &Ca, csr_der: &[u8]) {
         renewal_of: None,
         exchange: None,
     };
-    ca.issue(req).await.expect("issued");
+    ca.issue(req).await.expect("issued")
 }

@@ -52,18 +52,9 @@ ACME_EAB_URL=https://acme-eab-pkiplane.$EP_NS.svc/directory
 # ---------------------------------------------------------------------------- reporting
 
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
-passed=0
-failed=0
-t_start=$SECONDS
-step_start=$SECONDS
-say() { echo "certmanager: $*" >&2; }
-pass() { passed=$((passed + 1)); say "PASS $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
-fail() {
-  failed=$((failed + 1))
-  say "FAIL $1"
-  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/certmanager:      | /' >&2
-  exit 1
-}
+me=certmanager
+# shellcheck source=e2e/lib/flow.sh
+. e2e/lib/flow.sh
 
 show_state() {
   local f
@@ -87,34 +78,10 @@ show_state() {
   fi
 }
 
-finish() {
-  local rc=$?
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
-    [ $rc = 0 ] || show_state
-    if [ "${PKIPLANE_E2E_KEEP:-}" = 1 ]; then
-      say "node kept: eval \"\$(PKIPLANE_E2E_DIR=$PKIPLANE_E2E_DIR e2e/node.sh env)\"; e2e/node.sh down"
-    else
-      e2e/node.sh down || say "teardown failed"
-    fi
-  fi
-  rm -rf "${work:-}"
-  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
-  say "total $((SECONDS - t_start))s"
-  echo "certmanager: $passed passed, $failed failed"
-  exit $rc
-}
-trap finish EXIT
+on_failure=show_state
+trap flow_finish EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 work=$(mktemp -d)
-
-# until_ok SECONDS CMD...: runs CMD every second until it succeeds (0) or the time is up (1).
-until_ok() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt "$deadline" ] || return 1
-    sleep 1
-  done
-}
 
 # ---------------------------------------------------------------------------- tools and images
 

@@ -28,24 +28,8 @@ unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
 . e2e/lib/flow.sh
 . e2e/lib/chart.sh
 
-finish() {
-  local rc=$?
-  cd "$root"
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
-    [ $rc = 0 ] || logs_tail
-    if [ "${PKIPLANE_E2E_KEEP:-}" = 1 ]; then
-      say "node kept: eval \"\$(PKIPLANE_E2E_DIR=$PKIPLANE_E2E_DIR e2e/node.sh env)\"; e2e/node.sh down"
-    else
-      e2e/node.sh down || say "teardown failed"
-    fi
-  fi
-  rm -rf "${work:-}"
-  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
-  say "total $((SECONDS - t_start))s"
-  echo "operator: $passed passed, $failed failed"
-  exit $rc
-}
-trap finish EXIT
+on_failure=logs_tail
+trap flow_finish EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 work=$(mktemp -d)
 tmp_log=$work/log

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # read by the script that sources this file
 # shellcheck disable=SC2154 # set by the script that sources this file
-# Reporting and client helpers of the operator flow on the real node (sourced by
-# e2e/operator.sh and its parts). Expects $me (the prefix of every line), and once the
+# Reporting, teardown and client helpers of the flows on the real node (sourced by
+# e2e/operator.sh and its parts, e2e/certmanager.sh). Expects $me (the prefix of every line), and once the
 # node is up $dir (its directory), $NS (the chart's namespace).
 
 passed=0
@@ -17,6 +17,27 @@ fail() {
   say "FAIL $1"
   [ -z "${2:-}" ] || printf '%s\n' "$2" | sed "s/^/$me:      | /" >&2
   exit 1
+}
+
+# The EXIT trap of a flow on the node (`trap flow_finish EXIT`): on failure the function
+# named by $on_failure reports what the cluster shows, then the node is torn down (kept
+# with PKIPLANE_E2E_KEEP=1) and the totals are printed.
+flow_finish() {
+  local rc=$?
+  cd "$root" || true
+  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
+    [ $rc = 0 ] || "$on_failure"
+    if [ "${PKIPLANE_E2E_KEEP:-}" = 1 ]; then
+      say "node kept: eval \"\$(PKIPLANE_E2E_DIR=$PKIPLANE_E2E_DIR e2e/node.sh env)\"; e2e/node.sh down"
+    else
+      e2e/node.sh down || say "teardown failed"
+    fi
+  fi
+  rm -rf "${work:-}"
+  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
+  say "total $((SECONDS - t_start))s"
+  echo "$me: $passed passed, $failed failed"
+  exit $rc
 }
 
 # The pods' logs (kubectl) and the node daemons' errors, for a failure report.

@@ -15,19 +15,30 @@ ADMISSION=${PKIPLANE_E2E_ADMISSION:-NamespaceLifecycle,LimitRanger,ServiceAccoun
 log() { echo "$me: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# Whether any TCP socket on this machine uses local port $1 (listening or connected: a
+# connected socket's port blocks a later bind as well).
 port_in_use() {
   if command -v ss >/dev/null 2>&1; then
-    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]
   else
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
   fi
 }
 
-# Prints N distinct free TCP ports on 127.0.0.1 (random in 20000-59999).
+# Prints N distinct free TCP ports on 127.0.0.1, chosen outside the kernel's ephemeral
+# range: a port picked inside it can be taken by any outgoing connection (the apiserver's
+# to etcd, say) between the pick and the bind, which once failed CI with EADDRINUSE.
 free_ports() {
-  local n=$1 got=() p i
+  local n=$1 got=() p i lo=32768 hi=60999 base span
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  if [ "$lo" -gt 12000 ]; then
+    base=10000 span=$((lo - 10000))
+  else
+    base=$((hi + 1)) span=$((65536 - hi - 1))
+  fi
+  [ "$span" -ge $((n * 16)) ] || die "no room for $n ports outside the ephemeral range $lo-$hi"
   while [ ${#got[@]} -lt "$n" ]; do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    p=$((base + (RANDOM * 32768 + RANDOM) % span))
     for i in "${got[@]}"; do [ "$i" = "$p" ] && continue 2; done
     port_in_use "$p" || got+=("$p")
   done

@@ -5,7 +5,8 @@
 //! - [`crds`]: CustomResourceDefinitions generated from those types (`crds/` in the repo).
 //! - [`manifests`]: multi-document YAML files or directories, as `pkiplane serve -f` reads.
 //! - [`convert`]: resource -> [`pkiplane_core::profile::Profile`] /
-//!   [`pkiplane_core::issuer::IssuerConfig`], collecting every error with its field path.
+//!   [`pkiplane_core::issuer::IssuerConfig`] / each protocol's settings, collecting every
+//!   error with its field path.
 #![forbid(unsafe_code)]
 
 pub mod convert;
@@ -14,6 +15,7 @@ pub mod manifests;
 pub mod v1alpha1;
 
 pub use convert::{
-    EndpointHead, FieldError, check_endpoint, check_issuer, issuer_from_resource, parse_cidr, profile_from_resource,
+    EndpointHead, FieldError, acme_settings, check_endpoint, check_issuer, cmp_settings, est_settings,
+    issuer_from_resource, parse_cidr, profile_from_resource, scep_settings,
 };
 pub use manifests::{ManifestError, Manifests, SecretLookup};

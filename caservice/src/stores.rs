@@ -7,13 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use hyper::Method;
+use pkiplane_acme::state::*;
+use pkiplane_cmp::state::{CmpStore, CmpTransaction};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::state::acme::*;
-use pkiplane_core::state::cmp::{CmpStore, CmpTransaction};
-use pkiplane_core::state::est::{AuthFailureStore, FailureCount};
-use pkiplane_core::state::scep::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
 use pkiplane_core::x509::pem;
+use pkiplane_est::state::{AuthFailureStore, FailureCount};
+use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

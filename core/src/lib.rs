@@ -25,7 +25,8 @@ pub mod ocsp;
 pub mod policy;
 pub mod profile;
 pub mod service;
-pub mod state;
+pub mod settings;
+
 pub mod x509;
 
 pub use error::{CoreError, ErrorKind};

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::state::scep::RaMaterial;
+use pkiplane_scep::state::RaMaterial;
 use pkiplane_scep::cms::{envelope, incoming};
 use pkiplane_scep::ra::RaIdentity;
 

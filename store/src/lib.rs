@@ -9,9 +9,9 @@
 //!   when its future resolves, and many concurrent writes share one fsync.
 //! * Reads run on a small pool of read-only connections on tokio's blocking pool.
 //! * The schema is versioned (see `migrations`).
-//! * The same file keeps the ACME protocol state ([`pkiplane_core::state::acme::AcmeStore`],
+//! * The same file keeps the ACME protocol state ([`pkiplane_acme::state::AcmeStore`],
 //!   see `acme`).
-//! * And the SCEP protocol state ([`pkiplane_core::state::scep::ScepStore`], see `scep`).
+//! * And the SCEP protocol state ([`pkiplane_scep::state::ScepStore`], see `scep`).
 #![forbid(unsafe_code)]
 
 mod acme;

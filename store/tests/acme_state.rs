@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use pkiplane_acme::state::*;
 use pkiplane_core::ObjectRef;
 use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
-use pkiplane_core::state::acme::*;
 use pkiplane_store::SqliteStore;
 
 fn now() -> SystemTime {

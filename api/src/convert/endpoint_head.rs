@@ -1,6 +1,7 @@
 //! What every protocol server reads the same way from an EnrollmentEndpoint.
 
 use pkiplane_core::model::ObjectRef;
+use pkiplane_core::settings::ExposedProfile;
 
 use super::{FieldError, check_endpoint};
 use crate::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
@@ -9,8 +10,8 @@ use crate::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointHead {
     pub id: ObjectRef,
-    /// The exposed profiles as (label, CertificateProfile), in spec order.
-    pub profiles: Vec<(String, ObjectRef)>,
+    /// The exposed profiles, in spec order.
+    pub profiles: Vec<ExposedProfile>,
     /// The label of the profile used when a request names none.
     pub default_label: Option<String>,
 }
@@ -37,8 +38,11 @@ impl EndpointHead {
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             errors.push(FieldError::new("baseUrl", format!("`{base_url}` is not an http(s) URL")));
         }
-        let profiles =
-            spec.profiles.iter().map(|p| (p.label().to_owned(), ObjectRef::new(&namespace, &p.name))).collect();
+        let profiles = spec
+            .profiles
+            .iter()
+            .map(|p| ExposedProfile { label: p.label().to_owned(), profile: ObjectRef::new(&namespace, &p.name) })
+            .collect();
         Ok(Self {
             id: ObjectRef::new(namespace, name),
             profiles,

@@ -8,13 +8,16 @@
 
 mod chain;
 mod endpoint;
+pub mod endpoint_acme;
+pub mod endpoint_cmp;
+pub mod endpoint_est;
 mod endpoint_head;
+pub mod endpoint_scep;
 mod extensions;
 mod issuer;
 mod profile;
 mod subject;
 
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -24,7 +27,11 @@ use pkiplane_core::ObjectRef;
 
 pub use chain::{ChainError, ChainLink, issuer_chain};
 pub use endpoint::check_endpoint;
+pub use endpoint_acme::acme_settings;
+pub use endpoint_cmp::cmp_settings;
+pub use endpoint_est::{est_settings, loaded_issuer_chain};
 pub use endpoint_head::EndpointHead;
+pub use endpoint_scep::{scep_settings, shared_profile_warnings};
 pub use issuer::{
     DEFAULT_CRL_VALIDITY, DEFAULT_INTERMEDIATE_VALIDITY, DEFAULT_ROOT_VALIDITY, check_issuer, issuer_from_resource,
 };
@@ -32,33 +39,7 @@ pub use profile::{DEFAULT_RENEWAL_FRACTION, profile_from_resource};
 
 use crate::manifests::DEFAULT_NAMESPACE;
 
-/// One problem with one field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    /// Path of the field, e.g. `spec.subject.attributes[0].pattern`.
-    pub path: String,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
-    }
-
-    /// All errors, one per line.
-    pub fn join(errors: &[FieldError]) -> String {
-        errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-impl std::error::Error for FieldError {}
+pub use pkiplane_core::settings::FieldError;
 
 /// Collects errors while a conversion carries on.
 #[derive(Default)]

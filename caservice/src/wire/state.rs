@@ -4,12 +4,12 @@
 
 use std::time::SystemTime;
 
-use pkiplane_core::model::ObjectRef;
-use pkiplane_core::state::acme::{
+use pkiplane_acme::state::{
     Account, AccountUpdate, Authorization, EabUse, Identifier, NewAccountOutcome, NewOrderOutcome, Order,
 };
-use pkiplane_core::state::cmp::CmpTransaction;
-use pkiplane_core::state::scep::{ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction};
+use pkiplane_cmp::state::CmpTransaction;
+use pkiplane_core::model::ObjectRef;
+use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::core_types::b64;

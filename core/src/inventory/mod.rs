@@ -407,7 +407,7 @@ pub mod unix_seconds {
     }
 }
 
-mod opt_unix_seconds {
+pub mod opt_unix_seconds {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -8,12 +8,12 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::state::{Account, Replaces};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use der::Decode;
 use pkiplane_core::inventory::{CertStatus, CertificateRecord};
-use pkiplane_core::state::acme::{Account, Replaces};
 use serde_json::json;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::AuthorityKeyIdentifier;

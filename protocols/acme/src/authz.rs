@@ -4,11 +4,11 @@
 
 use std::time::SystemTime;
 
+use crate::state::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use pkiplane_core::state::acme::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus};
 use serde_json::{Value, json};
 
 use crate::jws::{self, KeyRule};

@@ -1,19 +1,19 @@
 //! External account binding (RFC 8555 section 7.3.4): a newAccount request proves the
 //! holder knows an HMAC key handed out beforehand by MACing the account's JWK.
 
-use pkiplane_core::state::acme::EabUse;
+use crate::state::EabUse;
 use serde_json::Value;
 
-use crate::config::EabConfig;
 use crate::jwk::Jwk;
 use crate::jws::Jws;
 use crate::problem::{AcmeError, ProblemType};
+use crate::settings::EabSettings;
 
 /// Checks the `externalAccountBinding` of a newAccount payload against the configured
 /// keys. Returns the key use to record, or None when no binding was sent and none is
 /// required.
 pub fn verify(
-    config: Option<&EabConfig>,
+    config: Option<&EabSettings>,
     binding: Option<&Value>,
     account_key: &Jwk,
     new_account_url: &str,
@@ -70,15 +70,15 @@ mod tests {
     use zeroize::Zeroizing;
 
     use super::*;
-    use crate::config::EabKey;
+    use crate::settings::EabKey;
     use crate::signer::{AccountKey, hmac_jws};
 
     const URL: &str = "https://acme.test/new-account";
 
-    fn config(required: bool) -> EabConfig {
+    fn config(required: bool) -> EabSettings {
         let mut keys = BTreeMap::new();
         keys.insert("kid-1".to_owned(), EabKey(Zeroizing::new(vec![42; 32])));
-        EabConfig { required, reusable: false, keys }
+        EabSettings { required, reusable: false, keys }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::state::{Account, CertificateRef, Identifier, Order, OrderStatus};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::state::acme::{Account, CertificateRef, Identifier, Order, OrderStatus};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use pkiplane_core::state::acme::{Identifier, IdentifierType};
+use crate::state::{Identifier, IdentifierType};
 use pkiplane_core::x509::San;
 use pkiplane_core::x509::csr::ParsedCsr;
 use pkiplane_core::x509::names::SubjectAttribute;

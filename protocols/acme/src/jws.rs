@@ -8,8 +8,8 @@
 //! named key, and no unprotected header is allowed. An empty payload is POST-as-GET
 //! (section 6.3).
 
+use crate::state::{Account, AccountStatus};
 use axum::http::{HeaderMap, header};
-use pkiplane_core::state::acme::{Account, AccountStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -251,20 +251,20 @@ mod tests {
     use std::sync::Arc;
     use std::time::SystemTime;
 
+    use crate::state::memory::MemoryAcmeStore;
     use axum::http::HeaderValue;
     use pkiplane_core::inventory::memory::MemoryInventory;
     use pkiplane_core::issuance::Ca;
-    use pkiplane_core::state::acme::memory::MemoryAcmeStore;
     use serde_json::json;
 
     use super::*;
-    use crate::config::AcmeConfig;
+    use crate::settings::AcmeSettings;
     use crate::signer::AccountKey;
 
     const URL: &str = "https://acme.test/new-order";
 
     fn state() -> AcmeState {
-        let config = AcmeConfig::new(pkiplane_core::ObjectRef::new("pki", "acme"), "https://acme.test", vec![]);
+        let config = AcmeSettings::new(pkiplane_core::ObjectRef::new("pki", "acme"), "https://acme.test", vec![]);
         AcmeState::new(config, Arc::new(Ca::new(Arc::new(MemoryInventory::new()))), Arc::new(MemoryAcmeStore::new()))
     }
 

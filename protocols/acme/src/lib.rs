@@ -10,13 +10,12 @@
 //! [`AcmeStore`], so any number of replicas can serve one endpoint.
 //!
 //! [`router`] returns the axum router; every URL it emits is absolute, built from
-//! [`AcmeConfig::base_url`], and the directory is at `/directory`.
+//! [`AcmeSettings::base_url`], and the directory is at `/directory`.
 #![forbid(unsafe_code)]
 
 pub mod account;
 pub mod ari;
 pub mod authz;
-pub mod config;
 pub mod directory;
 pub mod eab;
 pub mod finalize;
@@ -28,19 +27,21 @@ pub mod order;
 pub mod problem;
 pub mod respond;
 pub mod revoke;
+pub mod settings;
 pub mod signer;
+pub mod state;
 pub mod time;
 pub mod validate;
 
 use std::sync::Arc;
 
+use crate::state::AcmeStore;
 use axum::Router;
 use axum::routing::{get, post};
 use pkiplane_core::service::CaService;
-use pkiplane_core::state::acme::AcmeStore;
 
-pub use config::{AcmeConfig, EabConfig, EabKey, ExposedProfile, ValidationSettings};
 pub use problem::{AcmeError, ProblemType};
+pub use settings::{AcmeSettings, EabKey, EabSettings, ExposedProfile, ValidationSettings};
 
 /// Resource paths below the base URL.
 pub mod paths {
@@ -56,13 +57,13 @@ pub mod paths {
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AcmeState {
-    pub config: Arc<AcmeConfig>,
+    pub config: Arc<AcmeSettings>,
     pub ca: Arc<dyn CaService>,
     pub store: Arc<dyn AcmeStore>,
 }
 
 impl AcmeState {
-    pub fn new(config: AcmeConfig, ca: Arc<dyn CaService>, store: Arc<dyn AcmeStore>) -> Self {
+    pub fn new(config: AcmeSettings, ca: Arc<dyn CaService>, store: Arc<dyn AcmeStore>) -> Self {
         Self { config: Arc::new(config), ca, store }
     }
 

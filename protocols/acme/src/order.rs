@@ -5,6 +5,10 @@
 
 use std::time::SystemTime;
 
+use crate::state::{
+    Account, Authorization, AuthzStatus, CertificateRef, Challenge, ChallengeStatus, ChallengeType, Identifier,
+    IdentifierType, NewOrderOutcome, Order, OrderStatus,
+};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,10 +17,6 @@ use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::CertStatus;
 use pkiplane_core::issuance::exchange_key;
 use pkiplane_core::model::Protocol;
-use pkiplane_core::state::acme::{
-    Account, Authorization, AuthzStatus, CertificateRef, Challenge, ChallengeStatus, ChallengeType, Identifier,
-    IdentifierType, NewOrderOutcome, Order, OrderStatus,
-};
 use pkiplane_core::x509::San;
 use serde_json::{Value, json};
 

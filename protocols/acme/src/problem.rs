@@ -7,10 +7,10 @@
 //! (SAN rules), `badPublicKey` (key rules), `unauthorized` (requester rules) or `badCSR`,
 //! always naming the violated rules.
 
+use crate::state::Identifier;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pkiplane_core::inventory::StoreError;
-use pkiplane_core::state::acme::Identifier;
 use pkiplane_core::{CoreError, ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -238,8 +238,8 @@ fn denial(e: &CoreError, identifiers: &[Identifier]) -> AcmeError {
     for v in violations.iter().filter(|v| is_san(&v.rule)) {
         for id in identifiers {
             let prefix = match id.kind {
-                pkiplane_core::state::acme::IdentifierType::Dns => format!("DNS:{}", id.value),
-                pkiplane_core::state::acme::IdentifierType::Ip => format!("IP:{}", id.value),
+                crate::state::IdentifierType::Dns => format!("DNS:{}", id.value),
+                crate::state::IdentifierType::Ip => format!("IP:{}", id.value),
             };
             let names_it = v.message.starts_with(&format!("{prefix}:"))
                 || v.message.starts_with(&format!("{prefix} "))

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use crate::state::{Account, Identifier};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use der::{Decode, Encode};
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
 use pkiplane_core::model::{Protocol, Requester};
-use pkiplane_core::state::acme::{Account, Identifier};
 use serde_json::Value;
 use x509_cert::Certificate;
 

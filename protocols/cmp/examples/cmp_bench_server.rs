@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pkiplane_api::{Manifests, issuer_from_resource, profile_from_resource};
-use pkiplane_cmp::{CmpConfig, CmpState};
+use pkiplane_cmp::CmpState;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_store::SqliteStore;
@@ -86,7 +86,7 @@ async fn serve(addr: &str) -> (String, tempfile::TempDir) {
     }
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let config = CmpConfig::from_resource(&manifests.endpoints[0], &manifests, &url).expect("config");
+    let config = pkiplane_api::cmp_settings(&manifests.endpoints[0], &manifests, &url).expect("config");
     let state = CmpState::start(config, Arc::new(ca), store).await.expect("CMP state");
     let _maintenance = state.spawn_maintenance(Duration::from_secs(30));
     println!("{url}/.well-known/cmp");

@@ -13,16 +13,16 @@
 
 use std::time::SystemTime;
 
+use crate::state::CmpAuth;
 use pkiplane_core::model::{Protocol, Requester};
-use pkiplane_core::state::cmp::CmpAuth;
 use pkiplane_core::x509::names::{SubjectAttribute, format_dn};
 
 use crate::CmpState;
-use crate::config::SharedSecret;
 use crate::convert;
 use crate::error::CmpError;
 use crate::protection::mac::MacProtection;
 use crate::protection::sig::{self, SigError};
+use crate::settings::SharedSecret;
 use crate::trust::{Signer, validate_signer};
 use crate::wire::{FailBit, Incoming};
 

@@ -20,11 +20,11 @@
 
 use std::time::SystemTime;
 
+use crate::state::{CmpTransaction, TransactionCert, TransactionState};
 use cmpv2::status::PkiStatus;
 use pkiplane_core::inventory::{CertStatus, RevocationReason, RevokeOutcome};
 use pkiplane_core::issuance::exchange_key;
 use pkiplane_core::model::{Protocol, Requester};
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionCert, TransactionState};
 use subtle::ConstantTimeEq;
 
 use crate::CmpState;

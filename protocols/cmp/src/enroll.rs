@@ -16,19 +16,19 @@ use cmpv2::certified_key_pair::{CertOrEncCert, CertifiedKeyPair};
 use cmpv2::r#gen::InfoTypeAndValue;
 use cmpv2::status::PkiStatus;
 
+use crate::state::{CmpTransaction, TransactionCert, TransactionState};
 use der::asn1::{Any, GeneralizedTime};
 use pkiplane_core::CoreError;
 use pkiplane_core::issuance::{IssuanceRequest, Issued};
 use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionCert, TransactionState};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::names::format_dn;
 
-use crate::config::ExposedProfile;
 use crate::convert::{self, old_from_der};
 use crate::error::CmpError;
 use crate::respond::Reply;
 use crate::server::Exchange;
+use crate::settings::ExposedProfile;
 use crate::template;
 use crate::wire::body::{CertRepMessage, CertReqItem, CertResponse, MAX_REQUESTS, ResponseBody};
 use crate::wire::status::StatusInfo;

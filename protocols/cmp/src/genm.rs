@@ -19,12 +19,12 @@
 //! The answers come from the profile's Issuer: the profile named in the path, or the
 //! endpoint's default.
 
+use crate::state::{CmpTransaction, TransactionState};
 use cmpv2::r#gen::InfoTypeAndValue;
 use der::asn1::{Any, AnyRef, ObjectIdentifier, SetOfVec};
 use der::{Decode, Encode, Sequence};
 use pkiplane_core::keys::{Curve, KeyFamily};
 use pkiplane_core::profile::{Presence, Profile};
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionState};
 use pkiplane_core::x509::extensions::{extended_key_usage, key_usage};
 use pkiplane_core::x509::names::build_name;
 use spki07::AlgorithmIdentifierOwned;

@@ -19,7 +19,6 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod config;
 pub mod confirm;
 pub mod convert;
 pub mod credential;
@@ -34,6 +33,8 @@ pub mod protection;
 pub mod respond;
 pub mod revoke;
 pub mod server;
+pub mod settings;
+pub mod state;
 pub mod template;
 pub mod trust;
 pub mod wire;
@@ -42,18 +43,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::state::CmpStore;
 use pkiplane_core::clock::SharedClock;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::service::{CaService, IssuerInfo};
-use pkiplane_core::state::cmp::CmpStore;
 
-pub use config::{CmpConfig, ExposedProfile, SharedSecret};
 pub use credential::{CmpCredential, CredentialError};
 pub use error::CmpError;
 pub use http::router;
+pub use settings::{CmpSettings, ExposedProfile, SharedSecret};
 
 struct Inner {
-    config: CmpConfig,
+    config: CmpSettings,
     ca: Arc<dyn CaService>,
     store: Arc<dyn CmpStore>,
     credentials: RwLock<HashMap<ObjectRef, Arc<CmpCredential>>>,
@@ -76,7 +77,7 @@ impl CmpState {
     /// A state with the given protection credentials (one per Issuer of the exposed
     /// profiles; see [`CmpState::start`] to have them issued).
     pub fn new(
-        config: CmpConfig,
+        config: CmpSettings,
         ca: Arc<dyn CaService>,
         store: Arc<dyn CmpStore>,
         credentials: Vec<CmpCredential>,
@@ -109,7 +110,7 @@ impl CmpState {
     /// Issues a CMP protection certificate from every Issuer behind the exposed
     /// profiles (through the CA core, so they are in the inventory) and builds the state.
     pub async fn start(
-        config: CmpConfig,
+        config: CmpSettings,
         ca: Arc<dyn CaService>,
         store: Arc<dyn CmpStore>,
     ) -> Result<Self, CredentialError> {
@@ -128,7 +129,7 @@ impl CmpState {
         Ok(Self::new(config, ca, store, creds))
     }
 
-    pub fn config(&self) -> &CmpConfig {
+    pub fn config(&self) -> &CmpSettings {
         &self.inner.config
     }
 

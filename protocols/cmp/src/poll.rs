@@ -15,7 +15,7 @@
 //! longer does (an operator approved by changing the profile), the certificate is
 //! issued and the answer is the response the original request type calls for.
 
-use pkiplane_core::state::cmp::TransactionState;
+use crate::state::TransactionState;
 
 use crate::enroll;
 use crate::error::CmpError;

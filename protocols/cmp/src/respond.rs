@@ -14,11 +14,11 @@ use cmpv2::r#gen::InfoTypeAndValue;
 use ring::rand::{SecureRandom, SystemRandom};
 use x509_cert02::ext::pkix::name::GeneralName;
 
-use crate::config::SharedSecret;
 use crate::convert;
 use crate::credential::CmpCredential;
 use crate::error::CmpError;
 use crate::protection::mac::MacProtection;
+use crate::settings::SharedSecret;
 use crate::wire::body::ResponseBody;
 use crate::wire::message::{self, Header, OutHeader};
 use crate::wire::status::{ErrorMsg, StatusInfo};

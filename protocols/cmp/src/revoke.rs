@@ -14,9 +14,9 @@
 //! from an Issuer this endpoint does not serve is `wrongAuthority`; an unknown serial
 //! `badCertId`; an already revoked one `certRevoked`.
 
+use crate::state::{CmpTransaction, TransactionState};
 use pkiplane_core::inventory::{CertStatus, RevocationReason, RevokeOutcome};
 use pkiplane_core::model::Protocol;
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionState};
 use pkiplane_core::x509::cert::strip_sign;
 use pkiplane_core::x509::names::format_dn;
 use x509_cert::name::RdnSequence;

@@ -12,15 +12,15 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::state::{CmpTransaction, TransactionKind, TransactionState};
 use pkiplane_core::issuance::exchange_key;
 use pkiplane_core::model::Protocol;
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionKind, TransactionState};
 
 use crate::CmpState;
 use crate::auth::{self, Auth};
-use crate::config::ExposedProfile;
 use crate::error::CmpError;
 use crate::respond::{self, Envelope, Protect, Reply};
+use crate::settings::ExposedProfile;
 use crate::wire::body::{self, RequestBody};
 use crate::wire::message::{self, DecodeError, Incoming, tag};
 use crate::wire::{FailBit, FailInfo};

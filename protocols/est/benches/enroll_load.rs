@@ -19,10 +19,10 @@ use pkiplane_core::inventory::Inventory;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
-use pkiplane_core::state::est::memory::MemoryAuthFailures;
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::parse_dn;
-use pkiplane_est::{EstConfig, EstState, router};
+use pkiplane_est::state::memory::MemoryAuthFailures;
+use pkiplane_est::{EstState, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn request(addr: std::net::SocketAddr, raw: &[u8]) -> (u16, Duration) {
@@ -99,7 +99,13 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let endpoint = manifests.endpoint("pki", "est").unwrap();
-    let config = EstConfig::from_resource(endpoint, &manifests, ca.as_ref(), &format!("http://{addr}")).unwrap();
+    let config = pkiplane_api::est_settings(
+        endpoint,
+        &manifests,
+        &|id| pkiplane_api::convert::loaded_issuer_chain(ca.as_ref(), id),
+        &format!("http://{addr}"),
+    )
+    .unwrap();
     let state = EstState::new(config, ca, Arc::new(MemoryAuthFailures::new()));
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
 

@@ -26,18 +26,20 @@
 
 pub mod auth;
 pub mod cms;
-pub mod config;
 pub mod csrattrs;
 pub mod enroll;
 pub mod envelope;
 pub mod error;
 pub mod keygen;
+pub mod settings;
 pub mod signer;
+pub mod state;
 pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::state::AuthFailureStore;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -46,10 +48,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use pkiplane_core::model::TlsPeer;
 use pkiplane_core::service::CaService;
-use pkiplane_core::state::est::AuthFailureStore;
 
-pub use config::{BasicAuthConfig, ClientCertAuth, EstConfig, ExposedProfile, Limits};
 pub use error::EstError;
+pub use settings::{BasicAuthConfig, ClientCertAuth, EstSettings, ExposedProfile, Limits};
 
 /// The EST path prefix (RFC 7030 section 3.2.2, RFC 8615).
 pub const WELL_KNOWN: &str = "/.well-known/est";
@@ -89,7 +90,7 @@ impl Operation {
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct EstState {
-    pub config: Arc<EstConfig>,
+    pub config: Arc<EstSettings>,
     pub ca: Arc<dyn CaService>,
     /// Failed Basic attempts, shared between replicas when the store is.
     pub failures: Arc<dyn AuthFailureStore>,
@@ -98,7 +99,7 @@ pub struct EstState {
 }
 
 impl EstState {
-    pub fn new(config: EstConfig, ca: Arc<dyn CaService>, failures: Arc<dyn AuthFailureStore>) -> Self {
+    pub fn new(config: EstSettings, ca: Arc<dyn CaService>, failures: Arc<dyn AuthFailureStore>) -> Self {
         Self { config: Arc::new(config), ca, failures, signers: Arc::default() }
     }
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use pkiplane_api::{Manifests, issuer_from_resource, profile_from_resource};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::{Issuer, IssuerSource};
-use pkiplane_scep::{ScepConfig, ScepState};
+use pkiplane_scep::ScepState;
 use pkiplane_store::SqliteStore;
 
 const MANIFESTS: &str = r#"
@@ -77,7 +77,7 @@ async fn main() {
     }
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let config = ScepConfig::from_resource(&manifests.endpoints[0], &manifests, &base)
+    let config = pkiplane_api::scep_settings(&manifests.endpoints[0], &manifests, &base)
         .unwrap_or_else(|e| panic!("{}", pkiplane_api::FieldError::join(&e)));
     let state = ScepState::start(config, ca, store).await.expect("SCEP state");
     println!("{base}/scep");

@@ -1,7 +1,7 @@
 //! Challenge passwords (RFC 8894 section 2.2): how a PKCSReq is authenticated.
 //!
 //! * **Static**: one password per endpoint from a Secret, compared in constant time,
-//!   re-read at every request (rotation without restart, see [`crate::config`]).
+//!   re-read at every request (rotation without restart, see [`crate::settings`]).
 //! * **One-time**: minted by [`mint_challenge`] (the library function behind
 //!   `pkiplane scep challenge`) or the authenticated HTTP API `POST /scep/challenges`;
 //!   each expires, may be bound to a commonName and SANs, and is consumed atomically
@@ -9,16 +9,16 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::state::{ChallengeUse, ScepChallenge, ScepStore};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
-use pkiplane_core::state::scep::{ChallengeUse, ScepChallenge, ScepStore};
 use pkiplane_core::x509::csr::ParsedCsr;
 use pkiplane_core::x509::names::SubjectAttribute;
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use crate::cms::random_bytes;
-use crate::config::ScepConfig;
 use crate::error::ScepError;
+use crate::settings::ScepSettings;
 
 /// Longest lifetime a minted challenge may be given.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 86_400);
@@ -110,7 +110,7 @@ pub async fn mint_challenge(
 /// proved (`claims`: `scepChallenge` = static | one-time, `challengeId`,
 /// `boundCommonName`).
 pub async fn authenticate(
-    config: &ScepConfig,
+    config: &ScepSettings,
     store: &dyn ScepStore,
     csr: &ParsedCsr,
     now: SystemTime,

@@ -7,20 +7,20 @@
 //!   refused unless the endpoint sets `allowLongValidity`: shared challenge passwords make
 //!   SCEP a weak authenticator, so what it hands out should expire soon.
 //! * A SCEP endpoint exposing a profile that a modern protocol (ACME, EST, CMP) also
-//!   exposes gets a status warning: the weakest transport then bounds the profile.
+//!   exposes gets a status warning: the weakest transport then bounds the profile (a rule
+//!   over resources: `api/src/convert/endpoint_scep.rs`).
 
-use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use std::time::Duration;
 
 use pkiplane_core::ObjectRef;
 use pkiplane_core::profile::Profile;
 use pkiplane_core::service::CaService;
 
-use crate::config::ScepConfig;
+use crate::settings::ScepSettings;
 
 /// Checks the exposed profiles against the CA; returns the one Issuer behind them, or
 /// every problem found.
-pub fn check_profiles(config: &ScepConfig, ca: &dyn CaService) -> Result<ObjectRef, Vec<String>> {
+pub fn check_profiles(config: &ScepSettings, ca: &dyn CaService) -> Result<ObjectRef, Vec<String>> {
     let mut problems = Vec::new();
     let mut issuer: Option<ObjectRef> = None;
     for exposed in &config.profiles {
@@ -68,29 +68,4 @@ pub fn too_long(name: &str, profile: &Profile, cap: Duration, allow_long_validit
             days(cap)
         )
     })
-}
-
-/// Status warnings for a SCEP `endpoint`: each profile it exposes that another endpoint
-/// (ACME, EST or CMP) in `all` exposes too.
-pub fn shared_profile_warnings(endpoint: &EnrollmentEndpoint, all: &[EnrollmentEndpoint]) -> Vec<String> {
-    if endpoint.spec.protocol != EndpointProtocol::Scep {
-        return Vec::new();
-    }
-    let ns = |e: &EnrollmentEndpoint| e.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let mut warnings = Vec::new();
-    for binding in &endpoint.spec.profiles {
-        for other in all.iter().filter(|o| o.spec.protocol != EndpointProtocol::Scep && ns(o) == ns(endpoint)) {
-            if other.spec.profiles.iter().any(|p| p.name == binding.name) {
-                warnings.push(format!(
-                    "profile {} is also exposed by {} endpoint {}/{}: SCEP's shared-secret enrollment now \
-                     bounds the assurance of every certificate of that profile; give SCEP its own profile",
-                    binding.name,
-                    other.spec.protocol.core(),
-                    ns(other),
-                    other.metadata.name.as_deref().unwrap_or("")
-                ));
-            }
-        }
-    }
-    warnings
 }

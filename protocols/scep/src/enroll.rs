@@ -31,13 +31,13 @@
 
 use std::time::SystemTime;
 
+use crate::state::{ScepTransaction, TransactionStatus};
 use der::Decode;
 use pkiplane_core::CoreError;
 use pkiplane_core::inventory::CertStatus;
 use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::state::scep::{ScepTransaction, TransactionStatus};
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrError, CsrOptions, ParsedCsr, stored_request_key, without_challenge_password};
 use pkiplane_core::x509::names::SubjectAttribute;

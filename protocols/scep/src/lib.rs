@@ -30,7 +30,6 @@ pub mod challenge;
 pub mod challenge_api;
 pub mod client;
 pub mod cms;
-pub mod config;
 pub mod containment;
 pub mod enroll;
 pub mod error;
@@ -40,10 +39,13 @@ pub mod operation;
 pub mod query;
 pub mod ra;
 pub mod rsa_key;
+pub mod settings;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::state::ScepStore;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -51,14 +53,13 @@ use pkiplane_core::ObjectRef;
 use pkiplane_core::clock::SharedClock;
 use pkiplane_core::service::CaService;
 use pkiplane_core::service::IssuerInfo;
-use pkiplane_core::state::scep::ScepStore;
 use zeroize::Zeroizing;
 
 pub use challenge::{ChallengeBinding, MintedChallenge, mint_challenge};
-pub use config::{ExposedProfile, ReloadableSecret, ScepConfig, StaticChallengeSource};
 pub use error::ScepError;
 pub use message::{FailInfo, MessageType, PkiStatus};
 pub use ra::RaIdentity;
+pub use settings::{ExposedProfile, ReloadableSecret, ScepSettings, StaticChallengeSource};
 
 /// Why an endpoint cannot start: every problem found.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,7 @@ struct RaSet {
 }
 
 struct Inner {
-    config: ScepConfig,
+    config: ScepSettings,
     ca: Arc<dyn CaService>,
     store: Arc<dyn ScepStore>,
     issuer: ObjectRef,
@@ -89,7 +90,7 @@ pub struct ScepState {
 impl ScepState {
     /// A state with a given RA identity, after the containment checks.
     pub fn new(
-        config: ScepConfig,
+        config: ScepSettings,
         ca: Arc<dyn CaService>,
         store: Arc<dyn ScepStore>,
         ra: Arc<RaIdentity>,
@@ -113,7 +114,7 @@ impl ScepState {
 
     /// Checks the configuration against the CA and loads (or issues) the RA identity.
     pub async fn start(
-        config: ScepConfig,
+        config: ScepSettings,
         ca: Arc<dyn CaService>,
         store: Arc<dyn ScepStore>,
     ) -> Result<Self, StartError> {
@@ -124,7 +125,7 @@ impl ScepState {
         Self::new(config, ca, store, ra)
     }
 
-    pub fn config(&self) -> &ScepConfig {
+    pub fn config(&self) -> &ScepSettings {
         &self.inner.config
     }
 

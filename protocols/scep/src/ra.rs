@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::state::{RaMaterial, ScepStore};
 use der::Decode;
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
-use pkiplane_core::state::scep::{RaMaterial, ScepStore};
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;

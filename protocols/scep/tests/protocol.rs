@@ -10,10 +10,10 @@ use common::http::{get, post, request};
 use common::identity::{Identity, make};
 use common::*;
 use der::{Decode, Encode};
-use pkiplane_core::state::scep::{ScepStore, TransactionStatus};
 use pkiplane_scep::algorithms::{ContentAlg, DigestAlg};
 use pkiplane_scep::client::{self, Request};
 use pkiplane_scep::message::{IssuerAndSubject, MessageType};
+use pkiplane_scep::state::{ScepStore, TransactionStatus};
 use pkiplane_scep::{ChallengeBinding, FailInfo, PkiStatus};
 use x509_cert::Certificate;
 
@@ -187,7 +187,9 @@ async fn wrong_challenge_and_rotation_without_restart() {
         secret("scep-static", &[("challenge", "rotated-secret-987654321")]),
         secret("scep-api", &[("mdm", API_TOKEN)]),
     ];
-    assert!(env.state.config().reload_secrets(&rotated).is_empty());
+    assert!(
+        env.state.config().reload_secrets(&|ns, n| pkiplane_api::SecretLookup::secret_data(&rotated, ns, n)).is_empty()
+    );
     let old = make(env.dir.path(), "o", "o.example.com", Some(STATIC_CHALLENGE), &[]);
     expect_failure(&env, &old, old.request(&ra, MessageType::PkcsReq, "tid-o", &old.csr_der).der, FailInfo::BadRequest)
         .await;
@@ -526,7 +528,7 @@ async fn containment_refuses_long_lived_profiles() {
     for (allow, ok) in [(false, false), (true, true)] {
         let opts = Options { allow_long_validity: allow, ..Options::default() };
         let endpoint: pkiplane_api::v1alpha1::EnrollmentEndpoint = serde_yaml::from_str(&endpoint_yaml(&opts)).unwrap();
-        let config = pkiplane_scep::ScepConfig::from_resource(&endpoint, &secrets, "http://127.0.0.1:1").unwrap();
+        let config = pkiplane_api::scep_settings(&endpoint, &secrets, "http://127.0.0.1:1").unwrap();
         let result = pkiplane_scep::ScepState::start(config, ca.clone(), store.clone()).await;
         match result {
             Ok(_) => assert!(ok),

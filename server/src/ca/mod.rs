@@ -77,7 +77,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         acme: store.clone(),
         scep: store.clone(),
         cmp: store.clone(),
-        est: Arc::new(pkiplane_core::state::est::memory::MemoryAuthFailures::new()),
+        est: Arc::new(pkiplane_est::state::memory::MemoryAuthFailures::new()),
         issuer_problems: problems,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use pkiplane_api::{FieldError, Manifests};
 use pkiplane_core::audit::rfc3339;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_scep::{ChallengeBinding, ScepConfig, mint_challenge};
+use pkiplane_scep::{ChallengeBinding, mint_challenge};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ScepCommand {
@@ -47,7 +47,7 @@ pub async fn run(cmd: &ScepCommand) -> Result<()> {
         bail!("no EnrollmentEndpoint {} in {}", a.endpoint, a.manifests.display());
     };
     // The base URL does not matter for minting; the challenge is keyed by endpoint.
-    let config = ScepConfig::from_resource(ep, &manifests, "http://127.0.0.1")
+    let config = pkiplane_api::scep_settings(ep, &manifests, "http://127.0.0.1")
         .map_err(|e| anyhow!("{}", FieldError::join(&e)))?;
     let Some(dynamic) = &config.dynamic_challenges else {
         bail!("endpoint {} does not enable dynamicChallenges", a.endpoint);

@@ -16,8 +16,8 @@ use pkiplane_api::Manifests;
 use pkiplane_caservice::tls::{Reloading, build_client};
 use pkiplane_caservice::{RemoteCa, RemoteStores, Transport};
 use pkiplane_core::service::CaService;
-use pkiplane_core::state::scep::RaMaterial;
 use pkiplane_core::x509::pem;
+use pkiplane_scep::state::RaMaterial;
 use tokio::sync::watch;
 
 use crate::serve::endpoints::{Announce, EndpointDeps, Listening, endpoint_id, start_endpoint};

@@ -11,15 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use pkiplane_acme::state::AcmeStore;
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_api::{FieldError, Manifests};
+use pkiplane_cmp::state::CmpStore;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::service::CaService;
-use pkiplane_core::state::acme::AcmeStore;
-use pkiplane_core::state::cmp::CmpStore;
-use pkiplane_core::state::est::AuthFailureStore;
-use pkiplane_core::state::scep::{RaMaterial, ScepStore};
+use pkiplane_est::state::AuthFailureStore;
 use pkiplane_listen::Limits;
+use pkiplane_scep::state::{RaMaterial, ScepStore};
 use pkiplane_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -65,7 +65,7 @@ impl EndpointDeps {
             acme: store.clone(),
             scep: store.clone(),
             cmp: store.clone(),
-            est_failures: Arc::new(pkiplane_core::state::est::memory::MemoryAuthFailures::new()),
+            est_failures: Arc::new(pkiplane_est::state::memory::MemoryAuthFailures::new()),
             scep_ra: None,
         }
     }
@@ -79,28 +79,23 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
     let fields = |e: Vec<FieldError>| anyhow!("{}", FieldError::join(&e));
     match ctx.endpoint.spec.protocol {
         EndpointProtocol::Acme => {
-            let config =
-                pkiplane_acme::AcmeConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
+            let config = pkiplane_api::acme_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
             let state = pkiplane_acme::AcmeState::new(config, ctx.deps.ca.clone(), ctx.deps.acme.clone());
             pkiplane_acme::spawn_housekeeping(state.clone(), HOUSEKEEPING);
             Ok(Some((pkiplane_acme::router(state), vec![format!("{}/directory", ctx.base_url)])))
         }
         EndpointProtocol::Est => {
-            let config = pkiplane_est::EstConfig::from_resource(
-                ctx.endpoint,
-                ctx.manifests,
-                ctx.deps.ca.as_ref(),
-                &ctx.base_url,
-            )
-            .map_err(fields)?;
+            let ca = ctx.deps.ca.as_ref();
+            let issuer_chain = |id: &ObjectRef| pkiplane_api::convert::loaded_issuer_chain(ca, id);
+            let config = pkiplane_api::est_settings(ctx.endpoint, ctx.manifests, &issuer_chain, &ctx.base_url)
+                .map_err(fields)?;
             let urls = config.urls();
             let state = pkiplane_est::EstState::new(config, ctx.deps.ca.clone(), ctx.deps.est_failures.clone());
             Ok(Some((pkiplane_est::router(state), urls)))
         }
         EndpointProtocol::Scep => {
-            let config =
-                pkiplane_scep::ScepConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
-            for w in pkiplane_scep::containment::shared_profile_warnings(ctx.endpoint, &ctx.manifests.endpoints) {
+            let config = pkiplane_api::scep_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
+            for w in pkiplane_api::convert::shared_profile_warnings(ctx.endpoint, &ctx.manifests.endpoints) {
                 tracing::warn!(endpoint = %ctx.id, "{w}");
             }
             let retention = config.replay_retention;
@@ -131,8 +126,7 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
             Ok(Some((pkiplane_scep::router(state), vec![format!("{}/scep", ctx.base_url)])))
         }
         EndpointProtocol::Cmp => {
-            let config =
-                pkiplane_cmp::CmpConfig::from_resource(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
+            let config = pkiplane_api::cmp_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
             let urls = config.urls();
             let state = pkiplane_cmp::CmpState::start(config, ctx.deps.ca.clone(), ctx.deps.cmp.clone())
                 .await

@@ -9,10 +9,10 @@ pub(crate) mod schema;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use pkiplane_core::inventory::StoreError;
-use pkiplane_core::state::acme::{
+use pkiplane_acme::state::{
     Account, AccountUpdate, AcmeStore, Authorization, EabUse, Identifier, NewAccountOutcome, NewOrderOutcome, Order,
 };
+use pkiplane_core::inventory::StoreError;
 
 use crate::SqliteStore;
 

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use pkiplane_core::inventory::StoreError;
-use pkiplane_core::state::acme::{
+use pkiplane_acme::state::{
     Account, AccountUpdate, Authorization, EabUse, Identifier, NewAccountOutcome, NewOrderOutcome, Order,
 };
+use pkiplane_core::inventory::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, sql_err};

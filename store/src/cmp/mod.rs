@@ -10,9 +10,9 @@ pub(crate) mod schema;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use pkiplane_cmp::state::{CmpStore, CmpTransaction};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::state::cmp::{CmpStore, CmpTransaction};
 
 use crate::SqliteStore;
 

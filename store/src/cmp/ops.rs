@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use pkiplane_cmp::state::{CmpTransaction, TransactionState};
 use pkiplane_core::inventory::StoreError;
-use pkiplane_core::state::cmp::{CmpTransaction, TransactionState};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, sql_err};

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::state::scep::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
+use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
 
 use crate::SqliteStore;
 

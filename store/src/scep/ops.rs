@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use pkiplane_core::inventory::StoreError;
-use pkiplane_core::state::scep::{ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction, TransactionStatus};
+use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction, TransactionStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, sql_err};

@@ -101,7 +101,7 @@ fn scep_containment(
     verdict: &mut Verdict,
 ) {
     let allow_long = endpoint.spec.scep.as_ref().is_some_and(|s| s.allow_long_validity);
-    let cap = pkiplane_scep::config::DEFAULT_VALIDITY_CAP;
+    let cap = pkiplane_scep::settings::DEFAULT_VALIDITY_CAP;
     let first_issuer = exposed.first().map(|(_, p)| &p.issuer);
     for (i, p) in exposed {
         let field = format!("spec.profiles[{i}].name");
@@ -119,7 +119,7 @@ fn scep_containment(
     let mut all: Vec<EnrollmentEndpoint> =
         view.endpoints().filter(|e| object_id(&e.metadata) != object_id(&endpoint.metadata)).cloned().collect();
     all.push(endpoint.clone());
-    for w in pkiplane_scep::containment::shared_profile_warnings(endpoint, &all) {
+    for w in pkiplane_api::convert::shared_profile_warnings(endpoint, &all) {
         verdict.warn(w);
     }
 }

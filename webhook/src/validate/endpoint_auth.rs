@@ -1,45 +1,38 @@
 //! Whether an endpoint's protocol authenticates requesters, and whether the Secrets and
-//! Issuers its settings name exist. Secret contents are checked by the protocol servers'
-//! own configuration code, so the webhook refuses exactly what a server would refuse to
-//! start with.
-
-use std::sync::Arc;
+//! Issuers its settings name exist. Secret contents are checked by the same conversion
+//! `pkiplane serve` and the endpoint pods use (`pkiplane_api::convert`, which ends in the
+//! protocol's own `Settings::check()`), so the webhook refuses exactly what a server
+//! would refuse to start with.
 
 use pkiplane_api::FieldError;
+use pkiplane_api::convert::{acme_settings, cmp_settings, est_settings, scep_settings};
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, TrustAnchors};
 use pkiplane_core::ObjectRef;
-use pkiplane_core::inventory::memory::MemoryInventory;
-use pkiplane_core::issuance::Ca;
 
 use super::issuer::SecretsRef;
 use crate::{ClusterView, Verdict};
 
-/// Base URL handed to the protocol configurations (only its scheme is checked).
-const PLACEHOLDER_BASE_URL: &str = "https://endpoint.invalid";
-
 pub(super) fn check(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &ClusterView, verdict: &mut Verdict) {
     let spec = &endpoint.spec;
     let secrets = view.secrets().map(SecretsRef);
+    // The URL the endpoint will be served at in the cluster: the settings need one.
+    let base_url = endpoint.cluster_base_url();
     let server_errors: Option<Vec<FieldError>> = match spec.protocol {
-        EndpointProtocol::Acme => match &secrets {
-            Some(s) => pkiplane_acme::AcmeConfig::from_resource(endpoint, s, PLACEHOLDER_BASE_URL).err(),
-            None => None,
-        },
+        EndpointProtocol::Acme => secrets.as_ref().and_then(|s| acme_settings(endpoint, s, &base_url).err()),
         EndpointProtocol::Est => {
             est_auth(endpoint, id, view, verdict);
             secrets.as_ref().and_then(|s| {
-                // Trust anchors were checked above against the view; the EST server reads
-                // an issuerRef's certificate from a running CA, which a view has not.
+                // Trust anchors were checked above against the view; an issuerRef's
+                // certificate is read from the running CA, which a view has not.
                 let mut without_anchors = endpoint.clone();
                 if let Some(est) = without_anchors.spec.est.as_mut() {
                     est.client_certificates = None;
                 }
-                let ca = Ca::new(Arc::new(MemoryInventory::new()));
-                pkiplane_est::EstConfig::from_resource(&without_anchors, s, &ca, PLACEHOLDER_BASE_URL).err()
+                est_settings(&without_anchors, s, &|_| None, &base_url).err()
             })
         }
         EndpointProtocol::Scep => match &secrets {
-            Some(s) => pkiplane_scep::ScepConfig::from_resource(endpoint, s, PLACEHOLDER_BASE_URL).err(),
+            Some(s) => scep_settings(endpoint, s, &base_url).err(),
             None => {
                 let scep = spec.scep.as_ref();
                 let dynamic = scep.and_then(|s| s.dynamic_challenges.as_ref()).is_some_and(|d| d.enabled);
@@ -54,9 +47,7 @@ pub(super) fn check(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &Cluste
         },
         EndpointProtocol::Cmp => {
             cmp_auth(endpoint, id, view, verdict);
-            secrets
-                .as_ref()
-                .and_then(|s| pkiplane_cmp::CmpConfig::from_resource(endpoint, s, PLACEHOLDER_BASE_URL).err())
+            secrets.as_ref().and_then(|s| cmp_settings(endpoint, s, &base_url).err())
         }
     };
     verdict.deny_all(server_errors.unwrap_or_default());

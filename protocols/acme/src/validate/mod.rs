@@ -23,12 +23,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use std::time::SystemTime;
 
-use pkiplane_core::state::acme::{Authorization, AuthzStatus, ChallengeStatus, ChallengeType};
+use crate::state::{Authorization, AuthzStatus, ChallengeStatus, ChallengeType};
 use tokio::net::TcpStream;
 
 use crate::AcmeState;
-use crate::config::ValidationSettings;
 use crate::problem::{AcmeError, ProblemType};
+use crate::settings::ValidationSettings;
 
 /// Starts validating `challenge_id` of `authz` (already marked processing).
 pub fn spawn(state: AcmeState, authz: Authorization, challenge_id: String, thumbprint: String) {

@@ -7,11 +7,11 @@
 //! crash tests of the failpoint are in the server crate for CMP and SCEP).
 
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus};
+use pkiplane_acme::state::{AcmeStore, OrderStatus as StoredStatus};
 use pkiplane_core::inventory::Inventory;
 use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::state::acme::{AcmeStore, OrderStatus as StoredStatus};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 
 use crate::common::{Env, Options, csr};

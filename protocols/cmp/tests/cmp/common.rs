@@ -9,15 +9,15 @@ use std::time::{Duration, SystemTime};
 
 use pkiplane_api::Manifests;
 use pkiplane_api::{issuer_from_resource, profile_from_resource};
+use pkiplane_cmp::CmpState;
+use pkiplane_cmp::state::CmpStore;
 use pkiplane_cmp::wire::body::{ResponseBody, decode_response};
 use pkiplane_cmp::wire::message::{self, Incoming};
 use pkiplane_cmp::wire::{FailInfo, StatusInfo};
-use pkiplane_cmp::{CmpConfig, CmpState};
 use pkiplane_core::inventory::{CertificateRecord, InventoryFilter};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_core::model::{ObjectRef, Protocol};
-use pkiplane_core::state::cmp::CmpStore;
 use pkiplane_core::x509::pem;
 use pkiplane_store::SqliteStore;
 use tempfile::TempDir;
@@ -239,7 +239,7 @@ pub async fn start(opts: Options) -> Pki {
     let ca = Arc::new(ca);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = CmpConfig::from_resource(&manifests.endpoints[0], &manifests, &url).unwrap();
+    let mut config = pkiplane_api::cmp_settings(&manifests.endpoints[0], &manifests, &url).unwrap();
     if let Some(w) = opts.confirm_wait {
         config.confirm_wait = w;
     }

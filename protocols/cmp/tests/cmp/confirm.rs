@@ -7,11 +7,11 @@ use std::time::SystemTime;
 use der::Encode;
 use der::asn1::OctetString;
 use pkiplane_cmp::protection::mac::{MacAlg, MacProtection, Owf};
+use pkiplane_cmp::state::TransactionState;
 use pkiplane_cmp::wire::FailBit;
 use pkiplane_cmp::wire::body::{CertStatusIn, ResponseBody, decode_response};
 use pkiplane_cmp::wire::message::{self, Incoming, OutHeader, tag};
 use pkiplane_core::inventory::CertStatus;
-use pkiplane_core::state::cmp::TransactionState;
 
 use crate::common::*;
 

@@ -1,9 +1,9 @@
 //! ir with a shared secret, cr and kur signed with the obtained certificate, p10cr, rr;
 //! with and without implicit confirmation.
 
+use pkiplane_cmp::state::TransactionState;
 use pkiplane_core::inventory::CertStatus;
 use pkiplane_core::model::Protocol;
-use pkiplane_core::state::cmp::TransactionState;
 
 use crate::common::*;
 

@@ -150,7 +150,7 @@ async fn an_unconfirmed_certificate_is_revoked_after_confirm_wait_time() {
     // A late certConf is told the certificate was revoked.
     let tid = run.responses[0].header.transaction_id.clone().unwrap();
     let tx = pki.state.store().transaction(&pki.state.config().endpoint, &hex::encode(tid)).await.unwrap().unwrap();
-    assert_eq!(tx.state, pkiplane_core::state::cmp::TransactionState::Expired);
+    assert_eq!(tx.state, pkiplane_cmp::state::TransactionState::Expired);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 //! does not reveal which usernames exist). An `Authorization` value longer than
 //! [`MAX_AUTHORIZATION`] is refused with 431 before it is decoded.
 //!
-//! Failed attempts are counted in an [`AuthFailureStore`](pkiplane_core::state::est::AuthFailureStore)
+//! Failed attempts are counted in an [`AuthFailureStore`](crate::state::AuthFailureStore)
 //! under three keys, each with its own allowance before an exponentially growing backoff
 //! (`basic_backoff` doubled per failure, capped at `basic_backoff_max`) during which
 //! attempts are refused with 429 and `Retry-After` without the password being checked:
@@ -26,8 +26,8 @@ use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::config::{BasicAuthConfig, Limits};
 use crate::error::EstError;
+use crate::settings::{BasicAuthConfig, Limits};
 use crate::{EstState, RequestContext};
 
 /// Credentials from an `Authorization: Basic` header.
@@ -203,7 +203,7 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Password;
+    use crate::settings::Password;
 
     #[test]
     fn parses_and_compares() {

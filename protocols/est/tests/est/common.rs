@@ -19,12 +19,12 @@ use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_core::keys::{KeyAlgorithm, SecretKey, generate_key};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester, TlsPeer};
 use pkiplane_core::policy::RequestedValidity;
-use pkiplane_core::state::est::memory::MemoryAuthFailures;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::parse_dn;
 use pkiplane_core::x509::{San, pem};
-use pkiplane_est::{EstConfig, EstState, router};
+use pkiplane_est::state::memory::MemoryAuthFailures;
+use pkiplane_est::{EstSettings, EstState, router};
 use pkiplane_store::SqliteStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tempfile::TempDir;
@@ -54,7 +54,7 @@ pub struct Env {
 
 impl Env {
     /// Starts the endpoint; `adjust` may change the configuration first.
-    pub async fn start(adjust: impl FnOnce(&mut EstConfig)) -> Env {
+    pub async fn start(adjust: impl FnOnce(&mut EstSettings)) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let manifests = Manifests::load(repo_root().join("examples/quickstart.yaml")).unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("pkiplane.db")).unwrap());
@@ -87,7 +87,13 @@ impl Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base_url = format!("https://127.0.0.1:{}", addr.port());
-        let mut config = EstConfig::from_resource(&endpoint, &manifests, ca.as_ref(), &base_url).unwrap();
+        let mut config = pkiplane_api::est_settings(
+            &endpoint,
+            &manifests,
+            &|id| pkiplane_api::convert::loaded_issuer_chain(ca.as_ref(), id),
+            &base_url,
+        )
+        .unwrap();
         config.limits.basic_backoff = Duration::from_secs(30);
         adjust(&mut config);
         let state = EstState::new(config, ca.clone(), Arc::new(MemoryAuthFailures::new()));

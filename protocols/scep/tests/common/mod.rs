@@ -20,7 +20,7 @@ use pkiplane_core::issuer::{CaParams, Issuer, IssuerConfig, IssuerSource, NameCo
 use pkiplane_core::keys::KeyAlgorithm;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
-use pkiplane_scep::{ScepConfig, ScepState};
+use pkiplane_scep::ScepState;
 use pkiplane_store::SqliteStore;
 
 pub const STATIC_CHALLENGE: &str = "static-secret-0123456789";
@@ -231,7 +231,7 @@ pub async fn start_with(opts: Options, root: Arc<Issuer>, int: Arc<Issuer>) -> E
         vec![secret("scep-static", &[("challenge", STATIC_CHALLENGE)]), secret("scep-api", &[("mdm", API_TOKEN)])];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = ScepConfig::from_resource(&endpoint, &secrets, &base)
+    let config = pkiplane_api::scep_settings(&endpoint, &secrets, &base)
         .unwrap_or_else(|e| panic!("{}", pkiplane_api::FieldError::join(&e)));
     let mut state = ScepState::start(config, ca.clone(), store.clone()).await.unwrap();
     if let Some(clock) = opts.clock.clone() {
@@ -303,7 +303,7 @@ impl Env {
         if std::env::var("PKIPLANE_SCEP_WRITE_VECTORS").as_deref() != Ok("1") {
             return;
         }
-        use pkiplane_core::state::scep::ScepStore;
+        use pkiplane_scep::state::ScepStore;
         let ra = self.state.ra().await.unwrap();
         self.save_vector(&format!("{prefix}-ra.cert.der"), &ra.cert_der);
         let material = self.store.ra_material(&self.endpoint).await.unwrap().expect("the RA material is stored");

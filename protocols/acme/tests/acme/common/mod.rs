@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{Account, AccountCredentials, BodyWrapper, ExternalAccountKey, NewAccount};
-use pkiplane_acme::{AcmeConfig, AcmeState, EabConfig, ExposedProfile, ValidationSettings, router};
+use pkiplane_acme::{AcmeSettings, AcmeState, EabSettings, ExposedProfile, ValidationSettings, router};
 use pkiplane_core::inventory::{CertificateRecord, Inventory, InventoryFilter};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::issuer::{CaParams, Issuer, IssuerConfig, IssuerSource, NameConstraintsConfig};
@@ -61,7 +61,7 @@ pub fn profile(name: &str, days: u64, description: &str) -> Profile {
 pub struct Options {
     /// (label, profile, default)
     pub profiles: Vec<(String, Profile, bool)>,
-    pub eab: Option<EabConfig>,
+    pub eab: Option<EabSettings>,
     pub authz_reuse: Option<Duration>,
     /// Where validation may connect: loopback by default (the responders).
     pub allowed_target_ranges: Vec<ipnet::IpNet>,
@@ -145,7 +145,7 @@ impl Env {
         let responders = responders::Responders::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut config = AcmeConfig::new(ObjectRef::new("pki", "acme"), &base, exposed);
+        let mut config = AcmeSettings::new(ObjectRef::new("pki", "acme"), &base, exposed);
         config.default_profile = default;
         config.http01_port = opts.http01_port.unwrap_or(responders.http_port);
         config.tls_alpn01_port = responders.tls_port;
@@ -227,10 +227,10 @@ pub fn csr(names: &[&str]) -> (Vec<u8>, rcgen::KeyPair) {
 }
 
 /// Key/value EAB settings.
-pub fn eab_config(keys: &[(&str, &[u8])], required: bool, reusable: bool) -> EabConfig {
+pub fn eab_config(keys: &[(&str, &[u8])], required: bool, reusable: bool) -> EabSettings {
     let keys: BTreeMap<_, _> =
         keys.iter().map(|(k, v)| (k.to_string(), pkiplane_acme::EabKey(zeroize::Zeroizing::new(v.to_vec())))).collect();
-    EabConfig { required, reusable, keys }
+    EabSettings { required, reusable, keys }
 }
 
 /// Problem type name of an instant-acme API error.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::{CmpStore, CmpTransaction, TransactionState};
-use crate::inventory::StoreError;
-use crate::model::ObjectRef;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::model::ObjectRef;
 
 type Key = (ObjectRef, String);
 
@@ -112,7 +112,7 @@ impl CmpStore for MemoryCmpStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::cmp::{CmpAuth, TransactionKind};
+    use crate::state::{CmpAuth, TransactionKind};
 
     fn tx(id: &str, state: TransactionState, deadline: Option<SystemTime>) -> CmpTransaction {
         let now = SystemTime::now();

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, TransactionStatus};
-use crate::inventory::StoreError;
-use crate::model::ObjectRef;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::model::ObjectRef;
 
 #[derive(Default)]
 struct Inner {

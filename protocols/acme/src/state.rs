@@ -14,9 +14,10 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::StoreError;
-use crate::inventory::unix_seconds;
-use crate::model::ObjectRef;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::inventory::opt_unix_seconds as opt_seconds;
+use pkiplane_core::inventory::unix_seconds;
+use pkiplane_core::model::ObjectRef;
 
 pub mod memory;
 
@@ -312,24 +313,4 @@ pub trait AcmeStore: Send + Sync {
     /// references) that expired more than `retention` before `now` without a
     /// certificate; returns how many records went.
     async fn purge_expired(&self, now: SystemTime, retention: std::time::Duration) -> Result<u64, StoreError>;
-}
-
-/// `Option<SystemTime>` as optional unix seconds.
-pub mod opt_seconds {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::inventory::unix_seconds::{from_secs, to_secs};
-
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_some(&to_secs(*t)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
-        Ok(Option::<i64>::deserialize(d)?.map(from_secs))
-    }
 }

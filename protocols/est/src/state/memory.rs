@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::{AuthFailureStore, FailureCount};
-use crate::inventory::StoreError;
+use pkiplane_core::inventory::StoreError;
 
 /// Entries kept after a prune; a prune happens at twice this.
 const SOFT_LIMIT: usize = 10_000;

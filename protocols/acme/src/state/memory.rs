@@ -11,7 +11,7 @@ use super::{
     Account, AccountUpdate, AcmeStore, Authorization, AuthzStatus, EabUse, Identifier, NewAccountOutcome,
     NewOrderOutcome, Order, OrderStatus,
 };
-use crate::inventory::StoreError;
+use pkiplane_core::inventory::StoreError;
 
 #[derive(Default)]
 struct Inner {
@@ -196,7 +196,7 @@ impl AcmeStore for MemoryAcmeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::acme::{AccountStatus, Challenge, ChallengeStatus, ChallengeType, Replaces};
+    use crate::state::{AccountStatus, Challenge, ChallengeStatus, ChallengeType, Replaces};
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
         futures_executor::block_on(f)
@@ -285,7 +285,7 @@ mod tests {
             certificate: None,
             replaces: Some(Replaces {
                 cert_id: "aki.serial".into(),
-                issuer: crate::ObjectRef::new("a", "b"),
+                issuer: pkiplane_core::ObjectRef::new("a", "b"),
                 serial: "01".into(),
             }),
             created_at: now,

@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::inventory::StoreError;
-use crate::inventory::unix_seconds;
-use crate::model::ObjectRef;
-use crate::state::acme::opt_seconds;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::inventory::opt_unix_seconds as opt_seconds;
+use pkiplane_core::inventory::unix_seconds;
+use pkiplane_core::model::ObjectRef;
 
 pub mod memory;
 

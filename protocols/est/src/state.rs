@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::StoreError;
-use crate::inventory::unix_seconds;
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::inventory::unix_seconds;
 
 pub mod memory;
 

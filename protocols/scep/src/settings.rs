@@ -1,7 +1,8 @@
-//! The SCEP endpoint's configuration, built from an `EnrollmentEndpoint` resource.
+//! The SCEP endpoint's settings (`pkiplane-api` builds them from an `EnrollmentEndpoint`
+//! resource: `api/src/convert/endpoint_scep.rs`).
 //!
 //! Secrets (the static challenge, the challenge API's bearer tokens) are held in
-//! [`ReloadableSecret`] / [`ApiTokens`] cells: [`ScepConfig::reload_secrets`] re-reads
+//! [`ReloadableSecret`] / [`ApiTokens`] cells: [`ScepSettings::reload_secrets`] re-reads
 //! them from the Secrets, and a running server uses the new values at the next request,
 //! so a rotated challenge needs no restart.
 
@@ -9,9 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
-use pkiplane_api::{EndpointHead, FieldError, SecretLookup};
 use pkiplane_core::ObjectRef;
+use pkiplane_core::settings::FieldError;
 use zeroize::Zeroizing;
 
 /// The Secret key holding a static challenge (`spec.scep.staticChallenge.secretRef`).
@@ -19,12 +19,7 @@ pub const STATIC_CHALLENGE_KEY: &str = "challenge";
 /// Longest certificate lifetime a SCEP endpoint exposes without `allowLongValidity`.
 pub const DEFAULT_VALIDITY_CAP: Duration = Duration::from_secs(365 * 86_400);
 
-/// One exposed profile: its label and the CertificateProfile behind it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExposedProfile {
-    pub label: String,
-    pub profile: ObjectRef,
-}
+pub use pkiplane_core::settings::ExposedProfile;
 
 /// Where the static challenge comes from, read at every use.
 pub trait StaticChallengeSource: Send + Sync {
@@ -102,6 +97,9 @@ impl std::fmt::Debug for ApiTokens {
     }
 }
 
+/// Reads a Secret's entries: (namespace, name) -> key -> value, or None when missing.
+pub type SecretReader<'a> = dyn Fn(&str, &str) -> Option<BTreeMap<String, Vec<u8>>> + 'a;
+
 /// One-time challenges.
 #[derive(Clone, Debug)]
 pub struct DynamicChallengeConfig {
@@ -112,7 +110,7 @@ pub struct DynamicChallengeConfig {
 
 /// Everything the SCEP server needs to know about its endpoint.
 #[derive(Clone)]
-pub struct ScepConfig {
+pub struct ScepSettings {
     pub endpoint: ObjectRef,
     /// Absolute URL without trailing slash, e.g. `http://127.0.0.1:8080`; the SCEP URL is
     /// `{base_url}/scep`.
@@ -136,16 +134,16 @@ pub struct ScepConfig {
     pub max_body: usize,
     /// Bound on handling one request.
     pub request_timeout: Duration,
-    /// Secrets re-read by [`ScepConfig::reload_secrets`].
+    /// Secrets re-read by [`ScepSettings::reload_secrets`].
     static_secret: Option<String>,
     api_secret: Option<String>,
-    /// The cell `from_resource` made for the static challenge (what reloads update).
+    /// The cell `static_challenge_from` made for the static challenge (what reloads update).
     static_cell: Option<Arc<ReloadableSecret>>,
 }
 
-impl std::fmt::Debug for ScepConfig {
+impl std::fmt::Debug for ScepSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScepConfig")
+        f.debug_struct("ScepSettings")
             .field("endpoint", &self.endpoint)
             .field("base_url", &self.base_url)
             .field("profiles", &self.profiles)
@@ -158,13 +156,10 @@ impl std::fmt::Debug for ScepConfig {
     }
 }
 
-impl ScepConfig {
+impl ScepSettings {
     /// A configuration with defaults and no challenges.
     pub fn new(endpoint: ObjectRef, base_url: &str, profiles: Vec<ExposedProfile>) -> Self {
-        let default_profile = match profiles.as_slice() {
-            [only] => Some(only.label.clone()),
-            _ => None,
-        };
+        let default_profile = pkiplane_core::settings::default_label(&profiles);
         Self {
             endpoint,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -196,66 +191,52 @@ impl ScepConfig {
         format!("{}/scep", self.base_url)
     }
 
-    /// Builds the configuration of a SCEP EnrollmentEndpoint. The static challenge is
-    /// the `challenge` entry of `staticChallenge.secretRef`; the challenge API's tokens
-    /// are every entry of `dynamicChallenges.apiSecretRef` (key: client name).
-    pub fn from_resource(
-        endpoint: &EnrollmentEndpoint,
-        secrets: &impl SecretLookup,
-        base_url: &str,
-    ) -> Result<ScepConfig, Vec<FieldError>> {
+    /// Takes the static challenge from the `challenge` entry of Secret `secret` (in the
+    /// endpoint's namespace), read by [`Self::reload_secrets`].
+    pub fn static_challenge_from(&mut self, secret: &str) {
+        self.static_secret = Some(secret.to_owned());
+        let cell = Arc::new(ReloadableSecret::default());
+        self.static_cell = Some(cell.clone());
+        self.static_challenge = Some(cell);
+    }
+
+    /// Enables one-time challenges living `ttl`, minted by the API clients whose tokens
+    /// are the entries of Secret `api_secret` (read by [`Self::reload_secrets`]).
+    pub fn dynamic_challenges_from(&mut self, ttl: Duration, api_secret: Option<&str>) {
+        self.api_secret = api_secret.map(str::to_owned);
+        self.dynamic_challenges = Some(DynamicChallengeConfig { ttl, api_tokens: Arc::new(ApiTokens::default()) });
+    }
+
+    /// The rules these settings must meet whatever resource they came from: a default
+    /// profile (SCEP URLs name none) and a way to authenticate PKCSReq. Paths name the
+    /// `EnrollmentEndpoint` fields.
+    pub fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let head = EndpointHead::read(endpoint, EndpointProtocol::Scep, base_url, &mut errors)?;
-        let spec = &endpoint.spec;
-        let profiles = head.profiles.into_iter().map(|(label, profile)| ExposedProfile { label, profile }).collect();
-        let mut config = ScepConfig::new(head.id, base_url, profiles);
-        config.default_profile = head.default_label;
-        if config.default_profile.is_none() {
+        if self.default_profile.is_none() {
             errors.push(FieldError::new(
                 "spec.profiles",
                 "SCEP URLs name no profile: mark one profile `default: true` (others are reached at /scep/p/<label>)",
             ));
         }
-        let scep = spec.scep.clone().unwrap_or_default();
-        config.legacy_algorithms = scep.legacy_algorithms;
-        config.allow_long_validity = scep.allow_long_validity;
-        if let Some(s) = &scep.static_challenge {
-            config.static_secret = Some(s.secret_ref.name.clone());
-            let cell = Arc::new(ReloadableSecret::default());
-            config.static_cell = Some(cell.clone());
-            config.static_challenge = Some(cell);
-        }
-        if let Some(d) = scep.dynamic_challenges.as_ref().filter(|d| d.enabled) {
-            let ttl = match &d.ttl {
-                None => Duration::from_secs(3600),
-                Some(t) => pkiplane_core::duration::parse_duration(t).unwrap_or_else(|e| {
-                    errors.push(FieldError::new("spec.scep.dynamicChallenges.ttl", e));
-                    Duration::from_secs(3600)
-                }),
-            };
-            config.api_secret = d.api_secret_ref.as_ref().map(|r| r.name.clone());
-            config.dynamic_challenges =
-                Some(DynamicChallengeConfig { ttl, api_tokens: Arc::new(ApiTokens::default()) });
-        }
-        if config.static_challenge.is_none() && config.dynamic_challenges.is_none() {
+        if self.static_challenge.is_none() && self.dynamic_challenges.is_none() {
             errors.push(FieldError::new(
                 "spec.scep",
                 "a SCEP endpoint needs staticChallenge or enabled dynamicChallenges to authenticate PKCSReq",
             ));
         }
-        errors.extend(config.reload_secrets(secrets));
-        if errors.is_empty() { Ok(config) } else { Err(errors) }
+        errors
     }
 
-    /// Re-reads the static challenge and the API tokens from their Secrets; a running
+    /// Re-reads the static challenge and the API tokens from their Secrets (`secrets`:
+    /// namespace, name -> entries); a running
     /// server uses the new values from its next request. Returns the problems found (the
     /// values that could not be read are left unset, so nothing stale stays valid).
-    pub fn reload_secrets(&self, secrets: &impl SecretLookup) -> Vec<FieldError> {
+    pub fn reload_secrets(&self, secrets: &SecretReader) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let ns = &self.endpoint.namespace;
         if let (Some(name), Some(cell)) = (&self.static_secret, &self.static_cell) {
             let path = "spec.scep.staticChallenge.secretRef";
-            let value = match secrets.secret_data(ns, name) {
+            let value = match secrets(ns, name) {
                 None => {
                     errors.push(FieldError::new(path, format!("Secret {ns}/{name} not found")));
                     None
@@ -275,7 +256,7 @@ impl ScepConfig {
         }
         if let (Some(name), Some(d)) = (&self.api_secret, &self.dynamic_challenges) {
             let path = "spec.scep.dynamicChallenges.apiSecretRef";
-            match secrets.secret_data(ns, name) {
+            match secrets(ns, name) {
                 None => {
                     errors.push(FieldError::new(path, format!("Secret {ns}/{name} not found")));
                     d.api_tokens.set(BTreeMap::new());

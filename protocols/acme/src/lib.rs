@@ -13,36 +13,60 @@
 //! [`AcmeSettings::base_url`], and the directory is at `/directory`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod account;
+#[cfg(feature = "server")]
 pub mod ari;
+#[cfg(feature = "server")]
 pub mod authz;
+#[cfg(feature = "server")]
 pub mod directory;
+#[cfg(feature = "server")]
 pub mod eab;
+#[cfg(feature = "server")]
 pub mod finalize;
+#[cfg(feature = "server")]
 pub mod identifier;
+#[cfg(feature = "server")]
 pub mod jwk;
+#[cfg(feature = "server")]
 pub mod jws;
+#[cfg(feature = "server")]
 pub mod nonce;
+#[cfg(feature = "server")]
 pub mod order;
+#[cfg(feature = "server")]
 pub mod problem;
+#[cfg(feature = "server")]
 pub mod respond;
+#[cfg(feature = "server")]
 pub mod revoke;
 pub mod settings;
+#[cfg(feature = "server")]
 pub mod signer;
 pub mod state;
+#[cfg(feature = "server")]
 pub mod time;
+#[cfg(feature = "server")]
 pub mod validate;
 
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 use crate::state::AcmeStore;
+#[cfg(feature = "server")]
 use axum::Router;
+#[cfg(feature = "server")]
 use axum::routing::{get, post};
+#[cfg(feature = "server")]
 use pkiplane_core::service::CaService;
 
+#[cfg(feature = "server")]
 pub use problem::{AcmeError, ProblemType};
 pub use settings::{AcmeSettings, EabKey, EabSettings, ExposedProfile, ValidationSettings};
 
+#[cfg(feature = "server")]
 /// Resource paths below the base URL.
 pub mod paths {
     pub const DIRECTORY: &str = "/directory";
@@ -54,6 +78,7 @@ pub mod paths {
     pub const RENEWAL_INFO: &str = "/renewal-info";
 }
 
+#[cfg(feature = "server")]
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AcmeState {
@@ -62,6 +87,7 @@ pub struct AcmeState {
     pub store: Arc<dyn AcmeStore>,
 }
 
+#[cfg(feature = "server")]
 impl AcmeState {
     pub fn new(config: AcmeSettings, ca: Arc<dyn CaService>, store: Arc<dyn AcmeStore>) -> Self {
         Self { config: Arc::new(config), ca, store }
@@ -101,6 +127,7 @@ impl AcmeState {
     }
 }
 
+#[cfg(feature = "server")]
 /// Removes expired nonces and long-expired orders every `every` (run one per replica, or
 /// one in all: the deletes are idempotent).
 pub fn spawn_housekeeping(state: AcmeState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
@@ -118,6 +145,7 @@ pub fn spawn_housekeeping(state: AcmeState, every: std::time::Duration) -> tokio
     })
 }
 
+#[cfg(feature = "server")]
 /// The ACME server's routes. Every response carries a fresh `Replay-Nonce` and a
 /// `Link: <directory>;rel="index"` (RFC 8555 section 7.1).
 pub fn router(state: AcmeState) -> Router {

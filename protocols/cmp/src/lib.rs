@@ -18,41 +18,70 @@
 //! `POST /.well-known/cmp/p/<label>`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
 pub mod confirm;
+#[cfg(feature = "server")]
 pub mod convert;
+#[cfg(feature = "server")]
 pub mod credential;
+#[cfg(feature = "server")]
 pub mod enroll;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod genm;
+#[cfg(feature = "server")]
 pub mod genm_root;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod poll;
+#[cfg(feature = "server")]
 pub mod pop;
+#[cfg(feature = "server")]
 pub mod protection;
+#[cfg(feature = "server")]
 pub mod respond;
+#[cfg(feature = "server")]
 pub mod revoke;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod settings;
 pub mod state;
+#[cfg(feature = "server")]
 pub mod template;
+#[cfg(feature = "server")]
 pub mod trust;
+#[cfg(feature = "server")]
 pub mod wire;
 
+#[cfg(feature = "server")]
 use std::collections::HashMap;
+#[cfg(feature = "server")]
 use std::sync::{Arc, Mutex, RwLock};
+#[cfg(feature = "server")]
 use std::time::{Duration, Instant, SystemTime};
 
+#[cfg(feature = "server")]
 use crate::state::CmpStore;
+#[cfg(feature = "server")]
 use pkiplane_core::clock::SharedClock;
+#[cfg(feature = "server")]
 use pkiplane_core::model::ObjectRef;
+#[cfg(feature = "server")]
 use pkiplane_core::service::{CaService, IssuerInfo};
 
+#[cfg(feature = "server")]
 pub use credential::{CmpCredential, CredentialError};
+#[cfg(feature = "server")]
 pub use error::CmpError;
+#[cfg(feature = "server")]
 pub use http::router;
 pub use settings::{CmpSettings, ExposedProfile, SharedSecret};
 
+#[cfg(feature = "server")]
 struct Inner {
     config: CmpSettings,
     ca: Arc<dyn CaService>,
@@ -64,15 +93,18 @@ struct Inner {
     clock: SharedClock,
 }
 
+#[cfg(feature = "server")]
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct CmpState {
     inner: Arc<Inner>,
 }
 
+#[cfg(feature = "server")]
 /// How long a CRL handed out by genm is reused.
 const CRL_REUSE: Duration = Duration::from_secs(60);
 
+#[cfg(feature = "server")]
 impl CmpState {
     /// A state with the given protection credentials (one per Issuer of the exposed
     /// profiles; see [`CmpState::start`] to have them issued).

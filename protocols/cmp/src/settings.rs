@@ -8,8 +8,6 @@ use pkiplane_core::ObjectRef;
 use pkiplane_core::settings::FieldError;
 use zeroize::Zeroizing;
 
-use crate::protection::mac::MacLimits;
-
 pub use pkiplane_core::settings::ExposedProfile;
 
 /// A pre-shared MAC secret. Never printed.
@@ -130,5 +128,20 @@ impl CmpSettings {
             }
         }
         errors
+    }
+}
+
+/// Bounds on the work a request may make the server do, and the least it must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacLimits {
+    pub min_iterations: u32,
+    pub max_iterations: u32,
+}
+
+impl Default for MacLimits {
+    /// RFC 9481 section 6.1.1 asks for at least 100 PBM iterations; 100 000 bounds the
+    /// cost of one request.
+    fn default() -> Self {
+        Self { min_iterations: 100, max_iterations: 100_000 }
     }
 }

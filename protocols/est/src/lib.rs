@@ -24,31 +24,52 @@
 //! `axum::extract::ConnectInfo<std::net::SocketAddr>` as request extensions.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
 pub mod cms;
+#[cfg(feature = "server")]
 pub mod csrattrs;
+#[cfg(feature = "server")]
 pub mod enroll;
+#[cfg(feature = "server")]
 pub mod envelope;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod keygen;
 pub mod settings;
+#[cfg(feature = "server")]
 pub mod signer;
 pub mod state;
+#[cfg(feature = "server")]
 pub mod wire;
 
+#[cfg(feature = "server")]
 use std::net::SocketAddr;
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 use crate::state::AuthFailureStore;
+#[cfg(feature = "server")]
 use axum::Router;
+#[cfg(feature = "server")]
 use axum::body::Body;
+#[cfg(feature = "server")]
 use axum::extract::{ConnectInfo, Path, Request, State};
+#[cfg(feature = "server")]
 use axum::http::{HeaderValue, Method, StatusCode, header};
+#[cfg(feature = "server")]
 use axum::response::{IntoResponse, Response};
+#[cfg(feature = "server")]
 use axum::routing::any;
+#[cfg(feature = "server")]
 use pkiplane_core::model::TlsPeer;
+#[cfg(feature = "server")]
 use pkiplane_core::service::CaService;
 
+#[cfg(feature = "server")]
 pub use error::EstError;
 pub use settings::{BasicAuthConfig, ClientCertAuth, EstSettings, ExposedProfile, Limits};
 
@@ -79,6 +100,7 @@ impl Operation {
         })
     }
 
+    #[cfg(feature = "server")]
     fn method(self) -> Method {
         match self {
             Operation::CaCerts | Operation::CsrAttrs => Method::GET,
@@ -87,6 +109,7 @@ impl Operation {
     }
 }
 
+#[cfg(feature = "server")]
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct EstState {
@@ -98,12 +121,14 @@ pub struct EstState {
     pub signers: Arc<signer::KeyPackageSigners>,
 }
 
+#[cfg(feature = "server")]
 impl EstState {
     pub fn new(config: EstSettings, ca: Arc<dyn CaService>, failures: Arc<dyn AuthFailureStore>) -> Self {
         Self { config: Arc::new(config), ca, failures, signers: Arc::default() }
     }
 }
 
+#[cfg(feature = "server")]
 /// What a handler knows about the request beyond its body.
 pub struct RequestContext {
     pub profile: ExposedProfile,
@@ -112,6 +137,7 @@ pub struct RequestContext {
     pub client: Option<SocketAddr>,
 }
 
+#[cfg(feature = "server")]
 /// The EST routes.
 pub fn router(state: EstState) -> Router {
     Router::new()
@@ -121,6 +147,7 @@ pub fn router(state: EstState) -> Router {
         .with_state(state)
 }
 
+#[cfg(feature = "server")]
 async fn unlabelled(State(state): State<EstState>, Path(op): Path<String>, req: Request) -> Response {
     let Some(label) = state.config.default_profile.clone() else {
         return EstError::NotFound(format!(
@@ -132,14 +159,17 @@ async fn unlabelled(State(state): State<EstState>, Path(op): Path<String>, req: 
     dispatch(state, &label, &op, req).await
 }
 
+#[cfg(feature = "server")]
 async fn labelled(State(state): State<EstState>, Path((label, op)): Path<(String, String)>, req: Request) -> Response {
     dispatch(state, &label, &op, req).await
 }
 
+#[cfg(feature = "server")]
 fn labels(state: &EstState) -> String {
     state.config.profiles.iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(", ")
 }
 
+#[cfg(feature = "server")]
 async fn dispatch(state: EstState, label: &str, op: &str, req: Request) -> Response {
     let Some(operation) = Operation::parse(op) else {
         return EstError::NotFound(format!("`{op}` is not an EST operation")).into_response();

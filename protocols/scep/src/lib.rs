@@ -25,53 +25,84 @@
 //! ([`challenge_api`]).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod algorithms;
+#[cfg(feature = "server")]
 pub mod challenge;
+#[cfg(feature = "server")]
 pub mod challenge_api;
+#[cfg(feature = "server")]
 pub mod client;
+#[cfg(feature = "server")]
 pub mod cms;
 pub mod containment;
+#[cfg(feature = "server")]
 pub mod enroll;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod message;
+#[cfg(feature = "server")]
 pub mod operation;
+#[cfg(feature = "server")]
 pub mod query;
+#[cfg(feature = "server")]
 pub mod ra;
+#[cfg(feature = "server")]
 pub mod rsa_key;
 pub mod settings;
 pub mod state;
 
+#[cfg(feature = "server")]
 use std::sync::Arc;
+#[cfg(feature = "server")]
 use std::time::{Duration, SystemTime};
 
+#[cfg(feature = "server")]
 use crate::state::ScepStore;
+#[cfg(feature = "server")]
 use axum::Router;
+#[cfg(feature = "server")]
 use axum::extract::DefaultBodyLimit;
+#[cfg(feature = "server")]
 use axum::routing::{get, post};
+#[cfg(feature = "server")]
 use pkiplane_core::ObjectRef;
+#[cfg(feature = "server")]
 use pkiplane_core::clock::SharedClock;
+#[cfg(feature = "server")]
 use pkiplane_core::service::CaService;
+#[cfg(feature = "server")]
 use pkiplane_core::service::IssuerInfo;
+#[cfg(feature = "server")]
 use zeroize::Zeroizing;
 
+#[cfg(feature = "server")]
 pub use challenge::{ChallengeBinding, MintedChallenge, mint_challenge};
+#[cfg(feature = "server")]
 pub use error::ScepError;
+#[cfg(feature = "server")]
 pub use message::{FailInfo, MessageType, PkiStatus};
+#[cfg(feature = "server")]
 pub use ra::RaIdentity;
 pub use settings::{ExposedProfile, ReloadableSecret, ScepSettings, StaticChallengeSource};
 
+#[cfg(feature = "server")]
 /// Why an endpoint cannot start: every problem found.
 #[derive(Debug, thiserror::Error)]
 #[error("SCEP endpoint cannot start: {}", .0.join("; "))]
 pub struct StartError(pub Vec<String>);
 
+#[cfg(feature = "server")]
 struct RaSet {
     current: Arc<RaIdentity>,
     /// The RA before the last renewal: clients that cached it may still encrypt to it.
     previous: Option<Arc<RaIdentity>>,
 }
 
+#[cfg(feature = "server")]
 struct Inner {
     config: ScepSettings,
     ca: Arc<dyn CaService>,
@@ -81,12 +112,14 @@ struct Inner {
     clock: SharedClock,
 }
 
+#[cfg(feature = "server")]
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct ScepState {
     inner: Arc<Inner>,
 }
 
+#[cfg(feature = "server")]
 impl ScepState {
     /// A state with a given RA identity, after the containment checks.
     pub fn new(
@@ -214,6 +247,7 @@ impl ScepState {
     }
 }
 
+#[cfg(feature = "server")]
 /// The SCEP routes (mount at the root of the endpoint's listener).
 pub fn router(state: ScepState) -> Router {
     let max_body = state.config().max_body;

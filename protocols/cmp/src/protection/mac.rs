@@ -34,22 +34,8 @@ use ring::{digest, hmac, pbkdf2};
 use spki07::AlgorithmIdentifierOwned;
 
 use crate::error::CmpError;
+pub use crate::settings::MacLimits;
 use crate::wire::oids;
-
-/// Bounds on the work a request may make the server do, and the least it must do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MacLimits {
-    pub min_iterations: u32,
-    pub max_iterations: u32,
-}
-
-impl Default for MacLimits {
-    /// RFC 9481 section 6.1.1 asks for at least 100 PBM iterations; 100 000 bounds the
-    /// cost of one request.
-    fn default() -> Self {
-        Self { min_iterations: 100, max_iterations: 100_000 }
-    }
-}
 
 /// An HMAC algorithm (RFC 9481 section 6.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

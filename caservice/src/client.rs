@@ -18,7 +18,7 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome, StoreError};
-use pkiplane_core::issuance::{IssuanceRequest, Issued};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued};
 use pkiplane_core::model::{ObjectRef, Requester};
 use pkiplane_core::profile::Profile;
 use pkiplane_core::service::{CaService, InternalCertRequest, IssuerInfo};
@@ -275,10 +275,10 @@ fn wire_err(e: WireError) -> CoreError {
 
 #[async_trait]
 impl CaService for RemoteCa {
-    async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
+    async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
         let body = IssueRequestWire::from_request(&req).map_err(wire_err)?;
-        let issued: IssuedWire = self.transport.call(Method::POST, "/v1/issue", Some(&body)).await?;
-        Ok(issued.into())
+        let outcome: IssueOutcomeWire = self.transport.call(Method::POST, "/v1/issue", Some(&body)).await?;
+        Ok(outcome.into())
     }
 
     async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {

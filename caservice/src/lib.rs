@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod identity;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod stores;
 pub mod tls;

@@ -84,7 +84,6 @@ pub fn status_of(kind: pkiplane_core::ErrorKind) -> StatusCode {
         BadRequest => StatusCode::BAD_REQUEST,
         Denied => StatusCode::UNPROCESSABLE_ENTITY,
         NotFound => StatusCode::NOT_FOUND,
-        ApprovalRequired => StatusCode::ACCEPTED,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -274,7 +273,7 @@ async fn issue(
     State(s): Shared,
     Extension(caller): Extension<Caller>,
     Json(req): Json<IssueRequestWire>,
-) -> ApiResult<IssuedWire> {
+) -> ApiResult<IssueOutcomeWire> {
     let me = endpoint_of(&caller)?.clone();
     let mut req = req.into_request()?;
     match &req.requester.endpoint {
@@ -284,8 +283,8 @@ async fn issue(
     if req.requester.protocol == Protocol::Local {
         return Err(ApiError::forbidden("endpoints may not issue as protocol LOCAL"));
     }
-    let issued = CaService::issue(s.ca.as_ref(), req).await?;
-    Ok(Json(IssuedWire::from(&issued)))
+    let outcome = CaService::issue(s.ca.as_ref(), req).await?;
+    Ok(Json(IssueOutcomeWire::from(&outcome)))
 }
 
 async fn role_issue(

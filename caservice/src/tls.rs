@@ -120,12 +120,24 @@ impl<T: Send + Sync + 'static> Reloading<T> {
         Ok(Arc::new(Self { current: RwLock::new((stamp, first)), dir: dir.to_owned(), build }))
     }
 
+    /// A configuration that never changes (built elsewhere, e.g. from PEM handed over in
+    /// memory): [`Self::refresh`] finds no directory and keeps it.
+    pub fn fixed(value: Arc<T>) -> Arc<Self> {
+        fn unused<T>(_: &TlsMaterial) -> Result<Arc<T>, TlsError> {
+            Err(TlsError::File { path: PathBuf::new(), message: "a fixed configuration is not rebuilt".into() })
+        }
+        Arc::new(Self { current: RwLock::new((None, value)), dir: PathBuf::new(), build: unused })
+    }
+
     pub fn get(&self) -> Arc<T> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 
     /// Rebuilds when the files changed; true when a new configuration is in place.
     pub fn refresh(&self) -> bool {
+        if self.dir.as_os_str().is_empty() {
+            return false;
+        }
         let now = stamp(&self.dir);
         if now.is_none() || now == self.current.read().unwrap_or_else(|e| e.into_inner()).0 {
             return false;

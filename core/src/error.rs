@@ -16,8 +16,6 @@ pub enum ErrorKind {
     Denied,
     /// The request names something that does not exist.
     NotFound,
-    /// The request waits for a person's approval.
-    ApprovalRequired,
     /// A dependency (store, issuer) is not available; retrying later may work.
     Unavailable,
     /// A bug or corrupt state.
@@ -31,7 +29,6 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Denied => "denied",
             ErrorKind::NotFound => "not_found",
-            ErrorKind::ApprovalRequired => "approval_required",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
         }
@@ -48,8 +45,6 @@ pub enum CoreError {
     UnknownProfile(ObjectRef),
     #[error("issuer {0} is not ready: {1}")]
     IssuerUnavailable(ObjectRef, String),
-    #[error("profile {0} requires approval; the request is pending")]
-    ApprovalRequired(ObjectRef),
     #[error("inventory: {0}")]
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
@@ -64,7 +59,6 @@ impl CoreError {
             CoreError::Csr(_) => ErrorKind::BadRequest,
             CoreError::Denied { .. } => ErrorKind::Denied,
             CoreError::UnknownProfile(_) | CoreError::NotFound(_) => ErrorKind::NotFound,
-            CoreError::ApprovalRequired(_) => ErrorKind::ApprovalRequired,
             CoreError::IssuerUnavailable(..) => ErrorKind::Unavailable,
             CoreError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Signing(_) => ErrorKind::Internal,

@@ -88,6 +88,40 @@ pub fn exchange_key(protocol: crate::model::Protocol, endpoint: &ObjectRef, id: 
     format!("{}:{endpoint}:{id}", protocol.as_str().to_ascii_lowercase())
 }
 
+/// What an issuance request came to.
+#[derive(Clone, Debug)]
+pub enum IssueOutcome {
+    /// Signed, and its inventory record is durable.
+    Issued(Box<Issued>),
+    /// Policy allowed it, but the profile waits for a person's approval: nothing was
+    /// signed or stored. Each protocol answers with its own pending reply.
+    Pending(Pending),
+}
+
+impl IssueOutcome {
+    /// The certificate, when one was issued.
+    pub fn issued(self) -> Option<Issued> {
+        match self {
+            IssueOutcome::Issued(issued) => Some(*issued),
+            IssueOutcome::Pending(_) => None,
+        }
+    }
+}
+
+/// A request waiting for approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub profile: ObjectRef,
+    /// Names the request in the audit log (`pending-approval` event).
+    pub request_id: String,
+}
+
+impl std::fmt::Display for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "profile {} requires approval; the request is pending", self.profile)
+    }
+}
+
 /// A signed certificate whose inventory record is durable.
 #[derive(Clone, Debug)]
 pub struct Issued {
@@ -256,10 +290,20 @@ impl Ca {
         })
     }
 
-    /// Issues a certificate: check policy, persist, sign, store, then return.
-    pub async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
+    /// Issues a certificate: check policy, persist, sign, store, then return; or, when
+    /// the profile requires approval, records nothing and says the request is pending.
+    pub async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
         let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
-        self.issue_under(req, profile, issuer).await
+        let now = SystemTime::now();
+        let template = self.allowed(&req, &profile, &issuer, now).await?;
+        if profile.approval_required {
+            let request_id = hex::encode(random_serial());
+            let mut ev = AuditEvent::new("pending-approval", &req.requester, &profile.id, now);
+            ev.reasons = vec![format!("request {request_id}")];
+            ev.emit();
+            return Ok(IssueOutcome::Pending(Pending { profile: profile.id.clone(), request_id }));
+        }
+        Ok(IssueOutcome::Issued(Box::new(self.sign_and_store(req, &profile, &issuer, template, now).await?)))
     }
 
     /// Issues under a profile that is not one of the loaded CertificateProfiles: pkiplane's
@@ -269,28 +313,39 @@ impl Ca {
         let issuer = self
             .issuer(&profile.issuer)
             .ok_or_else(|| CoreError::IssuerUnavailable(profile.issuer.clone(), "not loaded".into()))?;
-        self.issue_under(req, Arc::new(profile), issuer).await
+        // pkiplane's own certificates never wait for approval (their profiles are built
+        // by the core, see `InternalRole::profile`).
+        let now = SystemTime::now();
+        let template = self.allowed(&req, &profile, &issuer, now).await?;
+        self.sign_and_store(req, &profile, &issuer, template, now).await
     }
 
-    async fn issue_under(
+    /// Step 1: the policy decision; a denial is counted and audited.
+    async fn allowed(
+        &self,
+        req: &IssuanceRequest,
+        profile: &Profile,
+        issuer: &Issuer,
+        now: SystemTime,
+    ) -> Result<Box<CertificateTemplate>, CoreError> {
+        match self.evaluate_under(req, profile, issuer, now) {
+            Decision::Allow(t) => Ok(t),
+            Decision::Deny(violations) => {
+                self.record_denial(req, profile, &violations, now).await;
+                Err(CoreError::Denied { profile: profile.id.clone(), violations })
+            }
+        }
+    }
+
+    /// Steps 2 to 4: persist the pending record, sign, store the certificate.
+    async fn sign_and_store(
         &self,
         req: IssuanceRequest,
-        profile: Arc<Profile>,
-        issuer: Arc<Issuer>,
+        profile: &Profile,
+        issuer: &Issuer,
+        template: Box<CertificateTemplate>,
+        now: SystemTime,
     ) -> Result<Issued, CoreError> {
-        let now = SystemTime::now();
-        let template = match self.evaluate_under(&req, &profile, &issuer, now) {
-            Decision::Allow(t) => t,
-            Decision::Deny(violations) => {
-                self.record_denial(&req, &profile, &violations, now).await;
-                return Err(CoreError::Denied { profile: profile.id.clone(), violations });
-            }
-        };
-        if profile.approval_required {
-            AuditEvent::new("pending-approval", &req.requester, &profile.id, now).emit();
-            return Err(CoreError::ApprovalRequired(profile.id.clone()));
-        }
-
         // Step 2: persist the pending record. Serials are random; a collision is retried.
         let mut attempt = 0;
         let (serial, mut record) = loop {
@@ -305,7 +360,7 @@ impl Ca {
         self.fail_at(FailAt::AfterPersist, &req);
 
         // Step 3: sign.
-        let der = match sign(&issuer, &template, &serial) {
+        let der = match sign(issuer, &template, &serial) {
             Ok(der) => der,
             Err(e) => {
                 let _ = self.inventory.mark_abandoned(&issuer.id, &record.serial).await;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::error::CoreError;
 use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
-use crate::issuance::{Ca, IssuanceRequest, Issued};
+use crate::issuance::{Ca, IssuanceRequest, IssueOutcome, Issued};
 use crate::issuer::{Issuer, NextCa};
 use crate::keys::KeyFamily;
 use crate::model::{ObjectRef, Protocol, Requester};
@@ -252,8 +252,9 @@ pub struct InternalCertRequest {
 /// snapshot it keeps fresh, since protocols consult them on every request.
 #[async_trait]
 pub trait CaService: Send + Sync {
-    /// Issues a certificate: policy, durable record, signature (see [`Ca::issue`]).
-    async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError>;
+    /// Issues a certificate: policy, durable record, signature; or the request waits for
+    /// approval (see [`Ca::issue`]).
+    async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError>;
     /// Issues one of pkiplane's own certificates under the role's internal profile.
     async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError>;
     /// Revokes a certificate of `issuer`.
@@ -298,7 +299,7 @@ impl Ca {
 
 #[async_trait]
 impl CaService for Ca {
-    async fn issue(&self, req: IssuanceRequest) -> Result<Issued, CoreError> {
+    async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
         Ca::issue(self, req).await
     }
 

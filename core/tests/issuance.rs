@@ -169,7 +169,8 @@ fn check_leaf(f: &Files, csr_kind: Kind) {
 fn issue_and_check(root_alg: KeyAlgorithm, int_alg: KeyAlgorithm, csr_kinds: &[Kind]) {
     let (ca, root, int) = hierarchy(root_alg, int_alg);
     for kind in csr_kinds {
-        let issued = block_on(ca.issue(request(*kind, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap();
+        let issued =
+            block_on(ca.issue(request(*kind, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap().issued().unwrap();
         assert_eq!(issued.record.status, CertStatus::Issued);
         let stored = block_on(ca.inventory().get(&int.id, &issued.record.serial)).unwrap().unwrap();
         assert_eq!(stored.der.as_deref(), Some(issued.der.as_slice()), "inventory holds the DER before return");
@@ -207,7 +208,7 @@ fn serials_are_positive_random_and_unique() {
     let (ca, _, _) = hierarchy(KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP256);
     let mut seen = std::collections::HashSet::new();
     for _ in 0..50 {
-        let issued = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com"]))).unwrap();
+        let issued = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com"]))).unwrap().issued().unwrap();
         let s = &issued.record.serial;
         assert_eq!(s.len(), 32, "128-bit serial");
         assert!(u8::from_str_radix(&s[..2], 16).unwrap() < 0x80, "positive");
@@ -240,8 +241,10 @@ fn denial_is_counted_and_nothing_is_stored() {
 #[test]
 fn crl_lists_revocations_and_verifies() {
     let (ca, root, int) = hierarchy(KeyAlgorithm::EcdsaP384, KeyAlgorithm::EcdsaP256);
-    let good = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap();
-    let bad = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap();
+    let good =
+        block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap().issued().unwrap();
+    let bad =
+        block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap().issued().unwrap();
     let who = Requester::new(Protocol::Local, "admin");
     assert_eq!(
         block_on(ca.revoke(&int.id, &bad.record.serial, RevocationReason::KeyCompromise, &who)).unwrap(),
@@ -380,7 +383,7 @@ fn imported_issuers_in_every_key_format() {
             let mut p = profile();
             p.issuer = cfg.id.clone();
             ca.put_profile(p);
-            let issued = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com"]))).unwrap();
+            let issued = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com"]))).unwrap().issued().unwrap();
             let leaf = d.path().join("leaf.pem");
             std::fs::write(&leaf, issued.certificate_pem()).unwrap();
             openssl(&["verify", "-CAfile", cert.to_str().unwrap(), leaf.to_str().unwrap()]);

@@ -102,6 +102,8 @@ impl Pki {
             renewal_of: None,
             exchange: None,
         }))
+        .unwrap()
+        .issued()
         .unwrap();
         std::fs::write(self.path(name), issued.certificate_pem()).unwrap();
         issued

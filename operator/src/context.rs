@@ -10,7 +10,7 @@ use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use crate::ca_client::{CaApi, CaIssuer, Summary};
+use crate::ca_client::{CaApi, IssuerStatus, Summary};
 use crate::cache::ClusterCache;
 use crate::internal_ca::InternalCa;
 use crate::metrics::Metrics;
@@ -51,7 +51,7 @@ pub const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Clone, Debug, Default)]
 pub struct CaState {
     /// `None` until the CA service has answered.
-    pub issuers: Option<Vec<CaIssuer>>,
+    pub issuers: Option<Vec<IssuerStatus>>,
     pub summary: Option<Summary>,
     /// The last error talking to the CA service, if the last poll failed.
     pub error: Option<String>,
@@ -62,7 +62,7 @@ impl CaState {
         self.issuers.is_some() && self.error.is_none()
     }
 
-    pub fn issuer(&self, namespace: &str, name: &str) -> Option<&CaIssuer> {
+    pub fn issuer(&self, namespace: &str, name: &str) -> Option<&IssuerStatus> {
         self.issuers.as_ref()?.iter().find(|i| i.namespace == namespace && i.name == name)
     }
 }

@@ -247,7 +247,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca_client::{CaIssuer, Summary};
+    use crate::ca_client::Summary;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::api::ObjectMeta;
     use pkiplane_api::v1alpha1::{IssuerRef, IssuerSpec};
@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn ready_issuer_reports_its_certificate_and_counts() {
         let ca = CaState {
-            issuers: Some(vec![CaIssuer {
+            issuers: Some(vec![crate::ca_client::IssuerStatus {
                 namespace: "pki".into(),
                 name: "root".into(),
                 ready: true,
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(reason_of(&desired_status(&root(), &loaded, None, &[], now())).1, reason::WAITING_FOR_CA);
 
         let failing = |name: &str| CaState {
-            issuers: Some(vec![CaIssuer {
+            issuers: Some(vec![crate::ca_client::IssuerStatus {
                 namespace: "pki".into(),
                 name: name.into(),
                 ready: false,

@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use pkiplane_api::profile_from_resource;
 use pkiplane_api::v1alpha1::{CertificateProfile, CertificateProfileStatus, InventoryCounts, Issuer, is_ready};
 
-use crate::ca_client::{CaIssuer, Summary};
+use crate::ca_client::{IssuerStatus, Summary};
 use crate::context::{CaState, Context, TICK, measured, object_key};
 use crate::error::{Error, Result};
 use crate::status::{apply_status, count, ready_condition, time, with_condition};
@@ -47,7 +47,7 @@ fn parse_time(s: Option<&str>) -> Option<SystemTime> {
 /// Checks the profile against its Issuer: the default validity must fit in the issuer
 /// certificate's lifetime (requests are capped by the issuer's notAfter; a profile that
 /// can never get its validity is a configuration mistake).
-fn fits_issuer(profile: &pkiplane_core::profile::Profile, ca_issuer: Option<&CaIssuer>) -> Result<(), String> {
+fn fits_issuer(profile: &pkiplane_core::profile::Profile, ca_issuer: Option<&IssuerStatus>) -> Result<(), String> {
     let Some(i) = ca_issuer else { return Ok(()) };
     let (Some(nb), Some(na)) = (parse_time(i.not_before.as_deref()), parse_time(i.not_after.as_deref())) else {
         return Ok(());
@@ -187,7 +187,7 @@ mod tests {
 
     fn ca_with_issuer_lifetime() -> CaState {
         CaState {
-            issuers: Some(vec![CaIssuer {
+            issuers: Some(vec![IssuerStatus {
                 namespace: "pki".into(),
                 name: "root".into(),
                 ready: true,

@@ -25,7 +25,7 @@ use kube::{Client, Config};
 use pkiplane_api::v1alpha1::{CertificateProfile, EnrollmentEndpoint, Issuer, is_ready};
 use pkiplane_core::inventory::InventoryCounts;
 use pkiplane_operator::ca_client::{
-    CaApi, CaError, CaIssuer, InternalCertificate, InternalCertificateRequest, Summary,
+    CaApi, CaError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
 };
 use pkiplane_operator::context::OperatorConfig;
 use pkiplane_operator::internal_ca::{InternalCa, LeafSpec};
@@ -40,8 +40,8 @@ struct FakeCa {
 
 #[async_trait::async_trait]
 impl CaApi for FakeCa {
-    async fn issuers(&self) -> Result<Vec<CaIssuer>, CaError> {
-        Ok(vec![CaIssuer {
+    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaError> {
+        Ok(vec![IssuerStatus {
             namespace: APP_NS.into(),
             name: "root".into(),
             ready: true,
@@ -58,7 +58,10 @@ impl CaApi for FakeCa {
     async fn summary(&self, _: Duration) -> Result<Summary, CaError> {
         Ok(self.summary.lock().unwrap().clone())
     }
-    async fn internal_certificate(&self, request: &InternalCertificateRequest) -> Result<InternalCertificate, CaError> {
+    async fn internal_certificate(
+        &self,
+        request: &InternalCertificateRequest,
+    ) -> Result<InternalCertificateResponse, CaError> {
         let spec = LeafSpec {
             common_name: "serving".into(),
             dns_names: request.dns_names.clone(),
@@ -66,7 +69,10 @@ impl CaApi for FakeCa {
             uri: "spiffe://pkiplane.dev/test".into(),
         };
         let leaf = self.ca.issue_leaf(&spec, SystemTime::now()).unwrap();
-        Ok(InternalCertificate { certificate_pem: leaf.certificate_pem, chain_pem: self.ca.certificate_pem.clone() })
+        Ok(InternalCertificateResponse {
+            certificate_pem: leaf.certificate_pem,
+            chain_pem: self.ca.certificate_pem.clone(),
+        })
     }
 }
 

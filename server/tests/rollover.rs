@@ -343,6 +343,8 @@ fn a_retired_ca_key_keeps_its_crl_and_ocsp_for_what_it_issued() {
         })
         .await
         .unwrap()
+        .issued()
+        .unwrap()
     });
     let leaf = dir.join("old-leaf.pem");
     std::fs::write(&leaf, issued.certificate_pem()).unwrap();

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use der::{Decode, Encode};
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertStatus, CertificateRecord, Revocation, RevokeOutcome, StoreError};
-use pkiplane_core::issuance::{IssuanceRequest, Issued};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued, Pending};
 use pkiplane_core::issuer::NextCa;
 use pkiplane_core::keys::PublicKeyInfo;
 use pkiplane_core::model::{ObjectRef, Requester};
@@ -184,6 +184,36 @@ impl From<&Issued> for IssuedWire {
 impl From<IssuedWire> for Issued {
     fn from(i: IssuedWire) -> Self {
         Issued { record: i.record, der: i.der, chain_pem: i.chain_pem, notes: i.notes }
+    }
+}
+
+/// `POST /v1/issue`'s answer: a certificate, or the request waits for approval.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum IssueOutcomeWire {
+    Issued(Box<IssuedWire>),
+    #[serde(rename_all = "camelCase")]
+    Pending {
+        profile: ObjectRef,
+        request_id: String,
+    },
+}
+
+impl From<&IssueOutcome> for IssueOutcomeWire {
+    fn from(o: &IssueOutcome) -> Self {
+        match o {
+            IssueOutcome::Issued(i) => Self::Issued(Box::new(IssuedWire::from(i.as_ref()))),
+            IssueOutcome::Pending(p) => Self::Pending { profile: p.profile.clone(), request_id: p.request_id.clone() },
+        }
+    }
+}
+
+impl From<IssueOutcomeWire> for IssueOutcome {
+    fn from(o: IssueOutcomeWire) -> Self {
+        match o {
+            IssueOutcomeWire::Issued(i) => IssueOutcome::Issued(Box::new((*i).into())),
+            IssueOutcomeWire::Pending { profile, request_id } => IssueOutcome::Pending(Pending { profile, request_id }),
+        }
     }
 }
 
@@ -372,7 +402,6 @@ pub enum CoreErrorWire {
     Denied { profile: ObjectRef, violations: Vec<(String, String)> },
     UnknownProfile { profile: ObjectRef },
     IssuerUnavailable { issuer: ObjectRef, reason: String },
-    ApprovalRequired { profile: ObjectRef },
     Store { store: StoreErrorWire },
     Signing { message: String },
     NotFound { message: String },
@@ -467,7 +496,6 @@ impl From<&CoreError> for CoreErrorWire {
             },
             CoreError::UnknownProfile(p) => Self::UnknownProfile { profile: p.clone() },
             CoreError::IssuerUnavailable(i, r) => Self::IssuerUnavailable { issuer: i.clone(), reason: r.clone() },
-            CoreError::ApprovalRequired(p) => Self::ApprovalRequired { profile: p.clone() },
             CoreError::Store(s) => Self::Store { store: s.into() },
             CoreError::Signing(m) => Self::Signing { message: m.clone() },
             CoreError::NotFound(m) => Self::NotFound { message: m.clone() },
@@ -485,7 +513,6 @@ impl From<CoreErrorWire> for CoreError {
             },
             CoreErrorWire::UnknownProfile { profile } => CoreError::UnknownProfile(profile),
             CoreErrorWire::IssuerUnavailable { issuer, reason } => CoreError::IssuerUnavailable(issuer, reason),
-            CoreErrorWire::ApprovalRequired { profile } => CoreError::ApprovalRequired(profile),
             CoreErrorWire::Store { store } => CoreError::Store(store.into()),
             CoreErrorWire::Signing { message } => CoreError::Signing(message),
             CoreErrorWire::NotFound { message } => CoreError::NotFound(message),

@@ -63,6 +63,31 @@ pub struct Summary {
     pub endpoint_profiles: Vec<InventoryCounts>,
 }
 
+/// Lookups by the keys the CA service uses: `ns/name`; `ns/name|PROTOCOL` for
+/// profileProtocols; `endpointNs/endpointName|profileNs/profileName` for endpointProfiles.
+impl Summary {
+    fn find<'a>(list: &'a [InventoryCounts], key: &str) -> Option<&'a InventoryCounts> {
+        list.iter().find(|c| c.key == key)
+    }
+    pub fn issuer(&self, ns: &str, name: &str) -> Option<&InventoryCounts> {
+        Self::find(&self.issuers, &format!("{ns}/{name}"))
+    }
+    pub fn profile(&self, ns: &str, name: &str) -> Option<&InventoryCounts> {
+        Self::find(&self.profiles, &format!("{ns}/{name}"))
+    }
+    pub fn endpoint(&self, ns: &str, name: &str) -> Option<&InventoryCounts> {
+        Self::find(&self.endpoints, &format!("{ns}/{name}"))
+    }
+    pub fn endpoint_profile(&self, ns: &str, endpoint: &str, profile: &str) -> Option<&InventoryCounts> {
+        Self::find(&self.endpoint_profiles, &format!("{ns}/{endpoint}|{ns}/{profile}"))
+    }
+    /// The per-protocol counts of a profile, by protocol name.
+    pub fn profile_protocols(&self, ns: &str, name: &str) -> Vec<(String, &InventoryCounts)> {
+        let prefix = format!("{ns}/{name}|");
+        self.profile_protocols.iter().filter_map(|c| c.key.strip_prefix(&prefix).map(|p| (p.to_string(), c))).collect()
+    }
+}
+
 /// `POST /v1/internal-certificates`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -93,7 +118,7 @@ pub struct InternalCertificateResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
-    /// `bad_request`, `denied`, `not_found`, `approval_required`, `unavailable`,
+    /// `bad_request`, `denied`, `not_found`, `unavailable`,
     /// `internal`, or `forbidden` (the caller's identity may not do this).
     pub kind: String,
     pub message: String,

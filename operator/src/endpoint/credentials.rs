@@ -15,7 +15,10 @@ use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::parse_dn;
 use pkiplane_core::x509::{San, pem};
 
-use crate::ca_client::{CaApi, CaError, CertificateRole, InternalCertificateRequest, NamespacedName};
+use pkiplane_core::ObjectRef;
+use pkiplane_core::service::InternalRole;
+
+use crate::ca_client::{CaApi, CaError, InternalCertificateRequest};
 use crate::endpoint::children::workload_name;
 use crate::error::{Error, Result};
 use crate::internal_ca::{renewal_due, service_dns_names};
@@ -23,10 +26,10 @@ use crate::internal_ca::{renewal_due, service_dns_names};
 /// One credential the operator keeps in the Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialPlan {
-    pub role: CertificateRole,
+    pub role: InternalRole,
     /// `serving` or `scep-ra`: the Secret keys are `<prefix>.crt` and `<prefix>.key`.
     pub prefix: &'static str,
-    pub issuer: Option<NamespacedName>,
+    pub issuer: Option<ObjectRef>,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<String>,
     /// Names to retry with when the CA refuses the full set (an Issuer's name
@@ -38,7 +41,7 @@ impl CredentialPlan {
     /// SCEP RA keys are RSA (clients encrypt to the RA); the rest P-256.
     pub fn key_algorithm(&self) -> KeyAlgorithm {
         match self.role {
-            CertificateRole::ScepRa => KeyAlgorithm::Rsa2048,
+            InternalRole::ScepRa => KeyAlgorithm::Rsa2048,
             _ => KeyAlgorithm::EcdsaP256,
         }
     }
@@ -89,9 +92,9 @@ pub fn credential_plans(
         let spec_names = (tls.dns_names.clone(), tls.ip_addresses.clone());
         let fallback = (spec_names != (dns_names.clone(), ip_addresses.clone())).then_some(spec_names);
         plans.push(CredentialPlan {
-            role: CertificateRole::ServingTls,
+            role: InternalRole::ServingTls,
             prefix: "serving",
-            issuer: Some(NamespacedName { namespace: ns.clone(), name: issuer.name.clone() }),
+            issuer: Some(ObjectRef { namespace: ns.clone(), name: issuer.name.clone() }),
             dns_names,
             ip_addresses,
             fallback,
@@ -101,9 +104,9 @@ pub fn credential_plans(
         && let Some(issuer) = scep_ra_issuer
     {
         plans.push(CredentialPlan {
-            role: CertificateRole::ScepRa,
+            role: InternalRole::ScepRa,
             prefix: "scep-ra",
-            issuer: Some(NamespacedName { namespace: ns.clone(), name: issuer.to_string() }),
+            issuer: Some(ObjectRef { namespace: ns.clone(), name: issuer.to_string() }),
             dns_names: vec![],
             ip_addresses: vec![],
             fallback: None,
@@ -142,7 +145,7 @@ fn csr_for(
 ) -> Result<String> {
     let subject = match plan.role {
         // The CA's scep-ra role requires O and CN (RFC 8894 clients show the RA's name).
-        CertificateRole::ScepRa => format!("CN={} SCEP RA,O=pkiplane", endpoint_name.replace(',', "\\,")),
+        InternalRole::ScepRa => format!("CN={} SCEP RA,O=pkiplane", endpoint_name.replace(',', "\\,")),
         _ => format!("CN={}", dns_names.first().map(String::as_str).unwrap_or(endpoint_name).replace(',', "\\,")),
     };
     let subject = parse_dn(&subject).map_err(Error::Certificate)?;
@@ -186,12 +189,13 @@ pub async fn ensure_credentials(
         let key = generate_key(plan.key_algorithm()).map_err(|e| Error::Certificate(e.to_string()))?;
         let request_for = |dns: &[String], ips: &[String]| -> Result<InternalCertificateRequest> {
             Ok(InternalCertificateRequest {
-                role: plan.role,
-                endpoint: NamespacedName { namespace: ns.clone(), name: name.clone() },
+                role: plan.role.as_str().into(),
+                endpoint: ObjectRef { namespace: ns.clone(), name: name.clone() },
                 issuer: plan.issuer.clone(),
                 csr_pem: csr_for(plan, dns, ips, &name, &key)?,
                 dns_names: dns.to_vec(),
                 ip_addresses: ips.to_vec(),
+                lifetime_seconds: None,
             })
         };
         let mut outcome = ca.internal_certificate(&request_for(&plan.dns_names, &plan.ip_addresses)?).await;

@@ -5,8 +5,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::children::*;
 use super::credentials::*;
 use super::*;
+use pkiplane_core::service::InternalRole;
+
 use crate::ca_client::{
-    CaApi, CaError, CaIssuer, CertificateRole, InternalCertificate, InternalCertificateRequest, Summary,
+    CaApi, CaError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
 };
 use pkiplane_core::inventory::InventoryCounts;
 
@@ -21,13 +23,16 @@ struct FakeCa {
 
 #[async_trait::async_trait]
 impl CaApi for FakeCa {
-    async fn issuers(&self) -> Result<Vec<CaIssuer>, CaError> {
+    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaError> {
         Ok(vec![])
     }
     async fn summary(&self, _: Duration) -> Result<Summary, CaError> {
         Ok(Summary::default())
     }
-    async fn internal_certificate(&self, request: &InternalCertificateRequest) -> Result<InternalCertificate, CaError> {
+    async fn internal_certificate(
+        &self,
+        request: &InternalCertificateRequest,
+    ) -> Result<InternalCertificateResponse, CaError> {
         self.requests.lock().unwrap().push(request.clone());
         if self.fail {
             return Err(CaError::Timeout { path: "/v1/internal-certificates".into() });
@@ -40,7 +45,7 @@ impl CaApi for FakeCa {
                 body: "nameConstraints".into(),
             });
         }
-        Ok(InternalCertificate { certificate_pem: "LEAF\n".into(), chain_pem: "INTERMEDIATE\n".into() })
+        Ok(InternalCertificateResponse { certificate_pem: "LEAF\n".into(), chain_pem: "INTERMEDIATE\n".into() })
     }
 }
 
@@ -130,7 +135,7 @@ fn acme_children_follow_the_contract() {
     assert_eq!(urls(&e), ["https://acme.example.test/directory", "https://ep-pkiplane.pki.svc/directory"]);
     let plans = credential_plans(&e, Some("127.192.0.7".parse().unwrap()), None);
     assert_eq!(plans.len(), 1);
-    assert_eq!(plans[0].role, CertificateRole::ServingTls);
+    assert_eq!(plans[0].role, InternalRole::ServingTls);
     assert!(plans[0].dns_names.contains(&"acme.example.test".to_string()));
     assert!(plans[0].dns_names.contains(&"ep-pkiplane.pki.svc".to_string()));
     assert_eq!(plans[0].ip_addresses, ["127.192.0.7"]);
@@ -202,7 +207,7 @@ fn edited_service_ports_and_selector_are_replaced() {
 #[test]
 fn scep_est_cmp_children() {
     let plans = credential_plans(&scep(), None, Some("int"));
-    assert_eq!(plans.iter().map(|p| p.role).collect::<Vec<_>>(), [CertificateRole::ScepRa]);
+    assert_eq!(plans.iter().map(|p| p.role).collect::<Vec<_>>(), [InternalRole::ScepRa]);
     assert_eq!(plans[0].issuer.as_ref().unwrap().name, "int", "the RA is signed by the default profile's Issuer");
     assert!(credential_plans(&scep(), None, None).is_empty(), "issuer unknown yet: no request");
     assert_eq!(plans[0].key_algorithm(), pkiplane_core::keys::KeyAlgorithm::Rsa2048, "SCEP RA keys are RSA");

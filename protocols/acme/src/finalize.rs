@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
@@ -120,7 +120,12 @@ pub async fn finalize(
         renewal_of: renewal_of(&state, &order, &exposed.profile),
         exchange: Some(exchange_key(Protocol::Acme, &state.config.endpoint, &order.id)),
     };
-    match state.ca.issue(request).await {
+    let outcome = match state.ca.issue(request).await {
+        Ok(IssueOutcome::Issued(issued)) => Ok(issued),
+        Ok(IssueOutcome::Pending(pending)) => Err(AcmeError::pending(&pending)),
+        Err(e) => Err(AcmeError::from_core(&e, &order.identifiers)),
+    };
+    match outcome {
         Ok(issued) => {
             let mut valid = processing;
             valid.status = OrderStatus::Valid;
@@ -137,8 +142,7 @@ pub async fn finalize(
             };
             Ok(order_response(&state, StatusCode::OK, &valid))
         }
-        Err(e) => {
-            let problem = AcmeError::from_core(&e, &order.identifiers);
+        Err(problem) => {
             let mut next = processing;
             if problem.status == StatusCode::SERVICE_UNAVAILABLE {
                 next.status = OrderStatus::Ready; // temporary: the client may finalize again

@@ -11,6 +11,7 @@ use crate::state::Identifier;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pkiplane_core::inventory::StoreError;
+use pkiplane_core::issuance::Pending;
 use pkiplane_core::{CoreError, ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -198,17 +199,19 @@ impl AcmeError {
         serde_json::to_string(&self.document()).unwrap_or_else(|_| "{}".to_owned())
     }
 
+    /// A request waiting for approval: the client is to retry later.
+    pub fn pending(pending: &Pending) -> Self {
+        let mut err = Self::new(ProblemType::UserActionRequired, pending.to_string());
+        err.retry_after = Some(60);
+        err
+    }
+
     /// Maps a core error, naming the identifiers of `order` a SAN rule refused.
     pub fn from_core(e: &CoreError, identifiers: &[Identifier]) -> Self {
         match e.kind() {
             ErrorKind::Denied => denial(e, identifiers),
             ErrorKind::BadRequest => Self::new(ProblemType::BadCsr, e.to_string()),
             ErrorKind::NotFound => Self::internal(format!("the endpoint is misconfigured: {e}")),
-            ErrorKind::ApprovalRequired => {
-                let mut err = Self::new(ProblemType::UserActionRequired, e.to_string());
-                err.retry_after = Some(60);
-                err
-            }
             ErrorKind::Unavailable => Self::unavailable(e.to_string()),
             ErrorKind::Internal => Self::internal(e.to_string()),
         }

@@ -19,7 +19,7 @@ use cmpv2::status::PkiStatus;
 use crate::state::{CmpTransaction, TransactionCert, TransactionState};
 use der::asn1::{Any, GeneralizedTime};
 use pkiplane_core::CoreError;
-use pkiplane_core::issuance::{IssuanceRequest, Issued};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::names::format_dn;
@@ -123,8 +123,8 @@ pub async fn issue(ex: &Exchange<'_>, req: Result<IssuanceRequest, CmpError>) ->
         Err(e) => return Outcome::Rejected(e),
     };
     match ex.state.ca().issue(req).await {
-        Ok(issued) => Outcome::Issued(Box::new(issued)),
-        Err(CoreError::ApprovalRequired(_)) => Outcome::Waiting,
+        Ok(IssueOutcome::Issued(issued)) => Outcome::Issued(issued),
+        Ok(IssueOutcome::Pending(_)) => Outcome::Waiting,
         Err(e) => Outcome::Rejected(CmpError::from_core(&e)),
     }
 }

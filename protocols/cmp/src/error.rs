@@ -102,7 +102,6 @@ impl CmpError {
             }
             CoreError::UnknownProfile(p) => Self::system_unavail(format!("profile {p} is not loaded")),
             CoreError::IssuerUnavailable(i, why) => Self::system_unavail(format!("issuer {i} is not ready: {why}")),
-            CoreError::ApprovalRequired(p) => Self::system_unavail(format!("profile {p} requires approval")),
             CoreError::Store(s) => Self::store(s),
             CoreError::Signing(_) => Self::system_failure("the CA could not sign"),
             CoreError::NotFound(what) => Self::new(FailBit::BadCertId, format!("not found: {what}")),

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use pkiplane_core::issuance::{IssuanceRequest, Issued};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::names::{format_dn, name_attributes};
@@ -93,7 +93,12 @@ pub async fn issue(state: &EstState, req: IssuanceRequest) -> Result<Issued, Est
             message: "issuance did not complete in time".into(),
             retry_after: limits.retry_after_unavailable,
         }),
-        Ok(r) => r.map_err(|e| EstError::from_core(e, limits.retry_after_approval, limits.retry_after_unavailable)),
+        Ok(Ok(IssueOutcome::Issued(issued))) => Ok(*issued),
+        Ok(Ok(IssueOutcome::Pending(pending))) => Err(EstError::Pending {
+            message: format!("{pending}; retry the same request later"),
+            retry_after: limits.retry_after_approval,
+        }),
+        Ok(Err(e)) => Err(EstError::from_core(e, limits.retry_after_unavailable)),
     }
 }
 

@@ -72,8 +72,9 @@ impl EstError {
     }
 
     /// Maps a CA core error (RFC 7030 4.2.3): policy denials become 403 listing every
-    /// violated rule, approval 202, unavailability 503, malformed CSRs 400.
-    pub fn from_core(e: CoreError, retry_approval: u64, retry_unavailable: u64) -> Self {
+    /// violated rule, unavailability 503, malformed CSRs 400. (A request waiting for
+    /// approval is an outcome, not an error: 202, see `enroll::issue`.)
+    pub fn from_core(e: CoreError, retry_unavailable: u64) -> Self {
         match e.kind() {
             ErrorKind::BadRequest => EstError::BadRequest(e.to_string()),
             ErrorKind::Denied => {
@@ -87,9 +88,6 @@ impl EstError {
                 EstError::Forbidden(text)
             }
             ErrorKind::NotFound => EstError::NotFound(e.to_string()),
-            ErrorKind::ApprovalRequired => {
-                EstError::Pending { message: format!("{e}; retry the same request later"), retry_after: retry_approval }
-            }
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "EST request failed: CA unavailable");
                 EstError::Unavailable {

@@ -33,9 +33,8 @@ use std::time::SystemTime;
 
 use crate::state::{ScepTransaction, TransactionStatus};
 use der::Decode;
-use pkiplane_core::CoreError;
 use pkiplane_core::inventory::CertStatus;
-use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::cert::CertInfo;
@@ -136,7 +135,7 @@ pub async fn enroll(
     };
     let result = state.ca().issue(req).await;
     match result {
-        Ok(issued) => {
+        Ok(IssueOutcome::Issued(issued)) => {
             tx.status = TransactionStatus::Issued;
             tx.issuer = Some(issued.record.issuer.clone());
             tx.serial = Some(issued.record.serial.clone());
@@ -144,9 +143,9 @@ pub async fn enroll(
             tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, serial = %issued.record.serial, requester = %tx.requester, "SCEP certificate issued");
             Ok(Outcome::Success(degenerate(&[issued.der], &[])?))
         }
-        Err(CoreError::ApprovalRequired(p)) => {
+        Ok(IssueOutcome::Pending(pending)) => {
             state.store().create_transaction(&tx).await?;
-            tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, profile = %p, "SCEP request pending approval");
+            tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, profile = %pending.profile, request = %pending.request_id, "SCEP request pending approval");
             Ok(Outcome::Pending)
         }
         Err(e) => {

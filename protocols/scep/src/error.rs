@@ -81,7 +81,6 @@ impl From<CoreError> for ScepError {
     fn from(e: CoreError) -> Self {
         match e.kind() {
             ErrorKind::BadRequest | ErrorKind::Denied => ScepError::BadRequest(e.to_string()),
-            ErrorKind::ApprovalRequired => ScepError::Pending,
             ErrorKind::NotFound => ScepError::BadCertId(e.to_string()),
             ErrorKind::Unavailable => ScepError::Unavailable(e.to_string()),
             ErrorKind::Internal => ScepError::Internal(e.to_string()),

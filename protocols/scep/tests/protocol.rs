@@ -495,6 +495,8 @@ async fn pending_approval_then_cert_poll() {
             exchange: None,
         })
         .await
+        .unwrap()
+        .issued()
         .unwrap();
     let mut tx = pending[0].clone();
     tx.status = TransactionStatus::Issued;

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::{Result, anyhow};
 use pkiplane_api::Manifests;
-use pkiplane_core::issuance::IssuanceRequest;
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
@@ -57,7 +57,8 @@ pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
         exchange: None,
     };
     match ca.issue(req).await {
-        Ok(issued) => {
+        Ok(IssueOutcome::Pending(pending)) => Err(anyhow!("{pending}")),
+        Ok(IssueOutcome::Issued(issued)) => {
             for n in &issued.notes {
                 eprintln!("note: {n}");
             }

@@ -50,7 +50,7 @@ async fn a_processing_order_whose_certificate_was_issued_completes_on_the_next_p
     // The state a crash after signing leaves: the order processing, the certificate
     // issued under the order's exchange key.
     let (mut order, exchange) = processing_order(&env, &account).await;
-    let issued = env.ca.issue(request(&["web.localhost"], &exchange)).await.unwrap();
+    let issued = env.ca.issue(request(&["web.localhost"], &exchange)).await.unwrap().issued().unwrap();
 
     let pem = order.poll_certificate(&retry()).await.unwrap();
     assert_eq!(order.state().status, OrderStatus::Valid);

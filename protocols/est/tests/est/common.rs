@@ -220,7 +220,7 @@ pub async fn issue_local(ca: &Ca, profile: &str, key: &SecretKey, subject: &str,
         renewal_of: None,
         exchange: None,
     };
-    ca.issue(req).await.unwrap().der
+    ca.issue(req).await.unwrap().issued().unwrap().der
 }
 
 /// The TLS accept loop: client certificates are requested and handed to EST unvalidated

@@ -1,4 +1,4 @@
-//! The endpoint side: [`RemoteCa`] stands in for the in-process CA ([`CaService`]) and
+//! The endpoint side: [`RemoteAuthority`] stands in for the in-process CA ([`Authority`]) and
 //! [`RemoteStores`] for the protocol stores, over the internal API with mutual TLS.
 //!
 //! Issuers and profiles are answered from a snapshot refreshed every few seconds (the
@@ -19,9 +19,10 @@ use hyper_util::rt::TokioIo;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome, StoreError};
 use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued};
+use pkiplane_core::issuer::IssuerInfo;
 use pkiplane_core::model::{ObjectRef, Requester};
 use pkiplane_core::profile::Profile;
-use pkiplane_core::service::{CaService, InternalCertRequest, IssuerInfo};
+use pkiplane_core::service::{Authority, InternalCertRequest};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -214,12 +215,12 @@ struct Snapshot {
 }
 
 /// The CA as an endpoint pod sees it: the CA service over mutual TLS.
-pub struct RemoteCa {
+pub struct RemoteAuthority {
     transport: Arc<Transport>,
     snapshot: RwLock<Snapshot>,
 }
 
-impl RemoteCa {
+impl RemoteAuthority {
     /// Connects, loads the first snapshot (failing when the CA service cannot be
     /// reached), and keeps the snapshot fresh in the background.
     pub async fn connect(transport: Arc<Transport>) -> Result<Arc<Self>, ClientError> {
@@ -274,14 +275,14 @@ fn wire_err(e: WireError) -> CoreError {
 }
 
 #[async_trait]
-impl CaService for RemoteCa {
+impl Authority for RemoteAuthority {
     async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
         let body = IssueRequestWire::from_request(&req).map_err(wire_err)?;
         let outcome: IssueOutcomeWire = self.transport.call(Method::POST, "/v1/issue", Some(&body)).await?;
         Ok(outcome.into())
     }
 
-    async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
+    async fn issue_internal(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
         let body = RoleIssueWire {
             role: req.role.as_str().to_owned(),
             endpoint: req.endpoint,

@@ -15,7 +15,7 @@ pub mod stores;
 pub mod tls;
 pub mod wire;
 
-pub use client::{RemoteCa, Transport};
+pub use client::{RemoteAuthority, Transport};
 pub use identity::Identity;
 pub use stores::RemoteStores;
 

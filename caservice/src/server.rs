@@ -20,7 +20,7 @@ use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::{ObjectRef, Protocol};
-use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
+use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::AuthFailureStore;
@@ -265,7 +265,8 @@ async fn internal_certificate(
         }
     }
     let lifetime = req.lifetime_seconds.map(Duration::from_secs);
-    let issued = s.ca.issue_role(InternalCertRequest { role, endpoint: req.endpoint, issuer, csr, lifetime }).await?;
+    let issued =
+        s.ca.issue_internal(InternalCertRequest { role, endpoint: req.endpoint, issuer, csr, lifetime }).await?;
     Ok(Json(InternalCertificateResponse { certificate_pem: issued.certificate_pem(), chain_pem: issued.chain_pem }))
 }
 
@@ -283,7 +284,7 @@ async fn issue(
     if req.requester.protocol == Protocol::Local {
         return Err(ApiError::forbidden("endpoints may not issue as protocol LOCAL"));
     }
-    let outcome = CaService::issue(s.ca.as_ref(), req).await?;
+    let outcome = Authority::issue(s.ca.as_ref(), req).await?;
     Ok(Json(IssueOutcomeWire::from(&outcome)))
 }
 
@@ -297,7 +298,7 @@ async fn role_issue(
     let lifetime = req.lifetime_seconds.map(Duration::from_secs);
     let csr = req.csr.into_csr()?;
     let issued =
-        s.ca.issue_role(InternalCertRequest { role, endpoint: req.endpoint, issuer: req.issuer, csr, lifetime })
+        s.ca.issue_internal(InternalCertRequest { role, endpoint: req.endpoint, issuer: req.issuer, csr, lifetime })
             .await?;
     Ok(Json(IssuedWire::from(&issued)))
 }

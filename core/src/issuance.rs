@@ -29,11 +29,11 @@ use crate::error::CoreError;
 use crate::inventory::{
     CertStatus, CertificateRecord, DenialRecord, Inventory, PublishedCrl, RevocationReason, RevokeOutcome, StoreError,
 };
+use crate::issuer::IssuerInfo;
 use crate::issuer::{CaKey, Issuer, RetiredCa};
 use crate::model::{ObjectRef, Requester};
 use crate::policy::{self, CertificateTemplate, Decision, IssuerFacts, PolicyInput, RequestedValidity};
 use crate::profile::Profile;
-use crate::service::IssuerInfo;
 use crate::x509::cert::{CertInfo, CertificateFields, sign_certificate};
 use crate::x509::csr::ParsedCsr;
 use crate::x509::names::format_dn;
@@ -309,7 +309,7 @@ impl Ca {
     /// Issues under a profile that is not one of the loaded CertificateProfiles: pkiplane's
     /// own certificates (an endpoint's TLS server certificate), which still go through the
     /// policy engine and land in the inventory like every other.
-    pub async fn issue_internal(&self, req: IssuanceRequest, profile: Profile) -> Result<Issued, CoreError> {
+    pub(crate) async fn issue_under(&self, req: IssuanceRequest, profile: Profile) -> Result<Issued, CoreError> {
         let issuer = self
             .issuer(&profile.issuer)
             .ok_or_else(|| CoreError::IssuerUnavailable(profile.issuer.clone(), "not loaded".into()))?;

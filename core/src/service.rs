@@ -1,6 +1,6 @@
 //! What a protocol needs from the CA, as one trait.
 //!
-//! The protocol crates talk to the CA only through [`CaService`], so the same protocol
+//! The protocol crates talk to the CA only through [`Authority`], so the same protocol
 //! code runs next to the CA (standalone `pkiplane serve`: the in-process [`Ca`]) or in an
 //! endpoint pod that holds no CA key (`pkiplane endpoint`: a remote client of the CA
 //! service over mutual TLS). Everything a caller could use to influence policy stays on
@@ -8,89 +8,22 @@
 //! ([`InternalRole`]) and the CA builds their profile, so a remote caller never sends one.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::error::CoreError;
 use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
 use crate::issuance::{Ca, IssuanceRequest, IssueOutcome, Issued};
-use crate::issuer::{Issuer, NextCa};
+use crate::issuer::IssuerInfo;
 use crate::keys::KeyFamily;
 use crate::model::{ObjectRef, Protocol, Requester};
 use crate::policy::RequestedValidity;
 use crate::profile::*;
-use crate::x509::cert::CertInfo;
 use crate::x509::csr::ParsedCsr;
 use crate::x509::extensions::ID_KP_CMC_RA;
 use crate::x509::names::SubjectAttribute;
-use crate::x509::{KeyUsageBit, eku_from_name, pem};
-
-/// The public half of an Issuer: what protocols hand to clients (certificates, chains)
-/// and match against (subject, key identifier). Never the key: this is all an endpoint
-/// pod ever learns about a CA.
-#[derive(Clone, Debug)]
-pub struct IssuerInfo {
-    pub id: ObjectRef,
-    pub cert: CertInfo,
-    /// The certificates above this one, nearest first, ending with the root.
-    pub chain: Vec<CertInfo>,
-    /// This CA's key identifier (authorityKeyIdentifier of what it signs).
-    pub key_id: Vec<u8>,
-    /// How long the CRLs of this CA are valid.
-    pub crl_validity: Duration,
-    /// The staged next CA (key rollover) and, for a root, its RFC 9810 section 4.4 link
-    /// certificates; announced by SCEP GetNextCACert, CMP rootCaKeyUpdate and EST
-    /// /cacerts. `None` while no rollover is staged.
-    pub next: Option<NextCa>,
-    /// The Issuer that signed this one (intermediates), to find the root's rollover.
-    pub parent: Option<ObjectRef>,
-}
-
-impl IssuerInfo {
-    pub fn from_issuer(issuer: &Issuer) -> Self {
-        Self {
-            id: issuer.id.clone(),
-            cert: issuer.cert.clone(),
-            chain: issuer.chain.clone(),
-            key_id: issuer.key_id.clone(),
-            crl_validity: issuer.crl_validity,
-            next: issuer.next.clone(),
-            parent: issuer.parent.clone(),
-        }
-    }
-
-    pub fn not_after(&self) -> SystemTime {
-        self.cert.not_after
-    }
-
-    /// The CA certificate as PEM.
-    pub fn certificate_pem(&self) -> String {
-        pem::encode("CERTIFICATE", &self.cert.der)
-    }
-
-    /// This CA and every certificate above it, as PEM.
-    pub fn chain_pem(&self) -> String {
-        std::iter::once(&self.cert).chain(self.chain.iter()).map(|c| pem::encode("CERTIFICATE", &c.der)).collect()
-    }
-
-    /// The chain above this CA only (nearest first), as PEM.
-    pub fn parents_pem(&self) -> String {
-        self.chain.iter().map(|c| pem::encode("CERTIFICATE", &c.der)).collect()
-    }
-
-    /// The root at the top of this chain (this CA itself for a root).
-    pub fn root(&self) -> &CertInfo {
-        self.chain.last().unwrap_or(&self.cert)
-    }
-
-    /// This CA and any intermediates above it, without the root.
-    pub fn intermediates(&self) -> Vec<&CertInfo> {
-        let all: Vec<&CertInfo> = std::iter::once(&self.cert).chain(self.chain.iter()).collect();
-        let n = all.len().saturating_sub(1);
-        all.into_iter().take(n).collect()
-    }
-}
+use crate::x509::{KeyUsageBit, eku_from_name};
 
 /// The jobs pkiplane's own certificates do. Each has a fixed internal profile built by
 /// the CA ([`InternalRole::profile`]).
@@ -245,18 +178,21 @@ pub struct InternalCertRequest {
     pub lifetime: Option<Duration>,
 }
 
-/// The CA as a protocol sees it. Implemented in-process by [`Ca`] and remotely by the
-/// CA service client (`pkiplane-caservice`).
+/// The certificate authority as a protocol sees it: one word, `Authority`, whatever
+/// stands behind it. Implemented in-process by [`Ca`] and remotely by
+/// `RemoteAuthority`, the CA service's client (`pkiplane-caservice`). Two issuing verbs,
+/// one per meaning: [`Authority::issue`] under a CertificateProfile (policy, maybe
+/// approval) and [`Authority::issue_internal`] for pkiplane's own certificates.
 ///
 /// `issuer` and `profile` are synchronous: a remote implementation answers them from a
 /// snapshot it keeps fresh, since protocols consult them on every request.
 #[async_trait]
-pub trait CaService: Send + Sync {
+pub trait Authority: Send + Sync {
     /// Issues a certificate: policy, durable record, signature; or the request waits for
     /// approval (see [`Ca::issue`]).
     async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError>;
     /// Issues one of pkiplane's own certificates under the role's internal profile.
-    async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError>;
+    async fn issue_internal(&self, req: InternalCertRequest) -> Result<Issued, CoreError>;
     /// Revokes a certificate of `issuer`.
     async fn revoke(
         &self,
@@ -283,7 +219,7 @@ pub trait CaService: Send + Sync {
 
 impl Ca {
     /// Issues a certificate of `req.role` under the profile the CA builds for the role.
-    pub async fn issue_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
+    pub async fn issue_internal(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
         let profile = req.role.profile(&req.endpoint, &req.issuer, req.lifetime);
         let request = IssuanceRequest {
             csr: req.csr,
@@ -293,18 +229,18 @@ impl Ca {
             renewal_of: None,
             exchange: None,
         };
-        self.issue_internal(request, profile).await
+        self.issue_under(request, profile).await
     }
 }
 
 #[async_trait]
-impl CaService for Ca {
+impl Authority for Ca {
     async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
         Ca::issue(self, req).await
     }
 
-    async fn issue_for_role(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
-        self.issue_role(req).await
+    async fn issue_internal(&self, req: InternalCertRequest) -> Result<Issued, CoreError> {
+        Ca::issue_internal(self, req).await
     }
 
     async fn revoke(

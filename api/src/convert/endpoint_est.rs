@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use pkiplane_core::ObjectRef;
-use pkiplane_core::service::CaService;
+use pkiplane_core::service::Authority;
 use pkiplane_est::settings::{BasicAuthConfig, ClientCertAuth, EstSettings, Password, anchors_from_pem};
 use zeroize::Zeroizing;
 
@@ -83,7 +83,7 @@ fn trust_anchors(
 }
 
 /// The chain of an Issuer loaded in `ca` (its certificate first), for [`est_settings`].
-pub fn loaded_issuer_chain(ca: &dyn CaService, id: &ObjectRef) -> Option<Vec<Vec<u8>>> {
+pub fn loaded_issuer_chain(ca: &dyn Authority, id: &ObjectRef) -> Option<Vec<Vec<u8>>> {
     let issuer = ca.issuer(id)?;
     Some(std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()).collect())
 }

@@ -193,8 +193,8 @@ mod tests {
 
     #[test]
     fn issuer_info_with_a_staged_next_ca_round_trips() {
+        use pkiplane_core::issuer::IssuerInfo;
         use pkiplane_core::issuer::{CaParams, Issuer, IssuerConfig, IssuerSource, NameConstraintsConfig, rollover};
-        use pkiplane_core::service::IssuerInfo;
         let cfg = IssuerConfig {
             id: ObjectRef::new("pki", "root"),
             source: IssuerSource::SelfSigned(CaParams {

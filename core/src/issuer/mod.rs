@@ -5,6 +5,7 @@ mod build;
 mod config;
 mod constraints;
 mod import;
+mod info;
 pub mod retired;
 pub mod rollover;
 #[cfg(test)]
@@ -14,6 +15,7 @@ pub use build::{Issuer, IssuerError, intermediate_path_len};
 pub use config::{CaParams, ImportedCa, IssuerConfig, IssuerSource};
 pub use constraints::NameConstraintsConfig;
 pub use import::parse_private_key_pem;
+pub use info::IssuerInfo;
 pub use retired::{CaKey, RetiredCa};
 pub use rollover::{NextCa, RolloverOutcome};
 

@@ -60,7 +60,7 @@ use axum::Router;
 #[cfg(feature = "server")]
 use axum::routing::{get, post};
 #[cfg(feature = "server")]
-use pkiplane_core::service::CaService;
+use pkiplane_core::service::Authority;
 
 #[cfg(feature = "server")]
 pub use problem::{AcmeError, ProblemType};
@@ -83,13 +83,13 @@ pub mod paths {
 #[derive(Clone)]
 pub struct AcmeState {
     pub config: Arc<AcmeSettings>,
-    pub ca: Arc<dyn CaService>,
+    pub ca: Arc<dyn Authority>,
     pub store: Arc<dyn AcmeStore>,
 }
 
 #[cfg(feature = "server")]
 impl AcmeState {
-    pub fn new(config: AcmeSettings, ca: Arc<dyn CaService>, store: Arc<dyn AcmeStore>) -> Self {
+    pub fn new(config: AcmeSettings, ca: Arc<dyn Authority>, store: Arc<dyn AcmeStore>) -> Self {
         Self { config: Arc::new(config), ca, store }
     }
 

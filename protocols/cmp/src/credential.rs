@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use pkiplane_core::keys::{CaSigner, KeyAlgorithm, generate_key};
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::profile::Profile;
-use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
+use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
@@ -64,7 +64,7 @@ pub fn protection_profile(endpoint: &ObjectRef, issuer: &ObjectRef, lifetime: Du
 impl CmpCredential {
     /// Issues a fresh protection certificate (ECDSA P-256) for `endpoint` from `issuer`.
     pub async fn issue(
-        ca: &dyn CaService,
+        ca: &dyn Authority,
         endpoint: &ObjectRef,
         issuer: &ObjectRef,
         lifetime: Duration,
@@ -83,7 +83,7 @@ impl CmpCredential {
             csr,
             lifetime: Some(lifetime),
         };
-        let issued = ca.issue_for_role(req).await?;
+        let issued = ca.issue_internal(req).await?;
         let cert = CertInfo::from_der(&issued.der).map_err(|e| CredentialError::Build(e.to_string()))?;
         let signer = CaSigner::new(&key).map_err(|e| CredentialError::Build(e.to_string()))?;
         let name = convert::directory_name(&cert.subject).map_err(|e| CredentialError::Build(e.to_string()))?;

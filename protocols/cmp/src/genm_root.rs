@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use der::Sequence;
 use der::asn1::Any;
-use pkiplane_core::service::{CaService, IssuerInfo};
+use pkiplane_core::issuer::IssuerInfo;
+use pkiplane_core::service::Authority;
 
 use crate::convert::old_from_der;
 use crate::error::CmpError;
@@ -34,7 +35,7 @@ pub struct RootCaKeyUpdateContent {
 
 /// The root Issuer above (or equal to) `issuer`, following `parent` links (bounded, so a
 /// malformed snapshot cannot loop).
-fn root_of(ca: &Arc<dyn CaService>, issuer: Arc<IssuerInfo>) -> Arc<IssuerInfo> {
+fn root_of(ca: &Arc<dyn Authority>, issuer: Arc<IssuerInfo>) -> Arc<IssuerInfo> {
     let mut current = issuer;
     for _ in 0..16 {
         match current.parent.as_ref().and_then(|p| ca.issuer(p)) {
@@ -46,7 +47,7 @@ fn root_of(ca: &Arc<dyn CaService>, issuer: Arc<IssuerInfo>) -> Arc<IssuerInfo> 
 }
 
 /// The rootCaKeyUpdate value for `issuer`'s root: `Some` while a next root is staged.
-pub fn root_ca_key_update(ca: &Arc<dyn CaService>, issuer: Arc<IssuerInfo>) -> Result<Option<Any>, CmpError> {
+pub fn root_ca_key_update(ca: &Arc<dyn Authority>, issuer: Arc<IssuerInfo>) -> Result<Option<Any>, CmpError> {
     let root = root_of(ca, issuer);
     // Only a self-signed root with its link certificates is a root key update.
     let Some(next) = root.next.as_ref().filter(|n| n.new_with_old.is_some()) else {

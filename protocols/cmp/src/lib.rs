@@ -69,9 +69,10 @@ use crate::state::CmpStore;
 #[cfg(feature = "server")]
 use pkiplane_core::clock::SharedClock;
 #[cfg(feature = "server")]
-use pkiplane_core::model::ObjectRef;
+use pkiplane_core::issuer::IssuerInfo;
 #[cfg(feature = "server")]
-use pkiplane_core::service::{CaService, IssuerInfo};
+use pkiplane_core::model::ObjectRef;
+use pkiplane_core::service::Authority;
 
 #[cfg(feature = "server")]
 pub use credential::{CmpCredential, CredentialError};
@@ -84,7 +85,7 @@ pub use settings::{CmpSettings, ExposedProfile, SharedSecret};
 #[cfg(feature = "server")]
 struct Inner {
     config: CmpSettings,
-    ca: Arc<dyn CaService>,
+    ca: Arc<dyn Authority>,
     store: Arc<dyn CmpStore>,
     credentials: RwLock<HashMap<ObjectRef, Arc<CmpCredential>>>,
     /// Issuer -> (when made, CRL DER), so genm for CRLs does not mint a CRL each time.
@@ -110,7 +111,7 @@ impl CmpState {
     /// profiles; see [`CmpState::start`] to have them issued).
     pub fn new(
         config: CmpSettings,
-        ca: Arc<dyn CaService>,
+        ca: Arc<dyn Authority>,
         store: Arc<dyn CmpStore>,
         credentials: Vec<CmpCredential>,
     ) -> Self {
@@ -143,7 +144,7 @@ impl CmpState {
     /// profiles (through the CA core, so they are in the inventory) and builds the state.
     pub async fn start(
         config: CmpSettings,
-        ca: Arc<dyn CaService>,
+        ca: Arc<dyn Authority>,
         store: Arc<dyn CmpStore>,
     ) -> Result<Self, CredentialError> {
         let mut creds = Vec::new();
@@ -165,7 +166,7 @@ impl CmpState {
         &self.inner.config
     }
 
-    pub fn ca(&self) -> &Arc<dyn CaService> {
+    pub fn ca(&self) -> &Arc<dyn Authority> {
         &self.inner.ca
     }
 

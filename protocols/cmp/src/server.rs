@@ -131,7 +131,7 @@ impl Exchange<'_> {
     }
 
     /// The Issuer behind the exchange's profile.
-    pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::service::IssuerInfo>> {
+    pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::issuer::IssuerInfo>> {
         self.state.issuer_of(&self.profile.label)
     }
 }

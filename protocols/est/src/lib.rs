@@ -67,7 +67,7 @@ use axum::routing::any;
 #[cfg(feature = "server")]
 use pkiplane_core::model::TlsPeer;
 #[cfg(feature = "server")]
-use pkiplane_core::service::CaService;
+use pkiplane_core::service::Authority;
 
 #[cfg(feature = "server")]
 pub use error::EstError;
@@ -114,7 +114,7 @@ impl Operation {
 #[derive(Clone)]
 pub struct EstState {
     pub config: Arc<EstSettings>,
-    pub ca: Arc<dyn CaService>,
+    pub ca: Arc<dyn Authority>,
     /// Failed Basic attempts, shared between replicas when the store is.
     pub failures: Arc<dyn AuthFailureStore>,
     /// pkiplane's own signing certificates for server-generated key packages.
@@ -123,7 +123,7 @@ pub struct EstState {
 
 #[cfg(feature = "server")]
 impl EstState {
-    pub fn new(config: EstSettings, ca: Arc<dyn CaService>, failures: Arc<dyn AuthFailureStore>) -> Self {
+    pub fn new(config: EstSettings, ca: Arc<dyn Authority>, failures: Arc<dyn AuthFailureStore>) -> Self {
         Self { config: Arc::new(config), ca, failures, signers: Arc::default() }
     }
 }

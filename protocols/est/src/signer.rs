@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use pkiplane_core::keys::{CaSigner, KeyAlgorithm, generate_key};
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
+use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::{SubjectAttribute, build_name};
@@ -38,7 +38,7 @@ impl KeyPackageSigners {
     /// current one is past half its life.
     pub async fn get(
         &self,
-        ca: &dyn CaService,
+        ca: &dyn Authority,
         endpoint: &ObjectRef,
         issuer: &ObjectRef,
     ) -> Result<Arc<KeyPackageSigner>, String> {
@@ -56,7 +56,7 @@ impl KeyPackageSigners {
 }
 
 async fn issue_signer(
-    ca: &dyn CaService,
+    ca: &dyn Authority,
     endpoint: &ObjectRef,
     issuer_id: &ObjectRef,
 ) -> Result<KeyPackageSigner, String> {
@@ -73,7 +73,7 @@ async fn issue_signer(
         csr,
         lifetime: None,
     };
-    let issued = ca.issue_for_role(req).await.map_err(|e| e.to_string())?;
+    let issued = ca.issue_internal(req).await.map_err(|e| e.to_string())?;
     let mut certs = vec![issued.der.clone()];
     certs.extend(std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()));
     Ok(KeyPackageSigner {

@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use pkiplane_core::ObjectRef;
 use pkiplane_core::profile::Profile;
-use pkiplane_core::service::CaService;
+use pkiplane_core::service::Authority;
 
 use crate::settings::ScepSettings;
 
 /// Checks the exposed profiles against the CA; returns the one Issuer behind them, or
 /// every problem found.
-pub fn check_profiles(config: &ScepSettings, ca: &dyn CaService) -> Result<ObjectRef, Vec<String>> {
+pub fn check_profiles(config: &ScepSettings, ca: &dyn Authority) -> Result<ObjectRef, Vec<String>> {
     let mut problems = Vec::new();
     let mut issuer: Option<ObjectRef> = None;
     for exposed in &config.profiles {

@@ -73,9 +73,9 @@ use pkiplane_core::ObjectRef;
 #[cfg(feature = "server")]
 use pkiplane_core::clock::SharedClock;
 #[cfg(feature = "server")]
-use pkiplane_core::service::CaService;
+use pkiplane_core::issuer::IssuerInfo;
 #[cfg(feature = "server")]
-use pkiplane_core::service::IssuerInfo;
+use pkiplane_core::service::Authority;
 #[cfg(feature = "server")]
 use zeroize::Zeroizing;
 
@@ -105,7 +105,7 @@ struct RaSet {
 #[cfg(feature = "server")]
 struct Inner {
     config: ScepSettings,
-    ca: Arc<dyn CaService>,
+    ca: Arc<dyn Authority>,
     store: Arc<dyn ScepStore>,
     issuer: ObjectRef,
     ra: tokio::sync::RwLock<RaSet>,
@@ -124,7 +124,7 @@ impl ScepState {
     /// A state with a given RA identity, after the containment checks.
     pub fn new(
         config: ScepSettings,
-        ca: Arc<dyn CaService>,
+        ca: Arc<dyn Authority>,
         store: Arc<dyn ScepStore>,
         ra: Arc<RaIdentity>,
     ) -> Result<Self, StartError> {
@@ -148,7 +148,7 @@ impl ScepState {
     /// Checks the configuration against the CA and loads (or issues) the RA identity.
     pub async fn start(
         config: ScepSettings,
-        ca: Arc<dyn CaService>,
+        ca: Arc<dyn Authority>,
         store: Arc<dyn ScepStore>,
     ) -> Result<Self, StartError> {
         let issuer = containment::check_profiles(&config, ca.as_ref()).map_err(StartError)?;
@@ -162,7 +162,7 @@ impl ScepState {
         &self.inner.config
     }
 
-    pub fn ca(&self) -> &Arc<dyn CaService> {
+    pub fn ca(&self) -> &Arc<dyn Authority> {
         &self.inner.ca
     }
 

@@ -3,7 +3,7 @@
 //! by the endpoint's Issuer with keyEncipherment + digitalSignature. The CA key never
 //! touches SCEP messages.
 //!
-//! The RA certificate is issued through [`CaService::issue_for_role`] (role `scep-ra`) (so it is in the
+//! The RA certificate is issued through [`Authority::issue_internal`] (role `scep-ra`) (so it is in the
 //! inventory like every certificate) and kept in the [`ScepStore`], so every replica of
 //! the endpoint uses the same RA key, and a restart keeps it (clients cache GetCACert).
 //! It is replaced when its Issuer changes or when less than a third of its life remains.
@@ -15,7 +15,7 @@ use crate::state::{RaMaterial, ScepStore};
 use der::Decode;
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
+use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
@@ -69,7 +69,7 @@ impl RaIdentity {
 
     /// Whether this identity still serves `issuer` at `now`: same Issuer, signed by its
     /// current certificate, and more than a third of its life left.
-    pub fn usable(&self, ca: &dyn CaService, issuer: &ObjectRef, now: SystemTime) -> bool {
+    pub fn usable(&self, ca: &dyn Authority, issuer: &ObjectRef, now: SystemTime) -> bool {
         let Some(current) = ca.issuer(issuer) else { return false };
         let lifetime = self.info.not_after.duration_since(self.info.not_before).unwrap_or_default();
         let remaining = self.info.not_after.duration_since(now).unwrap_or_default();
@@ -94,7 +94,7 @@ fn aki_matches(info: &CertInfo, key_id: &[u8]) -> bool {
 /// The RA identity of `endpoint` for `issuer`: the stored one while usable, else a new
 /// key and certificate, stored so that concurrent replicas converge on one.
 pub async fn ensure_ra(
-    ca: &dyn CaService,
+    ca: &dyn Authority,
     store: &dyn ScepStore,
     endpoint: &ObjectRef,
     issuer: &ObjectRef,
@@ -117,7 +117,7 @@ pub async fn ensure_ra(
 }
 
 /// Issues a fresh RA key pair and certificate.
-pub async fn issue_ra(ca: &dyn CaService, endpoint: &ObjectRef, issuer: &ObjectRef) -> Result<RaMaterial, ScepError> {
+pub async fn issue_ra(ca: &dyn Authority, endpoint: &ObjectRef, issuer: &ObjectRef) -> Result<RaMaterial, ScepError> {
     let key = generate_key(KeyAlgorithm::Rsa2048).map_err(|e| ScepError::Internal(e.to_string()))?;
     let subject = build_name(&[
         (SubjectAttribute::Organization, "pkiplane".into()),
@@ -133,7 +133,7 @@ pub async fn issue_ra(ca: &dyn CaService, endpoint: &ObjectRef, issuer: &ObjectR
         csr,
         lifetime: None,
     };
-    let issued = ca.issue_for_role(req).await.map_err(|e| {
+    let issued = ca.issue_internal(req).await.map_err(|e| {
         ScepError::Unavailable(format!("issuing the SCEP RA certificate of {endpoint} by {issuer}: {e}"))
     })?;
     Ok(RaMaterial {

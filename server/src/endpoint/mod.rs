@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use pkiplane_api::Manifests;
 use pkiplane_caservice::tls::{Reloading, build_client};
-use pkiplane_caservice::{RemoteCa, RemoteStores, Transport};
-use pkiplane_core::service::CaService;
+use pkiplane_caservice::{RemoteAuthority, RemoteStores, Transport};
+use pkiplane_core::service::Authority;
 use pkiplane_core::x509::pem;
 use pkiplane_scep::state::RaMaterial;
 use tokio::sync::watch;
@@ -90,7 +90,7 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
     let serving = match credentials.map(serving_from_files).transpose()?.flatten() {
         Some(s) => Some(s),
         None => match &ep.spec.tls {
-            Some(t) => Some(serving_cert(ca.as_ref() as &dyn CaService, &manifests, &id, t).await?),
+            Some(t) => Some(serving_cert(ca.as_ref() as &dyn Authority, &manifests, &id, t).await?),
             None => None,
         },
     };
@@ -118,10 +118,10 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
 }
 
 /// Connects to the CA service, retrying until it answers (it may start after us).
-async fn connect(transport: Arc<Transport>) -> Arc<RemoteCa> {
+async fn connect(transport: Arc<Transport>) -> Arc<RemoteAuthority> {
     let mut wait = Duration::from_millis(200);
     loop {
-        match RemoteCa::connect(transport.clone()).await {
+        match RemoteAuthority::connect(transport.clone()).await {
             Ok(ca) => return ca,
             Err(e) => {
                 tracing::warn!(error = %e, "the CA service is not reachable yet; retrying");

@@ -2,7 +2,7 @@
 //!
 //! Shared by `pkiplane serve` (every endpoint, the CA in process, SQLite stores) and
 //! `pkiplane endpoint` (one endpoint, the CA and the shared state behind the CA service):
-//! both hand [`start_endpoint`] a [`CaService`] and the protocol stores.
+//! both hand [`start_endpoint`] a [`Authority`] and the protocol stores.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -16,7 +16,7 @@ use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_api::{FieldError, Manifests};
 use pkiplane_cmp::state::CmpStore;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_core::service::CaService;
+use pkiplane_core::service::Authority;
 use pkiplane_est::state::AuthFailureStore;
 use pkiplane_listen::Limits;
 use pkiplane_scep::state::{RaMaterial, ScepStore};
@@ -46,7 +46,7 @@ pub struct EndpointContext<'a> {
 /// remote (the CA service) for `pkiplane endpoint`.
 #[derive(Clone)]
 pub struct EndpointDeps {
-    pub ca: Arc<dyn CaService>,
+    pub ca: Arc<dyn Authority>,
     pub acme: Arc<dyn AcmeStore>,
     pub scep: Arc<dyn ScepStore>,
     pub cmp: Arc<dyn CmpStore>,
@@ -59,7 +59,7 @@ pub struct EndpointDeps {
 impl EndpointDeps {
     /// Everything in process: the CA and the data directory's SQLite store. Failed-login
     /// counters of EST are per process (see the EST README).
-    pub fn local(ca: Arc<dyn CaService>, store: &Arc<SqliteStore>) -> Self {
+    pub fn local(ca: Arc<dyn Authority>, store: &Arc<SqliteStore>) -> Self {
         Self {
             ca,
             acme: store.clone(),
@@ -290,7 +290,7 @@ pub async fn start_endpoint(
 }
 
 /// The chains (roots included) of every Issuer behind the endpoint's profiles.
-fn ca_chains(ca: &dyn CaService, ep: &EnrollmentEndpoint, id: &ObjectRef) -> String {
+fn ca_chains(ca: &dyn Authority, ep: &EnrollmentEndpoint, id: &ObjectRef) -> String {
     let mut seen = Vec::new();
     let mut out = String::new();
     for binding in &ep.spec.profiles {

@@ -11,7 +11,7 @@ use pkiplane_api::Manifests;
 use pkiplane_api::v1alpha1::TlsSettings;
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
 use pkiplane_core::model::{ObjectRef, TlsPeer};
-use pkiplane_core::service::{CaService, InternalCertRequest, InternalRole};
+use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::{SubjectAttribute, build_name};
@@ -31,7 +31,7 @@ pub struct ServingCert {
 
 /// Gets the serving certificate an endpoint's `tls` settings ask for.
 pub async fn serving_cert(
-    ca: &dyn CaService,
+    ca: &dyn Authority,
     manifests: &Manifests,
     endpoint: &ObjectRef,
     tls: &TlsSettings,
@@ -84,7 +84,7 @@ impl ServingNames {
 /// A fresh P-256 key and a serving certificate for it from `issuer`, through the CA's
 /// `serving-tls` role (the CA builds the profile; the certificate lands in the inventory).
 pub async fn issue_serving_cert(
-    ca: &dyn CaService,
+    ca: &dyn Authority,
     endpoint: &ObjectRef,
     issuer: &ObjectRef,
     names: &ServingNames,
@@ -102,7 +102,7 @@ pub async fn issue_serving_cert(
         csr,
         lifetime: None,
     };
-    let issued = ca.issue_for_role(req).await?;
+    let issued = ca.issue_internal(req).await?;
     Ok(ServingCert {
         chain_pem: issued.full_chain_pem(),
         key_pkcs8: key.pkcs8_der().to_vec().into(),

@@ -19,7 +19,7 @@ pub use client::{RemoteAuthority, Transport};
 pub use identity::Identity;
 pub use stores::RemoteStores;
 
-/// RFC 3339 (UTC, seconds) of a time, as the contracts file asks for Issuer status.
+/// RFC 3339 (UTC, seconds) of a time, as Issuer status carries it (`IssuerStatus`).
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = pkiplane_core::inventory::unix_seconds::to_secs(t);
     let days = secs.div_euclid(86_400);

@@ -389,7 +389,7 @@ fn not_found(message: String) -> ErrorBody {
 }
 
 // ACME accounts and orders are keyed by random ids and account-key thumbprints, not by
-// endpoint; any endpoint identity may use them (see the crate README's known gaps).
+// endpoint; any endpoint identity may use them (docs/architecture.md, "Known gaps").
 async fn acme_call(s: &CaServiceState, call: AcmeCall) -> Result<Value, ApiError> {
     let st = &s.acme;
     match call {

@@ -1,5 +1,6 @@
 //! The JSON of the internal API. Public shapes (`/v1/issuers`, `/v1/summary`,
-//! `/v1/internal-certificates`) follow the contracts file; the rest is private to this
+//! `/v1/internal-certificates`) are what the operator reads (docs/architecture.md, "Trust
+//! boundaries"); the rest is private to this
 //! crate (server and client are built from the same types, so they cannot drift).
 
 mod core_types;

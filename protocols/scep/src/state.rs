@@ -2,7 +2,8 @@
 //! challenge passwords, transactions (for CertPoll and resends) and the RA key pair.
 //!
 //! Everything a replica needs to answer any message of a transaction lives here, so any
-//! number of endpoint replicas can serve one SCEP endpoint (design principle 4). Replay
+//! number of endpoint replicas can serve one SCEP endpoint (docs/architecture.md, "Where
+//! state lives"). Replay
 //! records and challenges are consumed with atomic insert-if-absent / update-if-unused
 //! operations: a message or a challenge is accepted exactly once by any replica.
 //!

@@ -20,6 +20,7 @@ pub mod issuance;
 pub mod issuer;
 pub mod keys;
 pub mod logsafe;
+pub mod maintenance;
 pub mod model;
 pub mod ocsp;
 pub mod policy;

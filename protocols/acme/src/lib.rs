@@ -128,21 +128,22 @@ impl AcmeState {
 }
 
 #[cfg(feature = "server")]
-/// Removes expired nonces and long-expired orders every `every` (run one per replica, or
-/// one in all: the deletes are idempotent).
-pub fn spawn_housekeeping(state: AcmeState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let retention = std::time::Duration::from_secs(7 * 86_400);
-            match state.store.purge_expired(std::time::SystemTime::now(), retention).await {
-                Ok(n) if n > 0 => tracing::debug!(purged = n, "ACME housekeeping"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "ACME housekeeping failed"),
-            }
+/// Removes expired nonces and long-expired orders (the deletes are idempotent, so every
+/// replica may run it).
+#[async_trait::async_trait]
+impl pkiplane_core::maintenance::Maintenance for AcmeState {
+    fn every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(600)
+    }
+
+    async fn maintain(&self) {
+        let retention = std::time::Duration::from_secs(7 * 86_400);
+        match self.store.purge_expired(std::time::SystemTime::now(), retention).await {
+            Ok(n) if n > 0 => tracing::debug!(purged = n, "ACME housekeeping"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "ACME housekeeping failed"),
         }
-    })
+    }
 }
 
 #[cfg(feature = "server")]

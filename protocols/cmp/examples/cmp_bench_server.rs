@@ -88,7 +88,13 @@ async fn serve(addr: &str) -> (String, tempfile::TempDir) {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let config = pkiplane_api::cmp_settings(&manifests.endpoints[0], &manifests, &url).expect("config");
     let state = CmpState::start(config, Arc::new(ca), store).await.expect("CMP state");
-    let _maintenance = state.spawn_maintenance(Duration::from_secs(30));
+    let maintained = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            maintained.maintain(maintained.now()).await;
+        }
+    });
     println!("{url}/.well-known/cmp");
     tokio::spawn(async move { axum::serve(listener, pkiplane_cmp::router(state)).await.expect("serve") });
     (format!("{url}/.well-known/cmp"), dir)

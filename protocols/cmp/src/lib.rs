@@ -72,6 +72,7 @@ use pkiplane_core::clock::SharedClock;
 use pkiplane_core::issuer::IssuerInfo;
 #[cfg(feature = "server")]
 use pkiplane_core::model::ObjectRef;
+#[cfg(feature = "server")]
 use pkiplane_core::service::Authority;
 
 #[cfg(feature = "server")]
@@ -275,17 +276,18 @@ impl CmpState {
             }
         }
     }
+}
 
-    /// Runs [`CmpState::maintain`] every `every` until the task is aborted.
-    pub fn spawn_maintenance(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let state = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                state.maintain(state.now()).await;
-            }
-        })
+#[cfg(feature = "server")]
+/// [`CmpState::maintain`] at the state's clock, every 30 seconds: shorter than any
+/// confirmWaitTime, so unconfirmed certificates are revoked promptly.
+#[async_trait::async_trait]
+impl pkiplane_core::maintenance::Maintenance for CmpState {
+    fn every(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    async fn maintain(&self) {
+        CmpState::maintain(self, self.now()).await;
     }
 }

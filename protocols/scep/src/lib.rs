@@ -263,3 +263,19 @@ pub fn router(state: ScepState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
+
+#[cfg(feature = "server")]
+/// Forgets replay records, finished transactions and used challenges past the
+/// endpoint's replay retention (idempotent: every replica may run it).
+#[async_trait::async_trait]
+impl pkiplane_core::maintenance::Maintenance for ScepState {
+    fn every(&self) -> Duration {
+        Duration::from_secs(600)
+    }
+
+    async fn maintain(&self) {
+        if let Err(e) = self.store().purge_expired(SystemTime::now(), self.config().replay_retention).await {
+            tracing::warn!(error = %e, "SCEP housekeeping failed");
+        }
+    }
+}

@@ -8,13 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, anyhow};
 use pkiplane_acme::state::AcmeStore;
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_api::{FieldError, Manifests};
 use pkiplane_cmp::state::CmpStore;
+use pkiplane_core::maintenance::Maintenance;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::service::Authority;
 use pkiplane_est::state::AuthFailureStore;
@@ -71,9 +70,16 @@ impl EndpointDeps {
     }
 }
 
-/// The routes of a protocol and the URLs to announce (`None` would mean this build does
-/// not serve the protocol).
-type RouterResult = Result<Option<(axum::Router, Vec<String>)>>;
+/// A protocol as the server runs it: its routes, the URLs to announce, and its periodic
+/// upkeep (one loop per endpoint, stopped with the endpoint).
+struct Protocol {
+    router: axum::Router,
+    urls: Vec<String>,
+    maintenance: Option<Arc<dyn Maintenance>>,
+}
+
+/// `None` would mean this build does not serve the protocol.
+type RouterResult = Result<Option<Protocol>>;
 
 async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
     let fields = |e: Vec<FieldError>| anyhow!("{}", FieldError::join(&e));
@@ -81,8 +87,12 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
         EndpointProtocol::Acme => {
             let config = pkiplane_api::acme_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
             let state = pkiplane_acme::AcmeState::new(config, ctx.deps.ca.clone(), ctx.deps.acme.clone());
-            pkiplane_acme::spawn_housekeeping(state.clone(), HOUSEKEEPING);
-            Ok(Some((pkiplane_acme::router(state), vec![format!("{}/directory", ctx.base_url)])))
+            let urls = vec![format!("{}/directory", ctx.base_url)];
+            Ok(Some(Protocol {
+                router: pkiplane_acme::router(state.clone()),
+                urls,
+                maintenance: Some(Arc::new(state)),
+            }))
         }
         EndpointProtocol::Est => {
             let ca = ctx.deps.ca.as_ref();
@@ -91,14 +101,14 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
                 .map_err(fields)?;
             let urls = config.urls();
             let state = pkiplane_est::EstState::new(config, ctx.deps.ca.clone(), ctx.deps.est_failures.clone());
-            Ok(Some((pkiplane_est::router(state), urls)))
+            // EST keeps no state of its own to tidy (failure counts forget by themselves).
+            Ok(Some(Protocol { router: pkiplane_est::router(state), urls, maintenance: None }))
         }
         EndpointProtocol::Scep => {
             let config = pkiplane_api::scep_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
             for w in pkiplane_api::convert::shared_profile_warnings(ctx.endpoint, &ctx.manifests.endpoints) {
                 tracing::warn!(endpoint = %ctx.id, "{w}");
             }
-            let retention = config.replay_retention;
             let store = ctx.deps.scep.clone();
             let ca = ctx.deps.ca.clone();
             let state = match &ctx.deps.scep_ra {
@@ -114,16 +124,12 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
                 None => pkiplane_scep::ScepState::start(config, ca, store.clone()).await,
             }
             .map_err(|e| anyhow!("{e}"))?;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(HOUSEKEEPING);
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = store.purge_expired(std::time::SystemTime::now(), retention).await {
-                        tracing::warn!(error = %e, "SCEP housekeeping failed");
-                    }
-                }
-            });
-            Ok(Some((pkiplane_scep::router(state), vec![format!("{}/scep", ctx.base_url)])))
+            let urls = vec![format!("{}/scep", ctx.base_url)];
+            Ok(Some(Protocol {
+                router: pkiplane_scep::router(state.clone()),
+                urls,
+                maintenance: Some(Arc::new(state)),
+            }))
         }
         EndpointProtocol::Cmp => {
             let config = pkiplane_api::cmp_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
@@ -131,15 +137,10 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
             let state = pkiplane_cmp::CmpState::start(config, ctx.deps.ca.clone(), ctx.deps.cmp.clone())
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
-            // Shorter than any confirmWaitTime: unconfirmed certificates are revoked promptly.
-            state.spawn_maintenance(Duration::from_secs(30));
-            Ok(Some((pkiplane_cmp::router(state), urls)))
+            Ok(Some(Protocol { router: pkiplane_cmp::router(state.clone()), urls, maintenance: Some(Arc::new(state)) }))
         }
     }
 }
-
-/// How often protocol state past its retention is purged.
-const HOUSEKEEPING: Duration = Duration::from_secs(600);
 
 /// Starts every endpoint of the manifests on the listener its spec names; the ones
 /// this build cannot serve are reported, not hidden.
@@ -249,7 +250,7 @@ pub async fn start_endpoint(
     let Listening { listener, limits, serving, announce } = listening;
     let base_url = announce.base_url(ep, listener.local_addr()?, serving.is_some());
     let ctx = EndpointContext { id: id.clone(), endpoint: ep, manifests, deps, base_url };
-    let Some((router, urls)) = protocol_router(&ctx).await? else {
+    let Some(Protocol { router, urls, maintenance }) = protocol_router(&ctx).await? else {
         tracing::warn!(
             endpoint = %id,
             protocol = ?ep.spec.protocol,
@@ -257,6 +258,9 @@ pub async fn start_endpoint(
         );
         return Ok(None);
     };
+    if let Some(m) = maintenance {
+        tokio::spawn(maintain(m, id.clone(), shutdown.clone()));
+    }
     let chains = ca_chains(deps.ca.as_ref(), ep, id);
     let ca_bundle = match bundles {
         Some(dir) => tls::write_bundle(dir, &format!("{}-{}-ca.pem", id.namespace, id.name), &chains)?,
@@ -287,6 +291,23 @@ pub async fn start_endpoint(
         ca_bundle,
     };
     Ok(Some((running, task)))
+}
+
+/// Runs `m` every `m.every()` until `shutdown` turns true (or its sender goes).
+async fn maintain(m: Arc<dyn Maintenance>, endpoint: ObjectRef, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(m.every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => m.maintain().await,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    tracing::debug!(endpoint = %endpoint, "maintenance stopped");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The chains (roots included) of every Issuer behind the endpoint's profiles.

@@ -77,6 +77,16 @@ impl fmt::Debug for LogSafe<'_> {
     }
 }
 
+/// A fresh id for one failed request: the client is told only "internal error" and this
+/// id, the log line carries the id and the detail.
+pub fn incident_id() -> String {
+    let mut bytes = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        return "unknown".into();
+    }
+    hex::encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

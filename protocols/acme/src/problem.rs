@@ -170,11 +170,12 @@ impl AcmeError {
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self::new(ProblemType::ServerInternal, detail)
+        Self::new(ProblemType::ServerInternal, hidden("internal error", detail.into()))
     }
 
     /// A temporary failure: 503 with Retry-After.
     pub fn unavailable(detail: impl Into<String>) -> Self {
+        let detail = hidden("temporarily unavailable, retry later", detail.into());
         let mut e = Self::new(ProblemType::ServerInternal, detail).with_status(StatusCode::SERVICE_UNAVAILABLE);
         e.retry_after = Some(5);
         e
@@ -253,6 +254,14 @@ fn denial(e: &CoreError, identifiers: &[Identifier]) -> AcmeError {
         }
     }
     err
+}
+
+/// What a client is told of a server-side failure: `public` and an incident id; the
+/// detail (store or signing errors, names of internal objects) goes to the log with it.
+fn hidden(public: &str, detail: String) -> String {
+    let id = pkiplane_core::logsafe::incident_id();
+    tracing::warn!(request_id = %id, detail = %detail, "ACME request failed: {public}");
+    format!("{public} (request id {id})")
 }
 
 impl From<StoreError> for AcmeError {

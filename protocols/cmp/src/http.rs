@@ -45,7 +45,10 @@ async fn labelled_profile(
     handle(state, Some(label), method, headers, body).await
 }
 
-fn pkixcmp(status: StatusCode, der: Vec<u8>) -> Response {
+fn pkixcmp(status: StatusCode, der: Result<Vec<u8>, server::EncodeFailed>) -> Response {
+    let Ok(der) = der else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    };
     let mut r = (status, der).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

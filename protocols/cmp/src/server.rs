@@ -136,8 +136,19 @@ impl Exchange<'_> {
     }
 }
 
+/// A response that could not be DER-encoded (a bug): logged here, answered with HTTP 500
+/// since no CMP message can carry it.
+pub struct EncodeFailed;
+
+fn encoded(result: Result<Vec<u8>, der::Error>) -> Result<Vec<u8>, EncodeFailed> {
+    result.map_err(|e| {
+        tracing::error!(error = %e, "encoding a CMP response failed");
+        EncodeFailed
+    })
+}
+
 /// Handles one request message and returns the encoded response.
-pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u8> {
+pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Result<Vec<u8>, EncodeFailed> {
     let now = state.now();
     let server_nonce = respond::nonce();
     let profile = match label {
@@ -151,7 +162,7 @@ pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u
     let fail = |request: Option<&message::Header>, pvno: u8, protect: &Protect, e: CmpError| {
         tracing::info!(error = %e, "CMP request refused");
         let env = Envelope { request, pvno, sender: sender.clone(), sender_nonce: server_nonce.clone(), now };
-        respond::encode(env, protect, Reply::error(&e)).unwrap_or_default()
+        encoded(respond::encode(env, protect, Reply::error(&e)))
     };
 
     let msg = match message::decode(der) {
@@ -193,7 +204,7 @@ pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u
     match dispatch(&ex).await {
         Ok(reply) => {
             let env = Envelope { request: Some(&msg.header), pvno, sender, sender_nonce: server_nonce, now };
-            respond::encode(env, &protect, reply).unwrap_or_default()
+            encoded(respond::encode(env, &protect, reply))
         }
         Err(e) => fail(Some(&msg.header), pvno, &protect, e),
     }
@@ -201,14 +212,14 @@ pub async fn process(state: &CmpState, label: Option<&str>, der: &[u8]) -> Vec<u
 
 /// An error message answering no readable request (HTTP-level refusals: wrong method,
 /// content type, size, unknown label), signed with the endpoint's credential.
-pub fn error_message(state: &CmpState, label: Option<&str>, e: &CmpError) -> Vec<u8> {
+pub fn error_message(state: &CmpState, label: Option<&str>, e: &CmpError) -> Result<Vec<u8>, EncodeFailed> {
     let profile = label.and_then(|l| state.config().profile(l)).or_else(|| state.config().default());
     let issuer = profile.and_then(|p| state.ca().profile(&p.profile)).map(|p| p.issuer.clone());
     let signing = state.credential(issuer.as_ref());
     let sender = signing.as_ref().map(|c| c.name.clone()).unwrap_or_else(crate::convert::null_dn);
     let protect = signing.map(Protect::Sign).unwrap_or(Protect::None);
     let env = Envelope { request: None, pvno: 2, sender, sender_nonce: respond::nonce(), now: state.now() };
-    respond::encode(env, &protect, Reply::error(e)).unwrap_or_default()
+    encoded(respond::encode(env, &protect, Reply::error(e)))
 }
 
 /// Header checks that need no state; returns the transactionID as hex.

@@ -20,11 +20,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::audit::AuditEvent;
+use crate::observe::{Event, ObserverSlot, Origin};
 use crate::error::CoreError;
 use crate::inventory::{
     CertStatus, CertificateRecord, DenialRecord, Inventory, PublishedCrl, RevocationReason, RevokeOutcome, StoreError,
@@ -166,6 +167,7 @@ pub struct Ca {
     retired: RwLock<HashMap<ObjectRef, Vec<Arc<RetiredCa>>>>,
     inventory: Arc<dyn Inventory>,
     failpoint: Option<(FailAt, Option<crate::model::Protocol>)>,
+    observer: ObserverSlot,
 }
 
 impl Ca {
@@ -177,7 +179,14 @@ impl Ca {
             retired: RwLock::default(),
             inventory,
             failpoint: failpoint(),
+            observer: ObserverSlot::default(),
         }
+    }
+
+    /// Where issuance, denial, revocation, CRL and store-write events go (see
+    /// [`crate::observe`]); set once, at start.
+    pub fn observer(&self) -> &ObserverSlot {
+        &self.observer
     }
 
     pub fn inventory(&self) -> &Arc<dyn Inventory> {
@@ -293,6 +302,7 @@ impl Ca {
     /// Issues a certificate: check policy, persist, sign, store, then return; or, when
     /// the profile requires approval, records nothing and says the request is pending.
     pub async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
+        let started = Instant::now();
         let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
         let now = SystemTime::now();
         let template = self.allowed(&req, &profile, &issuer, now).await?;
@@ -303,7 +313,11 @@ impl Ca {
             ev.emit();
             return Ok(IssueOutcome::Pending(Pending { profile: profile.id.clone(), request_id }));
         }
-        Ok(IssueOutcome::Issued(Box::new(self.sign_and_store(req, &profile, &issuer, template, now).await?)))
+        let (protocol, endpoint) = (req.requester.protocol, req.requester.endpoint.clone());
+        let issued = self.sign_and_store(req, &profile, &issuer, template, now).await?;
+        let origin = Origin { issuer: &issuer.id, profile: &profile.id, protocol, endpoint: endpoint.as_ref() };
+        self.observer.emit(Event::Issued { origin, took: started.elapsed() });
+        Ok(IssueOutcome::Issued(Box::new(issued)))
     }
 
     /// Issues under a profile that is not one of the loaded CertificateProfiles: pkiplane's
@@ -351,7 +365,10 @@ impl Ca {
         let (serial, mut record) = loop {
             let serial = random_serial();
             let record = pending_record(&req, &template, &serial, now);
-            match self.inventory.insert_pending(&record).await {
+            let write = Instant::now();
+            let inserted = self.inventory.insert_pending(&record).await;
+            self.observer.emit(Event::StoreWrite { operation: "insert_pending", took: write.elapsed() });
+            match inserted {
                 Ok(()) => break (serial, record),
                 Err(StoreError::DuplicateSerial { .. }) if attempt < 3 => attempt += 1,
                 Err(e) => return Err(e.into()),
@@ -372,7 +389,10 @@ impl Ca {
         };
 
         // Step 4: store, durably, before anyone sees the certificate.
-        self.inventory.mark_issued(&issuer.id, &record.serial, &der).await?;
+        let write = Instant::now();
+        let stored = self.inventory.mark_issued(&issuer.id, &record.serial, &der).await;
+        self.observer.emit(Event::StoreWrite { operation: "mark_issued", took: write.elapsed() });
+        stored?;
         record.status = CertStatus::Issued;
         record.der = Some(der.clone());
         self.fail_at(FailAt::AfterStore, &req);
@@ -418,6 +438,14 @@ impl Ca {
             rules: violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>().join(","),
             at: now,
         };
+        let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
+        let origin = Origin {
+            issuer: &profile.issuer,
+            profile: &profile.id,
+            protocol: req.requester.protocol,
+            endpoint: req.requester.endpoint.as_ref(),
+        };
+        self.observer.emit(Event::Denied { origin, rules: &rules });
         if let Err(e) = self.inventory.record_denial(&denial).await {
             tracing::warn!(error = %e, "could not count a policy denial");
         }
@@ -432,7 +460,10 @@ impl Ca {
         requester: &Requester,
     ) -> Result<RevokeOutcome, CoreError> {
         let now = SystemTime::now();
-        let outcome = self.inventory.revoke(issuer, serial, reason, now).await?;
+        let write = Instant::now();
+        let outcome = self.inventory.revoke(issuer, serial, reason, now).await;
+        self.observer.emit(Event::StoreWrite { operation: "revoke", took: write.elapsed() });
+        let outcome = outcome?;
         if outcome == RevokeOutcome::Revoked {
             let profile = self
                 .inventory
@@ -440,6 +471,7 @@ impl Ca {
                 .await?
                 .map(|r| r.profile)
                 .unwrap_or_else(|| ObjectRef::new(&issuer.namespace, "unknown"));
+            self.observer.emit(Event::Revoked { issuer, profile: &profile });
             let mut ev = AuditEvent::new("revoked", requester, &profile, now);
             ev.issuer = Some(issuer.to_string());
             ev.serial = Some(serial);
@@ -465,6 +497,7 @@ impl Ca {
         let next_update = now + issuer.crl_validity;
         let der = crate::crl::build_crl(&issuer, &entries, number, now, next_update)
             .map_err(|e| CoreError::Signing(e.to_string()))?;
+        self.observer.emit(Event::CrlPublished { issuer: &issuer.id, number, next_update });
         let mut serials: Vec<String> = entries.into_iter().map(|e| e.serial).collect();
         serials.sort();
         let crl = PublishedCrl {

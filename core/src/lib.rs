@@ -22,6 +22,7 @@ pub mod keys;
 pub mod logsafe;
 pub mod maintenance;
 pub mod model;
+pub mod observe;
 pub mod ocsp;
 pub mod policy;
 pub mod profile;

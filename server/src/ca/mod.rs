@@ -49,6 +49,10 @@ pub struct CaArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    /// How often the metrics computed from the CA and its inventory are refreshed;
+    /// /metrics is served on the publication listener.
+    #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
+    pub metrics_refresh: Duration,
     #[command(flatten)]
     pub listener: crate::listener_args::ListenerArgs,
 }
@@ -64,6 +68,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
     let store = crate::commands::open_owned_store(&owned, true).await?;
     let ca = Arc::new(Ca::new(store.clone()));
+    pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
     let problems = sync::IssuerProblems::default();
     sync::sync(&ca, &source.current(), store.as_ref(), &problems, SystemTime::now()).await;
     spawn_resync(ca.clone(), source.clone(), store.clone(), problems.clone());
@@ -90,8 +95,10 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     println!("internal API (mTLS): https://{}", api.local_addr()?);
     println!("CA certificates, CRLs and OCSP: http://{}/issuers/", publish.local_addr()?);
     let limits = args.listener.limits(2);
-    let api_task = tokio::spawn(serve_mtls(api, limits.clone(), router(state), tls, shutdown_rx.clone()));
+    let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
+    let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
     let publication = crate::serve::publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
+    let publication = pkiplane_metrics::http::instrument(publication.merge(pkiplane_metrics::router()), "publication", "");
     let publish_task = tokio::spawn(crate::serve::serve_router(publish, limits, publication, shutdown_rx.clone()));
     tracing::info!("pkiplane CA service is ready");
 

@@ -72,7 +72,7 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
     let health_task = tokio::spawn(crate::serve::serve_router(
         health,
         limits.clone(),
-        health_router(transport.clone(), listening.clone()),
+        health_router(transport.clone(), listening.clone()).merge(pkiplane_metrics::router()),
         shutdown_rx.clone(),
     ));
 

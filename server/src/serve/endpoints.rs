@@ -261,6 +261,7 @@ pub async fn start_endpoint(
     if let Some(m) = maintenance {
         tokio::spawn(maintain(m, id.clone(), shutdown.clone()));
     }
+    let router = pkiplane_metrics::http::instrument(router, "endpoint", &id.to_string());
     let chains = ca_chains(deps.ca.as_ref(), ep, id);
     let ca_bundle = match bundles {
         Some(dir) => tls::write_bundle(dir, &format!("{}-{}-ca.pem", id.namespace, id.name), &chains)?,

@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    /// How often the metrics computed from the CA and its inventory (CA notAfter, CRL
+    /// nextUpdate, certificates in their renewal window) are refreshed; /metrics is
+    /// served on the publication listener.
+    #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
+    pub metrics_refresh: Duration,
     #[command(flatten)]
     pub listener: crate::listener_args::ListenerArgs,
 }
@@ -66,11 +71,13 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         tracing::info!(issuer = %id, "created CA");
     }
     let ca = Arc::new(ca);
+    pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let rollover_manifests = Arc::new(manifests.clone());
     crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), store.clone());
 
-    let publish = publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
+    let publish = publication_router(ca.clone(), store.clone(), args.ocsp_signing).await.merge(pkiplane_metrics::router());
+    let publish = pkiplane_metrics::http::instrument(publish, "publication", "");
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;

@@ -65,7 +65,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let client =
         kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let cache = cache::Cache::start(client.clone());
-    let router = routes::router(routes::State { cache, client });
+    let router = routes::router(routes::State { cache, client }).merge(pkiplane_metrics::router());
+    let router = pkiplane_metrics::http::instrument(router, "webhook", "");
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, tls_dir = %args.tls_dir.display(), "admission webhook serving /validate and /mutate");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Builds promtool (Prometheus' checker: `promtool check metrics` on an exposition,
+# `promtool check rules` on alerting rules) from the Go module github.com/prometheus/prometheus
+# and prints the path of the binary. Used by the metrics tests: server/tests/metrics.rs (a
+# real exposition) and server/tests/chart_monitoring.rs (the chart's alerting rules).
+#
+# The binary goes to ${PKIPLANE_TOOLS_CACHE:-~/.cache/pkiplane/tools}/promtool-<version>/bin/promtool,
+# outside the repository; a rerun with it in place prints the path at once. Cold build
+# time: see docs/monitoring.md.
+#
+# Usage: scripts/tools/promtool.sh             prints the promtool binary's path (stdout only)
+# Env:   PKIPLANE_TOOLS_CACHE  cache root   PKIPLANE_PROMTOOL_VERSION  (default below; the
+#        Prometheus v3.x releases are tagged v0.3xx.y in the Go module)
+#        PKIPLANE_PROMTOOL_REBUILD=1  force a rebuild
+set -euo pipefail
+
+version=${PKIPLANE_PROMTOOL_VERSION:-v0.316.0}
+die() { echo "promtool.sh: $*" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || die "go is not installed (needed to build promtool $version)"
+
+# shellcheck source=lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+cache_dir "promtool-$version"
+bin="$dir/bin/promtool"
+
+fresh() { [ "${PKIPLANE_PROMTOOL_REBUILD:-}" != 1 ] && [ -x "$bin" ]; }
+if fresh; then echo "$bin"; exit 0; fi
+
+cache_lock
+if fresh; then echo "$bin"; exit 0; fi
+unset PKIPLANE_PROMTOOL_REBUILD
+cache_build_dir
+mkdir -p "$tmp/bin"
+go_build_env
+
+echo "promtool.sh: building promtool $version into $bin" >&2
+start=$(date +%s)
+# `go install pkg@version` builds with Prometheus' own go.mod (its pinned dependencies).
+GOBIN="$tmp/bin" go install -p "$GOMAXPROCS" -ldflags "-s -w" \
+  "github.com/prometheus/prometheus/cmd/promtool@$version" \
+  || die "building github.com/prometheus/prometheus/cmd/promtool@$version failed (is the Go module proxy reachable?)"
+"$tmp/bin/promtool" --version >&2
+cache_install
+echo "promtool.sh: built in $(( $(date +%s) - start ))s" >&2
+echo "$bin"

@@ -62,3 +62,6 @@ pub fn router() -> Router {
 
 /// Upper bounds (seconds) of the latency histograms: 1 ms to 10 s.
 pub(crate) const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[cfg(test)]
+mod tests;

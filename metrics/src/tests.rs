@@ -1,0 +1,69 @@
+//! The registry's exposition, the CA observer and the HTTP middleware (one process
+//! registry: each test uses label values of its own).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use pkiplane_core::observe::{Event, Observer, Origin};
+use pkiplane_core::{ObjectRef, Protocol};
+use tower::ServiceExt;
+
+use crate::ca::CaObserver;
+
+fn line_with(text: &str, prefix: &str) -> Option<String> {
+    text.lines().find(|l| l.starts_with(prefix)).map(str::to_string)
+}
+
+#[test]
+fn observer_counts_issued_denied_per_rule_revoked_and_crls() {
+    let (issuer, profile, endpoint) =
+        (ObjectRef::new("t1", "issuer"), ObjectRef::new("t1", "profile"), ObjectRef::new("t1", "est"));
+    let origin = Origin { issuer: &issuer, profile: &profile, protocol: Protocol::Est, endpoint: Some(&endpoint) };
+    let o = CaObserver;
+    o.observe(&Event::Issued { origin, took: Duration::from_millis(30) });
+    o.observe(&Event::Issued { origin, took: Duration::from_millis(3) });
+    o.observe(&Event::Denied { origin, rules: &["keys.algorithms", "subjectAltNames.dns"] });
+    o.observe(&Event::Revoked { issuer: &issuer, profile: &profile });
+    let next_update = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    o.observe(&Event::CrlPublished { issuer: &issuer, number: 7, next_update });
+    o.observe(&Event::StoreWrite { operation: "mark_issued", took: Duration::from_millis(2) });
+
+    let text = crate::render();
+    let l = r#"{issuer="t1/issuer",profile="t1/profile",protocol="EST",endpoint="t1/est"}"#;
+    assert_eq!(line_with(&text, &format!("pkiplane_certificates_issued_total{l}")).unwrap(), format!("pkiplane_certificates_issued_total{l} 2"));
+    for rule in ["keys.algorithms", "subjectAltNames.dns"] {
+        let d = format!(r#"pkiplane_certificates_denied_total{{issuer="t1/issuer",profile="t1/profile",protocol="EST",endpoint="t1/est",rule="{rule}"}} 1"#);
+        assert!(text.contains(&d), "{d} in\n{text}");
+    }
+    assert!(text.contains(r#"pkiplane_certificates_revoked_total{issuer="t1/issuer",profile="t1/profile"} 1"#));
+    assert!(text.contains(r#"pkiplane_issuance_duration_seconds_bucket{le="0.005",profile="t1/profile",protocol="EST"} 1"#) || text.contains(r#"pkiplane_issuance_duration_seconds_bucket{profile="t1/profile",protocol="EST",le="0.005"} 1"#), "{text}");
+    assert!(text.contains(r#"pkiplane_crl_number{issuer="t1/issuer"} 7"#));
+    assert!(text.contains(r#"pkiplane_crl_next_update_timestamp_seconds{issuer="t1/issuer"} 1900000000"#), "{text}");
+    assert!(text.contains("# TYPE pkiplane_store_write_duration_seconds histogram"));
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn middleware_counts_answers_by_status_class() {
+    let app = axum::Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }));
+    let app = crate::http::instrument(app, "endpoint", "t2/acme");
+    for path in ["/ok", "/ok", "/teapot", "/missing"] {
+        let _ = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    }
+    let text = crate::render();
+    assert!(text.contains(r#"pkiplane_http_requests_total{listener="endpoint",endpoint="t2/acme",code="2xx"} 2"#), "{text}");
+    assert!(text.contains(r#"pkiplane_http_requests_total{listener="endpoint",endpoint="t2/acme",code="4xx"} 2"#), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_route_serves_openmetrics() {
+    crate::http::metrics();
+    let response =
+        crate::router().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], crate::CONTENT_TYPE_OPENMETRICS);
+}

@@ -25,7 +25,6 @@ use std::time::{Instant, SystemTime};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::audit::AuditEvent;
-use crate::observe::{Event, ObserverSlot, Origin};
 use crate::error::CoreError;
 use crate::inventory::{
     CertStatus, CertificateRecord, DenialRecord, Inventory, PublishedCrl, RevocationReason, RevokeOutcome, StoreError,
@@ -33,6 +32,7 @@ use crate::inventory::{
 use crate::issuer::IssuerInfo;
 use crate::issuer::{CaKey, Issuer, RetiredCa};
 use crate::model::{ObjectRef, Requester};
+use crate::observe::{Event, ObserverSlot, Origin};
 use crate::policy::{self, CertificateTemplate, Decision, IssuerFacts, PolicyInput, RequestedValidity};
 use crate::profile::Profile;
 use crate::x509::cert::{CertInfo, CertificateFields, sign_certificate};

@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pkiplane_core::ObjectRef;
 use pkiplane_core::inventory::GroupBy;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::observe::{Event, Observer, Origin};
-use pkiplane_core::ObjectRef;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -98,12 +98,7 @@ pub fn metrics() -> &'static CaMetrics {
             expiring: Family::default(),
         };
         register("certificates_issued", "Certificates issued.", None, m.issued.clone());
-        register(
-            "certificates_denied",
-            "Policy denials, one per rule that denied a request.",
-            None,
-            m.denied.clone(),
-        );
+        register("certificates_denied", "Policy denials, one per rule that denied a request.", None, m.denied.clone());
         register("certificates_revoked", "Certificates revoked.", None, m.revoked.clone());
         register(
             "issuance_duration",
@@ -123,8 +118,18 @@ pub fn metrics() -> &'static CaMetrics {
             Some(Unit::Seconds),
             m.ca_not_after.clone(),
         );
-        register("ca_next_staged", "1 while a next CA (key rollover) is staged for the Issuer.", None, m.next_ca_staged.clone());
-        register("crl_number", "CRL number of the Issuer's last CRL signed by this process.", None, m.crl_number.clone());
+        register(
+            "ca_next_staged",
+            "1 while a next CA (key rollover) is staged for the Issuer.",
+            None,
+            m.next_ca_staged.clone(),
+        );
+        register(
+            "crl_number",
+            "CRL number of the Issuer's last CRL signed by this process.",
+            None,
+            m.crl_number.clone(),
+        );
         register(
             "crl_next_update_timestamp",
             "nextUpdate of the Issuer's last published CRL (Unix time).",

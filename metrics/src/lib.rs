@@ -31,12 +31,7 @@ fn registry() -> &'static Mutex<Registry> {
 
 /// Registers one metric in the process registry (name without the `pkiplane_` prefix,
 /// and without `_total` or the unit, which the encoder appends).
-pub(crate) fn register(
-    name: &str,
-    help: &str,
-    unit: Option<Unit>,
-    metric: impl prometheus_client::registry::Metric,
-) {
+pub(crate) fn register(name: &str, help: &str, unit: Option<Unit>, metric: impl prometheus_client::registry::Metric) {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
     match unit {
         Some(u) => r.register_with_unit(name, help, u, metric),
@@ -57,7 +52,8 @@ pub fn render() -> String {
 
 /// `GET /metrics`: merge it into a listener's routes.
 pub fn router() -> Router {
-    Router::new().route("/metrics", get(|| async { ([(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)], render()).into_response() }))
+    Router::new()
+        .route("/metrics", get(|| async { ([(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)], render()).into_response() }))
 }
 
 /// Upper bounds (seconds) of the latency histograms: 1 ms to 10 s.

@@ -32,13 +32,24 @@ fn observer_counts_issued_denied_per_rule_revoked_and_crls() {
 
     let text = crate::render();
     let l = r#"{issuer="t1/issuer",profile="t1/profile",protocol="EST",endpoint="t1/est"}"#;
-    assert_eq!(line_with(&text, &format!("pkiplane_certificates_issued_total{l}")).unwrap(), format!("pkiplane_certificates_issued_total{l} 2"));
+    assert_eq!(
+        line_with(&text, &format!("pkiplane_certificates_issued_total{l}")).unwrap(),
+        format!("pkiplane_certificates_issued_total{l} 2")
+    );
     for rule in ["keys.algorithms", "subjectAltNames.dns"] {
-        let d = format!(r#"pkiplane_certificates_denied_total{{issuer="t1/issuer",profile="t1/profile",protocol="EST",endpoint="t1/est",rule="{rule}"}} 1"#);
+        let d = format!(
+            r#"pkiplane_certificates_denied_total{{issuer="t1/issuer",profile="t1/profile",protocol="EST",endpoint="t1/est",rule="{rule}"}} 1"#
+        );
         assert!(text.contains(&d), "{d} in\n{text}");
     }
     assert!(text.contains(r#"pkiplane_certificates_revoked_total{issuer="t1/issuer",profile="t1/profile"} 1"#));
-    assert!(text.contains(r#"pkiplane_issuance_duration_seconds_bucket{le="0.005",profile="t1/profile",protocol="EST"} 1"#) || text.contains(r#"pkiplane_issuance_duration_seconds_bucket{profile="t1/profile",protocol="EST",le="0.005"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"pkiplane_issuance_duration_seconds_bucket{le="0.005",profile="t1/profile",protocol="EST"} 1"#)
+            || text.contains(
+                r#"pkiplane_issuance_duration_seconds_bucket{profile="t1/profile",protocol="EST",le="0.005"} 1"#
+            ),
+        "{text}"
+    );
     assert!(text.contains(r#"pkiplane_crl_number{issuer="t1/issuer"} 7"#));
     assert!(text.contains(r#"pkiplane_crl_next_update_timestamp_seconds{issuer="t1/issuer"} 1900000000"#), "{text}");
     assert!(text.contains("# TYPE pkiplane_store_write_duration_seconds histogram"));
@@ -55,15 +66,20 @@ async fn middleware_counts_answers_by_status_class() {
         let _ = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     }
     let text = crate::render();
-    assert!(text.contains(r#"pkiplane_http_requests_total{listener="endpoint",endpoint="t2/acme",code="2xx"} 2"#), "{text}");
-    assert!(text.contains(r#"pkiplane_http_requests_total{listener="endpoint",endpoint="t2/acme",code="4xx"} 2"#), "{text}");
+    assert!(
+        text.contains(r#"pkiplane_http_requests_total{listener="endpoint",endpoint="t2/acme",code="2xx"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"pkiplane_http_requests_total{listener="endpoint",endpoint="t2/acme",code="4xx"} 2"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn metrics_route_serves_openmetrics() {
     crate::http::metrics();
-    let response =
-        crate::router().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let response = crate::router().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], crate::CONTENT_TYPE_OPENMETRICS);
 }

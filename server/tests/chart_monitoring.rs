@@ -84,12 +84,8 @@ fn alert_rules_pass_promtool_and_query_documented_metrics() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let alerts: BTreeSet<&str> = rule["spec"]["groups"][0]["rules"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["alert"].as_str())
-        .collect();
+    let alerts: BTreeSet<&str> =
+        rule["spec"]["groups"][0]["rules"].as_sequence().unwrap().iter().filter_map(|r| r["alert"].as_str()).collect();
     for want in ["PkiplaneCaExpiring", "PkiplaneCrlStale", "PkiplaneDenialsRising", "PkiplaneEndpointDown"] {
         assert!(alerts.contains(want), "{want} missing: {alerts:?}");
     }

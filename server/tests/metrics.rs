@@ -102,11 +102,9 @@ fn serve_metrics_pass_promtool_and_count_one_enrollment_and_one_denial() {
 
     let before = scrape(&server);
     promtool_check_metrics(&promtool, &before);
-    for family in [
-        "pkiplane_ca_not_after_timestamp_seconds",
-        "pkiplane_ca_next_staged",
-        "pkiplane_certificates_expiring",
-    ] {
+    for family in
+        ["pkiplane_ca_not_after_timestamp_seconds", "pkiplane_ca_next_staged", "pkiplane_certificates_expiring"]
+    {
         assert!(before.contains(&format!("\n{family}{{")), "{family} has samples at start:\n{before}");
     }
     let issued = [

@@ -98,7 +98,8 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
     let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
     let publication = crate::serve::publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
-    let publication = pkiplane_metrics::http::instrument(publication.merge(pkiplane_metrics::router()), "publication", "");
+    let publication =
+        pkiplane_metrics::http::instrument(publication.merge(pkiplane_metrics::router()), "publication", "");
     let publish_task = tokio::spawn(crate::serve::serve_router(publish, limits, publication, shutdown_rx.clone()));
     tracing::info!("pkiplane CA service is ready");
 

@@ -76,7 +76,8 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let rollover_manifests = Arc::new(manifests.clone());
     crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), store.clone());
 
-    let publish = publication_router(ca.clone(), store.clone(), args.ocsp_signing).await.merge(pkiplane_metrics::router());
+    let publish =
+        publication_router(ca.clone(), store.clone(), args.ocsp_signing).await.merge(pkiplane_metrics::router());
     let publish = pkiplane_metrics::http::instrument(publish, "publication", "");
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await

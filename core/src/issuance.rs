@@ -429,16 +429,16 @@ impl Ca {
         ev.subject = Some(format_dn(&req.csr.subject));
         ev.sans = req.csr.sans.iter().map(|s| s.to_string()).collect();
         ev.emit();
+        let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
         let denial = DenialRecord {
             issuer: Some(profile.issuer.clone()),
             profile: profile.id.clone(),
             protocol: req.requester.protocol,
             endpoint: req.requester.endpoint.clone(),
             requester: req.requester.identity.clone(),
-            rules: violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>().join(","),
+            rules: rules.join(","),
             at: now,
         };
-        let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
         let origin = Origin {
             issuer: &profile.issuer,
             profile: &profile.id,

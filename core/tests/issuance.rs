@@ -419,3 +419,46 @@ fn stored_material_reloads_and_key_material_never_prints() {
     let cfg2 = ca_config("root", IssuerSource::SelfSigned(params("CN=Other Root", KeyAlgorithm::EcdsaP256, None)));
     assert!(Issuer::from_material(&cfg2, &material, None).is_err());
 }
+
+/// What a recording observer saw, as `kind profile-or-issuer detail` lines.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl pkiplane_core::observe::Observer for Recorder {
+    fn observe(&self, event: &pkiplane_core::observe::Event<'_>) {
+        use pkiplane_core::observe::Event;
+        let line = match event {
+            Event::Issued { origin, .. } => format!("issued {} {} {}", origin.profile, origin.issuer, origin.protocol.as_str()),
+            Event::Denied { origin, rules } => format!("denied {} {}", origin.profile, rules.join(",")),
+            Event::Revoked { issuer, profile } => format!("revoked {profile} {issuer}"),
+            Event::CrlPublished { issuer, number, .. } => format!("crl {issuer} {number}"),
+            Event::StoreWrite { operation, .. } => format!("write {operation}"),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[test]
+fn the_observer_sees_issuance_denial_revocation_crl_and_store_writes() {
+    let (ca, _, int) = hierarchy(KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP256);
+    let recorder = Arc::new(Recorder::default());
+    assert!(ca.observer().set(recorder.clone()));
+    let issued = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com"]))).unwrap().issued().unwrap();
+    block_on(ca.issue(request(Kind::Rsa1024, &["DNS:host.example.com"]))).unwrap_err();
+    let who = Requester::new(Protocol::Local, "admin");
+    block_on(ca.revoke(&int.id, &issued.record.serial, RevocationReason::KeyCompromise, &who)).unwrap();
+    block_on(ca.generate_crl(&int.id)).unwrap();
+    let seen = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "write insert_pending",
+            "write mark_issued",
+            "issued pki/test pki/ca ACME",
+            "denied pki/test keys.rsaMinBits",
+            "write revoke",
+            "revoked pki/test pki/ca",
+            "crl pki/ca 1",
+        ]
+    );
+}

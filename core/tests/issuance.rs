@@ -428,7 +428,9 @@ impl pkiplane_core::observe::Observer for Recorder {
     fn observe(&self, event: &pkiplane_core::observe::Event<'_>) {
         use pkiplane_core::observe::Event;
         let line = match event {
-            Event::Issued { origin, .. } => format!("issued {} {} {}", origin.profile, origin.issuer, origin.protocol.as_str()),
+            Event::Issued { origin, .. } => {
+                format!("issued {} {} {}", origin.profile, origin.issuer, origin.protocol.as_str())
+            }
             Event::Denied { origin, rules } => format!("denied {} {}", origin.profile, rules.join(",")),
             Event::Revoked { issuer, profile } => format!("revoked {profile} {issuer}"),
             Event::CrlPublished { issuer, number, .. } => format!("crl {issuer} {number}"),

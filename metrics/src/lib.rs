@@ -16,7 +16,8 @@ pub mod operator;
 use std::sync::{Mutex, OnceLock};
 
 use axum::Router;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::{Registry, Unit};
@@ -50,10 +51,57 @@ pub fn render() -> String {
     out
 }
 
-/// `GET /metrics`: merge it into a listener's routes.
+/// The media type of the Prometheus text format (0.0.4), for clients that do not ask
+/// for OpenMetrics (curl, `promtool check metrics`).
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`: merge it into a listener's routes. OpenMetrics when the client's
+/// Accept names it (Prometheus does), else the Prometheus text format.
 pub fn router() -> Router {
-    Router::new()
-        .route("/metrics", get(|| async { ([(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)], render()).into_response() }))
+    Router::new().route(
+        "/metrics",
+        get(|headers: HeaderMap| async move {
+            let openmetrics = headers
+                .get_all(ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            if openmetrics {
+                ([(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)], render()).into_response()
+            } else {
+                ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], prometheus_text(&render())).into_response()
+            }
+        }),
+    )
+}
+
+/// The Prometheus text format (0.0.4) of an OpenMetrics exposition as the encoder writes
+/// it: the two differ, for what we export, only in a counter's family name (OpenMetrics
+/// names the family without `_total`, its samples with it), in `# UNIT` lines and in the
+/// final `# EOF`.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(name) { "_total" } else { "" };
+                out.push_str(&format!("{prefix}{name}{total} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Upper bounds (seconds) of the latency histograms: 1 ms to 10 s.

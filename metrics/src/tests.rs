@@ -77,9 +77,25 @@ async fn middleware_counts_answers_by_status_class() {
 }
 
 #[tokio::test]
-async fn metrics_route_serves_openmetrics() {
+async fn metrics_route_serves_openmetrics_when_asked_else_the_text_format() {
     crate::http::metrics();
-    let response = crate::router().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let ask = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let request = Request::get("/metrics").header("accept", ask).body(Body::empty()).unwrap();
+    let response = crate::router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], crate::CONTENT_TYPE_OPENMETRICS);
+    let response = crate::router().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.headers()["content-type"], crate::CONTENT_TYPE_TEXT);
+}
+
+#[test]
+fn text_format_names_counter_families_with_total_and_drops_unit_and_eof() {
+    let om = "# HELP pkiplane_x Things.\n# TYPE pkiplane_x counter\npkiplane_x_total{a=\"b\"} 1\n\
+              # HELP pkiplane_d_seconds Time.\n# TYPE pkiplane_d_seconds histogram\n# UNIT pkiplane_d_seconds seconds\n\
+              pkiplane_d_seconds_count 0\n# EOF\n";
+    assert_eq!(
+        crate::prometheus_text(om),
+        "# HELP pkiplane_x_total Things.\n# TYPE pkiplane_x_total counter\npkiplane_x_total{a=\"b\"} 1\n\
+         # HELP pkiplane_d_seconds Time.\n# TYPE pkiplane_d_seconds histogram\npkiplane_d_seconds_count 0\n"
+    );
 }

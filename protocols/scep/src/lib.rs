@@ -31,7 +31,7 @@ pub mod algorithms;
 pub mod challenge;
 #[cfg(feature = "server")]
 pub mod challenge_api;
-#[cfg(feature = "server")]
+#[cfg(any(test, feature = "test-util"))]
 pub mod client;
 #[cfg(feature = "server")]
 pub mod cms;

@@ -47,6 +47,8 @@ pub mod message;
 #[cfg(feature = "server")]
 pub mod operation;
 #[cfg(feature = "server")]
+pub mod outcome;
+#[cfg(feature = "server")]
 pub mod query;
 #[cfg(feature = "server")]
 pub mod ra;

@@ -53,8 +53,12 @@ enum FailAt {
     AfterStore,
 }
 
-/// The failpoint of [`FAILPOINT_ENV`], if set.
+/// The failpoint of [`FAILPOINT_ENV`], if set and this build has the test-only feature
+/// `failpoints` (production builds never read the variable).
 fn failpoint() -> Option<(FailAt, Option<crate::model::Protocol>)> {
+    if !cfg!(feature = "failpoints") {
+        return None;
+    }
     let v = std::env::var(FAILPOINT_ENV).ok()?;
     let (at, protocol) = match v.split_once(':') {
         Some((at, p)) => (at.to_owned(), Some(p.parse().ok()?)),

@@ -77,6 +77,15 @@ impl fmt::Debug for LogSafe<'_> {
     }
 }
 
+/// What a client is told of a server-side failure: `public` (e.g. "internal error") and
+/// a fresh request id; the detail (store or signing errors, internal names) goes to the
+/// log line that carries the same id.
+pub fn hide(protocol: &str, public: &str, detail: &dyn fmt::Display) -> String {
+    let id = incident_id();
+    tracing::error!(request_id = %id, detail = %detail, "{protocol} request failed: {public}");
+    format!("{public} (request id {id})")
+}
+
 /// A fresh id for one failed request: the client is told only "internal error" and this
 /// id, the log line carries the id and the detail.
 pub fn incident_id() -> String {
@@ -90,6 +99,14 @@ pub fn incident_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_failures_name_a_request_id_not_the_detail() {
+        let told = hide("TEST", "internal error", &"state store: disk I/O error at /var/lib/x");
+        assert!(told.starts_with("internal error (request id "), "{told}");
+        assert!(!told.contains("disk") && !told.contains("/var/lib"), "{told}");
+        assert_ne!(told, hide("TEST", "internal error", &"same"), "every failure gets its own id");
+    }
 
     #[test]
     fn escapes_controls_and_cuts_long_values() {

@@ -23,12 +23,20 @@ pub enum CaError {
     BadUrl(String),
     #[error("TLS setup: {0}")]
     Tls(String),
-    #[error("connecting to {url}: {message}")]
-    Connect { url: String, message: String },
+    #[error("calling the CA service at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: ClientError,
+    },
     #[error("{method} {path}: HTTP {status}: {body}")]
     Status { method: &'static str, path: String, status: u16, body: String },
-    #[error("{path}: invalid response: {message}")]
-    Decode { path: String, message: String },
+    #[error("{path}: invalid response: {source}")]
+    Decode {
+        path: String,
+        #[source]
+        source: ClientError,
+    },
     #[error("{path}: timed out")]
     Timeout { path: String },
 }
@@ -92,13 +100,12 @@ impl HttpsCaClient {
     ) -> Result<R, CaError> {
         let name: &'static str = if method == Method::POST { "POST" } else { "GET" };
         self.transport()?.call(method, path, body).await.map_err(|e| match e {
-            ClientError::Url(url, message) => CaError::Connect { url, message },
             ClientError::Transport(message) if message == "timed out" => CaError::Timeout { path: path.into() },
-            ClientError::Transport(message) => CaError::Connect { url: self.url.clone(), message },
             ClientError::Status { status, body } => {
                 CaError::Status { method: name, path: path.into(), status: status.as_u16(), body: body.message }
             }
-            ClientError::Decode(message) => CaError::Decode { path: path.into(), message },
+            source @ ClientError::Decode(_) => CaError::Decode { path: path.into(), source },
+            source => CaError::Connect { url: self.url.clone(), source },
         })
     }
 }

@@ -42,7 +42,7 @@ pub mod respond;
 #[cfg(feature = "server")]
 pub mod revoke;
 pub mod settings;
-#[cfg(feature = "server")]
+#[cfg(any(test, feature = "test-util"))]
 pub mod signer;
 pub mod state;
 #[cfg(feature = "server")]

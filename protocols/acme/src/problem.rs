@@ -256,12 +256,9 @@ fn denial(e: &CoreError, identifiers: &[Identifier]) -> AcmeError {
     err
 }
 
-/// What a client is told of a server-side failure: `public` and an incident id; the
-/// detail (store or signing errors, names of internal objects) goes to the log with it.
+/// What a client is told of a server-side failure (see [`pkiplane_core::logsafe::hide`]).
 fn hidden(public: &str, detail: String) -> String {
-    let id = pkiplane_core::logsafe::incident_id();
-    tracing::warn!(request_id = %id, detail = %detail, "ACME request failed: {public}");
-    format!("{public} (request id {id})")
+    pkiplane_core::logsafe::hide("ACME", public, &detail)
 }
 
 impl From<StoreError> for AcmeError {
@@ -304,6 +301,7 @@ impl IntoResponse for AcmeError {
 #[cfg(test)]
 mod tests {
     use pkiplane_core::ObjectRef;
+    use pkiplane_core::inventory::StoreError;
     use pkiplane_core::policy::Violation;
 
     use super::*;
@@ -352,5 +350,18 @@ mod tests {
             (e.kind, e.status, e.retry_after),
             (ProblemType::ServerInternal, StatusCode::SERVICE_UNAVAILABLE, Some(5))
         );
+    }
+
+    #[test]
+    fn server_failures_reach_the_client_as_a_request_id() {
+        for e in [
+            AcmeError::from(StoreError::Invalid("row 7 of orders is corrupt".into())),
+            AcmeError::from(StoreError::Unavailable("database is locked".into())),
+        ] {
+            let doc = e.document();
+            assert_eq!(doc.kind, ProblemType::ServerInternal.urn());
+            assert!(doc.detail.contains("(request id "), "{}", doc.detail);
+            assert!(!doc.detail.contains("row 7") && !doc.detail.contains("locked"), "{}", doc.detail);
+        }
     }
 }

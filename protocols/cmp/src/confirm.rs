@@ -29,9 +29,9 @@ use subtle::ConstantTimeEq;
 
 use crate::CmpState;
 use crate::error::CmpError;
+use crate::exchange::Exchange;
 use crate::protection::sig;
 use crate::respond::Reply;
-use crate::server::Exchange;
 use crate::wire::FailBit;
 use crate::wire::body::{CertStatusIn, ResponseBody};
 use crate::wire::status::ErrorMsg;
@@ -184,7 +184,7 @@ pub async fn client_error(ex: &Exchange<'_>, e: ErrorMsg) -> Result<Reply, CmpEr
     let mut tx = ex.follow_up().await?;
     tracing::info!(
         transaction = %ex.tid,
-        fail = %crate::server::describe(e.status_info.fail()),
+        fail = %crate::exchange::describe(e.status_info.fail()),
         text = ?e.status_info.status_string,
         "the CMP client ended the transaction with an error"
     );

@@ -26,8 +26,8 @@ use pkiplane_core::x509::names::format_dn;
 
 use crate::convert::{self, old_from_der};
 use crate::error::CmpError;
+use crate::exchange::Exchange;
 use crate::respond::Reply;
-use crate::server::Exchange;
 use crate::settings::ExposedProfile;
 use crate::template;
 use crate::wire::body::{CertRepMessage, CertReqItem, CertResponse, MAX_REQUESTS, ResponseBody};

@@ -32,8 +32,8 @@ use x509_cert02::attr::AttributeTypeAndValue;
 
 use crate::convert::{old_from_der, to_old};
 use crate::error::CmpError;
+use crate::exchange::Exchange;
 use crate::respond::Reply;
-use crate::server::Exchange;
 use crate::wire::body::ResponseBody;
 use crate::wire::oids;
 use crate::wire::template::CertTemplate;

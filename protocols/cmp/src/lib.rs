@@ -31,6 +31,8 @@ pub mod enroll;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
+pub mod exchange;
+#[cfg(feature = "server")]
 pub mod genm;
 #[cfg(feature = "server")]
 pub mod genm_root;

@@ -19,8 +19,8 @@ use crate::state::TransactionState;
 
 use crate::enroll;
 use crate::error::CmpError;
+use crate::exchange::Exchange;
 use crate::respond::Reply;
-use crate::server::Exchange;
 use crate::wire::body::{PollRepItem, ResponseBody};
 use crate::wire::message;
 

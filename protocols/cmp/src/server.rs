@@ -12,129 +12,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::state::{CmpTransaction, TransactionKind, TransactionState};
-use pkiplane_core::issuance::exchange_key;
-use pkiplane_core::model::Protocol;
+use crate::state::TransactionKind;
 
 use crate::CmpState;
 use crate::auth::{self, Auth};
 use crate::error::CmpError;
+use crate::exchange::Exchange;
 use crate::respond::{self, Envelope, Protect, Reply};
-use crate::settings::ExposedProfile;
+use crate::wire::FailBit;
 use crate::wire::body::{self, RequestBody};
 use crate::wire::message::{self, DecodeError, Incoming, tag};
-use crate::wire::{FailBit, FailInfo};
-
-/// Everything a body handler needs about the exchange.
-pub struct Exchange<'a> {
-    pub state: &'a CmpState,
-    pub msg: &'a Incoming,
-    /// The whole request, DER (kept for polling).
-    pub der: &'a [u8],
-    pub profile: &'a ExposedProfile,
-    /// The label was named in the path (not the default profile).
-    pub explicit_label: bool,
-    pub auth: &'a Auth,
-    pub now: SystemTime,
-    /// The transactionID, hex.
-    pub tid: String,
-    /// The senderNonce the response will carry.
-    pub server_nonce: Vec<u8>,
-}
-
-impl Exchange<'_> {
-    /// A new transaction record for this exchange.
-    pub fn transaction(&self, kind: TransactionKind, state: TransactionState) -> CmpTransaction {
-        CmpTransaction {
-            endpoint: self.state.config().endpoint.clone(),
-            transaction_id: self.tid.clone(),
-            kind,
-            state,
-            requester: self.auth.identity(),
-            auth: self.auth.record(),
-            profile_label: self.profile.label.clone(),
-            pvno: self.msg.header.pvno,
-            server_nonce: hex::encode(&self.server_nonce),
-            certificates: Vec::new(),
-            pending_request: None,
-            deadline: None,
-            created_at: self.now,
-            updated_at: self.now,
-            version: 0,
-        }
-    }
-
-    /// Records the start of a transaction; a transactionID in use is refused.
-    ///
-    /// An enrollment starts open, awaiting confirmation until confirmWaitTime: if the
-    /// process dies after the CA has issued and before the outcome is saved, the
-    /// transaction expires like any unconfirmed one and the expiry sweep revokes the
-    /// certificates the inventory records for this exchange (see [`Self::exchange`]).
-    /// Other transactions count as failed until their outcome is recorded.
-    pub async fn begin(&self, kind: TransactionKind) -> Result<CmpTransaction, CmpError> {
-        let tx = if kind == TransactionKind::Enrollment {
-            let mut tx = self.transaction(kind, TransactionState::AwaitingConfirmation);
-            tx.deadline = Some(self.now + self.state.config().confirm_wait);
-            tx
-        } else {
-            self.transaction(kind, TransactionState::Failed)
-        };
-        match self.state.store().create_transaction(&tx).await {
-            Ok(true) => Ok(tx),
-            Ok(false) => Err(CmpError::new(
-                FailBit::TransactionIdInUse,
-                "the transactionID is already in use: start a new transaction with a fresh transactionID",
-            )),
-            Err(e) => Err(CmpError::store(&e)),
-        }
-    }
-
-    /// Stores the transaction's new state (compare-and-set); false when another message
-    /// of the transaction got there first.
-    pub async fn save(&self, tx: &mut CmpTransaction) -> Result<bool, CmpError> {
-        tx.updated_at = self.now;
-        tx.server_nonce = hex::encode(&self.server_nonce);
-        let ok = self.state.store().update_transaction(tx).await.map_err(|e| CmpError::store(&e))?;
-        if ok {
-            tx.version += 1;
-        }
-        Ok(ok)
-    }
-
-    /// The open transaction a follow-up message (certConf, pollReq, error) belongs to.
-    pub async fn follow_up(&self) -> Result<CmpTransaction, CmpError> {
-        let tx = self
-            .state
-            .store()
-            .transaction(&self.state.config().endpoint, &self.tid)
-            .await
-            .map_err(|e| CmpError::store(&e))?
-            .ok_or_else(|| CmpError::bad_request("no transaction with this transactionID"))?;
-        if !auth::same_credential(self.auth, &tx.auth) {
-            return Err(CmpError::not_authorized(
-                "the message is not protected with the credential that started the transaction",
-            ));
-        }
-        let recip = self.msg.header.recip_nonce.as_deref().map(hex::encode);
-        if recip.as_deref() != Some(tx.server_nonce.as_str()) {
-            return Err(CmpError::new(
-                FailBit::BadRecipientNonce,
-                "recipNonce is not the senderNonce of the server's last message in this transaction",
-            ));
-        }
-        Ok(tx)
-    }
-
-    /// The key the inventory records this exchange's certificates under.
-    pub fn exchange(&self) -> String {
-        exchange_key(Protocol::Cmp, &self.state.config().endpoint, &self.tid)
-    }
-
-    /// The Issuer behind the exchange's profile.
-    pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::issuer::IssuerInfo>> {
-        self.state.issuer_of(&self.profile.label)
-    }
-}
 
 /// A response that could not be DER-encoded (a bug): logged here, answered with HTTP 500
 /// since no CMP message can carry it.
@@ -299,9 +186,4 @@ async fn dispatch(ex: &Exchange<'_>) -> Result<Reply, CmpError> {
         tracing::debug!(transaction = %ex.tid, error = %e, "CMP exchange failed");
     }
     result
-}
-
-/// The union of failure bits, for logs.
-pub fn describe(fail: FailInfo) -> String {
-    fail.names().join(",")
 }

@@ -95,10 +95,7 @@ impl EstError {
                     retry_after: retry_unavailable,
                 }
             }
-            ErrorKind::Internal => {
-                tracing::error!(error = %e, "EST request failed");
-                EstError::Internal("internal error".into())
-            }
+            ErrorKind::Internal => EstError::Internal(e.to_string()),
         }
     }
 }
@@ -106,7 +103,10 @@ impl EstError {
 impl IntoResponse for EstError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = self.to_string();
+        let mut body = match &self {
+            EstError::Internal(detail) => pkiplane_core::logsafe::hide("EST", "internal error", detail),
+            other => other.to_string(),
+        };
         if !body.ends_with('\n') {
             body.push('\n');
         }

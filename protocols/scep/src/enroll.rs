@@ -46,7 +46,7 @@ use crate::cms::incoming::Incoming;
 use crate::cms::outgoing::degenerate;
 use crate::error::ScepError;
 use crate::message::{FailInfo, IssuerAndSubject, MessageType};
-use crate::operation::Outcome;
+use crate::outcome::Outcome;
 
 /// PKCSReq and RenewalReq: `content` is the decrypted PKCS#10 request.
 pub async fn enroll(

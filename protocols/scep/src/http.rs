@@ -42,7 +42,11 @@ fn text(status: StatusCode, body: String) -> Response {
 }
 
 fn error_response(e: &ScepError) -> Response {
-    text(e.http_status(), format!("{e}\n"))
+    let body = match e {
+        ScepError::Internal(detail) => pkiplane_core::logsafe::hide("SCEP", "internal error", detail),
+        other => other.to_string(),
+    };
+    text(e.http_status(), format!("{body}\n"))
 }
 
 /// `/scep` and its aliases.

@@ -31,7 +31,7 @@ pub mod algorithms;
 pub mod challenge;
 #[cfg(feature = "server")]
 pub mod challenge_api;
-#[cfg(feature = "server")]
+#[cfg(any(test, feature = "test-util"))]
 pub mod client;
 #[cfg(feature = "server")]
 pub mod cms;
@@ -46,6 +46,8 @@ pub mod http;
 pub mod message;
 #[cfg(feature = "server")]
 pub mod operation;
+#[cfg(feature = "server")]
+pub mod outcome;
 #[cfg(feature = "server")]
 pub mod query;
 #[cfg(feature = "server")]

@@ -20,14 +20,7 @@ use crate::cms::incoming::{self, Incoming};
 use crate::cms::outgoing::{Signer, cert_rep};
 use crate::error::ScepError;
 use crate::message::{MessageType, PkiStatus};
-
-/// What an operation produced.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The degenerate SignedData to encrypt to the requester.
-    Success(Vec<u8>),
-    Pending,
-}
+use crate::outcome::Outcome;
 
 /// Handles one pkiMessage; `Ok` is the CertRep (DER), `Err` an error to answer with an
 /// HTTP status because no CertRep could be built.

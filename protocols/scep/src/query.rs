@@ -17,7 +17,7 @@ use x509_cert::name::RdnSequence;
 use crate::ScepState;
 use crate::cms::outgoing::degenerate;
 use crate::error::ScepError;
-use crate::operation::Outcome;
+use crate::outcome::Outcome;
 
 fn issuer_and_serial(content: &[u8]) -> Result<(RdnSequence, String), ScepError> {
     let ias = IssuerAndSerialNumber::from_der(content)

@@ -97,48 +97,48 @@ pub fn metrics() -> &'static CaMetrics {
             crl_next_update: Family::default(),
             expiring: Family::default(),
         };
-        register("certificates_issued", "Certificates issued.", None, m.issued.clone());
-        register("certificates_denied", "Policy denials, one per rule that denied a request.", None, m.denied.clone());
-        register("certificates_revoked", "Certificates revoked.", None, m.revoked.clone());
+        register("certificates_issued", "Certificates issued", None, m.issued.clone());
+        register("certificates_denied", "Policy denials, one per rule that denied a request", None, m.denied.clone());
+        register("certificates_revoked", "Certificates revoked", None, m.revoked.clone());
         register(
             "issuance_duration",
-            "Time from a request reaching the CA to its certificate being stored.",
+            "Time from a request reaching the CA to its certificate being stored",
             Some(Unit::Seconds),
             m.issuance_duration.clone(),
         );
         register(
             "store_write_duration",
-            "Time per inventory write, by operation.",
+            "Time per inventory write, by operation",
             Some(Unit::Seconds),
             m.store_write_duration.clone(),
         );
         register(
             "ca_not_after_timestamp",
-            "notAfter of the Issuer's current CA certificate (Unix time).",
+            "notAfter of the Issuer's current CA certificate (Unix time)",
             Some(Unit::Seconds),
             m.ca_not_after.clone(),
         );
         register(
             "ca_next_staged",
-            "1 while a next CA (key rollover) is staged for the Issuer.",
+            "1 while a next CA (key rollover) is staged for the Issuer",
             None,
             m.next_ca_staged.clone(),
         );
         register(
             "crl_number",
-            "CRL number of the Issuer's last CRL signed by this process.",
+            "CRL number of the Issuer's last CRL signed by this process",
             None,
             m.crl_number.clone(),
         );
         register(
             "crl_next_update_timestamp",
-            "nextUpdate of the Issuer's last published CRL (Unix time).",
+            "nextUpdate of the Issuer's last published CRL (Unix time)",
             Some(Unit::Seconds),
             m.crl_next_update.clone(),
         );
         register(
             "certificates_expiring",
-            "Active certificates inside their profile's renewal window.",
+            "Active certificates inside their profile's renewal window",
             None,
             m.expiring.clone(),
         );

@@ -27,7 +27,7 @@ pub fn metrics() -> &'static Family<HttpLabels, Counter> {
     static METRICS: OnceLock<Family<HttpLabels, Counter>> = OnceLock::new();
     METRICS.get_or_init(|| {
         let f = Family::default();
-        register("http_requests", "HTTP requests answered, by listener, endpoint and status class.", None, f.clone());
+        register("http_requests", "HTTP requests answered, by listener, endpoint and status class", None, f.clone());
         f
     })
 }

@@ -31,7 +31,8 @@ fn registry() -> &'static Mutex<Registry> {
 }
 
 /// Registers one metric in the process registry (name without the `pkiplane_` prefix,
-/// and without `_total` or the unit, which the encoder appends).
+/// and without `_total` or the unit, which the encoder appends; nor a final full stop in
+/// `help`, which it adds too).
 pub(crate) fn register(name: &str, help: &str, unit: Option<Unit>, metric: impl prometheus_client::registry::Metric) {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
     match unit {

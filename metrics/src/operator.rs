@@ -50,10 +50,10 @@ pub fn metrics() -> &'static OperatorMetrics {
             durations: Family::new_with_constructor(reconcile_histogram as fn() -> Histogram),
             leader: Gauge::default(),
         };
-        register("operator_reconciles", "Reconciles run, by controller.", None, m.reconciles.clone());
-        register("operator_reconcile_errors", "Failed reconciles, by controller and error.", None, m.errors.clone());
-        register("operator_reconcile_duration", "Time per reconcile.", Some(Unit::Seconds), m.durations.clone());
-        register("operator_leader", "1 while this replica holds the leader lease.", None, m.leader.clone());
+        register("operator_reconciles", "Reconciles run, by controller", None, m.reconciles.clone());
+        register("operator_reconcile_errors", "Failed reconciles, by controller and error", None, m.errors.clone());
+        register("operator_reconcile_duration", "Time per reconcile", Some(Unit::Seconds), m.durations.clone());
+        register("operator_leader", "1 while this replica holds the leader lease", None, m.leader.clone());
         m
     })
 }

@@ -54,6 +54,7 @@ fn observer_counts_issued_denied_per_rule_revoked_and_crls() {
     assert!(text.contains(r#"pkiplane_crl_next_update_timestamp_seconds{issuer="t1/issuer"} 1900000000"#), "{text}");
     assert!(text.contains("# TYPE pkiplane_store_write_duration_seconds histogram"));
     assert!(text.ends_with("# EOF\n"));
+    assert!(!text.lines().any(|l| l.starts_with("# HELP") && l.ends_with("..")), "help ends in one full stop:\n{text}");
 }
 
 #[tokio::test]

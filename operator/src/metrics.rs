@@ -58,10 +58,10 @@ pub async fn serve(
     // Registered now, so the leader gauge reads 0 before the first election.
     pkiplane_metrics::operator::metrics();
     let app = Router::new()
-        .merge(pkiplane_metrics::router())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(metrics);
+        .with_state(metrics)
+        .merge(pkiplane_metrics::router());
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(Error::Listener)?;
     tracing::info!(%addr, "metrics and health listening");
     pkiplane_listen::serve(listener, limits, pkiplane_listen::Plain(app), shutdown).await;

@@ -81,10 +81,12 @@ mod tests {
         let text = m.render();
         assert!(text.contains("pkiplane_operator_reconciles_total{controller=\"endpoint\"} 2"));
         assert!(text.contains("pkiplane_operator_reconcile_errors_total{controller=\"endpoint\",error=\"kube\"} 1"));
+        // The encoder writes `le` first.
         assert!(
             text.contains(
-                "pkiplane_operator_reconcile_duration_seconds_bucket{controller=\"endpoint\",le=\"0.025\"} 1"
-            )
+                "pkiplane_operator_reconcile_duration_seconds_bucket{le=\"0.025\",controller=\"endpoint\"} 1"
+            ),
+            "{text}"
         );
         assert!(text.contains("pkiplane_operator_reconcile_duration_seconds_count{controller=\"endpoint\"} 2"));
         assert!(text.contains("pkiplane_operator_leader 1"));

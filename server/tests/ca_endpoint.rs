@@ -239,6 +239,19 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     let rec = est.iter().find(|r| r["subject"].as_str() == Some("CN=web1.localhost")).expect("in the inventory");
     assert_eq!(rec["endpoint"], "pki/est", "{rec}");
 
+    // Both processes' /metrics pass promtool: the CA service counted the certificate
+    // under the endpoint that asked, the endpoint pod counted its answers.
+    let promtool = common::tool_path("promtool.sh");
+    let scrape = |url: String| text(&sh(dir, &format!("curl -sSf {url}")).stdout);
+    let ca_metrics = scrape(format!("http://127.0.0.1:{pub_port}/metrics"));
+    common::metrics::promtool_check_metrics(&promtool, &ca_metrics);
+    let issued = [("profile", "pki/enterprise-tls-47d"), ("protocol", "EST"), ("endpoint", "pki/est")];
+    assert_eq!(common::metrics::sample(&ca_metrics, "pkiplane_certificates_issued_total", &issued), 1.0);
+    let ep_metrics = scrape(format!("http://127.0.0.1:{est_health}/metrics"));
+    common::metrics::promtool_check_metrics(&promtool, &ep_metrics);
+    let answered = [("listener", "endpoint"), ("endpoint", "pki/est"), ("code", "2xx")];
+    assert!(common::metrics::sample(&ep_metrics, "pkiplane_http_requests_total", &answered) >= 1.0, "{ep_metrics}");
+
     // The summary counts it per endpoint and profile.
     let (ok, code, body) =
         api(dir, "est-tls", "GET", &format!("{ca_url}/v1/summary?expiringWithinSeconds=86400"), None);

@@ -2,6 +2,8 @@
 //! listen on free ports, and a `pkiplane serve` process that stops with the test.
 #![allow(dead_code)]
 
+pub mod metrics;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

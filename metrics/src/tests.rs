@@ -100,3 +100,40 @@ fn text_format_names_counter_families_with_total_and_drops_unit_and_eof() {
          # HELP pkiplane_d_seconds Time.\n# TYPE pkiplane_d_seconds histogram\npkiplane_d_seconds_count 0\n"
     );
 }
+
+/// Every family of every group (CA, HTTP, operator: what any component may export), with
+/// samples, in the text format passes `promtool check metrics`, built by
+/// scripts/tools/promtool.sh (the test fails when it cannot be built).
+#[test]
+fn every_family_passes_promtool() {
+    let (issuer, profile) = (ObjectRef::new("t3", "issuer"), ObjectRef::new("t3", "profile"));
+    let origin = Origin { issuer: &issuer, profile: &profile, protocol: Protocol::Cmp, endpoint: None };
+    CaObserver.observe(&Event::Issued { origin, took: Duration::from_millis(5) });
+    CaObserver.observe(&Event::Denied { origin, rules: &["validity"] });
+    let m = crate::ca::metrics();
+    let l = crate::ca::IssuerLabels { issuer: issuer.to_string() };
+    m.ca_not_after.get_or_create(&l).set(1.9e9);
+    m.next_ca_staged.get_or_create(&l).set(1);
+    let p = crate::ca::ProfileLabels { issuer: issuer.to_string(), profile: profile.to_string() };
+    m.expiring.get_or_create(&p).set(3);
+    crate::operator::metrics().reconciled("issuer", Duration::from_millis(4), Some("kube"));
+    crate::operator::metrics().set_leader(true);
+    crate::http::metrics();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tools/promtool.sh");
+    let built = std::process::Command::new("bash").arg(script).output().unwrap();
+    assert!(built.status.success(), "promtool.sh: {}", String::from_utf8_lossy(&built.stderr));
+    let promtool = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = crate::prometheus_text(&crate::render());
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check metrics: {said}\n--- exposition ---\n{text}");
+}

@@ -12,6 +12,9 @@
 //! * The same file keeps the ACME protocol state ([`pkiplane_core::state::acme::AcmeStore`],
 //!   see `acme`).
 //! * And the SCEP protocol state ([`pkiplane_core::state::scep::ScepStore`], see `scep`).
+//!
+//! [`PostgresStore`] implements the same two traits on a PostgreSQL server (see
+//! `postgres`), for a CA service whose replicas share one database.
 #![forbid(unsafe_code)]
 
 mod acme;
@@ -21,12 +24,17 @@ mod cmp;
 mod crl;
 mod error;
 mod migrations;
+mod postgres;
 mod query;
 mod read;
 mod rows;
 mod scep;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod write;
 mod writer;
+
+pub use postgres::{PostgresStore, is_postgres_url};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -191,22 +199,28 @@ fn with_path(e: StoreError, path: &Path) -> StoreError {
     }
 }
 
+/// What every store refuses in `insert_pending`.
+pub(crate) fn check_pending(record: &CertificateRecord) -> Result<(), StoreError> {
+    if record.status != CertStatus::Pending {
+        return Err(StoreError::WrongState {
+            serial: record.serial.clone(),
+            status: record.status,
+            expected: CertStatus::Pending,
+        });
+    }
+    if record.der.is_some() || record.revocation.is_some() {
+        return Err(StoreError::Invalid(format!(
+            "pending record {} must not carry a certificate or revocation yet",
+            record.serial
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Inventory for SqliteStore {
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        if record.status != CertStatus::Pending {
-            return Err(StoreError::WrongState {
-                serial: record.serial.clone(),
-                status: record.status,
-                expected: CertStatus::Pending,
-            });
-        }
-        if record.der.is_some() || record.revocation.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "pending record {} must not carry a certificate or revocation yet",
-                record.serial
-            )));
-        }
+        check_pending(record)?;
         let record = record.clone();
         self.write(move |conn| write::insert_pending(conn, &record)).await
     }

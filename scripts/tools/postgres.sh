@@ -41,18 +41,26 @@ fi
 
 # serve DIR PORT PWFILE: a throwaway server for shell-driven tests.
 dir=$2 port=$3 pwfile=$4
-as_user() { if [ "$(id -u)" -eq 0 ]; then setpriv --reuid="$run_as" --regid="$run_as" --init-groups --pdeathsig KILL -- "$@"; else "$@"; fi; }
-mkdir -p "$dir"
-[ "$(id -u)" -ne 0 ] || chown "$run_as" "$dir" "$pwfile"
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+  # The server dies with this script (parent-death signal), even if it is killed.
+  as_user=(setpriv "--reuid=$run_as" "--regid=$run_as" --init-groups --pdeathsig KILL --)
+  mkdir -p "$dir"
+  chown "$run_as" "$dir" "$pwfile"
+fi
+pid=""
 cleanup() {
-  [ -z "${pid:-}" ] || { kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  if [ -n "$pid" ]; then
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
-trap 'exit 0' TERM INT
-as_user "$bin/initdb" -D "$dir/data" -U pkiplane --pwfile="$pwfile" --auth=scram-sha-256 \
+trap 'exit 0' TERM INT HUP
+"${as_user[@]}" "$bin/initdb" -D "$dir/data" -U pkiplane --pwfile="$pwfile" --auth=scram-sha-256 \
   -E UTF8 --locale=C --no-sync >/dev/null
-as_user "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
+"${as_user[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories= -c fsync=on -c synchronous_commit=on &
 pid=$!
 wait "$pid"

@@ -119,7 +119,8 @@ impl TestPostgres {
 
     fn pg_ctl_stop(&mut self, mode: &str) {
         let Some(mut child) = self.child.take() else { return };
-        let _ = self.as_user(&self.bin.join("pg_ctl")).arg("-D").arg(self.data()).args(["stop", "-w", "-m", mode]).output();
+        let _ =
+            self.as_user(&self.bin.join("pg_ctl")).arg("-D").arg(self.data()).args(["stop", "-w", "-m", mode]).output();
         // The postmaster exits once stopped; kill it if pg_ctl could not.
         if !wait_exit(&mut child, Duration::from_secs(30)) {
             let _ = child.kill();
@@ -138,7 +139,8 @@ impl TestPostgres {
             let log = std::fs::File::create(self.dir.join("server.log")).expect("creating the server log");
             let mut cmd = self.as_user(&self.bin.join("postgres"));
             cmd.arg("-D").arg(self.data()).arg("-p").arg(self.port.to_string());
-            for setting in ["listen_addresses=127.0.0.1", "unix_socket_directories=", "fsync=on", "synchronous_commit=on"]
+            for setting in
+                ["listen_addresses=127.0.0.1", "unix_socket_directories=", "fsync=on", "synchronous_commit=on"]
             {
                 cmd.args(["-c", setting]);
             }
@@ -189,6 +191,71 @@ impl TestPostgres {
         }
         text
     }
+}
+
+/// The process-wide shared server: `scripts/tools/postgres.sh serve` under a
+/// parent-death signal, so it stops and removes its folder when the test process ends.
+struct SharedServer {
+    port: u16,
+    password: String,
+}
+
+/// A URL of a fresh, empty schema on a server shared by the tests of this process (far
+/// cheaper than a server per test). Tests that stop or break their server use
+/// [`TestPostgres::start`] instead.
+pub async fn shared_schema_url() -> String {
+    static SHARED: OnceLock<SharedServer> = OnceLock::new();
+    let server = SHARED.get_or_init(start_shared);
+    let base = format!("postgres://pkiplane:{}@127.0.0.1:{}/postgres", server.password, server.port);
+    let (client, connection) =
+        tokio_postgres::connect(&base, tokio_postgres::NoTls).await.expect("connecting to the shared test PostgreSQL");
+    let task = tokio::spawn(connection);
+    let schema = format!("test_{}", random_hex(8));
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("creating a test schema");
+    drop(client);
+    let _ = task.await;
+    format!("{base}?options=-c%20search_path%3D{schema}")
+}
+
+fn start_shared() -> SharedServer {
+    let (bin, user) = install();
+    let root = std::env::temp_dir().join("pkiplane-postgres");
+    std::fs::create_dir_all(&root).expect("creating the test PostgreSQL root");
+    set_mode(&root, 0o755);
+    remove_stale(&root);
+    let dir = root.join(format!("{}-shared-{}", std::process::id(), random_hex(6)));
+    let password = random_hex(16);
+    let pwfile = root.join(format!("{}-pw-{}", std::process::id(), random_hex(6)));
+    std::fs::write(&pwfile, format!("{password}\n")).expect("writing the password file");
+    set_mode(&pwfile, 0o600);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tools/postgres.sh");
+    for _attempt in 0..5 {
+        let port = free_port();
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "TERM", "--", "bash"]).arg(&script).arg("serve").arg(&dir).arg(port.to_string());
+        cmd.arg(&pwfile).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = spawn_from_lasting_thread(cmd).expect("starting scripts/tools/postgres.sh serve");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-t", "1", "-p"])
+                .arg(port.to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                let _ = std::fs::remove_file(&pwfile);
+                let _ = user;
+                return SharedServer { port, password };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("the shared test PostgreSQL did not start");
 }
 
 impl Drop for TestPostgres {
@@ -256,7 +323,7 @@ fn remove_stale(root: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
         }
     }
 }
@@ -286,11 +353,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 fn set_mode(path: &Path, mode: u32) {

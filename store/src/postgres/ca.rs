@@ -201,14 +201,7 @@ pub(crate) async fn save_crl(client: &Client, crl: &PublishedCrl) -> Result<(), 
              this_update = excluded.this_update, next_update = excluded.next_update, key_id = excluded.key_id, \
              serials = excluded.serials, der = excluded.der \
              WHERE excluded.this_update >= published_crls.this_update",
-            &[
-                &crl.issuer.to_string(),
-                &secs(crl.this_update),
-                &secs(crl.next_update),
-                &crl.key_id,
-                &serials,
-                &crl.der,
-            ],
+            &[&crl.issuer.to_string(), &secs(crl.this_update), &secs(crl.next_update), &crl.key_id, &serials, &crl.der],
         )
         .await
         .map_err(pg_err("keeping the published CRL"))?;

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::inventory::{
-    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation, RevokeOutcome,
-    RevokedEntry, RevocationReason, StoreError,
+    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation,
+    RevocationReason, RevokeOutcome, RevokedEntry, StoreError,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -334,8 +334,7 @@ pub(crate) async fn counts(
          max(CASE WHEN status IN ('issued', 'revoked') THEN coalesce(issued_at, created_at) END) \
          FROM certificates WHERE true{cert_cond} GROUP BY k"
     );
-    let rows =
-        tx.query(&sql, &[&secs(now), &secs_after(now, expiring_within)]).await.map_err(pg_err(context))?;
+    let rows = tx.query(&sql, &[&secs(now), &secs_after(now, expiring_within)]).await.map_err(pg_err(context))?;
     for row in &rows {
         let key: String = col(row, 0, "group key")?;
         let last: Option<i64> = col(row, 5, "issued_at")?;

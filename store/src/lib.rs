@@ -29,6 +29,7 @@ mod query;
 mod read;
 mod rows;
 mod scep;
+pub mod sealing;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;

@@ -129,6 +129,24 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    pub(crate) async fn raw_query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.client().await?.query(sql, params).await.map_err(pg_err("reading stored keys"))
+    }
+
+    pub(crate) async fn raw_execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.client().await?.execute(sql, params).await.map_err(pg_err("replacing a stored key"))
+    }
+}
+
 /// `host:port/database` of a connection configuration.
 fn describe_target(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {

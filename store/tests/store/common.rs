@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
 use pkiplane_core::inventory::{CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, Inventory};
 use pkiplane_core::model::{ObjectRef, Protocol};
+use pkiplane_store::sealing::SealableRows;
 use pkiplane_store::testing::shared_schema_url;
 use pkiplane_store::{PostgresStore, SqliteStore};
 use tempfile::TempDir;
@@ -13,8 +14,8 @@ use tempfile::TempDir;
 pub const DAY: Duration = Duration::from_secs(86_400);
 
 /// Both traits of a store, as the tests use them.
-pub trait Store: Inventory + CaMaterialStore {}
-impl<T: Inventory + CaMaterialStore> Store for T {}
+pub trait Store: Inventory + CaMaterialStore + SealableRows {}
+impl<T: Inventory + CaMaterialStore + SealableRows> Store for T {}
 
 /// A database of one test: a SQLite file in a temporary directory (inside a
 /// not-yet-existing subdirectory), or a throwaway PostgreSQL server.

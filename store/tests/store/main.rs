@@ -8,3 +8,4 @@ mod lifecycle;
 mod persistence;
 mod postgres;
 mod published;
+mod sealing;

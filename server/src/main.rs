@@ -64,6 +64,9 @@ enum Command {
     /// SCEP tools.
     #[command(subcommand)]
     Scep(scep::ScepCommand),
+    /// Store maintenance: `store rekey` seals the stored CA keys with the newest KEK.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
     /// The admission webhook (HTTPS on :9444), or `webhook manifests` for its
     /// Validating/MutatingWebhookConfiguration.
     Webhook(webhook::WebhookArgs),
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
             Command::Issue(a) => issue::run(a).await,
             Command::Revoke(a) => revoke::run(a).await,
             Command::Scep(c) => scep::run(c).await.map(|_| ExitCode::SUCCESS),
+            Command::Store(c) => commands::store::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Webhook(a) => webhook::run(a).await.map(|_| ExitCode::SUCCESS),
             Command::Operator(a) => operator::run(a).await,
         }

@@ -159,8 +159,15 @@ fn not_after_days(dir: &Path, pem: &Path) -> i64 {
 }
 
 /// Starts `pkiplane ca` on the CA manifests with its listeners on the given ports (and
-/// `--store` when given) and waits until it is ready.
-fn start_ca(dir: &Path, ca_yaml: &Path, data: &Path, ports: (u16, u16), store: Option<&str>) -> Proc {
+/// `--store` and `--kek-file` when given) and waits until it is ready.
+fn start_ca(
+    dir: &Path,
+    ca_yaml: &Path,
+    data: &Path,
+    ports: (u16, u16),
+    store: Option<&str>,
+    kek: Option<&Path>,
+) -> Proc {
     let (api_port, pub_port) = ports;
     let ca_log = dir.join("ca.log");
     let (api, publish) = (format!("127.0.0.1:{api_port}"), format!("127.0.0.1:{pub_port}"));
@@ -169,6 +176,9 @@ fn start_ca(dir: &Path, ca_yaml: &Path, data: &Path, ports: (u16, u16), store: O
     args.extend(["--listen", &api, "--publish-listen", &publish, "--tls-dir", tls.to_str().unwrap()]);
     if let Some(url) = store {
         args.extend(["--store", url]);
+    }
+    if let Some(kek) = kek {
+        args.extend(["--kek-file", kek.to_str().unwrap()]);
     }
     let ca = spawn(&args, &ca_log);
     wait_ok(&format!("http://127.0.0.1:{pub_port}/readyz"), &ca_log);
@@ -209,7 +219,7 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     let (api_port, pub_port, est_port, est_health, acme_port, acme_health) =
         (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
     let data = dir.join("ca-data");
-    let _ca = start_ca(dir, &ca_yaml, &data, (api_port, pub_port), None);
+    let _ca = start_ca(dir, &ca_yaml, &data, (api_port, pub_port), None, None);
     let ca_url = format!("https://127.0.0.1:{api_port}");
     let endpoint =
         |name: &str, config: &Path, port: u16, health: u16| start_endpoint(dir, &ca_url, name, config, port, health);
@@ -327,7 +337,22 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
         u64::from_str_radix(&hex, 16).unwrap_or_else(|e| panic!("crlNumber {hex}: {e}"))
     };
 
-    let ca = start_ca(dir, &ca_yaml, &dir.join("data-1"), (api_port, pub_port), Some(&url));
+    // The CA keys are sealed with a KEK from a file from the first start on.
+    let (k1, k2) =
+        ("k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+    std::fs::write(dir.join("kek-1"), format!("{k1}\n")).unwrap();
+    std::fs::write(dir.join("kek-2"), format!("{k2}\n{k1}\n")).unwrap();
+    let kek_ids = |store: &pkiplane_store::PostgresStore, runtime: &tokio::runtime::Runtime| {
+        use pkiplane_store::sealing::{SealableRows, is_sealed, sealed_with};
+        let rows = runtime.block_on(store.private_key_rows()).unwrap();
+        assert!(!rows.is_empty());
+        let ids: std::collections::BTreeSet<String> = rows
+            .iter()
+            .map(|r| if is_sealed(&r.stored) { sealed_with(&r.stored).unwrap().to_owned() } else { "plain".into() })
+            .collect();
+        ids
+    };
+    let ca = start_ca(dir, &ca_yaml, &dir.join("data-1"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-1")));
     let est = start_endpoint(dir, &ca_url, "est", &configs[0], est_port, est_health);
     sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-root/ca.pem -o root.pem"));
     sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ca.pem -o int.pem"));
@@ -337,8 +362,33 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
     drop(est);
     drop(ca);
 
-    // A new CA process with an empty data directory, on the same database.
-    let _ca = start_ca(dir, &ca_yaml, &dir.join("data-2"), (api_port, pub_port), Some(&url));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(pkiplane_store::PostgresStore::connect(&url)).unwrap();
+    assert_eq!(kek_ids(&store, &runtime), ["k1".to_owned()].into());
+
+    // Without the KEK the CA refuses to start, naming the key it needs.
+    let refused = Command::new("timeout")
+        .args(["60", BIN, "ca", "--manifests", ca_yaml.to_str().unwrap(), "--store", &url, "--tls-dir"])
+        .arg(dir.join("ca-tls"))
+        .arg("--data-dir")
+        .arg(dir.join("data-x"))
+        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--publish-listen", &format!("127.0.0.1:{pub_port}")])
+        .output()
+        .unwrap();
+    let stderr = text(&refused.stderr);
+    assert!(refused.status.code() == Some(2) && stderr.contains("`k1`") && stderr.contains("--kek-file"), "{stderr}");
+
+    // A new CA process with an empty data directory, on the same database, with a rotated
+    // KEK file (k2 first, k1 kept for reading): the same CA, its keys rewrapped to k2.
+    let _ca = start_ca(dir, &ca_yaml, &dir.join("data-2"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-2")));
+    assert_eq!(kek_ids(&store, &runtime), ["k2".to_owned()].into());
+    let rekey = Command::new(BIN)
+        .args(["store", "rekey", "--store", &url, "--kek-file"])
+        .arg(dir.join("kek-2"))
+        .output()
+        .unwrap();
+    let said = text(&rekey.stdout);
+    assert!(rekey.status.success() && said.contains("rewrapped 0 keys to `k2`"), "{said} {}", text(&rekey.stderr));
     let _est = start_endpoint(dir, &ca_url, "est", &configs[0], est_port, est_health);
     sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ca.pem -o int2.pem"));
     assert_eq!(std::fs::read(dir.join("int.pem")).unwrap(), std::fs::read(dir.join("int2.pem")).unwrap(), "same CA");
@@ -350,8 +400,6 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
         .trim()
         .trim_start_matches("serial=")
         .to_lowercase();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime.block_on(pkiplane_store::PostgresStore::connect(&url)).unwrap();
     let records = runtime.block_on(store.list(&InventoryFilter::default())).unwrap();
     let subjects: Vec<&str> = records.iter().map(|r| r.subject.as_str()).collect();
     assert!(subjects.contains(&"CN=pg1.localhost") && subjects.contains(&"CN=pg2.localhost"), "{subjects:?}");

@@ -17,6 +17,7 @@ use pkiplane_caservice::server::{CaServiceState, router, serve_mtls};
 use pkiplane_caservice::tls::{Reloading, build_server};
 use pkiplane_core::inventory::{CaMaterialStore, Inventory};
 use pkiplane_core::issuance::Ca;
+use pkiplane_store::sealing::SealableRows;
 use tokio::sync::watch;
 
 pub use source::{ConfigSource, FileSource};
@@ -38,6 +39,12 @@ pub struct CaArgs {
     /// SCEP and CMP protocol state stays in the data directory for now.
     #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// Key-encryption keys that seal the stored CA private keys (AES-256-GCM): one
+    /// `ID:BASE64` line per key (32 bytes), the first seals, every one opens. At start-up,
+    /// plaintext keys are sealed and keys under an older KEK are rewrapped; the CA refuses
+    /// to start when a stored key is sealed under a KEK the file lacks.
+    #[arg(long, env = "PKIPLANE_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
     /// The internal mutual-TLS API.
     #[arg(long, default_value = "0.0.0.0:9443")]
     pub listen: SocketAddr,
@@ -70,7 +77,8 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     };
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
     let store = crate::commands::open_owned_store(&owned, true).await?;
-    let (inventory, materials) = open_inventory(args.store.as_deref(), &store).await?;
+    let (inventory, materials, rows) = open_inventory(args.store.as_deref(), &store).await?;
+    let materials = crate::commands::store::seal_materials(materials, rows.as_ref(), args.kek_file.as_deref()).await?;
     let ca = Arc::new(Ca::new(inventory));
     let problems = sync::IssuerProblems::default();
     sync::sync(&ca, &source.current(), materials.as_ref(), &problems, SystemTime::now()).await;
@@ -124,9 +132,9 @@ const PEER_PENDING_GRACE: Duration = Duration::from_secs(300);
 async fn open_inventory(
     url: Option<&str>,
     sqlite: &Arc<pkiplane_store::SqliteStore>,
-) -> Result<(Arc<dyn Inventory>, Arc<dyn CaMaterialStore>)> {
+) -> Result<(Arc<dyn Inventory>, Arc<dyn CaMaterialStore>, Arc<dyn SealableRows>)> {
     let Some(url) = url else {
-        return Ok((sqlite.clone(), sqlite.clone()));
+        return Ok((sqlite.clone(), sqlite.clone(), sqlite.clone()));
     };
     if !pkiplane_store::is_postgres_url(url) {
         anyhow::bail!("--store: expected a postgres:// or postgresql:// URL (leave it unset for SQLite)");
@@ -139,7 +147,7 @@ async fn open_inventory(
         tracing::warn!(count = abandoned, "interrupted issuances (crash or kill) were marked abandoned");
     }
     tracing::info!(store = ?store, "inventory and CA keys on PostgreSQL");
-    Ok((store.clone(), store))
+    Ok((store.clone(), store.clone(), store))
 }
 
 /// Applies configuration changes: new Issuers are loaded (parents first), profiles are

@@ -7,6 +7,7 @@ pub mod policy_check;
 pub mod policy_lint;
 pub mod revoke;
 pub mod scep;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

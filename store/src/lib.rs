@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod acme;
+pub mod backup;
 mod ca_keys;
 mod ca_next;
 mod cmp;

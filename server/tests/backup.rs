@@ -1,0 +1,151 @@
+//! `pkiplane backup` and `pkiplane restore` with the real binary: a backup taken while
+//! `pkiplane serve` runs, the data directory wiped, the backup restored; the CA goes on
+//! with the same keys, issues, and publishes a CRL whose number is above every CRL
+//! published before (also those published after the backup), verified with openssl.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{BIN, Server, quickstart_free_ports};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn pkiplane(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn sh(dir: &Path, cmd: &str) -> String {
+    let out = Command::new("bash").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Issues a certificate for `name` under enterprise-tls-47d; returns its serial (hex).
+fn issue(dir: &Path, manifests: &Path, data: &Path, name: &str) -> String {
+    sh(
+        dir,
+        &format!(
+            "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key \
+             -subj /CN={name}.localhost -addext subjectAltName=DNS:{name}.localhost -out {name}.csr 2>/dev/null"
+        ),
+    );
+    let out = pkiplane(&[
+        "issue",
+        "-f",
+        manifests.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
+        dir.join(format!("{name}.csr")).to_str().unwrap(),
+        "--out",
+        dir.join(format!("{name}.pem")).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "issue {name}: {}", text(&out.stderr));
+    sh(dir, &format!("openssl x509 -in {name}.pem -noout -serial")).trim().trim_start_matches("serial=").to_lowercase()
+}
+
+fn revoke(data: &Path, serial: &str) {
+    let out = pkiplane(&["revoke", serial, "--data-dir", data.to_str().unwrap(), "--reason", "keyCompromise"]);
+    assert!(out.status.success(), "revoke {serial}: {}", text(&out.stderr));
+}
+
+/// Fetches the intermediate's CRL into `name`.pem; returns its number.
+fn fetch_crl(dir: &Path, server: &Server, name: &str) -> u64 {
+    let url = format!("{}/issuers/pki/example-intermediate/crl", server.publish_url);
+    sh(dir, &format!("curl -sSf {url} -o {name}.der && openssl crl -inform DER -in {name}.der -out {name}.pem"));
+    let number = sh(dir, &format!("openssl crl -in {name}.pem -noout -crlnumber"));
+    let hex = number.trim().trim_start_matches("crlNumber=0x");
+    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("crlNumber {number}: {e}"))
+}
+
+fn verify(dir: &Path, crl: &str, cert: &str) -> Output {
+    Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "chain.pem",
+            "-CRLfile",
+            &format!("{crl}.pem"),
+            &format!("{cert}.pem"),
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn backup_wipe_restore_then_issue_and_publish_a_higher_crl() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let manifests = quickstart_free_ports(dir);
+    let data = dir.join("data");
+    let backup = dir.join("backup.db");
+    std::fs::create_dir(&data).unwrap();
+    let a = issue(dir, &manifests, &data, "a");
+    let b = issue(dir, &manifests, &data, "b");
+
+    // A backup taken while the server runs.
+    let server = Server::start(&manifests, &data, &dir.join("ready-1.json"));
+    let publish = server.publish_url.clone();
+    sh(dir, &format!("curl -sSf {publish}/issuers/pki/example-root/ca.pem -o root.pem"));
+    sh(dir, &format!("curl -sSf {publish}/issuers/pki/example-intermediate/ca.pem -o int.pem"));
+    sh(dir, "cat root.pem int.pem > chain.pem");
+    let first = fetch_crl(dir, &server, "crl-1");
+    let out = pkiplane(&["backup", "--data-dir", data.to_str().unwrap(), "--out", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(" certificates, schema "), "{}", text(&out.stdout));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    // Restoring into a directory a server runs on is refused.
+    let out =
+        pkiplane(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--force"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("stop it first"), "{}", text(&out.stderr));
+    drop(server);
+
+    // After the backup: a revocation and a newer CRL, which the backup does not know.
+    revoke(&data, &a);
+    let server = Server::start(&manifests, &data, &dir.join("ready-2.json"));
+    let second = fetch_crl(dir, &server, "crl-2");
+    assert!(second > first);
+    drop(server);
+
+    // The node is lost.
+    std::fs::remove_dir_all(&data).unwrap();
+    let out = pkiplane(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    // A second restore over the restored store needs --force.
+    let out = pkiplane(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out.stderr).contains("--force"), "{}", text(&out.stderr));
+
+    // The CA goes on: the same keys, a new certificate with a new serial, and a CRL above
+    // every number published so far that lists what the restored inventory revoked.
+    let c = issue(dir, &manifests, &data, "c");
+    assert!(c != a && c != b, "serial reused");
+    revoke(&data, &b);
+    let server = Server::start(&manifests, &data, &dir.join("ready-3.json"));
+    sh(dir, &format!("curl -sSf {}/issuers/pki/example-intermediate/ca.pem -o int-after.pem", server.publish_url));
+    assert_eq!(std::fs::read(dir.join("int.pem")).unwrap(), std::fs::read(dir.join("int-after.pem")).unwrap());
+    let third = fetch_crl(dir, &server, "crl-3");
+    assert!(third > second, "CRL number {third} after a restore, {second} was published before");
+    let ok = verify(dir, "crl-3", "c");
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let revoked = verify(dir, "crl-3", "b");
+    assert!(!revoked.status.success() && text(&revoked.stderr).contains("certificate revoked"), "{revoked:?}");
+    // The inventory has the certificates of the backup and the new one, no serial twice
+    // (the serving certificates `serve` issues itself are in it too).
+    let out = pkiplane(&["inventory", "list", "--data-dir", data.to_str().unwrap(), "-o", "json"]);
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let serials: Vec<&str> = records.iter().filter_map(|r| r["serial"].as_str()).collect();
+    let unique: std::collections::BTreeSet<&str> = serials.iter().copied().collect();
+    assert_eq!(unique.len(), serials.len(), "a serial twice: {serials:?}");
+    for serial in [&a, &b, &c] {
+        assert!(unique.contains(serial.as_str()), "{serial} missing: {serials:?}");
+    }
+}

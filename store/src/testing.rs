@@ -265,6 +265,11 @@ impl Drop for TestPostgres {
     }
 }
 
+/// The directory of the PostgreSQL server and client programs (pg_dump, pg_restore...).
+pub fn bin_dir() -> PathBuf {
+    install().0
+}
+
 /// Runs `scripts/tools/postgres.sh` once per process: the server binaries' directory and
 /// the user to run them as.
 fn install() -> (PathBuf, String) {

@@ -14,6 +14,17 @@ pub enum StoreCommand {
     /// sealed under older ones (after which the old KEKs may be dropped from the file).
     /// Safe while the CA runs.
     Rekey(RekeyArgs),
+    /// After restoring a PostgreSQL store with pg_restore: raise every CRL number counter
+    /// to the current time in seconds, above any CRL published after the dump was made
+    /// (`pkiplane restore` does this itself for SQLite).
+    MarkRestored(MarkRestoredArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MarkRestoredArgs {
+    /// The restored PostgreSQL store.
+    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
+    pub store: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -30,7 +41,16 @@ pub struct RekeyArgs {
 }
 
 pub async fn run(command: &StoreCommand) -> Result<()> {
-    let StoreCommand::Rekey(args) = command;
+    let args = match command {
+        StoreCommand::Rekey(args) => args,
+        StoreCommand::MarkRestored(args) => {
+            let store = pkiplane_store::PostgresStore::connect(&args.store).await.context("opening --store")?;
+            let floor = pkiplane_store::backup::crl_number_floor(std::time::SystemTime::now());
+            let counters = store.raise_crl_numbers(floor).await?;
+            println!("{counters} CRL number counters continue from {floor}");
+            return Ok(());
+        }
+    };
     let keys = load_keys(&args.kek_file)?;
     let rows: Arc<dyn SealableRows> = match &args.store {
         Some(url) => Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening --store")?),

@@ -333,9 +333,10 @@ fn remove_stale(root: &Path) {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago, outside the kernel's ephemeral
-/// range so that no outgoing connection of another test takes it before the bind.
-fn free_port() -> u16 {
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers that need a fixed
+/// port). Chosen outside the kernel's ephemeral range, so no outgoing connection of a
+/// test running beside this one can take it between this pick and the server's bind.
+pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, RandomState};
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
     let mut bounds = range.split_whitespace().filter_map(|n| n.parse::<u32>().ok());

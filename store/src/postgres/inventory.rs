@@ -304,24 +304,13 @@ pub(crate) async fn list(
     records(client, &sql, &params, "listing certificates").await
 }
 
-/// The grouping expression and extra condition, on `certificates` and on `denials`.
-fn group_sql(group: GroupBy) -> (&'static str, &'static str, &'static str) {
-    match group {
-        GroupBy::Issuer => ("issuer", "", "issuer <> ''"),
-        GroupBy::Profile => ("profile", "", "true"),
-        GroupBy::Endpoint => ("endpoint", " AND endpoint IS NOT NULL", "endpoint <> ''"),
-        GroupBy::ProfileProtocol => ("profile || '|' || protocol", "", "true"),
-        GroupBy::EndpointProfile => ("endpoint || '|' || profile", " AND endpoint IS NOT NULL", "endpoint <> ''"),
-    }
-}
-
 pub(crate) async fn counts(
     tx: &ClientTx<'_>,
     group: GroupBy,
     now: SystemTime,
     expiring_within: Duration,
 ) -> Result<Vec<InventoryCounts>, StoreError> {
-    let (key, cert_cond, denial_cond) = group_sql(group);
+    let (key, cert_cond, denial_cond) = crate::query::group_sql(group);
     let context = "counting the inventory";
     let to_count = |v: i64, what: &str| crate::rows::to_count(v, what);
     let mut groups: BTreeMap<String, InventoryCounts> = BTreeMap::new();

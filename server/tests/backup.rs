@@ -2,6 +2,8 @@
 //! `pkiplane serve` runs, the data directory wiped, the backup restored; the CA goes on
 //! with the same keys, issues, and publishes a CRL whose number is above every CRL
 //! published before (also those published after the backup), verified with openssl.
+//! The CA keys are sealed with a key-encryption key throughout: the backup holds them
+//! sealed, and the restored store opens only with the KEK.
 
 mod common;
 
@@ -45,9 +47,16 @@ fn issue(dir: &Path, manifests: &Path, data: &Path, name: &str) -> String {
         dir.join(format!("{name}.csr")).to_str().unwrap(),
         "--out",
         dir.join(format!("{name}.pem")).to_str().unwrap(),
+        "--kek-file",
+        dir.join("kek").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "issue {name}: {}", text(&out.stderr));
     sh(dir, &format!("openssl x509 -in {name}.pem -noout -serial")).trim().trim_start_matches("serial=").to_lowercase()
+}
+
+fn serve(dir: &Path, manifests: &Path, data: &Path, ready: &str) -> Server {
+    let kek = dir.join("kek");
+    Server::start_with(manifests, data, &dir.join(ready), &["--kek-file", kek.to_str().unwrap()], None)
 }
 
 fn revoke(data: &Path, serial: &str) {
@@ -88,11 +97,12 @@ fn backup_wipe_restore_then_issue_and_publish_a_higher_crl() {
     let data = dir.join("data");
     let backup = dir.join("backup.db");
     std::fs::create_dir(&data).unwrap();
+    std::fs::write(dir.join("kek"), "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n").unwrap();
     let a = issue(dir, &manifests, &data, "a");
     let b = issue(dir, &manifests, &data, "b");
 
     // A backup taken while the server runs.
-    let server = Server::start(&manifests, &data, &dir.join("ready-1.json"));
+    let server = serve(dir, &manifests, &data, "ready-1.json");
     let publish = server.publish_url.clone();
     sh(dir, &format!("curl -sSf {publish}/issuers/pki/example-root/ca.pem -o root.pem"));
     sh(dir, &format!("curl -sSf {publish}/issuers/pki/example-intermediate/ca.pem -o int.pem"));
@@ -111,7 +121,7 @@ fn backup_wipe_restore_then_issue_and_publish_a_higher_crl() {
 
     // After the backup: a revocation and a newer CRL, which the backup does not know.
     revoke(&data, &a);
-    let server = Server::start(&manifests, &data, &dir.join("ready-2.json"));
+    let server = serve(dir, &manifests, &data, "ready-2.json");
     let second = fetch_crl(dir, &server, "crl-2");
     assert!(second > first);
     drop(server);
@@ -124,12 +134,26 @@ fn backup_wipe_restore_then_issue_and_publish_a_higher_crl() {
     let out = pkiplane(&["restore", "--from", backup.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
     assert!(!out.status.success() && text(&out.stderr).contains("--force"), "{}", text(&out.stderr));
 
+    // The restored keys are sealed: without the KEK the CA refuses, naming the key.
+    let out = pkiplane(&[
+        "issue",
+        "-f",
+        manifests.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
+        dir.join("a.csr").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success() && text(&out.stderr).contains("`k1`"), "{}", text(&out.stderr));
+
     // The CA goes on: the same keys, a new certificate with a new serial, and a CRL above
     // every number published so far that lists what the restored inventory revoked.
     let c = issue(dir, &manifests, &data, "c");
     assert!(c != a && c != b, "serial reused");
     revoke(&data, &b);
-    let server = Server::start(&manifests, &data, &dir.join("ready-3.json"));
+    let server = serve(dir, &manifests, &data, "ready-3.json");
     sh(dir, &format!("curl -sSf {}/issuers/pki/example-intermediate/ca.pem -o int-after.pem", server.publish_url));
     assert_eq!(std::fs::read(dir.join("int.pem")).unwrap(), std::fs::read(dir.join("int-after.pem")).unwrap());
     let third = fetch_crl(dir, &server, "crl-3");

@@ -67,6 +67,8 @@ pub struct SqliteStore {
     reads: Arc<ReadPool>,
     /// None when opened read-only.
     writer: Option<Writer>,
+    /// Seals the SCEP RA keys when set (see `sealing::sqlite`).
+    key_encryption: std::sync::OnceLock<Arc<sealing::KeyEncryptionKeys>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -98,7 +100,7 @@ impl SqliteStore {
         // Fail now, not at the first read, if read connections cannot be opened.
         drop(reads.connect()?);
         let writer = Writer::start(conn, "pkiplane-store-writer".to_owned())?;
-        Ok(Self { path: path.to_path_buf(), reads, writer: Some(writer) })
+        Ok(Self { path: path.to_path_buf(), reads, writer: Some(writer), key_encryption: Default::default() })
     }
 
     /// Opens an existing database for reading only (e.g. to list the inventory from the
@@ -125,7 +127,7 @@ impl SqliteStore {
             )));
         }
         drop(conn);
-        Ok(Self { path: path.to_path_buf(), reads, writer: None })
+        Ok(Self { path: path.to_path_buf(), reads, writer: None, key_encryption: Default::default() })
     }
 
     /// The database file.

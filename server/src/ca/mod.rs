@@ -77,8 +77,14 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     };
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
     let store = crate::commands::open_owned_store(&owned, true).await?;
-    let (inventory, materials, rows) = open_inventory(args.store.as_deref(), &store).await?;
-    let materials = crate::commands::store::seal_materials(materials, rows.as_ref(), args.kek_file.as_deref()).await?;
+    let (inventory, materials, postgres) = open_inventory(args.store.as_deref(), &store).await?;
+    let materials = crate::commands::store::seal_materials(
+        materials,
+        &store,
+        postgres.as_deref().map(|p| p as &dyn SealableRows),
+        args.kek_file.as_deref(),
+    )
+    .await?;
     let ca = Arc::new(Ca::new(inventory));
     let problems = sync::IssuerProblems::default();
     sync::sync(&ca, &source.current(), materials.as_ref(), &problems, SystemTime::now()).await;
@@ -132,9 +138,9 @@ const PEER_PENDING_GRACE: Duration = Duration::from_secs(300);
 async fn open_inventory(
     url: Option<&str>,
     sqlite: &Arc<pkiplane_store::SqliteStore>,
-) -> Result<(Arc<dyn Inventory>, Arc<dyn CaMaterialStore>, Arc<dyn SealableRows>)> {
+) -> Result<(Arc<dyn Inventory>, Arc<dyn CaMaterialStore>, Option<Arc<pkiplane_store::PostgresStore>>)> {
     let Some(url) = url else {
-        return Ok((sqlite.clone(), sqlite.clone(), sqlite.clone()));
+        return Ok((sqlite.clone(), sqlite.clone(), None));
     };
     if !pkiplane_store::is_postgres_url(url) {
         anyhow::bail!("--store: expected a postgres:// or postgresql:// URL (leave it unset for SQLite)");
@@ -147,7 +153,7 @@ async fn open_inventory(
         tracing::warn!(count = abandoned, "interrupted issuances (crash or kill) were marked abandoned");
     }
     tracing::info!(store = ?store, "inventory and CA keys on PostgreSQL");
-    Ok((store.clone(), store.clone(), store))
+    Ok((store.clone(), store.clone(), Some(store)))
 }
 
 /// Applies configuration changes: new Issuers are loaded (parents first), profiles are

@@ -89,25 +89,31 @@ pub fn load_keys(path: &Path) -> Result<Arc<KeyEncryptionKeys>> {
     Ok(Arc::new(KeyEncryptionKeys::parse(&text).with_context(|| format!("the KEK file {}", path.display()))?))
 }
 
-/// Applies `--kek-file` at start-up: seals and rewraps the stored keys (or, without a
-/// KEK file, checks that none is sealed) and returns the store the CA must use.
+/// Applies `--kek-file` at start-up: seals and rewraps the stored keys of the data
+/// directory's SQLite store and of the PostgreSQL store `other` when there is one (or,
+/// without a KEK file, checks that none is sealed), makes the SQLite store seal the SCEP
+/// RA keys it keeps, and returns the CA material store the CA must use.
 pub async fn seal_materials(
     materials: Arc<dyn CaMaterialStore>,
-    rows: &dyn SealableRows,
+    sqlite: &pkiplane_store::SqliteStore,
+    other: Option<&dyn SealableRows>,
     kek_file: Option<&Path>,
 ) -> Result<Arc<dyn CaMaterialStore>> {
-    let Some(path) = kek_file else {
-        sweep(rows, None).await?;
-        return Ok(materials);
-    };
-    let keys = load_keys(path)?;
-    let report = sweep(rows, Some(&keys)).await?;
-    tracing::info!(
-        kek = keys.active_id(),
-        sealed = report.sealed,
-        rewrapped = report.rewrapped,
-        current = report.current,
-        "stored CA keys are sealed at rest"
-    );
+    let keys = kek_file.map(load_keys).transpose()?;
+    let stores: Vec<&dyn SealableRows> = std::iter::once(sqlite as &dyn SealableRows).chain(other).collect();
+    for rows in stores {
+        let report = sweep(rows, keys.as_deref()).await?;
+        if let Some(keys) = &keys {
+            tracing::info!(
+                kek = keys.active_id(),
+                sealed = report.sealed,
+                rewrapped = report.rewrapped,
+                current = report.current,
+                "stored CA keys are sealed at rest"
+            );
+        }
+    }
+    let Some(keys) = keys else { return Ok(materials) };
+    sqlite.seal_scep_ra_keys_with(keys.clone());
     Ok(Arc::new(SealedMaterials::new(materials, keys)))
 }

@@ -65,7 +65,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let data_dir = owned.path().to_path_buf();
     let store = crate::commands::open_owned_store(&owned, true).await?;
     let materials =
-        crate::commands::store::seal_materials(store.clone(), store.as_ref(), args.kek_file.as_deref()).await?;
+        crate::commands::store::seal_materials(store.clone(), store.as_ref(), None, args.kek_file.as_deref()).await?;
     let (ca, report) = build_ca(&manifests, store.clone(), materials.as_ref(), SystemTime::now()).await?;
     for id in &report.created {
         tracing::info!(issuer = %id, "created CA");

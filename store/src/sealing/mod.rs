@@ -10,7 +10,7 @@
 //!   not hold (or when keys are sealed and no KEK was given).
 //!
 //! Covered: current, staged next and retired CA keys and OCSP responder keys, on SQLite
-//! and PostgreSQL.
+//! and PostgreSQL, and the SCEP RA keys kept in the SQLite store (see `sqlite`).
 
 mod envelope;
 mod postgres;
@@ -34,10 +34,13 @@ pub enum KeyTable {
     CaNext,
     CaRetired,
     OcspResponders,
+    /// The SCEP RA keys (SQLite only: kept with the SCEP protocol state), keyed by endpoint.
+    ScepRa,
 }
 
 impl KeyTable {
-    pub const ALL: [KeyTable; 4] =
+    /// The tables of CA key material (both backends).
+    pub const CA: [KeyTable; 4] =
         [KeyTable::CaMaterial, KeyTable::CaNext, KeyTable::CaRetired, KeyTable::OcspResponders];
 
     pub fn name(self) -> &'static str {
@@ -46,13 +49,19 @@ impl KeyTable {
             KeyTable::CaNext => "ca_next",
             KeyTable::CaRetired => "ca_retired",
             KeyTable::OcspResponders => "ocsp_responders",
+            KeyTable::ScepRa => "scep_ra",
         }
+    }
+
+    /// The column naming the row's owner: the issuer, or the endpoint of an RA key.
+    pub(crate) fn owner_column(self) -> &'static str {
+        if self == KeyTable::ScepRa { "endpoint" } else { "issuer" }
     }
 
     /// The second key column, for the tables keyed by (issuer, key id).
     pub(crate) fn key_id_column(self) -> Option<&'static str> {
         match self {
-            KeyTable::CaMaterial | KeyTable::CaNext => None,
+            KeyTable::CaMaterial | KeyTable::CaNext | KeyTable::ScepRa => None,
             KeyTable::CaRetired => Some("key_id"),
             KeyTable::OcspResponders => Some("ca_key_id"),
         }
@@ -62,6 +71,7 @@ impl KeyTable {
 /// One stored private key, as the database holds it (sealed or not).
 pub struct KeyRow {
     pub table: KeyTable,
+    /// The issuer (the endpoint for an RA key).
     pub issuer: String,
     pub key_id: Option<Vec<u8>>,
     pub stored: Zeroizing<Vec<u8>>,
@@ -96,7 +106,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn context(table: KeyTable, issuer: &str, key_id: Option<&[u8]>) -> String {
+pub(crate) fn context(table: KeyTable, issuer: &str, key_id: Option<&[u8]>) -> String {
     match key_id {
         None => format!("{}|{issuer}", table.name()),
         Some(id) => format!("{}|{issuer}|{}", table.name(), hex(id)),
@@ -177,7 +187,7 @@ pub async fn sweep(rows: &dyn SealableRows, keys: Option<&KeyEncryptionKeys>) ->
     Ok(report)
 }
 
-fn seal_err(e: SealError) -> StoreError {
+pub(crate) fn seal_err(e: SealError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 

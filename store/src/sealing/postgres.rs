@@ -11,7 +11,7 @@ use crate::PostgresStore;
 impl SealableRows for PostgresStore {
     async fn private_key_rows(&self) -> Result<Vec<KeyRow>, StoreError> {
         let mut out = Vec::new();
-        for table in KeyTable::ALL {
+        for table in KeyTable::CA {
             let id = table.key_id_column().unwrap_or("NULL::BYTEA");
             let sql = format!("SELECT issuer, {id}, private_key FROM {}", table.name());
             for r in self.raw_query(&sql, &[]).await? {

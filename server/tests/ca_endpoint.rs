@@ -324,7 +324,7 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     internal_pki(dir);
-    let pg = pkiplane_store::testing::TestPostgres::start();
+    let mut pg = pkiplane_store::testing::TestPostgres::start();
     let url = pg.url();
     let (ca_yaml, configs) = split_quickstart(dir, &[("est", &["est-basic-users"])]);
     let (api_port, pub_port, est_port, est_health) = (free_port(), free_port(), free_port(), free_port());
@@ -395,6 +395,49 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
     let second = est_enroll(dir, &base, "pg2");
     sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", second.display()));
 
+    // PostgreSQL crashes: the device gets 503 with Retry-After (no certificate without a
+    // record), and enrolls again once the database is back, with no CA restart.
+    pg.crash();
+    sh(
+        dir,
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout down.key \
+         -subj /CN=down.localhost -addext subjectAltName=DNS:down.localhost -outform DER -out down.csr.der 2>/dev/null && \
+         openssl base64 -in down.csr.der > down.csr.b64",
+    );
+    let refused = text(
+        &sh(
+            dir,
+            &format!(
+                "curl -s -D - -o /dev/null --cacert root.pem -u device-enroller:est-demo-password \
+             -H 'content-type: application/pkcs10' --data-binary @down.csr.b64 \
+             {base}/.well-known/est/tls/simpleenroll"
+            ),
+        )
+        .stdout,
+    );
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.to_lowercase().contains("retry-after:"), "{refused}");
+    pg.start_again();
+    let until = Instant::now() + Duration::from_secs(30);
+    let third = loop {
+        let out = Command::new("bash")
+            .current_dir(dir)
+            .arg("-c")
+            .arg(format!(
+                "curl -sSf --cacert root.pem -u device-enroller:est-demo-password -H 'content-type: application/pkcs10' \
+                 --data-binary @down.csr.b64 {base}/.well-known/est/tls/simpleenroll -o down.p7.b64 && \
+                 openssl base64 -d -in down.p7.b64 | openssl pkcs7 -inform DER -print_certs -out down.pem"
+            ))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break dir.join("down.pem");
+        }
+        assert!(Instant::now() < until, "no enrollment after PostgreSQL came back: {}", text(&out.stderr));
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", third.display()));
+
     // Revoking the first makes the next CRL list it, with a higher number.
     let serial = text(&sh(dir, &format!("openssl x509 -in {} -noout -serial", first.display())).stdout)
         .trim()
@@ -402,7 +445,11 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
         .to_lowercase();
     let records = runtime.block_on(store.list(&InventoryFilter::default())).unwrap();
     let subjects: Vec<&str> = records.iter().map(|r| r.subject.as_str()).collect();
-    assert!(subjects.contains(&"CN=pg1.localhost") && subjects.contains(&"CN=pg2.localhost"), "{subjects:?}");
+    for subject in ["CN=pg1.localhost", "CN=pg2.localhost", "CN=down.localhost"] {
+        assert!(subjects.contains(&subject), "{subject} missing: {subjects:?}");
+    }
+    // Nothing the outage cut off is left pending once issuance resumed.
+    assert!(records.iter().all(|r| r.status != pkiplane_core::inventory::CertStatus::Pending), "{records:?}");
     let issuer = pkiplane_core::model::ObjectRef::new("pki", "example-intermediate");
     let reason = pkiplane_core::inventory::RevocationReason::KeyCompromise;
     runtime.block_on(store.revoke(&issuer, &serial, reason, std::time::SystemTime::now())).unwrap();

@@ -445,6 +445,10 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
         .to_lowercase();
     let records = runtime.block_on(store.list(&InventoryFilter::default())).unwrap();
     let subjects: Vec<&str> = records.iter().map(|r| r.subject.as_str()).collect();
+    // The operator's view: `pkiplane inventory` on the same database.
+    let listed = Command::new(BIN).args(["inventory", "list", "--store", &url, "-o", "json"]).output().unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.len(), records.len());
     for subject in ["CN=pg1.localhost", "CN=pg2.localhost", "CN=down.localhost"] {
         assert!(subjects.contains(&subject), "{subject} missing: {subjects:?}");
     }

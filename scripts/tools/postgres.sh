@@ -41,11 +41,12 @@ fi
 
 # serve DIR PORT PWFILE: a throwaway server for shell-driven tests.
 dir=$2 port=$3 pwfile=$4
-as_user=()
+mkdir -p "$dir"
+chmod 700 "$dir"
+# The server dies with this script (parent-death signal), even if it is killed.
+as_user=(setpriv --pdeathsig KILL --)
 if [ "$(id -u)" -eq 0 ]; then
-  # The server dies with this script (parent-death signal), even if it is killed.
   as_user=(setpriv "--reuid=$run_as" "--regid=$run_as" --init-groups --pdeathsig KILL --)
-  mkdir -p "$dir"
   chown "$run_as" "$dir" "$pwfile"
 fi
 pid=""

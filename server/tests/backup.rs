@@ -26,7 +26,19 @@ fn sh(dir: &Path, cmd: &str) -> String {
     text(&out.stdout)
 }
 
-/// Issues a certificate for `name` under enterprise-tls-47d; returns its serial (hex).
+/// `pkiplane issue` of `name`.csr under enterprise-tls-47d into `name`.pem, with the KEK
+/// file or without.
+fn issue_command(dir: &Path, manifests: &Path, data: &Path, name: &str, with_kek: bool) -> Output {
+    let (csr, pem, kek) = (dir.join(format!("{name}.csr")), dir.join(format!("{name}.pem")), dir.join("kek"));
+    let mut args = vec!["issue", "-f", manifests.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    args.extend(["--profile", "enterprise-tls-47d", "--csr", csr.to_str().unwrap(), "--out", pem.to_str().unwrap()]);
+    if with_kek {
+        args.extend(["--kek-file", kek.to_str().unwrap()]);
+    }
+    pkiplane(&args)
+}
+
+/// Issues a certificate for `name` (a new key and CSR); returns its serial (hex).
 fn issue(dir: &Path, manifests: &Path, data: &Path, name: &str) -> String {
     sh(
         dir,
@@ -35,21 +47,7 @@ fn issue(dir: &Path, manifests: &Path, data: &Path, name: &str) -> String {
              -subj /CN={name}.localhost -addext subjectAltName=DNS:{name}.localhost -out {name}.csr 2>/dev/null"
         ),
     );
-    let out = pkiplane(&[
-        "issue",
-        "-f",
-        manifests.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        dir.join(format!("{name}.csr")).to_str().unwrap(),
-        "--out",
-        dir.join(format!("{name}.pem")).to_str().unwrap(),
-        "--kek-file",
-        dir.join("kek").to_str().unwrap(),
-    ]);
+    let out = issue_command(dir, manifests, data, name, true);
     assert!(out.status.success(), "issue {name}: {}", text(&out.stderr));
     sh(dir, &format!("openssl x509 -in {name}.pem -noout -serial")).trim().trim_start_matches("serial=").to_lowercase()
 }
@@ -135,17 +133,7 @@ fn backup_wipe_restore_then_issue_and_publish_a_higher_crl() {
     assert!(!out.status.success() && text(&out.stderr).contains("--force"), "{}", text(&out.stderr));
 
     // The restored keys are sealed: without the KEK the CA refuses, naming the key.
-    let out = pkiplane(&[
-        "issue",
-        "-f",
-        manifests.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        dir.join("a.csr").to_str().unwrap(),
-    ]);
+    let out = issue_command(dir, &manifests, &data, "a", false);
     assert!(!out.status.success() && text(&out.stderr).contains("`k1`"), "{}", text(&out.stderr));
 
     // The CA goes on: the same keys, a new certificate with a new serial, and a CRL above

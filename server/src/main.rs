@@ -64,6 +64,13 @@ enum Command {
     /// SCEP tools.
     #[command(subcommand)]
     Scep(scep::ScepCommand),
+    /// Back up a data directory's store (consistent while a server runs).
+    Backup(commands::backup::BackupArgs),
+    /// Restore a backup into a data directory (no server may run on it).
+    Restore(commands::backup::RestoreArgs),
+    /// Store maintenance: `store rekey` seals the stored CA keys with the newest KEK.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
     /// The admission webhook (HTTPS on :9444), or `webhook manifests` for its
     /// Validating/MutatingWebhookConfiguration.
     Webhook(webhook::WebhookArgs),
@@ -110,6 +117,9 @@ fn main() -> ExitCode {
             Command::Issue(a) => issue::run(a).await,
             Command::Revoke(a) => revoke::run(a).await,
             Command::Scep(c) => scep::run(c).await.map(|_| ExitCode::SUCCESS),
+            Command::Backup(a) => commands::backup::backup(a).map(|_| ExitCode::SUCCESS),
+            Command::Restore(a) => commands::backup::restore(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Store(c) => commands::store::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Webhook(a) => webhook::run(a).await.map(|_| ExitCode::SUCCESS),
             Command::Operator(a) => operator::run(a).await,
         }

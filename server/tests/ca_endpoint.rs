@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pkiplane_core::inventory::{Inventory, InventoryFilter};
+
 use common::{BIN, QUICKSTART, free_port};
 
 fn text(b: &[u8]) -> String {
@@ -156,6 +158,58 @@ fn not_after_days(dir: &Path, pem: &Path) -> i64 {
     (secs - now + 43_200) / 86_400
 }
 
+/// Starts `pkiplane ca` on the CA manifests with its listeners on the given ports (and
+/// `--store` and `--kek-file` when given) and waits until it is ready.
+fn start_ca(
+    dir: &Path,
+    ca_yaml: &Path,
+    data: &Path,
+    ports: (u16, u16),
+    store: Option<&str>,
+    kek: Option<&Path>,
+) -> Proc {
+    let (api_port, pub_port) = ports;
+    let ca_log = dir.join("ca.log");
+    let (api, publish) = (format!("127.0.0.1:{api_port}"), format!("127.0.0.1:{pub_port}"));
+    let tls = dir.join("ca-tls");
+    let mut args = vec!["ca", "--manifests", ca_yaml.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    args.extend(["--listen", &api, "--publish-listen", &publish, "--tls-dir", tls.to_str().unwrap()]);
+    if let Some(url) = store {
+        args.extend(["--store", url]);
+    }
+    if let Some(kek) = kek {
+        args.extend(["--kek-file", kek.to_str().unwrap()]);
+    }
+    let ca = spawn(&args, &ca_log);
+    wait_ok(&format!("http://127.0.0.1:{pub_port}/readyz"), &ca_log);
+    ca
+}
+
+/// Starts `pkiplane endpoint` for one endpoint config, talking to the CA at `ca_url`.
+fn start_endpoint(dir: &Path, ca_url: &str, name: &str, config: &Path, port: u16, health: u16) -> Proc {
+    let log = dir.join(format!("{name}.log"));
+    let p = spawn(
+        &[
+            "endpoint",
+            "--config",
+            config.to_str().unwrap(),
+            "--internal-tls",
+            dir.join(format!("{name}-tls")).to_str().unwrap(),
+            "--credentials",
+            dir.join("no-credentials").to_str().unwrap(),
+            "--ca-url",
+            ca_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--health-listen",
+            &format!("127.0.0.1:{health}"),
+        ],
+        &log,
+    );
+    wait_ok(&format!("http://127.0.0.1:{health}/readyz"), &log);
+    p
+}
+
 #[test]
 fn endpoints_enroll_through_the_ca_service_over_mtls() {
     let d = tempfile::tempdir().unwrap();
@@ -165,48 +219,10 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     let (api_port, pub_port, est_port, est_health, acme_port, acme_health) =
         (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
     let data = dir.join("ca-data");
-    let ca_log = dir.join("ca.log");
-    let _ca = spawn(
-        &[
-            "ca",
-            "--manifests",
-            ca_yaml.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{api_port}"),
-            "--publish-listen",
-            &format!("127.0.0.1:{pub_port}"),
-            "--tls-dir",
-            dir.join("ca-tls").to_str().unwrap(),
-        ],
-        &ca_log,
-    );
-    wait_ok(&format!("http://127.0.0.1:{pub_port}/readyz"), &ca_log);
+    let _ca = start_ca(dir, &ca_yaml, &data, (api_port, pub_port), None, None);
     let ca_url = format!("https://127.0.0.1:{api_port}");
-    let endpoint = |name: &str, config: &Path, port: u16, health: u16| {
-        let log = dir.join(format!("{name}.log"));
-        let p = spawn(
-            &[
-                "endpoint",
-                "--config",
-                config.to_str().unwrap(),
-                "--internal-tls",
-                dir.join(format!("{name}-tls")).to_str().unwrap(),
-                "--credentials",
-                dir.join("no-credentials").to_str().unwrap(),
-                "--ca-url",
-                &ca_url,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--health-listen",
-                &format!("127.0.0.1:{health}"),
-            ],
-            &log,
-        );
-        wait_ok(&format!("http://127.0.0.1:{health}/readyz"), &log);
-        p
-    };
+    let endpoint =
+        |name: &str, config: &Path, port: u16, health: u16| start_endpoint(dir, &ca_url, name, config, port, health);
     let _est = endpoint("est", &configs[0], est_port, est_health);
     let _acme = endpoint("acme", &configs[1], acme_port, acme_health);
     sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-root/ca.pem -o root.pem"));
@@ -311,4 +327,174 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
         assert!(Instant::now() < until, "the edited profile never applied (still {days} days)");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// `pkiplane ca --store postgres://...` on a real PostgreSQL server: the inventory and the
+/// CA keys live in the database, so a CA started afresh (a new data directory, as a new
+/// pod) on the same database is the same CA, and its CRL numbers go on increasing.
+#[test]
+fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    internal_pki(dir);
+    let mut pg = pkiplane_store::testing::TestPostgres::start();
+    let url = pg.url();
+    let (ca_yaml, configs) = split_quickstart(dir, &[("est", &["est-basic-users"])]);
+    let (api_port, pub_port, est_port, est_health) = (free_port(), free_port(), free_port(), free_port());
+    let ca_url = format!("https://127.0.0.1:{api_port}");
+    let base = format!("https://localhost:{est_port}");
+    let crl = |name: &str| {
+        sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/crl -o {name}.der"));
+        let out = sh(dir, &format!("openssl crl -inform DER -in {name}.der -noout -crlnumber"));
+        let hex = text(&out.stdout).trim().trim_start_matches("crlNumber=0x").to_owned();
+        u64::from_str_radix(&hex, 16).unwrap_or_else(|e| panic!("crlNumber {hex}: {e}"))
+    };
+
+    // The CA keys are sealed with a KEK from a file from the first start on.
+    let (k1, k2) =
+        ("k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+    std::fs::write(dir.join("kek-1"), format!("{k1}\n")).unwrap();
+    std::fs::write(dir.join("kek-2"), format!("{k2}\n{k1}\n")).unwrap();
+    let kek_ids = |store: &pkiplane_store::PostgresStore, runtime: &tokio::runtime::Runtime| {
+        use pkiplane_store::sealing::{SealableRows, is_sealed, sealed_with};
+        let rows = runtime.block_on(store.private_key_rows()).unwrap();
+        assert!(!rows.is_empty());
+        let ids: std::collections::BTreeSet<String> = rows
+            .iter()
+            .map(|r| if is_sealed(&r.stored) { sealed_with(&r.stored).unwrap().to_owned() } else { "plain".into() })
+            .collect();
+        ids
+    };
+    let ca = start_ca(dir, &ca_yaml, &dir.join("data-1"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-1")));
+    let est = start_endpoint(dir, &ca_url, "est", &configs[0], est_port, est_health);
+    sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-root/ca.pem -o root.pem"));
+    sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ca.pem -o int.pem"));
+    let first = est_enroll(dir, &base, "pg1");
+    sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", first.display()));
+    let first_crl = crl("crl1");
+    drop(est);
+    drop(ca);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(pkiplane_store::PostgresStore::connect(&url)).unwrap();
+    assert_eq!(kek_ids(&store, &runtime), ["k1".to_owned()].into());
+
+    // Without the KEK the CA refuses to start, naming the key it needs.
+    let refused = Command::new("timeout")
+        .args(["60", BIN, "ca", "--manifests", ca_yaml.to_str().unwrap(), "--store", &url, "--tls-dir"])
+        .arg(dir.join("ca-tls"))
+        .arg("--data-dir")
+        .arg(dir.join("data-x"))
+        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--publish-listen", &format!("127.0.0.1:{pub_port}")])
+        .output()
+        .unwrap();
+    let stderr = text(&refused.stderr);
+    assert!(refused.status.code() == Some(2) && stderr.contains("`k1`") && stderr.contains("--kek-file"), "{stderr}");
+
+    // A new CA process with an empty data directory, on the same database, with a rotated
+    // KEK file (k2 first, k1 kept for reading): the same CA, its keys rewrapped to k2.
+    let _ca = start_ca(dir, &ca_yaml, &dir.join("data-2"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-2")));
+    assert_eq!(kek_ids(&store, &runtime), ["k2".to_owned()].into());
+    let rekey = Command::new(BIN)
+        .args(["store", "rekey", "--store", &url, "--kek-file"])
+        .arg(dir.join("kek-2"))
+        .output()
+        .unwrap();
+    let said = text(&rekey.stdout);
+    assert!(rekey.status.success() && said.contains("rewrapped 0 keys to `k2`"), "{said} {}", text(&rekey.stderr));
+    let _est = start_endpoint(dir, &ca_url, "est", &configs[0], est_port, est_health);
+    sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ca.pem -o int2.pem"));
+    assert_eq!(std::fs::read(dir.join("int.pem")).unwrap(), std::fs::read(dir.join("int2.pem")).unwrap(), "same CA");
+    let second = est_enroll(dir, &base, "pg2");
+    sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", second.display()));
+
+    // PostgreSQL crashes: the device gets 503 with Retry-After (no certificate without a
+    // record), and enrolls again once the database is back, with no CA restart.
+    pg.crash();
+    sh(
+        dir,
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout down.key \
+         -subj /CN=down.localhost -addext subjectAltName=DNS:down.localhost -outform DER -out down.csr.der 2>/dev/null && \
+         openssl base64 -in down.csr.der > down.csr.b64",
+    );
+    let refused = text(
+        &sh(
+            dir,
+            &format!(
+                "curl -s -D - -o /dev/null --cacert root.pem -u device-enroller:est-demo-password \
+             -H 'content-type: application/pkcs10' --data-binary @down.csr.b64 \
+             {base}/.well-known/est/tls/simpleenroll"
+            ),
+        )
+        .stdout,
+    );
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.to_lowercase().contains("retry-after:"), "{refused}");
+    pg.start_again();
+    let until = Instant::now() + Duration::from_secs(30);
+    let third = loop {
+        let out = Command::new("bash")
+            .current_dir(dir)
+            .arg("-c")
+            .arg(format!(
+                "curl -sSf --cacert root.pem -u device-enroller:est-demo-password -H 'content-type: application/pkcs10' \
+                 --data-binary @down.csr.b64 {base}/.well-known/est/tls/simpleenroll -o down.p7.b64 && \
+                 openssl base64 -d -in down.p7.b64 | openssl pkcs7 -inform DER -print_certs -out down.pem"
+            ))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break dir.join("down.pem");
+        }
+        assert!(Instant::now() < until, "no enrollment after PostgreSQL came back: {}", text(&out.stderr));
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    sh(dir, &format!("openssl verify -CAfile root.pem -untrusted int.pem {}", third.display()));
+
+    // Revoking the first makes the next CRL list it, with a higher number.
+    let serial = text(&sh(dir, &format!("openssl x509 -in {} -noout -serial", first.display())).stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_lowercase();
+    let records = runtime.block_on(store.list(&InventoryFilter::default())).unwrap();
+    let subjects: Vec<&str> = records.iter().map(|r| r.subject.as_str()).collect();
+    // The operator's view: `pkiplane inventory` on the same database.
+    let listed = Command::new(BIN).args(["inventory", "list", "--store", &url, "-o", "json"]).output().unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.len(), records.len());
+    for subject in ["CN=pg1.localhost", "CN=pg2.localhost", "CN=down.localhost"] {
+        assert!(subjects.contains(&subject), "{subject} missing: {subjects:?}");
+    }
+    // Nothing the outage cut off is left pending once issuance resumed.
+    assert!(records.iter().all(|r| r.status != pkiplane_core::inventory::CertStatus::Pending), "{records:?}");
+    let issuer = pkiplane_core::model::ObjectRef::new("pki", "example-intermediate");
+    let reason = pkiplane_core::inventory::RevocationReason::KeyCompromise;
+    runtime.block_on(store.revoke(&issuer, &serial, reason, std::time::SystemTime::now())).unwrap();
+    let (_, code, body) = api(
+        dir,
+        "est-tls",
+        "POST",
+        &format!("{ca_url}/v1/crl"),
+        Some(r#"{"issuer": {"namespace": "pki", "name": "example-intermediate"}}"#),
+    );
+    assert_eq!(code, "200", "{body}");
+    let wire: serde_json::Value = serde_json::from_str(&body).unwrap();
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD.decode(wire["der"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("crl2.der"), der).unwrap();
+    let out = sh(dir, "openssl crl -inform DER -in crl2.der -noout -crlnumber -text");
+    let listing = text(&out.stdout);
+    let hex = listing.lines().next().unwrap().trim().trim_start_matches("crlNumber=0x").to_owned();
+    let second_crl = u64::from_str_radix(&hex, 16).unwrap();
+    assert!(second_crl > first_crl, "CRL number {second_crl} after {first_crl}");
+    assert!(listing.to_lowercase().contains(&format!("serial number: {serial}")), "{listing}");
+    sh(dir, "openssl crl -inform DER -in crl2.der -out crl2.pem && cat root.pem int.pem > chain.pem");
+    sh(dir, &format!("openssl verify -crl_check -CAfile chain.pem -CRLfile crl2.pem {}", second.display()));
+    let revoked = Command::new("openssl")
+        .current_dir(dir)
+        .args(["verify", "-crl_check", "-CAfile", "chain.pem", "-CRLfile", "crl2.pem"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(!revoked.status.success() && text(&revoked.stderr).contains("certificate revoked"), "{revoked:?}");
 }

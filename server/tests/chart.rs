@@ -216,6 +216,28 @@ fn uninstall_keeps_the_ca_volume_unless_asked() {
     assert_eq!(data.persistent_volume_claim.as_ref().unwrap().claim_name, "my-ca-keys");
 }
 
+#[test]
+fn the_ca_store_url_and_key_encryption_keys_come_from_secrets() {
+    let plain = template(&render(&[]), "pkiplane-ca").spec.unwrap();
+    let container = &plain.containers[0];
+    assert!(!container.args.clone().unwrap().iter().any(|a| a.starts_with("--kek-file")));
+    assert!(!container.env.clone().unwrap().iter().any(|e| e.name == "PKIPLANE_STORE"));
+
+    let objects = render(&["ca.store.existingSecret=ca-db", "ca.keyEncryption.existingSecret=ca-kek"]);
+    let spec = template(&objects, "pkiplane-ca").spec.unwrap();
+    let container = &spec.containers[0];
+    let store = container.env.clone().unwrap().into_iter().find(|e| e.name == "PKIPLANE_STORE").expect("--store env");
+    let secret = store.value_from.unwrap().secret_key_ref.unwrap();
+    assert_eq!((secret.name.as_str(), secret.key.as_str()), ("ca-db", "url"));
+    assert!(store.value.is_none(), "the URL (with its password) never in the pod spec");
+    assert!(container.args.clone().unwrap().contains(&"--kek-file=/etc/pkiplane/kek/kek".to_owned()));
+    let volume = spec.volumes.unwrap().into_iter().find(|v| v.name == "kek").expect("kek volume");
+    let secret = volume.secret.unwrap();
+    assert_eq!((secret.secret_name.as_deref(), secret.default_mode), (Some("ca-kek"), Some(0o400)));
+    let mount = container.volume_mounts.clone().unwrap().into_iter().find(|m| m.name == "kek").unwrap();
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/pkiplane/kek", Some(true)));
+}
+
 fn matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
     let wanted: BTreeMap<String, String> = serde_yaml::from_value(selector["matchLabels"].clone()).unwrap_or_default();
     !wanted.is_empty() && wanted.iter().all(|(k, v)| labels.get(k) == Some(v))

@@ -37,7 +37,16 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     let manifests = quickstart_free_ports(d.path());
-    let server = Server::start(&manifests, &data, &d.path().join("ready.json"));
+    // The RA key (and the CA keys) sealed at rest: the client sees no difference.
+    let kek = d.path().join("kek");
+    std::fs::write(&kek, "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n").unwrap();
+    let server = Server::start_with(
+        &manifests,
+        &data,
+        &d.path().join("ready.json"),
+        &["--kek-file", kek.to_str().unwrap()],
+        None,
+    );
     let url = server.endpoint("pki", "scep")["urls"][0].as_str().unwrap().to_string();
     let fetch = |path: &str, to: &Path| {
         let out = Command::new("curl")

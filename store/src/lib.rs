@@ -12,21 +12,31 @@
 //! * The same file keeps the ACME protocol state ([`pkiplane_acme::state::AcmeStore`],
 //!   see `acme`).
 //! * And the SCEP protocol state ([`pkiplane_scep::state::ScepStore`], see `scep`).
+//!
+//! [`PostgresStore`] implements the same two traits on a PostgreSQL server (see
+//! `postgres`), for a CA service whose replicas share one database.
 #![forbid(unsafe_code)]
 
 mod acme;
+pub mod backup;
 mod ca_keys;
 mod ca_next;
 mod cmp;
 mod crl;
 mod error;
 mod migrations;
+mod postgres;
 mod query;
 mod read;
 mod rows;
 mod scep;
+pub mod sealing;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod write;
 mod writer;
+
+pub use postgres::{PostgresStore, is_postgres_url};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +67,8 @@ pub struct SqliteStore {
     reads: Arc<ReadPool>,
     /// None when opened read-only.
     writer: Option<Writer>,
+    /// Seals the SCEP RA keys when set (see `sealing::sqlite`).
+    key_encryption: std::sync::OnceLock<Arc<sealing::KeyEncryptionKeys>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -88,7 +100,7 @@ impl SqliteStore {
         // Fail now, not at the first read, if read connections cannot be opened.
         drop(reads.connect()?);
         let writer = Writer::start(conn, "pkiplane-store-writer".to_owned())?;
-        Ok(Self { path: path.to_path_buf(), reads, writer: Some(writer) })
+        Ok(Self { path: path.to_path_buf(), reads, writer: Some(writer), key_encryption: Default::default() })
     }
 
     /// Opens an existing database for reading only (e.g. to list the inventory from the
@@ -115,7 +127,7 @@ impl SqliteStore {
             )));
         }
         drop(conn);
-        Ok(Self { path: path.to_path_buf(), reads, writer: None })
+        Ok(Self { path: path.to_path_buf(), reads, writer: None, key_encryption: Default::default() })
     }
 
     /// The database file.
@@ -191,22 +203,28 @@ fn with_path(e: StoreError, path: &Path) -> StoreError {
     }
 }
 
+/// What every store refuses in `insert_pending`.
+pub(crate) fn check_pending(record: &CertificateRecord) -> Result<(), StoreError> {
+    if record.status != CertStatus::Pending {
+        return Err(StoreError::WrongState {
+            serial: record.serial.clone(),
+            status: record.status,
+            expected: CertStatus::Pending,
+        });
+    }
+    if record.der.is_some() || record.revocation.is_some() {
+        return Err(StoreError::Invalid(format!(
+            "pending record {} must not carry a certificate or revocation yet",
+            record.serial
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Inventory for SqliteStore {
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        if record.status != CertStatus::Pending {
-            return Err(StoreError::WrongState {
-                serial: record.serial.clone(),
-                status: record.status,
-                expected: CertStatus::Pending,
-            });
-        }
-        if record.der.is_some() || record.revocation.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "pending record {} must not carry a certificate or revocation yet",
-                record.serial
-            )));
-        }
+        check_pending(record)?;
         let record = record.clone();
         self.write(move |conn| write::insert_pending(conn, &record)).await
     }

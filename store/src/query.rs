@@ -90,13 +90,14 @@ pub(crate) fn list(
     records(conn, &sql, values, "listing certificates")
 }
 
-/// The grouping expression and extra condition, on `certificates` and on `denials`.
-fn group_sql(group: GroupBy) -> (&'static str, &'static str, &'static str) {
+/// The grouping expression and extra condition, on `certificates` and on `denials`
+/// (SQL both SQLite and PostgreSQL read).
+pub(crate) fn group_sql(group: GroupBy) -> (&'static str, &'static str, &'static str) {
     match group {
         GroupBy::Issuer => ("issuer", "", "issuer <> ''"),
-        GroupBy::Profile => ("profile", "", "1"),
+        GroupBy::Profile => ("profile", "", "true"),
         GroupBy::Endpoint => ("endpoint", " AND endpoint IS NOT NULL", "endpoint <> ''"),
-        GroupBy::ProfileProtocol => ("profile || '|' || protocol", "", "1"),
+        GroupBy::ProfileProtocol => ("profile || '|' || protocol", "", "true"),
         GroupBy::EndpointProfile => ("endpoint || '|' || profile", " AND endpoint IS NOT NULL", "endpoint <> ''"),
     }
 }
@@ -122,7 +123,7 @@ pub(crate) fn counts(
              sum(status = 'issued' AND not_after > ?1 AND not_after <= ?2), \
              sum(status = 'revoked'), \
              max(CASE WHEN status IN ('issued', 'revoked') THEN coalesce(issued_at, created_at) END) \
-             FROM certificates WHERE 1{cert_cond} GROUP BY k"
+             FROM certificates WHERE true{cert_cond} GROUP BY k"
         );
         let mut stmt = tx.prepare_cached(&sql).map_err(sql_err(context))?;
         let mut rows = stmt.query(params![secs(now), secs_after(now, expiring_within)]).map_err(sql_err(context))?;

@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use pkiplane_caservice::server::{CaServiceState, router, serve_mtls};
 use pkiplane_caservice::tls::{Reloading, build_server};
+use pkiplane_core::inventory::{CaMaterialStore, Inventory};
 use pkiplane_core::issuance::Ca;
+use pkiplane_store::sealing::SealableRows;
 use tokio::sync::watch;
 
 pub use source::{ConfigSource, FileSource};
@@ -31,6 +33,18 @@ pub struct CaArgs {
     /// Where the inventory, protocol state and CA keys live (created if missing).
     #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
     pub data_dir: PathBuf,
+    /// Where the inventory, CRL numbers and CA keys live: unset for the data directory's
+    /// SQLite database (one replica), or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/db`) that several CA replicas share. ACME,
+    /// SCEP and CMP protocol state stays in the data directory for now.
+    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// Key-encryption keys that seal the stored CA private keys (AES-256-GCM): one
+    /// `ID:BASE64` line per key (32 bytes), the first seals, every one opens. At start-up,
+    /// plaintext keys are sealed and keys under an older KEK are rewrapped; the CA refuses
+    /// to start when a stored key is sealed under a KEK the file lacks.
+    #[arg(long, env = "PKIPLANE_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
     /// The internal mutual-TLS API.
     #[arg(long, default_value = "0.0.0.0:9443")]
     pub listen: SocketAddr,
@@ -67,13 +81,21 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     };
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
     let store = crate::commands::open_owned_store(&owned, true).await?;
-    let ca = Arc::new(Ca::new(store.clone()));
+    let (inventory, materials, postgres) = open_inventory(args.store.as_deref(), &store).await?;
+    let materials = crate::commands::store::seal_materials(
+        materials,
+        &store,
+        postgres.as_deref().map(|p| p as &dyn SealableRows),
+        args.kek_file.as_deref(),
+    )
+    .await?;
+    let ca = Arc::new(Ca::new(inventory));
     pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
     let problems = sync::IssuerProblems::default();
-    sync::sync(&ca, &source.current(), store.as_ref(), &problems, SystemTime::now()).await;
-    spawn_resync(ca.clone(), source.clone(), store.clone(), problems.clone());
+    sync::sync(&ca, &source.current(), materials.as_ref(), &problems, SystemTime::now()).await;
+    spawn_resync(ca.clone(), source.clone(), materials.clone(), problems.clone());
     let rollover_source = source.clone();
-    rollover::spawn_periodic(ca.clone(), move || rollover_source.current(), store.clone());
+    rollover::spawn_periodic(ca.clone(), move || rollover_source.current(), materials.clone());
 
     let tls = Reloading::new(&args.tls_dir, build_server).context("loading --tls-dir")?;
     tls.spawn_watch();
@@ -97,7 +119,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     let limits = args.listener.limits(2);
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
     let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
-    let publication = crate::serve::publication_router(ca.clone(), store.clone(), args.ocsp_signing).await;
+    let publication = crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing).await;
     let publication =
         pkiplane_metrics::http::instrument(publication.merge(pkiplane_metrics::router()), "publication", "");
     let publish_task = tokio::spawn(crate::serve::serve_router(publish, limits, publication, shutdown_rx.clone()));
@@ -115,12 +137,39 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     Ok(())
 }
 
+/// How long an issuance of another replica may still be in flight: at start-up, only
+/// PostgreSQL records pending for longer are marked abandoned.
+const PEER_PENDING_GRACE: Duration = Duration::from_secs(300);
+
+/// The inventory and CA material store `--store` names: the data directory's SQLite
+/// database (already opened, and its interrupted issuances recovered) or PostgreSQL.
+async fn open_inventory(
+    url: Option<&str>,
+    sqlite: &Arc<pkiplane_store::SqliteStore>,
+) -> Result<(Arc<dyn Inventory>, Arc<dyn CaMaterialStore>, Option<Arc<pkiplane_store::PostgresStore>>)> {
+    let Some(url) = url else {
+        return Ok((sqlite.clone(), sqlite.clone(), None));
+    };
+    if !pkiplane_store::is_postgres_url(url) {
+        anyhow::bail!("--store: expected a postgres:// or postgresql:// URL (leave it unset for SQLite)");
+    }
+    let store = Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening the --store database")?);
+    // Other replicas may have issuances in flight: only old pending records are theirs
+    // no longer.
+    let abandoned = store.recover_pending(SystemTime::now() - PEER_PENDING_GRACE).await?;
+    if abandoned > 0 {
+        tracing::warn!(count = abandoned, "interrupted issuances (crash or kill) were marked abandoned");
+    }
+    tracing::info!(store = ?store, "inventory and CA keys on PostgreSQL");
+    Ok((store.clone(), store.clone(), Some(store)))
+}
+
 /// Applies configuration changes: new Issuers are loaded (parents first), profiles are
 /// replaced. Loaded Issuers keep their keys; see [`sync::sync`].
 fn spawn_resync(
     ca: Arc<Ca>,
     source: Arc<dyn ConfigSource>,
-    store: Arc<pkiplane_store::SqliteStore>,
+    store: Arc<dyn CaMaterialStore>,
     problems: sync::IssuerProblems,
 ) {
     let mut changes = source.changes();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use pkiplane_core::audit::rfc3339;
 use pkiplane_core::duration::parse_duration;
 use pkiplane_core::inventory::{CertStatus, CertificateRecord, Inventory, InventoryFilter};
@@ -26,6 +26,9 @@ pub struct ListArgs {
     /// The data directory of `pkiplane serve` (or `ca`).
     #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
     pub data_dir: PathBuf,
+    /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
+    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Only this CertificateProfile (`namespace/name`, or `name` in `default`).
     #[arg(long)]
     pub profile: Option<ObjectRef>,
@@ -61,6 +64,9 @@ pub struct ShowArgs {
     pub serial: String,
     #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
     pub data_dir: PathBuf,
+    /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
+    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Print the certificate as PEM instead of its record.
     #[arg(long)]
     pub pem: bool,
@@ -134,8 +140,19 @@ pub async fn run(cmd: &InventoryCommand) -> Result<()> {
     }
 }
 
+/// The inventory of a data directory (read-only) or of a PostgreSQL store.
+async fn open(data_dir: &std::path::Path, url: Option<&str>) -> Result<std::sync::Arc<dyn Inventory>> {
+    match url {
+        None => Ok(super::open_store_ro(data_dir)?),
+        Some(url) if pkiplane_store::is_postgres_url(url) => {
+            Ok(std::sync::Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening --store")?))
+        }
+        Some(_) => bail!("--store: expected a postgres:// or postgresql:// URL"),
+    }
+}
+
 async fn list(a: &ListArgs) -> Result<()> {
-    let store = super::open_store_ro(&a.data_dir)?;
+    let store = open(&a.data_dir, a.store.as_deref()).await?;
     let filter = InventoryFilter {
         issuer: a.issuer.clone(),
         profile: a.profile.clone(),
@@ -170,7 +187,7 @@ async fn list(a: &ListArgs) -> Result<()> {
 }
 
 async fn show(a: &ShowArgs) -> Result<()> {
-    let store = super::open_store_ro(&a.data_dir)?;
+    let store = open(&a.data_dir, a.store.as_deref()).await?;
     let serial = a.serial.replace(':', "").to_ascii_lowercase();
     let found = store.find_serial(&serial).await?;
     let Some(record) = found.first() else { bail!("no certificate with serial {serial} in the inventory") };

@@ -34,6 +34,9 @@ pub struct IssueArgs {
     /// Write the certificate and chain (PEM) here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Key-encryption keys of a store whose CA keys are sealed (see `pkiplane ca --kek-file`).
+    #[arg(long, env = "PKIPLANE_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
 }
 
 pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
@@ -46,7 +49,8 @@ pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
         "stop it first, or enrol through one of its endpoints",
     )?;
     let store = super::open_owned_store(&data_dir, true).await?;
-    let (ca, _) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
+    let materials = super::store::seal_materials(store.clone(), store.as_ref(), None, a.kek_file.as_deref()).await?;
+    let (ca, _) = build_ca(&manifests, store.clone(), materials.as_ref(), SystemTime::now()).await?;
     let profile = resolve_profile(&ca, &a.profile)?;
     let req = IssuanceRequest {
         csr,

@@ -1,5 +1,6 @@
 //! One module per CLI command.
 
+pub mod backup;
 pub mod crds;
 pub mod inventory;
 pub mod issue;
@@ -7,6 +8,7 @@ pub mod policy_check;
 pub mod policy_lint;
 pub mod revoke;
 pub mod scep;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

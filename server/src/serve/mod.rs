@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// distribution points.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub publish_listen: SocketAddr,
+    /// Key-encryption keys sealing the stored CA private keys (see `pkiplane ca --kek-file`).
+    #[arg(long, env = "PKIPLANE_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
     /// Who signs OCSP answers: `delegated` (a responder certificate per CA key, issued and
     /// renewed by pkiplane) or `ca` (the CA key itself).
     #[arg(long, default_value = "delegated")]
@@ -66,7 +69,9 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "serve")?;
     let data_dir = owned.path().to_path_buf();
     let store = crate::commands::open_owned_store(&owned, true).await?;
-    let (ca, report) = build_ca(&manifests, store.clone(), store.as_ref(), SystemTime::now()).await?;
+    let materials =
+        crate::commands::store::seal_materials(store.clone(), store.as_ref(), None, args.kek_file.as_deref()).await?;
+    let (ca, report) = build_ca(&manifests, store.clone(), materials.as_ref(), SystemTime::now()).await?;
     for id in &report.created {
         tracing::info!(issuer = %id, "created CA");
     }
@@ -74,10 +79,9 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let rollover_manifests = Arc::new(manifests.clone());
-    crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), store.clone());
+    crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), materials.clone());
 
-    let publish =
-        publication_router(ca.clone(), store.clone(), args.ocsp_signing).await.merge(pkiplane_metrics::router());
+    let publish = publication_router(ca.clone(), materials, args.ocsp_signing).await.merge(pkiplane_metrics::router());
     let publish = pkiplane_metrics::http::instrument(publish, "publication", "");
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await

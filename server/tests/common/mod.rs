@@ -140,25 +140,9 @@ impl Server {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (for settings that need a fixed
-/// port, such as an ACME validator's http-01 and tls-alpn-01 ports). Chosen outside the
-/// kernel's ephemeral range, so no outgoing connection of a test running beside this one
-/// can take it between this pick and the server's bind.
-pub fn free_port() -> u16 {
-    use std::hash::{BuildHasher, RandomState};
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut bounds = range.split_whitespace().filter_map(|n| n.parse::<u32>().ok());
-    let (lo, hi) = (bounds.next().unwrap_or(32768), bounds.next().unwrap_or(60999));
-    let (base, span) = if lo > 12000 { (10000, lo - 10000) } else { (hi + 1, 65535 - hi) };
-    let random = RandomState::new();
-    for attempt in 0u32..1000 {
-        let port = (base + (random.hash_one(attempt) % u64::from(span)) as u32) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port outside the ephemeral range {lo}-{hi}")
-}
+/// A TCP port on 127.0.0.1 outside the kernel's ephemeral range (see there).
+#[allow(unused_imports)] // not every test binary picks ports
+pub use pkiplane_store::testing::free_port;
 
 /// The path a `scripts/tools/<script>` installer prints last (it builds or installs the
 /// tool on first use and caches it).

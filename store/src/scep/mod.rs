@@ -78,7 +78,8 @@ impl ScepStore for SqliteStore {
 
     async fn ra_material(&self, endpoint: &ObjectRef) -> Result<Option<RaMaterial>, StoreError> {
         let e = endpoint.to_string();
-        self.read(move |c| ops::ra_material(c, &e)).await
+        let stored = self.read(move |c| ops::ra_material(c, &e)).await?;
+        stored.map(|m| self.open_ra(endpoint, m)).transpose()
     }
 
     async fn put_ra_material(
@@ -87,9 +88,10 @@ impl ScepStore for SqliteStore {
         material: &RaMaterial,
         replacing: Option<&[u8]>,
     ) -> Result<RaMaterial, StoreError> {
-        let (e, m, r) = (endpoint.to_string(), material.clone(), replacing.map(<[u8]>::to_vec));
+        let (e, m, r) = (endpoint.to_string(), self.seal_ra(endpoint, material)?, replacing.map(<[u8]>::to_vec));
         let now = SystemTime::now();
-        self.write(move |c| ops::put_ra_material(c, &e, &m, r.as_deref(), now)).await
+        let stored = self.write(move |c| ops::put_ra_material(c, &e, &m, r.as_deref(), now)).await?;
+        self.open_ra(endpoint, stored)
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

@@ -1,33 +1,85 @@
-//! Shared helpers: a database in a temporary directory and record builders.
+//! Shared helpers: a database of either backend and record builders.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
-use pkiplane_core::inventory::{CertStatus, CertificateRecord, DenialRecord};
+use pkiplane_core::inventory::{CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, Inventory};
 use pkiplane_core::model::{ObjectRef, Protocol};
-use pkiplane_store::SqliteStore;
+use pkiplane_store::sealing::SealableRows;
+use pkiplane_store::testing::shared_schema_url;
+use pkiplane_store::{PostgresStore, SqliteStore};
 use tempfile::TempDir;
 
 pub const DAY: Duration = Duration::from_secs(86_400);
 
-/// A temporary directory and the database path inside a not-yet-existing subdirectory.
+/// Both traits of a store, as the tests use them.
+pub trait Store: Inventory + CaMaterialStore + SealableRows {}
+impl<T: Inventory + CaMaterialStore + SealableRows> Store for T {}
+
+/// A database of one test: a SQLite file in a temporary directory (inside a
+/// not-yet-existing subdirectory), or a throwaway PostgreSQL server.
 pub struct TestDb {
     /// Kept alive: the directory is removed when dropped.
     _dir: TempDir,
     pub path: PathBuf,
+    /// The PostgreSQL schema's URL, for the PostgreSQL backend.
+    pub postgres: Option<String>,
 }
 
 impl TestDb {
-    pub fn new() -> Self {
+    pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("data").join("inventory.db");
-        Self { _dir: dir, path }
+        Self { _dir: dir, path, postgres: None }
     }
 
-    pub fn open(&self) -> SqliteStore {
+    /// A fresh schema on the test process's shared PostgreSQL server.
+    pub async fn postgres() -> Self {
+        Self { postgres: Some(shared_schema_url().await), ..Self::sqlite() }
+    }
+
+    /// Another, empty database of the same kind.
+    pub async fn fresh(&self) -> Self {
+        if self.postgres.is_some() { Self::postgres().await } else { Self::sqlite() }
+    }
+
+    /// The SQLite store (for the tests of what only SQLite has).
+    pub fn open_sqlite(&self) -> SqliteStore {
         SqliteStore::open(&self.path).expect("open store")
     }
+
+    /// Opens (or, after a drop, reopens) the store.
+    pub async fn open(&self) -> Box<dyn Store> {
+        match &self.postgres {
+            Some(url) => Box::new(PostgresStore::connect(url).await.expect("connect to PostgreSQL")),
+            None => Box::new(self.open_sqlite()),
+        }
+    }
+}
+
+/// Runs each named `async fn(TestDb)` as two tests, one per backend: `sqlite::NAME` and
+/// `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestDb::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestDb::postgres().await).await
+                }
+            )*
+        }
+    };
 }
 
 /// Now, rounded down to whole seconds (what the store keeps).
@@ -72,8 +124,7 @@ pub fn pending(serial: &str) -> CertificateRecord {
 }
 
 /// Inserts `record` as pending and marks it issued with a DER derived from its serial.
-pub async fn issue(store: &SqliteStore, record: &CertificateRecord) {
-    use pkiplane_core::inventory::Inventory;
+pub async fn issue(store: &(impl Inventory + ?Sized), record: &CertificateRecord) {
     store.insert_pending(record).await.expect("insert pending");
     store.mark_issued(&record.issuer, &record.serial, &der(&record.serial)).await.expect("mark issued");
 }

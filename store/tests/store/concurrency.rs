@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
-use pkiplane_core::inventory::{CertStatus, Inventory, InventoryFilter, StoreError};
+use pkiplane_core::inventory::{CertStatus, InventoryFilter, StoreError};
 
 use crate::common::{TestDb, der, pending, root};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_issuances_all_land_and_a_duplicate_fails_alone() {
-    let db = TestDb::new();
-    let store = Arc::new(db.open());
+async fn concurrent_issuances_all_land_and_a_duplicate_fails_alone(db: TestDb) {
+    let store = Arc::new(db.open().await);
     store.insert_pending(&pending("dup")).await.unwrap();
 
     let mut tasks = Vec::new();
@@ -49,11 +47,9 @@ async fn concurrent_issuances_all_land_and_a_duplicate_fails_alone() {
     assert_eq!(dup.status, CertStatus::Pending);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_store_finishes_queued_writes() {
-    let db = TestDb::new();
+async fn dropping_the_store_finishes_queued_writes(db: TestDb) {
     {
-        let store = Arc::new(db.open());
+        let store = Arc::new(db.open().await);
         let mut tasks = Vec::new();
         for i in 0..50 {
             let store = Arc::clone(&store);
@@ -65,6 +61,11 @@ async fn dropping_the_store_finishes_queued_writes() {
         }
         // Last handle dropped here: the writer thread is joined.
     }
-    let store = db.open();
+    let store = db.open().await;
     assert_eq!(store.list(&InventoryFilter::default()).await.unwrap().len(), 50);
 }
+
+crate::on_both_backends!(
+    concurrent_issuances_all_land_and_a_duplicate_fails_alone,
+    dropping_the_store_finishes_queued_writes
+);

@@ -3,12 +3,11 @@
 use std::time::{Duration, SystemTime};
 
 use pkiplane_core::inventory::{
-    CertStatus, CertificateRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter, RevocationReason,
+    CertStatus, CertificateRecord, GroupBy, InventoryCounts, InventoryFilter, RevocationReason,
 };
 use pkiplane_core::model::{ObjectRef, Protocol};
-use pkiplane_store::SqliteStore;
 
-use crate::common::{DAY, TestDb, denial, der, now, pending, profile};
+use crate::common::{DAY, Store, TestDb, denial, der, now, pending, profile};
 
 fn device_profile() -> ObjectRef {
     ObjectRef::new("pki", "device-ldevid-1y")
@@ -16,7 +15,7 @@ fn device_profile() -> ObjectRef {
 
 /// Inserts records in order (each one second newer than the one before) and brings
 /// each to its status. Returns the serials in insertion order.
-async fn populate(store: &SqliteStore, now: SystemTime) -> Vec<String> {
+async fn populate(store: &dyn Store, now: SystemTime) -> Vec<String> {
     let est = ObjectRef::new("pki", "est");
     let mut specs: Vec<(CertificateRecord, CertStatus)> = Vec::new();
     let acme = |serial: &str, not_after: SystemTime, status| {
@@ -89,12 +88,10 @@ fn row(key: &str, counts: [u64; 5], last: bool) -> Row {
     (key.to_owned(), issued, active, soon, revoked, denied, last)
 }
 
-#[tokio::test]
-async fn counts_per_group_with_an_expiry_window() {
-    let db = TestDb::new();
-    let store = db.open();
+async fn counts_per_group_with_an_expiry_window(db: TestDb) {
+    let store = db.open().await;
     let now = now();
-    populate(&store, now).await;
+    populate(store.as_ref(), now).await;
     let window = 30 * DAY;
 
     let by_profile = store.counts(GroupBy::Profile, now, window).await.unwrap();
@@ -144,20 +141,18 @@ async fn counts_per_group_with_an_expiry_window() {
     let later = store.counts(GroupBy::Issuer, now + 20 * DAY, window).await.unwrap();
     assert_eq!((later[1].issued, later[1].active, later[1].expiring_soon), (5, 2, 2));
 
-    let empty = TestDb::new();
-    assert!(empty.open().counts(GroupBy::Profile, now, window).await.unwrap().is_empty());
+    let empty = db.fresh().await;
+    assert!(empty.open().await.counts(GroupBy::Profile, now, window).await.unwrap().is_empty());
 }
 
 fn serials(records: &[CertificateRecord]) -> Vec<&str> {
     records.iter().map(|r| r.serial.as_str()).collect()
 }
 
-#[tokio::test]
-async fn list_applies_every_filter_newest_first() {
-    let db = TestDb::new();
-    let store = db.open();
+async fn list_applies_every_filter_newest_first(db: TestDb) {
+    let store = db.open().await;
     let now = now();
-    populate(&store, now).await;
+    populate(store.as_ref(), now).await;
     let list = |filter: InventoryFilter| {
         let store = &store;
         async move { store.list(&filter).await.unwrap() }
@@ -203,13 +198,17 @@ async fn list_applies_every_filter_newest_first() {
     assert_eq!(serials(&list(f).await), ["a3", "a2"]);
 }
 
-#[tokio::test]
-async fn a_group_with_nothing_signed_counts_zero() {
-    let db = TestDb::new();
-    let store = db.open();
+async fn a_group_with_nothing_signed_counts_zero(db: TestDb) {
+    let store = db.open().await;
     store.insert_pending(&pending("p1")).await.unwrap();
     store.insert_pending(&pending("p2")).await.unwrap();
     store.mark_abandoned(&crate::common::root(), "p2").await.unwrap();
     let counts = store.counts(GroupBy::ProfileProtocol, now(), DAY).await.unwrap();
     assert_eq!(rows(&counts), [row("pki/enterprise-tls-47d|ACME", [0, 0, 0, 0, 0], false)]);
 }
+
+crate::on_both_backends!(
+    counts_per_group_with_an_expiry_window,
+    list_applies_every_filter_newest_first,
+    a_group_with_nothing_signed_counts_zero
+);

@@ -1,8 +1,11 @@
-//! Integration tests of the SQLite store: a real database file in a temporary directory.
+//! Integration tests of the stores: a real SQLite file in a temporary directory and a
+//! real PostgreSQL server (Debian's, started by the tests), one behaviour suite for both.
 
 mod common;
 mod concurrency;
 mod counts;
 mod lifecycle;
 mod persistence;
+mod postgres;
 mod published;
+mod sealing;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pkiplane_core::inventory::{
-    CaMaterialStore, CertStatus, GroupBy, Inventory, InventoryFilter, RevocationReason, StoreError, StoredCaMaterial,
+    CertStatus, GroupBy, Inventory, InventoryFilter, RevocationReason, StoreError, StoredCaMaterial,
 };
 use pkiplane_core::model::Protocol;
 use pkiplane_store::SqliteStore;
@@ -16,18 +16,16 @@ fn user_version(db: &TestDb) -> i64 {
     conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap()
 }
 
-#[tokio::test]
-async fn data_survives_a_restart() {
-    let db = TestDb::new();
+async fn data_survives_a_restart(db: TestDb) {
     let material = StoredCaMaterial {
         certificate_der: vec![0x30, 1],
         private_key_pkcs8: vec![0x30, 2].into(),
         spec_hash: "h1".to_owned(),
     };
     {
-        let store = db.open();
-        issue(&store, &pending("a1")).await;
-        issue(&store, &pending("a2")).await;
+        let store = db.open().await;
+        issue(&*store, &pending("a1")).await;
+        issue(&*store, &pending("a2")).await;
         store.insert_pending(&pending("a3")).await.unwrap();
         store.revoke(&root(), "a2", RevocationReason::Superseded, now()).await.unwrap();
         store.record_denial(&denial(profile(), Protocol::Est, "key-algorithm")).await.unwrap();
@@ -36,7 +34,7 @@ async fn data_survives_a_restart() {
             assert_eq!(store.next_crl_number(&root()).await.unwrap(), expected);
         }
     }
-    let store = db.open();
+    let store = db.open().await;
     assert_eq!(store.get(&root(), "a1").await.unwrap().unwrap().status, CertStatus::Issued);
     assert_eq!(store.get(&root(), "a2").await.unwrap().unwrap().status, CertStatus::Revoked);
     assert_eq!(store.get(&root(), "a3").await.unwrap().unwrap().status, CertStatus::Pending);
@@ -47,7 +45,7 @@ async fn data_survives_a_restart() {
     // CRL numbers keep increasing across restarts.
     assert_eq!(store.next_crl_number(&root()).await.unwrap(), 4);
     drop(store);
-    let store = db.open();
+    let store = db.open().await;
     assert_eq!(store.next_crl_number(&root()).await.unwrap(), 5);
     // Start-up recovery of the issuance the "crash" interrupted.
     assert_eq!(store.recover_pending(now() + Duration::from_secs(1)).await.unwrap(), 1);
@@ -56,23 +54,23 @@ async fn data_survives_a_restart() {
 
 #[tokio::test]
 async fn migrations_are_idempotent() {
-    let db = TestDb::new();
-    drop(db.open());
+    let db = TestDb::sqlite();
+    drop(db.open_sqlite());
     // Every step applied once (the inventory, then protocol state such as ACME's).
     let version = user_version(&db);
     assert!(version >= 2, "schema version {version}");
-    let store = db.open();
+    let store = db.open_sqlite();
     issue(&store, &pending("b1")).await;
     drop(store);
-    let store = db.open();
+    let store = db.open_sqlite();
     assert_eq!(user_version(&db), version);
     assert!(store.get(&root(), "b1").await.unwrap().is_some());
 }
 
 #[tokio::test]
 async fn a_newer_schema_refuses_to_open() {
-    let db = TestDb::new();
-    drop(db.open());
+    let db = TestDb::sqlite();
+    drop(db.open_sqlite());
     Connection::open(&db.path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     for result in [SqliteStore::open(&db.path), SqliteStore::open_read_only(&db.path)] {
         let err = result.unwrap_err();
@@ -85,13 +83,13 @@ async fn a_newer_schema_refuses_to_open() {
 
 #[tokio::test]
 async fn read_only_never_creates_and_refuses_writes() {
-    let db = TestDb::new();
+    let db = TestDb::sqlite();
     let err = SqliteStore::open_read_only(&db.path).unwrap_err();
     assert!(err.to_string().contains("no inventory database"), "{err}");
     assert!(!db.path.exists());
     assert!(!db.path.parent().unwrap().exists());
 
-    let writer = db.open();
+    let writer = db.open_sqlite();
     issue(&writer, &pending("c1")).await;
     // Readable while the writer is open...
     let reader = SqliteStore::open_read_only(&db.path).unwrap();
@@ -109,7 +107,7 @@ async fn read_only_never_creates_and_refuses_writes() {
 
 #[tokio::test]
 async fn a_file_that_is_not_a_database_is_refused() {
-    let db = TestDb::new();
+    let db = TestDb::sqlite();
     std::fs::create_dir_all(db.path.parent().unwrap()).unwrap();
     std::fs::write(&db.path, vec![0x42; 8192]).unwrap();
     let err = SqliteStore::open(&db.path).unwrap_err();
@@ -134,8 +132,8 @@ fn raw_insert(db: &TestDb, serial: &str, protocol: &str, sans: &str, status: &st
 
 #[tokio::test]
 async fn corrupt_rows_are_reported_not_panicked_on() {
-    let db = TestDb::new();
-    let store = db.open();
+    let db = TestDb::sqlite();
+    let store = db.open_sqlite();
     raw_insert(&db, "d1", "SMTP", "[]", "issued", None);
     raw_insert(&db, "d2", "ACME", "not json", "issued", None);
     raw_insert(&db, "d3", "ACME", "[]", "weird", None);
@@ -168,8 +166,8 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
 #[tokio::test]
 async fn the_database_is_private_and_in_wal_mode() {
     use std::os::unix::fs::PermissionsExt;
-    let db = TestDb::new();
-    let store = db.open();
+    let db = TestDb::sqlite();
+    let store = db.open_sqlite();
     issue(&store, &pending("f1")).await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&db.path), 0o600);
@@ -181,3 +179,5 @@ async fn the_database_is_private_and_in_wal_mode() {
     let journal: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
     assert_eq!(journal, "wal");
 }
+
+crate::on_both_backends!(data_survives_a_restart);

@@ -1,7 +1,7 @@
 //! What the store keeps for recovery: the last published CRL of each issuer (newest
 //! wins, kept across reopening) and the protocol exchange of each certificate.
 
-use pkiplane_core::inventory::{Inventory, InventoryFilter, PublishedCrl};
+use pkiplane_core::inventory::{InventoryFilter, PublishedCrl};
 
 use crate::common::*;
 
@@ -17,24 +17,20 @@ fn crl(this_update_secs_ago: u64, der: &[u8]) -> PublishedCrl {
     }
 }
 
-#[tokio::test]
-async fn the_last_published_crl_is_kept_newest_first_across_reopening() {
-    let db = TestDb::new();
-    let store = db.open();
+async fn the_last_published_crl_is_kept_newest_first_across_reopening(db: TestDb) {
+    let store = db.open().await;
     assert_eq!(store.last_crl(&root()).await.unwrap(), None);
     store.save_crl(&crl(60, b"older")).await.unwrap();
     store.save_crl(&crl(10, b"newer")).await.unwrap();
     // A CRL made earlier (a slower replica) does not replace a newer one.
     store.save_crl(&crl(30, b"late")).await.unwrap();
     drop(store);
-    let kept = db.open().last_crl(&root()).await.unwrap().expect("kept");
+    let kept = db.open().await.last_crl(&root()).await.unwrap().expect("kept");
     assert_eq!(kept, crl(10, b"newer"));
 }
 
-#[tokio::test]
-async fn certificates_are_found_by_their_exchange() {
-    let db = TestDb::new();
-    let store = db.open();
+async fn certificates_are_found_by_their_exchange(db: TestDb) {
+    let store = db.open().await;
     let mut a = pending("0a");
     a.exchange = Some("cmp:pki/cmp:0011".into());
     let b = pending("0b");
@@ -47,3 +43,8 @@ async fn certificates_are_found_by_their_exchange() {
     assert_eq!(found[0].exchange.as_deref(), Some("cmp:pki/cmp:0011"));
     assert_eq!(store.get(&root(), "0b").await.unwrap().unwrap().exchange, None);
 }
+
+crate::on_both_backends!(
+    the_last_published_crl_is_kept_newest_first_across_reopening,
+    certificates_are_found_by_their_exchange
+);

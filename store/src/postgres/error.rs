@@ -1,0 +1,48 @@
+//! Mapping PostgreSQL errors to [`StoreError`].
+//!
+//! Whatever keeps the database from answering (connection refused or lost, the server
+//! shutting down or starting up, a pool timeout, serialization failures) is
+//! `Unavailable`: the request failed as a whole, nothing of it was written, and the caller
+//! may retry (the CA service answers 503). A stored value of the wrong type is `Corrupt`.
+
+use pkiplane_core::inventory::StoreError;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::FromSql;
+
+pub(crate) fn pg_err(context: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {
+    move |e| map_pg_error(context, &e)
+}
+
+pub(crate) fn map_pg_error(context: &str, e: &tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(code) if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED => {
+            StoreError::Corrupt(format!("{context}: {e}"))
+        }
+        Some(code) => StoreError::Unavailable(format!("{context}: {} ({})", describe(e), code.code())),
+        None => StoreError::Unavailable(format!("{context}: {}", describe(e))),
+    }
+}
+
+/// The server's message when there is one (tokio-postgres' Display says only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+pub(crate) fn pool_err(context: &str) -> impl FnOnce(deadpool_postgres::PoolError) -> StoreError + '_ {
+    move |e| match &e {
+        deadpool_postgres::PoolError::Backend(inner) => map_pg_error(context, inner),
+        _ => StoreError::Unavailable(format!("{context}: PostgreSQL connection pool: {e}")),
+    }
+}
+
+/// Reads column `idx` (named `name` in errors); a value of the wrong type is corrupt.
+pub(crate) fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, name: &str) -> Result<T, StoreError> {
+    row.try_get(idx).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
+}

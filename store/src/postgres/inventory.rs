@@ -1,0 +1,393 @@
+//! The inventory's reads and writes on PostgreSQL. Every write is one statement or one
+//! transaction, committed (with `synchronous_commit = on`: flushed) before it returns.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use pkiplane_core::inventory::unix_seconds::from_secs;
+use pkiplane_core::inventory::{
+    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation,
+    RevocationReason, RevokeOutcome, RevokedEntry, StoreError,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::error::{col, pg_err};
+use super::{Client, ClientTx};
+use crate::rows::{encode_sans, parse_object_ref, parse_protocol, parse_status, secs, secs_after};
+
+/// The certificate columns, in the order [`record`] reads them.
+const CERT_COLUMNS: &str = "issuer, serial, profile, protocol, endpoint, requester, \
+     subject, sans, key_algorithm, not_before, not_after, status, revocation_reason, \
+     revoked_at, der, renewed_from, created_at, exchange";
+
+pub(crate) async fn insert_pending(client: &Client, r: &CertificateRecord) -> Result<(), StoreError> {
+    let issuer = r.issuer.to_string();
+    let sans = encode_sans(&r.sans)?;
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO certificates (issuer, serial, profile, protocol, endpoint, requester, \
+             subject, sans, key_algorithm, not_before, not_after, status, created_at, renewed_from, exchange) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14) \
+             ON CONFLICT (issuer, serial) DO NOTHING",
+        )
+        .await
+        .map_err(pg_err("recording a pending certificate"))?;
+    let inserted = client
+        .execute(
+            &stmt,
+            &[
+                &issuer,
+                &r.serial,
+                &r.profile.to_string(),
+                &r.protocol.as_str(),
+                &r.endpoint.as_ref().map(ToString::to_string),
+                &r.requester,
+                &r.subject,
+                &sans,
+                &r.key_algorithm,
+                &secs(r.not_before),
+                &secs(r.not_after),
+                &secs(r.created_at),
+                &r.renewed_from,
+                &r.exchange,
+            ],
+        )
+        .await
+        .map_err(pg_err("recording a pending certificate"))?;
+    if inserted == 0 {
+        return Err(StoreError::DuplicateSerial { issuer, serial: r.serial.clone() });
+    }
+    Ok(())
+}
+
+async fn status_of(client: &Client, issuer: &str, serial: &str) -> Result<Option<CertStatus>, StoreError> {
+    let row = client
+        .query_opt("SELECT status FROM certificates WHERE issuer = $1 AND serial = $2", &[&issuer, &serial])
+        .await
+        .map_err(pg_err("reading a certificate's status"))?;
+    row.map(|r| parse_status(&col::<String>(&r, 0, "status")?)).transpose()
+}
+
+/// Why a pending-only transition changed nothing.
+async fn not_pending(client: &Client, issuer: &str, serial: &str) -> StoreError {
+    match status_of(client, issuer, serial).await {
+        Ok(Some(status)) => StoreError::WrongState { serial: serial.to_owned(), status, expected: CertStatus::Pending },
+        Ok(None) => StoreError::NotFound { issuer: issuer.to_owned(), serial: serial.to_owned() },
+        Err(e) => e,
+    }
+}
+
+pub(crate) async fn mark_issued(
+    client: &Client,
+    issuer: &str,
+    serial: &str,
+    der: &[u8],
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE certificates SET status = 'issued', der = $3, issued_at = $4 \
+             WHERE issuer = $1 AND serial = $2 AND status = 'pending'",
+        )
+        .await
+        .map_err(pg_err("recording an issued certificate"))?;
+    let changed = client
+        .execute(&stmt, &[&issuer, &serial, &der, &secs(now)])
+        .await
+        .map_err(pg_err("recording an issued certificate"))?;
+    if changed == 0 {
+        return Err(not_pending(client, issuer, serial).await);
+    }
+    Ok(())
+}
+
+pub(crate) async fn mark_abandoned(client: &Client, issuer: &str, serial: &str) -> Result<(), StoreError> {
+    let changed = client
+        .execute(
+            "UPDATE certificates SET status = 'abandoned' WHERE issuer = $1 AND serial = $2 AND status = 'pending'",
+            &[&issuer, &serial],
+        )
+        .await
+        .map_err(pg_err("marking a certificate abandoned"))?;
+    if changed == 0 {
+        return Err(not_pending(client, issuer, serial).await);
+    }
+    Ok(())
+}
+
+pub(crate) async fn recover_pending(client: &Client, before: SystemTime) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "UPDATE certificates SET status = 'abandoned' WHERE status = 'pending' AND created_at < $1",
+            &[&secs(before)],
+        )
+        .await
+        .map_err(pg_err("recovering pending certificates"))
+}
+
+/// The revocation facts of a row whose status is `revoked`.
+fn revocation(reason: Option<i32>, at: Option<i64>, serial: &str) -> Result<Revocation, StoreError> {
+    crate::rows::revocation(reason.map(i64::from), at, serial)
+}
+
+pub(crate) async fn revoke(
+    tx: &ClientTx<'_>,
+    issuer: &str,
+    serial: &str,
+    reason: RevocationReason,
+    at: SystemTime,
+) -> Result<RevokeOutcome, StoreError> {
+    // FOR UPDATE: two replicas revoking at once see each other's outcome.
+    let row = tx
+        .query_opt(
+            "SELECT status, revocation_reason, revoked_at FROM certificates \
+             WHERE issuer = $1 AND serial = $2 FOR UPDATE",
+            &[&issuer, &serial],
+        )
+        .await
+        .map_err(pg_err("reading a certificate to revoke"))?;
+    let Some(row) = row else { return Ok(RevokeOutcome::NotFound) };
+    match parse_status(&col::<String>(&row, 0, "status")?)? {
+        CertStatus::Issued => {}
+        CertStatus::Revoked => {
+            let old = revocation(col(&row, 1, "revocation_reason")?, col(&row, 2, "revoked_at")?, serial)?;
+            return Ok(RevokeOutcome::AlreadyRevoked(old));
+        }
+        other => return Ok(RevokeOutcome::NotIssued(other)),
+    }
+    tx.execute(
+        "UPDATE certificates SET status = 'revoked', revocation_reason = $3, revoked_at = $4 \
+         WHERE issuer = $1 AND serial = $2 AND status = 'issued'",
+        &[&issuer, &serial, &i32::from(reason.code()), &secs(at)],
+    )
+    .await
+    .map_err(pg_err("revoking a certificate"))?;
+    Ok(RevokeOutcome::Revoked)
+}
+
+/// The next CRL number of `issuer`: one row per issuer, incremented under its row lock,
+/// so replicas on one database never hand out the same number or a smaller one.
+pub(crate) async fn next_crl_number(client: &Client, issuer: &str) -> Result<u64, StoreError> {
+    let row = client
+        .query_one(
+            "INSERT INTO crl_numbers (issuer, last) VALUES ($1, 1) \
+             ON CONFLICT (issuer) DO UPDATE SET last = crl_numbers.last + 1 RETURNING last",
+            &[&issuer],
+        )
+        .await
+        .map_err(pg_err("taking the next CRL number"))?;
+    let last: i64 = col(&row, 0, "last")?;
+    crate::rows::to_count(last, "CRL number")
+}
+
+pub(crate) async fn record_denial(client: &Client, d: &DenialRecord) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO denials (issuer, profile, protocol, endpoint, rules, count, first_at, last_at, \
+             last_requester) VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7) \
+             ON CONFLICT (issuer, profile, protocol, endpoint, rules) DO UPDATE SET \
+             count = denials.count + 1, first_at = LEAST(denials.first_at, excluded.first_at), \
+             last_at = GREATEST(denials.last_at, excluded.last_at), last_requester = excluded.last_requester",
+            &[
+                &d.issuer.as_ref().map(ToString::to_string).unwrap_or_default(),
+                &d.profile.to_string(),
+                &d.protocol.as_str(),
+                &d.endpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
+                &d.rules,
+                &secs(d.at),
+                &d.requester,
+            ],
+        )
+        .await
+        .map_err(pg_err("recording a policy denial"))?;
+    Ok(())
+}
+
+fn record(row: &Row) -> Result<CertificateRecord, StoreError> {
+    let serial: String = col(row, 1, "serial")?;
+    let status = parse_status(&col::<String>(row, 11, "status")?)?;
+    let revocation = if status == CertStatus::Revoked {
+        Some(revocation(col(row, 12, "revocation_reason")?, col(row, 13, "revoked_at")?, &serial)?)
+    } else {
+        None
+    };
+    let endpoint = col::<Option<String>>(row, 4, "endpoint")?.map(|e| parse_object_ref(&e, "endpoint")).transpose()?;
+    let sans: String = col(row, 7, "sans")?;
+    Ok(CertificateRecord {
+        issuer: parse_object_ref(&col::<String>(row, 0, "issuer")?, "issuer")?,
+        profile: parse_object_ref(&col::<String>(row, 2, "profile")?, "profile")?,
+        protocol: parse_protocol(&col::<String>(row, 3, "protocol")?)?,
+        endpoint,
+        requester: col(row, 5, "requester")?,
+        subject: col(row, 6, "subject")?,
+        sans: serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(format!("column `sans`: {e}")))?,
+        key_algorithm: col(row, 8, "key_algorithm")?,
+        not_before: from_secs(col(row, 9, "not_before")?),
+        not_after: from_secs(col(row, 10, "not_after")?),
+        status,
+        revocation,
+        der: col(row, 14, "der")?,
+        renewed_from: col(row, 15, "renewed_from")?,
+        created_at: from_secs(col(row, 16, "created_at")?),
+        exchange: col(row, 17, "exchange")?,
+        serial,
+    })
+}
+
+async fn records(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    context: &str,
+) -> Result<Vec<CertificateRecord>, StoreError> {
+    let rows = client.query(sql, params).await.map_err(pg_err(context))?;
+    rows.iter().map(record).collect()
+}
+
+pub(crate) async fn get(client: &Client, issuer: &str, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+    let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE issuer = $1 AND serial = $2");
+    Ok(records(client, &sql, &[&issuer, &serial], "reading a certificate").await?.pop())
+}
+
+pub(crate) async fn find_serial(client: &Client, serial: &str) -> Result<Vec<CertificateRecord>, StoreError> {
+    let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = $1 ORDER BY issuer");
+    records(client, &sql, &[&serial], "looking a serial up").await
+}
+
+pub(crate) async fn list(
+    client: &Client,
+    filter: &InventoryFilter,
+    now: SystemTime,
+) -> Result<Vec<CertificateRecord>, StoreError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut text = |clauses: &mut Vec<String>, column: &str, value: String| {
+        values.push(Box::new(value));
+        clauses.push(format!("{column} = ${}", values.len()));
+    };
+    if let Some(issuer) = &filter.issuer {
+        text(&mut clauses, "issuer", issuer.to_string());
+    }
+    if let Some(profile) = &filter.profile {
+        text(&mut clauses, "profile", profile.to_string());
+    }
+    if let Some(protocol) = filter.protocol {
+        text(&mut clauses, "protocol", protocol.as_str().to_owned());
+    }
+    if let Some(endpoint) = &filter.endpoint {
+        text(&mut clauses, "endpoint", endpoint.to_string());
+    }
+    if let Some(status) = filter.status {
+        text(&mut clauses, "status", status.as_str().to_owned());
+    }
+    if let Some(exchange) = &filter.exchange {
+        text(&mut clauses, "exchange", exchange.clone());
+    }
+    if let Some(before) = filter.expiring_before {
+        values.push(Box::new(secs(before)));
+        values.push(Box::new(secs(now)));
+        let n = values.len();
+        clauses.push(format!("status = 'issued' AND not_after < ${} AND not_after > ${n}", n - 1));
+    }
+    let mut sql = format!("SELECT {CERT_COLUMNS} FROM certificates");
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY created_at DESC, seq DESC");
+    if let Some(limit) = filter.limit {
+        values.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" LIMIT ${}", values.len()));
+    }
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+    records(client, &sql, &params, "listing certificates").await
+}
+
+pub(crate) async fn counts(
+    tx: &ClientTx<'_>,
+    group: GroupBy,
+    now: SystemTime,
+    expiring_within: Duration,
+) -> Result<Vec<InventoryCounts>, StoreError> {
+    let (key, cert_cond, denial_cond) = crate::query::group_sql(group);
+    let context = "counting the inventory";
+    let to_count = |v: i64, what: &str| crate::rows::to_count(v, what);
+    let mut groups: BTreeMap<String, InventoryCounts> = BTreeMap::new();
+    let sql = format!(
+        "SELECT {key} AS k, \
+         count(*) FILTER (WHERE status IN ('issued', 'revoked')), \
+         count(*) FILTER (WHERE status = 'issued' AND not_after > $1), \
+         count(*) FILTER (WHERE status = 'issued' AND not_after > $1 AND not_after <= $2), \
+         count(*) FILTER (WHERE status = 'revoked'), \
+         max(CASE WHEN status IN ('issued', 'revoked') THEN coalesce(issued_at, created_at) END) \
+         FROM certificates WHERE true{cert_cond} GROUP BY k"
+    );
+    let rows = tx.query(&sql, &[&secs(now), &secs_after(now, expiring_within)]).await.map_err(pg_err(context))?;
+    for row in &rows {
+        let key: String = col(row, 0, "group key")?;
+        let last: Option<i64> = col(row, 5, "issued_at")?;
+        let counts = InventoryCounts {
+            issued: to_count(col(row, 1, "issued")?, "issued")?,
+            active: to_count(col(row, 2, "active")?, "active")?,
+            expiring_soon: to_count(col(row, 3, "expiring soon")?, "expiring soon")?,
+            revoked: to_count(col(row, 4, "revoked")?, "revoked")?,
+            denied: 0,
+            last_issued_at: last.map(from_secs),
+            key: key.clone(),
+        };
+        groups.insert(key, counts);
+    }
+    let sql = format!("SELECT {key} AS k, sum(count)::BIGINT FROM denials WHERE {denial_cond} GROUP BY k");
+    for row in tx.query(&sql, &[]).await.map_err(pg_err(context))? {
+        let key: String = col(&row, 0, "group key")?;
+        let denied = to_count(col(&row, 1, "denied")?, "denied")?;
+        groups.entry(key.clone()).or_insert_with(|| InventoryCounts { key, ..InventoryCounts::default() }).denied =
+            denied;
+    }
+    Ok(groups.into_values().collect())
+}
+
+pub(crate) async fn revoked_entries(
+    client: &Client,
+    issuer: &str,
+    now: SystemTime,
+) -> Result<Vec<RevokedEntry>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT serial, revocation_reason, revoked_at, not_after FROM certificates \
+             WHERE issuer = $1 AND status = 'revoked' AND not_after > $2 ORDER BY revoked_at, serial",
+            &[&issuer, &secs(now)],
+        )
+        .await
+        .map_err(pg_err("listing revoked certificates"))?;
+    rows.iter()
+        .map(|row| {
+            let serial: String = col(row, 0, "serial")?;
+            let revocation = revocation(col(row, 1, "revocation_reason")?, col(row, 2, "revoked_at")?, &serial)?;
+            Ok(RevokedEntry {
+                serial,
+                revoked_at: revocation.at,
+                reason: revocation.reason,
+                not_after: from_secs(col(row, 3, "not_after")?),
+            })
+        })
+        .collect()
+}
+
+/// The latest notAfter of the signed certificates of `issuer` recorded by `created_by`.
+pub(crate) async fn latest_not_after(
+    client: &Client,
+    issuer: &str,
+    created_by: SystemTime,
+) -> Result<Option<SystemTime>, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT MAX(not_after) FROM certificates WHERE issuer = $1 AND created_at <= $2 \
+             AND status IN ('issued', 'revoked')",
+            &[&issuer, &secs(created_by)],
+        )
+        .await
+        .map_err(pg_err("finding the latest notAfter"))?;
+    Ok(col::<Option<i64>>(&row, 0, "not_after")?.map(from_secs))
+}

@@ -168,6 +168,19 @@ fn start_ca(
     store: Option<&str>,
     kek: Option<&Path>,
 ) -> Proc {
+    start_ca_with(dir, ca_yaml, data, ports, store, kek, None)
+}
+
+/// [`start_ca`], with `/metrics` on `metrics_port` when given.
+fn start_ca_with(
+    dir: &Path,
+    ca_yaml: &Path,
+    data: &Path,
+    ports: (u16, u16),
+    store: Option<&str>,
+    kek: Option<&Path>,
+    metrics_port: Option<u16>,
+) -> Proc {
     let (api_port, pub_port) = ports;
     let ca_log = dir.join("ca.log");
     let (api, publish) = (format!("127.0.0.1:{api_port}"), format!("127.0.0.1:{pub_port}"));
@@ -179,6 +192,10 @@ fn start_ca(
     }
     if let Some(kek) = kek {
         args.extend(["--kek-file", kek.to_str().unwrap()]);
+    }
+    let metrics = metrics_port.map(|port| format!("127.0.0.1:{port}"));
+    if let Some(metrics) = &metrics {
+        args.extend(["--metrics-listen", metrics]);
     }
     let ca = spawn(&args, &ca_log);
     wait_ok(&format!("http://127.0.0.1:{pub_port}/readyz"), &ca_log);
@@ -219,7 +236,8 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     let (api_port, pub_port, est_port, est_health, acme_port, acme_health) =
         (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
     let data = dir.join("ca-data");
-    let _ca = start_ca(dir, &ca_yaml, &data, (api_port, pub_port), None, None);
+    let ca_metrics_port = free_port();
+    let _ca = start_ca_with(dir, &ca_yaml, &data, (api_port, pub_port), None, None, Some(ca_metrics_port));
     let ca_url = format!("https://127.0.0.1:{api_port}");
     let endpoint =
         |name: &str, config: &Path, port: u16, health: u16| start_endpoint(dir, &ca_url, name, config, port, health);
@@ -259,8 +277,10 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     // under the endpoint that asked, the endpoint pod counted its answers.
     let promtool = common::tool_path("promtool.sh");
     let scrape = |url: String| text(&sh(dir, &format!("curl -sSf {url}")).stdout);
-    let ca_metrics = scrape(format!("http://127.0.0.1:{pub_port}/metrics"));
+    let ca_metrics = scrape(format!("http://127.0.0.1:{ca_metrics_port}/metrics"));
     common::metrics::promtool_check_metrics(&promtool, &ca_metrics);
+    let public = sh(dir, &format!("curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{pub_port}/metrics"));
+    assert_eq!(text(&public.stdout), "404", "the CA's publication listener must not serve /metrics");
     let issued = [("profile", "pki/enterprise-tls-47d"), ("protocol", "EST"), ("endpoint", "pki/est")];
     assert_eq!(common::metrics::sample(&ca_metrics, "pkiplane_certificates_issued_total", &issued), 1.0);
     let ep_metrics = scrape(format!("http://127.0.0.1:{est_health}/metrics"));

@@ -270,6 +270,10 @@ fn only_endpoint_pods_and_the_operator_reach_the_ca_internal_port() {
     assert!(!admitted(&ca_labels, false), "nor anything else");
     let publication = rules.iter().find(|r| r["ports"][0]["port"].as_i64() == Some(8080)).unwrap();
     assert!(publication["from"].is_null(), "CA certificates and CRLs are public");
+    let metrics = rules.iter().find(|r| r["ports"][0]["port"].as_i64() == Some(9090)).unwrap();
+    let scrapers = metrics["from"].as_sequence().expect("metrics are not public");
+    assert!(scrapers.iter().all(|p| p["namespaceSelector"].as_mapping().is_some_and(|m| m.is_empty())));
+    assert!(scrapers.iter().all(|p| p.get("ipBlock").is_none()), "pods of the cluster only");
     assert!(!render(&["networkPolicy.enabled=false"]).contains_key("NetworkPolicy/pkiplane-ca"));
 }
 

@@ -16,7 +16,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn scrape(server: &Server) -> String {
-    let out = Command::new("curl").args(["-sSf", &format!("{}/metrics", server.publish_url)]).output().unwrap();
+    let out = Command::new("curl").args(["-sSf", &format!("{}/metrics", server.metrics_url)]).output().unwrap();
     assert!(out.status.success(), "scraping /metrics: {}", text(&out.stderr));
     text(&out.stdout)
 }
@@ -62,6 +62,13 @@ fn serve_metrics_pass_promtool_and_count_one_enrollment_and_one_denial() {
 
     let before = scrape(&server);
     promtool_check_metrics(&promtool, &before);
+    // Metrics have a listener of their own: the publication listener, which relying
+    // parties reach, does not serve them.
+    let public = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/metrics", server.publish_url)])
+        .output()
+        .unwrap();
+    assert_eq!(text(&public.stdout), "404", "the publication listener must not serve /metrics");
     for family in
         ["pkiplane_ca_not_after_timestamp_seconds", "pkiplane_ca_next_staged", "pkiplane_certificates_expiring"]
     {
@@ -97,7 +104,7 @@ fn serve_metrics_pass_promtool_and_count_one_enrollment_and_one_denial() {
     // Prometheus asks for OpenMetrics and gets it.
     let om = Command::new("curl")
         .args(["-sSf", "-H", "Accept: application/openmetrics-text;version=1.0.0"])
-        .arg(format!("{}/metrics", server.publish_url))
+        .arg(format!("{}/metrics", server.metrics_url))
         .output()
         .unwrap();
     let om = text(&om.stdout);

@@ -63,8 +63,11 @@ pub struct CaArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
-    /// How often the metrics computed from the CA and its inventory are refreshed;
-    /// /metrics is served on the publication listener.
+    /// Where Prometheus metrics are served (`/metrics`); unset, they are not served. A
+    /// listener of its own, never the publication one, which relying parties reach.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the metrics computed from the CA and its inventory are refreshed.
     #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
     pub metrics_refresh: Duration,
     #[command(flatten)]
@@ -116,13 +119,21 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     println!("internal API (mTLS): https://{}", api.local_addr()?);
     println!("CA certificates, CRLs and OCSP: http://{}/issuers/", publish.local_addr()?);
-    let limits = args.listener.limits(2);
+    let limits = args.listener.limits(2 + usize::from(args.metrics_listen.is_some()));
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
     let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
     let publication = crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing).await;
-    let publication =
-        pkiplane_metrics::http::instrument(publication.merge(pkiplane_metrics::router()), "publication", "");
-    let publish_task = tokio::spawn(crate::serve::serve_router(publish, limits, publication, shutdown_rx.clone()));
+    let publication = pkiplane_metrics::http::instrument(publication, "publication", "");
+    let publish_task =
+        tokio::spawn(crate::serve::serve_router(publish, limits.clone(), publication, shutdown_rx.clone()));
+    let metrics_task = match args.metrics_listen {
+        Some(addr) => {
+            let (url, task) = crate::serve::serve_metrics(addr, limits, shutdown_rx.clone()).await?;
+            println!("Prometheus metrics: {url}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
     tracing::info!("pkiplane CA service is ready");
 
     crate::serve::wait_for_signal().await;
@@ -130,6 +141,9 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     let drain = async {
         let _ = api_task.await;
         let _ = publish_task.await;
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
     };
     if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
         tracing::warn!("requests still in flight after the grace period were cut off");

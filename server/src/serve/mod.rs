@@ -52,9 +52,13 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Where Prometheus metrics are served (`/metrics`); unset, they are not served. A
+    /// listener of their own, never the publication one: relying parties may reach that
+    /// one from anywhere, and metrics name issuers, profiles and endpoints.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// How often the metrics computed from the CA and its inventory (CA notAfter, CRL
-    /// nextUpdate, certificates in their renewal window) are refreshed; /metrics is
-    /// served on the publication listener.
+    /// nextUpdate, certificates in their renewal window) are refreshed.
     #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
     pub metrics_refresh: Duration,
     #[command(flatten)]
@@ -81,14 +85,22 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let rollover_manifests = Arc::new(manifests.clone());
     crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), materials.clone());
 
-    let publish = publication_router(ca.clone(), materials, args.ocsp_signing).await.merge(pkiplane_metrics::router());
+    let publish = publication_router(ca.clone(), materials, args.ocsp_signing).await;
     let publish = pkiplane_metrics::http::instrument(publish, "publication", "");
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     let publish_url = format!("http://{}", publish_listener.local_addr()?);
-    let limits = args.listener.limits(manifests.endpoints.len() + 1);
+    let limits = args.listener.limits(manifests.endpoints.len() + 1 + usize::from(args.metrics_listen.is_some()));
     let mut tasks = vec![tokio::spawn(serve_router(publish_listener, limits.clone(), publish, shutdown_rx.clone()))];
+    let metrics_url = match args.metrics_listen {
+        Some(addr) => {
+            let (url, task) = serve_metrics(addr, limits.clone(), shutdown_rx.clone()).await?;
+            tasks.push(task);
+            Some(url)
+        }
+        None => None,
+    };
 
     let deps = endpoints::EndpointDeps::local(ca.clone(), &store);
     let started = endpoints::start_all(&manifests, &deps, &data_dir, &limits, shutdown_rx.clone()).await?;
@@ -97,9 +109,12 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     }
     tasks.extend(started.tasks);
     println!("CA certificates, CRLs and OCSP: {publish_url}/issuers/");
+    if let Some(url) = &metrics_url {
+        println!("Prometheus metrics: {url}/metrics");
+    }
 
     if let Some(path) = &args.ready_file {
-        ready::write(path, &started.running, &publish_url)?;
+        ready::write(path, &started.running, &publish_url, metrics_url.as_deref())?;
     }
     tracing::info!(endpoints = started.running.len(), "pkiplane is ready");
 
@@ -153,6 +168,18 @@ pub(crate) async fn serve_router(
     let stop = async move { shutdown_requested(&mut shutdown).await };
     pkiplane_listen::serve(listener, limits, pkiplane_listen::Plain(router), stop).await;
     Ok(())
+}
+
+/// Binds `--metrics-listen` and serves `/metrics` there until shutdown: its URL and task.
+pub(crate) async fn serve_metrics(
+    addr: SocketAddr,
+    limits: pkiplane_listen::Limits,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((url, tokio::spawn(serve_router(listener, limits, pkiplane_metrics::router(), shutdown))))
 }
 
 /// Resolves once shutdown has been requested (or the sender is gone).

@@ -24,11 +24,13 @@ pub struct RunningEndpoint {
 struct ReadyFile<'a> {
     endpoints: &'a [RunningEndpoint],
     publish_url: &'a str,
+    /// Where `/metrics` is served (`--metrics-listen`), when it is.
+    metrics_url: Option<&'a str>,
 }
 
 /// Writes the ready file atomically (a reader never sees half of it).
-pub fn write(path: &Path, endpoints: &[RunningEndpoint], publish_url: &str) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&ReadyFile { endpoints, publish_url })?;
+pub fn write(path: &Path, endpoints: &[RunningEndpoint], publish_url: &str, metrics_url: Option<&str>) -> Result<()> {
+    let json = serde_json::to_vec_pretty(&ReadyFile { endpoints, publish_url, metrics_url })?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, json)?;
     std::fs::rename(&tmp, path)?;

@@ -41,6 +41,8 @@ pub struct Server {
     pub child: Child,
     pub ready: serde_json::Value,
     pub publish_url: String,
+    /// Where `/metrics` is served (`--metrics-listen`, a free port).
+    pub metrics_url: String,
 }
 
 impl Drop for Server {
@@ -92,6 +94,8 @@ impl Server {
             .args([
                 "--publish-listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--ready-file",
                 ready.to_str().unwrap(),
                 "--shutdown-grace",
@@ -114,7 +118,8 @@ impl Server {
         }
         let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
         let publish_url = ready["publishUrl"].as_str().unwrap().to_string();
-        Server { child, ready, publish_url }
+        let metrics_url = ready["metricsUrl"].as_str().unwrap().to_string();
+        Server { child, ready, publish_url, metrics_url }
     }
 
     /// Waits (bounded) for the process to end, e.g. at a failpoint; its exit status.

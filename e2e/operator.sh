@@ -231,9 +231,27 @@ cmp_enroll() { # NAME
     -secret pass:quickstart-cmp-secret -recipient "/CN=pkiplane CMP pki\/cmp" -newkey "$1.key" \
     -subject "/CN=$1.example.com" -sans "$1.example.com" -certout "$1.pem" 2>&1
 }
+# The CA service's metrics, through its Service's metrics port: the issued counter of the
+# CMP endpoint moves by exactly one with the enrollment below.
+ca_metrics() { in_node curl -fsS "http://$ca_svc:9090/metrics"; }
+cmp_issued() { # the sum of pkiplane_certificates_issued_total over pki/cmp's CMP samples
+  awk '/^pkiplane_certificates_issued_total\{/ && /protocol="CMP"/ && /endpoint="pki\/cmp"/ { s += $NF } END { print s + 0 }' "$1"
+}
+ca_metrics >metrics-before.txt || fail "scrape http://$ca_svc:9090/metrics (Service pkiplane-ca, port metrics)"
+out=$("$("$root"/scripts/tools/promtool.sh)" check metrics <metrics-before.txt 2>&1) ||
+  fail "promtool check metrics on the CA service's exposition" "$out"
+code=$(in_node curl -s -o /dev/null -w '%{http_code}' "http://$ca_svc:8080/metrics")
+[ "$code" = 404 ] || fail "the CA's public publication port does not serve /metrics" "HTTP $code"
+
 out=$(cmp_enroll ne1) || fail "openssl cmp ir at http://cmp-pkiplane.pki.svc/.well-known/cmp/p/tls" "$out"
 out=$(verify ne1.pem) || fail "openssl verify of the CMP certificate" "$out"
 pass "CMP: openssl cmp ir (shared-secret MAC) at http://cmp-pkiplane.pki.svc/.well-known/cmp/p/tls, openssl verify OK"
+
+ca_metrics >metrics-after.txt || fail "scrape http://$ca_svc:9090/metrics after the CMP enrollment"
+before=$(cmp_issued metrics-before.txt) after=$(cmp_issued metrics-after.txt)
+[ "$after" = "$((before + 1))" ] ||
+  fail "pkiplane_certificates_issued_total{protocol=CMP,endpoint=pki/cmp} moves by one" "before $before, after $after"
+pass "CA metrics through Service pkiplane-ca:9090 pass promtool; issued_total for pki/cmp went $before -> $after with one enrollment; the publication port answers 404 for /metrics"
 
 . "$root"/e2e/lib/operator-acme.sh
 . "$root"/e2e/lib/operator-lifecycle.sh

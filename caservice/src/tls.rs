@@ -81,6 +81,18 @@ impl TlsMaterial {
         Ok(Arc::new(config))
     }
 
+    /// A server that asks for no client certificate: the admin API, whose callers prove
+    /// who they are with a bearer token (see the pkiplane binary's `admin` module).
+    pub fn server_config_without_client_auth(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key())?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
     /// A client that presents this certificate and trusts only the internal CA.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -171,6 +183,10 @@ impl<T: Send + Sync + 'static> Reloading<T> {
 
 pub fn build_server(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     m.server_config()
+}
+
+pub fn build_server_without_client_auth(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    m.server_config_without_client_auth()
 }
 
 pub fn build_client(m: &TlsMaterial) -> Result<Arc<rustls::ClientConfig>, TlsError> {

@@ -7,7 +7,8 @@
 # (TokenReview) and asks RBAC (SubjectAccessReview). A ServiceAccount bound to
 # pkiplane-viewer lists but is refused revoke (403); one bound to pkiplane-revoker in
 # namespace pki revokes, with its token in a kubeconfig (--kubeconfig --context); the
-# CRL and the OCSP answer of the publication port then show the revocation.
+# CRL and the OCSP answer of the publication port then show the revocation. The admin's
+# client-certificate kubeconfig lists too.
 
 # The CLI: the static binary scripts/image.sh built, or the one inside the image archive.
 admin_cli() {
@@ -74,6 +75,13 @@ if ! grep -q "403" <<<"$out" || ! grep -q "may not revoke certificates.pkiplane.
   fail "the refusal is 403 from SubjectAccessReview and names the verb" "$out"
 fi
 pass "ServiceAccount pki/cert-viewer (ClusterRole pkiplane-viewer) lists $n certificates via the CLI and is refused revoke: $(grep -o 'answered.*' <<<"$out" | head -c 160)"
+
+# The cluster admin's kubeconfig user is a client certificate: the CA accepts it as the
+# API server would (it chains to the client CA of extension-apiserver-authentication).
+out=$(in_node "$pkiplane_cli" inventory list --serial "$target_serial" -o json --server "$admin_url" \
+  --ca-file admin-ca.crt --kubeconfig "$KUBECONFIG" 2>&1) || fail "the admin kubeconfig (client certificate) lists" "$out"
+grep -q "\"serial\": \"$target_serial\"" <<<"$out" || fail "the client-certificate user sees $target_serial" "$out"
+pass "a kubeconfig user with a client certificate (the cluster admin's) lists through the admin API"
 
 # The revoker, with its token in a kubeconfig user.
 cat >revoker.kubeconfig <<KC

@@ -199,5 +199,40 @@ pub fn access_answer(review: &SubjectAccessReview) -> AccessAnswer {
     }
 }
 
+/// The API server's client CA (ConfigMap kube-system/extension-apiserver-authentication,
+/// `client-ca-file`, which the API server publishes and the built-in Role
+/// `extension-apiserver-authentication-reader` may read): the roots that kubeconfig
+/// client certificates chain to. None, with a warning, when it cannot be read: then
+/// only bearer tokens authenticate.
+pub async fn cluster_client_ca(client: &kube::Client) -> Option<std::sync::Arc<rustls::RootCertStore>> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api = kube::Api::<ConfigMap>::namespaced(client.clone(), "kube-system");
+    let read = tokio::time::timeout(REVIEW_TIMEOUT, api.get_opt("extension-apiserver-authentication")).await;
+    let pem = match read {
+        Ok(Ok(Some(cm))) => cm.data.and_then(|d| d.get("client-ca-file").cloned()),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "admin API: cannot read the cluster's client CA; client certificates are not accepted");
+            return None;
+        }
+        Err(_) => None,
+    };
+    let Some(pem) = pem else {
+        tracing::warn!("admin API: the cluster publishes no client CA; client certificates are not accepted");
+        return None;
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for der in pkiplane_core::x509::pem::decode_chain(pem.as_bytes(), "CERTIFICATE").unwrap_or_default() {
+        if let Err(e) = roots.add(der.into()) {
+            tracing::warn!(error = %e, "admin API: a certificate of the cluster's client CA bundle was skipped");
+        }
+    }
+    if roots.is_empty() {
+        return None;
+    }
+    tracing::info!(roots = roots.len(), "admin API: client certificates of the cluster's client CA are accepted");
+    Some(std::sync::Arc::new(roots))
+}
+
 #[cfg(test)]
 mod tests;

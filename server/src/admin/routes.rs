@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +26,7 @@ use pkiplane_core::x509::pem;
 use serde::Deserialize;
 
 use super::Authorizer;
+use super::tls::CertificateUser;
 use super::auth::{Access, AuthError, User, Verb};
 use super::view::{
     CertificateList, CrlAnswer, ErrorBody, RecordView, RevokeAnswer, RevokeRequest, normalize_serial, parse_reason,
@@ -111,10 +114,23 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// The caller, authenticated from the Authorization header.
-async fn caller(state: &AdminState, headers: &HeaderMap) -> Result<User, ApiError> {
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(state.auth.authenticate(super::auth::bearer(value)?).await?)
+/// The authenticated caller: the bearer token's user, or without an Authorization
+/// header, the user of a verified client certificate (in a cluster).
+pub struct Caller(User);
+
+impl FromRequestParts<AdminState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if value.is_none()
+            && matches!(*state.auth, Authorizer::Kube(_))
+            && let Some(CertificateUser(Some(user))) = parts.extensions.get::<CertificateUser>()
+        {
+            return Ok(Caller(user.clone()));
+        }
+        Ok(Caller(state.auth.authenticate(super::auth::bearer(value)?).await?))
+    }
 }
 
 /// Authorizes `access` for `user`, logging refusals.
@@ -252,10 +268,9 @@ fn matches_plan(r: &CertificateRecord, f: &InventoryFilter, now: SystemTime) -> 
 
 async fn list(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<CertificateList>, ApiError> {
-    let user = caller(&state, &headers).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let now = SystemTime::now();
     let plan = plan(query)?;
@@ -308,18 +323,16 @@ async fn record_for(
 
 async fn show(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     Path(serial): Path<String>,
 ) -> Result<axum::Json<RecordView>, ApiError> {
-    let user = caller(&state, &headers).await?;
     let (_, record) = record_for(&state, &user, &serial, Verb::GetCertificate).await?;
     Ok(axum::Json(RecordView::new(&record, true)))
 }
 
-async fn show_pem(State(state): State<AdminState>, headers: HeaderMap, Path(serial): Path<String>) -> Response {
+async fn show_pem(State(state): State<AdminState>, Caller(user): Caller, Path(serial): Path<String>) -> Response {
     let answer = async {
-        let user = caller(&state, &headers).await?;
-        let (serial, record) = record_for(&state, &user, &serial, Verb::GetCertificate).await?;
+            let (serial, record) = record_for(&state, &user, &serial, Verb::GetCertificate).await?;
         record.der.as_ref().map(|d| pem::encode("CERTIFICATE", d)).ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -336,12 +349,14 @@ async fn show_pem(State(state): State<AdminState>, headers: HeaderMap, Path(seri
 
 async fn revoke(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     Path(serial): Path<String>,
     body: Result<axum::Json<RevokeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<axum::Json<RevokeAnswer>, ApiError> {
-    let user = caller(&state, &headers).await?;
-    let axum::Json(body) = body.map_err(|e| ApiError::bad_request(format!("the body: {}", e.body_text())))?;
+    let axum::Json(body) = body.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
+        ApiError::new(e.status(), code, format!("the body: {}", e.body_text()))
+    })?;
     let reason = match body.reason.as_deref() {
         Some(r) => parse_reason(r).map_err(|e| ApiError::bad_request(format!("reason: {e}")))?,
         None => RevocationReason::Unspecified,
@@ -379,10 +394,9 @@ async fn revoke(
 
 async fn sign_crl(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<axum::Json<CrlAnswer>, ApiError> {
-    let user = caller(&state, &headers).await?;
     allow(&state, &user, Access::new(Verb::SignCrl, namespace.clone(), name.clone())).await?;
     let id = ObjectRef::new(namespace, name);
     if state.ca.issuer(&id).is_none() {

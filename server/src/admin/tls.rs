@@ -1,7 +1,9 @@
 //! The admin listener's TLS: the CA service's serving certificate (`--tls-dir`), or for
 //! `pkiplane serve` a certificate of its own, made into the data directory's
 //! `admin-tls/` under a private CA the CLI trusts with `--ca-file admin-tls/ca.crt`.
-//! No client certificate is asked for: callers authenticate with a bearer token.
+//! Callers authenticate with a bearer token; in a cluster they may instead present a
+//! client certificate of the Kubernetes client CA (a kubeconfig's client-certificate
+//! user), read as the API server reads it: CN the user name, O the groups.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -9,16 +11,24 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use pkiplane_caservice::tls::{Reloading, build_server_without_client_auth};
+use pkiplane_caservice::tls::Reloading;
 use pkiplane_operator::internal_ca::{CA_CRT, InternalCa, LeafSpec, TLS_CRT, TLS_KEY, renewal_due};
+use pkiplane_core::x509::cert::CertInfo;
+use pkiplane_core::x509::names::{SubjectAttribute, name_attributes};
 use tokio_rustls::TlsAcceptor;
+
+use super::auth::User;
 
 /// The directory of the standalone admin certificate inside a data directory.
 pub const STANDALONE_DIR: &str = "admin-tls";
 
-/// TLS from a directory holding tls.crt, tls.key and ca.crt, reloaded when they change.
-pub fn from_dir(dir: &Path) -> Result<Arc<Reloading<rustls::ServerConfig>>> {
-    let tls = Reloading::new(dir, build_server_without_client_auth)
+/// TLS from a directory holding tls.crt, tls.key and ca.crt, reloaded when they change;
+/// with `client_roots`, client certificates chaining to them are accepted.
+pub fn from_dir(
+    dir: &Path,
+    client_roots: Option<Arc<rustls::RootCertStore>>,
+) -> Result<Arc<Reloading<rustls::ServerConfig>>> {
+    let tls = Reloading::new(dir, move |m| m.server_config_for_people(client_roots.clone()))
         .with_context(|| format!("loading the admin API's TLS from {}", dir.display()))?;
     tls.spawn_watch();
     Ok(tls)
@@ -63,12 +73,52 @@ impl pkiplane_listen::Acceptor for AdminTls {
         stream: pkiplane_listen::Tracked<tokio::net::TcpStream>,
         peer: SocketAddr,
     ) -> Option<(Self::Io, axum::Router)> {
-        match TlsAcceptor::from(self.tls.get()).accept(stream).await {
-            Ok(tls) => Some((tls, self.router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))))),
+        let tls = match TlsAcceptor::from(self.tls.get()).accept(stream).await {
+            Ok(tls) => tls,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "admin API: TLS handshake failed");
-                None
+                return None;
             }
+        };
+        // Only a verifier with the cluster's client CA asks for certificates, and rustls
+        // has verified any it got.
+        let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+        let user = match leaf.as_deref().map(certificate_user) {
+            Some(Ok(user)) => Some(user),
+            Some(Err(e)) => {
+                tracing::info!(%peer, error = %e, "admin API: the client certificate names no user");
+                return None;
+            }
+            None => None,
+        };
+        let router = self
+            .router
+            .clone()
+            .layer(axum::Extension(CertificateUser(user)))
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        Some((tls, router))
+    }
+}
+
+/// The user of a verified client certificate, when the connection presented one.
+#[derive(Clone, Debug)]
+pub struct CertificateUser(pub Option<User>);
+
+/// The Kubernetes user of a client certificate: the subject's CN is the user name and
+/// each O a group, as the API server's x509 authenticator reads them; every
+/// authenticated user is also in `system:authenticated`.
+pub fn certificate_user(der: &[u8]) -> Result<User, String> {
+    let info = CertInfo::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
+    let mut username = None;
+    let mut groups = Vec::new();
+    for a in name_attributes(&info.subject)? {
+        match a.attribute {
+            Some(SubjectAttribute::CommonName) if username.is_none() => username = Some(a.value),
+            Some(SubjectAttribute::Organization) => groups.push(a.value),
+            _ => {}
         }
     }
+    let username = username.filter(|u| !u.is_empty()).ok_or("the subject has no CN")?;
+    groups.push("system:authenticated".to_owned());
+    Ok(User { username, uid: String::new(), groups, extra: Default::default() })
 }

@@ -143,18 +143,19 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         tokio::spawn(crate::serve::serve_router(publish, limits.clone(), publication, shutdown_rx.clone()));
     let admin_task = match args.admin_listen {
         Some(addr) => {
-            let (auth, token_file) = match kube_client {
+            let (auth, token_file, client_roots) = match kube_client {
                 Some(client) => {
+                    let roots = crate::admin::kube_review::cluster_client_ca(&client).await;
                     let reviews = crate::admin::kube_review::ApiServerReviews::new(client);
-                    (Authorizer::Kube(KubeAuth::new(reviews)), None)
+                    (Authorizer::Kube(KubeAuth::new(reviews)), None, roots)
                 }
                 None => {
                     let (token, path) = LocalToken::load_or_create(args.admin_token_file.as_deref(), owned.path())?;
-                    (Authorizer::Local(token), Some(path))
+                    (Authorizer::Local(token), Some(path), None)
                 }
             };
             let state = crate::admin::routes::AdminState { ca: ca.clone(), publisher, auth: Arc::new(auth) };
-            let tls = crate::admin::tls::from_dir(&args.tls_dir)?;
+            let tls = crate::admin::tls::from_dir(&args.tls_dir, client_roots)?;
             let (url, task) = crate::admin::serve(addr, tls, state, limits.clone(), shutdown_rx.clone()).await?;
             println!("admin API: {url}/admin/v1/");
             let ca_file = Some(args.tls_dir.join("ca.crt"));

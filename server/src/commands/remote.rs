@@ -3,11 +3,10 @@
 //! Credentials, first found wins: `--token`, `--token-file`, then the user of a
 //! kubeconfig context (`--context`, `--kubeconfig`, or `KUBECONFIG` / ~/.kube/config
 //! when either is given): a token, a token file, an exec plugin or an OIDC id-token
-//! all end up as a bearer token, which the server reviews. A kubeconfig user with only
-//! a client certificate presents it in the TLS handshake, but the admin API accepts
-//! only bearer tokens: such a user gets 401 and a message saying so (see
-//! docs/operations/admin-api.md). The HTTP client is kube's: it reads kubeconfig users
-//! exactly as kubectl does.
+//! all end up as a bearer token, which the server reviews; a client certificate is
+//! presented in the TLS handshake, and the CA service accepts it when it chains to the
+//! cluster's client CA (docs/operations/admin-api.md). The HTTP client is kube's: it
+//! reads kubeconfig users exactly as kubectl does (username/password excepted).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,19 +112,18 @@ impl RemoteArgs {
         } else {
             Config::new(url.clone())
         };
-        if bearer.is_none() && config.auth_info.token.is_none() && config.auth_info.token_file.is_none() {
-            let a = &config.auth_info;
-            let has_other = a.exec.is_some() || a.auth_provider.is_some();
-            let has_cert = a.client_certificate.is_some() || a.client_certificate_data.is_some();
-            if !has_other {
-                if has_cert {
-                    bail!(
-                        "the kubeconfig user authenticates with a client certificate only; the admin API accepts \
-                         bearer tokens: pass --token (e.g. `kubectl create token <serviceaccount>`)"
-                    );
-                }
-                bail!("no credentials: pass --token, --token-file, or --context with a kubeconfig user holding a token");
-            }
+        let a = &config.auth_info;
+        let has_any = a.token.is_some()
+            || a.token_file.is_some()
+            || a.exec.is_some()
+            || a.auth_provider.is_some()
+            || a.client_certificate.is_some()
+            || a.client_certificate_data.is_some();
+        if bearer.is_none() && !has_any {
+            bail!(
+                "no credentials: pass --token or --token-file, or --context/--kubeconfig with a kubeconfig user holding \
+                 a token, an exec plugin or a client certificate"
+            );
         }
         if let Some(path) = &self.ca_file {
             let pem = std::fs::read(path).with_context(|| format!("reading --ca-file {}", path.display()))?;

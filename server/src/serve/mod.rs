@@ -173,7 +173,7 @@ async fn start_admin(
         publisher,
         auth: Arc::new(crate::admin::Authorizer::Local(token)),
     };
-    let tls = crate::admin::tls::from_dir(&tls_dir)?;
+    let tls = crate::admin::tls::from_dir(&tls_dir, None)?;
     let (url, task) = crate::admin::serve(addr, tls, state, limits.clone(), shutdown).await?;
     let discovery = crate::admin::Discovery {
         url: url.clone(),

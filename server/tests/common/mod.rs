@@ -177,6 +177,12 @@ pub fn inventory(data: &Path, protocol: &str) -> Vec<serde_json::Value> {
 /// The flags that reach the admin API of the server running on `data` (the data
 /// directory's `admin.json`), or none when no server runs there.
 pub fn admin_flags(data: &Path) -> Vec<String> {
+    // A server that crashed left its admin.json: only a held lock means one runs.
+    let lock = std::fs::File::open(data.join("owner.lock"));
+    if lock.as_ref().is_ok_and(|l| l.try_lock().is_ok()) {
+        return Vec::new();
+    }
+    drop(lock);
     let Ok(text) = std::fs::read(data.join("admin.json")) else { return Vec::new() };
     let d: serde_json::Value = serde_json::from_slice(&text).unwrap();
     let mut flags = vec!["--server".to_owned(), d["url"].as_str().unwrap().to_owned()];

@@ -144,7 +144,10 @@ fn serve_admin_api_lists_and_revokes_with_the_local_token_and_crl_and_ocsp_show_
     // One certificate, as PEM: the one issued.
     let shown = admin.cli(&["inventory", "show", &serial, "--pem"]);
     assert!(shown.status.success(), "{}", text(&shown));
-    assert_eq!(String::from_utf8_lossy(&shown.stdout), std::fs::read_to_string(dir.join("leaf.pem")).unwrap());
+    let issued = std::fs::read_to_string(dir.join("leaf.pem")).unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.ends_with("-----END CERTIFICATE-----\n") && shown.matches("BEGIN").count() == 1, "{shown}");
+    assert!(issued.starts_with(&shown), "the leaf `issue` wrote (its chain follows it there)");
 
     // Bad input: specific JSON errors; the store is untouched.
     let (code, body) = admin.curl("GET", "/admin/v1/certificates?status=lost", Some(&token), None);

@@ -52,12 +52,18 @@ impl Authorizer {
     }
 }
 
+/// A listener address, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalListen(pub Option<SocketAddr>);
+
 /// `off` or `none` disables the listener; anything else is an address.
-pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+pub fn parse_listen(s: &str) -> Result<OptionalListen, String> {
     if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
-        return Ok(None);
+        return Ok(OptionalListen(None));
     }
-    s.parse::<SocketAddr>().map(Some).map_err(|e| format!("`{s}`: {e} (an address like 127.0.0.1:8443, or off)"))
+    s.parse::<SocketAddr>()
+        .map(|a| OptionalListen(Some(a)))
+        .map_err(|e| format!("`{s}`: {e} (an address like 127.0.0.1:8443, or off)"))
 }
 
 /// Where a running server's admin API is, written into its data directory so that the

@@ -65,7 +65,7 @@ pub struct ServeArgs {
     /// present the local token as `Authorization: Bearer`; its certificate is made
     /// into DATA_DIR/admin-tls/ (trust DATA_DIR/admin-tls/ca.crt).
     #[arg(long, default_value = "127.0.0.1:8443", value_parser = crate::admin::parse_listen)]
-    pub admin_listen: Option<SocketAddr>,
+    pub admin_listen: crate::admin::OptionalListen,
     /// The admin API's token (at least 16 characters); by default DATA_DIR/admin.token,
     /// generated (0600) on first start.
     #[arg(long, env = "PKIPLANE_ADMIN_TOKEN_FILE")]
@@ -104,7 +104,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         manifests.endpoints.len()
             + 1
             + usize::from(args.metrics_listen.is_some())
-            + usize::from(args.admin_listen.is_some()),
+            + usize::from(args.admin_listen.0.is_some()),
     );
     let mut tasks = vec![tokio::spawn(serve_router(publish_listener, limits.clone(), publish, shutdown_rx.clone()))];
     let metrics_url = match args.metrics_listen {
@@ -115,7 +115,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    let admin_url = match args.admin_listen {
+    let admin_url = match args.admin_listen.0 {
         Some(addr) => {
             let (url, task) = start_admin(args, addr, &data_dir, &ca, publisher, &limits, shutdown_rx.clone()).await?;
             tasks.push(task);

@@ -90,7 +90,8 @@ impl TlsMaterial {
         client_roots: Option<Arc<RootCertStore>>,
     ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder =
+            rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
         let builder = match client_roots {
             Some(roots) => builder.with_client_cert_verifier(
                 WebPkiClientVerifier::builder_with_provider(roots, provider)

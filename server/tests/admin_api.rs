@@ -100,11 +100,16 @@ fn serve_admin_api_lists_and_revokes_with_the_local_token_and_crl_and_ocsp_show_
     let (code, body) = admin.curl("GET", "/admin/v1/certificates", Some(&wrong), None);
     assert_eq!(code, "401", "{body}");
     assert!(body.contains("not the admin token"), "{body}");
-    let refused = run(&dir, BIN, &["inventory", "list", "--server", &admin.url, "--ca-file", &admin.ca_file, "--token", &wrong]);
+    let refused =
+        run(&dir, BIN, &["inventory", "list", "--server", &admin.url, "--ca-file", &admin.ca_file, "--token", &wrong]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused).contains("401") && text(&refused).contains("not the admin token"), "{}", text(&refused));
     // The publication listener has no admin routes.
-    let code = ok(&dir, "curl", &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/admin/v1/certificates", server.publish_url)]);
+    let code = ok(
+        &dir,
+        "curl",
+        &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/admin/v1/certificates", server.publish_url)],
+    );
     assert_eq!(code, "404");
 
     // The offline CLI refuses the directory the server owns, naming the flags to use.
@@ -179,12 +184,14 @@ fn serve_admin_api_lists_and_revokes_with_the_local_token_and_crl_and_ocsp_show_
     // The publication listener's CRL lists it with its reason, and verifies.
     let crl_url = format!("{}/issuers/pki/example-intermediate/crl", server.publish_url);
     ok(&dir, "curl", &["-sSf", "-o", "crl.der", &crl_url]);
-    let crl = ok(&dir, "openssl", &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text", "-CAfile", "int.pem"]);
+    let crl =
+        ok(&dir, "openssl", &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text", "-CAfile", "int.pem"]);
     assert!(crl.contains(&format!("Serial Number: {}", serial.to_ascii_uppercase())), "{crl}");
     assert!(crl.contains("Key Compromise"), "{crl}");
     let verified = run(&dir, "openssl", &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-CAfile", "int.pem"]);
     assert!(text(&verified).contains("verify OK"), "{}", text(&verified));
-    let number = |crl: &str| crl.lines().skip_while(|l| !l.contains("X509v3 CRL Number")).nth(1).unwrap().trim().to_owned();
+    let number =
+        |crl: &str| crl.lines().skip_while(|l| !l.contains("X509v3 CRL Number")).nth(1).unwrap().trim().to_owned();
     let before = number(&crl);
     // OCSP answers revoked, with the reason.
     let ocsp = ok(
@@ -236,11 +243,29 @@ fn serve_admin_api_takes_a_given_token_file() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("at least 16 characters"), "{}", text(&out));
     std::fs::write(&given, "a-long-enough-admin-token\n").unwrap();
-    let server =
-        Server::start_with(&manifests, &data, &dir.join("ready.json"), &["--admin-token-file", given.to_str().unwrap()], None);
+    let server = Server::start_with(
+        &manifests,
+        &data,
+        &dir.join("ready.json"),
+        &["--admin-token-file", given.to_str().unwrap()],
+        None,
+    );
     let ca_file = data.join("admin-tls/ca.crt");
     let list = |token: &str| {
-        run(&dir, BIN, &["inventory", "list", "--server", &server.admin_url, "--ca-file", ca_file.to_str().unwrap(), "--token", token])
+        run(
+            &dir,
+            BIN,
+            &[
+                "inventory",
+                "list",
+                "--server",
+                &server.admin_url,
+                "--ca-file",
+                ca_file.to_str().unwrap(),
+                "--token",
+                token,
+            ],
+        )
     };
     assert!(list("a-long-enough-admin-token").status.success());
     assert!(!list("a-long-enough-admin-tokeN").status.success());

@@ -351,11 +351,17 @@ fn the_admin_api_has_its_port_reviews_and_example_roles() {
     assert_eq!(viewer["rules"][0]["resources"][0], "certificates");
     assert_eq!(serde_yaml::to_string(&viewer["rules"][0]["verbs"]).unwrap().trim(), "- list\n- get");
     for agg in ["view", "edit", "admin"] {
-        assert_eq!(viewer["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{agg}").as_str()], "true");
+        assert_eq!(
+            viewer["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{agg}").as_str()],
+            "true"
+        );
     }
     let revoker = serde_yaml::to_string(&role("pkiplane-revoker")["rules"]).unwrap();
     assert!(revoker.contains("revoke") && revoker.contains("sign-crl") && revoker.contains("issuers"), "{revoker}");
-    assert_eq!(role("pkiplane-revoker")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"], Value::Null);
+    assert_eq!(
+        role("pkiplane-revoker")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        Value::Null
+    );
     let binding = &objects["RoleBinding/pkiplane-ca-client-ca-reader"];
     assert_eq!(binding["roleRef"]["name"], "extension-apiserver-authentication-reader");
 
@@ -363,7 +369,10 @@ fn the_admin_api_has_its_port_reviews_and_example_roles() {
     let args = template(&off, "pkiplane-ca").spec.unwrap().containers[0].args.clone().unwrap();
     assert!(!args.iter().any(|a| a.starts_with("--admin-listen")), "{args:?}");
     assert!(!serde_yaml::to_string(&off["ClusterRole/pkiplane-ca"]).unwrap().contains("tokenreviews"));
-    assert!(!off.contains_key("ClusterRole/pkiplane-viewer") && !off.contains_key("RoleBinding/pkiplane-ca-client-ca-reader"));
+    assert!(
+        !off.contains_key("ClusterRole/pkiplane-viewer")
+            && !off.contains_key("RoleBinding/pkiplane-ca-client-ca-reader")
+    );
 }
 
 /// One version: the workspace's (Cargo), `pkiplane --version`, the chart's version and

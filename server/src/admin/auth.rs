@@ -58,8 +58,11 @@ impl Access {
     /// What a refusal says: the verb, resource and scope that were missing.
     pub fn describe(&self) -> String {
         let (resource, verb) = self.verb.rbac();
-        let scope =
-            if self.namespace.is_empty() { "cluster-wide".to_owned() } else { format!("in namespace {}", self.namespace) };
+        let scope = if self.namespace.is_empty() {
+            "cluster-wide".to_owned()
+        } else {
+            format!("in namespace {}", self.namespace)
+        };
         let name = if self.name.is_empty() { String::new() } else { format!(" {}", self.name) };
         format!("{verb} {resource}.{GROUP}{name} {scope}")
     }
@@ -143,7 +146,8 @@ impl LocalToken {
         if file.is_none() {
             crate::datadir::make_private_file(&path)?;
         }
-        let text = Zeroizing::new(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?);
+        let text =
+            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?);
         let token = text.trim();
         if token.len() < 16 {
             anyhow::bail!("{}: the admin token must be at least 16 characters", path.display());

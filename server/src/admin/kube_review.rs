@@ -66,7 +66,9 @@ impl<R: Reviews> KubeAuth<R> {
             None => {
                 let a = self.reviews.token_review(token).await.map_err(|e| {
                     tracing::warn!(error = %e, "TokenReview failed");
-                    AuthError::Unavailable("the token could not be reviewed by the Kubernetes API server; try again".into())
+                    AuthError::Unavailable(
+                        "the token could not be reviewed by the Kubernetes API server; try again".into(),
+                    )
                 })?;
                 let ttl = if matches!(a, TokenAnswer::Authenticated(_)) { ALLOWED_TTL } else { DENIED_TTL };
                 self.tokens.put(key, a.clone(), ttl, Instant::now());
@@ -87,7 +89,9 @@ impl<R: Reviews> KubeAuth<R> {
             None => {
                 let a = self.reviews.access_review(user, access).await.map_err(|e| {
                     tracing::warn!(error = %e, "SubjectAccessReview failed");
-                    AuthError::Unavailable("the access could not be reviewed by the Kubernetes API server; try again".into())
+                    AuthError::Unavailable(
+                        "the access could not be reviewed by the Kubernetes API server; try again".into(),
+                    )
                 })?;
                 let ttl = if a == AccessAnswer::Allowed { ALLOWED_TTL } else { DENIED_TTL };
                 self.accesses.put(key, a.clone(), ttl, Instant::now());

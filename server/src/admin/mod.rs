@@ -111,9 +111,8 @@ pub async fn serve(
     limits: pkiplane_listen::Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the admin API listener {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin API listener {addr}"))?;
     let url = format!("https://{}", listener.local_addr()?);
     let router = pkiplane_metrics::http::instrument(routes::router(state), "admin", "");
     let acceptor = tls::AdminTls { tls, router };

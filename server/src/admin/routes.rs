@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -26,8 +26,8 @@ use pkiplane_core::x509::pem;
 use serde::Deserialize;
 
 use super::Authorizer;
-use super::tls::CertificateUser;
 use super::auth::{Access, AuthError, User, Verb};
+use super::tls::CertificateUser;
 use super::view::{
     CertificateList, CrlAnswer, ErrorBody, RecordView, RevokeAnswer, RevokeRequest, normalize_serial, parse_reason,
     reason_name,
@@ -177,8 +177,9 @@ fn plan(q: ListQuery) -> Result<ListPlan, ApiError> {
         .status
         .as_deref()
         .map(|s| {
-            CertStatus::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("status: `{s}` is not pending, issued, revoked or abandoned")))
+            CertStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!("status: `{s}` is not pending, issued, revoked or abandoned"))
+            })
         })
         .transpose()?;
     let protocol = q
@@ -278,7 +279,8 @@ async fn list(
     let inventory = state.ca.inventory();
     let records = match &plan.serial {
         Some(serial) => {
-            let found = inventory.find_serial(serial).await.map_err(|e| ApiError::internal("looking the serial up", e))?;
+            let found =
+                inventory.find_serial(serial).await.map_err(|e| ApiError::internal("looking the serial up", e))?;
             found.into_iter().filter(|r| matches_plan(r, &plan.filter, now)).collect()
         }
         None => inventory.list(&plan.filter).await.map_err(|e| ApiError::internal("listing the inventory", e))?,
@@ -332,7 +334,7 @@ async fn show(
 
 async fn show_pem(State(state): State<AdminState>, Caller(user): Caller, Path(serial): Path<String>) -> Response {
     let answer = async {
-            let (serial, record) = record_for(&state, &user, &serial, Verb::GetCertificate).await?;
+        let (serial, record) = record_for(&state, &user, &serial, Verb::GetCertificate).await?;
         record.der.as_ref().map(|d| pem::encode("CERTIFICATE", d)).ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -363,11 +365,8 @@ async fn revoke(
     };
     let (serial, record) = record_for(&state, &user, &serial, Verb::RevokeCertificate).await?;
     let who = Requester::new(Protocol::Local, format!("admin-api:{}", user.username));
-    let outcome = state
-        .ca
-        .revoke(&record.issuer, &serial, reason, &who)
-        .await
-        .map_err(|e| ApiError::internal("revoking", e))?;
+    let outcome =
+        state.ca.revoke(&record.issuer, &serial, reason, &who).await.map_err(|e| ApiError::internal("revoking", e))?;
     let answer = |reason, at, already_revoked| RevokeAnswer {
         serial: serial.clone(),
         issuer: record.issuer.to_string(),

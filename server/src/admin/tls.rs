@@ -12,9 +12,9 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use pkiplane_caservice::tls::Reloading;
-use pkiplane_operator::internal_ca::{CA_CRT, InternalCa, LeafSpec, TLS_CRT, TLS_KEY, renewal_due};
 use pkiplane_core::x509::cert::CertInfo;
 use pkiplane_core::x509::names::{SubjectAttribute, name_attributes};
+use pkiplane_operator::internal_ca::{CA_CRT, InternalCa, LeafSpec, TLS_CRT, TLS_KEY, renewal_due};
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::User;

@@ -100,11 +100,15 @@ async fn open(data_dir: &std::path::Path, url: Option<&str>) -> Result<std::sync
         None => {
             // Taken only to learn that no server runs on the directory: a server's
             // inventory is asked of the server.
-            let _owned = crate::datadir::DataDir::own_existing(
-                data_dir,
-                "inventory",
-                &super::remote::use_server_instead(data_dir),
-            )?;
+            let _owned = match data_dir.is_dir() {
+                true => Some(crate::datadir::DataDir::own_existing(
+                    data_dir,
+                    "inventory",
+                    &super::remote::use_server_instead(data_dir),
+                )?),
+                // Said by the store: "no inventory at ...".
+                false => None,
+            };
             Ok(super::open_store_ro(data_dir)?)
         }
         Some(url) if pkiplane_store::is_postgres_url(url) => {
@@ -126,14 +130,7 @@ async fn list(a: &ListArgs) -> Result<()> {
         .iter()
         .map(|v| {
             let names = if v.sans.is_empty() { v.subject.clone() } else { v.sans.join(",") };
-            vec![
-                v.serial.clone(),
-                v.status.clone(),
-                v.protocol.clone(),
-                v.profile.clone(),
-                names,
-                v.not_after.clone(),
-            ]
+            vec![v.serial.clone(), v.status.clone(), v.protocol.clone(), v.profile.clone(), names, v.not_after.clone()]
         })
         .collect();
     print!("{}", table(&["SERIAL", "STATUS", "PROTOCOL", "PROFILE", "NAMES", "NOT AFTER"], &rows));

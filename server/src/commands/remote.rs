@@ -84,7 +84,8 @@ impl RemoteArgs {
             (Some(t), _) => Some(Zeroizing::new(t.trim().to_owned())),
             (None, Some(path)) => {
                 let text = Zeroizing::new(
-                    std::fs::read_to_string(path).with_context(|| format!("reading --token-file {}", path.display()))?,
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading --token-file {}", path.display()))?,
                 );
                 Some(Zeroizing::new(text.trim().to_owned()))
             }
@@ -162,7 +163,8 @@ impl AdminClient {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Vec<u8>> {
-        let mut request = Request::builder().method(method.clone()).uri(path).header(header::ACCEPT, "application/json");
+        let mut request =
+            Request::builder().method(method.clone()).uri(path).header(header::ACCEPT, "application/json");
         if let Some(token) = &self.bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {}", token.as_str()));
         }
@@ -256,7 +258,8 @@ mod tests {
         assert!(RemoteArgs::default().client().await.unwrap().is_none());
         let args = RemoteArgs { token: Some("t".into()), ..Default::default() };
         assert!(args.client().await.err().unwrap().to_string().contains("--server is needed"));
-        let args = RemoteArgs { server: Some("http://127.0.0.1:1".into()), token: Some("t".into()), ..Default::default() };
+        let args =
+            RemoteArgs { server: Some("http://127.0.0.1:1".into()), token: Some("t".into()), ..Default::default() };
         assert!(args.client().await.err().unwrap().to_string().contains("https://"));
     }
 }

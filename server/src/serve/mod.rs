@@ -167,7 +167,8 @@ async fn start_admin(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
     let tls_dir = crate::admin::tls::standalone(data_dir, SystemTime::now())?;
-    let (token, token_file) = crate::admin::auth::LocalToken::load_or_create(args.admin_token_file.as_deref(), data_dir)?;
+    let (token, token_file) =
+        crate::admin::auth::LocalToken::load_or_create(args.admin_token_file.as_deref(), data_dir)?;
     let state = crate::admin::routes::AdminState {
         ca: ca.clone(),
         publisher,

@@ -138,11 +138,7 @@ fn token_review_status_is_read_strictly() {
     assert!(matches!(nameless, TokenAnswer::Refused(_)));
     let ok = token_answer(review(Some(TokenReviewStatus {
         authenticated: Some(true),
-        user: Some(UserInfo {
-            username: Some("alice".into()),
-            groups: Some(vec!["ops".into()]),
-            ..Default::default()
-        }),
+        user: Some(UserInfo { username: Some("alice".into()), groups: Some(vec!["ops".into()]), ..Default::default() }),
         ..Default::default()
     })));
     let TokenAnswer::Authenticated(user) = ok else { panic!("{ok:?}") };
@@ -151,7 +147,8 @@ fn token_review_status_is_read_strictly() {
 
 #[test]
 fn the_access_review_asks_for_the_pkiplane_verb() {
-    let user = User { username: "alice".into(), uid: "u1".into(), groups: vec!["ops".into()], extra: Default::default() };
+    let user =
+        User { username: "alice".into(), uid: "u1".into(), groups: vec!["ops".into()], extra: Default::default() };
     let review = access_review_for(&user, &Access::new(Verb::SignCrl, "pki", "example-intermediate"));
     let spec = &review.spec;
     assert_eq!(spec.user.as_deref(), Some("alice"));
@@ -173,7 +170,8 @@ fn only_an_explicit_allow_allows() {
     assert_eq!(access_answer(&with(Some(allowed))), AccessAnswer::Allowed);
     let denied = SubjectAccessReviewStatus { allowed: true, denied: Some(true), ..Default::default() };
     assert!(matches!(access_answer(&with(Some(denied))), AccessAnswer::Denied(_)));
-    let no_opinion = SubjectAccessReviewStatus { allowed: false, reason: Some("no RBAC rule".into()), ..Default::default() };
+    let no_opinion =
+        SubjectAccessReviewStatus { allowed: false, reason: Some("no RBAC rule".into()), ..Default::default() };
     assert_eq!(access_answer(&with(Some(no_opinion))), AccessAnswer::Denied("no RBAC rule".into()));
     assert!(matches!(access_answer(&with(None)), AccessAnswer::Denied(_)));
 }

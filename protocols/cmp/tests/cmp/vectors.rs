@@ -138,14 +138,7 @@ async fn record_vectors() {
     let k = ec_key(pki.dir.path(), "v1");
     let cert = pki.path("v1.pem");
     let san = ["-subject", "/CN=vector.example.com", "-sans", "vector.example.com"];
-    let run = pki
-        .cmp(
-            "ir",
-            None,
-            &[&["-cmd", "ir", "-ref", KID, "-secret", &secret, "-newkey", p(&k), "-certout", p(&cert)][..], &san]
-                .concat(),
-        )
-        .await;
+    let run = pki.ir_with_mac("ir", None, &k, "vector.example.com", &cert, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     copy("ir.req0.der", "ir.req.der");
     copy("ir.rsp0.der", "ir.rsp.der");

@@ -2,20 +2,20 @@
 //! `onlyReturnExisting`), contact updates, deactivation (7.3.6), key rollover (7.3.5) and
 //! the orders list (7.1.2.1).
 
+use crate::signed::{ByAccount, ByKey, Signed};
 use std::time::SystemTime;
 
 use crate::state::{Account, AccountStatus, AccountUpdate, NewAccountOutcome};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::jwk::Jwk;
-use crate::jws::{self, Jws, KeyRule};
+use crate::jws::Jws;
 use crate::nonce::random_id;
 use crate::problem::{AcmeError, ProblemType};
-use crate::{AcmeState, eab, identifier, paths, respond};
+use crate::{AcmeState, eab, identifier, respond};
 
 /// The account object (RFC 8555 section 7.1.2).
 pub fn account_json(state: &AcmeState, a: &Account) -> Value {
@@ -67,14 +67,8 @@ pub fn check_contacts(v: Option<&Value>) -> Result<Vec<String>, AcmeError> {
 }
 
 /// newAccount (RFC 8555 section 7.3, 7.3.1, 7.3.4).
-pub async fn new_account(
-    State(state): State<AcmeState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::NEW_ACCOUNT);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Jwk).await?;
+pub async fn new_account(State(state): State<AcmeState>, req: Signed<ByKey>) -> Result<Response, AcmeError> {
+    let url = &req.url;
     let payload = req.json()?;
     let thumbprint = req.key.thumbprint();
     if let Some(existing) = state.store.account_by_thumbprint(&thumbprint).await? {
@@ -148,11 +142,8 @@ async fn update_account(
 pub async fn account(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.account_url(&id), KeyRule::Kid).await?;
     let account = req.account()?.clone();
     if account.id != id {
         return Err(AcmeError::unauthorized("requests may only read or change the signing account"));
@@ -186,11 +177,8 @@ pub async fn account(
 pub async fn orders(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.orders_url(&id), KeyRule::Kid).await?;
     if req.account()?.id != id {
         return Err(AcmeError::unauthorized("requests may only list the signing account's orders"));
     }
@@ -201,10 +189,8 @@ pub async fn orders(
 
 /// keyChange (RFC 8555 section 7.3.5): the outer JWS is signed by the current key, the
 /// inner by the new one, which must not belong to any account yet.
-pub async fn key_change(State(state): State<AcmeState>, headers: HeaderMap, body: Body) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::KEY_CHANGE);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Kid).await?;
+pub async fn key_change(State(state): State<AcmeState>, req: Signed<ByAccount>) -> Result<Response, AcmeError> {
+    let url = &req.url;
     let account = req.account()?.clone();
     let inner = Jws::parse_value(&req.json()?)?;
     let h = &inner.header;

@@ -42,6 +42,8 @@ pub mod respond;
 #[cfg(feature = "server")]
 pub mod revoke;
 pub mod settings;
+#[cfg(feature = "server")]
+pub mod signed;
 #[cfg(any(test, feature = "test-util"))]
 pub mod signer;
 pub mod state;

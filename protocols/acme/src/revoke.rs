@@ -2,12 +2,12 @@
 //! certificate or holds valid authorizations for all its identifiers (`kid`), or by the
 //! certificate's own key (`jwk`).
 
+use crate::signed::{ByAccountOrKey, Signed};
 use std::time::SystemTime;
 
 use crate::state::{Account, Identifier};
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use der::{Decode, Encode};
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
@@ -16,9 +16,8 @@ use serde_json::Value;
 use x509_cert::Certificate;
 
 use crate::jwk::b64_decode;
-use crate::jws::{self, KeyRule};
 use crate::problem::{AcmeError, ProblemType};
-use crate::{AcmeState, identifier, paths, respond};
+use crate::{AcmeState, identifier};
 
 /// The inventory record of exactly this certificate.
 async fn find(state: &AcmeState, der: &[u8]) -> Result<(CertificateRecord, Vec<u8>), AcmeError> {
@@ -65,14 +64,7 @@ async fn account_may_revoke(
     Ok(!record.sans.is_empty())
 }
 
-pub async fn revoke_cert(
-    State(state): State<AcmeState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::REVOKE_CERT);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Either).await?;
+pub async fn revoke_cert(State(state): State<AcmeState>, req: Signed<ByAccountOrKey>) -> Result<Response, AcmeError> {
     let payload = req.json()?;
     let der = payload
         .get("certificate")

@@ -85,7 +85,7 @@ pub async fn new_account(State(state): State<AcmeState>, req: Signed<ByKey>) -> 
     if state.config.terms_of_service.is_some() && !agreed {
         return Err(AcmeError::malformed("new accounts must agree to the terms of service (termsOfServiceAgreed)"));
     }
-    let eab = eab::verify(state.config.eab.as_ref(), payload.get("externalAccountBinding"), &req.key, &url)?;
+    let eab = eab::verify(state.config.eab.as_ref(), payload.get("externalAccountBinding"), &req.key, url)?;
     let account = Account {
         id: random_id(),
         status: AccountStatus::Valid,

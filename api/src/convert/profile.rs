@@ -173,7 +173,7 @@ pub(crate) fn fraction(s: &str) -> Result<f64, String> {
 fn requester_policy(r: Option<&Requesters>, namespace: &str, e: &mut Errors) -> RequesterPolicy {
     let Some(r) = r else { return RequesterPolicy::default() };
     let path = "spec.requesters";
-    no_duplicates(&r.protocols, &format!("{path}.protocols"), |p| p.core().to_string(), e);
+    no_duplicates(&r.protocols, &format!("{path}.protocols"), |p| p.to_string(), e);
     let endpoints = r
         .endpoints
         .iter()
@@ -200,7 +200,7 @@ fn requester_policy(r: Option<&Requesters>, namespace: &str, e: &mut Errors) -> 
         required_claims.insert(k.clone(), v.clone());
     }
     RequesterPolicy {
-        protocols: r.protocols.iter().map(|p| p.core()).collect(),
+        protocols: r.protocols.clone(),
         endpoints,
         identities: r.identities.clone(),
         required_claims,

@@ -199,10 +199,5 @@ fn requester_policy(r: Option<&Requesters>, namespace: &str, e: &mut Errors) -> 
         }
         required_claims.insert(k.clone(), v.clone());
     }
-    RequesterPolicy {
-        protocols: r.protocols.clone(),
-        endpoints,
-        identities: r.identities.clone(),
-        required_claims,
-    }
+    RequesterPolicy { protocols: r.protocols.clone(), endpoints, identities: r.identities.clone(), required_claims }
 }

@@ -142,24 +142,7 @@ async fn p10cr_with_mac() {
         p(&csr),
     ]);
     let cert = pki.path("p10.pem");
-    let run = pki
-        .cmp(
-            "p10",
-            None,
-            &[
-                "-cmd",
-                "p10cr",
-                "-csr",
-                p(&csr),
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-certout",
-                p(&cert),
-            ],
-        )
-        .await;
+    let run = pki.p10cr_with_mac("p10", &csr, &cert, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     pki.verify(&cert);
     let r = pki.record(&cert).await;

@@ -157,25 +157,7 @@ async fn record_vectors() {
         "-out",
         p(&csr),
     ]);
-    let run = pki
-        .cmp(
-            "p10",
-            None,
-            &[
-                "-cmd",
-                "p10cr",
-                "-csr",
-                p(&csr),
-                "-ref",
-                KID,
-                "-secret",
-                &secret,
-                "-certout",
-                p(&pki.path("p10.pem")),
-                "-implicit_confirm",
-            ],
-        )
-        .await;
+    let run = pki.p10cr_with_mac("p10", &csr, &pki.path("p10.pem"), &["-implicit_confirm"]).await;
     assert!(run.ok, "{}", run.stderr);
     copy("p10.req0.der", "p10cr.req.der");
     copy("p10.rsp0.der", "cp.rsp.der");

@@ -2,6 +2,7 @@
 //! authorization (7.5.2), and responding to a challenge (7.5.1), which starts validation
 //! in the background.
 
+use crate::payload::AuthorizationChange;
 use crate::signed::{ByAccount, Signed};
 use std::time::SystemTime;
 
@@ -111,8 +112,8 @@ pub async fn authorization(
     if req.post_as_get() {
         a = resume_stale(&state, a, &req.account()?.thumbprint).await?;
     } else {
-        let payload = req.json()?;
-        match payload.get("status").and_then(Value::as_str) {
+        let payload: AuthorizationChange = req.payload()?;
+        match payload.status.as_deref() {
             Some("deactivated") => {
                 for _ in 0..5 {
                     let status = effective_status(&a, SystemTime::now());

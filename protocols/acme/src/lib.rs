@@ -36,6 +36,8 @@ pub mod nonce;
 #[cfg(feature = "server")]
 pub mod order;
 #[cfg(feature = "server")]
+pub mod payload;
+#[cfg(feature = "server")]
 pub mod problem;
 #[cfg(feature = "server")]
 pub mod respond;

@@ -2,6 +2,7 @@
 //! certificate or holds valid authorizations for all its identifiers (`kid`), or by the
 //! certificate's own key (`jwk`).
 
+use crate::payload::Revocation;
 use crate::signed::{ByAccountOrKey, Signed};
 use std::time::SystemTime;
 
@@ -65,13 +66,10 @@ async fn account_may_revoke(
 }
 
 pub async fn revoke_cert(State(state): State<AcmeState>, req: Signed<ByAccountOrKey>) -> Result<Response, AcmeError> {
-    let payload = req.json()?;
-    let der = payload
-        .get("certificate")
-        .and_then(Value::as_str)
-        .and_then(b64_decode)
+    let payload: Revocation = req.payload()?;
+    let der = b64_decode(&payload.certificate)
         .ok_or_else(|| AcmeError::malformed("`certificate` must be the base64url DER certificate"))?;
-    let reason = match payload.get("reason") {
+    let reason = match &payload.reason {
         None | Some(Value::Null) => RevocationReason::Unspecified,
         Some(v) => {
             v.as_u64().and_then(|c| u8::try_from(c).ok()).and_then(RevocationReason::from_code).ok_or_else(|| {

@@ -449,10 +449,20 @@ renewed() {
 until_ok 180 renewed || fail "web-dns01 renewed (revision 2, Ready)" "$(cert_state web-dns01)"
 serial_new=$(check_tls web-dns01-tls "dns01.$ZONE" 30 "Digital Signature" "TLS Web Server Authentication" "$exts_30d" "$uris_30d")
 [ "$serial_new" != "$serial_dns01" ] || fail "the renewal is a new certificate" "$serial_new"
+# The running CA owns its data directory: the inventory is asked through its admin API,
+# with the token of a ServiceAccount bound to pkiplane-viewer (docs/operations/admin-api.md).
+kubectl -n "$PK_NS" get serviceaccount inventory-reader >/dev/null 2>&1 ||
+  kubectl -n "$PK_NS" create serviceaccount inventory-reader >/dev/null
+kubectl get clusterrolebinding e2e-inventory-reader >/dev/null 2>&1 ||
+  kubectl create clusterrolebinding e2e-inventory-reader --clusterrole=pkiplane-viewer \
+    --serviceaccount="$PK_NS:inventory-reader" >/dev/null
+reader_token=$(kubectl -n "$PK_NS" create token inventory-reader --duration=1h)
 inventory() { # SERIAL
-  kubectl -n "$PK_NS" exec deploy/pkiplane-ca -- pkiplane inventory show "$1" --data-dir /var/lib/pkiplane/ca -o json
+  kubectl -n "$PK_NS" exec deploy/pkiplane-ca -- pkiplane inventory show "$1" -o json --server https://127.0.0.1:8443 \
+    --tls-server-name "pkiplane-ca.$PK_NS.svc" --ca-file /etc/pkiplane/tls/ca.crt --token "$reader_token"
 }
-record=$(inventory "$serial_new" 2>&1) || fail "pkiplane inventory show $serial_new (in the CA pod)" "$record"
+until_ok 20 inventory "$serial_new" || true
+record=$(inventory "$serial_new" 2>&1) || fail "pkiplane inventory show $serial_new (through the admin API)" "$record"
 renewed_from=$(jq -r '.renewedFrom // empty' <<<"$record")
 hex() { tr -d ':' | tr 'A-F' 'a-f' | sed 's/^0*//'; }
 [ "$(hex <<<"$renewed_from")" = "$(hex <<<"$serial_dns01")" ] ||

@@ -6,7 +6,8 @@
 # quickstart for clusters (`kubectl apply -k examples/`, namespace pki, restricted too).
 # Every component and endpoint is a real pod; real clients of the four protocols enroll
 # through the endpoints' Services from the node's network namespace (kube-proxy, CoreDNS,
-# no forwarder) and every certificate verifies against the published chain. Then the
+# no forwarder) and every certificate verifies against the published chain. The admin API
+# (e2e/lib/operator-admin.sh): RBAC decides who lists and who revokes. Then the
 # lifecycle (e2e/lib/operator-lifecycle.sh): counts on status, profile edits without
 # restarts, operator restart and leader failover, drift repair, config-hash rollouts, the
 # stranding warning, the webhook failing closed, deletion and garbage collection, `helm
@@ -253,5 +254,6 @@ before=$(cmp_issued metrics-before.txt) after=$(cmp_issued metrics-after.txt)
   fail "pkiplane_certificates_issued_total{protocol=CMP,endpoint=pki/cmp} moves by one" "before $before, after $after"
 pass "CA metrics through Service pkiplane-ca:9090 pass promtool; issued_total for pki/cmp went $before -> $after with one enrollment; the publication port answers 404 for /metrics"
 
+. "$root"/e2e/lib/operator-admin.sh
 . "$root"/e2e/lib/operator-acme.sh
 . "$root"/e2e/lib/operator-lifecycle.sh

@@ -81,6 +81,31 @@ impl TlsMaterial {
         Ok(Arc::new(config))
     }
 
+    /// A server for people and tools (the pkiplane binary's admin API): no client
+    /// certificate of the internal CA is asked for. With `client_roots`, a client may
+    /// present a certificate chaining to them (verified; one without is admitted too, to
+    /// authenticate with a bearer token instead).
+    pub fn server_config_for_people(
+        &self,
+        client_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder =
+            rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder = match client_roots {
+            Some(roots) => builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?,
+            ),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(self.chain.clone(), self.key())?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
     /// A client that presents this certificate and trusts only the internal CA.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -107,26 +132,32 @@ fn stamp(dir: &Path) -> Option<SystemTime> {
 
 /// A configuration rebuilt from a TLS directory whenever its files change. Readers take
 /// the current one per connection; a broken update keeps the previous configuration.
+/// How a configuration is built from the material.
+type Build<T> = Box<dyn Fn(&TlsMaterial) -> Result<Arc<T>, TlsError> + Send + Sync>;
+
 pub struct Reloading<T> {
     current: RwLock<(Option<SystemTime>, Arc<T>)>,
     dir: PathBuf,
-    build: fn(&TlsMaterial) -> Result<Arc<T>, TlsError>,
+    build: Build<T>,
 }
 
 impl<T: Send + Sync + 'static> Reloading<T> {
-    pub fn new(dir: &Path, build: fn(&TlsMaterial) -> Result<Arc<T>, TlsError>) -> Result<Arc<Self>, TlsError> {
+    pub fn new(
+        dir: &Path,
+        build: impl Fn(&TlsMaterial) -> Result<Arc<T>, TlsError> + Send + Sync + 'static,
+    ) -> Result<Arc<Self>, TlsError> {
         let stamp = stamp(dir);
         let first = build(&TlsMaterial::load(dir)?)?;
-        Ok(Arc::new(Self { current: RwLock::new((stamp, first)), dir: dir.to_owned(), build }))
+        Ok(Arc::new(Self { current: RwLock::new((stamp, first)), dir: dir.to_owned(), build: Box::new(build) }))
     }
 
     /// A configuration that never changes (built elsewhere, e.g. from PEM handed over in
     /// memory): [`Self::refresh`] finds no directory and keeps it.
     pub fn fixed(value: Arc<T>) -> Arc<Self> {
-        fn unused<T>(_: &TlsMaterial) -> Result<Arc<T>, TlsError> {
+        let unused = |_: &TlsMaterial| -> Result<Arc<T>, TlsError> {
             Err(TlsError::File { path: PathBuf::new(), message: "a fixed configuration is not rebuilt".into() })
-        }
-        Arc::new(Self { current: RwLock::new((None, value)), dir: PathBuf::new(), build: unused })
+        };
+        Arc::new(Self { current: RwLock::new((None, value)), dir: PathBuf::new(), build: Box::new(unused) })
     }
 
     pub fn get(&self) -> Arc<T> {

@@ -1,6 +1,7 @@
 //! `pkiplane`: one binary for the standalone server, the in-cluster roles and the tools.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod bootstrap;
 mod ca;
 mod commands;

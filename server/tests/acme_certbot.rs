@@ -36,6 +36,7 @@ fn ok(o: &Output) -> String {
 fn inventory(data: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
         .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "ACME", "-o", "json"])
+        .args(common::admin_flags(data))
         .output()
         .unwrap();
     assert!(out.status.success());

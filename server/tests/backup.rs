@@ -152,7 +152,11 @@ fn backup_wipe_restore_then_issue_and_publish_a_higher_crl() {
     assert!(!revoked.status.success() && text(&revoked.stderr).contains("certificate revoked"), "{revoked:?}");
     // The inventory has the certificates of the backup and the new one, no serial twice
     // (the serving certificates `serve` issues itself are in it too).
-    let out = pkiplane(&["inventory", "list", "--data-dir", data.to_str().unwrap(), "-o", "json"]);
+    // Asked of the running server, which owns the data directory.
+    let flags = common::admin_flags(&data);
+    let mut args = vec!["inventory", "list", "--data-dir", data.to_str().unwrap(), "-o", "json"];
+    args.extend(flags.iter().map(String::as_str));
+    let out = pkiplane(&args);
     let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let serials: Vec<&str> = records.iter().filter_map(|r| r["serial"].as_str()).collect();
     let unique: std::collections::BTreeSet<&str> = serials.iter().copied().collect();

@@ -187,6 +187,8 @@ fn start_ca_with(
     let tls = dir.join("ca-tls");
     let mut args = vec!["ca", "--manifests", ca_yaml.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
     args.extend(["--listen", &api, "--publish-listen", &publish, "--tls-dir", tls.to_str().unwrap()]);
+    // The admin API (local token), which the inventory helper asks while the CA runs.
+    args.extend(["--admin-listen", "127.0.0.1:0"]);
     if let Some(url) = store {
         args.extend(["--store", url]);
     }

@@ -320,9 +320,59 @@ fn the_release_namespace_is_used_throughout() {
     assert!(args.contains(&"--namespace=pki-control".to_string()));
     for (key, object) in &objects {
         if let Some(ns) = object["metadata"]["namespace"].as_str() {
+            // The one exception: reading the API server's client CA is granted where it lives.
+            if key == "RoleBinding/pkiplane-ca-client-ca-reader" {
+                assert_eq!(ns, "kube-system");
+                continue;
+            }
             assert_eq!(ns, "pki-control", "{key}");
         }
     }
+}
+
+/// The admin API: its own port on the CA's container and Service (never the publication
+/// port), the review permissions in the CA's ClusterRole, the example roles with the
+/// verbs docs/operations/admin-api.md lists, aggregated; all gone when disabled.
+#[test]
+fn the_admin_api_has_its_port_reviews_and_example_roles() {
+    let objects = render(&[]);
+    let ca = template(&objects, "pkiplane-ca").spec.unwrap().containers[0].clone();
+    assert!(ca.args.unwrap().contains(&"--admin-listen=0.0.0.0:8443".to_string()));
+    let ports: Vec<_> = ca.ports.unwrap().iter().map(|p| (p.name.clone().unwrap(), p.container_port)).collect();
+    assert!(ports.contains(&("admin".to_string(), 8443)), "{ports:?}");
+    let service = &objects["Service/pkiplane-ca"]["spec"]["ports"];
+    assert!(service.as_sequence().unwrap().iter().any(|p| p["name"] == "admin" && p["port"] == 8443), "{service:?}");
+    let rules = serde_yaml::to_string(&objects["ClusterRole/pkiplane-ca"]["rules"]).unwrap();
+    for want in ["tokenreviews", "subjectaccessreviews", "authentication.k8s.io", "authorization.k8s.io"] {
+        assert!(rules.contains(want), "{want}: {rules}");
+    }
+    let role = |name: &str| objects[&format!("ClusterRole/{name}")].clone();
+    let viewer = role("pkiplane-viewer");
+    assert_eq!(viewer["rules"][0]["resources"][0], "certificates");
+    assert_eq!(serde_yaml::to_string(&viewer["rules"][0]["verbs"]).unwrap().trim(), "- list\n- get");
+    for agg in ["view", "edit", "admin"] {
+        assert_eq!(
+            viewer["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{agg}").as_str()],
+            "true"
+        );
+    }
+    let revoker = serde_yaml::to_string(&role("pkiplane-revoker")["rules"]).unwrap();
+    assert!(revoker.contains("revoke") && revoker.contains("sign-crl") && revoker.contains("issuers"), "{revoker}");
+    assert_eq!(
+        role("pkiplane-revoker")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        Value::Null
+    );
+    let binding = &objects["RoleBinding/pkiplane-ca-client-ca-reader"];
+    assert_eq!(binding["roleRef"]["name"], "extension-apiserver-authentication-reader");
+
+    let off = render(&["ca.adminApi.enabled=false"]);
+    let args = template(&off, "pkiplane-ca").spec.unwrap().containers[0].args.clone().unwrap();
+    assert!(!args.iter().any(|a| a.starts_with("--admin-listen")), "{args:?}");
+    assert!(!serde_yaml::to_string(&off["ClusterRole/pkiplane-ca"]).unwrap().contains("tokenreviews"));
+    assert!(
+        !off.contains_key("ClusterRole/pkiplane-viewer")
+            && !off.contains_key("RoleBinding/pkiplane-ca-client-ca-reader")
+    );
 }
 
 /// One version: the workspace's (Cargo), `pkiplane --version`, the chart's version and

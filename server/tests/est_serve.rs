@@ -156,6 +156,7 @@ fn estclient_and_curl_enroll_through_serve() {
 
     let list = Command::new(BIN)
         .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "EST", "-o", "json"])
+        .args(common::admin_flags(&data))
         .output()
         .unwrap();
     let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();

@@ -114,6 +114,7 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
 
     let list = Command::new(BIN)
         .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "SCEP", "-o", "json"])
+        .args(common::admin_flags(&data))
         .output()
         .unwrap();
     let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();

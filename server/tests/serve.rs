@@ -178,7 +178,10 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&missing.stdout), "404");
 
-    let list = run(BIN, &["inventory", "list", "--data-dir", dd, "--status", "revoked", "-o", "json"]);
+    let flags = common::admin_flags(&data);
+    let mut args = vec!["inventory", "list", "--data-dir", dd, "--status", "revoked", "-o", "json"];
+    args.extend(flags.iter().map(String::as_str));
+    let list = run(BIN, &args);
     let v: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["serial"].as_str().unwrap().to_uppercase(), serial);

@@ -18,6 +18,10 @@ use pkiplane_caservice::tls::{Reloading, build_server};
 use pkiplane_core::inventory::{CaMaterialStore, Inventory};
 use pkiplane_core::issuance::Ca;
 use pkiplane_store::sealing::SealableRows;
+
+use crate::admin::Authorizer;
+use crate::admin::auth::LocalToken;
+use crate::admin::kube_review::KubeAuth;
 use tokio::sync::watch;
 
 pub use source::{ConfigSource, FileSource};
@@ -70,16 +74,26 @@ pub struct CaArgs {
     /// How often the metrics computed from the CA and its inventory are refreshed.
     #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
     pub metrics_refresh: Duration,
+    /// HTTPS listener of the admin API (docs/operations/admin-api.md); unset, none. It
+    /// serves the --tls-dir certificate and asks for no client certificate: callers
+    /// present a bearer token, reviewed by the Kubernetes API server (TokenReview) and
+    /// authorized by RBAC (SubjectAccessReview); with --manifests, the local token.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// With --manifests: the admin API's token (at least 16 characters); by default
+    /// DATA_DIR/admin.token, generated (0600) on first start.
+    #[arg(long, env = "PKIPLANE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub listener: crate::listener_args::ListenerArgs,
 }
 
 pub async fn run(args: &CaArgs) -> Result<()> {
-    let source: Arc<dyn ConfigSource> = match &args.manifests {
-        Some(path) => FileSource::start(path)?,
+    let (source, kube_client): (Arc<dyn ConfigSource>, _) = match &args.manifests {
+        Some(path) => (FileSource::start(path)?, None),
         None => {
             let client = kube::Client::try_default().await.context("connecting to the Kubernetes API")?;
-            kube_source::KubeSource::start(client).await?
+            (kube_source::KubeSource::start(client.clone()).await?, Some(client))
         }
     };
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
@@ -119,13 +133,37 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     println!("internal API (mTLS): https://{}", api.local_addr()?);
     println!("CA certificates, CRLs and OCSP: http://{}/issuers/", publish.local_addr()?);
-    let limits = args.listener.limits(2 + usize::from(args.metrics_listen.is_some()));
+    let limits =
+        args.listener.limits(2 + usize::from(args.metrics_listen.is_some()) + usize::from(args.admin_listen.is_some()));
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
     let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
-    let publication = crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing).await;
+    let (publication, publisher) = crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing).await;
     let publication = pkiplane_metrics::http::instrument(publication, "publication", "");
     let publish_task =
         tokio::spawn(crate::serve::serve_router(publish, limits.clone(), publication, shutdown_rx.clone()));
+    let admin_task = match args.admin_listen {
+        Some(addr) => {
+            let (auth, token_file, client_roots) = match kube_client {
+                Some(client) => {
+                    let roots = crate::admin::kube_review::cluster_client_ca(&client).await;
+                    let reviews = crate::admin::kube_review::ApiServerReviews::new(client);
+                    (Authorizer::Kube(KubeAuth::new(reviews)), None, roots)
+                }
+                None => {
+                    let (token, path) = LocalToken::load_or_create(args.admin_token_file.as_deref(), owned.path())?;
+                    (Authorizer::Local(token), Some(path), None)
+                }
+            };
+            let state = crate::admin::routes::AdminState { ca: ca.clone(), publisher, auth: Arc::new(auth) };
+            let tls = crate::admin::tls::from_dir(&args.tls_dir, client_roots)?;
+            let (url, task) = crate::admin::serve(addr, tls, state, limits.clone(), shutdown_rx.clone()).await?;
+            println!("admin API: {url}/admin/v1/");
+            let ca_file = Some(args.tls_dir.join("ca.crt"));
+            crate::admin::Discovery { url, ca_file, token_file }.write(owned.path())?;
+            Some(task)
+        }
+        None => None,
+    };
     let metrics_task = match args.metrics_listen {
         Some(addr) => {
             let (url, task) = crate::serve::serve_metrics(addr, limits, shutdown_rx.clone()).await?;
@@ -141,13 +179,14 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     let drain = async {
         let _ = api_task.await;
         let _ = publish_task.await;
-        if let Some(task) = metrics_task {
+        for task in [metrics_task, admin_task].into_iter().flatten() {
             let _ = task.await;
         }
     };
     if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
         tracing::warn!("requests still in flight after the grace period were cut off");
     }
+    let _ = std::fs::remove_file(owned.path().join(crate::admin::DISCOVERY_FILE));
     Ok(())
 }
 

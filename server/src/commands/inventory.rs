@@ -1,4 +1,5 @@
-//! `pkiplane inventory list|show`: the certificates in a data directory's inventory.
+//! `pkiplane inventory list|show`: the certificates of a server's inventory through its
+//! admin API (`--server`), or of a data directory no server owns, or of a PostgreSQL store.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -6,11 +7,12 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 use pkiplane_core::audit::rfc3339;
 use pkiplane_core::duration::parse_duration;
-use pkiplane_core::inventory::{CertStatus, CertificateRecord, Inventory, InventoryFilter};
+use pkiplane_core::inventory::{CertStatus, Inventory, InventoryFilter};
 use pkiplane_core::model::{ObjectRef, Protocol};
 use pkiplane_core::x509::pem;
-use serde::Serialize;
 
+use super::remote::{AdminClient, RemoteArgs, query, segment};
+use crate::admin::view::{CertificateList, RecordView, normalize_serial};
 use crate::output::{Format, print_structured, table};
 
 #[derive(clap::Subcommand, Debug)]
@@ -23,12 +25,14 @@ pub enum InventoryCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// The data directory of `pkiplane serve` (or `ca`).
+    /// The data directory of `pkiplane serve` (or `ca`), read when no server owns it.
     #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
     pub data_dir: PathBuf,
     /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
     #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Only this CertificateProfile (`namespace/name`, or `name` in `default`).
     #[arg(long)]
     pub profile: Option<ObjectRef>,
@@ -47,6 +51,9 @@ pub struct ListArgs {
     /// Only active certificates expiring within this duration (e.g. 30d).
     #[arg(long, value_parser = parse_duration)]
     pub expiring_within: Option<std::time::Duration>,
+    /// Only the certificate with this serial (hex).
+    #[arg(long)]
+    pub serial: Option<String>,
     /// Only certificates of this protocol exchange (`cmp:<endpoint>:<transactionID>`,
     /// `scep:<endpoint>:<transactionID>`, `acme:<endpoint>:<order>`).
     #[arg(long)]
@@ -67,6 +74,8 @@ pub struct ShowArgs {
     /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
     #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Print the certificate as PEM instead of its record.
     #[arg(long)]
     pub pem: bool,
@@ -78,61 +87,6 @@ fn parse_status(s: &str) -> Result<CertStatus, String> {
     CertStatus::parse(s).ok_or_else(|| format!("unknown status `{s}` (pending, issued, revoked, abandoned)"))
 }
 
-/// A record as shown to people: times in RFC 3339, the certificate as PEM.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordView {
-    serial: String,
-    status: &'static str,
-    issuer: String,
-    profile: String,
-    protocol: String,
-    endpoint: Option<String>,
-    requester: String,
-    subject: String,
-    sans: Vec<String>,
-    key_algorithm: String,
-    not_before: String,
-    not_after: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revocation_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revoked_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    renewed_from: Option<String>,
-    created_at: String,
-    /// The protocol exchange that asked for the certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exchange: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    certificate: Option<String>,
-}
-
-impl RecordView {
-    fn new(r: &CertificateRecord, with_pem: bool) -> Self {
-        RecordView {
-            serial: r.serial.clone(),
-            status: r.status.as_str(),
-            issuer: r.issuer.to_string(),
-            profile: r.profile.to_string(),
-            protocol: r.protocol.to_string(),
-            endpoint: r.endpoint.as_ref().map(|e| e.to_string()),
-            requester: r.requester.clone(),
-            subject: r.subject.clone(),
-            sans: r.sans.clone(),
-            key_algorithm: r.key_algorithm.clone(),
-            not_before: rfc3339(r.not_before),
-            not_after: rfc3339(r.not_after),
-            revocation_reason: r.revocation.map(|v| format!("{:?}", v.reason)),
-            revoked_at: r.revocation.map(|v| rfc3339(v.at)),
-            renewed_from: r.renewed_from.clone(),
-            created_at: rfc3339(r.created_at),
-            exchange: r.exchange.clone(),
-            certificate: if with_pem { r.der.as_ref().map(|d| pem::encode("CERTIFICATE", d)) } else { None },
-        }
-    }
-}
-
 pub async fn run(cmd: &InventoryCommand) -> Result<()> {
     match cmd {
         InventoryCommand::List(a) => list(a).await,
@@ -140,10 +94,23 @@ pub async fn run(cmd: &InventoryCommand) -> Result<()> {
     }
 }
 
-/// The inventory of a data directory (read-only) or of a PostgreSQL store.
+/// The inventory of a data directory no server owns (read-only) or of a PostgreSQL store.
 async fn open(data_dir: &std::path::Path, url: Option<&str>) -> Result<std::sync::Arc<dyn Inventory>> {
     match url {
-        None => Ok(super::open_store_ro(data_dir)?),
+        None => {
+            // Taken only to learn that no server runs on the directory: a server's
+            // inventory is asked of the server.
+            let _owned = match data_dir.is_dir() {
+                true => Some(crate::datadir::DataDir::own_existing(
+                    data_dir,
+                    "inventory",
+                    &super::remote::use_server_instead(data_dir),
+                )?),
+                // Said by the store: "no inventory at ...".
+                false => None,
+            };
+            Ok(super::open_store_ro(data_dir)?)
+        }
         Some(url) if pkiplane_store::is_postgres_url(url) => {
             Ok(std::sync::Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening --store")?))
         }
@@ -152,6 +119,25 @@ async fn open(data_dir: &std::path::Path, url: Option<&str>) -> Result<std::sync
 }
 
 async fn list(a: &ListArgs) -> Result<()> {
+    let views = match a.remote.client().await? {
+        Some(client) => list_remote(&client, a).await?,
+        None => list_local(a).await?,
+    };
+    if print_structured(a.output, &views)? {
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            let names = if v.sans.is_empty() { v.subject.clone() } else { v.sans.join(",") };
+            vec![v.serial.clone(), v.status.clone(), v.protocol.clone(), v.profile.clone(), names, v.not_after.clone()]
+        })
+        .collect();
+    print!("{}", table(&["SERIAL", "STATUS", "PROTOCOL", "PROFILE", "NAMES", "NOT AFTER"], &rows));
+    Ok(())
+}
+
+async fn list_local(a: &ListArgs) -> Result<Vec<RecordView>> {
     let store = open(&a.data_dir, a.store.as_deref()).await?;
     let filter = InventoryFilter {
         issuer: a.issuer.clone(),
@@ -163,32 +149,69 @@ async fn list(a: &ListArgs) -> Result<()> {
         exchange: a.exchange.clone(),
         limit: Some(a.limit),
     };
-    let records = store.list(&filter).await?;
-    let views: Vec<RecordView> = records.iter().map(|r| RecordView::new(r, false)).collect();
-    if print_structured(a.output, &views)? {
-        return Ok(());
+    let records = match &a.serial {
+        Some(serial) => {
+            let mut found = store.find_serial(&normalize_serial(serial)).await?;
+            found.retain(|r| {
+                filter.issuer.as_ref().is_none_or(|i| &r.issuer == i)
+                    && filter.profile.as_ref().is_none_or(|p| &r.profile == p)
+                    && filter.status.is_none_or(|s| r.status == s)
+            });
+            found
+        }
+        None => store.list(&filter).await?,
+    };
+    Ok(records.iter().map(|r| RecordView::new(r, false)).collect())
+}
+
+/// Pages through the server's list until `--limit` rows.
+async fn list_remote(client: &AdminClient, a: &ListArgs) -> Result<Vec<RecordView>> {
+    if a.store.is_some() {
+        bail!("--store and --server: choose one");
     }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
-            let names = if v.sans.is_empty() { v.subject.clone() } else { v.sans.join(",") };
-            vec![
-                v.serial.clone(),
-                v.status.to_string(),
-                v.protocol.clone(),
-                v.profile.clone(),
-                names,
-                v.not_after.clone(),
-            ]
-        })
-        .collect();
-    print!("{}", table(&["SERIAL", "STATUS", "PROTOCOL", "PROFILE", "NAMES", "NOT AFTER"], &rows));
-    Ok(())
+    let mut views = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = (a.limit - views.len()).min(crate::admin::routes::MAX_PAGE);
+        if page == 0 {
+            break;
+        }
+        let path = format!(
+            "/admin/v1/certificates{}",
+            query(&[
+                ("profile", a.profile.as_ref().map(|p| p.to_string())),
+                ("issuer", a.issuer.as_ref().map(|p| p.to_string())),
+                ("endpoint", a.endpoint.as_ref().map(|p| p.to_string())),
+                ("protocol", a.protocol.map(|p| p.to_string())),
+                ("status", a.status.map(|s| s.as_str().to_owned())),
+                ("expiringBefore", a.expiring_within.map(|d| rfc3339(SystemTime::now() + d))),
+                ("serial", a.serial.clone()),
+                ("exchange", a.exchange.clone()),
+                ("limit", Some(page.to_string())),
+                ("continue", next.clone()),
+            ])
+        );
+        let list: CertificateList = client.get(&path).await?;
+        views.extend(list.items);
+        match list.r#continue {
+            Some(c) => next = Some(c),
+            None => break,
+        }
+    }
+    Ok(views)
 }
 
 async fn show(a: &ShowArgs) -> Result<()> {
+    let serial = normalize_serial(&a.serial);
+    if let Some(client) = a.remote.client().await? {
+        if a.pem {
+            print!("{}", client.get_text(&format!("/admin/v1/certificates/{}/pem", segment(&serial))).await?);
+            return Ok(());
+        }
+        let view: RecordView = client.get(&format!("/admin/v1/certificates/{}", segment(&serial))).await?;
+        return print_view(a.output, &view);
+    }
     let store = open(&a.data_dir, a.store.as_deref()).await?;
-    let serial = a.serial.replace(':', "").to_ascii_lowercase();
     let found = store.find_serial(&serial).await?;
     let Some(record) = found.first() else { bail!("no certificate with serial {serial} in the inventory") };
     if a.pem {
@@ -198,9 +221,12 @@ async fn show(a: &ShowArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let view = RecordView::new(record, true);
-    if !print_structured(a.output, &view)? {
-        print!("{}", serde_yaml::to_string(&view)?);
+    print_view(a.output, &RecordView::new(record, true))
+}
+
+fn print_view(output: Format, view: &RecordView) -> Result<()> {
+    if !print_structured(output, view)? {
+        print!("{}", serde_yaml::to_string(view)?);
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod issue;
 pub mod policy_check;
 pub mod policy_lint;
+pub mod remote;
 pub mod revoke;
 pub mod scep;
 pub mod store;

@@ -60,6 +60,15 @@ pub struct ServeArgs {
     /// nextUpdate, certificates in their renewal window) are refreshed.
     #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
     pub metrics_refresh: Duration,
+    /// HTTPS listener of the admin API (docs/operations/admin-api.md), or `off`. Callers
+    /// present the local token as `Authorization: Bearer`; its certificate is made
+    /// into DATA_DIR/admin-tls/ (trust DATA_DIR/admin-tls/ca.crt).
+    #[arg(long, default_value = "127.0.0.1:8443", value_parser = crate::admin::parse_listen)]
+    pub admin_listen: crate::admin::OptionalListen,
+    /// The admin API's token (at least 16 characters); by default DATA_DIR/admin.token,
+    /// generated (0600) on first start.
+    #[arg(long, env = "PKIPLANE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub listener: crate::listener_args::ListenerArgs,
 }
@@ -84,17 +93,30 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let rollover_manifests = Arc::new(manifests.clone());
     crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), materials.clone());
 
-    let publish = publication_router(ca.clone(), materials, args.ocsp_signing).await;
+    let (publish, publisher) = publication_router(ca.clone(), materials, args.ocsp_signing).await;
     let publish = pkiplane_metrics::http::instrument(publish, "publication", "");
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     let publish_url = format!("http://{}", publish_listener.local_addr()?);
-    let limits = args.listener.limits(manifests.endpoints.len() + 1 + usize::from(args.metrics_listen.is_some()));
+    let limits = args.listener.limits(
+        manifests.endpoints.len()
+            + 1
+            + usize::from(args.metrics_listen.is_some())
+            + usize::from(args.admin_listen.0.is_some()),
+    );
     let mut tasks = vec![tokio::spawn(serve_router(publish_listener, limits.clone(), publish, shutdown_rx.clone()))];
     let metrics_url = match args.metrics_listen {
         Some(addr) => {
             let (url, task) = serve_metrics(addr, limits.clone(), shutdown_rx.clone()).await?;
+            tasks.push(task);
+            Some(url)
+        }
+        None => None,
+    };
+    let admin_url = match args.admin_listen.0 {
+        Some(addr) => {
+            let (url, task) = start_admin(args, addr, &data_dir, &ca, publisher, &limits, shutdown_rx.clone()).await?;
             tasks.push(task);
             Some(url)
         }
@@ -111,9 +133,13 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     if let Some(url) = &metrics_url {
         println!("Prometheus metrics: {url}/metrics");
     }
+    if let Some(url) = &admin_url {
+        println!("Admin API: {url}/admin/v1/");
+    }
 
     if let Some(path) = &args.ready_file {
-        ready::write(path, &started.running, &publish_url, metrics_url.as_deref())?;
+        let urls = ready::Urls { publish: &publish_url, metrics: metrics_url.as_deref(), admin: admin_url.as_deref() };
+        ready::write(path, &started.running, &urls)?;
     }
     tracing::info!(endpoints = started.running.len(), "pkiplane is ready");
 
@@ -124,17 +150,49 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
         tracing::warn!("requests still in flight after the grace period were cut off");
     }
+    let _ = std::fs::remove_file(data_dir.join(crate::admin::DISCOVERY_FILE));
     Ok(())
+}
+
+/// The standalone admin API: its certificate and local token in the data directory,
+/// and the discovery file the CLI points people at. Its URL and task.
+async fn start_admin(
+    args: &ServeArgs,
+    addr: SocketAddr,
+    data_dir: &std::path::Path,
+    ca: &Arc<pkiplane_core::issuance::Ca>,
+    publisher: publish::Publisher,
+    limits: &pkiplane_listen::Limits,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
+    let tls_dir = crate::admin::tls::standalone(data_dir, SystemTime::now())?;
+    let (token, token_file) =
+        crate::admin::auth::LocalToken::load_or_create(args.admin_token_file.as_deref(), data_dir)?;
+    let state = crate::admin::routes::AdminState {
+        ca: ca.clone(),
+        publisher,
+        auth: Arc::new(crate::admin::Authorizer::Local(token)),
+    };
+    let tls = crate::admin::tls::from_dir(&tls_dir, None)?;
+    let (url, task) = crate::admin::serve(addr, tls, state, limits.clone(), shutdown).await?;
+    let discovery = crate::admin::Discovery {
+        url: url.clone(),
+        ca_file: Some(tls_dir.join(pkiplane_operator::internal_ca::CA_CRT)),
+        token_file: Some(token_file),
+    };
+    discovery.write(data_dir)?;
+    Ok((url, task))
 }
 
 /// The publication listener's routes: CA certificates and CRLs of every Issuer and of
 /// each of its keys, and the OCSP responders (whose delegated certificates are made now
-/// and kept renewed). Shared by `serve` and the CA service.
+/// and kept renewed). Shared by `serve` and the CA service; the publisher is the admin
+/// API's too (a CRL it signs is the one published from then on).
 pub(crate) async fn publication_router(
     ca: Arc<pkiplane_core::issuance::Ca>,
     materials: Arc<dyn pkiplane_core::inventory::CaMaterialStore>,
     signing: pkiplane_core::ocsp::ResponderSigning,
-) -> axum::Router {
+) -> (axum::Router, publish::Publisher) {
     let responder = Arc::new(pkiplane_core::ocsp::OcspResponder::new(
         ca.clone(),
         materials,
@@ -143,7 +201,12 @@ pub(crate) async fn publication_router(
     ));
     ocsp::start_upkeep(responder.clone()).await;
     let publisher = publish::Publisher::new(ca.clone());
-    publisher.clone().router().merge(keys::KeyPublisher::new(ca, publisher).router()).merge(ocsp::router(responder))
+    let router = publisher
+        .clone()
+        .router()
+        .merge(keys::KeyPublisher::new(ca, publisher.clone()).router())
+        .merge(ocsp::router(responder));
+    (router, publisher)
 }
 
 pub(crate) async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) {

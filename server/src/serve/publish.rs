@@ -88,6 +88,17 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Signs a fresh CRL of `id` now and serves it from here on (the admin API's
+    /// `sign-crl`): the CRL number moves on even when no revocation changed.
+    pub async fn sign_now(&self, id: &ObjectRef) -> Result<PublishedCrl, pkiplane_core::CoreError> {
+        let mut cache = self.crls.lock().await;
+        let crl = self.ca.publish_crl(id).await?;
+        cache.insert(id.clone(), crl.clone());
+        Ok(crl)
+    }
+}
+
 fn not_found(id: &ObjectRef) -> Response {
     (StatusCode::NOT_FOUND, format!("no Issuer {id}\n")).into_response()
 }

@@ -26,11 +26,21 @@ struct ReadyFile<'a> {
     publish_url: &'a str,
     /// Where `/metrics` is served (`--metrics-listen`), when it is.
     metrics_url: Option<&'a str>,
+    /// The admin API's base URL (`--admin-listen`), when it is served.
+    admin_url: Option<&'a str>,
+}
+
+/// The process-wide listeners' URLs.
+pub struct Urls<'a> {
+    pub publish: &'a str,
+    pub metrics: Option<&'a str>,
+    pub admin: Option<&'a str>,
 }
 
 /// Writes the ready file atomically (a reader never sees half of it).
-pub fn write(path: &Path, endpoints: &[RunningEndpoint], publish_url: &str, metrics_url: Option<&str>) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&ReadyFile { endpoints, publish_url, metrics_url })?;
+pub fn write(path: &Path, endpoints: &[RunningEndpoint], urls: &Urls<'_>) -> Result<()> {
+    let file = ReadyFile { endpoints, publish_url: urls.publish, metrics_url: urls.metrics, admin_url: urls.admin };
+    let json = serde_json::to_vec_pretty(&file)?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, json)?;
     std::fs::rename(&tmp, path)?;

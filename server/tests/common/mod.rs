@@ -43,6 +43,8 @@ pub struct Server {
     pub publish_url: String,
     /// Where `/metrics` is served (`--metrics-listen`, a free port).
     pub metrics_url: String,
+    /// The admin API (`--admin-listen`, a free port).
+    pub admin_url: String,
 }
 
 impl Drop for Server {
@@ -96,6 +98,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--metrics-listen",
                 "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
                 "--ready-file",
                 ready.to_str().unwrap(),
                 "--shutdown-grace",
@@ -119,7 +123,8 @@ impl Server {
         let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(ready).unwrap()).unwrap();
         let publish_url = ready["publishUrl"].as_str().unwrap().to_string();
         let metrics_url = ready["metricsUrl"].as_str().unwrap().to_string();
-        Server { child, ready, publish_url, metrics_url }
+        let admin_url = ready["adminUrl"].as_str().unwrap().to_string();
+        Server { child, ready, publish_url, metrics_url, admin_url }
     }
 
     /// Waits (bounded) for the process to end, e.g. at a failpoint; its exit status.
@@ -162,10 +167,32 @@ pub fn tool_path(script: &str) -> String {
 pub fn inventory(data: &Path, protocol: &str) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
         .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", protocol, "-o", "json"])
+        .args(admin_flags(data))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The flags that reach the admin API of the server running on `data` (the data
+/// directory's `admin.json`), or none when no server runs there.
+pub fn admin_flags(data: &Path) -> Vec<String> {
+    // A server that crashed left its admin.json: only a held lock means one runs.
+    let lock = std::fs::File::open(data.join("owner.lock"));
+    if lock.as_ref().is_ok_and(|l| l.try_lock().is_ok()) {
+        return Vec::new();
+    }
+    drop(lock);
+    let Ok(text) = std::fs::read(data.join("admin.json")) else { return Vec::new() };
+    let d: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let mut flags = vec!["--server".to_owned(), d["url"].as_str().unwrap().to_owned()];
+    if let Some(ca) = d["caFile"].as_str() {
+        flags.extend(["--ca-file".to_owned(), ca.to_owned()]);
+    }
+    if let Some(token) = d["tokenFile"].as_str() {
+        flags.extend(["--token-file".to_owned(), token.to_owned()]);
+    }
+    flags
 }
 
 /// A P-256 key and CSR made by `openssl req` in `dir` (`<name>.key`, `<name>.csr`) for the

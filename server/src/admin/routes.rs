@@ -86,9 +86,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// A server-side failure: the caller gets a request id, the log line with that id the
+    /// detail (as every protocol answers).
     fn internal(doing: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "admin API: {doing} failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{doing} failed: {e}"))
+        let told = pkiplane_core::logsafe::hide("admin API", &format!("{doing} failed"), &e);
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", told)
     }
 }
 

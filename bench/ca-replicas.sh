@@ -7,28 +7,31 @@
 # benchmark, not a test: it prints numbers and asserts none. Loopback only.
 #
 #   bench/ca-replicas.sh [CLIENTS=16] [COUNT=600]
-#   PROFILE=debug bench/ca-replicas.sh     # reuse a debug build (numbers not comparable
-#                                          # with release ones)
+#   PROFILE=debug bench/ca-replicas.sh     # a debug build (numbers not comparable with
+#                                          # release ones)
+#   PKIPLANE_BIN=... CA_LOAD_BIN=... bench/ca-replicas.sh   # binaries built already
 set -euo pipefail
 clients=${1:-16}
 count=${2:-600}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 profile=${PROFILE:-release}
-if [ "$profile" = release ]; then
-  cargo build --release -q -p pkiplane --bin pkiplane -p pkiplane-bench --bin ca_load
-else
-  cargo build -q -p pkiplane --bin pkiplane -p pkiplane-bench --bin ca_load
+bin=${PKIPLANE_BIN:-$target/$profile/pkiplane}
+load=${CA_LOAD_BIN:-$target/$profile/ca_load}
+if [ -z "${PKIPLANE_BIN:-}" ] || [ -z "${CA_LOAD_BIN:-}" ]; then
+  flags=(-q -p pkiplane --bin pkiplane -p pkiplane-bench --bin ca_load)
+  if [ "$profile" = release ]; then cargo build --release "${flags[@]}"; else cargo build "${flags[@]}"; fi
 fi
-bin=$target/$profile/pkiplane
-load=$target/$profile/ca_load
 
 work=$(mktemp -d)
+# The database's folder: traversable by the user the server runs as (postgres when root).
+pgroot=$(mktemp -d)
+chmod 755 "$pgroot"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$pgroot"
 }
 trap cleanup EXIT
 cd "$work"
@@ -54,14 +57,15 @@ awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } /(^|\n)kind: (Issuer|CertificateP
 port() { echo $((20000 + RANDOM % 10000)); }
 
 # PostgreSQL: one server, a fresh database per configuration.
-pgbin=$(bash "$root/scripts/tools/postgres.sh" | head -1)
+pgbin=$(bash "$root/scripts/tools/postgres.sh" | sed -n 1p)
 pgport=$(port)
 password=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-printf '%s\n' "$password" > pw
-setpriv --pdeathsig TERM -- bash "$root/scripts/tools/postgres.sh" serve "$work/pg" "$pgport" "$work/pw" \
+printf '%s\n' "$password" > "$pgroot/pw"
+setpriv --pdeathsig TERM -- bash "$root/scripts/tools/postgres.sh" serve "$pgroot/pg" "$pgport" "$pgroot/pw" \
   > pg.log 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pgport" && break; sleep 0.2; done
+"$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pgport" || { cat pg.log >&2; exit 1; }
 export PGPASSWORD=$password
 
 run() { # backend replicas
@@ -90,7 +94,7 @@ run() { # backend replicas
   for p in "${ca_pids[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 }
 
-echo "ca-replicas: $clients clients, $count issuances per configuration, $(nproc) CPUs, profile $profile"
+echo "ca-replicas: $clients clients, $count issuances per configuration, $(nproc) CPUs, $bin"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 run sqlite 1
 run postgres 1

@@ -70,7 +70,8 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
-        let (authorities, next, endpoint, profile) = (authorities.clone(), next.clone(), endpoint.clone(), profile.clone());
+        let (authorities, next, endpoint, profile) =
+            (authorities.clone(), next.clone(), endpoint.clone(), profile.clone());
         let count = args.count;
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut failures) = (Vec::new(), 0usize);

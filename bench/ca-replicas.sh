@@ -54,7 +54,10 @@ leaf est-tls "URI:spiffe://pkiplane.dev/ns/pki/endpoint/est"
 awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } /(^|\n)kind: (Issuer|CertificateProfile|Secret)\n/' \
   "$root/examples/quickstart.yaml" > ca.yaml
 
-port() { echo $((20000 + RANDOM % 10000)); }
+me=ca-replicas
+# shellcheck source=../e2e/lib/common.sh
+. "$root/e2e/lib/common.sh" # free_ports: outside the kernel's ephemeral range
+port() { free_ports 1; }
 
 # PostgreSQL: one server, a fresh database per configuration.
 pgbin=$(bash "$root/scripts/tools/postgres.sh" | sed -n 1p)

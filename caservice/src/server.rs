@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pkiplane_acme::state::AcmeStore;
+use pkiplane_acme::state::AcmeStateScopes;
 use pkiplane_cmp::state::CmpStore;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
@@ -44,7 +44,8 @@ const DEFAULT_EXPIRING_WITHIN: Duration = Duration::from_secs(30 * 86_400);
 /// What the routes serve from.
 pub struct CaServiceState {
     pub ca: Arc<Ca>,
-    pub acme: Arc<dyn AcmeStore>,
+    /// Scoped to the calling endpoint on every call.
+    pub acme: Arc<dyn AcmeStateScopes>,
     pub scep: Arc<dyn ScepStore>,
     pub cmp: Arc<dyn CmpStore>,
     pub est: Arc<dyn AuthFailureStore>,
@@ -359,7 +360,7 @@ async fn state_call(
 ) -> ApiResult<Value> {
     let me = endpoint_of(&caller)?.clone();
     let out = match store.as_str() {
-        "acme" => acme_call(&s, parse(&store, call)?).await?,
+        "acme" => acme_call(&s, &me, parse(&store, call)?).await?,
         "scep" => {
             let call: ScepCall = parse(&store, call)?;
             if let Some(e) = call.endpoint() {
@@ -388,10 +389,10 @@ fn not_found(message: String) -> ErrorBody {
     ErrorBody { kind: "not_found".into(), message, error: None }
 }
 
-// ACME accounts and orders are keyed by random ids and account-key thumbprints, not by
-// endpoint; any endpoint identity may use them (docs/architecture.md, "Known gaps").
-async fn acme_call(s: &CaServiceState, call: AcmeCall) -> Result<Value, ApiError> {
-    let st = &s.acme;
+/// ACME state, scoped to the calling endpoint: an endpoint identity reads and writes the
+/// accounts, orders, authorizations and nonces of its own endpoint only.
+async fn acme_call(s: &CaServiceState, me: &ObjectRef, call: AcmeCall) -> Result<Value, ApiError> {
+    let st = s.acme.for_endpoint(me);
     match call {
         AcmeCall::AddNonce { nonce, expires } => json(st.add_nonce(&nonce, expires).await?),
         AcmeCall::TakeNonce { nonce, now } => json(st.take_nonce(&nonce, now).await?),

@@ -48,6 +48,13 @@ impl RemoteStores {
     }
 }
 
+/// The CA service scopes ACME state by the caller's identity: this endpoint's own.
+impl AcmeStateScopes for RemoteStores {
+    fn for_endpoint(&self, _endpoint: &ObjectRef) -> Arc<dyn AcmeStore> {
+        Arc::new(self.clone())
+    }
+}
+
 #[async_trait]
 impl AcmeStore for RemoteStores {
     async fn add_nonce(&self, nonce: &str, expires: SystemTime) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ mod datadir;
 mod endpoint;
 mod listener_args;
 mod logging;
+mod once;
 mod operator;
 mod output;
 mod serve;

@@ -1,6 +1,7 @@
 //! The Helm chart (charts/pkiplane) as `helm` renders it: lint, the values schema, every
 //! pod against the Pod Security "restricted" rules, which Deployment a changed value
-//! rolls, the webhook's availability settings, the CA volume's fate on uninstall, the
+//! rolls, the webhook's and the CA replicas' availability settings (replicas only on
+//! PostgreSQL), the CA volume's fate on uninstall, the
 //! NetworkPolicy, the webhook configurations against `pkiplane webhook manifests`, the
 //! chart's copies of the generated CRDs, and one version from Cargo to the binary, the
 //! chart and the image.
@@ -15,6 +16,7 @@ use std::sync::OnceLock;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pkiplane_operator::context::OperatorConfig;
 use pkiplane_operator::pod_security::restricted_violations;
 use serde::Deserialize;
@@ -236,6 +238,51 @@ fn the_ca_store_url_and_key_encryption_keys_come_from_secrets() {
     assert_eq!((secret.secret_name.as_deref(), secret.default_mode), (Some("ca-kek"), Some(0o400)));
     let mount = container.volume_mounts.clone().unwrap().into_iter().find(|m| m.name == "kek").unwrap();
     assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/pkiplane/kek", Some(true)));
+}
+
+#[test]
+fn ca_replicas_need_postgres_then_roll_one_by_one_spread_and_keep_one_serving() {
+    // SQLite: one replica on the volume, replaced (never two on one file), no budget.
+    let sqlite = render(&[]);
+    let d = deployment(&sqlite, "pkiplane-ca").spec.unwrap();
+    assert_eq!(d.replicas, Some(1));
+    assert_eq!(d.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+    assert!(d.template.spec.unwrap().affinity.is_none());
+    assert!(!sqlite.contains_key("PodDisruptionBudget/pkiplane-ca"));
+
+    // More replicas without PostgreSQL: refused, saying why.
+    let refused = try_render("pkiplane-system", &["ca.replicas=3"]);
+    assert!(!refused.status.success(), "3 replicas on SQLite rendered");
+    assert!(text(&refused).contains("ca.replicas > 1 needs the PostgreSQL store"), "{}", text(&refused));
+
+    // PostgreSQL, one replica: rolled (a new pod before the old one stops), no volume.
+    let one = render(&["ca.store.existingSecret=ca-db"]);
+    let d = deployment(&one, "pkiplane-ca").spec.unwrap();
+    let strategy = d.strategy.unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let rolling = strategy.rolling_update.unwrap();
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    assert!(!one.contains_key("PersistentVolumeClaim/pkiplane-ca-data"), "the database holds everything");
+    let data = d.template.spec.unwrap().volumes.unwrap().into_iter().find(|v| v.name == "data").unwrap();
+    assert!(data.empty_dir.is_some() && data.persistent_volume_claim.is_none());
+    assert!(!one.contains_key("PodDisruptionBudget/pkiplane-ca"));
+
+    // PostgreSQL, three replicas: spread over nodes, one kept through drains.
+    let three = render(&["ca.store.existingSecret=ca-db", "ca.replicas=3"]);
+    let d = deployment(&three, "pkiplane-ca").spec.unwrap();
+    assert_eq!(d.replicas, Some(3));
+    let labels = d.template.metadata.clone().unwrap().labels.unwrap();
+    let anti = d.template.spec.unwrap().affinity.unwrap().pod_anti_affinity.unwrap();
+    let term = &anti.preferred_during_scheduling_ignored_during_execution.unwrap()[0].pod_affinity_term;
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    let selected = term.label_selector.clone().unwrap().match_labels.unwrap();
+    assert!(selected.iter().all(|(k, v)| labels.get(k) == Some(v)), "the anti-affinity selects the CA pods");
+    let pdb = &three["PodDisruptionBudget/pkiplane-ca"];
+    assert_eq!(pdb["spec"]["minAvailable"], Value::from(1));
+    let selected: BTreeMap<String, String> =
+        serde_yaml::from_value(pdb["spec"]["selector"]["matchLabels"].clone()).unwrap();
+    assert!(selected.iter().all(|(k, v)| labels.get(k) == Some(v)), "the budget selects the CA pods");
+    assert!(selected.get("app.kubernetes.io/component").is_some_and(|c| c == "ca"), "only the CA pods");
 }
 
 fn matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {

@@ -24,6 +24,7 @@ mod ca_next;
 mod cmp;
 mod crl;
 mod error;
+mod est;
 mod migrations;
 mod postgres;
 mod query;
@@ -36,6 +37,7 @@ pub mod testing;
 mod write;
 mod writer;
 
+pub use acme::{AcmeScopes, EndpointAcme};
 pub use postgres::{PostgresStore, is_postgres_url};
 
 use std::path::{Path, PathBuf};

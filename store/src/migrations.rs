@@ -25,6 +25,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     crate::ca_keys::V_CA_KEYS,
     V_EXCHANGE,
     crate::crl::V_PUBLISHED_CRLS,
+    crate::acme::schema::V_ACME_ENDPOINTS,
+    crate::est::V_EST_FAILURES,
 ];
 
 /// The protocol exchange (CMP/SCEP transaction, ACME order) that asked for a certificate,

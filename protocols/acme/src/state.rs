@@ -265,7 +265,15 @@ pub enum NewOrderOutcome {
     AlreadyReplaced(String),
 }
 
-/// Shared ACME state. Every write is durable when it returns.
+/// The ACME state of every endpoint a store serves, each endpoint seeing only its own
+/// accounts, orders, authorizations, nonces and EAB key uses (an account key registered
+/// at two endpoints is two accounts).
+pub trait AcmeStateScopes: Send + Sync {
+    /// The state of `endpoint`.
+    fn for_endpoint(&self, endpoint: &ObjectRef) -> std::sync::Arc<dyn AcmeStore>;
+}
+
+/// Shared ACME state of one endpoint. Every write is durable when it returns.
 #[async_trait]
 pub trait AcmeStore: Send + Sync {
     /// Records a nonce handed out (RFC 8555 section 6.5).

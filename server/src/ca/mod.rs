@@ -39,8 +39,8 @@ pub struct CaArgs {
     pub data_dir: PathBuf,
     /// Where the inventory, CRL numbers and CA keys live: unset for the data directory's
     /// SQLite database (one replica), or a PostgreSQL URL
-    /// (`postgres://user:password@host:port/db`) that several CA replicas share. ACME,
-    /// SCEP and CMP protocol state stays in the data directory for now.
+    /// (`postgres://user:password@host:port/db`) that several CA replicas share. The
+    /// endpoints' protocol state (ACME, SCEP, CMP, EST failure counters) lives there too.
     #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
     pub store: Option<String>,
     /// Key-encryption keys that seal the stored CA private keys (AES-256-GCM): one
@@ -84,6 +84,13 @@ pub struct CaArgs {
     /// DATA_DIR/admin.token, generated (0600) on first start.
     #[arg(long, env = "PKIPLANE_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// With a PostgreSQL --store: an issuance still pending after this long is marked
+    /// abandoned (checked at start-up and periodically), whichever replica began it. A
+    /// replica killed between recording and signing leaves such records; a live one
+    /// finishing later is refused (its certificate never leaves), so this only needs to
+    /// exceed the time an issuance takes.
+    #[arg(long, default_value = "120s", value_parser = pkiplane_core::duration::parse_duration)]
+    pub abandon_pending_after: Duration,
     #[command(flatten)]
     pub listener: crate::listener_args::ListenerArgs,
 }
@@ -98,30 +105,44 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     };
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "ca")?;
     let store = crate::commands::open_owned_store(&owned, true).await?;
-    let (inventory, materials, postgres) = open_inventory(args.store.as_deref(), &store).await?;
-    let materials = crate::commands::store::seal_materials(
+    let (inventory, materials, postgres) =
+        open_inventory(args.store.as_deref(), &store, args.abandon_pending_after).await?;
+    let (materials, keys) = crate::commands::store::seal_materials(
         materials,
         &store,
         postgres.as_deref().map(|p| p as &dyn SealableRows),
         args.kek_file.as_deref(),
     )
     .await?;
+    let protocol_state = match &postgres {
+        Some(pg) => ProtocolState::of(pg.clone()),
+        None => ProtocolState::of(store.clone()),
+    };
+    if let (Some(pg), Some(keys)) = (&postgres, &keys) {
+        pg.seal_scep_ra_keys_with(keys.clone());
+    }
     let ca = Arc::new(Ca::new(inventory));
     pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
     let problems = sync::IssuerProblems::default();
-    sync::sync(&ca, &source.current(), materials.as_ref(), &problems, SystemTime::now()).await;
-    spawn_resync(ca.clone(), source.clone(), materials.clone(), problems.clone());
+    // Replicas starting together: one creates the CA keys, the others load them.
+    let once = crate::once::Once::new(postgres.clone());
+    let manifests = source.current();
+    let first = sync::sync(&ca, &manifests, materials.as_ref(), &problems, SystemTime::now());
+    if once.run(rollover::CA_KEYS_LEASE, rollover::LEASE_WAIT, first).await.is_none() {
+        anyhow::bail!("another CA replica held the CA key lease for {:?}; not starting", rollover::LEASE_WAIT);
+    }
+    spawn_resync(ca.clone(), source.clone(), materials.clone(), problems.clone(), once.clone());
     let rollover_source = source.clone();
-    rollover::spawn_periodic(ca.clone(), move || rollover_source.current(), materials.clone());
+    rollover::spawn_periodic(ca.clone(), move || rollover_source.current(), materials.clone(), once.clone());
 
     let tls = Reloading::new(&args.tls_dir, build_server).context("loading --tls-dir")?;
     tls.spawn_watch();
     let state = Arc::new(CaServiceState {
         ca: ca.clone(),
-        acme: store.clone(),
-        scep: store.clone(),
-        cmp: store.clone(),
-        est: Arc::new(pkiplane_est::state::memory::MemoryAuthFailures::new()),
+        acme: protocol_state.acme,
+        scep: protocol_state.scep,
+        cmp: protocol_state.cmp,
+        est: protocol_state.est,
         issuer_problems: problems,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -137,7 +158,8 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         args.listener.limits(2 + usize::from(args.metrics_listen.is_some()) + usize::from(args.admin_listen.is_some()));
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
     let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
-    let (publication, publisher) = crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing).await;
+    let (publication, publisher) =
+        crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing, once).await;
     let publication = pkiplane_metrics::http::instrument(publication, "publication", "");
     let publish_task =
         tokio::spawn(crate::serve::serve_router(publish, limits.clone(), publication, shutdown_rx.clone()));
@@ -190,15 +212,40 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     Ok(())
 }
 
-/// How long an issuance of another replica may still be in flight: at start-up, only
-/// PostgreSQL records pending for longer are marked abandoned.
-const PEER_PENDING_GRACE: Duration = Duration::from_secs(300);
+/// The endpoints' protocol state, kept in the same store as the inventory.
+struct ProtocolState {
+    acme: Arc<dyn pkiplane_acme::state::AcmeStateScopes>,
+    scep: Arc<dyn pkiplane_scep::state::ScepStore>,
+    cmp: Arc<dyn pkiplane_cmp::state::CmpStore>,
+    est: Arc<dyn pkiplane_est::state::AuthFailureStore>,
+}
+
+impl ProtocolState {
+    fn of<S>(store: Arc<S>) -> Self
+    where
+        S: pkiplane_scep::state::ScepStore
+            + pkiplane_cmp::state::CmpStore
+            + pkiplane_est::state::AuthFailureStore
+            + Send
+            + Sync
+            + 'static,
+        pkiplane_store::EndpointAcme<S>: pkiplane_acme::state::AcmeStore,
+    {
+        Self {
+            acme: Arc::new(pkiplane_store::AcmeScopes::new(store.clone())),
+            scep: store.clone(),
+            cmp: store.clone(),
+            est: store,
+        }
+    }
+}
 
 /// The inventory and CA material store `--store` names: the data directory's SQLite
 /// database (already opened, and its interrupted issuances recovered) or PostgreSQL.
 async fn open_inventory(
     url: Option<&str>,
     sqlite: &Arc<pkiplane_store::SqliteStore>,
+    abandon_after: Duration,
 ) -> Result<(Arc<dyn Inventory>, Arc<dyn CaMaterialStore>, Option<Arc<pkiplane_store::PostgresStore>>)> {
     let Some(url) = url else {
         return Ok((sqlite.clone(), sqlite.clone(), None));
@@ -208,11 +255,23 @@ async fn open_inventory(
     }
     let store = Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening the --store database")?);
     // Other replicas may have issuances in flight: only old pending records are theirs
-    // no longer.
-    let abandoned = store.recover_pending(SystemTime::now() - PEER_PENDING_GRACE).await?;
+    // no longer. Checked again periodically: a replica that died may never come back.
+    let abandoned = store.recover_pending(SystemTime::now() - abandon_after).await?;
     if abandoned > 0 {
         tracing::warn!(count = abandoned, "interrupted issuances (crash or kill) were marked abandoned");
     }
+    let sweeper = store.clone();
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval((abandon_after / 2).max(Duration::from_secs(1)));
+        loop {
+            timer.tick().await;
+            match sweeper.recover_pending(SystemTime::now() - abandon_after).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(count = n, "interrupted issuances (a replica died) were marked abandoned"),
+                Err(e) => tracing::warn!(error = %e, "could not check for interrupted issuances"),
+            }
+        }
+    });
     tracing::info!(store = ?store, "inventory and CA keys on PostgreSQL");
     Ok((store.clone(), store.clone(), Some(store)))
 }
@@ -224,12 +283,17 @@ fn spawn_resync(
     source: Arc<dyn ConfigSource>,
     store: Arc<dyn CaMaterialStore>,
     problems: sync::IssuerProblems,
+    once: crate::once::Once,
 ) {
     let mut changes = source.changes();
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
             let manifests = source.current();
-            sync::sync(&ca, &manifests, store.as_ref(), &problems, SystemTime::now()).await;
+            let step = sync::sync(&ca, &manifests, store.as_ref(), &problems, SystemTime::now());
+            if once.run(rollover::CA_KEYS_LEASE, rollover::LEASE_WAIT, step).await.is_none() {
+                tracing::warn!("configuration not applied: another replica held the CA key lease throughout");
+                continue;
+            }
             tracing::info!(issuers = ca.issuers().len(), profiles = ca.profiles().len(), "configuration applied");
         }
     });

@@ -15,6 +15,11 @@ use pkiplane_core::issuer::rollover::{self, RolloverOutcome};
 use pkiplane_core::issuer::{Issuer, IssuerConfig, IssuerSource, RetiredCa};
 use pkiplane_core::model::ObjectRef;
 
+/// The lease under which CA keys are created, staged and promoted.
+pub const CA_KEYS_LEASE: &str = "ca-keys";
+/// How long a replica waits for that lease.
+pub const LEASE_WAIT: Duration = Duration::from_secs(120);
+
 /// How often loaded Issuers are checked.
 pub const INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -153,18 +158,25 @@ pub async fn refresh_retired(
     Ok(())
 }
 
-/// Runs [`tick`] every [`INTERVAL`] on the manifests `current` returns.
+/// Runs [`tick`] every [`INTERVAL`] on the manifests `current` returns, holding the
+/// `ca-keys` lease (one replica steps the keys at a time; the others, reloading from the
+/// store under the same lease, find the step done).
 pub fn spawn_periodic(
     ca: Arc<Ca>,
     current: impl Fn() -> Arc<Manifests> + Send + 'static,
     materials: Arc<dyn CaMaterialStore>,
+    once: crate::once::Once,
 ) {
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(INTERVAL);
         timer.tick().await; // the first tick is immediate; start-up already stepped
         loop {
             timer.tick().await;
-            tick(&ca, &current(), materials.as_ref(), SystemTime::now()).await;
+            let manifests = current();
+            let step = tick(&ca, &manifests, materials.as_ref(), SystemTime::now());
+            if once.run(CA_KEYS_LEASE, LEASE_WAIT, step).await.is_none() {
+                tracing::warn!("CA rollover step skipped: another replica held the CA key lease throughout");
+            }
         }
     });
 }

@@ -49,7 +49,7 @@ pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
         "stop it first, or enrol through one of its endpoints",
     )?;
     let store = super::open_owned_store(&data_dir, true).await?;
-    let materials = super::store::seal_materials(store.clone(), store.as_ref(), None, a.kek_file.as_deref()).await?;
+    let materials = super::store::seal_materials(store.clone(), store.as_ref(), None, a.kek_file.as_deref()).await?.0;
     let (ca, _) = build_ca(&manifests, store.clone(), materials.as_ref(), SystemTime::now()).await?;
     let profile = resolve_profile(&ca, &a.profile)?;
     let req = IssuanceRequest {

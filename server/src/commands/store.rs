@@ -92,13 +92,13 @@ pub fn load_keys(path: &Path) -> Result<Arc<KeyEncryptionKeys>> {
 /// Applies `--kek-file` at start-up: seals and rewraps the stored keys of the data
 /// directory's SQLite store and of the PostgreSQL store `other` when there is one (or,
 /// without a KEK file, checks that none is sealed), makes the SQLite store seal the SCEP
-/// RA keys it keeps, and returns the CA material store the CA must use.
+/// RA keys it keeps, and returns the CA material store the CA must use and the keys.
 pub async fn seal_materials(
     materials: Arc<dyn CaMaterialStore>,
     sqlite: &pkiplane_store::SqliteStore,
     other: Option<&dyn SealableRows>,
     kek_file: Option<&Path>,
-) -> Result<Arc<dyn CaMaterialStore>> {
+) -> Result<(Arc<dyn CaMaterialStore>, Option<Arc<KeyEncryptionKeys>>)> {
     let keys = kek_file.map(load_keys).transpose()?;
     let stores: Vec<&dyn SealableRows> = std::iter::once(sqlite as &dyn SealableRows).chain(other).collect();
     for rows in stores {
@@ -113,7 +113,7 @@ pub async fn seal_materials(
             );
         }
     }
-    let Some(keys) = keys else { return Ok(materials) };
+    let Some(keys) = keys else { return Ok((materials, None)) };
     sqlite.seal_scep_ra_keys_with(keys.clone());
-    Ok(Arc::new(SealedMaterials::new(materials, keys)))
+    Ok((Arc::new(SealedMaterials::new(materials, keys.clone())), Some(keys)))
 }

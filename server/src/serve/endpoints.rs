@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use pkiplane_acme::state::AcmeStore;
+use pkiplane_acme::state::AcmeStateScopes;
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint};
 use pkiplane_api::{FieldError, Manifests};
 use pkiplane_cmp::state::CmpStore;
@@ -46,7 +46,8 @@ pub struct EndpointContext<'a> {
 #[derive(Clone)]
 pub struct EndpointDeps {
     pub ca: Arc<dyn Authority>,
-    pub acme: Arc<dyn AcmeStore>,
+    /// Each endpoint gets its own ACME state from these.
+    pub acme: Arc<dyn AcmeStateScopes>,
     pub scep: Arc<dyn ScepStore>,
     pub cmp: Arc<dyn CmpStore>,
     pub est_failures: Arc<dyn AuthFailureStore>,
@@ -61,7 +62,7 @@ impl EndpointDeps {
     pub fn local(ca: Arc<dyn Authority>, store: &Arc<SqliteStore>) -> Self {
         Self {
             ca,
-            acme: store.clone(),
+            acme: Arc::new(pkiplane_store::AcmeScopes::new(store.clone())),
             scep: store.clone(),
             cmp: store.clone(),
             est_failures: Arc::new(pkiplane_est::state::memory::MemoryAuthFailures::new()),
@@ -86,7 +87,7 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
     match ctx.endpoint.spec.protocol {
         EndpointProtocol::Acme => {
             let config = pkiplane_api::acme_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
-            let state = pkiplane_acme::AcmeState::new(config, ctx.deps.ca.clone(), ctx.deps.acme.clone());
+            let state = pkiplane_acme::AcmeState::new(config, ctx.deps.ca.clone(), ctx.deps.acme.for_endpoint(&ctx.id));
             let urls = vec![format!("{}/directory", ctx.base_url)];
             Ok(Some(Protocol {
                 router: pkiplane_acme::router(state.clone()),

@@ -82,7 +82,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let data_dir = owned.path().to_path_buf();
     let store = crate::commands::open_owned_store(&owned, true).await?;
     let materials =
-        crate::commands::store::seal_materials(store.clone(), store.as_ref(), None, args.kek_file.as_deref()).await?;
+        crate::commands::store::seal_materials(store.clone(), store.as_ref(), None, args.kek_file.as_deref()).await?.0;
     let (ca, report) = build_ca(&manifests, store.clone(), materials.as_ref(), SystemTime::now()).await?;
     for id in &report.created {
         tracing::info!(issuer = %id, "created CA");
@@ -91,9 +91,15 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let rollover_manifests = Arc::new(manifests.clone());
-    crate::ca::rollover::spawn_periodic(ca.clone(), move || rollover_manifests.clone(), materials.clone());
+    crate::ca::rollover::spawn_periodic(
+        ca.clone(),
+        move || rollover_manifests.clone(),
+        materials.clone(),
+        crate::once::Once::default(),
+    );
 
-    let (publish, publisher) = publication_router(ca.clone(), materials, args.ocsp_signing).await;
+    let (publish, publisher) =
+        publication_router(ca.clone(), materials, args.ocsp_signing, crate::once::Once::default()).await;
     let publish = pkiplane_metrics::http::instrument(publish, "publication", "");
     let publish_listener = tokio::net::TcpListener::bind(args.publish_listen)
         .await
@@ -192,6 +198,7 @@ pub(crate) async fn publication_router(
     ca: Arc<pkiplane_core::issuance::Ca>,
     materials: Arc<dyn pkiplane_core::inventory::CaMaterialStore>,
     signing: pkiplane_core::ocsp::ResponderSigning,
+    once: crate::once::Once,
 ) -> (axum::Router, publish::Publisher) {
     let responder = Arc::new(pkiplane_core::ocsp::OcspResponder::new(
         ca.clone(),
@@ -200,7 +207,7 @@ pub(crate) async fn publication_router(
         signing,
     ));
     ocsp::start_upkeep(responder.clone()).await;
-    let publisher = publish::Publisher::new(ca.clone());
+    let publisher = publish::Publisher::new(ca.clone(), once);
     let router = publisher
         .clone()
         .router()

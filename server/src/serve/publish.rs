@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pkiplane_core::inventory::PublishedCrl;
 use pkiplane_core::issuance::Ca;
+use pkiplane_core::issuer::Issuer;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
 use tokio::sync::Mutex;
@@ -27,11 +28,16 @@ pub struct Publisher {
     ca: Arc<Ca>,
     /// The last CRL of each issuer (loaded from the store on first use).
     crls: Arc<Mutex<HashMap<ObjectRef, PublishedCrl>>>,
+    /// Coordination with other CA replicas: one of them makes each new CRL.
+    once: crate::once::Once,
 }
 
+/// How long a replica waits for another that is making the CRL it needs.
+const CRL_LEASE_WAIT: Duration = Duration::from_secs(10);
+
 impl Publisher {
-    pub fn new(ca: Arc<Ca>) -> Self {
-        Self { ca, crls: Arc::default() }
+    pub fn new(ca: Arc<Ca>, once: crate::once::Once) -> Self {
+        Self { ca, crls: Arc::default(), once }
     }
 
     pub fn router(self) -> Router {
@@ -43,33 +49,68 @@ impl Publisher {
             .with_state(self)
     }
 
+    /// The last published CRL of `id` in the store, if it can be read.
+    async fn stored(&self, id: &ObjectRef) -> Option<PublishedCrl> {
+        match self.ca.inventory().last_crl(id).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(issuer = %id, error = %e, "could not read the last published CRL");
+                None
+            }
+        }
+    }
+
+    /// `crl` if it is still the one to serve at `now`: same key, same revoked set, less
+    /// than half its lifetime old, before its nextUpdate.
+    fn still_current(
+        crl: Option<&PublishedCrl>,
+        issuer: &Issuer,
+        serials: &[String],
+        now: SystemTime,
+    ) -> Option<Vec<u8>> {
+        let c = crl.filter(|c| c.key_id == issuer.key_id)?;
+        let fresh = now.duration_since(c.this_update).unwrap_or(Duration::MAX) < issuer.crl_validity / 2;
+        (fresh && now < c.next_update && c.serials == serials).then(|| c.der.clone())
+    }
+
     /// The current CRL of an issuer (DER).
     pub async fn crl(&self, id: &ObjectRef) -> Result<Vec<u8>, Response> {
         let issuer = self.ca.issuer(id).ok_or_else(|| not_found(id))?;
         let now = SystemTime::now();
         let mut cache = self.crls.lock().await;
-        if !cache.contains_key(id) {
-            match self.ca.inventory().last_crl(id).await {
-                Ok(Some(kept)) => {
-                    cache.insert(id.clone(), kept);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(issuer = %id, error = %e, "could not read the last published CRL"),
-            }
+        if !cache.contains_key(id)
+            && let Some(kept) = self.stored(id).await
+        {
+            cache.insert(id.clone(), kept);
         }
-        let last = cache.get(id).filter(|c| c.key_id == issuer.key_id);
         let revoked = self.ca.inventory().revoked_entries(id, now).await;
-        if let (Some(c), Ok(revoked)) = (last, &revoked) {
-            let mut serials: Vec<String> = revoked.iter().map(|r| r.serial.clone()).collect();
+        let serials = revoked.as_ref().ok().map(|r| {
+            let mut serials: Vec<String> = r.iter().map(|e| e.serial.clone()).collect();
             serials.sort();
-            let fresh = now.duration_since(c.this_update).unwrap_or(Duration::MAX) < issuer.crl_validity / 2;
-            if fresh && now < c.next_update && c.serials == serials {
-                return Ok(c.der.clone());
-            }
+            serials
+        });
+        if let Some(serials) = &serials
+            && let Some(der) = Self::still_current(cache.get(id), &issuer, serials, now)
+        {
+            return Ok(der);
         }
-        let made = match revoked {
-            Ok(_) => self.ca.publish_crl(id).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let made = match &serials {
+            // One replica makes the new CRL; the others find it in the store.
+            Some(serials) => {
+                let make = async {
+                    if let Some(kept) = self.stored(id).await
+                        && Self::still_current(Some(&kept), &issuer, serials, now).is_some()
+                    {
+                        return Ok(kept);
+                    }
+                    self.ca.publish_crl(id).await.map_err(|e| e.to_string())
+                };
+                match self.once.run(&format!("crl:{id}"), CRL_LEASE_WAIT, make).await {
+                    Some(made) => made,
+                    None => Err("another CA replica is making this CRL; try again".to_owned()),
+                }
+            }
+            None => Err(revoked.err().map(|e| e.to_string()).unwrap_or_default()),
         };
         match made {
             Ok(crl) => {
@@ -77,7 +118,7 @@ impl Publisher {
                 cache.insert(id.clone(), crl);
                 Ok(der)
             }
-            Err(why) => match last.filter(|c| now < c.next_update) {
+            Err(why) => match cache.get(id).filter(|c| c.key_id == issuer.key_id && now < c.next_update) {
                 Some(c) => {
                     tracing::warn!(issuer = %id, error = %why, next_update = %pkiplane_core::audit::rfc3339(c.next_update), "no new CRL could be made; serving the last good one until its nextUpdate");
                     Ok(c.der.clone())

@@ -12,10 +12,16 @@
 //!   `StoreError::Unavailable` (retryable, a 503 at the CA service) and nothing of it
 //!   written; the pool opens new connections once the server is back.
 
+mod acme;
 mod ca;
+mod cmp;
 mod error;
+mod est;
 mod inventory;
+mod lease;
+mod scep;
 mod schema;
+mod state_schema;
 
 use std::time::{Duration, SystemTime};
 
@@ -43,6 +49,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// host:port/database, for messages (never the password).
     target: String,
+    /// Seals the SCEP RA keys when set (see `sealing::postgres`).
+    pub(crate) key_encryption: std::sync::OnceLock<std::sync::Arc<crate::sealing::KeyEncryptionKeys>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -93,7 +101,7 @@ impl PostgresStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Unavailable(format!("building the PostgreSQL pool: {e}")))?;
-        let store = Self { pool, target };
+        let store = Self { pool, target, key_encryption: Default::default() };
         let mut client = store.client().await?;
         schema::apply(&mut client).await.map_err(|e| store.with_target(e))?;
         Ok(store)

@@ -14,7 +14,7 @@
 
 mod envelope;
 mod postgres;
-mod sqlite;
+pub(crate) mod sqlite;
 
 use std::sync::Arc;
 

@@ -73,28 +73,46 @@ impl SqliteStore {
     }
 
     pub(crate) fn seal_ra(&self, endpoint: &ObjectRef, m: &RaMaterial) -> Result<RaMaterial, StoreError> {
-        let Some(keys) = self.key_encryption.get() else { return Ok(m.clone()) };
-        let sealed = keys.seal(&m.private_key_pkcs8, &context(KeyTable::ScepRa, &endpoint.to_string(), None));
-        Ok(RaMaterial { private_key_pkcs8: Zeroizing::new(sealed.map_err(seal_err)?), ..m.clone() })
+        seal_ra(self.key_encryption.get(), endpoint, m)
     }
 
     pub(crate) fn open_ra(&self, endpoint: &ObjectRef, m: RaMaterial) -> Result<RaMaterial, StoreError> {
-        let sealed = is_sealed(&m.private_key_pkcs8);
-        match self.key_encryption.get() {
-            None if sealed => Err(StoreError::Unavailable(format!(
-                "the SCEP RA key of {endpoint} is sealed with key-encryption key `{}`: start with --kek-file",
-                sealed_with(&m.private_key_pkcs8).unwrap_or("?")
-            ))),
-            None => Ok(m),
-            Some(_) if !sealed => Err(StoreError::Corrupt(format!(
-                "the SCEP RA key of {endpoint} is stored unsealed; restart with --kek-file to seal it"
-            ))),
-            Some(keys) => {
-                let key = keys
-                    .open(&m.private_key_pkcs8, &context(KeyTable::ScepRa, &endpoint.to_string(), None))
-                    .map_err(|e| StoreError::Corrupt(format!("the SCEP RA key of {endpoint}: {e}")))?;
-                Ok(RaMaterial { private_key_pkcs8: key, ..m })
-            }
+        open_ra(self.key_encryption.get(), endpoint, m)
+    }
+}
+
+/// Seals the private key of `m` when `keys` is set (the SCEP RA keys of either store).
+pub(crate) fn seal_ra(
+    keys: Option<&Arc<KeyEncryptionKeys>>,
+    endpoint: &ObjectRef,
+    m: &RaMaterial,
+) -> Result<RaMaterial, StoreError> {
+    let Some(keys) = keys else { return Ok(m.clone()) };
+    let sealed = keys.seal(&m.private_key_pkcs8, &context(KeyTable::ScepRa, &endpoint.to_string(), None));
+    Ok(RaMaterial { private_key_pkcs8: Zeroizing::new(sealed.map_err(seal_err)?), ..m.clone() })
+}
+
+/// Opens a stored RA key: refuses a sealed key without `keys` and a plaintext one with.
+pub(crate) fn open_ra(
+    keys: Option<&Arc<KeyEncryptionKeys>>,
+    endpoint: &ObjectRef,
+    m: RaMaterial,
+) -> Result<RaMaterial, StoreError> {
+    let sealed = is_sealed(&m.private_key_pkcs8);
+    match keys {
+        None if sealed => Err(StoreError::Unavailable(format!(
+            "the SCEP RA key of {endpoint} is sealed with key-encryption key `{}`: start with --kek-file",
+            sealed_with(&m.private_key_pkcs8).unwrap_or("?")
+        ))),
+        None => Ok(m),
+        Some(_) if !sealed => Err(StoreError::Corrupt(format!(
+            "the SCEP RA key of {endpoint} is stored unsealed; restart with --kek-file to seal it"
+        ))),
+        Some(keys) => {
+            let key = keys
+                .open(&m.private_key_pkcs8, &context(KeyTable::ScepRa, &endpoint.to_string(), None))
+                .map_err(|e| StoreError::Corrupt(format!("the SCEP RA key of {endpoint}: {e}")))?;
+            Ok(RaMaterial { private_key_pkcs8: key, ..m })
         }
     }
 }

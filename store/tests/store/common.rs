@@ -1,14 +1,19 @@
 //! Shared helpers: a database of either backend and record builders.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use pkiplane_acme::state::AcmeStateScopes;
+use pkiplane_cmp::state::CmpStore;
 use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
 use pkiplane_core::inventory::{CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, Inventory};
 use pkiplane_core::model::{ObjectRef, Protocol};
+use pkiplane_est::state::AuthFailureStore;
+use pkiplane_scep::state::ScepStore;
 use pkiplane_store::sealing::SealableRows;
 use pkiplane_store::testing::shared_schema_url;
-use pkiplane_store::{PostgresStore, SqliteStore};
+use pkiplane_store::{AcmeScopes, PostgresStore, SqliteStore};
 use tempfile::TempDir;
 
 pub const DAY: Duration = Duration::from_secs(86_400);
@@ -49,6 +54,21 @@ impl TestDb {
         SqliteStore::open(&self.path).expect("open store")
     }
 
+    /// Opens (or, after a drop, reopens) the protocol state stores, as a replica would:
+    /// each call is a separate handle (a separate pool on PostgreSQL).
+    pub async fn open_states(&self) -> States {
+        match &self.postgres {
+            Some(url) => {
+                let s = Arc::new(PostgresStore::connect(url).await.expect("connect to PostgreSQL"));
+                States { acme: Arc::new(AcmeScopes::new(s.clone())), scep: s.clone(), cmp: s.clone(), est: s }
+            }
+            None => {
+                let s = Arc::new(self.open_sqlite());
+                States { acme: Arc::new(AcmeScopes::new(s.clone())), scep: s.clone(), cmp: s.clone(), est: s }
+            }
+        }
+    }
+
     /// Opens (or, after a drop, reopens) the store.
     pub async fn open(&self) -> Box<dyn Store> {
         match &self.postgres {
@@ -56,6 +76,14 @@ impl TestDb {
             None => Box::new(self.open_sqlite()),
         }
     }
+}
+
+/// The protocol state stores of one handle on a test database.
+pub struct States {
+    pub acme: Arc<dyn AcmeStateScopes>,
+    pub scep: Arc<dyn ScepStore>,
+    pub cmp: Arc<dyn CmpStore>,
+    pub est: Arc<dyn AuthFailureStore>,
 }
 
 /// Runs each named `async fn(TestDb)` as two tests, one per backend: `sqlite::NAME` and

@@ -1,6 +1,8 @@
 //! Integration tests of the stores: a real SQLite file in a temporary directory and a
 //! real PostgreSQL server (Debian's, started by the tests), one behaviour suite for both.
 
+mod acme_state;
+mod cmp_state;
 mod common;
 mod concurrency;
 mod counts;
@@ -8,4 +10,5 @@ mod lifecycle;
 mod persistence;
 mod postgres;
 mod published;
+mod scep_state;
 mod sealing;

@@ -5,8 +5,8 @@ use pkiplane_core::inventory::{InventoryFilter, PublishedCrl};
 
 use crate::common::*;
 
-fn crl(this_update_secs_ago: u64, der: &[u8]) -> PublishedCrl {
-    let this_update = now() - std::time::Duration::from_secs(this_update_secs_ago);
+fn crl(at: std::time::SystemTime, this_update_secs_ago: u64, der: &[u8]) -> PublishedCrl {
+    let this_update = at - std::time::Duration::from_secs(this_update_secs_ago);
     PublishedCrl {
         issuer: root(),
         this_update,
@@ -19,14 +19,16 @@ fn crl(this_update_secs_ago: u64, der: &[u8]) -> PublishedCrl {
 
 async fn the_last_published_crl_is_kept_newest_first_across_reopening(db: TestDb) {
     let store = db.open().await;
+    // One reference time: the comparison below must not straddle a second boundary.
+    let t = now();
     assert_eq!(store.last_crl(&root()).await.unwrap(), None);
-    store.save_crl(&crl(60, b"older")).await.unwrap();
-    store.save_crl(&crl(10, b"newer")).await.unwrap();
+    store.save_crl(&crl(t, 60, b"older")).await.unwrap();
+    store.save_crl(&crl(t, 10, b"newer")).await.unwrap();
     // A CRL made earlier (a slower replica) does not replace a newer one.
-    store.save_crl(&crl(30, b"late")).await.unwrap();
+    store.save_crl(&crl(t, 30, b"late")).await.unwrap();
     drop(store);
     let kept = db.open().await.last_crl(&root()).await.unwrap().expect("kept");
-    assert_eq!(kept, crl(10, b"newer"));
+    assert_eq!(kept, crl(t, 10, b"newer"));
 }
 
 async fn certificates_are_found_by_their_exchange(db: TestDb) {

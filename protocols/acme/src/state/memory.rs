@@ -12,6 +12,7 @@ use super::{
     NewOrderOutcome, Order, OrderStatus,
 };
 use pkiplane_core::inventory::StoreError;
+use pkiplane_core::model::ObjectRef;
 
 #[derive(Default)]
 struct Inner {
@@ -37,6 +38,19 @@ impl MemoryAcmeStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// In-memory ACME state per endpoint: each endpoint gets a [`MemoryAcmeStore`] of its own.
+#[derive(Default)]
+pub struct MemoryAcmeScopes {
+    endpoints: Mutex<HashMap<ObjectRef, std::sync::Arc<MemoryAcmeStore>>>,
+}
+
+impl super::AcmeStateScopes for MemoryAcmeScopes {
+    fn for_endpoint(&self, endpoint: &ObjectRef) -> std::sync::Arc<dyn AcmeStore> {
+        let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(endpoint.clone()).or_default().clone()
     }
 }
 

@@ -7,7 +7,7 @@
 //! crash tests of the failpoint are in the server crate for CMP and SCEP).
 
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus};
-use pkiplane_acme::state::{AcmeStore, OrderStatus as StoredStatus};
+use pkiplane_acme::state::OrderStatus as StoredStatus;
 use pkiplane_core::inventory::Inventory;
 use pkiplane_core::issuance::{IssuanceRequest, exchange_key};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
@@ -25,10 +25,10 @@ async fn processing_order(env: &Env, account: &instant_acme::Account) -> (instan
     solve(env, &mut order, ChallengeType::Http01).await;
     assert_eq!(order.poll_ready(&retry()).await.unwrap(), OrderStatus::Ready);
     let order_id = order.url().rsplit('/').next().unwrap().to_owned();
-    let mut stored = env.store.order(&order_id).await.unwrap().unwrap();
+    let mut stored = env.acme.order(&order_id).await.unwrap().unwrap();
     assert_eq!(stored.status, StoredStatus::Ready);
     stored.status = StoredStatus::Processing;
-    assert!(env.store.update_order(&stored).await.unwrap());
+    assert!(env.acme.update_order(&stored).await.unwrap());
     (order, exchange_key(Protocol::Acme, &ObjectRef::new("pki", "acme"), &order_id))
 }
 

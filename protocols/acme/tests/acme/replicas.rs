@@ -14,7 +14,9 @@ use crate::common::{Env, Options, raw::Raw};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_accounts_orders_and_nonces() {
     let env = Env::start(Options::default()).await;
-    let store_b = Arc::new(SqliteStore::open(&env.dir.path().join("data").join("pkiplane.db")).unwrap());
+    let store_b = crate::common::endpoint_state(Arc::new(
+        SqliteStore::open(&env.dir.path().join("data").join("pkiplane.db")).unwrap(),
+    ));
     let state_b = AcmeState { config: env.state.config.clone(), ca: env.ca.clone(), store: store_b };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_b = format!("http://{}", listener.local_addr().unwrap());

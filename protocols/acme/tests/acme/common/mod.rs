@@ -86,6 +86,8 @@ pub struct Env {
     pub directory: String,
     pub state: AcmeState,
     pub store: Arc<SqliteStore>,
+    /// The endpoint's ACME state in `store`.
+    pub acme: Arc<dyn pkiplane_acme::state::AcmeStore>,
     pub ca: Arc<Ca>,
     pub int: Arc<Issuer>,
     pub root_pem: PathBuf,
@@ -160,13 +162,14 @@ impl Env {
             // The responders listen on loopback.
             allowed_target_ranges: opts.allowed_target_ranges.clone(),
         };
-        let state = AcmeState::new(config, ca.clone(), store.clone());
+        let acme = endpoint_state(store.clone());
+        let state = AcmeState::new(config, ca.clone(), acme.clone());
         let app = router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         let directory = format!("{base}/directory");
-        Env { base, directory, state, store, ca, int, root_pem, int_pem, responders, dir }
+        Env { base, directory, state, store, acme, ca, int, root_pem, int_pem, responders, dir }
     }
 
     /// An instant-acme account (plain HTTP client: the test server is http://).
@@ -242,4 +245,10 @@ pub fn problem(e: &instant_acme::Error) -> (String, String) {
         ),
         other => (format!("not an API error: {other}"), String::new()),
     }
+}
+
+/// The ACME state of the test endpoint (pki/acme) in `store`.
+pub fn endpoint_state(store: Arc<SqliteStore>) -> Arc<dyn pkiplane_acme::state::AcmeStore> {
+    use pkiplane_acme::state::AcmeStateScopes;
+    pkiplane_store::AcmeScopes::new(store).for_endpoint(&ObjectRef::new("pki", "acme"))
 }

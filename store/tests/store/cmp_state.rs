@@ -1,14 +1,14 @@
-//! The SQLite CMP state store: transactionIDs used once, compare-and-set updates,
+//! The CMP state store on both backends: transactionIDs used once, compare-and-set updates,
 //! expired transactions claimed by exactly one of several concurrent callers, nonces
 //! recorded once, purging, and durability across reopening.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pkiplane_cmp::state::*;
 use pkiplane_core::ObjectRef;
 use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
-use pkiplane_store::SqliteStore;
+
+use crate::common::TestDb;
 
 fn now() -> SystemTime {
     from_secs(to_secs(SystemTime::now()))
@@ -44,17 +44,16 @@ fn tx(id: &str, state: TransactionState, deadline: Option<SystemTime>) -> CmpTra
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transactions_nonces_and_expiry_are_atomic_and_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pkiplane.db");
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+async fn transactions_nonces_and_expiry_are_atomic_and_durable(db: TestDb) {
+    let store = db.open_states().await.cmp;
+    // A second handle: another replica on the same database.
+    let replica = db.open_states().await.cmp;
     let t = tx("aa01", TransactionState::AwaitingConfirmation, Some(now() - Duration::from_secs(5)));
 
     // Ten concurrent starts of one transactionID: exactly one wins.
     let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let (s, t) = (store.clone(), t.clone());
+    for i in 0..10 {
+        let (s, t) = (if i % 2 == 0 { store.clone() } else { replica.clone() }, t.clone());
         tasks.push(tokio::spawn(async move { s.create_transaction(&t).await.unwrap() }));
     }
     let mut wins = 0;
@@ -79,8 +78,8 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable() {
         .await
         .unwrap();
     let mut tasks = Vec::new();
-    for _ in 0..5 {
-        let s = store.clone();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { store.clone() } else { replica.clone() };
         tasks.push(tokio::spawn(async move { s.claim_expired(&endpoint(), now(), 10).await.unwrap().len() }));
     }
     let mut claimed = 0;
@@ -98,8 +97,8 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable() {
     assert!(store.use_nonce(&ObjectRef::new("pki", "other"), "n1", exp).await.unwrap());
 
     // Durable across reopening.
-    drop(store);
-    let store = SqliteStore::open(&path).unwrap();
+    drop((store, replica));
+    let store = db.open_states().await.cmp;
     assert_eq!(store.transaction(&endpoint(), "aa02").await.unwrap().unwrap().state, TransactionState::Complete);
     assert!(!store.use_nonce(&endpoint(), "n1", exp).await.unwrap());
 
@@ -109,3 +108,5 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable() {
     assert_eq!(purged, 4, "two nonces and the two closed transactions");
     assert!(store.transaction(&endpoint(), "aa03").await.unwrap().is_some());
 }
+
+crate::on_both_backends!(transactions_nonces_and_expiry_are_atomic_and_durable);

@@ -1,6 +1,7 @@
-//! The SQLite ACME state store: atomic nonce consumption, unique account keys,
-//! single-use EAB keys, compare-and-set on orders and authorizations, ARI replacement
-//! links and expiry, all on a real database file, with concurrent callers.
+//! The ACME state store on both backends: atomic nonce consumption (also between two
+//! store handles, as two replicas), unique account keys, single-use EAB keys,
+//! compare-and-set on orders and authorizations, ARI replacement links, expiry, and
+//! endpoints that never see each other's state.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,16 +9,20 @@ use std::time::{Duration, SystemTime};
 use pkiplane_acme::state::*;
 use pkiplane_core::ObjectRef;
 use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
-use pkiplane_store::SqliteStore;
+
+use crate::common::TestDb;
 
 fn now() -> SystemTime {
     from_secs(to_secs(SystemTime::now()))
 }
 
-fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("db").join("pkiplane.db")).unwrap());
-    (dir, store)
+fn endpoint() -> ObjectRef {
+    ObjectRef::new("pki", "acme")
+}
+
+/// The ACME state of the test endpoint on a new handle of `db`.
+async fn open(db: &TestDb) -> Arc<dyn AcmeStore> {
+    db.open_states().await.acme.for_endpoint(&endpoint())
 }
 
 fn account(id: &str, thumbprint: &str) -> Account {
@@ -75,15 +80,16 @@ fn order(id: &str, account: &str, authzs: &[&str], expires: SystemTime) -> Order
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_nonce_is_accepted_once_even_when_raced() {
-    let (_dir, store) = open();
+async fn a_nonce_is_accepted_once_even_when_raced(db: TestDb) {
+    let store = open(&db).await;
+    // A second handle: another replica on the same database.
+    let replica = open(&db).await;
     let t = now();
     store.add_nonce("n1", t + Duration::from_secs(60)).await.unwrap();
     store.add_nonce("old", t - Duration::from_secs(1)).await.unwrap();
     let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let s = store.clone();
+    for i in 0..16 {
+        let s = if i % 2 == 0 { store.clone() } else { replica.clone() };
         tasks.push(tokio::spawn(async move { s.take_nonce("n1", SystemTime::now()).await.unwrap() }));
     }
     let mut accepted = 0;
@@ -95,9 +101,8 @@ async fn a_nonce_is_accepted_once_even_when_raced() {
     assert!(!store.take_nonce("never", t).await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn account_keys_are_unique_and_single_use_eab_keys_bind_once() {
-    let (_dir, store) = open();
+async fn account_keys_are_unique_and_single_use_eab_keys_bind_once(db: TestDb) {
+    let store = open(&db).await;
     assert_eq!(store.create_account(&account("a1", "t1"), None).await.unwrap(), NewAccountOutcome::Created);
     match store.create_account(&account("a2", "t1"), None).await.unwrap() {
         NewAccountOutcome::KeyExists(a) => assert_eq!(a.id, "a1"),
@@ -140,9 +145,8 @@ async fn account_keys_are_unique_and_single_use_eab_keys_bind_once() {
     assert_eq!(store.update_account(&r0).await.unwrap(), AccountUpdate::KeyInUse("a1".into()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn orders_and_authorizations_compare_and_set() {
-    let (dir, store) = open();
+async fn orders_and_authorizations_compare_and_set(db: TestDb) {
+    let store = open(&db).await;
     let t = now();
     let exp = t + Duration::from_secs(3600);
     let z = authz("z1", "a1", "a.example", AuthzStatus::Pending, exp);
@@ -176,15 +180,14 @@ async fn orders_and_authorizations_compare_and_set() {
 
     // Everything survives a reopen.
     drop(store);
-    let store = SqliteStore::open(&dir.path().join("db").join("pkiplane.db")).unwrap();
+    let store = open(&db).await;
     let o = store.order("o1").await.unwrap().unwrap();
     assert_eq!((o.version, o.authorizations.clone()), (1, vec!["z1".to_owned()]));
     assert_eq!(store.authorization("z1").await.unwrap().unwrap().status, AuthzStatus::Valid);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_certificate_is_replaced_by_one_live_order() {
-    let (_dir, store) = open();
+async fn a_certificate_is_replaced_by_one_live_order(db: TestDb) {
+    let store = open(&db).await;
     let exp = now() + Duration::from_secs(3600);
     let replaces = Replaces { cert_id: "aki.serial".into(), issuer: ObjectRef::new("pki", "ca"), serial: "0a".into() };
     let mut first = order("o1", "a1", &[], exp);
@@ -200,9 +203,8 @@ async fn a_certificate_is_replaced_by_one_live_order() {
     assert_eq!(store.create_order(&second, &[]).await.unwrap(), NewOrderOutcome::Created);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn expired_state_is_purged() {
-    let (_dir, store) = open();
+async fn expired_state_is_purged(db: TestDb) {
+    let store = open(&db).await;
     let t = now();
     let long_ago = t - Duration::from_secs(30 * 86_400);
     store.add_nonce("gone", t - Duration::from_secs(1)).await.unwrap();
@@ -219,3 +221,48 @@ async fn expired_state_is_purged() {
     assert!(store.authorization("znew").await.unwrap().is_some());
     assert!(store.take_nonce("kept", t).await.unwrap());
 }
+
+/// Two ACME endpoints on one store: neither reads, consumes or collides with the other's
+/// accounts, orders, authorizations, nonces or EAB key uses.
+async fn endpoints_do_not_share_acme_state(db: TestDb) {
+    let scopes = db.open_states().await.acme;
+    let (a, b) = (scopes.for_endpoint(&endpoint()), scopes.for_endpoint(&ObjectRef::new("team-b", "acme")));
+    let exp = now() + Duration::from_secs(3600);
+    let eab = EabUse { kid: "kid".into(), single_use: true };
+    assert_eq!(a.create_account(&account("a1", "t1"), Some(&eab)).await.unwrap(), NewAccountOutcome::Created);
+    assert!(b.account("a1").await.unwrap().is_none());
+    assert!(b.account_by_thumbprint("t1").await.unwrap().is_none());
+    // The same key and EAB key ID are a new account at the other endpoint.
+    assert_eq!(b.create_account(&account("b1", "t1"), Some(&eab)).await.unwrap(), NewAccountOutcome::Created);
+    let mut stolen = a.account("a1").await.unwrap().unwrap();
+    stolen.contact = vec!["mailto:mallory@example.com".into()];
+    assert_ne!(b.update_account(&stolen).await.unwrap(), AccountUpdate::Done, "b cannot write a's account");
+    assert_eq!(a.account("a1").await.unwrap().unwrap().version, 0);
+
+    let z = authz("z1", "a1", "a.example", AuthzStatus::Valid, exp);
+    a.create_order(&order("o1", "a1", &["z1"], exp), &[z]).await.unwrap();
+    assert!(b.order("o1").await.unwrap().is_none());
+    assert!(b.authorization("z1").await.unwrap().is_none());
+    assert!(b.account_orders("a1", 10).await.unwrap().is_empty());
+    assert!(b.valid_authorization("a1", &Identifier::dns("a.example"), false, now()).await.unwrap().is_none());
+    let mut o = a.order("o1").await.unwrap().unwrap();
+    o.status = OrderStatus::Invalid;
+    assert!(!b.update_order(&o).await.unwrap(), "b cannot write a's order");
+    let mut z = a.authorization("z1").await.unwrap().unwrap();
+    z.status = AuthzStatus::Revoked;
+    assert!(!b.update_authorization(&z).await.unwrap(), "b cannot write a's authorization");
+    assert!(a.valid_authorization("a1", &Identifier::dns("a.example"), false, now()).await.unwrap().is_some());
+
+    a.add_nonce("n", exp).await.unwrap();
+    assert!(!b.take_nonce("n", now()).await.unwrap(), "a nonce of a is no nonce at b");
+    assert!(a.take_nonce("n", now()).await.unwrap());
+}
+
+crate::on_both_backends!(
+    a_nonce_is_accepted_once_even_when_raced,
+    account_keys_are_unique_and_single_use_eab_keys_bind_once,
+    orders_and_authorizations_compare_and_set,
+    a_certificate_is_replaced_by_one_live_order,
+    expired_state_is_purged,
+    endpoints_do_not_share_acme_state,
+);

@@ -1,0 +1,182 @@
+//! The CMP state ([`CmpStore`]) on PostgreSQL: version-guarded updates, insert-if-absent
+//! transactions and nonces, and expiry claims that lock the rows they take
+//! (`FOR UPDATE SKIP LOCKED`), so two replicas never clean up one transaction twice.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, TransactionState};
+use pkiplane_core::inventory::StoreError;
+use pkiplane_core::model::ObjectRef;
+
+use super::PostgresStore;
+use super::error::{col, pg_err};
+use crate::error::corrupt;
+use crate::rows::secs;
+
+/// The states in which a transaction still expects messages (`TransactionState::is_open`).
+const OPEN: &str = "('awaitingConfirmation', 'polling')";
+
+fn to_json(tx: &CmpTransaction) -> String {
+    // Plain data: serialising cannot fail.
+    serde_json::to_string(tx).unwrap_or_default()
+}
+
+fn from_row(r: &tokio_postgres::Row) -> Result<CmpTransaction, StoreError> {
+    let record: String = col(r, 0, "record")?;
+    let version: i64 = col(r, 1, "version")?;
+    let mut tx: CmpTransaction =
+        serde_json::from_str(&record).map_err(|e| corrupt(format!("cmp_transactions.record: {e}")))?;
+    tx.version = u64::try_from(version).map_err(|_| corrupt("cmp_transactions.version is negative"))?;
+    Ok(tx)
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl CmpStore for PostgresStore {
+    async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO cmp_transactions (endpoint, transaction_id, state, deadline, updated_at, version, record) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &tx.endpoint.to_string(),
+                    &tx.transaction_id,
+                    &tx.state.as_str(),
+                    &tx.deadline.map(secs),
+                    &secs(tx.updated_at),
+                    &as_i64(tx.version),
+                    &to_json(tx),
+                ],
+            )
+            .await
+            .map_err(pg_err("creating a CMP transaction"))?;
+        Ok(n == 1)
+    }
+
+    async fn transaction(
+        &self,
+        endpoint: &ObjectRef,
+        transaction_id: &str,
+    ) -> Result<Option<CmpTransaction>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT record, version FROM cmp_transactions WHERE endpoint = $1 AND transaction_id = $2",
+                &[&endpoint.to_string(), &transaction_id],
+            )
+            .await
+            .map_err(pg_err("reading a CMP transaction"))?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
+        let mut stored = tx.clone();
+        stored.version = tx.version + 1;
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE cmp_transactions SET state = $3, deadline = $4, updated_at = $5, version = $6, record = $7 \
+                 WHERE endpoint = $1 AND transaction_id = $2 AND version = $8",
+                &[
+                    &tx.endpoint.to_string(),
+                    &tx.transaction_id,
+                    &stored.state.as_str(),
+                    &stored.deadline.map(secs),
+                    &secs(stored.updated_at),
+                    &as_i64(stored.version),
+                    &to_json(&stored),
+                    &as_i64(tx.version),
+                ],
+            )
+            .await
+            .map_err(pg_err("updating a CMP transaction"))?;
+        Ok(n == 1)
+    }
+
+    async fn claim_expired(
+        &self,
+        endpoint: &ObjectRef,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<CmpTransaction>, StoreError> {
+        let what = "claiming expired CMP transactions";
+        let e = endpoint.to_string();
+        let mut client = self.client().await?;
+        let db = client.transaction().await.map_err(pg_err(what))?;
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT record, version FROM cmp_transactions WHERE endpoint = $1 AND state IN {OPEN} \
+                     AND deadline IS NOT NULL AND deadline < $2 LIMIT $3 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&e, &secs(now), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(pg_err(what))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let tx = from_row(row)?;
+            let mut expired = tx.clone();
+            expired.state = TransactionState::Expired;
+            expired.updated_at = now;
+            expired.version = tx.version + 1;
+            // Locked above: the version guard cannot fail, it only keeps the rule explicit.
+            let n = db
+                .execute(
+                    "UPDATE cmp_transactions SET state = $3, updated_at = $4, version = $5, record = $6 \
+                     WHERE endpoint = $1 AND transaction_id = $2 AND version = $7",
+                    &[
+                        &e,
+                        &tx.transaction_id,
+                        &expired.state.as_str(),
+                        &secs(now),
+                        &as_i64(expired.version),
+                        &to_json(&expired),
+                        &as_i64(tx.version),
+                    ],
+                )
+                .await
+                .map_err(pg_err(what))?;
+            if n == 1 {
+                out.push(tx);
+            }
+        }
+        db.commit().await.map_err(pg_err(what))?;
+        Ok(out)
+    }
+
+    async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO cmp_nonces (endpoint, nonce, expires) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&endpoint.to_string(), &nonce, &secs(expires)],
+            )
+            .await
+            .map_err(pg_err("recording a CMP nonce"))?;
+        Ok(n == 1)
+    }
+
+    async fn purge(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {
+        let cutoff = secs(now.checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH));
+        let client = self.client().await?;
+        let nonces = client
+            .execute("DELETE FROM cmp_nonces WHERE expires <= $1", &[&secs(now)])
+            .await
+            .map_err(pg_err("purging CMP nonces"))?;
+        let txs = client
+            .execute(&format!("DELETE FROM cmp_transactions WHERE state NOT IN {OPEN} AND updated_at < $1"), &[&cutoff])
+            .await
+            .map_err(pg_err("purging CMP transactions"))?;
+        Ok(nonces + txs)
+    }
+}

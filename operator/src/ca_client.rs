@@ -1,6 +1,6 @@
 //! The CA service's internal API as the operator uses it: the caservice crate's wire types
 //! and client (HTTPS with mutual TLS, client certificate `pkiplane-operator-tls` from the
-//! internal CA). Controllers see only the [`CaApi`] trait, so tests use a fake.
+//! internal CA). Controllers see only the [`CaServiceApi`] trait, so tests use a fake.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CaError {
+pub enum CaServiceError {
     #[error("no client identity yet (the internal CA has not issued pkiplane-operator-tls)")]
     NoIdentity,
     #[error("bad CA URL `{0}`")]
@@ -43,13 +43,13 @@ pub enum CaError {
 
 /// The calls the operator makes to the CA service.
 #[async_trait::async_trait]
-pub trait CaApi: Send + Sync {
-    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaError>;
-    async fn summary(&self, expiring_within: Duration) -> Result<Summary, CaError>;
+pub trait CaServiceApi: Send + Sync {
+    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaServiceError>;
+    async fn summary(&self, expiring_within: Duration) -> Result<Summary, CaServiceError>;
     async fn internal_certificate(
         &self,
         request: &InternalCertificateRequest,
-    ) -> Result<InternalCertificateResponse, CaError>;
+    ) -> Result<InternalCertificateResponse, CaServiceError>;
     /// Hands the client its (re)issued mTLS identity; fakes ignore it.
     fn set_identity(&self, _identity: ClientIdentity) {}
 }
@@ -79,17 +79,17 @@ pub struct HttpsCaClient {
 }
 
 impl HttpsCaClient {
-    pub fn new(base_url: &str) -> Result<Self, CaError> {
+    pub fn new(base_url: &str) -> Result<Self, CaServiceError> {
         let url = base_url.trim_end_matches('/');
-        let uri: Uri = url.parse().map_err(|_| CaError::BadUrl(base_url.into()))?;
+        let uri: Uri = url.parse().map_err(|_| CaServiceError::BadUrl(base_url.into()))?;
         if uri.scheme_str() != Some("https") || uri.host().is_none() {
-            return Err(CaError::BadUrl(base_url.into()));
+            return Err(CaServiceError::BadUrl(base_url.into()));
         }
         Ok(Self { url: url.to_owned(), transport: Arc::default() })
     }
 
-    fn transport(&self) -> Result<Arc<Transport>, CaError> {
-        self.transport.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(CaError::NoIdentity)
+    fn transport(&self) -> Result<Arc<Transport>, CaServiceError> {
+        self.transport.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(CaServiceError::NoIdentity)
     }
 
     async fn call<B: Serialize, R: DeserializeOwned>(
@@ -97,22 +97,22 @@ impl HttpsCaClient {
         method: Method,
         path: &str,
         body: Option<&B>,
-    ) -> Result<R, CaError> {
+    ) -> Result<R, CaServiceError> {
         let name: &'static str = if method == Method::POST { "POST" } else { "GET" };
         self.transport()?.call(method, path, body).await.map_err(|e| match e {
-            ClientError::Transport(message) if message == "timed out" => CaError::Timeout { path: path.into() },
+            ClientError::Transport(message) if message == "timed out" => CaServiceError::Timeout { path: path.into() },
             ClientError::Status { status, body } => {
-                CaError::Status { method: name, path: path.into(), status: status.as_u16(), body: body.message }
+                CaServiceError::Status { method: name, path: path.into(), status: status.as_u16(), body: body.message }
             }
-            source @ ClientError::Decode(_) => CaError::Decode { path: path.into(), source },
-            source => CaError::Connect { url: self.url.clone(), source },
+            source @ ClientError::Decode(_) => CaServiceError::Decode { path: path.into(), source },
+            source => CaServiceError::Connect { url: self.url.clone(), source },
         })
     }
 }
 
 /// The rustls client configuration of an identity.
-fn tls_config(identity: &ClientIdentity) -> Result<rustls::ClientConfig, CaError> {
-    let tls = |e: String| CaError::Tls(e);
+fn tls_config(identity: &ClientIdentity) -> Result<rustls::ClientConfig, CaServiceError> {
+    let tls = |e: String| CaServiceError::Tls(e);
     let mut roots = rustls::RootCertStore::empty();
     for der in pem::decode_chain(identity.ca_bundle_pem.as_bytes(), "CERTIFICATE").map_err(|e| tls(e.to_string()))? {
         roots.add(CertificateDer::from(der)).map_err(|e| tls(e.to_string()))?;
@@ -134,12 +134,12 @@ fn tls_config(identity: &ClientIdentity) -> Result<rustls::ClientConfig, CaError
 }
 
 #[async_trait::async_trait]
-impl CaApi for HttpsCaClient {
-    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaError> {
+impl CaServiceApi for HttpsCaClient {
+    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaServiceError> {
         self.call::<(), _>(Method::GET, "/v1/issuers", None).await
     }
 
-    async fn summary(&self, expiring_within: Duration) -> Result<Summary, CaError> {
+    async fn summary(&self, expiring_within: Duration) -> Result<Summary, CaServiceError> {
         let path = format!("/v1/summary?expiringWithinSeconds={}", expiring_within.as_secs());
         self.call::<(), _>(Method::GET, &path, None).await
     }
@@ -147,13 +147,14 @@ impl CaApi for HttpsCaClient {
     async fn internal_certificate(
         &self,
         request: &InternalCertificateRequest,
-    ) -> Result<InternalCertificateResponse, CaError> {
+    ) -> Result<InternalCertificateResponse, CaServiceError> {
         self.call(Method::POST, "/v1/internal-certificates", Some(request)).await
     }
 
     fn set_identity(&self, identity: ClientIdentity) {
         let transport = tls_config(&identity).and_then(|config| {
-            Transport::new(&self.url, Reloading::fixed(Arc::new(config))).map_err(|e| CaError::BadUrl(e.to_string()))
+            Transport::new(&self.url, Reloading::fixed(Arc::new(config)))
+                .map_err(|e| CaServiceError::BadUrl(e.to_string()))
         });
         match transport {
             Ok(t) => *self.transport.write().unwrap_or_else(|e| e.into_inner()) = Some(t),

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use crate::ca_client::{CaApi, IssuerStatus, Summary};
+use crate::ca_client::{CaServiceApi, IssuerStatus, Summary};
 use crate::cache::ClusterCache;
 use crate::internal_ca::InternalCa;
 use crate::metrics::Metrics;
@@ -70,7 +70,7 @@ impl CaState {
 pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
-    pub ca: Arc<dyn CaApi>,
+    pub ca: Arc<dyn CaServiceApi>,
     pub ca_state: RwLock<CaState>,
     pub internal_ca: RwLock<Option<InternalCa>>,
     pub cache: ClusterCache,
@@ -86,7 +86,7 @@ impl Context {
     pub fn new(
         client: Client,
         config: OperatorConfig,
-        ca: Arc<dyn CaApi>,
+        ca: Arc<dyn CaServiceApi>,
         cache: ClusterCache,
         metrics: Arc<Metrics>,
     ) -> Self {

@@ -6,7 +6,7 @@ pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("CA service: {0}")]
-    CaService(#[from] crate::ca_client::CaError),
+    CaService(#[from] crate::ca_client::CaServiceError),
     /// Building, signing or parsing certificates and keys.
     #[error("certificate: {0}")]
     Certificate(String),

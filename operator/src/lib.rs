@@ -5,7 +5,7 @@
 //! - [`cache`]: a watch cache of the three kinds for other components (webhook, CA service).
 //! - [`issuer`], [`profile`], [`endpoint`]: the controllers; each computes the desired
 //!   children and status as pure functions of what it read (unit-tested with a fake
-//!   [`ca_client::CaApi`]), then applies them.
+//!   [`ca_client::CaServiceApi`]), then applies them.
 //! - [`internal_ca`] (certificates, via pkiplane-core) and [`internal_tls`] (its Secrets
 //!   and the webhook configurations' caBundle).
 //! - [`ca_client`]: the CA service's internal API over mTLS.

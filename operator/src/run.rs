@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kube::Client;
 use tokio::sync::watch;
 
-use crate::ca_client::{CaApi, HttpsCaClient};
+use crate::ca_client::{CaServiceApi, HttpsCaClient};
 use crate::cache::ClusterCache;
 use crate::context::{CaState, Context, EXPIRING_WINDOW, OperatorConfig, TICK};
 use crate::error::{Error, Result};
@@ -64,12 +64,12 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
 
 /// Runs with the HTTPS client for `config.ca_url`.
 pub async fn run_with_client(client: Client, config: OperatorConfig) -> Result<()> {
-    let ca_client: Arc<dyn CaApi> = Arc::new(HttpsCaClient::new(&config.ca_url)?);
+    let ca_client: Arc<dyn CaServiceApi> = Arc::new(HttpsCaClient::new(&config.ca_url)?);
     run_with(client, config, ca_client).await
 }
 
 /// Runs with any CA service client (tests pass a fake).
-pub async fn run_with(client: Client, config: OperatorConfig, ca_client: Arc<dyn CaApi>) -> Result<()> {
+pub async fn run_with(client: Client, config: OperatorConfig, ca_client: Arc<dyn CaServiceApi>) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown = Shutdown(stop_rx);

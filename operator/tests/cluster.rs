@@ -25,7 +25,7 @@ use kube::{Client, Config};
 use pkiplane_api::v1alpha1::{CertificateProfile, EnrollmentEndpoint, Issuer, is_ready};
 use pkiplane_core::inventory::InventoryCounts;
 use pkiplane_operator::ca_client::{
-    CaApi, CaError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
+    CaServiceApi, CaServiceError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
 };
 use pkiplane_operator::context::OperatorConfig;
 use pkiplane_operator::internal_ca::{InternalCa, LeafSpec};
@@ -39,8 +39,8 @@ struct FakeCa {
 }
 
 #[async_trait::async_trait]
-impl CaApi for FakeCa {
-    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaError> {
+impl CaServiceApi for FakeCa {
+    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaServiceError> {
         Ok(vec![IssuerStatus {
             namespace: APP_NS.into(),
             name: "root".into(),
@@ -55,13 +55,13 @@ impl CaApi for FakeCa {
             message: None,
         }])
     }
-    async fn summary(&self, _: Duration) -> Result<Summary, CaError> {
+    async fn summary(&self, _: Duration) -> Result<Summary, CaServiceError> {
         Ok(self.summary.lock().unwrap().clone())
     }
     async fn internal_certificate(
         &self,
         request: &InternalCertificateRequest,
-    ) -> Result<InternalCertificateResponse, CaError> {
+    ) -> Result<InternalCertificateResponse, CaServiceError> {
         let spec = LeafSpec {
             common_name: "serving".into(),
             dns_names: request.dns_names.clone(),

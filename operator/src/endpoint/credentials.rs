@@ -18,7 +18,7 @@ use pkiplane_core::x509::{San, pem};
 use pkiplane_core::ObjectRef;
 use pkiplane_core::service::InternalRole;
 
-use crate::ca_client::{CaApi, CaError, InternalCertificateRequest};
+use crate::ca_client::{CaServiceApi, CaServiceError, InternalCertificateRequest};
 use crate::endpoint::children::workload_name;
 use crate::error::{Error, Result};
 use crate::internal_ca::{renewal_due, service_dns_names};
@@ -161,7 +161,7 @@ fn csr_for(
 
 /// Brings every planned credential up to date; entries of no plan are dropped.
 pub async fn ensure_credentials(
-    ca: &dyn CaApi,
+    ca: &dyn CaServiceApi,
     endpoint: &EnrollmentEndpoint,
     current_entries: &BTreeMap<String, Vec<u8>>,
     current_annotations: &BTreeMap<String, String>,
@@ -199,7 +199,9 @@ pub async fn ensure_credentials(
             })
         };
         let mut outcome = ca.internal_certificate(&request_for(&plan.dns_names, &plan.ip_addresses)?).await;
-        if let (Err(CaError::Status { status: 400..=499, body, .. }), Some((dns, ips))) = (&outcome, &plan.fallback) {
+        if let (Err(CaServiceError::Status { status: 400..=499, body, .. }), Some((dns, ips))) =
+            (&outcome, &plan.fallback)
+        {
             tracing::info!(namespace = %ns, endpoint = %name, credential = plan.prefix, refusal = %body,
                 "the CA refused the in-cluster names; retrying with the spec's names only");
             outcome = ca.internal_certificate(&request_for(dns, ips)?).await;

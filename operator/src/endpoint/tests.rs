@@ -8,7 +8,7 @@ use super::*;
 use pkiplane_core::service::InternalRole;
 
 use crate::ca_client::{
-    CaApi, CaError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
+    CaServiceApi, CaServiceError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
 };
 use pkiplane_core::inventory::InventoryCounts;
 
@@ -22,23 +22,23 @@ struct FakeCa {
 }
 
 #[async_trait::async_trait]
-impl CaApi for FakeCa {
-    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaError> {
+impl CaServiceApi for FakeCa {
+    async fn issuers(&self) -> Result<Vec<IssuerStatus>, CaServiceError> {
         Ok(vec![])
     }
-    async fn summary(&self, _: Duration) -> Result<Summary, CaError> {
+    async fn summary(&self, _: Duration) -> Result<Summary, CaServiceError> {
         Ok(Summary::default())
     }
     async fn internal_certificate(
         &self,
         request: &InternalCertificateRequest,
-    ) -> Result<InternalCertificateResponse, CaError> {
+    ) -> Result<InternalCertificateResponse, CaServiceError> {
         self.requests.lock().unwrap().push(request.clone());
         if self.fail {
-            return Err(CaError::Timeout { path: "/v1/internal-certificates".into() });
+            return Err(CaServiceError::Timeout { path: "/v1/internal-certificates".into() });
         }
         if self.refuse_svc_names && request.dns_names.iter().any(|d| d.contains(".svc") || !d.contains('.')) {
-            return Err(CaError::Status {
+            return Err(CaServiceError::Status {
                 method: "POST",
                 path: "/v1/internal-certificates".into(),
                 status: 422,

@@ -24,7 +24,7 @@ use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::AuthFailureStore;
-use pkiplane_scep::state::ScepStore;
+use pkiplane_scep::state::{ScepStore, SeenMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -423,7 +423,7 @@ async fn scep_call(s: &CaServiceState, call: ScepCall) -> Result<Value, ApiError
     let st = &s.scep;
     match call {
         ScepCall::RecordMessage { endpoint, transaction_id, sender_nonce, expires } => {
-            json(st.record_message(&endpoint, &transaction_id, &sender_nonce, expires).await?)
+            json(st.record_message(&SeenMessage { endpoint, transaction_id, sender_nonce, expires }).await?)
         }
         ScepCall::AddChallenge { challenge } => json(st.add_challenge(&challenge).await?),
         ScepCall::Challenge { endpoint, secret_sha256 } => json(st.challenge(&endpoint, &secret_sha256).await?),

@@ -13,7 +13,7 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::{AuthFailureStore, FailureCount};
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
+use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -125,20 +125,9 @@ impl AcmeStore for RemoteStores {
 
 #[async_trait]
 impl ScepStore for RemoteStores {
-    async fn record_message(
-        &self,
-        endpoint: &ObjectRef,
-        transaction_id: &str,
-        sender_nonce: &[u8],
-        expires: SystemTime,
-    ) -> Result<bool, StoreError> {
-        self.scep(ScepCall::RecordMessage {
-            endpoint: endpoint.clone(),
-            transaction_id: transaction_id.into(),
-            sender_nonce: sender_nonce.to_vec(),
-            expires,
-        })
-        .await
+    async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
+        let SeenMessage { endpoint, transaction_id, sender_nonce, expires } = seen.clone();
+        self.scep(ScepCall::RecordMessage { endpoint, transaction_id, sender_nonce, expires }).await
     }
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {
         self.scep(ScepCall::AddChallenge { challenge: challenge.clone() }).await

@@ -21,6 +21,7 @@ use crate::cms::outgoing::{Signer, cert_rep};
 use crate::error::ScepError;
 use crate::message::{MessageType, PkiStatus};
 use crate::outcome::Outcome;
+use crate::state::SeenMessage;
 
 /// Handles one pkiMessage; `Ok` is the CertRep (DER), `Err` an error to answer with an
 /// HTTP status because no CertRep could be built.
@@ -97,7 +98,12 @@ async fn handle(
     }
     let fresh = state
         .store()
-        .record_message(&config.endpoint, &msg.transaction_id, &msg.reply.sender_nonce, now + config.replay_retention)
+        .record_message(&SeenMessage {
+            endpoint: config.endpoint.clone(),
+            transaction_id: msg.transaction_id.clone(),
+            sender_nonce: msg.reply.sender_nonce.clone(),
+            expires: now + config.replay_retention,
+        })
         .await?;
     if !fresh {
         return Err(ScepError::BadRequest(format!(

@@ -138,18 +138,21 @@ impl std::fmt::Debug for RaMaterial {
     }
 }
 
+/// A request message an endpoint has seen: (endpoint, transactionID, senderNonce), kept
+/// until `expires` so that a replay of it is refused (RFC 8894 section 3.2.1.4.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenMessage {
+    pub endpoint: ObjectRef,
+    pub transaction_id: String,
+    pub sender_nonce: Vec<u8>,
+    pub expires: SystemTime,
+}
+
 /// Shared SCEP state. Every write is durable when it returns.
 #[async_trait]
 pub trait ScepStore: Send + Sync {
-    /// Records (endpoint, transactionID, senderNonce) as seen, keeping the record until
-    /// `expires`; false when it was seen before (a replay). Atomic.
-    async fn record_message(
-        &self,
-        endpoint: &ObjectRef,
-        transaction_id: &str,
-        sender_nonce: &[u8],
-        expires: SystemTime,
-    ) -> Result<bool, StoreError>;
+    /// Records a message as seen; false when it was seen before (a replay). Atomic.
+    async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError>;
 
     /// Stores a newly minted challenge (its `secret_sha256` must be unique).
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError>;

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, TransactionStatus};
+use pkiplane_scep::state::{
+    ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
+};
 
 use super::error::{col, pg_err};
 use super::{Client, PostgresStore};
@@ -56,20 +58,14 @@ fn ra_from_row(r: &tokio_postgres::Row) -> Result<RaMaterial, StoreError> {
 
 #[async_trait]
 impl ScepStore for PostgresStore {
-    async fn record_message(
-        &self,
-        endpoint: &ObjectRef,
-        transaction_id: &str,
-        sender_nonce: &[u8],
-        expires: SystemTime,
-    ) -> Result<bool, StoreError> {
+    async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
         let n = self
             .client()
             .await?
             .execute(
                 "INSERT INTO scep_messages (endpoint, transaction_id, sender_nonce, expires) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&endpoint.to_string(), &transaction_id, &sender_nonce, &secs(expires)],
+                &[&seen.endpoint.to_string(), &seen.transaction_id, &seen.sender_nonce, &secs(seen.expires)],
             )
             .await
             .map_err(pg_err("recording a SCEP message"))?;

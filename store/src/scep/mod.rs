@@ -11,20 +11,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction};
+use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage};
 
 use crate::SqliteStore;
 
 #[async_trait]
 impl ScepStore for SqliteStore {
-    async fn record_message(
-        &self,
-        endpoint: &ObjectRef,
-        transaction_id: &str,
-        sender_nonce: &[u8],
-        expires: SystemTime,
-    ) -> Result<bool, StoreError> {
-        let (e, t, n) = (endpoint.to_string(), transaction_id.to_owned(), sender_nonce.to_vec());
+    async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
+        let (e, t, n, expires) =
+            (seen.endpoint.to_string(), seen.transaction_id.clone(), seen.sender_nonce.clone(), seen.expires);
         self.write(move |c| ops::record_message(c, &e, &t, &n, expires)).await
     }
 

@@ -59,6 +59,15 @@ fn ra(cert: u8) -> RaMaterial {
     }
 }
 
+fn seen(transaction_id: &str, sender_nonce: &[u8], expires: SystemTime) -> SeenMessage {
+    SeenMessage {
+        endpoint: endpoint(),
+        transaction_id: transaction_id.into(),
+        sender_nonce: sender_nonce.to_vec(),
+        expires,
+    }
+}
+
 async fn messages_challenges_transactions_and_ra(db: TestDb) {
     let (one, two) = (db.open_states().await.scep, db.open_states().await.scep);
     let exp = now() + Duration::from_secs(600);
@@ -67,14 +76,14 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let s = if i % 2 == 0 { one.clone() } else { two.clone() };
-        tasks.push(tokio::spawn(async move { s.record_message(&endpoint(), "t1", b"nonce", exp).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { s.record_message(&seen("t1", b"nonce", exp)).await.unwrap() }));
     }
     let mut accepted = 0;
     for t in tasks {
         accepted += usize::from(t.await.unwrap());
     }
     assert_eq!(accepted, 1);
-    assert!(one.record_message(&endpoint(), "t1", b"other", exp).await.unwrap(), "a new nonce is a new message");
+    assert!(one.record_message(&seen("t1", b"other", exp)).await.unwrap(), "a new nonce is a new message");
 
     // A one-time challenge: consumed once.
     one.add_challenge(&challenge("h1", exp)).await.unwrap();

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, TransactionStatus};
+use super::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -39,19 +39,13 @@ impl MemoryScepStore {
 
 #[async_trait]
 impl ScepStore for MemoryScepStore {
-    async fn record_message(
-        &self,
-        endpoint: &ObjectRef,
-        transaction_id: &str,
-        sender_nonce: &[u8],
-        expires: SystemTime,
-    ) -> Result<bool, StoreError> {
-        let key = (endpoint.clone(), transaction_id.to_owned(), sender_nonce.to_vec());
+    async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
+        let key = (seen.endpoint.clone(), seen.transaction_id.clone(), seen.sender_nonce.clone());
         let mut g = self.lock();
         if g.messages.contains_key(&key) {
             return Ok(false);
         }
-        g.messages.insert(key, expires);
+        g.messages.insert(key, seen.expires);
         Ok(true)
     }
 

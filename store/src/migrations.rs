@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     crate::ca_keys::V_CA_KEYS,
     V_EXCHANGE,
     crate::crl::V_PUBLISHED_CRLS,
+    crate::approvals::V_APPROVALS,
 ];
 
 /// The protocol exchange (CMP/SCEP transaction, ACME order) that asked for a certificate,

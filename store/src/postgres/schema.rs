@@ -14,7 +14,11 @@ use super::error::pg_err;
 /// Any fixed number, the same in every replica: the key of the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x706b_6970_6c61_6e65; // "pkiplane"
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1_INVENTORY];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    V1_INVENTORY,
+    // Approval requests: a step of its own (`approvals::postgres`).
+    crate::approvals::postgres::V_APPROVALS,
+];
 
 pub(crate) fn current_version() -> i32 {
     MIGRATIONS.len() as i32

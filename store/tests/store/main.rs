@@ -1,6 +1,7 @@
 //! Integration tests of the stores: a real SQLite file in a temporary directory and a
 //! real PostgreSQL server (Debian's, started by the tests), one behaviour suite for both.
 
+mod approvals;
 mod common;
 mod concurrency;
 mod counts;

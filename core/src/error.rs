@@ -66,7 +66,7 @@ impl CoreError {
             CoreError::IssuerUnavailable(..) => ErrorKind::Unavailable,
             CoreError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Signing(_) => ErrorKind::Internal,
-            CoreError::Approval(ApprovalError::NotFound(_)) => ErrorKind::NotFound,
+            CoreError::Approval(ApprovalError::NotFound { id: _ }) => ErrorKind::NotFound,
             CoreError::Approval(ApprovalError::AlreadyDecided { .. } | ApprovalError::ReasonRequired) => {
                 ErrorKind::BadRequest
             }

@@ -182,7 +182,7 @@ fn decisions_are_final() {
     assert_eq!(unknown.kind(), ErrorKind::NotFound);
     assert!(matches!(
         block_on(env.ca.approval_outcome("00ff")).unwrap_err(),
-        CoreError::Approval(ApprovalError::NotFound(_))
+        CoreError::Approval(ApprovalError::NotFound { id: _ })
     ));
 }
 

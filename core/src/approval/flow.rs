@@ -55,7 +55,7 @@ impl Ca {
             profile: profile.id.clone(),
             issuer: issuer.id.clone(),
             requester: req.requester.clone(),
-            csr_der: req.csr.without_challenge_password()?,
+            csr_der: req.csr.to_stored_der()?,
             subject: format_dn(&req.csr.subject),
             sans: req.csr.sans.iter().map(|s| s.to_string()).collect(),
             key_algorithm: req.csr.key.to_string(),
@@ -78,7 +78,7 @@ impl Ca {
             let existing = store
                 .approval_by_retry_key(&key)
                 .await?
-                .ok_or_else(|| CoreError::Approval(ApprovalError::NotFound(key.clone())))?;
+                .ok_or_else(|| CoreError::Approval(ApprovalError::NotFound { id: key.clone() }))?;
             return self.answer(existing).await;
         }
         let mut ev = AuditEvent::new("pending-approval", &req.requester, &profile.id, now);
@@ -99,7 +99,7 @@ impl Ca {
             .approval_store()?
             .approval(request_id)
             .await?
-            .ok_or_else(|| CoreError::Approval(ApprovalError::NotFound(request_id.to_owned())))?;
+            .ok_or_else(|| CoreError::Approval(ApprovalError::NotFound { id: request_id.to_owned() }))?;
         self.answer(record).await
     }
 
@@ -172,7 +172,7 @@ impl Ca {
                 state: record.state,
                 by: record.decision.map(|d| d.by).unwrap_or_default(),
             })),
-            DecideOutcome::NotFound => Err(CoreError::Approval(ApprovalError::NotFound(request_id.to_owned()))),
+            DecideOutcome::NotFound => Err(CoreError::Approval(ApprovalError::NotFound { id: request_id.to_owned() })),
         }
     }
 
@@ -238,7 +238,7 @@ impl Ca {
                 record = store
                     .approval(&record.id)
                     .await?
-                    .ok_or_else(|| CoreError::Approval(ApprovalError::NotFound(record.id.clone())))?;
+                    .ok_or_else(|| CoreError::Approval(ApprovalError::NotFound { id: record.id.clone() }))?;
                 continue;
             }
             let issued = self.sign_persisted(&req, &profile, &issuer, &template, serial, pending, now).await?;

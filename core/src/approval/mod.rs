@@ -176,11 +176,28 @@ pub struct WaitingCount {
     pub waiting: u64,
 }
 
+/// Adds the waiting counts to per-profile inventory counts (`GroupBy::Profile`), making
+/// an entry for a profile that has waiting requests and no certificates yet.
+pub fn add_waiting(profiles: &mut Vec<crate::inventory::InventoryCounts>, waiting: &[WaitingCount]) {
+    for w in waiting {
+        let key = w.profile.to_string();
+        match profiles.iter_mut().find(|c| c.key == key) {
+            Some(c) => c.waiting_approval = w.waiting,
+            None => profiles.push(crate::inventory::InventoryCounts {
+                key,
+                waiting_approval: w.waiting,
+                ..Default::default()
+            }),
+        }
+    }
+}
+
 /// Why an approval call was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ApprovalError {
-    #[error("no approval request {0}")]
-    NotFound(String),
+    #[error("no approval request {id}")]
+    NotFound { id: String },
     #[error("approval request {id} was already {state} by {by}")]
     AlreadyDecided { id: String, state: ApprovalState, by: String },
     #[error("a denial needs a reason")]

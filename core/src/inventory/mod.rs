@@ -184,6 +184,9 @@ pub struct InventoryCounts {
     pub denied: u64,
     #[serde(with = "opt_unix_seconds", default)]
     pub last_issued_at: Option<SystemTime>,
+    /// Requests waiting for a person's approval (profiles only; see [`crate::approval`]).
+    #[serde(default)]
+    pub waiting_approval: u64,
 }
 
 /// A revoked certificate as a CRL lists it.

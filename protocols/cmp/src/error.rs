@@ -105,6 +105,7 @@ impl CmpError {
             CoreError::Store(s) => Self::store(s),
             CoreError::Signing(_) => Self::system_failure("the CA could not sign"),
             CoreError::NotFound(what) => Self::new(FailBit::BadCertId, format!("not found: {what}")),
+            CoreError::Approval(a) => Self::bad_request(a.to_string()),
         }
     }
 

@@ -25,8 +25,9 @@
 //! ([`challenge_api`]).
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "server")]
 pub mod algorithms;
+#[cfg(feature = "server")]
+mod approval;
 #[cfg(feature = "server")]
 pub mod challenge;
 #[cfg(feature = "server")]

@@ -25,6 +25,7 @@
 //! ([`challenge_api`]).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod algorithms;
 #[cfg(feature = "server")]
 mod approval;

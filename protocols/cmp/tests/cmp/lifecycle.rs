@@ -80,7 +80,6 @@ async fn only_the_approved_request_is_issued_and_a_denied_one_is_rejected() {
         let (pki, k, cert) = (pki.clone(), ec_key(pki.dir.path(), name), pki.path(&format!("{name}.pem")));
         runs.push(tokio::spawn(async move {
             let (subject, secret) = (format!("/CN={name}.example.com"), format!("pass:{SECRET}"));
-            let total = if name == "wait" { "12" } else { "60" };
             let args = [
                 "-cmd",
                 "ir",
@@ -94,8 +93,6 @@ async fn only_the_approved_request_is_issued_and_a_denied_one_is_rejected() {
                 &subject,
                 "-certout",
                 p(&cert),
-                "-total_timeout",
-                total,
             ];
             pki.cmp(name, Some("approval"), &args).await
         }));

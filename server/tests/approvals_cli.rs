@@ -95,6 +95,7 @@ fn list(data: &Path, state: &str) -> Vec<serde_json::Value> {
 fn one_request_is_approved_by_id_one_waits_and_one_is_denied() {
     let d = tempfile::tempdir().unwrap();
     let (m, data) = (manifests(d.path()), d.path().join("data"));
+    std::fs::create_dir(&data).unwrap();
     let dd = data.to_str().unwrap();
     let (a, b, c) = (csr(d.path(), "a"), csr(d.path(), "b"), csr(d.path(), "c"));
     let ids = [request_id(&issue(&m, &data, &a)), request_id(&issue(&m, &data, &b)), request_id(&issue(&m, &data, &c))];

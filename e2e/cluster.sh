@@ -95,17 +95,7 @@ cmd_up() {
   bin=$("$root/scripts/tools/kube.sh")
   export PATH="$bin:$PATH"
 
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
-    dir=$PKIPLANE_E2E_DIR
-    [ ! -e "$dir" ] || [ -z "$(ls -A "$dir")" ] || die "up: $dir exists and is not empty"
-    mkdir -p "$dir"
-  else
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/pkiplane-e2e.XXXXXX")
-  fi
-  dir=$(cd "$dir" && pwd)
-  touch "$dir/.pkiplane-e2e"
-  mkdir -p "$dir/logs" "$dir/pids"
-  mkdir -m 700 "$dir/etcd"
+  make_cluster_dir .pkiplane-e2e
   echo "$bin" >"$dir/bin-dir"
   # kubectl's discovery cache is keyed by host:port; random ports would litter ~/.kube.
   export KUBECACHEDIR="$dir/kubectl-cache"

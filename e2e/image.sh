@@ -13,25 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0
-failed=0
-say() { echo "image: $*" >&2; }
-pass() { passed=$((passed + 1)); say "PASS $1"; }
-fail() {
-  failed=$((failed + 1))
-  say "FAIL $1"
-  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/image:      | /' >&2
-  exit 1
-}
+me=image
+# shellcheck source=e2e/lib/report.sh
+. e2e/lib/report.sh
 work=$(mktemp -d)
 container=""
 finish() {
   local rc=$?
   [ -z "$container" ] || podman rm -f "$container" >/dev/null 2>&1 || true
   rm -rf "$work"
-  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
-  echo "image: $passed passed, $failed failed"
-  exit $rc
+  report_exit $rc
 }
 trap finish EXIT
 

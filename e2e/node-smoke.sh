@@ -14,20 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
 
-passed=0
-failed=0
-t_start=$SECONDS
-step_start=$SECONDS
+me=node-smoke
+# shellcheck source=e2e/lib/report.sh
+. e2e/lib/report.sh
 NS=smoke
-
-say() { echo "node-smoke: $*" >&2; }
-pass() { passed=$((passed + 1)); say "ok   $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
-fail() {
-  failed=$((failed + 1))
-  say "FAIL $1"
-  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/node-smoke:      | /' >&2
-  exit 1
-}
 
 # What of the node could leak onto the host, before and after: mounts, iptables rules and
 # links that are the node's (other work on the machine may change the rest meanwhile),
@@ -55,15 +45,9 @@ host_state() {
 
 finish() {
   local rc=$?
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ] && [ -d "$PKIPLANE_E2E_DIR" ]; then
-    [ $rc = 0 ] || { say "kubelet log tail:"; tail -n 15 "$PKIPLANE_E2E_DIR/logs/kubelet.log" >&2 || true; }
-    e2e/node.sh down || say "teardown failed"
-  fi
+  e2e_teardown e2e/node.sh kubelet.log 15 $rc
   rm -f "${tmp_log:-}"
-  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
-  say "total $((SECONDS - t_start))s"
-  echo "node-smoke: $passed passed, $failed failed"
-  exit $rc
+  report_exit $rc
 }
 trap finish EXIT
 trap 'say "interrupted"; exit 130' INT TERM

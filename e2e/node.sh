@@ -133,17 +133,8 @@ normalize_image() {
 cmd_up() {
   local t0=$SECONDS
   [ "$(id -u)" = 0 ] || die "up: the real node needs root (namespaces, mounts, cgroups)"
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
-    dir=$PKIPLANE_E2E_DIR
-    [ ! -e "$dir" ] || [ -z "$(ls -A "$dir")" ] || die "up: $dir exists and is not empty"
-    mkdir -p "$dir"
-  else
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/pkiplane-e2e.XXXXXX")
-  fi
-  dir=$(cd "$dir" && pwd)
-  touch "$dir/.pkiplane-e2e" "$dir/.pkiplane-e2e-node"
-  mkdir -p "$dir/logs" "$dir/pids" "$dir/node"
-  mkdir -m 700 "$dir/etcd"
+  make_cluster_dir .pkiplane-e2e .pkiplane-e2e-node
+  mkdir -p "$dir/node"
   export KUBECACHEDIR="$dir/kubectl-cache"
 
   up_ok=0

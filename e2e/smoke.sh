@@ -11,31 +11,14 @@ cd "$(dirname "$0")/.."
 # Always a cluster of its own, even when the caller's shell has one exported.
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
 
-passed=0
-failed=0
-t_start=$SECONDS
-step_start=$SECONDS
-
-say() { echo "smoke: $*" >&2; }
-pass() { passed=$((passed + 1)); say "ok   $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
-fail() {
-  failed=$((failed + 1))
-  say "FAIL $1"
-  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/smoke:      | /' >&2
-  exit 1
-}
-
+me=smoke
+# shellcheck source=e2e/lib/report.sh
+. e2e/lib/report.sh
 finish() {
   local rc=$?
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
-    [ $rc = 0 ] || { say "kube-apiserver log tail:"; tail -n 15 "$PKIPLANE_E2E_DIR/logs/kube-apiserver.log" >&2 || true; }
-    e2e/cluster.sh down || say "teardown failed"
-  fi
+  e2e_teardown e2e/cluster.sh kube-apiserver.log 15 $rc
   rm -f "${tmp_log:-}"
-  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
-  say "total $((SECONDS - t_start))s"
-  echo "smoke: $passed passed, $failed failed"
-  exit $rc
+  report_exit $rc
 }
 trap finish EXIT
 tmp_log=$(mktemp)

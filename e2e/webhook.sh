@@ -21,26 +21,13 @@ root=$PWD
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
 bin=${PKIPLANE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/pkiplane}
 ns=pkiplane-system
-passed=0
-
-say() { echo "webhook-e2e: $*" >&2; }
-pass() { passed=$((passed + 1)); say "ok   $1"; }
-fail() {
-  say "FAIL $1"
-  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/webhook-e2e:      | /' >&2
-  exit 1
-}
+me=webhook-e2e
+# shellcheck source=e2e/lib/report.sh
+. e2e/lib/report.sh
 finish() {
   local rc=$?
-  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
-    if [ $rc != 0 ]; then
-      say "webhook log tail:"
-      tail -n 30 "$PKIPLANE_E2E_DIR/logs/webhook.log" >&2 2>/dev/null || true
-    fi
-    e2e/cluster.sh down || say "teardown failed"
-  fi
-  echo "webhook-e2e: $passed passed, $([ $rc = 0 ] && echo 0 || echo 1) failed"
-  exit $rc
+  e2e_teardown e2e/cluster.sh webhook.log 30 $rc
+  report_exit $rc
 }
 trap finish EXIT
 trap 'say "interrupted"; exit 130' INT TERM

@@ -39,6 +39,7 @@ impl FromStr for ObjectRef {
 
 /// The enrollment protocol (or tool) that carried a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     Acme,

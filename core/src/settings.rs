@@ -42,11 +42,31 @@ pub struct ExposedProfile {
     pub profile: crate::ObjectRef,
 }
 
-/// The one rule for the profile a request that names none gets, when settings are
-/// built without an explicit default: the only exposed profile, else none.
-pub fn default_label(profiles: &[ExposedProfile]) -> Option<String> {
-    match profiles {
-        [only] => Some(only.label.clone()),
+/// The one rule for the profile a request that names none gets: the one marked default,
+/// else the only one, else none. Generic so that the CRD (`ProfileBinding`) and the
+/// settings (`ExposedProfile`) follow the same rule.
+pub fn default_of<T>(profiles: &[T], marked_default: impl Fn(&T) -> bool) -> Option<&T> {
+    profiles.iter().find(|p| marked_default(p)).or(match profiles {
+        [only] => Some(only),
         _ => None,
+    })
+}
+
+/// The default label of settings built without an explicit default (none is marked).
+pub fn default_label(profiles: &[ExposedProfile]) -> Option<String> {
+    default_of(profiles, |_| false).map(|p| p.label.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_of;
+
+    #[test]
+    fn the_marked_profile_else_the_only_one_else_none() {
+        let marked = |p: &&str| p.ends_with('*');
+        assert_eq!(default_of(&["a", "b*", "c"], marked), Some(&"b*"));
+        assert_eq!(default_of(&["a"], marked), Some(&"a"), "the only one");
+        assert_eq!(default_of(&["a", "b"], marked), None, "two, none marked");
+        assert_eq!(default_of::<&str>(&[], marked), None);
     }
 }

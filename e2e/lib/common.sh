@@ -45,6 +45,24 @@ free_ports() {
   echo "${got[@]}"
 }
 
+# Sets $dir to a fresh cluster directory: $PKIPLANE_E2E_DIR when set (it must be empty
+# or missing), else a new temporary one; marks it as the harness's with the marker files
+# named, and makes logs/, pids/ and a private etcd/ in it.
+make_cluster_dir() {
+  if [ -n "${PKIPLANE_E2E_DIR:-}" ]; then
+    dir=$PKIPLANE_E2E_DIR
+    [ ! -e "$dir" ] || [ -z "$(ls -A "$dir")" ] || die "up: $dir exists and is not empty"
+    mkdir -p "$dir"
+  else
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/pkiplane-e2e.XXXXXX")
+  fi
+  dir=$(cd "$dir" && pwd)
+  local marker
+  for marker in "$@"; do touch "$dir/$marker"; done
+  mkdir -p "$dir/logs" "$dir/pids"
+  mkdir -m 700 "$dir/etcd"
+}
+
 # A process's start time (clock ticks since boot), to tell it from a later process that
 # reuses its pid.
 starttime() {

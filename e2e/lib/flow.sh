@@ -5,19 +5,8 @@
 # e2e/operator.sh and its parts, e2e/certmanager.sh). Expects $me (the prefix of every line), and once the
 # node is up $dir (its directory), $NS (the chart's namespace).
 
-passed=0
-failed=0
-t_start=$SECONDS
-step_start=$SECONDS
-
-say() { echo "$me: $*" >&2; }
-pass() { passed=$((passed + 1)); say "PASS $1 ($((SECONDS - step_start))s)"; step_start=$SECONDS; }
-fail() {
-  failed=$((failed + 1))
-  say "FAIL $1"
-  [ -z "${2:-}" ] || printf '%s\n' "$2" | sed "s/^/$me:      | /" >&2
-  exit 1
-}
+# shellcheck source=e2e/lib/report.sh
+. "$(dirname "${BASH_SOURCE[0]}")/report.sh"
 
 # The EXIT trap of a flow on the node (`trap flow_finish EXIT`): on failure the function
 # named by $on_failure reports what the cluster shows, then the node is torn down (kept
@@ -34,10 +23,7 @@ flow_finish() {
     fi
   fi
   rm -rf "${work:-}"
-  [ $rc = 0 ] || [ $failed -gt 0 ] || failed=1
-  say "total $((SECONDS - t_start))s"
-  echo "$me: $passed passed, $failed failed"
-  exit $rc
+  report_exit $rc
 }
 
 # The pods' logs (kubectl) and the node daemons' errors, for a failure report.

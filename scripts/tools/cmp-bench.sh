@@ -22,19 +22,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+me=${0##*/}
+# shellcheck source=../../e2e/lib/common.sh
+. e2e/lib/common.sh # free_ports: outside the kernel's ephemeral range
+read -r PORT_A PORT_B <<<"$(free_ports 2)"
 
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/key.pem" 2>/dev/null
 
 # pkiplane: the example server (the debug build; dependencies are optimised).
 cargo build -q -p pkiplane-cmp --example cmp_bench_server
-PORT_A=$(free_port)
 target/debug/examples/cmp_bench_server "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
 
 # OpenSSL's mock server, with a fixed certificate to hand out.
 openssl req -x509 -new -key "$WORK/key.pem" -subj /CN=mock.example.com -days 30 -out "$WORK/rsp.pem" 2>/dev/null
-PORT_B=$(free_port)
 openssl cmp -port "$PORT_B" -srv_ref mock -srv_secret pass:bench-secret-1 -rsp_cert "$WORK/rsp.pem" \
   -grant_implicitconf > "$WORK/mock.log" 2>&1 &
 PIDS+=($!)

@@ -27,14 +27,7 @@ cache_dir "containerd-$version"
 bin="$dir/bin"
 tools=(containerd containerd-shim-runc-v2 ctr)
 
-print() {
-  if [ "${1:-}" = "--env" ]; then
-    # shellcheck disable=SC2016 # $PATH expands where the line is eval'd
-    printf 'export PKIPLANE_CONTAINERD_BIN=%q\nexport PATH=%q:"$PATH"\n' "$bin" "$bin"
-  else
-    echo "$bin"
-  fi
-}
+print() { print_bin_dir "$bin" PKIPLANE_CONTAINERD_BIN "${1:-}"; }
 
 fresh() {
   [ "${PKIPLANE_CONTAINERD_REBUILD:-}" != 1 ] || return 1

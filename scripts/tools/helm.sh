@@ -15,31 +15,15 @@
 set -euo pipefail
 
 version=${PKIPLANE_HELM_VERSION:-v3.19.5}
-die() { echo "helm.sh: $*" >&2; exit 1; }
-command -v go >/dev/null 2>&1 || die "go is not installed (needed to build helm $version)"
+
+build() { # output folder
+  # `go install pkg@version` builds with helm's own go.mod (its pinned dependencies).
+  GOBIN="$1" go install -p "$GOMAXPROCS" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
+    "helm.sh/helm/v3/cmd/helm@$version"
+  "$1/helm" version --short
+}
 
 # shellcheck source=lib/cache.sh
 . "$(dirname "$0")/lib/cache.sh"
-cache_dir "helm-$version"
-bin="$dir/bin/helm"
-
-fresh() { [ "${PKIPLANE_HELM_REBUILD:-}" != 1 ] && [ -x "$bin" ]; }
-if fresh; then echo "$bin"; exit 0; fi
-
-cache_lock
-if fresh; then echo "$bin"; exit 0; fi
-unset PKIPLANE_HELM_REBUILD
-cache_build_dir
-mkdir -p "$tmp/bin"
-go_build_env
-
-echo "helm.sh: building helm $version into $bin" >&2
-start=$(date +%s)
-# `go install pkg@version` builds with helm's own go.mod (its pinned dependencies).
-GOBIN="$tmp/bin" go install -p "$GOMAXPROCS" \
-  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
-  "helm.sh/helm/v3/cmd/helm@$version"
-"$tmp/bin/helm" version --short >&2
-cache_install
-echo "helm.sh: built in $(( $(date +%s) - start ))s" >&2
-echo "$bin"
+cached_go_binary "helm-$version" bin/helm build

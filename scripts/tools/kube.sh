@@ -42,14 +42,7 @@ bin="$dir/bin"
 stamp=$(cat "$mod/go.mod" "$mod/go.sum" | grep -v '^ *//' | sha256sum | cut -c1-16)
 tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl kube-scheduler kubelet kube-proxy)
 
-print() {
-  if [ "${1:-}" = "--env" ]; then
-    # shellcheck disable=SC2016 # $PATH expands where the line is eval'd
-    printf 'export PKIPLANE_KUBE_BIN=%q\nexport PATH=%q:"$PATH"\n' "$bin" "$bin"
-  else
-    echo "$bin"
-  fi
-}
+print() { print_bin_dir "$bin" PKIPLANE_KUBE_BIN "${1:-}"; }
 
 fresh() {
   [ "${PKIPLANE_KUBE_REBUILD:-}" != 1 ] || return 1

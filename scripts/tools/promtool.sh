@@ -17,31 +17,17 @@
 set -euo pipefail
 
 version=${PKIPLANE_PROMTOOL_VERSION:-v0.316.0}
-die() { echo "promtool.sh: $*" >&2; exit 1; }
-command -v go >/dev/null 2>&1 || die "go is not installed (needed to build promtool $version)"
+
+build() { # output folder
+  # `go install pkg@version` builds with Prometheus' own go.mod (its pinned dependencies).
+  GOBIN="$1" go install -p "$GOMAXPROCS" -tags remove_all_sd -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@$version" || {
+    echo "promtool.sh: building github.com/prometheus/prometheus/cmd/promtool@$version failed (is the Go module proxy reachable?)" >&2
+    return 1
+  }
+  "$1/promtool" --version
+}
 
 # shellcheck source=lib/cache.sh
 . "$(dirname "$0")/lib/cache.sh"
-cache_dir "promtool-$version-nosd"
-bin="$dir/bin/promtool"
-
-fresh() { [ "${PKIPLANE_PROMTOOL_REBUILD:-}" != 1 ] && [ -x "$bin" ]; }
-if fresh; then echo "$bin"; exit 0; fi
-
-cache_lock
-if fresh; then echo "$bin"; exit 0; fi
-unset PKIPLANE_PROMTOOL_REBUILD
-cache_build_dir
-mkdir -p "$tmp/bin"
-go_build_env
-
-echo "promtool.sh: building promtool $version into $bin" >&2
-start=$(date +%s)
-# `go install pkg@version` builds with Prometheus' own go.mod (its pinned dependencies).
-GOBIN="$tmp/bin" go install -p "$GOMAXPROCS" -tags remove_all_sd -ldflags "-s -w" \
-  "github.com/prometheus/prometheus/cmd/promtool@$version" \
-  || die "building github.com/prometheus/prometheus/cmd/promtool@$version failed (is the Go module proxy reachable?)"
-"$tmp/bin/promtool" --version >&2
-cache_install
-echo "promtool.sh: built in $(( $(date +%s) - start ))s" >&2
-echo "$bin"
+cached_go_binary "promtool-$version-nosd" bin/promtool build

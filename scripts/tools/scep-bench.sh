@@ -25,7 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+me=${0##*/}
+# shellcheck source=../../e2e/lib/common.sh
+. e2e/lib/common.sh # free_ports: outside the kernel's ephemeral range
+read -r PORT_A PORT_B <<<"$(free_ports 2)"
 wait_http() { # $1 = URL
   for _ in $(seq 100); do
     curl -fs -o /dev/null "$1?operation=GetCACaps" && return 0
@@ -53,14 +56,12 @@ if [ "$PROFILE" = release ]; then
 else
   cargo build -q -p pkiplane-scep --example scep_bench_server
 fi
-PORT_A=$(free_port)
 "target/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
 
 # micromdm's scepserver with a fresh 2048-bit CA (its default is 4096; pkiplane's is 2048).
 mkdir -p "$WORK/depot"
 (cd "$WORK" && "$DEBIAN/scepserver" ca -init -depot depot -keySize 2048 >/dev/null 2>&1)
-PORT_B=$(free_port)
 (cd "$WORK" && exec "$DEBIAN/scepserver" -depot depot -port "$PORT_B" -challenge bench-challenge \
   -allowrenew 0 -crtvalid 90 > "$WORK/scepserver.log" 2>&1) &
 PIDS+=($!)

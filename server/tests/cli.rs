@@ -1,6 +1,8 @@
 //! The `pkiplane` binary as an operator and a CI pipeline use it: real processes, a real
 //! SQLite data directory, CSRs from `openssl req`, certificates checked by `openssl verify`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -25,31 +27,9 @@ fn openssl(args: &[&str]) -> Output {
     out
 }
 
-/// An ECDSA P-256 CSR from `openssl req`.
+/// An ECDSA P-256 CSR from `openssl req` (`san` empty: none).
 fn csr(dir: &Path, name: &str, subject: &str, san: &str) -> PathBuf {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let mut args = vec![
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-subj",
-        subject,
-        "-out",
-        csr.to_str().unwrap(),
-    ];
-    let ext = format!("subjectAltName={san}");
-    if !san.is_empty() {
-        args.extend(["-addext", &ext]);
-    }
-    openssl(&args);
-    csr
+    common::p256_csr_with(dir, name, subject, Some(san).filter(|s| !s.is_empty()), common::CsrForm::Pem)
 }
 
 /// `pkiplane issue` of `csr` under enterprise-tls-47d into `data`.

@@ -198,24 +198,7 @@ fn est_a_certificate_issued_before_a_crash_stays_issued() {
     let data = d.path().join("data");
     let ready = d.path().join("ready.json");
     let manifests = quickstart_free_ports(d.path());
-    let (key, der) = (d.path().join("dev.key"), d.path().join("dev.csr.der"));
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-subj",
-        "/CN=sensor-9",
-        "-outform",
-        "DER",
-        "-out",
-        der.to_str().unwrap(),
-    ]);
+    let der = common::p256_csr_with(d.path(), "dev", "/CN=sensor-9", None, common::CsrForm::Der);
     let b64 = d.path().join("dev.csr.b64");
     let encoded = openssl(&["base64", "-in", der.to_str().unwrap()]);
     std::fs::write(&b64, &encoded.stdout).unwrap();

@@ -54,28 +54,9 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
 
     // Issue, then revoke, through the CLI on the same data directory: refused while serve
     // owns it, done once serve has stopped.
-    run(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            p("k").to_str().unwrap(),
-            "-subj",
-            "/CN=web.localhost",
-            "-addext",
-            "subjectAltName=DNS:web.localhost",
-            "-out",
-            p("csr").to_str().unwrap(),
-        ],
-    );
+    let csr_path = common::p256_csr(d.path(), "web", "web.localhost");
     let dd = data.to_str().unwrap();
-    let (csr_path, leaf_path) = (p("csr"), p("leaf.pem"));
+    let leaf_path = p("leaf.pem");
     let issue_args = [
         "issue",
         "-f",

@@ -114,7 +114,7 @@ pub fn issuer_facts(
     }
     let key = match &cert {
         Some(c) => spki_info(&c.spki_der),
-        None if spec.secret_ref.is_none() => Some(spec.key_algorithm.unwrap_or_default().core().public_info()),
+        None if spec.secret_ref.is_none() => Some(spec.key_algorithm.unwrap_or_default().public_info()),
         None => None,
     };
     IssuerFacts {

@@ -87,3 +87,13 @@ pub fn loaded_issuer_chain(ca: &dyn Authority, id: &ObjectRef) -> Option<Vec<Vec
     let issuer = ca.issuer(id)?;
     Some(std::iter::once(&issuer.cert).chain(issuer.chain.iter()).map(|c| c.der.clone()).collect())
 }
+
+/// The chain an Issuer has published on its status (its certificate first), for
+/// [`est_settings`] where no CA is loaded (the admission webhook). `None` until the
+/// Issuer is Ready, or when the status does not parse.
+pub fn published_issuer_chain(issuer: &crate::v1alpha1::Issuer) -> Option<Vec<Vec<u8>>> {
+    let status = issuer.status.as_ref()?;
+    let mut pem_text = status.certificate.clone()?;
+    pem_text.push_str(status.chain.as_deref().unwrap_or(""));
+    anchors_from_pem(pem_text.as_bytes(), "the Issuer's status").ok()
+}

@@ -105,7 +105,7 @@ fn ca_params(spec: &IssuerSpec, default_validity: Duration, e: &mut Errors) -> O
     let name_constraints = spec.name_constraints.as_ref().map(|nc| name_constraints(nc, e)).unwrap_or_default();
     Some(CaParams {
         subject: subject?,
-        key: spec.key_algorithm.unwrap_or_default().core(),
+        key: spec.key_algorithm.unwrap_or_default(),
         validity: validity?,
         path_len: path_len?,
         name_constraints,

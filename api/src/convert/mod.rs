@@ -29,7 +29,7 @@ pub use chain::{ChainError, ChainLink, issuer_chain};
 pub use endpoint::check_endpoint;
 pub use endpoint_acme::acme_settings;
 pub use endpoint_cmp::cmp_settings;
-pub use endpoint_est::{est_settings, loaded_issuer_chain};
+pub use endpoint_est::{est_settings, loaded_issuer_chain, published_issuer_chain};
 pub use endpoint_head::EndpointHead;
 pub use endpoint_scep::{scep_settings, shared_profile_warnings};
 pub use issuer::{

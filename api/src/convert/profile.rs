@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pkiplane_core::ObjectRef;
 use pkiplane_core::duration::parse_duration;
-use pkiplane_core::keys::{Curve, KeyFamily};
+use pkiplane_core::keys::KeyFamily;
 use pkiplane_core::profile::{KeyPolicy, Profile, RenewalPolicy, RequesterPolicy, ValidityPolicy};
 
 use super::extensions::{
@@ -14,7 +14,7 @@ use super::extensions::{
 };
 use super::subject::{san_policy, subject_policy};
 use super::{Errors, FieldError, api_name, check_object_name, local_ref, no_duplicates, object_ref, positive_duration};
-use crate::v1alpha1::{CertificateProfile, CurveName, KeyFamilyName, KeyRules, Renewal, Requesters, Validity};
+use crate::v1alpha1::{CertificateProfile, KeyRules, Renewal, Requesters, Validity};
 
 /// Default notBefore backdating.
 pub const DEFAULT_BACKDATE: Duration = Duration::from_secs(5 * 60);
@@ -73,15 +73,7 @@ fn key_policy(keys: Option<&KeyRules>, e: &mut Errors) -> KeyPolicy {
     }
     no_duplicates(&k.algorithms, &format!("{path}.algorithms"), api_name, e);
     no_duplicates(&k.ecdsa_curves, &format!("{path}.ecdsaCurves"), api_name, e);
-    let families: Vec<KeyFamily> = k
-        .algorithms
-        .iter()
-        .map(|a| match a {
-            KeyFamilyName::Ecdsa => KeyFamily::Ecdsa,
-            KeyFamilyName::Rsa => KeyFamily::Rsa,
-            KeyFamilyName::Ed25519 => KeyFamily::Ed25519,
-        })
-        .collect();
+    let families: Vec<KeyFamily> = k.algorithms.clone();
     if families.contains(&KeyFamily::Ecdsa) && k.ecdsa_curves.is_empty() {
         e.push(format!("{path}.ecdsaCurves"), "ECDSA is allowed, so at least one curve must be");
     }
@@ -99,15 +91,7 @@ fn key_policy(keys: Option<&KeyRules>, e: &mut Errors) -> KeyPolicy {
     }
     KeyPolicy {
         families,
-        ecdsa_curves: k
-            .ecdsa_curves
-            .iter()
-            .map(|c| match c {
-                CurveName::P256 => Curve::P256,
-                CurveName::P384 => Curve::P384,
-                CurveName::P521 => Curve::P521,
-            })
-            .collect(),
+        ecdsa_curves: k.ecdsa_curves.clone(),
         rsa_min_bits: k.rsa_min_bits.max(0) as u32,
         rsa_max_bits: k.rsa_max_bits.max(0) as u32,
     }
@@ -189,7 +173,7 @@ pub(crate) fn fraction(s: &str) -> Result<f64, String> {
 fn requester_policy(r: Option<&Requesters>, namespace: &str, e: &mut Errors) -> RequesterPolicy {
     let Some(r) = r else { return RequesterPolicy::default() };
     let path = "spec.requesters";
-    no_duplicates(&r.protocols, &format!("{path}.protocols"), |p| p.core().to_string(), e);
+    no_duplicates(&r.protocols, &format!("{path}.protocols"), |p| p.to_string(), e);
     let endpoints = r
         .endpoints
         .iter()
@@ -215,10 +199,5 @@ fn requester_policy(r: Option<&Requesters>, namespace: &str, e: &mut Errors) -> 
         }
         required_claims.insert(k.clone(), v.clone());
     }
-    RequesterPolicy {
-        protocols: r.protocols.iter().map(|p| p.core()).collect(),
-        endpoints,
-        identities: r.identities.clone(),
-        required_claims,
-    }
+    RequesterPolicy { protocols: r.protocols.clone(), endpoints, identities: r.identities.clone(), required_claims }
 }

@@ -97,7 +97,7 @@ pub(super) fn subject_policy(s: Option<&SubjectRules>, sans: &SanPolicy, e: &mut
     let names: Vec<_> = s.attributes.iter().map(|a| a.name).collect();
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
-            e.push(format!("spec.subject.attributes[{i}].name"), format!("{} has a rule already", n.core()));
+            e.push(format!("spec.subject.attributes[{i}].name"), format!("{n} has a rule already"));
         }
     }
     SubjectPolicy {
@@ -115,7 +115,7 @@ pub(super) fn subject_policy(s: Option<&SubjectRules>, sans: &SanPolicy, e: &mut
 }
 
 fn subject_rule(r: &SubjectAttributeRule, path: &str, sans: &SanPolicy, e: &mut Errors) -> Option<SubjectRule> {
-    let attribute = r.name.core();
+    let attribute = r.name;
     let presence = match r.presence {
         Presence::Required => CorePresence::Required,
         Presence::Optional => CorePresence::Optional,

@@ -67,33 +67,9 @@ impl EndpointProtocol {
     }
 }
 
-/// A protocol (or pkiplane's own tooling) a profile may be requested through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-pub enum RequesterProtocol {
-    #[serde(rename = "ACME")]
-    Acme,
-    #[serde(rename = "EST")]
-    Est,
-    #[serde(rename = "SCEP")]
-    Scep,
-    #[serde(rename = "CMP")]
-    Cmp,
-    /// `pkiplane issue` and other operator tooling outside any enrollment endpoint.
-    #[serde(rename = "LOCAL")]
-    Local,
-}
-
-impl RequesterProtocol {
-    pub fn core(self) -> pkiplane_core::Protocol {
-        match self {
-            RequesterProtocol::Acme => pkiplane_core::Protocol::Acme,
-            RequesterProtocol::Est => pkiplane_core::Protocol::Est,
-            RequesterProtocol::Scep => pkiplane_core::Protocol::Scep,
-            RequesterProtocol::Cmp => pkiplane_core::Protocol::Cmp,
-            RequesterProtocol::Local => pkiplane_core::Protocol::Local,
-        }
-    }
-}
+/// A protocol (or pkiplane's own tooling) a profile may be requested through (the core
+/// type, with its JSON Schema).
+pub use pkiplane_core::Protocol as RequesterProtocol;
 
 /// Certificate counts from the inventory.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

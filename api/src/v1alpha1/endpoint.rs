@@ -161,10 +161,7 @@ impl EnrollmentEndpointSpec {
     /// The profile used when a request names none: the one marked default, or the only
     /// one.
     pub fn default_profile(&self) -> Option<&ProfileBinding> {
-        self.profiles.iter().find(|p| p.default).or(match self.profiles.as_slice() {
-            [only] => Some(only),
-            _ => None,
-        })
+        pkiplane_core::settings::default_of(&self.profiles, |p| p.default)
     }
 }
 

@@ -140,36 +140,8 @@ pub struct IssuerSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SelfSigned {}
 
-/// Key algorithms for CA keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
-pub enum CaKeyAlgorithm {
-    #[default]
-    #[serde(rename = "ECDSA-P256")]
-    EcdsaP256,
-    #[serde(rename = "ECDSA-P384")]
-    EcdsaP384,
-    #[serde(rename = "RSA-2048")]
-    Rsa2048,
-    #[serde(rename = "RSA-3072")]
-    Rsa3072,
-    #[serde(rename = "RSA-4096")]
-    Rsa4096,
-    Ed25519,
-}
-
-impl CaKeyAlgorithm {
-    pub fn core(self) -> pkiplane_core::keys::KeyAlgorithm {
-        use pkiplane_core::keys::KeyAlgorithm as K;
-        match self {
-            CaKeyAlgorithm::EcdsaP256 => K::EcdsaP256,
-            CaKeyAlgorithm::EcdsaP384 => K::EcdsaP384,
-            CaKeyAlgorithm::Rsa2048 => K::Rsa2048,
-            CaKeyAlgorithm::Rsa3072 => K::Rsa3072,
-            CaKeyAlgorithm::Rsa4096 => K::Rsa4096,
-            CaKeyAlgorithm::Ed25519 => K::Ed25519,
-        }
-    }
-}
+/// Key algorithms for CA keys (the core type, with its JSON Schema).
+pub use pkiplane_core::keys::KeyAlgorithm as CaKeyAlgorithm;
 
 /// Permitted and excluded name subtrees. An empty list leaves that name form
 /// unconstrained (permitted) or excludes nothing (excluded).

@@ -120,26 +120,9 @@ pub struct CertificateProfileSpec {
     pub approval: Option<Approval>,
 }
 
-/// Key families a CSR's public key may belong to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-pub enum KeyFamilyName {
-    #[serde(rename = "ECDSA")]
-    Ecdsa,
-    #[serde(rename = "RSA")]
-    Rsa,
-    Ed25519,
-}
+pub use pkiplane_core::keys::KeyFamily as KeyFamilyName;
 
-/// Named elliptic curves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-pub enum CurveName {
-    #[serde(rename = "P-256")]
-    P256,
-    #[serde(rename = "P-384")]
-    P384,
-    #[serde(rename = "P-521")]
-    P521,
-}
+pub use pkiplane_core::keys::Curve as CurveName;
 
 fn default_families() -> Vec<KeyFamilyName> {
     vec![KeyFamilyName::Ecdsa, KeyFamilyName::Rsa, KeyFamilyName::Ed25519]

@@ -22,48 +22,8 @@ pub struct SubjectRules {
     pub other_attributes: OtherAttributes,
 }
 
-/// Subject attributes a profile can have rules for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-pub enum SubjectAttributeName {
-    #[serde(rename = "CN")]
-    CommonName,
-    #[serde(rename = "O")]
-    Organization,
-    #[serde(rename = "OU")]
-    OrganizationalUnit,
-    #[serde(rename = "C")]
-    Country,
-    #[serde(rename = "ST")]
-    StateOrProvince,
-    #[serde(rename = "L")]
-    Locality,
-    #[serde(rename = "serialNumber")]
-    SerialNumber,
-    #[serde(rename = "emailAddress")]
-    EmailAddress,
-    #[serde(rename = "UID")]
-    UserId,
-    #[serde(rename = "DC")]
-    DomainComponent,
-}
-
-impl SubjectAttributeName {
-    pub fn core(self) -> pkiplane_core::x509::names::SubjectAttribute {
-        use pkiplane_core::x509::names::SubjectAttribute as A;
-        match self {
-            SubjectAttributeName::CommonName => A::CommonName,
-            SubjectAttributeName::Organization => A::Organization,
-            SubjectAttributeName::OrganizationalUnit => A::OrganizationalUnit,
-            SubjectAttributeName::Country => A::Country,
-            SubjectAttributeName::StateOrProvince => A::StateOrProvince,
-            SubjectAttributeName::Locality => A::Locality,
-            SubjectAttributeName::SerialNumber => A::SerialNumber,
-            SubjectAttributeName::EmailAddress => A::EmailAddress,
-            SubjectAttributeName::UserId => A::UserId,
-            SubjectAttributeName::DomainComponent => A::DomainComponent,
-        }
-    }
-}
+/// Subject attributes a profile can have rules for (the core type, with its JSON Schema).
+pub use pkiplane_core::x509::names::SubjectAttribute as SubjectAttributeName;
 
 /// Whether an attribute must, may or must not appear.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -14,8 +14,9 @@ pub const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.1
 /// id-Ed448 (RFC 8410 section 3).
 pub const ID_ED448: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.113");
 
-/// Key families a profile can allow.
+/// Key families a CSR's public key may belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum KeyFamily {
     #[serde(rename = "ECDSA")]
     Ecdsa,
@@ -36,6 +37,7 @@ impl fmt::Display for KeyFamily {
 
 /// Named elliptic curves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Curve {
     #[serde(rename = "P-256")]
     P256,
@@ -77,9 +79,12 @@ impl FromStr for Curve {
     }
 }
 
-/// Key algorithms pkiplane can generate and sign with (CA keys, server-generated keys).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Key algorithms for keys pkiplane generates and signs with (CA keys, server-generated
+/// keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum KeyAlgorithm {
+    #[default]
     #[serde(rename = "ECDSA-P256")]
     EcdsaP256,
     #[serde(rename = "ECDSA-P384")]

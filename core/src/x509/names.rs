@@ -16,6 +16,7 @@ pub const EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 
 /// Subject attributes a profile can have rules for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum SubjectAttribute {
     #[serde(rename = "CN")]
     CommonName,

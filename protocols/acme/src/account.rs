@@ -2,20 +2,21 @@
 //! `onlyReturnExisting`), contact updates, deactivation (7.3.6), key rollover (7.3.5) and
 //! the orders list (7.1.2.1).
 
+use crate::payload::{AccountChange, NewAccount};
+use crate::signed::{ByAccount, ByKey, Signed};
 use std::time::SystemTime;
 
 use crate::state::{Account, AccountStatus, AccountUpdate, NewAccountOutcome};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::jwk::Jwk;
-use crate::jws::{self, Jws, KeyRule};
+use crate::jws::Jws;
 use crate::nonce::random_id;
 use crate::problem::{AcmeError, ProblemType};
-use crate::{AcmeState, eab, identifier, paths, respond};
+use crate::{AcmeState, eab, identifier, respond};
 
 /// The account object (RFC 8555 section 7.1.2).
 pub fn account_json(state: &AcmeState, a: &Account) -> Value {
@@ -37,15 +38,13 @@ fn account_response(state: &AcmeState, status: StatusCode, a: &Account) -> Respo
 }
 
 /// Checks `contact` URLs: `mailto:` with one plain address each (RFC 8555 section 7.3).
-pub fn check_contacts(v: Option<&Value>) -> Result<Vec<String>, AcmeError> {
-    let Some(v) = v else { return Ok(Vec::new()) };
-    let list = v.as_array().ok_or_else(|| AcmeError::malformed("`contact` must be an array of URLs"))?;
+pub fn check_contacts(list: &[String]) -> Result<Vec<String>, AcmeError> {
     if list.len() > 10 {
         return Err(AcmeError::new(ProblemType::InvalidContact, "at most 10 contacts are accepted"));
     }
     let mut out = Vec::new();
     for c in list {
-        let url = c.as_str().ok_or_else(|| AcmeError::malformed("contacts must be strings"))?;
+        let url = c.as_str();
         let Some(addr) = url.strip_prefix("mailto:") else {
             return Err(AcmeError::new(
                 ProblemType::UnsupportedContact,
@@ -67,15 +66,9 @@ pub fn check_contacts(v: Option<&Value>) -> Result<Vec<String>, AcmeError> {
 }
 
 /// newAccount (RFC 8555 section 7.3, 7.3.1, 7.3.4).
-pub async fn new_account(
-    State(state): State<AcmeState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::NEW_ACCOUNT);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Jwk).await?;
-    let payload = req.json()?;
+pub async fn new_account(State(state): State<AcmeState>, req: Signed<ByKey>) -> Result<Response, AcmeError> {
+    let url = &req.url;
+    let payload: NewAccount = req.payload()?;
     let thumbprint = req.key.thumbprint();
     if let Some(existing) = state.store.account_by_thumbprint(&thumbprint).await? {
         if existing.status != AccountStatus::Valid {
@@ -83,15 +76,15 @@ pub async fn new_account(
         }
         return Ok(account_response(&state, StatusCode::OK, &existing));
     }
-    if payload.get("onlyReturnExisting").and_then(Value::as_bool) == Some(true) {
+    if payload.only_return_existing {
         return Err(AcmeError::new(ProblemType::AccountDoesNotExist, "no account exists for this key"));
     }
-    let contact = check_contacts(payload.get("contact"))?;
-    let agreed = payload.get("termsOfServiceAgreed").and_then(Value::as_bool) == Some(true);
+    let contact = check_contacts(payload.contact.as_deref().unwrap_or_default())?;
+    let agreed = payload.terms_of_service_agreed;
     if state.config.terms_of_service.is_some() && !agreed {
         return Err(AcmeError::malformed("new accounts must agree to the terms of service (termsOfServiceAgreed)"));
     }
-    let eab = eab::verify(state.config.eab.as_ref(), payload.get("externalAccountBinding"), &req.key, &url)?;
+    let eab = eab::verify(state.config.eab.as_ref(), payload.external_account_binding.as_ref(), &req.key, url)?;
     let account = Account {
         id: random_id(),
         status: AccountStatus::Valid,
@@ -148,11 +141,8 @@ async fn update_account(
 pub async fn account(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.account_url(&id), KeyRule::Kid).await?;
     let account = req.account()?.clone();
     if account.id != id {
         return Err(AcmeError::unauthorized("requests may only read or change the signing account"));
@@ -160,8 +150,8 @@ pub async fn account(
     if req.post_as_get() {
         return Ok(account_response(&state, StatusCode::OK, &account));
     }
-    let payload = req.json()?;
-    match payload.get("status").and_then(Value::as_str) {
+    let payload: AccountChange = req.payload()?;
+    match payload.status.as_deref() {
         Some("deactivated") => {
             let account = update_account(&state, account, |a| a.status = AccountStatus::Deactivated).await?;
             tracing::info!(account = %account.id, "ACME account deactivated");
@@ -174,8 +164,8 @@ pub async fn account(
         }
         _ => {}
     }
-    if payload.get("contact").is_some() {
-        let contact = check_contacts(payload.get("contact"))?;
+    if let Some(contact) = &payload.contact {
+        let contact = check_contacts(contact)?;
         let account = update_account(&state, account, |a| a.contact = contact.clone()).await?;
         return Ok(account_response(&state, StatusCode::OK, &account));
     }
@@ -186,11 +176,8 @@ pub async fn account(
 pub async fn orders(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.orders_url(&id), KeyRule::Kid).await?;
     if req.account()?.id != id {
         return Err(AcmeError::unauthorized("requests may only list the signing account's orders"));
     }
@@ -201,10 +188,8 @@ pub async fn orders(
 
 /// keyChange (RFC 8555 section 7.3.5): the outer JWS is signed by the current key, the
 /// inner by the new one, which must not belong to any account yet.
-pub async fn key_change(State(state): State<AcmeState>, headers: HeaderMap, body: Body) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::KEY_CHANGE);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Kid).await?;
+pub async fn key_change(State(state): State<AcmeState>, req: Signed<ByAccount>) -> Result<Response, AcmeError> {
+    let url = &req.url;
     let account = req.account()?.clone();
     let inner = Jws::parse_value(&req.json()?)?;
     let h = &inner.header;

@@ -2,16 +2,16 @@
 //! authorization (7.5.2), and responding to a challenge (7.5.1), which starts validation
 //! in the background.
 
+use crate::payload::AuthorizationChange;
+use crate::signed::{ByAccount, Signed};
 use std::time::SystemTime;
 
 use crate::state::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::jws::{self, KeyRule};
 use crate::problem::AcmeError;
 use crate::{AcmeState, respond, time, validate};
 
@@ -106,17 +106,14 @@ async fn owned_authz(state: &AcmeState, id: &str, account: &Account) -> Result<A
 pub async fn authorization(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.authz_url(&id), KeyRule::Kid).await?;
     let mut a = owned_authz(&state, &id, req.account()?).await?;
     if req.post_as_get() {
         a = resume_stale(&state, a, &req.account()?.thumbprint).await?;
     } else {
-        let payload = req.json()?;
-        match payload.get("status").and_then(Value::as_str) {
+        let payload: AuthorizationChange = req.payload()?;
+        match payload.status.as_deref() {
             Some("deactivated") => {
                 for _ in 0..5 {
                     let status = effective_status(&a, SystemTime::now());
@@ -157,12 +154,8 @@ fn with_poll_hint(mut rsp: Response, a: &Authorization) -> Response {
 pub async fn challenge(
     State(state): State<AcmeState>,
     Path((authz_id, challenge_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.challenge_url(&authz_id, &challenge_id);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Kid).await?;
     let account = req.account()?.clone();
     let mut a = owned_authz(&state, &authz_id, &account).await?;
     let find = |a: &Authorization| a.challenges.iter().position(|c| c.id == challenge_id);

@@ -5,12 +5,12 @@
 //! CA core's policy for the order's profile, and its denials come back as problems
 //! naming the rules.
 
+use crate::signed::{ByAccount, Signed};
 use std::collections::BTreeSet;
 
 use crate::state::{Account, CertificateRef, Identifier, Order, OrderStatus};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
@@ -20,7 +20,6 @@ use pkiplane_core::x509::pem;
 use serde_json::Value;
 
 use crate::jwk::b64_decode;
-use crate::jws::{self, KeyRule};
 use crate::order::{order_response, owned_order, refresh};
 use crate::problem::{AcmeError, ProblemType};
 use crate::{AcmeState, identifier, respond};
@@ -81,11 +80,8 @@ async fn save(state: &AcmeState, order: &Order) -> Result<Order, AcmeError> {
 pub async fn finalize(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.finalize_url(&id), KeyRule::Kid).await?;
     let account = req.account()?.clone();
     let order = refresh(&state, owned_order(&state, &id, &account).await?).await?;
     if order.status != OrderStatus::Ready {
@@ -175,12 +171,10 @@ pub async fn finalize(
 pub async fn certificate(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let url = state.certificate_url(&id);
-    let pem = chain_pem(&state, &id, &url, &headers, body, false).await?;
-    Ok(respond::with_link(pem_response(pem), &alternate_url(&url), "alternate"))
+    let pem = chain_pem(&state, &id, &req, false).await?;
+    Ok(respond::with_link(pem_response(pem), &alternate_url(&req.url), "alternate"))
 }
 
 /// The alternate chain: the same as [`certificate`] with the root at the end, for clients
@@ -188,12 +182,10 @@ pub async fn certificate(
 pub async fn certificate_with_root(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let default = state.certificate_url(&id);
-    let pem = chain_pem(&state, &id, &alternate_url(&default), &headers, body, true).await?;
-    Ok(respond::with_link(pem_response(pem), &default, "alternate"))
+    let pem = chain_pem(&state, &id, &req, true).await?;
+    Ok(respond::with_link(pem_response(pem), &state.certificate_url(&id), "alternate"))
 }
 
 /// Where the chain with the root is, given the default chain's URL.
@@ -210,16 +202,7 @@ fn pem_response(pem: String) -> Response {
     rsp
 }
 
-async fn chain_pem(
-    state: &AcmeState,
-    id: &str,
-    url: &str,
-    headers: &HeaderMap,
-    body: Body,
-    with_root: bool,
-) -> Result<String, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(state, headers, &body, url, KeyRule::Kid).await?;
+async fn chain_pem(state: &AcmeState, id: &str, req: &Signed<ByAccount>, with_root: bool) -> Result<String, AcmeError> {
     if !req.post_as_get() {
         return Err(AcmeError::malformed("certificates are fetched with POST-as-GET (an empty payload)"));
     }

@@ -117,6 +117,11 @@ impl Jws {
             .map_err(|_| AcmeError::unauthorized("external account binding MAC does not verify"))
     }
 
+    /// The payload as the request's typed body (an empty payload is refused).
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, AcmeError> {
+        serde_json::from_slice(&self.payload).map_err(|e| AcmeError::malformed(format!("the JWS payload: {e}")))
+    }
+
     /// The payload as JSON (an empty payload is refused).
     pub fn json(&self) -> Result<Value, AcmeError> {
         serde_json::from_slice(&self.payload)
@@ -152,6 +157,11 @@ impl Verified {
 
     pub fn json(&self) -> Result<Value, AcmeError> {
         self.jws.json()
+    }
+
+    /// The payload as the request's typed body.
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, AcmeError> {
+        self.jws.payload()
     }
 }
 

@@ -36,12 +36,16 @@ pub mod nonce;
 #[cfg(feature = "server")]
 pub mod order;
 #[cfg(feature = "server")]
+pub mod payload;
+#[cfg(feature = "server")]
 pub mod problem;
 #[cfg(feature = "server")]
 pub mod respond;
 #[cfg(feature = "server")]
 pub mod revoke;
 pub mod settings;
+#[cfg(feature = "server")]
+pub mod signed;
 #[cfg(any(test, feature = "test-util"))]
 pub mod signer;
 pub mod state;

@@ -3,15 +3,15 @@
 //! the order's life: pending -> ready (all authorizations valid) -> processing -> valid,
 //! or invalid (an authorization failed, the order expired, issuance was refused).
 
+use crate::signed::{ByAccount, Signed};
 use std::time::SystemTime;
 
 use crate::state::{
     Account, Authorization, AuthzStatus, CertificateRef, Challenge, ChallengeStatus, ChallengeType, Identifier,
     IdentifierType, NewOrderOutcome, Order, OrderStatus,
 };
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use pkiplane_core::error::{CoreError, ErrorKind};
 use pkiplane_core::inventory::CertStatus;
@@ -20,10 +20,9 @@ use pkiplane_core::model::Protocol;
 use pkiplane_core::x509::San;
 use serde_json::{Value, json};
 
-use crate::jws::{self, KeyRule};
 use crate::nonce::random_id;
 use crate::problem::{AcmeError, ProblemType};
-use crate::{AcmeState, ari, authz, identifier, paths, respond, time};
+use crate::{AcmeState, ari, authz, identifier, respond, time};
 
 fn status_str(s: OrderStatus) -> &'static str {
     match s {
@@ -160,10 +159,7 @@ fn check_profile_allows(
 }
 
 /// newOrder (RFC 8555 section 7.4).
-pub async fn new_order(State(state): State<AcmeState>, headers: HeaderMap, body: Body) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::NEW_ORDER);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Kid).await?;
+pub async fn new_order(State(state): State<AcmeState>, req: Signed<ByAccount>) -> Result<Response, AcmeError> {
     let account = req.account()?.clone();
     let payload = req.json()?;
     let identifiers = identifier::parse_list(payload.get("identifiers"))?;
@@ -406,11 +402,8 @@ fn failed_authz_problem(a: &Authorization, status: AuthzStatus) -> String {
 pub async fn order(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Signed<ByAccount>,
 ) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let req = jws::verify_request(&state, &headers, &body, &state.order_url(&id), KeyRule::Kid).await?;
     if !req.post_as_get() {
         return Err(AcmeError::malformed("orders are read with POST-as-GET (an empty payload)"));
     }

@@ -2,12 +2,13 @@
 //! certificate or holds valid authorizations for all its identifiers (`kid`), or by the
 //! certificate's own key (`jwk`).
 
+use crate::payload::Revocation;
+use crate::signed::{ByAccountOrKey, Signed};
 use std::time::SystemTime;
 
 use crate::state::{Account, Identifier};
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use der::{Decode, Encode};
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
@@ -16,9 +17,8 @@ use serde_json::Value;
 use x509_cert::Certificate;
 
 use crate::jwk::b64_decode;
-use crate::jws::{self, KeyRule};
 use crate::problem::{AcmeError, ProblemType};
-use crate::{AcmeState, identifier, paths, respond};
+use crate::{AcmeState, identifier};
 
 /// The inventory record of exactly this certificate.
 async fn find(state: &AcmeState, der: &[u8]) -> Result<(CertificateRecord, Vec<u8>), AcmeError> {
@@ -65,21 +65,11 @@ async fn account_may_revoke(
     Ok(!record.sans.is_empty())
 }
 
-pub async fn revoke_cert(
-    State(state): State<AcmeState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, AcmeError> {
-    let body = respond::read_body(body).await?;
-    let url = state.url(paths::REVOKE_CERT);
-    let req = jws::verify_request(&state, &headers, &body, &url, KeyRule::Either).await?;
-    let payload = req.json()?;
-    let der = payload
-        .get("certificate")
-        .and_then(Value::as_str)
-        .and_then(b64_decode)
+pub async fn revoke_cert(State(state): State<AcmeState>, req: Signed<ByAccountOrKey>) -> Result<Response, AcmeError> {
+    let payload: Revocation = req.payload()?;
+    let der = b64_decode(&payload.certificate)
         .ok_or_else(|| AcmeError::malformed("`certificate` must be the base64url DER certificate"))?;
-    let reason = match payload.get("reason") {
+    let reason = match &payload.reason {
         None | Some(Value::Null) => RevocationReason::Unspecified,
         Some(v) => {
             v.as_u64().and_then(|c| u8::try_from(c).ok()).and_then(RevocationReason::from_code).ok_or_else(|| {

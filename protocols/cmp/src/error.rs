@@ -5,6 +5,7 @@
 use std::fmt;
 
 use pkiplane_core::CoreError;
+use pkiplane_core::logsafe::hide;
 use pkiplane_core::x509::csr::CsrError;
 
 use crate::wire::{FailBit, FailInfo};
@@ -70,14 +71,14 @@ impl CmpError {
         Self::new(FailBit::SystemFailure, m)
     }
 
-    /// A store failure: the request may succeed later.
+    /// A store failure: the request may succeed later. The client gets a request id, the
+    /// log line with that id the store's error.
     pub fn store(e: &pkiplane_core::inventory::StoreError) -> Self {
-        tracing::warn!(error = %e, "CMP state store failed");
         match e {
             pkiplane_core::inventory::StoreError::Unavailable(_) => {
-                Self::system_unavail("the server's state store is unavailable; try again later")
+                Self::system_unavail(hide("CMP", "the server's state store is unavailable; try again later", e))
             }
-            _ => Self::system_failure("the server's state store failed"),
+            _ => Self::system_failure(hide("CMP", "internal error", e)),
         }
     }
 
@@ -101,9 +102,11 @@ impl CmpError {
                 Self { fail, text }
             }
             CoreError::UnknownProfile(p) => Self::system_unavail(format!("profile {p} is not loaded")),
-            CoreError::IssuerUnavailable(i, why) => Self::system_unavail(format!("issuer {i} is not ready: {why}")),
+            CoreError::IssuerUnavailable(..) => {
+                Self::system_unavail(hide("CMP", "the issuer is not ready; try again later", e))
+            }
             CoreError::Store(s) => Self::store(s),
-            CoreError::Signing(_) => Self::system_failure("the CA could not sign"),
+            CoreError::Signing(_) => Self::system_failure(hide("CMP", "internal error", e)),
             CoreError::NotFound(what) => Self::new(FailBit::BadCertId, format!("not found: {what}")),
             CoreError::Approval(a) => Self::bad_request(a.to_string()),
         }
@@ -141,6 +144,20 @@ mod tests {
     use super::*;
     use pkiplane_core::ObjectRef;
     use pkiplane_core::policy::Violation;
+
+    #[test]
+    fn server_side_failures_tell_a_request_id_not_the_detail() {
+        let unready =
+            CoreError::IssuerUnavailable(ObjectRef::new("pki", "int"), "key file /etc/secret unreadable".into());
+        let store = CoreError::Store(pkiplane_core::inventory::StoreError::Unavailable("disk /var/db full".into()));
+        for (e, bit) in [(unready, FailBit::SystemUnavail), (store, FailBit::SystemUnavail)] {
+            let cmp = CmpError::from_core(&e);
+            assert_eq!(cmp.fail, FailInfo::of(bit));
+            let text = cmp.text.join(" ");
+            assert!(text.contains("(request id "), "{text}");
+            assert!(!text.contains("/etc/secret") && !text.contains("/var/db"), "{text}");
+        }
+    }
 
     #[test]
     fn denials_name_rules_and_map_bits() {

@@ -43,6 +43,8 @@ pub mod settings;
 pub mod signer;
 pub mod state;
 #[cfg(feature = "server")]
+pub mod tls;
+#[cfg(feature = "server")]
 pub mod wire;
 
 #[cfg(feature = "server")]

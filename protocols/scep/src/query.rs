@@ -8,9 +8,12 @@
 //! its issuer. Only certificates of the Issuers this endpoint serves are answered; any
 //! other issuer or serial is badCertId.
 
+use std::sync::Arc;
+
 use cms::cert::IssuerAndSerialNumber;
 use der::Decode;
 use pkiplane_core::inventory::CertStatus;
+use pkiplane_core::issuer::IssuerInfo;
 use pkiplane_core::x509::cert::strip_sign;
 use x509_cert::name::RdnSequence;
 
@@ -26,14 +29,19 @@ fn issuer_and_serial(content: &[u8]) -> Result<(RdnSequence, String), ScepError>
     Ok((issuer, hex::encode(strip_sign(ias.serial_number.as_bytes()))))
 }
 
+/// The CA of this endpoint whose subject is `dn`.
+fn served_issuer(state: &ScepState, dn: &RdnSequence) -> Result<Arc<IssuerInfo>, ScepError> {
+    state
+        .served_issuers()
+        .into_iter()
+        .find(|i| i.cert.subject == *dn)
+        .ok_or_else(|| ScepError::BadCertId("the issuer is not a CA of this endpoint".into()))
+}
+
 /// GetCert: the certificate named by issuer and serial number.
 pub async fn get_cert(state: &ScepState, content: &[u8]) -> Result<Outcome, ScepError> {
     let (issuer_dn, serial) = issuer_and_serial(content)?;
-    let issuer = state
-        .served_issuers()
-        .into_iter()
-        .find(|i| i.cert.subject == issuer_dn)
-        .ok_or_else(|| ScepError::BadCertId("the issuer is not a CA of this endpoint".into()))?;
+    let issuer = served_issuer(state, &issuer_dn)?;
     let record = state.ca().certificate(&issuer.id, &serial).await?;
     match record {
         Some(r) if matches!(r.status, CertStatus::Issued | CertStatus::Revoked) => {
@@ -47,11 +55,7 @@ pub async fn get_cert(state: &ScepState, content: &[u8]) -> Result<Outcome, Scep
 /// GetCRL: a fresh CRL of the issuer of the named certificate.
 pub async fn get_crl(state: &ScepState, content: &[u8]) -> Result<Outcome, ScepError> {
     let (issuer_dn, serial) = issuer_and_serial(content)?;
-    let issuer = state
-        .served_issuers()
-        .into_iter()
-        .find(|i| i.cert.subject == issuer_dn)
-        .ok_or_else(|| ScepError::BadCertId("the issuer is not a CA of this endpoint".into()))?;
+    let issuer = served_issuer(state, &issuer_dn)?;
     if state.ca().certificate(&issuer.id, &serial).await?.is_none() {
         return Err(ScepError::BadCertId(format!("no certificate {serial} from {}", issuer.id)));
     }

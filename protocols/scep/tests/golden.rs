@@ -292,34 +292,23 @@ mod own {
 
     /// Replayed against a fresh server (another RA key, another CA) whose clock reads the
     /// time each request was made, every golden request is refused with a signed CertRep
-    /// naming the failure, and nothing is issued.
+    /// naming the failure (encrypted to another RA: the envelope cannot be opened), and
+    /// nothing is issued.
     #[tokio::test(flavor = "multi_thread")]
     async fn replayed_against_a_fresh_server_they_are_refused() {
-        let clock = pkiplane_core::clock::ManualClock::new(std::time::SystemTime::UNIX_EPOCH);
-        let env = crate::common::start(crate::common::Options {
-            legacy: false,
-            clock: Some(clock.shared()),
-            ..Default::default()
-        })
-        .await;
-        for (prefix, name) in GOLDEN_REQUESTS {
-            let keys = keys(prefix);
-            let der = vector(&format!("{name}.req.der"));
-            let request = parse(&der).unwrap().verify(false).unwrap();
-            clock.set(request.signing_time.unwrap());
-            let reply = post(&env, &keys, &request, der).await;
-            assert_eq!(reply.status, PkiStatus::Failure, "{name}");
-            assert_eq!(reply.recipient_nonce, request.reply.sender_nonce, "{name}");
-            // Encrypted to another RA: the envelope cannot be opened.
-            assert_eq!(reply.fail_info, Some(pkiplane_scep::FailInfo::BadMessageCheck), "{name}");
-        }
-        assert!(env.scep_records().await.is_empty(), "nothing may be issued");
+        replay_all(std::time::Duration::ZERO, pkiplane_scep::FailInfo::BadMessageCheck).await;
     }
 
     /// The same requests a year after they were made: the signingTime check comes before
     /// the envelope is opened, so each is refused with badTime.
     #[tokio::test(flavor = "multi_thread")]
     async fn replayed_a_year_later_they_are_refused_for_their_time() {
+        replay_all(std::time::Duration::from_secs(365 * 86_400), pkiplane_scep::FailInfo::BadTime).await;
+    }
+
+    /// Every golden request against a fresh server whose clock reads `late` after the
+    /// request's signingTime: each gets a signed FAILURE with `fail`, nothing is issued.
+    async fn replay_all(late: std::time::Duration, fail: pkiplane_scep::FailInfo) {
         let clock = pkiplane_core::clock::ManualClock::new(std::time::SystemTime::UNIX_EPOCH);
         let env = crate::common::start(crate::common::Options {
             legacy: false,
@@ -331,10 +320,11 @@ mod own {
             let keys = keys(prefix);
             let der = vector(&format!("{name}.req.der"));
             let request = parse(&der).unwrap().verify(false).unwrap();
-            clock.set(request.signing_time.unwrap() + std::time::Duration::from_secs(365 * 86_400));
+            clock.set(request.signing_time.unwrap() + late);
             let reply = post(&env, &keys, &request, der).await;
             assert_eq!(reply.status, PkiStatus::Failure, "{name}");
-            assert_eq!(reply.fail_info, Some(pkiplane_scep::FailInfo::BadTime), "{name}");
+            assert_eq!(reply.recipient_nonce, request.reply.sender_nonce, "{name}");
+            assert_eq!(reply.fail_info, Some(fail), "{name}");
         }
         assert!(env.scep_records().await.is_empty(), "nothing may be issued");
     }

@@ -5,7 +5,6 @@
 //! every EnrollmentEndpoint on its own listener, writes the ready file, and drains
 //! in-flight requests on SIGTERM or Ctrl-C.
 
-mod client_auth;
 pub(crate) mod endpoints;
 pub(crate) mod keys;
 pub(crate) mod ocsp;

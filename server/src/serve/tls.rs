@@ -120,7 +120,7 @@ pub fn server_config(cert: &ServingCert, client_certs: bool) -> Result<Arc<rustl
     let builder =
         rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = if client_certs {
-        builder.with_client_cert_verifier(super::client_auth::DeferredClientCertVerifier::new(&provider))
+        builder.with_client_cert_verifier(pkiplane_est::tls::DeferredClientCertVerifier::new(&provider))
     } else {
         builder.with_no_client_auth()
     };

@@ -171,14 +171,33 @@ pub fn inventory(data: &Path, protocol: &str) -> Vec<serde_json::Value> {
 /// A P-256 key and CSR made by `openssl req` in `dir` (`<name>.key`, `<name>.csr`) for the
 /// DNS name `dns` (also the CN); returns the CSR's path.
 pub fn p256_csr(dir: &Path, name: &str, dns: &str) -> PathBuf {
-    let (key, csr) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
-    let out = Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
+    p256_csr_with(dir, name, &format!("/CN={dns}"), Some(&format!("DNS:{dns}")), CsrForm::Pem)
+}
+
+/// How `p256_csr_with` writes the CSR.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum CsrForm {
+    Pem,
+    Der,
+}
+
+/// A P-256 key and CSR made by `openssl req` in `dir` (`<name>.key`, `<name>.csr`, or
+/// `<name>.csr.der`) with `subject` and, when given, `subjectAltName=<san>`; returns the
+/// CSR's path.
+pub fn p256_csr_with(dir: &Path, name: &str, subject: &str, san: Option<&str>, form: CsrForm) -> PathBuf {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(if form == CsrForm::Der { format!("{name}.csr.der") } else { format!("{name}.csr") });
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
         .arg(&key)
-        .args(["-subj", &format!("/CN={dns}"), "-addext", &format!("subjectAltName=DNS:{dns}"), "-out"])
-        .arg(&csr)
-        .output()
-        .unwrap();
+        .args(["-subj", subject]);
+    if let Some(san) = san {
+        cmd.args(["-addext", &format!("subjectAltName={san}")]);
+    }
+    if form == CsrForm::Der {
+        cmd.args(["-outform", "DER"]);
+    }
+    let out = cmd.arg("-out").arg(&csr).output().unwrap();
     assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
     csr
 }

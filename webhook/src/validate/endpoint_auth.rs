@@ -5,7 +5,7 @@
 //! would refuse to start with.
 
 use pkiplane_api::FieldError;
-use pkiplane_api::convert::{acme_settings, cmp_settings, est_settings, scep_settings};
+use pkiplane_api::convert::{acme_settings, cmp_settings, est_settings, published_issuer_chain, scep_settings};
 use pkiplane_api::v1alpha1::{EndpointProtocol, EnrollmentEndpoint, TrustAnchors};
 use pkiplane_core::ObjectRef;
 
@@ -22,13 +22,19 @@ pub(super) fn check(endpoint: &EnrollmentEndpoint, id: &ObjectRef, view: &Cluste
         EndpointProtocol::Est => {
             est_auth(endpoint, id, view, verdict);
             secrets.as_ref().and_then(|s| {
-                // Trust anchors were checked above against the view; an issuerRef's
-                // certificate is read from the running CA, which a view has not.
-                let mut without_anchors = endpoint.clone();
-                if let Some(est) = without_anchors.spec.est.as_mut() {
+                // An issuerRef's anchors are the certificates the Issuer publishes on its
+                // status; an Issuer applied together with the endpoint has none yet, and
+                // then only the anchors' existence (checked above) can be judged.
+                let published = |id: &ObjectRef| view.issuer(id).and_then(|e| published_issuer_chain(&e.resource));
+                let mut checked = endpoint.clone();
+                if let Some(est) = checked.spec.est.as_mut()
+                    && let Some(issuer) =
+                        est.client_certificates.as_ref().and_then(|c| c.trust_anchors.issuer_ref.as_ref())
+                    && published(&ObjectRef::new(&id.namespace, &issuer.name)).is_none()
+                {
                     est.client_certificates = None;
                 }
-                est_settings(&without_anchors, s, &|_| None, &base_url).err()
+                est_settings(&checked, s, &published, &base_url).err()
             })
         }
         EndpointProtocol::Scep => match &secrets {

@@ -289,6 +289,35 @@ impl Pki {
         "/CN=pkiplane CMP pki\\/cmp".into()
     }
 
+    /// `openssl cmp -cmd p10cr` of the PKCS#10 request `csr`, protected with the endpoint's
+    /// shared secret (MAC), the certificate written to `cert`; `extra` goes after those.
+    pub async fn p10cr_with_mac(&self, name: &str, csr: &Path, cert: &Path, extra: &[&str]) -> Run {
+        let secret = format!("pass:{SECRET}");
+        let mut args = vec!["-cmd", "p10cr", "-csr", p(csr), "-ref", KID, "-secret", &secret, "-certout", p(cert)];
+        args.extend_from_slice(extra);
+        self.cmp(name, None, &args).await
+    }
+
+    /// `openssl cmp -cmd ir` protected with the endpoint's shared secret (MAC): a new
+    /// certificate for `key` with the DNS name `dns` (also the CN), written to `cert`;
+    /// `extra` goes after those arguments.
+    pub async fn ir_with_mac(
+        &self,
+        name: &str,
+        label: Option<&str>,
+        key: &Path,
+        dns: &str,
+        cert: &Path,
+        extra: &[&str],
+    ) -> Run {
+        let (secret, subject) = (format!("pass:{SECRET}"), format!("/CN={dns}"));
+        let mut args =
+            vec!["-cmd", "ir", "-ref", KID, "-secret", &secret, "-newkey", p(key), "-subject", &subject, "-sans", dns];
+        args.extend(["-certout", p(cert)]);
+        args.extend_from_slice(extra);
+        self.cmp(name, label, &args).await
+    }
+
     /// Runs `openssl cmp` against the server with `args`; responses are saved (and
     /// parsed) for inspection; requests saved under `name`.req*.der.
     pub async fn cmp(&self, name: &str, label: Option<&str>, args: &[&str]) -> Run {

@@ -57,29 +57,7 @@ async fn cert_conf_is_checked_field_by_field() {
     let pki = start(Options::default()).await;
     let k = ec_key(pki.dir.path(), "cc");
     let cert = pki.path("cc.pem");
-    let run = pki
-        .cmp(
-            "cc",
-            None,
-            &[
-                "-cmd",
-                "ir",
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-newkey",
-                p(&k),
-                "-subject",
-                "/CN=cc.example.com",
-                "-sans",
-                "cc.example.com",
-                "-certout",
-                p(&cert),
-                "-disable_confirm",
-            ],
-        )
-        .await;
+    let run = pki.ir_with_mac("cc", None, &k, "cc.example.com", &cert, &["-disable_confirm"]).await;
     assert!(run.ok, "{}", run.stderr);
     let ip = &run.responses[0];
     let server_nonce = ip.header.sender_nonce.clone().unwrap();

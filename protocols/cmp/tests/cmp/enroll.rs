@@ -13,30 +13,7 @@ async fn ir_with_mac_then_cr_kur_and_rr_signed_with_the_certificate() {
     let k1 = ec_key(pki.dir.path(), "k1");
     let c1 = pki.path("c1.pem");
     let root_out = pki.path("capubs.pem");
-    let run = pki
-        .cmp(
-            "ir",
-            None,
-            &[
-                "-cmd",
-                "ir",
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-newkey",
-                p(&k1),
-                "-subject",
-                "/CN=dev1.example.com",
-                "-sans",
-                "dev1.example.com",
-                "-certout",
-                p(&c1),
-                "-cacertsout",
-                p(&root_out),
-            ],
-        )
-        .await;
+    let run = pki.ir_with_mac("ir", None, &k1, "dev1.example.com", &c1, &["-cacertsout", p(&root_out)]).await;
     assert!(run.ok, "{}", run.stderr);
     pki.verify(&c1);
     let r1 = pki.record(&c1).await;
@@ -165,24 +142,7 @@ async fn p10cr_with_mac() {
         p(&csr),
     ]);
     let cert = pki.path("p10.pem");
-    let run = pki
-        .cmp(
-            "p10",
-            None,
-            &[
-                "-cmd",
-                "p10cr",
-                "-csr",
-                p(&csr),
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-certout",
-                p(&cert),
-            ],
-        )
-        .await;
+    let run = pki.p10cr_with_mac("p10", &csr, &cert, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     pki.verify(&cert);
     let r = pki.record(&cert).await;
@@ -195,29 +155,7 @@ async fn implicit_confirm_is_refused_when_the_endpoint_says_never() {
     let pki = start(Options { implicit_confirm: false, ..Options::default() }).await;
     let k = ec_key(pki.dir.path(), "k");
     let cert = pki.path("c.pem");
-    let run = pki
-        .cmp(
-            "ir",
-            None,
-            &[
-                "-cmd",
-                "ir",
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-newkey",
-                p(&k),
-                "-subject",
-                "/CN=never.example.com",
-                "-sans",
-                "never.example.com",
-                "-certout",
-                p(&cert),
-                "-implicit_confirm",
-            ],
-        )
-        .await;
+    let run = pki.ir_with_mac("ir", None, &k, "never.example.com", &cert, &["-implicit_confirm"]).await;
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(run.responses.len(), 2, "implicitConfirm not granted: certConf and pkiConf followed");
     let ip = &run.responses[0];

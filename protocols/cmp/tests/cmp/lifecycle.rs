@@ -23,28 +23,7 @@ async fn a_request_waiting_for_approval_is_polled_until_issued() {
         let id = wait_for_requests(&ca, 1).await.remove(0).id;
         ca.approve(&id, "alice", None).await.unwrap();
     });
-    let run = pki
-        .cmp(
-            "wait",
-            Some("approval"),
-            &[
-                "-cmd",
-                "ir",
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-newkey",
-                p(&k),
-                "-subject",
-                "/CN=wait.example.com",
-                "-sans",
-                "wait.example.com",
-                "-certout",
-                p(&cert),
-            ],
-        )
-        .await;
+    let run = pki.ir_with_mac("wait", Some("approval"), &k, "wait.example.com", &cert, &[]).await;
     approver.await.unwrap();
     assert!(run.ok, "{}", run.stderr);
     assert!(run.stderr.contains("received POLLREP"), "{}", run.stderr);
@@ -133,30 +112,7 @@ async fn a_certificate_the_client_rejects_is_revoked() {
     let other_key = ec_key(pki.dir.path(), "other-ca");
     let other = pki.path("other-ca.crt");
     openssl_ok(&["req", "-x509", "-new", "-key", p(&other_key), "-subj", "/CN=Other", "-days", "1", "-out", p(&other)]);
-    let run = pki
-        .cmp(
-            "rej",
-            None,
-            &[
-                "-cmd",
-                "ir",
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-newkey",
-                p(&k),
-                "-subject",
-                "/CN=rej.example.com",
-                "-sans",
-                "rej.example.com",
-                "-certout",
-                p(&cert),
-                "-out_trusted",
-                p(&other),
-            ],
-        )
-        .await;
+    let run = pki.ir_with_mac("rej", None, &k, "rej.example.com", &cert, &["-out_trusted", p(&other)]).await;
     assert!(!run.ok, "the client rejects");
     assert!(run.stderr.contains("PKICONF") || run.responses.len() == 2, "{}", run.stderr);
     assert_eq!(pki.cmp_count().await, before + 1);
@@ -182,29 +138,7 @@ async fn an_unconfirmed_certificate_is_revoked_after_confirm_wait_time() {
     let pki = start(Options { confirm_wait: Some(Duration::from_secs(1)), ..Options::default() }).await;
     let k = ec_key(pki.dir.path(), "unconf");
     let cert = pki.path("unconf.pem");
-    let run = pki
-        .cmp(
-            "unconf",
-            None,
-            &[
-                "-cmd",
-                "ir",
-                "-ref",
-                KID,
-                "-secret",
-                &format!("pass:{SECRET}"),
-                "-newkey",
-                p(&k),
-                "-subject",
-                "/CN=unconf.example.com",
-                "-sans",
-                "unconf.example.com",
-                "-certout",
-                p(&cert),
-                "-disable_confirm",
-            ],
-        )
-        .await;
+    let run = pki.ir_with_mac("unconf", None, &k, "unconf.example.com", &cert, &["-disable_confirm"]).await;
     assert!(run.ok, "{}", run.stderr);
     let record = pki.record(&cert).await;
     assert_eq!(record.status, CertStatus::Issued);

@@ -138,14 +138,7 @@ async fn record_vectors() {
     let k = ec_key(pki.dir.path(), "v1");
     let cert = pki.path("v1.pem");
     let san = ["-subject", "/CN=vector.example.com", "-sans", "vector.example.com"];
-    let run = pki
-        .cmp(
-            "ir",
-            None,
-            &[&["-cmd", "ir", "-ref", KID, "-secret", &secret, "-newkey", p(&k), "-certout", p(&cert)][..], &san]
-                .concat(),
-        )
-        .await;
+    let run = pki.ir_with_mac("ir", None, &k, "vector.example.com", &cert, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     copy("ir.req0.der", "ir.req.der");
     copy("ir.rsp0.der", "ir.rsp.der");
@@ -164,25 +157,7 @@ async fn record_vectors() {
         "-out",
         p(&csr),
     ]);
-    let run = pki
-        .cmp(
-            "p10",
-            None,
-            &[
-                "-cmd",
-                "p10cr",
-                "-csr",
-                p(&csr),
-                "-ref",
-                KID,
-                "-secret",
-                &secret,
-                "-certout",
-                p(&pki.path("p10.pem")),
-                "-implicit_confirm",
-            ],
-        )
-        .await;
+    let run = pki.p10cr_with_mac("p10", &csr, &pki.path("p10.pem"), &["-implicit_confirm"]).await;
     assert!(run.ok, "{}", run.stderr);
     copy("p10.req0.der", "p10cr.req.der");
     copy("p10.rsp0.der", "cp.rsp.der");

@@ -235,7 +235,7 @@ async fn serve(
     let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_client_cert_verifier(verifier::Deferred::new(&provider))
+        .with_client_cert_verifier(pkiplane_est::tls::DeferredClientCertVerifier::new(&provider))
         .with_single_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec())))
         .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -258,65 +258,5 @@ async fn serve(
             let service = TowerToHyperService::new(router);
             let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), service).await;
         });
-    }
-}
-
-mod verifier {
-    use std::sync::Arc;
-
-    use rustls::client::danger::HandshakeSignatureValid;
-    use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
-    use rustls::pki_types::{CertificateDer, UnixTime};
-    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-    use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
-
-    /// Asks for a client certificate, proves possession (the handshake signature) and
-    /// leaves trust to EST.
-    #[derive(Debug)]
-    pub struct Deferred(WebPkiSupportedAlgorithms);
-
-    impl Deferred {
-        pub fn new(p: &CryptoProvider) -> Arc<Self> {
-            Arc::new(Self(p.signature_verification_algorithms))
-        }
-    }
-
-    impl ClientCertVerifier for Deferred {
-        fn offer_client_auth(&self) -> bool {
-            true
-        }
-        fn client_auth_mandatory(&self) -> bool {
-            false
-        }
-        fn root_hint_subjects(&self) -> &[DistinguishedName] {
-            &[]
-        }
-        fn verify_client_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: UnixTime,
-        ) -> Result<ClientCertVerified, Error> {
-            Ok(ClientCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            verify_tls12_signature(m, c, d, &self.0)
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            verify_tls13_signature(m, c, d, &self.0)
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_schemes()
-        }
     }
 }

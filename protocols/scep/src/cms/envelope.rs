@@ -131,11 +131,16 @@ fn transported_key(
     Ok((cek, fits))
 }
 
-/// Encrypts `content` to `recipient` (its RSA key) with `alg`, as a ContentInfo DER.
-pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<Vec<u8>, ScepError> {
-    let tbs = recipient.tbs_certificate();
-    let spki_der = tbs.subject_public_key_info().to_der()?;
-    let key = RsaPublicKey::from_public_key_der(&spki_der)
+/// `content` encrypted under a fresh content-encryption key, and that key encrypted to
+/// the RSA key `spki_der` (PKCS #1 v1.5 key transport, as SCEP clients expect).
+struct Encrypted {
+    enc_key: Vec<u8>,
+    iv: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+fn encrypt_to(spki_der: &[u8], alg: ContentAlg, content: &[u8]) -> Result<Encrypted, ScepError> {
+    let key = RsaPublicKey::from_public_key_der(spki_der)
         .map_err(|_| ScepError::BadAlg("the requester's certificate has no RSA key to encrypt the reply to".into()))?;
     let cek = Zeroizing::new(random_bytes(alg.key_len())?);
     let iv = random_bytes(alg.iv_len())?;
@@ -143,6 +148,13 @@ pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<
     let enc_key = key
         .encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek)
         .map_err(|e| ScepError::Internal(format!("RSA key transport: {e}")))?;
+    Ok(Encrypted { enc_key, iv, ciphertext })
+}
+
+/// Encrypts `content` to `recipient` (its RSA key) with `alg`, as a ContentInfo DER.
+pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<Vec<u8>, ScepError> {
+    let tbs = recipient.tbs_certificate();
+    let Encrypted { enc_key, iv, ciphertext } = encrypt_to(&tbs.subject_public_key_info().to_der()?, alg, content)?;
     let rid = RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
         issuer: tbs.issuer().clone(),
         serial_number: tbs.serial_number().clone(),
@@ -183,14 +195,7 @@ pub fn seal_to_der(content: &[u8], recipient_der: &[u8], alg: ContentAlg) -> Res
     let cert = super::incoming::lenient::LenientCertificate::from_der(recipient_der)
         .map_err(|e| ScepError::BadMessageCheck(format!("requester certificate: {e}")))?;
     let tbs = cert.tbs_certificate();
-    let key = RsaPublicKey::from_public_key_der(&tbs.subject_public_key_info().to_der()?)
-        .map_err(|_| ScepError::BadAlg("the requester's certificate has no RSA key to encrypt the reply to".into()))?;
-    let cek = Zeroizing::new(random_bytes(alg.key_len())?);
-    let iv = random_bytes(alg.iv_len())?;
-    let ciphertext = encrypt(alg, &cek, &iv, content);
-    let enc_key = key
-        .encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek)
-        .map_err(|e| ScepError::Internal(format!("RSA key transport: {e}")))?;
+    let Encrypted { enc_key, iv, ciphertext } = encrypt_to(&tbs.subject_public_key_info().to_der()?, alg, content)?;
     let constructed =
         |tag: Tag, parts: &[Vec<u8>]| -> Result<Vec<u8>, ScepError> { Ok(Any::new(tag, parts.concat())?.to_der()?) };
     let version = CmsVersion::V0.to_der()?;

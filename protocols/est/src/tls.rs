@@ -1,5 +1,5 @@
-//! Optional TLS client certificates for endpoints whose protocol authenticates clients by
-//! certificate (EST). The TLS layer only proves the client holds the key of the leaf it
+//! Optional TLS client certificates for EST endpoints (RFC 7030 section 3.3.2: the
+//! client may authenticate with a certificate in the TLS handshake or with HTTP). The TLS layer only proves the client holds the key of the leaf it
 //! presented (the handshake signature); whether that chain is trusted, unexpired and
 //! unrevoked is decided by the protocol against its own trust anchors, so one rule set
 //! lives in one place.
@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
+/// Asks for a client certificate, checks possession of its key, and leaves trust to EST.
 #[derive(Debug)]
 pub struct DeferredClientCertVerifier {
     algorithms: WebPkiSupportedAlgorithms,

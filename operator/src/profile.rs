@@ -220,6 +220,7 @@ mod tests {
                     active: 6,
                     denied: 2,
                     last_issued_at: Some(SystemTime::UNIX_EPOCH),
+                    waiting_approval: 3,
                     ..Default::default()
                 }],
                 profile_protocols: vec![CoreCounts { key: "pki/tls|EST".into(), issued: 7, ..Default::default() }],
@@ -238,7 +239,7 @@ mod tests {
         let s = desired_status(&profile("47d"), Some(&issuer(true)), &ca_with_issuer_lifetime(), SystemTime::now());
         assert_eq!(reason(&s), reason::VALID);
         assert_eq!(s.conditions[0].status, "True");
-        assert_eq!((s.issued, s.active, s.denied), (7, 6, 2));
+        assert_eq!((s.issued, s.active, s.denied, s.waiting_approval), (7, 6, 2, 3));
         assert_eq!(s.per_protocol["EST"].issued, 7);
         assert!(s.last_issuance_time.is_some());
     }

@@ -5,6 +5,8 @@
 //! its certificate (verified with `openssl verify`), the waiting one still waits, the
 //! denied one is refused with the reason; a decision is final.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,26 +41,8 @@ fn manifests(dir: &Path) -> PathBuf {
 }
 
 fn csr(dir: &Path, name: &str) -> PathBuf {
-    let (key, csr) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
-    let (subject, san) = (format!("/CN={name}.example.com"), format!("subjectAltName=DNS:{name}.example.com"));
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-subj",
-        &subject,
-        "-addext",
-        &san,
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
-    csr
+    let san = format!("DNS:{name}.example.com");
+    common::p256_csr_with(dir, name, &format!("/CN={name}.example.com"), Some(&san), common::CsrForm::Pem)
 }
 
 fn issue(manifests: &Path, data: &Path, csr: &Path) -> Output {

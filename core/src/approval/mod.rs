@@ -288,4 +288,17 @@ mod tests {
             assert_eq!(ApprovalState::parse(s.as_str()), Some(s));
         }
     }
+
+    #[test]
+    fn waiting_counts_join_the_profile_counts() {
+        use crate::inventory::InventoryCounts;
+        let mut counts = vec![InventoryCounts { key: "pki/a".into(), issued: 4, ..Default::default() }];
+        let waiting = [
+            WaitingCount { profile: ObjectRef::new("pki", "a"), waiting: 2 },
+            WaitingCount { profile: ObjectRef::new("pki", "b"), waiting: 1 },
+        ];
+        add_waiting(&mut counts, &waiting);
+        assert_eq!((counts[0].issued, counts[0].waiting_approval), (4, 2));
+        assert_eq!((counts[1].key.as_str(), counts[1].issued, counts[1].waiting_approval), ("pki/b", 0, 1));
+    }
 }

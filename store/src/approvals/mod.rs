@@ -12,7 +12,9 @@ use pkiplane_core::inventory::StoreError;
 
 use crate::error::corrupt;
 
-/// The SQLite schema step.
+/// The schema step of both stores (SQLite's integer affinity takes BIGINT): in SQLite a
+/// step of `migrations`, in PostgreSQL a step of its own in `postgres::schema`, apart
+/// from the inventory's and the protocols' steps.
 pub(crate) const V_APPROVALS: &str = "
 CREATE TABLE approval_requests (
     id         TEXT    NOT NULL PRIMARY KEY,
@@ -24,7 +26,7 @@ CREATE TABLE approval_requests (
     endpoint   TEXT,
     requester  TEXT    NOT NULL,
     exchange   TEXT,
-    created_at INTEGER NOT NULL,
+    created_at BIGINT  NOT NULL,
     serial     TEXT,
     body       TEXT    NOT NULL
 );

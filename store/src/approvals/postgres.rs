@@ -13,27 +13,6 @@ use crate::postgres::error::pg_err;
 use crate::postgres::{Client, ClientTx, PostgresStore};
 use crate::rows::parse_object_ref;
 
-/// The PostgreSQL schema step of the approval requests: its own migration, apart from
-/// the inventory's and the protocols' steps.
-pub(crate) const V_APPROVALS: &str = "
-CREATE TABLE approval_requests (
-    id         TEXT    NOT NULL PRIMARY KEY,
-    retry_key  TEXT    NOT NULL UNIQUE,
-    state      TEXT    NOT NULL,
-    profile    TEXT    NOT NULL,
-    issuer     TEXT    NOT NULL,
-    protocol   TEXT    NOT NULL,
-    endpoint   TEXT,
-    requester  TEXT    NOT NULL,
-    exchange   TEXT,
-    created_at BIGINT  NOT NULL,
-    serial     TEXT,
-    body       TEXT    NOT NULL
-);
-CREATE INDEX approval_requests_state ON approval_requests (state, created_at);
-CREATE INDEX approval_requests_profile ON approval_requests (profile, created_at);
-CREATE INDEX approval_requests_exchange ON approval_requests (exchange) WHERE exchange IS NOT NULL;
-";
 
 async fn by(client: &Client, column: &str, value: &str) -> Result<Option<ApprovalRequest>, StoreError> {
     let sql = format!("SELECT body FROM approval_requests WHERE {column} = $1");

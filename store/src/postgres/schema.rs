@@ -16,8 +16,8 @@ const MIGRATION_LOCK: i64 = 0x706b_6970_6c61_6e65; // "pkiplane"
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     V1_INVENTORY,
-    // Approval requests: a step of its own (`approvals::postgres`).
-    crate::approvals::postgres::V_APPROVALS,
+    // Approval requests: a step of its own (`approvals`).
+    crate::approvals::V_APPROVALS,
 ];
 
 pub(crate) fn current_version() -> i32 {

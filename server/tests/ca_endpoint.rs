@@ -333,6 +333,17 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/internal-certificates"), Some(&req("est")));
     assert_eq!(code, "200", "{body}");
 
+    // Approvals over the internal API: an endpoint lists its own requests and asks about
+    // them, but never decides (the operator's identity only).
+    let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/list"), Some("{}"));
+    assert_eq!((code.as_str(), body.trim()), ("200", "[]"), "{body}");
+    let decide = r#"{"requestId":"00ff","approve":true,"approver":"est","reason":null}"#;
+    let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/decide"), Some(decide));
+    assert_eq!(code, "403", "{body}");
+    let (_, code, body) =
+        api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/outcome"), Some(r#"{"requestId":"00ff"}"#));
+    assert_eq!(code, "404", "{body}");
+
     // A profile edit in the CA's manifests applies to the next certificate, with the
     // endpoint left running.
     let edited = std::fs::read_to_string(&ca_yaml).unwrap().replacen("duration: 47d", "duration: 10d", 1);

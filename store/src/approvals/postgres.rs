@@ -13,7 +13,6 @@ use crate::postgres::error::pg_err;
 use crate::postgres::{Client, ClientTx, PostgresStore};
 use crate::rows::parse_object_ref;
 
-
 async fn by(client: &Client, column: &str, value: &str) -> Result<Option<ApprovalRequest>, StoreError> {
     let sql = format!("SELECT body FROM approval_requests WHERE {column} = $1");
     let row = client.query_opt(&sql, &[&value]).await.map_err(pg_err("reading an approval request"))?;

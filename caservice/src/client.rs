@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use pkiplane_core::approval::{ApprovalFilter, ApprovalRequest};
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome, StoreError};
 use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued};
@@ -340,5 +341,47 @@ impl Authority for RemoteAuthority {
         let body = CrlRequestWire { issuer: issuer.clone() };
         let crl: CrlWire = self.transport.call(Method::POST, "/v1/crl", Some(&body)).await?;
         Ok(crl.der)
+    }
+
+    async fn approval_outcome(&self, request_id: &str) -> Result<IssueOutcome, CoreError> {
+        let body = ApprovalOutcomeWire { request_id: request_id.to_owned() };
+        let outcome: IssueOutcomeWire = self.transport.call(Method::POST, "/v1/approvals/outcome", Some(&body)).await?;
+        Ok(outcome.into())
+    }
+
+    async fn approval_requests(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRequest>, CoreError> {
+        Ok(self.transport.call(Method::POST, "/v1/approvals/list", Some(filter)).await?)
+    }
+
+    async fn approve(
+        &self,
+        request_id: &str,
+        approver: &str,
+        reason: Option<&str>,
+    ) -> Result<ApprovalRequest, CoreError> {
+        self.decide(request_id, true, approver, reason).await
+    }
+
+    async fn deny(&self, request_id: &str, approver: &str, reason: &str) -> Result<ApprovalRequest, CoreError> {
+        self.decide(request_id, false, approver, Some(reason)).await
+    }
+}
+
+impl RemoteAuthority {
+    /// `POST /v1/approvals/decide` (the CA service accepts it from the operator only).
+    async fn decide(
+        &self,
+        request_id: &str,
+        approve: bool,
+        approver: &str,
+        reason: Option<&str>,
+    ) -> Result<ApprovalRequest, CoreError> {
+        let body = ApprovalDecisionWire {
+            request_id: request_id.to_owned(),
+            approve,
+            approver: approver.to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        Ok(self.transport.call(Method::POST, "/v1/approvals/decide", Some(&body)).await?)
     }
 }

@@ -139,6 +139,9 @@ pub fn router(state: Arc<CaServiceState>) -> Router {
         .route("/v1/revoke", post(revoke))
         .route("/v1/certificates/lookup", post(lookup))
         .route("/v1/crl", post(crl))
+        .route("/v1/approvals/outcome", post(approval_outcome))
+        .route("/v1/approvals/list", post(approval_list))
+        .route("/v1/approvals/decide", post(approval_decide))
         .route("/v1/state/{store}", post(state_call))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(|req, next: axum::middleware::Next| async move {
@@ -225,9 +228,11 @@ async fn summary(
     let within = q.expiring_within_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_EXPIRING_WITHIN);
     let inv: &Arc<dyn Inventory> = s.ca.inventory();
     let now = SystemTime::now();
+    let mut profiles = inv.counts(GroupBy::Profile, now, within).await?;
+    pkiplane_core::approval::add_waiting(&mut profiles, &s.ca.waiting_approvals().await?);
     Ok(Json(Summary {
         issuers: inv.counts(GroupBy::Issuer, now, within).await?,
-        profiles: inv.counts(GroupBy::Profile, now, within).await?,
+        profiles,
         endpoints: inv.counts(GroupBy::Endpoint, now, within).await?,
         profile_protocols: inv.counts(GroupBy::ProfileProtocol, now, within).await?,
         endpoint_profiles: inv.counts(GroupBy::EndpointProfile, now, within).await?,
@@ -318,6 +323,61 @@ async fn revoke(
         .ok_or_else(|| ApiError::bad_request(format!("revocation reason {}", req.reason)))?;
     let outcome = s.ca.revoke(&req.issuer, &req.serial, reason, &req.requester).await?;
     Ok(Json(RevokeOutcomeWire::from(&outcome)))
+}
+
+/// An endpoint asks again for one of its own requests (the operator for any).
+async fn approval_outcome(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<ApprovalOutcomeWire>,
+) -> ApiResult<IssueOutcomeWire> {
+    let record = s.ca.approval_request(&req.request_id).await?.ok_or_else(|| {
+        CoreError::Approval(pkiplane_core::approval::ApprovalError::NotFound { id: req.request_id.clone() })
+    })?;
+    match (&caller.0, &record.requester.endpoint) {
+        (Identity::Operator, _) => {}
+        (Identity::Endpoint(me), Some(e)) if me == e => {}
+        // Another endpoint's request is none of the caller's business: as if unknown.
+        _ => {
+            return Err(
+                CoreError::Approval(pkiplane_core::approval::ApprovalError::NotFound { id: req.request_id }).into()
+            );
+        }
+    }
+    let outcome = s.ca.approval_outcome(&req.request_id).await?;
+    Ok(Json(IssueOutcomeWire::from(&outcome)))
+}
+
+/// Approval requests; an endpoint sees its own only.
+async fn approval_list(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(mut filter): Json<pkiplane_core::approval::ApprovalFilter>,
+) -> ApiResult<Vec<pkiplane_core::approval::ApprovalRequest>> {
+    match &caller.0 {
+        Identity::Operator => {}
+        Identity::Endpoint(me) => filter.endpoint = Some(me.clone()),
+        other => return Err(ApiError::forbidden(format!("{other} may not list approval requests"))),
+    }
+    Ok(Json(s.ca.approval_requests(&filter).await?))
+}
+
+/// Approve or deny: the operator's identity only (an endpoint never approves what it
+/// asked for; people reach this through the operator or the admin API).
+async fn approval_decide(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<ApprovalDecisionWire>,
+) -> ApiResult<pkiplane_core::approval::ApprovalRequest> {
+    if caller.0 != Identity::Operator {
+        return Err(ApiError::forbidden(format!("{} may not approve or deny requests", caller.0)));
+    }
+    let record = if req.approve {
+        s.ca.approve(&req.request_id, &req.approver, req.reason.as_deref()).await?
+    } else {
+        s.ca.deny(&req.request_id, &req.approver, req.reason.as_deref().unwrap_or("")).await?
+    };
+    Ok(Json(record))
 }
 
 async fn lookup(

@@ -1,6 +1,7 @@
 //! The one error type of the core, with a stable kind for metrics and for mapping to each
 //! protocol's wire errors at its edge.
 
+use crate::approval::ApprovalError;
 use crate::inventory::StoreError;
 use crate::model::ObjectRef;
 use crate::policy::Violation;
@@ -51,6 +52,9 @@ pub enum CoreError {
     Signing(String),
     #[error("certificate not found: {0}")]
     NotFound(String),
+    /// An approval call was refused (unknown id, decided already, a denial without reason).
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
 }
 
 impl CoreError {
@@ -62,6 +66,11 @@ impl CoreError {
             CoreError::IssuerUnavailable(..) => ErrorKind::Unavailable,
             CoreError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Signing(_) => ErrorKind::Internal,
+            CoreError::Approval(ApprovalError::NotFound { id: _ }) => ErrorKind::NotFound,
+            CoreError::Approval(ApprovalError::AlreadyDecided { .. } | ApprovalError::ReasonRequired) => {
+                ErrorKind::BadRequest
+            }
+            CoreError::Approval(ApprovalError::Unsupported) => ErrorKind::Unavailable,
         }
     }
 

@@ -25,6 +25,7 @@ use std::time::{Instant, SystemTime};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::audit::AuditEvent;
+use crate::clock::SharedClock;
 use crate::error::CoreError;
 use crate::inventory::{
     CertStatus, CertificateRecord, DenialRecord, Inventory, PublishedCrl, RevocationReason, RevokeOutcome, StoreError,
@@ -98,9 +99,13 @@ pub fn exchange_key(protocol: crate::model::Protocol, endpoint: &ObjectRef, id: 
 pub enum IssueOutcome {
     /// Signed, and its inventory record is durable.
     Issued(Box<Issued>),
-    /// Policy allowed it, but the profile waits for a person's approval: nothing was
-    /// signed or stored. Each protocol answers with its own pending reply.
+    /// Policy allowed it, but the profile waits for a person's approval: the request is
+    /// kept as an approval record (see [`crate::approval`]) and nothing was signed. Each
+    /// protocol answers with its own pending reply and asks again later.
     Pending(Pending),
+    /// A person denied the request (see [`Ca::deny`]); the protocol answers with its
+    /// rejection, naming the reason.
+    Denied(ApprovalDenied),
 }
 
 impl IssueOutcome {
@@ -108,8 +113,24 @@ impl IssueOutcome {
     pub fn issued(self) -> Option<Issued> {
         match self {
             IssueOutcome::Issued(issued) => Some(*issued),
-            IssueOutcome::Pending(_) => None,
+            IssueOutcome::Pending(_) | IssueOutcome::Denied(_) => None,
         }
+    }
+}
+
+/// A request an approver denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalDenied {
+    pub profile: ObjectRef,
+    pub request_id: String,
+    /// Who denied it.
+    pub by: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ApprovalDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request {} for profile {} was denied by {}: {}", self.request_id, self.profile, self.by, self.reason)
     }
 }
 
@@ -117,7 +138,8 @@ impl IssueOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
     pub profile: ObjectRef,
-    /// Names the request in the audit log (`pending-approval` event).
+    /// The approval request's id: what an approver names (`pkiplane approve ID`) and what
+    /// the protocol asks again with ([`Ca::approval_outcome`]).
     pub request_id: String,
 }
 
@@ -172,6 +194,7 @@ pub struct Ca {
     inventory: Arc<dyn Inventory>,
     failpoint: Option<(FailAt, Option<crate::model::Protocol>)>,
     observer: ObserverSlot,
+    clock: SharedClock,
 }
 
 impl Ca {
@@ -184,7 +207,19 @@ impl Ca {
             inventory,
             failpoint: failpoint(),
             observer: ObserverSlot::default(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// The same CA reading the time from `clock` (tests of the approval state machine).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time decisions are made at.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     /// Where issuance, denial, revocation, CRL and store-write events go (see
@@ -276,7 +311,7 @@ impl Ca {
         v
     }
 
-    fn profile_and_issuer(&self, profile: &ObjectRef) -> Result<(Arc<Profile>, Arc<Issuer>), CoreError> {
+    pub(crate) fn profile_and_issuer(&self, profile: &ObjectRef) -> Result<(Arc<Profile>, Arc<Issuer>), CoreError> {
         let profile = self.profile(profile).ok_or_else(|| CoreError::UnknownProfile(profile.clone()))?;
         let issuer = self
             .issuer(&profile.issuer)
@@ -303,19 +338,18 @@ impl Ca {
         })
     }
 
-    /// Issues a certificate: check policy, persist, sign, store, then return; or, when
-    /// the profile requires approval, records nothing and says the request is pending.
+    /// Issues a certificate: check policy, persist, sign, store, then return. When the
+    /// profile requires approval the request is kept as an approval record (durable before
+    /// this returns) and the answer is [`IssueOutcome::Pending`] with its id; the same
+    /// request asked again (a protocol's retry, see [`crate::approval::retry_key`]) is
+    /// answered from its record: pending, denied, or the one certificate issued for it.
     pub async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError> {
         let started = Instant::now();
         let (profile, issuer) = self.profile_and_issuer(&req.profile)?;
-        let now = SystemTime::now();
+        let now = self.now();
         let template = self.allowed(&req, &profile, &issuer, now).await?;
         if profile.approval_required {
-            let request_id = hex::encode(random_serial());
-            let mut ev = AuditEvent::new("pending-approval", &req.requester, &profile.id, now);
-            ev.reasons = vec![format!("request {request_id}")];
-            ev.emit();
-            return Ok(IssueOutcome::Pending(Pending { profile: profile.id.clone(), request_id }));
+            return self.await_approval(req, &profile, &issuer, &template, now).await;
         }
         let (protocol, endpoint) = (req.requester.protocol, req.requester.endpoint.clone());
         let issued = self.sign_and_store(req, &profile, &issuer, template, now).await?;
@@ -333,13 +367,13 @@ impl Ca {
             .ok_or_else(|| CoreError::IssuerUnavailable(profile.issuer.clone(), "not loaded".into()))?;
         // pkiplane's own certificates never wait for approval (their profiles are built
         // by the core, see `InternalRole::profile`).
-        let now = SystemTime::now();
+        let now = self.now();
         let template = self.allowed(&req, &profile, &issuer, now).await?;
         self.sign_and_store(req, &profile, &issuer, template, now).await
     }
 
     /// Step 1: the policy decision; a denial is counted and audited.
-    async fn allowed(
+    pub(crate) async fn allowed(
         &self,
         req: &IssuanceRequest,
         profile: &Profile,
@@ -364,11 +398,21 @@ impl Ca {
         template: Box<CertificateTemplate>,
         now: SystemTime,
     ) -> Result<Issued, CoreError> {
-        // Step 2: persist the pending record. Serials are random; a collision is retried.
+        let (serial, record) = self.persist_pending(&req, &template, now).await?;
+        self.sign_persisted(&req, profile, issuer, &template, serial, record, now).await
+    }
+
+    /// Step 2: persist the pending record. Serials are random; a collision is retried.
+    pub(crate) async fn persist_pending(
+        &self,
+        req: &IssuanceRequest,
+        template: &CertificateTemplate,
+        now: SystemTime,
+    ) -> Result<(Vec<u8>, CertificateRecord), CoreError> {
         let mut attempt = 0;
-        let (serial, mut record) = loop {
+        let (serial, record) = loop {
             let serial = random_serial();
-            let record = pending_record(&req, &template, &serial, now);
+            let record = pending_record(req, template, &serial, now);
             let write = Instant::now();
             let inserted = self.inventory.insert_pending(&record).await;
             self.observer.emit(Event::StoreWrite { operation: "insert_pending", took: write.elapsed() });
@@ -378,10 +422,24 @@ impl Ca {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.fail_at(FailAt::AfterPersist, &req);
+        self.fail_at(FailAt::AfterPersist, req);
+        Ok((serial, record))
+    }
 
+    /// Steps 3 and 4: sign the persisted record's certificate and store it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn sign_persisted(
+        &self,
+        req: &IssuanceRequest,
+        profile: &Profile,
+        issuer: &Issuer,
+        template: &CertificateTemplate,
+        serial: Vec<u8>,
+        mut record: CertificateRecord,
+        now: SystemTime,
+    ) -> Result<Issued, CoreError> {
         // Step 3: sign.
-        let der = match sign(issuer, &template, &serial) {
+        let der = match sign(issuer, template, &serial) {
             Ok(der) => der,
             Err(e) => {
                 let _ = self.inventory.mark_abandoned(&issuer.id, &record.serial).await;
@@ -399,7 +457,7 @@ impl Ca {
         stored?;
         record.status = CertStatus::Issued;
         record.der = Some(der.clone());
-        self.fail_at(FailAt::AfterStore, &req);
+        self.fail_at(FailAt::AfterStore, req);
 
         let mut ev = AuditEvent::new("issued", &req.requester, &profile.id, now);
         ev.issuer = Some(issuer.id.to_string());
@@ -421,7 +479,7 @@ impl Ca {
         }
     }
 
-    async fn record_denial(
+    pub(crate) async fn record_denial(
         &self,
         req: &IssuanceRequest,
         profile: &Profile,

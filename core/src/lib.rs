@@ -10,6 +10,7 @@
 //! The core never touches HTTP, Kubernetes or the network.
 #![forbid(unsafe_code)]
 
+pub mod approval;
 pub mod audit;
 pub mod clock;
 pub mod crl;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::approval::{ApprovalFilter, ApprovalRequest};
 use crate::error::CoreError;
 use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
 use crate::issuance::{Ca, IssuanceRequest, IssueOutcome, Issued};
@@ -215,6 +216,20 @@ pub trait Authority: Send + Sync {
     async fn exchange_certificates(&self, exchange: &str) -> Result<Vec<CertificateRecord>, CoreError>;
     /// A fresh CRL of `issuer` (DER).
     async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError>;
+    /// Asks again for the approval request `request_id` (see [`Ca::approval_outcome`]):
+    /// pending, denied with the approver's reason, or its one certificate.
+    async fn approval_outcome(&self, request_id: &str) -> Result<IssueOutcome, CoreError>;
+    /// Approval requests matching `filter`, newest first (see [`Ca::approval_requests`]).
+    async fn approval_requests(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRequest>, CoreError>;
+    /// Approves one waiting request (see [`Ca::approve`]).
+    async fn approve(
+        &self,
+        request_id: &str,
+        approver: &str,
+        reason: Option<&str>,
+    ) -> Result<ApprovalRequest, CoreError>;
+    /// Denies one waiting request, for `reason` (see [`Ca::deny`]).
+    async fn deny(&self, request_id: &str, approver: &str, reason: &str) -> Result<ApprovalRequest, CoreError>;
 }
 
 impl Ca {
@@ -276,6 +291,27 @@ impl Authority for Ca {
 
     async fn generate_crl(&self, issuer: &ObjectRef) -> Result<Vec<u8>, CoreError> {
         Ca::generate_crl(self, issuer).await
+    }
+
+    async fn approval_outcome(&self, request_id: &str) -> Result<IssueOutcome, CoreError> {
+        Ca::approval_outcome(self, request_id).await
+    }
+
+    async fn approval_requests(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRequest>, CoreError> {
+        Ca::approval_requests(self, filter).await
+    }
+
+    async fn approve(
+        &self,
+        request_id: &str,
+        approver: &str,
+        reason: Option<&str>,
+    ) -> Result<ApprovalRequest, CoreError> {
+        Ca::approve(self, request_id, approver, reason).await
+    }
+
+    async fn deny(&self, request_id: &str, approver: &str, reason: &str) -> Result<ApprovalRequest, CoreError> {
+        Ca::deny(self, request_id, approver, reason).await
     }
 }
 

@@ -79,6 +79,7 @@ pub struct CaMetrics {
     pub crl_number: Family<IssuerLabels, Gauge>,
     pub crl_next_update: Family<IssuerLabels, FloatGauge>,
     pub expiring: Family<ProfileLabels, Gauge>,
+    pub approvals_waiting: Family<ProfileLabels, Gauge>,
 }
 
 /// The CA's metrics, registered on first use.
@@ -96,6 +97,7 @@ pub fn metrics() -> &'static CaMetrics {
             crl_number: Family::default(),
             crl_next_update: Family::default(),
             expiring: Family::default(),
+            approvals_waiting: Family::default(),
         };
         register("certificates_issued", "Certificates issued", None, m.issued.clone());
         register("certificates_denied", "Policy denials, one per rule that denied a request", None, m.denied.clone());
@@ -141,6 +143,12 @@ pub fn metrics() -> &'static CaMetrics {
             "Active certificates inside their profile's renewal window",
             None,
             m.expiring.clone(),
+        );
+        register(
+            "approval_requests_waiting",
+            "Requests waiting for a person's approval (`pkiplane approvals list`)",
+            None,
+            m.approvals_waiting.clone(),
         );
         m
     })
@@ -241,6 +249,22 @@ pub async fn refresh(ca: &Ca, now: SystemTime) {
         }
     }
     refresh_expiring(ca, now).await;
+    refresh_waiting(ca).await;
+}
+
+async fn refresh_waiting(ca: &Ca) {
+    let m = metrics();
+    match ca.waiting_approvals().await {
+        Ok(waiting) => {
+            m.approvals_waiting.clear();
+            for p in ca.profiles().iter().filter(|p| p.approval_required) {
+                let n = waiting.iter().find(|w| w.profile == p.id).map_or(0, |w| w.waiting);
+                let l = ProfileLabels { issuer: p.issuer.to_string(), profile: p.id.to_string() };
+                m.approvals_waiting.get_or_create(&l).set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: counting waiting approval requests failed"),
+    }
 }
 
 async fn refresh_expiring(ca: &Ca, now: SystemTime) {

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use pkiplane_api::profile_from_resource;
@@ -28,6 +29,8 @@ pub mod reason {
     pub const ISSUER_NOT_FOUND: &str = "IssuerNotFound";
     pub const ISSUER_NOT_READY: &str = "IssuerNotReady";
     pub const EXCEEDS_ISSUER: &str = "ExceedsIssuer";
+    /// Event: more requests wait for approval than at the last reconcile.
+    pub const WAITING_APPROVAL: &str = "WaitingApproval";
 }
 
 fn api_counts(c: &pkiplane_core::inventory::InventoryCounts) -> InventoryCounts {
@@ -38,6 +41,16 @@ fn api_counts(c: &pkiplane_core::inventory::InventoryCounts) -> InventoryCounts 
         revoked: count(c.revoked),
         denied: count(c.denied),
     }
+}
+
+/// The note of the Event announcing more requests waiting for approval than before.
+fn waiting_rose(before: i64, now: i64, ns: &str, name: &str) -> Option<String> {
+    (now > before).then(|| {
+        format!(
+            "{now} request(s) wait for approval ({} new): list them with `pkiplane approvals list --profile {ns}/{name}`",
+            now - before
+        )
+    })
 }
 
 fn parse_time(s: Option<&str>) -> Option<SystemTime> {
@@ -72,6 +85,7 @@ fn fill_counts(status: &mut CertificateProfileStatus, summary: &Summary, ns: &st
         status.expiring_soon = count(c.expiring_soon);
         status.revoked = count(c.revoked);
         status.denied = count(c.denied);
+        status.waiting_approval = count(c.waiting_approval);
         status.last_issuance_time = c.last_issued_at.map(time);
     }
     let per_protocol: BTreeMap<String, InventoryCounts> =
@@ -124,6 +138,10 @@ async fn reconcile_inner(profile: Arc<CertificateProfile>, ctx: Arc<Context>) ->
     let ns = profile.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let issuer = ctx.cache.issuers().get(&ObjectRef::new(&profile.spec.issuer_ref.name).within(&ns));
     let desired = desired_status(&profile, issuer.as_deref(), &ctx.ca_state(), SystemTime::now());
+    let before = profile.status.as_ref().map(|s| s.waiting_approval).unwrap_or(0);
+    if let Some(note) = waiting_rose(before, desired.waiting_approval, &ns, &profile.name_any()) {
+        ctx.publish(profile.as_ref(), EventType::Normal, reason::WAITING_APPROVAL, note).await;
+    }
     let api: Api<CertificateProfile> = Api::namespaced(ctx.client.clone(), &ns);
     apply_status(&api, profile.as_ref(), profile.status.as_ref(), &desired).await?;
     Ok(Action::requeue(TICK))
@@ -202,6 +220,7 @@ mod tests {
                     active: 6,
                     denied: 2,
                     last_issued_at: Some(SystemTime::UNIX_EPOCH),
+                    waiting_approval: 3,
                     ..Default::default()
                 }],
                 profile_protocols: vec![CoreCounts { key: "pki/tls|EST".into(), issued: 7, ..Default::default() }],
@@ -220,7 +239,7 @@ mod tests {
         let s = desired_status(&profile("47d"), Some(&issuer(true)), &ca_with_issuer_lifetime(), SystemTime::now());
         assert_eq!(reason(&s), reason::VALID);
         assert_eq!(s.conditions[0].status, "True");
-        assert_eq!((s.issued, s.active, s.denied), (7, 6, 2));
+        assert_eq!((s.issued, s.active, s.denied, s.waiting_approval), (7, 6, 2, 3));
         assert_eq!(s.per_protocol["EST"].issued, 7);
         assert!(s.last_issuance_time.is_some());
     }
@@ -248,5 +267,20 @@ mod tests {
         let second =
             desired_status(&p, Some(&issuer(true)), &ca, SystemTime::now() + std::time::Duration::from_secs(30));
         assert!(!crate::status::status_changed(p.status.as_ref(), &second));
+    }
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use super::*;
+
+    #[test]
+    fn an_event_only_when_more_requests_wait() {
+        assert_eq!(waiting_rose(0, 0, "pki", "p"), None);
+        assert_eq!(waiting_rose(2, 1, "pki", "p"), None);
+        assert_eq!(waiting_rose(2, 2, "pki", "p"), None);
+        let note = waiting_rose(1, 3, "pki", "p").unwrap();
+        assert!(note.starts_with("3 request(s) wait for approval (2 new)"), "{note}");
+        assert!(note.contains("--profile pki/p"), "{note}");
     }
 }

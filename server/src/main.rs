@@ -63,6 +63,13 @@ enum Command {
     Issue(issue::IssueArgs),
     /// Revoke a certificate; the issuer's next published CRL lists it.
     Revoke(revoke::RevokeArgs),
+    /// Requests waiting for approval (profiles with `approval.required`).
+    #[command(subcommand)]
+    Approvals(commands::approvals::ApprovalsCommand),
+    /// Approve one waiting request by id: only its requester gets a certificate.
+    Approve(commands::approvals::ApproveArgs),
+    /// Deny one waiting request by id, with a reason the requester's protocol carries.
+    Deny(commands::approvals::DenyArgs),
     /// SCEP tools.
     #[command(subcommand)]
     Scep(scep::ScepCommand),
@@ -118,6 +125,9 @@ fn main() -> ExitCode {
             Command::Inventory(c) => inventory::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Issue(a) => issue::run(a).await,
             Command::Revoke(a) => revoke::run(a).await,
+            Command::Approvals(c) => commands::approvals::list(c).await.map(|_| ExitCode::SUCCESS),
+            Command::Approve(a) => commands::approvals::approve(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Deny(a) => commands::approvals::deny(a).await.map(|_| ExitCode::SUCCESS),
             Command::Scep(c) => scep::run(c).await.map(|_| ExitCode::SUCCESS),
             Command::Backup(a) => commands::backup::backup(a).map(|_| ExitCode::SUCCESS),
             Command::Restore(a) => commands::backup::restore(a).await.map(|_| ExitCode::SUCCESS),

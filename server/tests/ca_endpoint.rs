@@ -150,6 +150,16 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     };
     assert_eq!(take("est-tls"), "false", "another endpoint consumed the nonce");
     assert_eq!(take("acme-tls"), "true");
+    // Approvals over the internal API: an endpoint lists its own requests and asks about
+    // them, but never decides (the operator's identity only).
+    let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/list"), Some("{}"));
+    assert_eq!((code.as_str(), body.trim()), ("200", "[]"), "{body}");
+    let decide = r#"{"requestId":"00ff","approve":true,"approver":"est","reason":null}"#;
+    let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/decide"), Some(decide));
+    assert_eq!(code, "403", "{body}");
+    let (_, code, body) =
+        api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/outcome"), Some(r#"{"requestId":"00ff"}"#));
+    assert_eq!(code, "404", "{body}");
 
     // A profile edit in the CA's manifests applies to the next certificate, with the
     // endpoint left running.

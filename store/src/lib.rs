@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod acme;
+mod approvals;
 pub mod backup;
 mod ca_keys;
 mod ca_next;
@@ -225,6 +226,10 @@ pub(crate) fn check_pending(record: &CertificateRecord) -> Result<(), StoreError
 
 #[async_trait]
 impl Inventory for SqliteStore {
+    fn approvals(&self) -> Option<&dyn pkiplane_core::approval::ApprovalStore> {
+        Some(self)
+    }
+
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         check_pending(record)?;
         let record = record.clone();

@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     crate::crl::V_PUBLISHED_CRLS,
     crate::acme::schema::V_ACME_ENDPOINTS,
     crate::est::V_EST_FAILURES,
+    crate::approvals::V_APPROVALS,
 ];
 
 /// The protocol exchange (CMP/SCEP transaction, ACME order) that asked for a certificate,

@@ -137,6 +137,7 @@ pub(crate) fn counts(
                 revoked: to_count(col(row, 4, "revoked")?, "revoked")?,
                 denied: 0,
                 last_issued_at: last.map(from_secs),
+                waiting_approval: 0,
                 key: key.clone(),
             };
             groups.insert(key, counts);

@@ -41,6 +41,7 @@ use super::profile_names::{SubjectAltNames, SubjectRules};
     printcolumn(name = "Expiring", type_ = "integer", json_path = ".status.expiringSoon", priority = 1),
     printcolumn(name = "Revoked", type_ = "integer", json_path = ".status.revoked", priority = 1),
     printcolumn(name = "Denied", type_ = "integer", json_path = ".status.denied", priority = 1),
+    printcolumn(name = "Waiting", type_ = "integer", json_path = ".status.waitingApproval"),
     printcolumn(name = "LastIssued", type_ = "date", json_path = ".status.lastIssuanceTime", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -344,6 +345,9 @@ pub struct CertificateProfileStatus {
     /// Requests the policy denied.
     #[serde(default)]
     pub denied: i64,
+    /// Requests waiting for a person's approval (`pkiplane approvals list`).
+    #[serde(default)]
+    pub waiting_approval: i64,
     /// The same counts per protocol, keyed ACME, EST, SCEP, CMP, LOCAL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub per_protocol: BTreeMap<String, InventoryCounts>,

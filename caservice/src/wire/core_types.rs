@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use der::{Decode, Encode};
+use pkiplane_core::approval::ApprovalError;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertStatus, CertificateRecord, Revocation, RevokeOutcome, StoreError};
-use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued, Pending};
+use pkiplane_core::issuance::{ApprovalDenied, IssuanceRequest, IssueOutcome, Issued, Pending};
 use pkiplane_core::issuer::IssuerInfo;
 use pkiplane_core::issuer::NextCa;
 use pkiplane_core::keys::PublicKeyInfo;
@@ -197,6 +198,14 @@ pub enum IssueOutcomeWire {
         profile: ObjectRef,
         request_id: String,
     },
+    /// An approver denied the request.
+    #[serde(rename_all = "camelCase")]
+    Denied {
+        profile: ObjectRef,
+        request_id: String,
+        by: String,
+        reason: String,
+    },
 }
 
 impl From<&IssueOutcome> for IssueOutcomeWire {
@@ -204,6 +213,12 @@ impl From<&IssueOutcome> for IssueOutcomeWire {
         match o {
             IssueOutcome::Issued(i) => Self::Issued(Box::new(IssuedWire::from(i.as_ref()))),
             IssueOutcome::Pending(p) => Self::Pending { profile: p.profile.clone(), request_id: p.request_id.clone() },
+            IssueOutcome::Denied(d) => Self::Denied {
+                profile: d.profile.clone(),
+                request_id: d.request_id.clone(),
+                by: d.by.clone(),
+                reason: d.reason.clone(),
+            },
         }
     }
 }
@@ -213,6 +228,9 @@ impl From<IssueOutcomeWire> for IssueOutcome {
         match o {
             IssueOutcomeWire::Issued(i) => IssueOutcome::Issued(Box::new((*i).into())),
             IssueOutcomeWire::Pending { profile, request_id } => IssueOutcome::Pending(Pending { profile, request_id }),
+            IssueOutcomeWire::Denied { profile, request_id, by, reason } => {
+                IssueOutcome::Denied(ApprovalDenied { profile, request_id, by, reason })
+            }
         }
     }
 }
@@ -405,6 +423,7 @@ pub enum CoreErrorWire {
     Store { store: StoreErrorWire },
     Signing { message: String },
     NotFound { message: String },
+    Approval { error: ApprovalError },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -499,6 +518,7 @@ impl From<&CoreError> for CoreErrorWire {
             CoreError::Store(s) => Self::Store { store: s.into() },
             CoreError::Signing(m) => Self::Signing { message: m.clone() },
             CoreError::NotFound(m) => Self::NotFound { message: m.clone() },
+            CoreError::Approval(a) => Self::Approval { error: a.clone() },
         }
     }
 }
@@ -516,6 +536,24 @@ impl From<CoreErrorWire> for CoreError {
             CoreErrorWire::Store { store } => CoreError::Store(store.into()),
             CoreErrorWire::Signing { message } => CoreError::Signing(message),
             CoreErrorWire::NotFound { message } => CoreError::NotFound(message),
+            CoreErrorWire::Approval { error } => CoreError::Approval(error),
         }
     }
+}
+
+/// `POST /v1/approvals/decide`: approve or deny one request (the operator only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalDecisionWire {
+    pub request_id: String,
+    pub approve: bool,
+    pub approver: String,
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/approvals/outcome`: ask again for one request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalOutcomeWire {
+    pub request_id: String,
 }

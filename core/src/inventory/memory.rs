@@ -25,6 +25,8 @@ struct State {
 #[derive(Default)]
 pub struct MemoryInventory {
     state: Mutex<State>,
+    /// Approval requests (see [`crate::approval::memory`]).
+    pub(crate) approvals: Mutex<BTreeMap<String, crate::approval::ApprovalRequest>>,
 }
 
 impl MemoryInventory {
@@ -44,6 +46,10 @@ fn key(issuer: &ObjectRef, serial: &str) -> (String, String) {
 
 #[async_trait]
 impl Inventory for MemoryInventory {
+    fn approvals(&self) -> Option<&dyn crate::approval::ApprovalStore> {
+        Some(self)
+    }
+
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         if record.status != CertStatus::Pending {
             return Err(StoreError::WrongState {

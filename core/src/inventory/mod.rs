@@ -184,6 +184,9 @@ pub struct InventoryCounts {
     pub denied: u64,
     #[serde(with = "opt_unix_seconds", default)]
     pub last_issued_at: Option<SystemTime>,
+    /// Requests waiting for a person's approval (profiles only; see [`crate::approval`]).
+    #[serde(default)]
+    pub waiting_approval: u64,
 }
 
 /// A revoked certificate as a CRL lists it.
@@ -300,6 +303,11 @@ pub struct PublishedCrl {
 /// returning (the issuance pipeline relies on it).
 #[async_trait]
 pub trait Inventory: Send + Sync {
+    /// The store of requests waiting for approval kept beside this inventory, if it keeps
+    /// them (see [`crate::approval`]). The SQLite, PostgreSQL and in-memory stores do.
+    fn approvals(&self) -> Option<&dyn crate::approval::ApprovalStore> {
+        None
+    }
     /// Records a certificate about to be signed (status must be `Pending`, `der` None).
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
     /// Completes a pending record with the signed certificate.

@@ -195,6 +195,39 @@ impl ParsedCsr {
         Ok(())
     }
 
+    /// The request as the CA keeps it for later (an approval record): the PKCS#10 request
+    /// without its challengePassword; for a request that arrived in another form (a CMP
+    /// certTemplate) an unsigned PKCS#10 of what it asks for (subject, key, SANs,
+    /// extensions), which [`ParsedCsr::from_stored_der`] reads back the same way.
+    pub fn to_stored_der(&self) -> Result<Vec<u8>, CsrError> {
+        if CertReq::from_der(&self.der).is_ok() {
+            return self.without_challenge_password();
+        }
+        let der_err = |e: der::Error| CsrError::Der(e.to_string());
+        let mut extensions = self.extensions.clone();
+        if !self.sans.is_empty() {
+            extensions
+                .insert(0, super::extensions::subject_alt_name(&self.sans, self.subject.is_empty()).map_err(der_err)?);
+        }
+        let mut attributes = x509_cert::attr::Attributes::new();
+        if !extensions.is_empty() {
+            let value = der::Any::encode_from(&extensions).map_err(der_err)?;
+            let values = der::asn1::SetOfVec::try_from(vec![value]).map_err(der_err)?;
+            attributes.insert(x509_cert::attr::Attribute { oid: EXTENSION_REQUEST, values }).map_err(der_err)?;
+        }
+        let req = CertReq {
+            info: x509_cert::request::CertReqInfo {
+                version: x509_cert::request::Version::V1,
+                subject: x509_cert::name::Name::from_der(&self.subject.to_der().map_err(der_err)?).map_err(der_err)?,
+                public_key: self.spki.clone(),
+                attributes,
+            },
+            algorithm: AlgorithmIdentifierOwned { oid: self.signature_algorithm, parameters: None },
+            signature: der::asn1::BitString::new(0, Vec::new()).map_err(der_err)?,
+        };
+        req.to_der().map_err(der_err)
+    }
+
     /// The public key as PEM, for display.
     pub fn public_key_pem(&self) -> String {
         super::pem::encode("PUBLIC KEY", &self.spki_der)

@@ -118,7 +118,16 @@ pub async fn finalize(
     };
     let outcome = match state.ca.issue(request).await {
         Ok(IssueOutcome::Issued(issued)) => Ok(issued),
-        Ok(IssueOutcome::Pending(pending)) => Err(AcmeError::pending(&pending)),
+        Ok(IssueOutcome::Pending(pending)) => {
+            // The order stays processing, linked to its approval request; order polls
+            // ask the CA about it (see `order::refresh`).
+            let mut waiting = processing;
+            waiting.approval = Some(pending.request_id.clone());
+            let waiting = save(&state, &waiting).await?;
+            tracing::info!(order = %waiting.id, request = %pending.request_id, profile = %pending.profile, "ACME order waits for approval");
+            return Ok(order_response(&state, StatusCode::OK, &waiting));
+        }
+        Ok(IssueOutcome::Denied(denied)) => Err(AcmeError::approval_denied(&denied)),
         Err(e) => Err(AcmeError::from_core(&e, &order.identifiers)),
     };
     match outcome {

@@ -13,9 +13,9 @@ use crate::state::{
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pkiplane_core::error::CoreError;
+use pkiplane_core::error::{CoreError, ErrorKind};
 use pkiplane_core::inventory::CertStatus;
-use pkiplane_core::issuance::exchange_key;
+use pkiplane_core::issuance::{IssueOutcome, exchange_key};
 use pkiplane_core::model::Protocol;
 use pkiplane_core::x509::San;
 use serde_json::{Value, json};
@@ -63,8 +63,17 @@ pub fn order_json(state: &AcmeState, o: &Order) -> Value {
 }
 
 pub fn order_response(state: &AcmeState, status: StatusCode, o: &Order) -> Response {
-    respond::with_location(respond::json(status, &order_json(state, o)), &state.order_url(&o.id))
+    let mut rsp = respond::with_location(respond::json(status, &order_json(state, o)), &state.order_url(&o.id));
+    // RFC 8555 section 7.4: a processing order tells the client when to poll again.
+    if o.status == OrderStatus::Processing {
+        let after = if o.approval.is_some() { APPROVAL_RETRY_AFTER } else { 1 };
+        rsp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(after));
+    }
+    rsp
 }
+
+/// Retry-After (seconds) of an order waiting for a person's approval.
+pub const APPROVAL_RETRY_AFTER: u64 = 10;
 
 /// The challenge types offered for an identifier: wildcards only by dns-01 (RFC 8555
 /// section 7.1.3), IP addresses only by http-01 (RFC 8738 section 7), tls-alpn-01 for
@@ -227,6 +236,7 @@ pub async fn new_order(State(state): State<AcmeState>, req: Signed<ByAccount>) -
         error: None,
         certificate: None,
         replaces,
+        approval: None,
         created_at: now,
         version: 0,
     };
@@ -267,6 +277,7 @@ pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeE
                     Some((OrderStatus::Valid, None))
                 }
                 Processing::Abandoned => Some((OrderStatus::Ready, None)),
+                Processing::Refused(problem) => Some((OrderStatus::Invalid, Some(problem))),
                 Processing::InFlight if order.expires <= now => Some((
                     OrderStatus::Invalid,
                     Some(AcmeError::malformed("the order expired before its certificate was issued").to_json()),
@@ -307,11 +318,17 @@ enum Processing {
     /// Signing never completed (start-up recovery marked it abandoned): the order is
     /// ready again and may be finalized anew.
     Abandoned,
-    /// Still being issued (or nothing recorded yet).
+    /// Still being issued (or nothing recorded yet), or waiting for approval.
     InFlight,
+    /// An approver denied it, or the current policy refuses it after approval: the
+    /// order is invalid with this problem document.
+    Refused(String),
 }
 
 async fn processing_outcome(state: &AcmeState, order: &Order) -> Result<Processing, AcmeError> {
+    if let Some(request) = &order.approval {
+        return approval_outcome(state, order, request).await;
+    }
     let exchange = exchange_key(Protocol::Acme, &state.config.endpoint, &order.id);
     let records = state.ca.exchange_certificates(&exchange).await.map_err(|e| AcmeError::from_core(&e, &[]))?;
     if let Some(r) = records.iter().find(|r| matches!(r.status, CertStatus::Issued | CertStatus::Revoked)) {
@@ -322,6 +339,28 @@ async fn processing_outcome(state: &AcmeState, order: &Order) -> Result<Processi
         return Ok(Processing::Abandoned);
     }
     Ok(Processing::InFlight)
+}
+
+/// Where the approval request of a processing order stands.
+async fn approval_outcome(state: &AcmeState, order: &Order, request: &str) -> Result<Processing, AcmeError> {
+    match state.ca.approval_outcome(request).await {
+        Ok(IssueOutcome::Pending(_)) => Ok(Processing::InFlight),
+        Ok(IssueOutcome::Issued(issued)) => {
+            tracing::info!(order = %order.id, request, serial = %issued.record.serial, "ACME order issued after approval");
+            Ok(Processing::Issued(CertificateRef {
+                issuer: issued.record.issuer.clone(),
+                serial: issued.record.serial,
+            }))
+        }
+        Ok(IssueOutcome::Denied(denied)) => {
+            tracing::warn!(order = %order.id, request, by = %denied.by, reason = %denied.reason, "ACME order denied by an approver");
+            Ok(Processing::Refused(AcmeError::approval_denied(&denied).to_json()))
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::Denied | ErrorKind::BadRequest) => {
+            Ok(Processing::Refused(AcmeError::from_core(&e, &order.identifiers).to_json()))
+        }
+        Err(e) => Err(AcmeError::from_core(&e, &order.identifiers)),
+    }
 }
 
 /// What a pending order becomes given its authorizations (None: still pending).

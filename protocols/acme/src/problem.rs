@@ -11,7 +11,7 @@ use crate::state::Identifier;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pkiplane_core::inventory::StoreError;
-use pkiplane_core::issuance::Pending;
+use pkiplane_core::issuance::ApprovalDenied;
 use pkiplane_core::{CoreError, ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -200,11 +200,9 @@ impl AcmeError {
         serde_json::to_string(&self.document()).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    /// A request waiting for approval: the client is to retry later.
-    pub fn pending(pending: &Pending) -> Self {
-        let mut err = Self::new(ProblemType::UserActionRequired, pending.to_string());
-        err.retry_after = Some(60);
-        err
+    /// An order an approver denied: `unauthorized`, naming who denied it and why.
+    pub fn approval_denied(denied: &ApprovalDenied) -> Self {
+        Self::new(ProblemType::Unauthorized, denied.to_string())
     }
 
     /// Maps a core error, naming the identifiers of `order` a SAN rule refused.

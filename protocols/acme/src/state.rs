@@ -133,6 +133,10 @@ pub struct Order {
     pub error: Option<String>,
     pub certificate: Option<CertificateRef>,
     pub replaces: Option<Replaces>,
+    /// The CA's approval request of a processing order whose profile requires approval:
+    /// polls of the order ask the CA about exactly this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     #[serde(with = "unix_seconds")]
     pub created_at: SystemTime,
     pub version: u64,

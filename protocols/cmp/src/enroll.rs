@@ -125,6 +125,8 @@ pub async fn issue(ex: &Exchange<'_>, req: Result<IssuanceRequest, CmpError>) ->
     match ex.state.ca().issue(req).await {
         Ok(IssueOutcome::Issued(issued)) => Outcome::Issued(issued),
         Ok(IssueOutcome::Pending(_)) => Outcome::Waiting,
+        // Status rejection, failInfo badRequest, the approver's reason in the text.
+        Ok(IssueOutcome::Denied(denied)) => Outcome::Rejected(CmpError::bad_request(denied.to_string())),
         Err(e) => Outcome::Rejected(CmpError::from_core(&e)),
     }
 }
@@ -271,13 +273,10 @@ pub enum StoredRequest {
     P10(Vec<u8>),
 }
 
-/// Re-runs the requests of a polling transaction (see [`crate::poll`]).
-pub async fn retry(
-    ex: &Exchange<'_>,
-    tx: CmpTransaction,
-    body_tag: u8,
-    stored: StoredRequest,
-) -> Result<Reply, CmpError> {
+/// Asks the CA again for the requests of a polling transaction (see [`crate::poll`]):
+/// the CA matches each to its approval record (by the transaction's exchange key and the
+/// request's key), so nothing is issued twice. Returns the response tag and outcomes.
+pub async fn ask_again(ex: &Exchange<'_>, body_tag: u8, stored: StoredRequest) -> (u8, Vec<(i64, Outcome)>) {
     match stored {
         StoredRequest::Crmf(items) => {
             let profile = profile_for(ex, body_tag);
@@ -286,7 +285,7 @@ pub async fn retry(
                 let req = crmf_request(ex, body_tag, item, profile);
                 outcomes.push((item.cert_req_id, issue(ex, req).await));
             }
-            finish(ex, tx, body_tag + 1, outcomes).await
+            (body_tag + 1, outcomes)
         }
         StoredRequest::P10(csr) => {
             let req = ParsedCsr::from_der(&csr, CsrOptions::default())
@@ -299,7 +298,7 @@ pub async fn retry(
                     renewal_of: None,
                     exchange: Some(ex.exchange()),
                 });
-            finish(ex, tx, tag::CP, vec![(-1, issue(ex, req).await)]).await
+            (tag::CP, vec![(-1, issue(ex, req).await)])
         }
     }
 }

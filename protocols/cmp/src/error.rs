@@ -108,6 +108,7 @@ impl CmpError {
             CoreError::Store(s) => Self::store(s),
             CoreError::Signing(_) => Self::system_failure(hide("CMP", "internal error", e)),
             CoreError::NotFound(what) => Self::new(FailBit::BadCertId, format!("not found: {what}")),
+            CoreError::Approval(a) => Self::bad_request(a.to_string()),
         }
     }
 

@@ -9,15 +9,16 @@
 //!     reason       PKIFreeText OPTIONAL }
 //! ```
 //!
-//! A request waits when its profile requires approval. The core keeps no approval
-//! record yet, so each pollReq runs the stored request through the CA again: while the
-//! profile still requires approval the answer is pollRep with checkAfter; once it no
-//! longer does (an operator approved by changing the profile), the certificate is
-//! issued and the answer is the response the original request type calls for.
+//! A request waits when its profile requires approval: the CA keeps it as an approval
+//! record, found again by the transaction's exchange key and the request's public key.
+//! Each pollReq asks the CA about that record: while it waits the answer is pollRep with
+//! checkAfter; once approved, the response the original request type calls for (ip, cp,
+//! kup) with the one certificate issued for it; once denied, an error message with
+//! status rejection, failInfo badRequest and the approver's reason in its text.
 
 use crate::state::TransactionState;
 
-use crate::enroll;
+use crate::enroll::{self, Outcome};
 use crate::error::CmpError;
 use crate::exchange::Exchange;
 use crate::respond::Reply;
@@ -43,8 +44,15 @@ pub async fn handle(ex: &Exchange<'_>, ids: Vec<i64>) -> Result<Reply, CmpError>
     if let Some(id) = ids.iter().find(|id| !waiting(id)) {
         return Err(CmpError::bad_request(format!("certReqId {id} is not waiting in this transaction")));
     }
-    // Without side effects first: does the profile still require approval?
-    if ex.state.ca().profile(&ex.profile.profile).is_some_and(|p| p.approval_required) {
+    let (rep_tag, mut outcomes) = enroll::ask_again(ex, original.body_tag, request).await;
+    if let Some(i) = outcomes.iter().position(|(_, o)| matches!(o, Outcome::Rejected(_))) {
+        // Denied (by an approver, or by a rule changed since): the transaction ends.
+        let Outcome::Rejected(e) = outcomes.swap_remove(i).1 else { unreachable!("matched above") };
+        tx.state = TransactionState::Failed;
+        ex.save(&mut tx).await?;
+        return Err(e);
+    }
+    if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Waiting)) {
         let check_after = ex.state.config().poll_interval.as_secs() as i64;
         let reason = Some(vec!["waiting for approval".to_owned()]);
         let items =
@@ -53,5 +61,5 @@ pub async fn handle(ex: &Exchange<'_>, ids: Vec<i64>) -> Result<Reply, CmpError>
         ex.save(&mut tx).await?;
         return Ok(Reply::new(ResponseBody::PollRep(items)));
     }
-    enroll::retry(ex, tx, original.body_tag, request).await
+    enroll::finish(ex, tx, rep_tag, outcomes).await
 }

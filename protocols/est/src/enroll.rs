@@ -86,6 +86,14 @@ pub fn check_channel_binding(state: &EstState, ctx: &RequestContext, csr: &Parse
 }
 
 /// Hands the request to the CA, bounded in time, and maps the outcome.
+///
+/// Under a profile that requires approval the answer is 202 with Retry-After, and the
+/// client retries the same request: the CA matches the retry to its approval record by
+/// the requester's identity (TLS client certificate subject or basic-auth user), the
+/// endpoint, the profile, the certificate being renewed (`/simplereenroll`) and the CSR's
+/// public key (see `pkiplane_core::approval::retry_key`), never by the CSR's bytes (a
+/// channel-bound CSR changes with every connection). Approved: 200 with the one
+/// certificate issued for it, on every retry; denied: 403 naming the approver's reason.
 pub async fn issue(state: &EstState, req: IssuanceRequest) -> Result<Issued, EstError> {
     let limits = &state.config.limits;
     match tokio::time::timeout(limits.issue_timeout, state.ca.issue(req)).await {
@@ -98,6 +106,7 @@ pub async fn issue(state: &EstState, req: IssuanceRequest) -> Result<Issued, Est
             message: format!("{pending}; retry the same request later"),
             retry_after: limits.retry_after_approval,
         }),
+        Ok(Ok(IssueOutcome::Denied(denied))) => Err(EstError::forbidden(denied.to_string())),
         Ok(Err(e)) => Err(EstError::from_core(e, limits.retry_after_unavailable)),
     }
 }

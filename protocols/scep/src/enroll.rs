@@ -17,9 +17,12 @@
 //!   (byte for byte), issued by this endpoint's Issuer, unrevoked and unexpired; the new
 //!   request may name only that certificate's commonName and SANs, and the new
 //!   certificate is linked to it (`renewal_of`).
-//! * A profile that requires approval yields PENDING; the transaction is stored and
-//!   CertPoll answers from it (SUCCESS once the approval path has recorded the issued
-//!   certificate, FAILURE if refused, PENDING meanwhile).
+//! * A profile that requires approval yields PENDING; the transaction is stored and the
+//!   CA keeps the request as an approval record under the transaction's exchange key
+//!   (`scep:<endpoint>:<transactionID>`). CertPoll (and a resend) of a pending
+//!   transaction asks the CA about that record: PENDING while it waits, SUCCESS with the
+//!   certificate once approved (the transaction then records it), FAILURE with failInfo
+//!   badRequest once denied (the approver's reason is logged and audited).
 //! * A resent request (same transactionID, same CSR, new senderNonce) is answered from
 //!   the stored transaction instead of issuing twice.
 //! * The stored transaction keeps the request without its challengePassword: no
@@ -147,6 +150,14 @@ pub async fn enroll(
             state.store().create_transaction(&tx).await?;
             tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, profile = %pending.profile, request = %pending.request_id, "SCEP request pending approval");
             Ok(Outcome::Pending)
+        }
+        Ok(IssueOutcome::Denied(denied)) => {
+            // A transaction whose stored state was lost, retried after its denial.
+            tracing::warn!(endpoint = %config.endpoint, transaction = %tx.transaction_id, request = %denied.request_id, by = %denied.by, reason = %denied.reason, "SCEP request denied by an approver");
+            tx.status = TransactionStatus::Failed;
+            tx.fail_info = Some(FailInfo::BadRequest.code());
+            state.store().create_transaction(&tx).await?;
+            Err(ScepError::BadRequest(denied.to_string()))
         }
         Err(e) => {
             let rules: Vec<&str> = e.violations().iter().map(|v| v.rule.as_str()).collect();
@@ -309,7 +320,7 @@ fn signed_by_requester(tx: &ScepTransaction, msg: &Incoming) -> Result<bool, Sce
 /// The reply a stored transaction calls for.
 async fn answer_from(state: &ScepState, tx: &ScepTransaction) -> Result<Outcome, ScepError> {
     match tx.status {
-        TransactionStatus::Pending => Ok(Outcome::Pending),
+        TransactionStatus::Pending => crate::approval::answer_pending(state, tx).await,
         TransactionStatus::Failed => {
             let f = tx.fail_info.and_then(FailInfo::from_code).unwrap_or(FailInfo::BadRequest);
             Err(match f {

@@ -28,6 +28,8 @@
 #[cfg(feature = "server")]
 pub mod algorithms;
 #[cfg(feature = "server")]
+mod approval;
+#[cfg(feature = "server")]
 pub mod challenge;
 #[cfg(feature = "server")]
 pub mod challenge_api;

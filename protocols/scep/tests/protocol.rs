@@ -3,6 +3,8 @@
 
 mod common;
 
+use pkiplane_core::approval::ApprovalFilter;
+
 use std::time::{Duration, SystemTime};
 
 use cms::cert::IssuerAndSerialNumber;
@@ -474,35 +476,14 @@ async fn pending_approval_then_cert_poll() {
     )
     .await;
 
-    // Stand-in for the operator's approval path (not built yet): issue the stored CSR
-    // under an approval-free twin of the profile and record the certificate on the
-    // transaction, which is what the approval path will do.
-    let mut twin = (*env.ca.profile(&pending[0].profile).unwrap()).clone();
-    twin.approval_required = false;
-    twin.id = pkiplane_core::ObjectRef::new("pki", "scep-device-approved");
-    env.ca.put_profile(twin.clone());
-    let csr = pkiplane_core::x509::csr::ParsedCsr::from_stored_der(&pending[0].csr_der).unwrap();
-    assert!(csr.challenge_password.is_none(), "the stored request keeps no challengePassword");
-    let issued = env
-        .ca
-        .issue(pkiplane_core::issuance::IssuanceRequest {
-            csr,
-            profile: twin.id.clone(),
-            requester: pkiplane_core::Requester::new(pkiplane_core::Protocol::Scep, pending[0].requester.clone())
-                .at_endpoint(env.endpoint.clone()),
-            requested: Default::default(),
-            renewal_of: None,
-            exchange: None,
-        })
-        .await
-        .unwrap()
-        .issued()
-        .unwrap();
-    let mut tx = pending[0].clone();
-    tx.status = TransactionStatus::Issued;
-    tx.issuer = Some(issued.record.issuer.clone());
-    tx.serial = Some(issued.record.serial.clone());
-    env.store.update_transaction(&tx).await.unwrap();
+    // The approver approves this request by id: the CertPoll gets the certificate.
+    let waiting = env.ca.approval_requests(&ApprovalFilter::waiting()).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].exchange.as_deref(), Some(format!("scep:{}:tid-p", env.endpoint).as_str()));
+    assert!(waiting[0].subject.contains("CN=p.example.com"), "{}", waiting[0].subject);
+    let stored = pkiplane_core::x509::csr::ParsedCsr::from_stored_der(&pending[0].csr_der).unwrap();
+    assert!(stored.challenge_password.is_none(), "the stored request keeps no challengePassword");
+    env.ca.approve(&waiting[0].id, "alice", None).await.unwrap();
 
     let built = id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content);
     let body = op(&env, built.der.clone()).await;
@@ -511,8 +492,67 @@ async fn pending_approval_then_cert_poll() {
     env.save_keys("pkiplane-pending", &id.key_path).await;
     let done = id.read(&body);
     assert_eq!(done.status, PkiStatus::Success);
-    assert_eq!(done.certs, vec![issued.der.clone()]);
-    env.check_issued(&issued.der, "scep:static-challenge").await;
+    assert_eq!(done.certs.len(), 1);
+    env.check_issued(&done.certs[0], "scep:static-challenge").await;
+    // Polled again: the same certificate, from the transaction.
+    let again = id.read(&op(&env, id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content).der).await);
+    assert_eq!(again.certs, done.certs);
+    assert_eq!(env.scep_records().await.len(), 1);
+}
+
+/// Issue 17's acceptance for SCEP: two requests wait, one is approved by id and gets its
+/// certificate (CertPoll SUCCESS), the other stays PENDING, a third is denied and gets
+/// FAILURE with failInfo badRequest.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_approved_request_gets_its_certificate_and_a_denied_one_fails() {
+    let env = start(Options { legacy: false, approval: true, ..Options::default() }).await;
+    let ra = ra_cert(&env).await;
+    let mut devices = Vec::new();
+    for name in ["a", "b", "c"] {
+        let id = make(env.dir.path(), name, &format!("{name}.example.com"), Some(STATIC_CHALLENGE), &[]);
+        let tid = format!("tid-{name}");
+        let reply = id.read(&op(&env, id.request(&ra, MessageType::PkcsReq, &tid, &id.csr_der).der).await);
+        assert_eq!(reply.status, PkiStatus::Pending);
+        let content = {
+            let c = Certificate::from_der(&env.int.cert.der).unwrap();
+            IssuerAndSubject {
+                issuer: c.tbs_certificate().subject().clone(),
+                subject: Certificate::from_der(&id.cert_der).unwrap().tbs_certificate().subject().clone(),
+            }
+            .to_der()
+            .unwrap()
+        };
+        devices.push((id, tid, content));
+    }
+    let request_of = |tid: &str| {
+        let exchange = format!("scep:{}:{tid}", env.endpoint);
+        let ca = env.ca.clone();
+        async move {
+            let f = ApprovalFilter { exchange: Some(exchange), ..Default::default() };
+            ca.approval_requests(&f).await.unwrap().remove(0).id
+        }
+    };
+    env.ca.approve(&request_of("tid-a").await, "alice", Some("asset tag 7")).await.unwrap();
+    env.ca.deny(&request_of("tid-c").await, "alice", "unknown device").await.unwrap();
+
+    let poll = |i: usize| {
+        let (id, tid, content) = &devices[i];
+        id.request(&ra, MessageType::CertPoll, tid, content).der
+    };
+    let a = devices[0].0.read(&op(&env, poll(0)).await);
+    assert_eq!(a.status, PkiStatus::Success);
+    env.check_issued(&a.certs[0], "scep:static-challenge").await;
+    let b = devices[1].0.read(&op(&env, poll(1)).await);
+    assert_eq!(b.status, PkiStatus::Pending);
+    let c = devices[2].0.read(&op(&env, poll(2)).await);
+    assert_eq!((c.status, c.fail_info), (PkiStatus::Failure, Some(FailInfo::BadRequest)));
+    // Only the approved one was signed; the waiting one is still waiting.
+    assert_eq!(env.scep_records().await.len(), 1);
+    let waiting = env.ca.approval_requests(&ApprovalFilter::waiting()).await.unwrap();
+    assert_eq!(waiting.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![request_of("tid-b").await]);
+    // The denied transaction stays failed.
+    let c = devices[2].0.read(&op(&env, poll(2)).await);
+    assert_eq!(c.status, PkiStatus::Failure);
 }
 
 #[tokio::test(flavor = "multi_thread")]

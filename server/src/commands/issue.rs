@@ -39,6 +39,9 @@ pub struct IssueArgs {
     pub kek_file: Option<PathBuf>,
 }
 
+/// Exit status of a request that waits for approval.
+pub const PENDING_EXIT: u8 = 3;
+
 pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
     let manifests = Manifests::load(&a.manifests)?;
     let csr = ParsedCsr::from_pem_or_der(&super::read_input(&a.csr)?, CsrOptions::default())
@@ -61,7 +64,19 @@ pub async fn run(a: &IssueArgs) -> Result<ExitCode> {
         exchange: None,
     };
     match ca.issue(req).await {
-        Ok(IssueOutcome::Pending(pending)) => Err(anyhow!("{pending}")),
+        Ok(IssueOutcome::Pending(pending)) => {
+            // The request waits as an approval record; the same command again (same
+            // identity, same key) collects the certificate once it is approved.
+            eprintln!(
+                "pending: {pending}: request {id}\napprove it with `pkiplane approve {id}`, then run this command again",
+                id = pending.request_id
+            );
+            Ok(ExitCode::from(PENDING_EXIT))
+        }
+        Ok(IssueOutcome::Denied(denied)) => {
+            eprintln!("denied: {denied}");
+            Ok(ExitCode::from(1))
+        }
         Ok(IssueOutcome::Issued(issued)) => {
             for n in &issued.notes {
                 eprintln!("note: {n}");

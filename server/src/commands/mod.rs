@@ -1,5 +1,6 @@
 //! One module per CLI command.
 
+pub mod approvals;
 pub mod backup;
 pub mod crds;
 pub mod inventory;

@@ -15,7 +15,7 @@
 mod acme;
 mod ca;
 mod cmp;
-mod error;
+pub(crate) mod error;
 mod est;
 mod inventory;
 mod lease;
@@ -107,7 +107,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         let context = format!("connecting to PostgreSQL at {}", self.target);
         self.pool.get().await.map_err(|e| pool_err(&context)(e))
     }
@@ -168,6 +168,10 @@ fn describe_target(config: &tokio_postgres::Config) -> String {
 
 #[async_trait]
 impl Inventory for PostgresStore {
+    fn approvals(&self) -> Option<&dyn pkiplane_core::approval::ApprovalStore> {
+        Some(self)
+    }
+
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         crate::check_pending(record)?;
         inventory::insert_pending(&self.client().await?, record).await

@@ -14,7 +14,13 @@ use super::error::pg_err;
 /// Any fixed number, the same in every replica: the key of the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x706b_6970_6c61_6e65; // "pkiplane"
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1_INVENTORY, super::state_schema::V2_PROTOCOL_STATE, super::lease::V3_LEASES];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    V1_INVENTORY,
+    super::state_schema::V2_PROTOCOL_STATE,
+    super::lease::V3_LEASES,
+    // Approval requests: a step of its own (`approvals`).
+    crate::approvals::V_APPROVALS,
+];
 
 pub(crate) fn current_version() -> i32 {
     MIGRATIONS.len() as i32

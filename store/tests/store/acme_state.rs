@@ -75,6 +75,7 @@ fn order(id: &str, account: &str, authzs: &[&str], expires: SystemTime) -> Order
         error: None,
         certificate: None,
         replaces: None,
+        approval: None,
         created_at: now(),
         version: 0,
     }

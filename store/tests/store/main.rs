@@ -2,6 +2,7 @@
 //! real PostgreSQL server (Debian's, started by the tests), one behaviour suite for both.
 
 mod acme_state;
+mod approvals;
 mod cmp_state;
 mod common;
 mod concurrency;

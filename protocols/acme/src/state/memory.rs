@@ -302,6 +302,7 @@ mod tests {
                 issuer: pkiplane_core::ObjectRef::new("a", "b"),
                 serial: "01".into(),
             }),
+            approval: None,
             created_at: now,
             version: 0,
         };

@@ -5,8 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use pkiplane_cmp::wire::FailBit;
 use pkiplane_cmp::wire::message;
+use pkiplane_core::approval::{ApprovalFilter, ApprovalRequest};
 use pkiplane_core::inventory::{CertStatus, RevocationReason};
 use pkiplane_core::model::ObjectRef;
+use std::sync::Arc;
 
 use crate::common::*;
 
@@ -16,12 +18,10 @@ async fn a_request_waiting_for_approval_is_polled_until_issued() {
     let k = ec_key(pki.dir.path(), "wait");
     let cert = pki.path("wait.pem");
     let ca = pki.ca.clone();
-    // An operator approves after a while: the profile no longer requires approval.
+    // An approver approves the request by id once it waits.
     let approver = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let mut p = (*ca.profile(&ObjectRef::new("pki", "approval")).unwrap()).clone();
-        p.approval_required = false;
-        ca.put_profile(p);
+        let id = wait_for_requests(&ca, 1).await.remove(0).id;
+        ca.approve(&id, "alice", None).await.unwrap();
     });
     let run = pki.ir_with_mac("wait", Some("approval"), &k, "wait.example.com", &cert, &[]).await;
     approver.await.unwrap();
@@ -29,6 +29,76 @@ async fn a_request_waiting_for_approval_is_polled_until_issued() {
     assert!(run.stderr.contains("received POLLREP"), "{}", run.stderr);
     pki.verify(&cert);
     assert_eq!(pki.record(&cert).await.profile.name, "approval");
+    // The profile still requires approval: approving one request released only it.
+    assert!(pki.ca.profile(&ObjectRef::new("pki", "approval")).unwrap().approval_required);
+}
+
+/// The waiting approval requests, once there are `n` (polled, bounded: a request the
+/// client sent is recorded within milliseconds; the bound only ends a broken test).
+pub async fn wait_for_requests(ca: &pkiplane_core::issuance::Ca, n: usize) -> Vec<ApprovalRequest> {
+    for _ in 0..600 {
+        let waiting = ca.approval_requests(&ApprovalFilter::waiting()).await.unwrap();
+        if waiting.len() >= n {
+            return waiting;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{n} requests never waited for approval");
+}
+
+/// Issue 17's acceptance for CMP with `openssl cmp`: three clients wait (pollReq /
+/// pollRep); one approved by id gets its certificate (ip after polling, verified against
+/// the chain), one denied gets an error message with status rejection naming the
+/// approver's reason, and the third keeps polling until its own total timeout, its
+/// request still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_approved_request_is_issued_and_a_denied_one_is_rejected() {
+    let pki = Arc::new(start(Options::default()).await);
+    let mut runs = Vec::new();
+    for name in ["ok", "wait", "no"] {
+        let (pki, k, cert) = (pki.clone(), ec_key(pki.dir.path(), name), pki.path(&format!("{name}.pem")));
+        runs.push(tokio::spawn(async move {
+            let (subject, secret) = (format!("/CN={name}.example.com"), format!("pass:{SECRET}"));
+            let args = [
+                "-cmd",
+                "ir",
+                "-ref",
+                KID,
+                "-secret",
+                &secret,
+                "-newkey",
+                p(&k),
+                "-subject",
+                &subject,
+                "-certout",
+                p(&cert),
+            ];
+            pki.cmp(name, Some("approval"), &args).await
+        }));
+    }
+    let waiting = wait_for_requests(&pki.ca, 3).await;
+    let by_cn = |cn: &str| waiting.iter().find(|r| r.subject.contains(cn)).unwrap().id.clone();
+    pki.ca.approve(&by_cn("ok.example.com"), "alice", None).await.unwrap();
+    pki.ca.deny(&by_cn("no.example.com"), "alice", "not a known device").await.unwrap();
+    let (no, wait) = (runs.pop().unwrap().await.unwrap(), runs.pop().unwrap().await.unwrap());
+    let ok = runs.pop().unwrap().await.unwrap();
+
+    assert!(ok.ok, "{}", ok.stderr);
+    assert!(ok.stderr.contains("received POLLREP"), "{}", ok.stderr);
+    pki.verify(&pki.path("ok.pem"));
+    assert_eq!(pki.record(&pki.path("ok.pem")).await.profile.name, "approval");
+
+    assert!(!no.ok, "{}", no.stderr);
+    assert!(no.stderr.contains("rejection"), "{}", no.stderr);
+    assert!(no.stderr.contains("not a known device"), "{}", no.stderr);
+    assert!(!pki.path("no.pem").exists());
+
+    assert!(!wait.ok, "{}", wait.stderr);
+    assert!(wait.stderr.contains("received POLLREP"), "{}", wait.stderr);
+    assert!(!pki.path("wait.pem").exists());
+    let still = pki.ca.approval_requests(&ApprovalFilter::waiting()).await.unwrap();
+    assert_eq!(still.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![by_cn("wait.example.com")]);
+    assert_eq!(pki.cmp_count().await, 1, "one certificate signed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! independent Go client `estclient`, and the failure cases, each checked on the wire,
 //! with `openssl verify` and in the inventory.
 
+mod approval;
 mod bound;
 mod common;
 mod devices;

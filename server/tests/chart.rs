@@ -396,6 +396,7 @@ fn the_admin_api_has_its_port_reviews_and_example_roles() {
     let role = |name: &str| objects[&format!("ClusterRole/{name}")].clone();
     let viewer = role("pkiplane-viewer");
     assert_eq!(viewer["rules"][0]["resources"][0], "certificates");
+    assert_eq!(viewer["rules"][0]["resources"][1], "approvalrequests");
     assert_eq!(serde_yaml::to_string(&viewer["rules"][0]["verbs"]).unwrap().trim(), "- list\n- get");
     for agg in ["view", "edit", "admin"] {
         assert_eq!(
@@ -409,6 +410,11 @@ fn the_admin_api_has_its_port_reviews_and_example_roles() {
         role("pkiplane-revoker")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
         Value::Null
     );
+    let approver = serde_yaml::to_string(&role("pkiplane-approver")["rules"]).unwrap();
+    for want in ["approvalrequests", "approve", "deny"] {
+        assert!(approver.contains(want), "{want}: {approver}");
+    }
+    assert!(!approver.contains("revoke"), "approving is not revoking: {approver}");
     let binding = &objects["RoleBinding/pkiplane-ca-client-ca-reader"];
     assert_eq!(binding["roleRef"]["name"], "extension-apiserver-authentication-reader");
 

@@ -27,6 +27,14 @@ pub enum Verb {
     RevokeCertificate,
     /// `issuers` `sign-crl`: sign a fresh CRL now.
     SignCrl,
+    /// `approvalrequests` `list`: the requests waiting for (or decided by) an approver.
+    ListApprovals,
+    /// `approvalrequests` `get`: one request.
+    GetApproval,
+    /// `approvalrequests` `approve`: only that requester gets its certificate.
+    Approve,
+    /// `approvalrequests` `deny`.
+    Deny,
 }
 
 impl Verb {
@@ -37,6 +45,10 @@ impl Verb {
             Verb::GetCertificate => ("certificates", "get"),
             Verb::RevokeCertificate => ("certificates", "revoke"),
             Verb::SignCrl => ("issuers", "sign-crl"),
+            Verb::ListApprovals => ("approvalrequests", "list"),
+            Verb::GetApproval => ("approvalrequests", "get"),
+            Verb::Approve => ("approvalrequests", "approve"),
+            Verb::Deny => ("approvalrequests", "deny"),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! ([`kube_review`]), standalone the server's local token ([`auth::LocalToken`]).
 //! docs/operations/admin-api.md has the routes, verbs and Roles.
 
+mod approvals;
 pub mod auth;
 mod cache;
 pub mod kube_review;

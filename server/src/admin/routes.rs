@@ -58,6 +58,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/certificates/{serial}/pem", get(show_pem))
         .route("/admin/v1/certificates/{serial}/revoke", post(revoke))
         .route("/admin/v1/issuers/{namespace}/{name}/crl", post(sign_crl))
+        .route("/admin/v1/approvals", get(super::approvals::list))
+        .route("/admin/v1/approvals/{id}", get(super::approvals::show))
+        .route("/admin/v1/approvals/{id}/approve", post(super::approvals::approve))
+        .route("/admin/v1/approvals/{id}/deny", post(super::approvals::deny))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin API route") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -82,13 +86,13 @@ impl ApiError {
         Self(status, code, message.into())
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
     /// A server-side failure: the caller gets a request id, the log line with that id the
     /// detail (as every protocol answers).
-    fn internal(doing: &str, e: impl std::fmt::Display) -> Self {
+    pub(super) fn internal(doing: &str, e: impl std::fmt::Display) -> Self {
         let told = pkiplane_core::logsafe::hide("admin API", &format!("{doing} failed"), &e);
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", told)
     }
@@ -118,7 +122,7 @@ impl From<AuthError> for ApiError {
 
 /// The authenticated caller: the bearer token's user, or without an Authorization
 /// header, the user of a verified client certificate (in a cluster).
-pub struct Caller(User);
+pub struct Caller(pub(super) User);
 
 impl FromRequestParts<AdminState> for Caller {
     type Rejection = ApiError;
@@ -136,7 +140,7 @@ impl FromRequestParts<AdminState> for Caller {
 }
 
 /// Authorizes `access` for `user`, logging refusals.
-async fn allow(state: &AdminState, user: &User, access: Access) -> Result<(), ApiError> {
+pub(super) async fn allow(state: &AdminState, user: &User, access: Access) -> Result<(), ApiError> {
     state.auth.authorize(user, &access).await.map_err(|e| {
         tracing::info!(user = %user.username, access = %access.describe(), "admin API: refused");
         ApiError::from(e)

@@ -136,6 +136,73 @@ pub struct CrlAnswer {
     pub revoked_serials: usize,
 }
 
+/// A request waiting for (or decided by) an approver, as people and the CLI see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalView {
+    pub id: String,
+    /// waiting, approved or denied.
+    pub state: String,
+    pub profile: String,
+    pub issuer: String,
+    pub protocol: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub requester: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_algorithm: String,
+    /// The profile rules the request passed when it was made.
+    pub passed_rules: Vec<String>,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The certificate's serial once issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+impl ApprovalView {
+    pub fn new(r: &pkiplane_core::approval::ApprovalRequest) -> Self {
+        Self {
+            id: r.id.clone(),
+            state: r.state.as_str().to_owned(),
+            profile: r.profile.to_string(),
+            issuer: r.issuer.to_string(),
+            protocol: r.requester.protocol.to_string(),
+            endpoint: r.requester.endpoint.as_ref().map(ToString::to_string),
+            requester: r.requester.identity.clone(),
+            subject: r.subject.clone(),
+            sans: r.sans.clone(),
+            key_algorithm: r.key_algorithm.clone(),
+            passed_rules: r.passed_rules.clone(),
+            created_at: rfc3339(r.created_at),
+            decided_by: r.decision.as_ref().map(|d| d.by.clone()),
+            decided_at: r.decision.as_ref().map(|d| rfc3339(d.at)),
+            reason: r.decision.as_ref().and_then(|d| d.reason.clone()),
+            serial: r.serial.clone(),
+        }
+    }
+}
+
+/// `GET /admin/v1/approvals`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApprovalList {
+    pub items: Vec<ApprovalView>,
+}
+
+/// `POST /admin/v1/approvals/{id}/approve` (reason optional) and `/deny` (required).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// Every error: the HTTP status, a short code and what went wrong.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorBody {

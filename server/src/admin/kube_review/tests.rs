@@ -45,7 +45,7 @@ impl Reviews for MockApiServer {
         let allowed = match access.verb {
             Verb::ListCertificates | Verb::GetCertificate => true,
             Verb::RevokeCertificate => revoker && access.namespace == "pki",
-            Verb::SignCrl => false,
+            Verb::SignCrl | Verb::ListApprovals | Verb::GetApproval | Verb::Approve | Verb::Deny => false,
         };
         Ok(if allowed { AccessAnswer::Allowed } else { AccessAnswer::Denied(String::new()) })
     }

@@ -38,13 +38,14 @@ fn filter(q: ListQuery) -> Result<ApprovalFilter, ApiError> {
     let object = |field: &str, v: Option<String>| -> Result<Option<ObjectRef>, ApiError> {
         v.map(|s| s.parse::<ObjectRef>().map_err(|e| ApiError::bad_request(format!("{field}: {e}")))).transpose()
     };
-    let state = match q.state.as_deref() {
-        None => Some(ApprovalState::Waiting),
-        Some(s) if s.eq_ignore_ascii_case("all") => None,
-        Some(s) => Some(ApprovalState::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!("state: `{s}` is not waiting, approved, denied or all"))
-        })?),
-    };
+    let state =
+        match q.state.as_deref() {
+            None => Some(ApprovalState::Waiting),
+            Some(s) if s.eq_ignore_ascii_case("all") => None,
+            Some(s) => Some(ApprovalState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!("state: `{s}` is not waiting, approved, denied or all"))
+            })?),
+        };
     let protocol = q
         .protocol
         .map(|p| p.parse::<Protocol>().map_err(|e| ApiError::bad_request(format!("protocol: {e}"))))
@@ -151,11 +152,7 @@ pub async fn approve(
 ) -> Result<axum::Json<ApprovalView>, ApiError> {
     let d = decision(body)?;
     request_for(&state, &user, &id, Verb::Approve).await?;
-    let r = state
-        .ca
-        .approve(&id, &approver(&user), d.reason.as_deref())
-        .await
-        .map_err(|e| refused("approving", e))?;
+    let r = state.ca.approve(&id, &approver(&user), d.reason.as_deref()).await.map_err(|e| refused("approving", e))?;
     tracing::info!(user = %user.username, request = %id, "admin API: approved");
     Ok(axum::Json(ApprovalView::new(&r)))
 }
@@ -167,9 +164,10 @@ pub async fn deny(
     body: Body,
 ) -> Result<axum::Json<ApprovalView>, ApiError> {
     let d = decision(body)?;
-    let reason = d.reason.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-        ApiError::bad_request("a denial needs a reason: the requester's protocol carries it back")
-    })?;
+    let reason = d
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("a denial needs a reason: the requester's protocol carries it back"))?;
     request_for(&state, &user, &id, Verb::Deny).await?;
     let r = state.ca.deny(&id, &approver(&user), &reason).await.map_err(|e| refused("denying", e))?;
     tracing::info!(user = %user.username, request = %id, "admin API: denied");

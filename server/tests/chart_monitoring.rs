@@ -73,6 +73,18 @@ fn alert_rules_pass_promtool_and_query_documented_metrics() {
     for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"] {
         assert!(k.contains(kind), "{kind} missing with the flags on: {k:?}");
     }
+    // The webhook's HTTPS metrics are scraped with its certificate verified, not skipped.
+    let webhook = objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ServiceMonitor" && o["metadata"]["name"].as_str().is_some_and(|n| n.contains("webhook"))
+        })
+        .expect("the webhook's ServiceMonitor");
+    let tls = &webhook["spec"]["endpoints"][0]["tlsConfig"];
+    assert_eq!(tls["ca"]["secret"]["name"], "pkiplane-webhook-tls", "{tls:?}");
+    assert_eq!(tls["ca"]["secret"]["key"], "ca.crt");
+    assert_eq!(tls["serverName"], "pkiplane-webhook.pkiplane-system.svc");
+    assert!(tls["insecureSkipVerify"].is_null(), "{tls:?}");
     let rule = objects.iter().find(|o| o["kind"] == "PrometheusRule").unwrap();
     let d = tempfile::tempdir().unwrap();
     let rules = d.path().join("pkiplane.rules.yaml");

@@ -87,6 +87,15 @@ impl Discovery {
         crate::datadir::write_private(&data_dir.join(DISCOVERY_FILE), &serde_json::to_vec_pretty(self)?)
     }
 
+    /// [`Self::write`], a failure only logged: the file is a convenience for the CLI's
+    /// messages, and a server must still start (and serve its last good CRL) on a full
+    /// disk.
+    pub fn publish(&self, data_dir: &Path) {
+        if let Err(e) = self.write(data_dir) {
+            tracing::warn!(error = %e, "could not write {DISCOVERY_FILE}: offline commands will not name the admin API's flags");
+        }
+    }
+
     pub fn read(data_dir: &Path) -> Option<Self> {
         serde_json::from_slice(&std::fs::read(data_dir.join(DISCOVERY_FILE)).ok()?).ok()
     }

@@ -181,7 +181,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
             let (url, task) = crate::admin::serve(addr, tls, state, limits.clone(), shutdown_rx.clone()).await?;
             println!("admin API: {url}/admin/v1/");
             let ca_file = Some(args.tls_dir.join("ca.crt"));
-            crate::admin::Discovery { url, ca_file, token_file }.write(owned.path())?;
+            crate::admin::Discovery { url, ca_file, token_file }.publish(owned.path());
             Some(task)
         }
         None => None,

@@ -1,33 +1,35 @@
 //! `pkiplane approvals list`, `pkiplane approve ID`, `pkiplane deny ID --reason`: requests
 //! waiting for approval under profiles with `approval.required`.
 //!
-//! The commands talk to an [`ApprovalBackend`]: today the store itself (a data directory
-//! or the CA's PostgreSQL store), through the same [`Ca`] functions every other caller
+//! The commands talk to an [`ApprovalBackend`]: a running server's admin API
+//! (`--server`, decided as the token's user), or the store itself (a data directory or
+//! the CA's PostgreSQL store), through the same [`Ca`] functions every other caller
 //! uses, so the decision is audited the same way. Listing reads a data directory
-//! read-only (a running server may own it); deciding needs a data directory no server
-//! owns (or the PostgreSQL store, whose decisions are row-locked).
+//! read-only (a running server may own it); deciding offline needs a data directory no
+//! server owns (or the PostgreSQL store, whose decisions are row-locked).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
-use pkiplane_core::approval::{ApprovalFilter, ApprovalRequest, ApprovalState};
-use pkiplane_core::audit::rfc3339;
+use pkiplane_core::approval::{ApprovalFilter, ApprovalState};
 use pkiplane_core::inventory::Inventory;
 use pkiplane_core::issuance::Ca;
 use pkiplane_core::model::{ObjectRef, Protocol};
-use serde::Serialize;
 
+use super::remote::{AdminClient, RemoteArgs, query, segment, use_server_instead};
+use crate::admin::view::{ApprovalList, ApprovalView, DecisionRequest};
 use crate::datadir::DataDir;
 use crate::output::{Format, print_structured, table};
 
 /// Where approval requests are read and decided.
 #[async_trait]
 pub trait ApprovalBackend: Send + Sync {
-    async fn list(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRequest>>;
-    async fn approve(&self, id: &str, approver: &str, reason: Option<&str>) -> Result<ApprovalRequest>;
-    async fn deny(&self, id: &str, approver: &str, reason: &str) -> Result<ApprovalRequest>;
+    async fn list(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalView>>;
+    /// `approver` names the decider offline; through the admin API the token's user does.
+    async fn approve(&self, id: &str, approver: &str, reason: Option<&str>) -> Result<ApprovalView>;
+    async fn deny(&self, id: &str, approver: &str, reason: &str) -> Result<ApprovalView>;
 }
 
 /// The store itself, through a CA with no issuers loaded (deciding needs none).
@@ -39,22 +41,54 @@ pub struct LocalStore {
 
 #[async_trait]
 impl ApprovalBackend for LocalStore {
-    async fn list(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRequest>> {
-        Ok(self.ca.approval_requests(filter).await?)
+    async fn list(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalView>> {
+        Ok(self.ca.approval_requests(filter).await?.iter().map(ApprovalView::new).collect())
     }
 
-    async fn approve(&self, id: &str, approver: &str, reason: Option<&str>) -> Result<ApprovalRequest> {
-        Ok(self.ca.approve(id, approver, reason).await?)
+    async fn approve(&self, id: &str, approver: &str, reason: Option<&str>) -> Result<ApprovalView> {
+        Ok(ApprovalView::new(&self.ca.approve(id, approver, reason).await?))
     }
 
-    async fn deny(&self, id: &str, approver: &str, reason: &str) -> Result<ApprovalRequest> {
-        Ok(self.ca.deny(id, approver, reason).await?)
+    async fn deny(&self, id: &str, approver: &str, reason: &str) -> Result<ApprovalView> {
+        Ok(ApprovalView::new(&self.ca.deny(id, approver, reason).await?))
     }
 }
 
-/// Where the approval store is (the admin API's `--server` is the next kind).
+/// A running server's admin API (`/admin/v1/approvals`).
+struct RemoteApprovals(AdminClient);
+
+#[async_trait]
+impl ApprovalBackend for RemoteApprovals {
+    async fn list(&self, f: &ApprovalFilter) -> Result<Vec<ApprovalView>> {
+        let q = query(&[
+            ("state", Some(f.state.map_or("all", ApprovalState::as_str).to_owned())),
+            ("profile", f.profile.as_ref().map(ToString::to_string)),
+            ("issuer", f.issuer.as_ref().map(ToString::to_string)),
+            ("endpoint", f.endpoint.as_ref().map(ToString::to_string)),
+            ("protocol", f.protocol.map(|p| p.to_string())),
+            ("requester", f.requester.clone()),
+            ("limit", f.limit.map(|l| l.min(1000).to_string())),
+        ]);
+        let list: ApprovalList = self.0.get(&format!("/admin/v1/approvals{q}")).await?;
+        Ok(list.items)
+    }
+
+    async fn approve(&self, id: &str, _approver: &str, reason: Option<&str>) -> Result<ApprovalView> {
+        let body = DecisionRequest { reason: reason.map(str::to_owned) };
+        self.0.post(&format!("/admin/v1/approvals/{}/approve", segment(id)), &body).await
+    }
+
+    async fn deny(&self, id: &str, _approver: &str, reason: &str) -> Result<ApprovalView> {
+        let body = DecisionRequest { reason: Some(reason.to_owned()) };
+        self.0.post(&format!("/admin/v1/approvals/{}/deny", segment(id)), &body).await
+    }
+}
+
+/// Where the approval requests are: a server's admin API, or the store itself.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreLocation {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// The data directory of `pkiplane serve` (or `ca`).
     #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
     pub data_dir: PathBuf,
@@ -66,17 +100,16 @@ pub struct StoreLocation {
 impl StoreLocation {
     /// Opens the backend; `decide`: for approve/deny (owns the data directory).
     pub async fn open(&self, decide: bool) -> Result<Box<dyn ApprovalBackend>> {
+        if let Some(client) = self.remote.client().await? {
+            return Ok(Box::new(RemoteApprovals(client)));
+        }
         let (inventory, owner): (Arc<dyn Inventory>, Option<DataDir>) = match &self.store {
             Some(url) if pkiplane_store::is_postgres_url(url) => {
                 (Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening --store")?), None)
             }
             Some(_) => bail!("--store: expected a postgres:// or postgresql:// URL"),
             None if decide => {
-                let dir = DataDir::own_existing(
-                    &self.data_dir,
-                    "approvals",
-                    "stop it first (deciding through the running server needs its admin API)",
-                )?;
+                let dir = DataDir::own_existing(&self.data_dir, "approvals", &use_server_instead(&self.data_dir))?;
                 (open_for_decisions(&dir).await?, Some(dir))
             }
             None => (super::open_store_ro(&self.data_dir)?, None),
@@ -168,55 +201,6 @@ pub struct DenyArgs {
     pub output: Format,
 }
 
-/// A request as shown to people.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestView {
-    id: String,
-    state: &'static str,
-    profile: String,
-    issuer: String,
-    protocol: String,
-    endpoint: Option<String>,
-    requester: String,
-    subject: String,
-    sans: Vec<String>,
-    key_algorithm: String,
-    passed_rules: Vec<String>,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decided_by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decided_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    serial: Option<String>,
-}
-
-impl RequestView {
-    fn new(r: &ApprovalRequest) -> Self {
-        Self {
-            id: r.id.clone(),
-            state: r.state.as_str(),
-            profile: r.profile.to_string(),
-            issuer: r.issuer.to_string(),
-            protocol: r.requester.protocol.to_string(),
-            endpoint: r.requester.endpoint.as_ref().map(ToString::to_string),
-            requester: r.requester.identity.clone(),
-            subject: r.subject.clone(),
-            sans: r.sans.clone(),
-            key_algorithm: r.key_algorithm.clone(),
-            passed_rules: r.passed_rules.clone(),
-            created_at: rfc3339(r.created_at),
-            decided_by: r.decision.as_ref().map(|d| d.by.clone()),
-            decided_at: r.decision.as_ref().map(|d| rfc3339(d.at)),
-            reason: r.decision.as_ref().and_then(|d| d.reason.clone()),
-            serial: r.serial.clone(),
-        }
-    }
-}
-
 pub async fn list(cmd: &ApprovalsCommand) -> Result<()> {
     let ApprovalsCommand::List(a) = cmd;
     let backend = a.at.open(false).await?;
@@ -230,7 +214,7 @@ pub async fn list(cmd: &ApprovalsCommand) -> Result<()> {
         exchange: None,
         limit: Some(a.limit),
     };
-    let views: Vec<RequestView> = backend.list(&filter).await?.iter().map(RequestView::new).collect();
+    let views = backend.list(&filter).await?;
     if print_structured(a.output, &views)? {
         return Ok(());
     }
@@ -240,7 +224,7 @@ pub async fn list(cmd: &ApprovalsCommand) -> Result<()> {
             let names = if v.sans.is_empty() { v.subject.clone() } else { v.sans.join(",") };
             vec![
                 v.id.clone(),
-                v.state.to_owned(),
+                v.state.clone(),
                 v.protocol.clone(),
                 v.profile.clone(),
                 v.requester.clone(),
@@ -265,9 +249,9 @@ pub async fn deny(a: &DenyArgs) -> Result<()> {
     report(&record, a.output, "denied; the requester's next poll gets the rejection")
 }
 
-fn report(record: &ApprovalRequest, output: Format, what: &str) -> Result<()> {
-    if !print_structured(output, &RequestView::new(record))? {
-        eprintln!("request {} ({} for {}) {what}", record.id, record.requester.identity, record.profile);
+fn report(record: &ApprovalView, output: Format, what: &str) -> Result<()> {
+    if !print_structured(output, record)? {
+        eprintln!("request {} ({} for {}) {what}", record.id, record.requester, record.profile);
     }
     Ok(())
 }

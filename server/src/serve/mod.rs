@@ -186,7 +186,7 @@ async fn start_admin(
         ca_file: Some(tls_dir.join(pkiplane_operator::internal_ca::CA_CRT)),
         token_file: Some(token_file),
     };
-    discovery.write(data_dir)?;
+    discovery.publish(data_dir);
     Ok((url, task))
 }
 

@@ -63,7 +63,7 @@ pub struct ServeArgs {
     /// HTTPS listener of the admin API (docs/operations/admin-api.md), or `off`. Callers
     /// present the local token as `Authorization: Bearer`; its certificate is made
     /// into DATA_DIR/admin-tls/ (trust DATA_DIR/admin-tls/ca.crt).
-    #[arg(long, default_value = "127.0.0.1:8443", value_parser = crate::admin::parse_listen)]
+    #[arg(long, default_value = "127.0.0.1:9443", value_parser = crate::admin::parse_listen)]
     pub admin_listen: crate::admin::OptionalListen,
     /// The admin API's token (at least 16 characters); by default DATA_DIR/admin.token,
     /// generated (0600) on first start.

@@ -70,17 +70,11 @@ fn filter(q: ListQuery) -> Result<ApprovalFilter, ApiError> {
 fn refused(doing: &str, e: CoreError) -> ApiError {
     match e {
         CoreError::Approval(a) => {
-            let status = match &a {
-                ApprovalError::NotFound { .. } => StatusCode::NOT_FOUND,
-                ApprovalError::AlreadyDecided { .. } => StatusCode::CONFLICT,
-                ApprovalError::ReasonRequired => StatusCode::BAD_REQUEST,
-                ApprovalError::Unsupported => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            let code = match status {
-                StatusCode::NOT_FOUND => "not_found",
-                StatusCode::CONFLICT => "already_decided",
-                StatusCode::BAD_REQUEST => "bad_request",
-                _ => "unavailable",
+            let (status, code) = match &a {
+                ApprovalError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                ApprovalError::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
+                ApprovalError::ReasonRequired => (StatusCode::BAD_REQUEST, "bad_request"),
+                ApprovalError::Unsupported => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             };
             ApiError::new(status, code, a.to_string())
         }

@@ -217,45 +217,37 @@ impl ScepStore for PostgresStore {
     ) -> Result<RaMaterial, StoreError> {
         let sealed = seal_ra(self.key_encryption.get(), endpoint, material)?;
         let e = endpoint.to_string();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_err("storing the SCEP RA"))?;
-        // First writer wins: insert if absent, then read what is stored under its row lock.
-        tx.execute(
-            "INSERT INTO scep_ra (endpoint, certificate_der, private_key, issuer, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (endpoint) DO NOTHING",
-            &[
-                &e,
-                &sealed.certificate_der,
-                &sealed.private_key_pkcs8.as_slice(),
-                &sealed.issuer.to_string(),
-                &secs(SystemTime::now()),
-            ],
-        )
-        .await
-        .map_err(pg_err("storing the SCEP RA"))?;
-        let row = tx
-            .query_one("SELECT certificate_der, private_key, issuer FROM scep_ra WHERE endpoint = $1 FOR UPDATE", &[&e])
-            .await
-            .map_err(pg_err("reading the SCEP RA"))?;
-        let mut stored = ra_from_row(&row)?;
-        if replacing.is_some_and(|old| old == stored.certificate_der.as_slice()) {
-            tx.execute(
-                "UPDATE scep_ra SET certificate_der = $2, private_key = $3, issuer = $4, updated_at = $5 \
-                 WHERE endpoint = $1",
+        let client = self.client().await?;
+        // First writer wins; a renewal replaces only the certificate it names. What is
+        // stored afterwards comes back (RETURNING), or, when this call changed nothing,
+        // is read.
+        let written = client
+            .query_opt(
+                "INSERT INTO scep_ra (endpoint, certificate_der, private_key, issuer, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (endpoint) DO UPDATE SET certificate_der = EXCLUDED.certificate_der, \
+                 private_key = EXCLUDED.private_key, issuer = EXCLUDED.issuer, updated_at = EXCLUDED.updated_at \
+                 WHERE scep_ra.certificate_der = $6 \
+                 RETURNING certificate_der, private_key, issuer",
                 &[
                     &e,
                     &sealed.certificate_der,
                     &sealed.private_key_pkcs8.as_slice(),
                     &sealed.issuer.to_string(),
                     &secs(SystemTime::now()),
+                    &replacing,
                 ],
             )
             .await
             .map_err(pg_err("storing the SCEP RA"))?;
-            stored = sealed;
-        }
-        tx.commit().await.map_err(pg_err("storing the SCEP RA"))?;
-        open_ra(self.key_encryption.get(), endpoint, stored)
+        let row = match written {
+            Some(row) => row,
+            None => client
+                .query_one("SELECT certificate_der, private_key, issuer FROM scep_ra WHERE endpoint = $1", &[&e])
+                .await
+                .map_err(pg_err("reading the SCEP RA"))?,
+        };
+        open_ra(self.key_encryption.get(), endpoint, ra_from_row(&row)?)
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

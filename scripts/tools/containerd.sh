@@ -30,18 +30,11 @@ tools=(containerd containerd-shim-runc-v2 ctr)
 print() { print_bin_dir "$bin" PKIPLANE_CONTAINERD_BIN "${1:-}"; }
 
 fresh() {
-  [ "${PKIPLANE_CONTAINERD_REBUILD:-}" != 1 ] || return 1
-  [ "$(cat "$dir/version" 2>/dev/null)" = "$version" ] || return 1
+  ! cache_rebuild_requested && cache_stamped version "$version" || return 1
   local t
   for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
 }
-
-if fresh; then print "${1:-}"; exit 0; fi
-
-cache_lock
-if fresh; then print "${1:-}"; exit 0; fi
-unset PKIPLANE_CONTAINERD_REBUILD
-cache_build_dir
+cache_reuse_or_lock fresh print "${1:-}"
 mkdir -p "$tmp/bin"
 go_build_env
 

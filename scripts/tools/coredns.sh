@@ -27,16 +27,8 @@ cache_dir "coredns-$version"
 bin="$dir/bin/coredns"
 stamp=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/main.go" | sha256sum | cut -c1-16)
 
-fresh() {
-  [ "${PKIPLANE_COREDNS_REBUILD:-}" != 1 ] && [ -x "$bin" ] &&
-    [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ]
-}
-if fresh; then echo "$bin"; exit 0; fi
-
-cache_lock
-if fresh; then echo "$bin"; exit 0; fi
-unset PKIPLANE_COREDNS_REBUILD
-cache_build_dir
+fresh() { ! cache_rebuild_requested && [ -x "$bin" ] && cache_stamped stamp "$stamp"; }
+cache_reuse_or_lock fresh echo "$bin"
 mkdir -p "$tmp/bin"
 go_build_env
 export GOFLAGS="$GOFLAGS -mod=readonly"

@@ -45,18 +45,11 @@ tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl kube-schedule
 print() { print_bin_dir "$bin" PKIPLANE_KUBE_BIN "${1:-}"; }
 
 fresh() {
-  [ "${PKIPLANE_KUBE_REBUILD:-}" != 1 ] || return 1
-  [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ] || return 1
+  ! cache_rebuild_requested && cache_stamped stamp "$stamp" || return 1
   local t
   for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
 }
-
-if fresh; then print "${1:-}"; exit 0; fi
-
-cache_lock
-if fresh; then print "${1:-}"; exit 0; fi
-unset PKIPLANE_KUBE_REBUILD
-cache_build_dir
+cache_reuse_or_lock fresh print "${1:-}"
 mkdir -p "$tmp/bin"
 
 # What `kubectl version` and the API server's /version report, set as Kubernetes' own

@@ -46,16 +46,8 @@ cache_dir node-images
 stamp=$( { sha256sum <"$pause_c"; echo "$netcheck_hash"; cat "$(dirname "$coredns")/../stamp"; sha256sum <"$0"; } |
   sha256sum | cut -c1-16)
 
-fresh() {
-  [ "${PKIPLANE_NODE_IMAGES_REBUILD:-}" != 1 ] && [ -f "$dir/images" ] &&
-    [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ]
-}
-if fresh; then echo "$dir"; exit 0; fi
-
-cache_lock
-if fresh; then echo "$dir"; exit 0; fi
-unset PKIPLANE_NODE_IMAGES_REBUILD
-cache_build_dir
+fresh() { ! cache_rebuild_requested && [ -f "$dir/images" ] && cache_stamped stamp "$stamp"; }
+cache_reuse_or_lock fresh echo "$dir"
 # podman refuses a run root path longer than 50 characters.
 runroot=$(mktemp -d /tmp/pkiplane-podman.XXXXXX)
 trap 'rm -rf "$tmp" "$runroot"' EXIT

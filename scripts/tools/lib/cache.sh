@@ -10,6 +10,7 @@
 #   cache_install     replaces $dir with $tmp
 #   go_build_env      static builds, -trimpath, at most 2 cores, the installed Go
 #   cached_go_binary  the whole fetch-or-build cycle of a one-binary Go tool (below)
+#   cache_reuse_or_lock  the reuse check, lock and build directory of the others (below)
 
 cache_dir() {
   cache_name=$1
@@ -50,14 +51,12 @@ go_build_env() {
 #   PKIPLANE_<TOOL>_REBUILD=1 (TOOL from the script's name) forces one rebuild.
 cached_go_binary() {
   local name=$1 rel=$2 build=$3 me=${0##*/}
-  local rebuild_var
-  rebuild_var="PKIPLANE_$(basename "$0" .sh | tr '[:lower:]-' '[:upper:]_')_REBUILD"
   cache_dir "$name"
   local bin="$dir/$rel"
-  if [ "${!rebuild_var:-}" != 1 ] && [ -x "$bin" ]; then echo "$bin"; return 0; fi
+  if ! cache_rebuild_requested && [ -x "$bin" ]; then echo "$bin"; return 0; fi
   command -v go >/dev/null 2>&1 || { echo "$me: go is not installed (needed to build $name)" >&2; exit 1; }
   cache_lock
-  if [ "${!rebuild_var:-}" != 1 ] && [ -x "$bin" ]; then echo "$bin"; return 0; fi
+  if ! cache_rebuild_requested && [ -x "$bin" ]; then echo "$bin"; return 0; fi
   cache_build_dir
   local out
   out=$(dirname "$tmp/$rel")
@@ -71,6 +70,35 @@ cached_go_binary() {
   cache_install
   echo "$me: built in $(( $(date +%s) - start ))s" >&2
   echo "$bin"
+}
+
+# cache_rebuild_requested
+#   True when PKIPLANE_<TOOL>_REBUILD=1 (TOOL from the script's name) asks for a rebuild.
+cache_rebuild_requested() {
+  local var
+  var="PKIPLANE_$(basename "$0" .sh | tr '[:lower:]-' '[:upper:]_')_REBUILD"
+  [ "${!var:-}" = 1 ]
+}
+
+# cache_stamped FILE VALUE
+#   True when $dir/FILE holds VALUE (the version or the stamp of the inputs built from).
+cache_stamped() {
+  [ "$(cat "$dir/$1" 2>/dev/null)" = "$2" ]
+}
+
+# cache_reuse_or_lock FRESH PRINT...
+#   When the function FRESH finds the cached build usable, runs PRINT (a command and its
+#   arguments) and exits; otherwise takes the build lock, checks again (a run that held
+#   the lock may have built it), drops the rebuild request so that it is honoured once,
+#   and sets up the build directory $tmp.
+cache_reuse_or_lock() {
+  local fresh=$1
+  shift
+  if "$fresh"; then "$@"; exit 0; fi
+  cache_lock
+  if "$fresh"; then "$@"; exit 0; fi
+  unset "PKIPLANE_$(basename "$0" .sh | tr '[:lower:]-' '[:upper:]_')_REBUILD"
+  cache_build_dir
 }
 
 # go_build_in_scratch_module PACKAGE VERSION OUTPUT [GO BUILD ARGS...]

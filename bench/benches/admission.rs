@@ -11,24 +11,11 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use pkiplane_api::Manifests;
 use pkiplane_webhook::{AdmissionMode, ClusterView, review};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn request(kind: &str, object: Value) -> AdmissionRequest<DynamicObject> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "00000000-0000-4000-8000-000000000000",
-            "kind": {"group": "pkiplane.dev", "version": "v1alpha1", "kind": kind},
-            "resource": {"group": "pkiplane.dev", "version": "v1alpha1", "resource": "x"},
-            "name": object["metadata"]["name"].clone(),
-            "namespace": "pki",
-            "operation": "CREATE",
-            "userInfo": {"username": "bench"},
-            "object": object,
-        }
-    }))
-    .expect("review");
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_value(pkiplane_bench::admission_review(kind, object, "bench", false)).expect("review");
     review.try_into().expect("request")
 }
 

@@ -111,3 +111,23 @@ pub async fn issue_one(ca: &Ca, csr_der: &[u8]) -> Issued {
     };
     ca.issue(req).await.expect("issued").issued().expect("the bench profile needs no approval")
 }
+
+/// An AdmissionReview (admission.k8s.io/v1) asking to CREATE `object` of `kind`, as the
+/// API server sends it to the webhook, on behalf of `username`.
+pub fn admission_review(kind: &str, object: serde_json::Value, username: &str, dry_run: bool) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "00000000-0000-4000-8000-000000000000",
+            "kind": {"group": "pkiplane.dev", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "pkiplane.dev", "version": "v1alpha1", "resource": "x"},
+            "name": object["metadata"]["name"].clone(),
+            "namespace": object["metadata"]["namespace"].clone(),
+            "operation": "CREATE",
+            "userInfo": {"username": username},
+            "dryRun": dry_run,
+            "object": object,
+        }
+    })
+}

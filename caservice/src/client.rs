@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use pkiplane_core::approval::{ApprovalFilter, ApprovalRequest};
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome, StoreError};
-use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued};
+use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued, RevocationRequest};
 use pkiplane_core::issuer::IssuerInfo;
 use pkiplane_core::model::{ObjectRef, Requester};
 use pkiplane_core::profile::Profile;
@@ -50,12 +50,36 @@ const POOL_IDLE: Duration = Duration::from_secs(2);
 pub enum ClientError {
     #[error("CA service URL `{0}`: {1}")]
     Url(String, String),
-    #[error("CA service unreachable: {0}")]
-    Transport(String),
+    /// Connecting, the TLS or HTTP handshake, or the exchange failed at `stage`.
+    #[error("CA service unreachable: {stage}: {source}")]
+    Transport {
+        stage: &'static str,
+        #[source]
+        source: Cause,
+    },
+    /// No answer within the time a call may take.
+    #[error("CA service unreachable: timed out")]
+    TimedOut,
     #[error("CA service answered {status}: {}", .body.message)]
     Status { status: StatusCode, body: Box<ErrorBody> },
+    /// The request or the answer does not (de)serialize.
     #[error("CA service answer does not decode: {0}")]
-    Decode(String),
+    Decode(#[source] Cause),
+    #[error("CA service request of {0} bytes exceeds {MAX_BODY}")]
+    TooLarge(usize),
+}
+
+/// The lower-level error behind a [`ClientError`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl ClientError {
+    fn transport(stage: &'static str) -> impl FnOnce(Cause) -> Self {
+        move |source| Self::Transport { stage, source }
+    }
+
+    fn decode(source: impl Into<Cause>) -> Self {
+        Self::Decode(source.into())
+    }
 }
 
 impl From<ClientError> for CoreError {
@@ -64,9 +88,11 @@ impl From<ClientError> for CoreError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Status { body, .. } if body.error.is_some() => {
-                body.error.clone().map(CoreError::from).unwrap_or_else(|| CoreError::Signing(String::new()))
+                body.error.clone().map(CoreError::from).unwrap_or_else(|| CoreError::Signing(String::new().into()))
             }
-            ClientError::Transport(m) => CoreError::Store(StoreError::Unavailable(format!("CA service: {m}"))),
+            e @ (ClientError::Transport { .. } | ClientError::TimedOut) => {
+                CoreError::Store(StoreError::Unavailable(e.to_string()))
+            }
             ClientError::Status { status, body } if status.is_server_error() => {
                 CoreError::Store(StoreError::Unavailable(format!("CA service {status}: {}", body.message)))
             }
@@ -124,22 +150,23 @@ impl Transport {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
-        let t = |e: String| ClientError::Transport(e);
+        let t = ClientError::transport;
         let work = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| t(e.to_string()))?;
+            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| t("connect")(e.into()))?;
             let _ = tcp.set_nodelay(true);
             let tls = TlsConnector::from(self.tls.get())
                 .connect(self.server_name.clone(), tcp)
                 .await
-                .map_err(|e| t(format!("TLS: {e}")))?;
-            let (send, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| t(e.to_string()))?;
+                .map_err(|e| t("TLS")(e.into()))?;
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| t("HTTP handshake")(e.into()))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
             Ok(send)
         };
-        tokio::time::timeout(CONNECT_TIMEOUT, work).await.map_err(|_| t("connect timed out".into()))?
+        tokio::time::timeout(CONNECT_TIMEOUT, work).await.map_err(|e| t("connect timed out")(e.into()))?
     }
 
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
@@ -165,11 +192,11 @@ impl Transport {
         body: Option<&B>,
     ) -> Result<R, ClientError> {
         let bytes = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?,
+            Some(b) => serde_json::to_vec(b).map_err(ClientError::decode)?,
             None => Vec::new(),
         };
         if bytes.len() > MAX_BODY {
-            return Err(ClientError::Decode(format!("request of {} bytes exceeds {MAX_BODY}", bytes.len())));
+            return Err(ClientError::TooLarge(bytes.len()));
         }
         let work = async {
             let mut sender = self.sender().await?;
@@ -179,13 +206,13 @@ impl Transport {
                 .header(hyper::header::HOST, &self.authority)
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(bytes)))
-                .map_err(|e| ClientError::Transport(e.to_string()))?;
-            let rsp = sender.send_request(req).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+                .map_err(|e| ClientError::transport("request")(e.into()))?;
+            let rsp = sender.send_request(req).await.map_err(|e| ClientError::transport("request")(e.into()))?;
             let status = rsp.status();
             let body = Limited::new(rsp.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))?
+                .map_err(ClientError::transport("reading the answer"))?
                 .to_bytes();
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < POOL_SIZE {
@@ -193,9 +220,7 @@ impl Transport {
             }
             Ok::<_, ClientError>((status, body))
         };
-        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, work)
-            .await
-            .map_err(|_| ClientError::Transport("timed out".into()))??;
+        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, work).await.map_err(|_| ClientError::TimedOut)??;
         *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if !status.is_success() || status == StatusCode::ACCEPTED {
             let body = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|_| ErrorBody {
@@ -205,7 +230,7 @@ impl Transport {
             });
             return Err(ClientError::Status { status, body: Box::new(body) });
         }
-        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(ClientError::decode)
     }
 }
 
@@ -250,11 +275,11 @@ impl RemoteAuthority {
         let snap: SnapshotWire = self.transport.call::<(), _>(Method::GET, "/v1/snapshot", None).await?;
         let mut next = Snapshot::default();
         for i in snap.issuers {
-            let info = i.into_info().map_err(|e| ClientError::Decode(e.to_string()))?;
+            let info = i.into_info().map_err(ClientError::decode)?;
             next.issuers.insert(info.id.clone(), Arc::new(info));
         }
         for p in snap.profiles {
-            let p = p.into_profile().map_err(|e| ClientError::Decode(e.to_string()))?;
+            let p = p.into_profile().map_err(ClientError::decode)?;
             next.profiles.insert(p.id.clone(), Arc::new(p));
         }
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = next;
@@ -295,19 +320,9 @@ impl Authority for RemoteAuthority {
         Ok(issued.into())
     }
 
-    async fn revoke(
-        &self,
-        issuer: &ObjectRef,
-        serial: &str,
-        reason: RevocationReason,
-        requester: &Requester,
-    ) -> Result<RevokeOutcome, CoreError> {
-        let body = RevokeWire {
-            issuer: issuer.clone(),
-            serial: serial.to_owned(),
-            reason: reason.code(),
-            requester: requester.clone(),
-        };
+    async fn revoke(&self, req: RevocationRequest) -> Result<RevokeOutcome, CoreError> {
+        let body =
+            RevokeWire { issuer: req.issuer, serial: req.serial, reason: req.reason.code(), requester: req.requester };
         let out: RevokeOutcomeWire = self.transport.call(Method::POST, "/v1/revoke", Some(&body)).await?;
         Ok(out.into())
     }

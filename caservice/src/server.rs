@@ -18,8 +18,8 @@ use pkiplane_acme::state::AcmeStateScopes;
 use pkiplane_cmp::state::CmpStore;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
-use pkiplane_core::issuance::Ca;
-use pkiplane_core::model::{ObjectRef, Protocol};
+use pkiplane_core::issuance::{Ca, RevocationRequest};
+use pkiplane_core::model::{ObjectRef, Protocol, Requester};
 use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
@@ -161,6 +161,18 @@ fn endpoint_of(caller: &Caller) -> Result<&ObjectRef, ApiError> {
     }
 }
 
+/// Makes `requester` the calling endpoint `me`: a requester naming another endpoint
+/// may not `verb`.
+fn act_as(caller: &Caller, me: ObjectRef, requester: &mut Requester, verb: &str) -> Result<(), ApiError> {
+    match &requester.endpoint {
+        Some(e) if *e != me => Err(ApiError::forbidden(format!("{} may not {verb} as endpoint {e}", caller.0))),
+        _ => {
+            requester.endpoint = Some(me);
+            Ok(())
+        }
+    }
+}
+
 /// The caller must be `endpoint` (or the operator, when `operator_ok`).
 fn may_act_for(caller: &Caller, endpoint: &ObjectRef, operator_ok: bool) -> Result<(), ApiError> {
     match &caller.0 {
@@ -283,10 +295,7 @@ async fn issue(
 ) -> ApiResult<IssueOutcomeWire> {
     let me = endpoint_of(&caller)?.clone();
     let mut req = req.into_request()?;
-    match &req.requester.endpoint {
-        Some(e) if *e != me => return Err(ApiError::forbidden(format!("{} may not issue as endpoint {e}", caller.0))),
-        _ => req.requester.endpoint = Some(me),
-    }
+    act_as(&caller, me, &mut req.requester, "issue")?;
     if req.requester.protocol == Protocol::Local {
         return Err(ApiError::forbidden("endpoints may not issue as protocol LOCAL"));
     }
@@ -315,13 +324,10 @@ async fn revoke(
     Json(mut req): Json<RevokeWire>,
 ) -> ApiResult<RevokeOutcomeWire> {
     let me = endpoint_of(&caller)?.clone();
-    match &req.requester.endpoint {
-        Some(e) if *e != me => return Err(ApiError::forbidden(format!("{} may not revoke as endpoint {e}", caller.0))),
-        _ => req.requester.endpoint = Some(me),
-    }
+    act_as(&caller, me, &mut req.requester, "revoke")?;
     let reason = RevocationReason::from_code(req.reason)
         .ok_or_else(|| ApiError::bad_request(format!("revocation reason {}", req.reason)))?;
-    let outcome = s.ca.revoke(&req.issuer, &req.serial, reason, &req.requester).await?;
+    let outcome = s.ca.revoke(RevocationRequest::new(&req.issuer, &req.serial, reason, &req.requester)).await?;
     Ok(Json(RevokeOutcomeWire::from(&outcome)))
 }
 

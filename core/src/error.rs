@@ -48,8 +48,9 @@ pub enum CoreError {
     IssuerUnavailable(ObjectRef, String),
     #[error("inventory: {0}")]
     Store(#[from] StoreError),
+    /// Building or signing a certificate failed (a bug or a broken key): internal.
     #[error("signing failed: {0}")]
-    Signing(String),
+    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("certificate not found: {0}")]
     NotFound(String),
     /// An approval call was refused (unknown id, decided already, a denial without reason).

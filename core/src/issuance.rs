@@ -73,6 +73,21 @@ fn failpoint() -> Option<(FailAt, Option<crate::model::Protocol>)> {
     Some((at, protocol))
 }
 
+/// A request to revoke the certificate `serial` of `issuer`, on behalf of `requester`.
+#[derive(Clone, Debug)]
+pub struct RevocationRequest {
+    pub issuer: ObjectRef,
+    pub serial: String,
+    pub reason: RevocationReason,
+    pub requester: Requester,
+}
+
+impl RevocationRequest {
+    pub fn new(issuer: &ObjectRef, serial: &str, reason: RevocationReason, requester: &Requester) -> Self {
+        Self { issuer: issuer.clone(), serial: serial.to_owned(), reason, requester: requester.clone() }
+    }
+}
+
 /// A request for a certificate, as a protocol hands it to the CA.
 #[derive(Clone, Debug)]
 pub struct IssuanceRequest {
@@ -513,14 +528,10 @@ impl Ca {
         }
     }
 
-    /// Revokes a certificate of `issuer`.
-    pub async fn revoke(
-        &self,
-        issuer: &ObjectRef,
-        serial: &str,
-        reason: RevocationReason,
-        requester: &Requester,
-    ) -> Result<RevokeOutcome, CoreError> {
+    /// Revokes a certificate (an audited decision, counted by the observer).
+    pub async fn revoke(&self, req: RevocationRequest) -> Result<RevokeOutcome, CoreError> {
+        let RevocationRequest { issuer, serial, reason, requester } = &req;
+        let (serial, reason) = (serial.as_str(), *reason);
         let now = SystemTime::now();
         let write = Instant::now();
         let outcome = self.inventory.revoke(issuer, serial, reason, now).await;
@@ -558,7 +569,7 @@ impl Ca {
         let number = self.inventory.next_crl_number(&issuer.id).await?;
         let next_update = now + issuer.crl_validity;
         let der = crate::crl::build_crl(&issuer, &entries, number, now, next_update)
-            .map_err(|e| CoreError::Signing(e.to_string()))?;
+            .map_err(|e| CoreError::Signing(e.into()))?;
         self.observer.emit(Event::CrlPublished { issuer: &issuer.id, number, next_update });
         let mut serials: Vec<String> = entries.into_iter().map(|e| e.serial).collect();
         serials.sort();
@@ -591,8 +602,7 @@ impl Ca {
         let now = SystemTime::now();
         let entries = self.inventory.revoked_entries(issuer, now).await?;
         let number = self.inventory.next_crl_number(issuer).await?;
-        crate::crl::build_key_crl(&key, &entries, number, now, now + validity)
-            .map_err(|e| CoreError::Signing(e.to_string()))
+        crate::crl::build_key_crl(&key, &entries, number, now, now + validity).map_err(|e| CoreError::Signing(e.into()))
     }
 }
 
@@ -619,7 +629,7 @@ fn pending_record(req: &IssuanceRequest, t: &CertificateTemplate, serial: &[u8],
 }
 
 fn sign(issuer: &Issuer, t: &CertificateTemplate, serial: &[u8]) -> Result<Vec<u8>, CoreError> {
-    let extensions = t.extensions(&issuer.key_id).map_err(|e| CoreError::Signing(e.to_string()))?;
+    let extensions = t.extensions(&issuer.key_id).map_err(|e| CoreError::Signing(e.into()))?;
     let fields = CertificateFields {
         serial,
         issuer: issuer.subject(),
@@ -629,5 +639,5 @@ fn sign(issuer: &Issuer, t: &CertificateTemplate, serial: &[u8]) -> Result<Vec<u
         spki: &t.spki,
         extensions,
     };
-    sign_certificate(&fields, issuer.signer()).map_err(|e| CoreError::Signing(e.to_string()))
+    sign_certificate(&fields, issuer.signer()).map_err(|e| CoreError::Signing(e.into()))
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::approval::{ApprovalFilter, ApprovalRequest};
 use crate::error::CoreError;
 use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
-use crate::issuance::{Ca, IssuanceRequest, IssueOutcome, Issued};
+use crate::issuance::{Ca, IssuanceRequest, IssueOutcome, Issued, RevocationRequest};
 use crate::issuer::IssuerInfo;
 use crate::keys::KeyFamily;
 use crate::model::{ObjectRef, Protocol, Requester};
@@ -194,14 +194,8 @@ pub trait Authority: Send + Sync {
     async fn issue(&self, req: IssuanceRequest) -> Result<IssueOutcome, CoreError>;
     /// Issues one of pkiplane's own certificates under the role's internal profile.
     async fn issue_internal(&self, req: InternalCertRequest) -> Result<Issued, CoreError>;
-    /// Revokes a certificate of `issuer`.
-    async fn revoke(
-        &self,
-        issuer: &ObjectRef,
-        serial: &str,
-        reason: RevocationReason,
-        requester: &Requester,
-    ) -> Result<RevokeOutcome, CoreError>;
+    /// Revokes a certificate (see [`Ca::revoke`]).
+    async fn revoke(&self, req: RevocationRequest) -> Result<RevokeOutcome, CoreError>;
     /// The public view of an Issuer.
     fn issuer(&self, id: &ObjectRef) -> Option<Arc<IssuerInfo>>;
     /// A compiled CertificateProfile.
@@ -258,14 +252,8 @@ impl Authority for Ca {
         Ca::issue_internal(self, req).await
     }
 
-    async fn revoke(
-        &self,
-        issuer: &ObjectRef,
-        serial: &str,
-        reason: RevocationReason,
-        requester: &Requester,
-    ) -> Result<RevokeOutcome, CoreError> {
-        Ca::revoke(self, issuer, serial, reason, requester).await
+    async fn revoke(&self, req: RevocationRequest) -> Result<RevokeOutcome, CoreError> {
+        Ca::revoke(self, req).await
     }
 
     fn issuer(&self, id: &ObjectRef) -> Option<Arc<IssuerInfo>> {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use pkiplane_core::issuance::RevocationRequest;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -247,11 +248,12 @@ fn crl_lists_revocations_and_verifies() {
         block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com", "IP:10.0.0.7"]))).unwrap().issued().unwrap();
     let who = Requester::new(Protocol::Local, "admin");
     assert_eq!(
-        block_on(ca.revoke(&int.id, &bad.record.serial, RevocationReason::KeyCompromise, &who)).unwrap(),
+        block_on(ca.revoke(RevocationRequest::new(&int.id, &bad.record.serial, RevocationReason::KeyCompromise, &who)))
+            .unwrap(),
         RevokeOutcome::Revoked
     );
     assert!(matches!(
-        block_on(ca.revoke(&int.id, &bad.record.serial, RevocationReason::Superseded, &who)).unwrap(),
+        block_on(ca.revoke(RevocationRequest::new(&int.id, &bad.record.serial, RevocationReason::Superseded, &who))).unwrap(),
         RevokeOutcome::AlreadyRevoked(r) if r.reason == RevocationReason::KeyCompromise
     ));
     let crl1 = block_on(ca.generate_crl(&int.id)).unwrap();
@@ -448,7 +450,8 @@ fn the_observer_sees_issuance_denial_revocation_crl_and_store_writes() {
     let issued = block_on(ca.issue(request(Kind::P256, &["DNS:host.example.com"]))).unwrap().issued().unwrap();
     block_on(ca.issue(request(Kind::Rsa1024, &["DNS:host.example.com"]))).unwrap_err();
     let who = Requester::new(Protocol::Local, "admin");
-    block_on(ca.revoke(&int.id, &issued.record.serial, RevocationReason::KeyCompromise, &who)).unwrap();
+    block_on(ca.revoke(RevocationRequest::new(&int.id, &issued.record.serial, RevocationReason::KeyCompromise, &who)))
+        .unwrap();
     block_on(ca.generate_crl(&int.id)).unwrap();
     let seen = recorder.0.lock().unwrap().clone();
     assert_eq!(

@@ -5,6 +5,7 @@
 
 mod common;
 
+use pkiplane_core::issuance::RevocationRequest;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -188,8 +189,13 @@ fn good_revoked_and_unknown_verify_with_openssl_and_the_nonce_is_echoed() {
         "{text}"
     );
 
-    block_on(pki.ca.revoke(&pki.int_cfg.id, &leaf.record.serial, RevocationReason::KeyCompromise, &requester()))
-        .unwrap();
+    block_on(pki.ca.revoke(RevocationRequest::new(
+        &pki.int_cfg.id,
+        &leaf.record.serial,
+        RevocationReason::KeyCompromise,
+        &requester(),
+    )))
+    .unwrap();
     let (_, text) = ask(&pki, &responder, &["-issuer", "int.pem", "-cert", "leaf.pem", "-no_nonce"], "int.pem");
     assert!(text.contains("Response verify OK"), "{text}");
     assert!(text.contains("Cert Status: revoked") && text.contains("Revocation Reason: keyCompromise"), "{text}");
@@ -243,8 +249,13 @@ fn a_retired_key_answers_for_its_certificates_and_signs_their_crl() {
     pki.issue("new-leaf.pem", "new.example.com");
     assert_ne!(pki.int().key_id, old_key_id);
     // Revoked after the rollover.
-    block_on(pki.ca.revoke(&pki.int_cfg.id, &old_leaf.record.serial, RevocationReason::Superseded, &requester()))
-        .unwrap();
+    block_on(pki.ca.revoke(RevocationRequest::new(
+        &pki.int_cfg.id,
+        &old_leaf.record.serial,
+        RevocationReason::Superseded,
+        &requester(),
+    )))
+    .unwrap();
 
     let old = old_int.to_str().unwrap();
     let (_, text) = ask(&pki, &responder, &["-issuer", old, "-cert", "old-leaf.pem"], old);
@@ -301,7 +312,13 @@ fn answers_are_reused_within_the_window_while_the_status_stands() {
     let again = block_on(responder.respond(&ca_id, &req));
     assert_eq!(again.der, first.der, "served from the cache");
     // A revocation shows at once: the status is read on every request.
-    block_on(pki.ca.revoke(&ca_id, &leaf.record.serial, RevocationReason::KeyCompromise, &requester())).unwrap();
+    block_on(pki.ca.revoke(RevocationRequest::new(
+        &ca_id,
+        &leaf.record.serial,
+        RevocationReason::KeyCompromise,
+        &requester(),
+    )))
+    .unwrap();
     let revoked = block_on(responder.respond(&ca_id, &req));
     assert_ne!(revoked.der, first.der);
     clock.advance(Duration::from_secs(60));

@@ -100,11 +100,13 @@ impl HttpsCaClient {
     ) -> Result<R, CaServiceError> {
         let name: &'static str = if method == Method::POST { "POST" } else { "GET" };
         self.transport()?.call(method, path, body).await.map_err(|e| match e {
-            ClientError::Transport(message) if message == "timed out" => CaServiceError::Timeout { path: path.into() },
+            ClientError::TimedOut => CaServiceError::Timeout { path: path.into() },
             ClientError::Status { status, body } => {
                 CaServiceError::Status { method: name, path: path.into(), status: status.as_u16(), body: body.message }
             }
-            source @ ClientError::Decode(_) => CaServiceError::Decode { path: path.into(), source },
+            source @ (ClientError::Decode(_) | ClientError::TooLarge(_)) => {
+                CaServiceError::Decode { path: path.into(), source }
+            }
             source => CaServiceError::Connect { url: self.url.clone(), source },
         })
     }

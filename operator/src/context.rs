@@ -187,6 +187,28 @@ where
     result
 }
 
+/// Runs `controller` with `reconcile` until `shutdown` resolves; an object whose
+/// reconcile failed is tried again after its backoff ([`Context::backoff`]).
+pub async fn run_controller<K, R, F>(
+    controller: kube::runtime::Controller<K>,
+    reconcile: R,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: Clone + Resource + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin,
+    R: FnMut(Arc<K>, Arc<Context>) -> F,
+    F: std::future::Future<Output = crate::error::Result<kube::runtime::controller::Action>> + Send + 'static,
+{
+    let error_policy = |object: Arc<K>, _error: &crate::error::Error, ctx: Arc<Context>| {
+        kube::runtime::controller::Action::requeue(ctx.backoff(&object_key(object.as_ref())))
+    };
+    futures::StreamExt::for_each(controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx), |_| {
+        futures::future::ready(())
+    })
+    .await;
+}
+
 /// `namespace/name` of an object, for logs and backoff bookkeeping.
 pub fn object_key<K: Resource>(object: &K) -> String {
     format!(

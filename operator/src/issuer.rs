@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -16,9 +15,9 @@ use kube::runtime::watcher;
 use pkiplane_api::v1alpha1::{CertificateProfile, Issuer, IssuerStatus, is_ready};
 use pkiplane_core::duration::parse_duration;
 
-use crate::context::{CaState, Context, TICK, measured, object_key};
+use crate::context::{CaState, Context, TICK, measured, object_key, run_controller};
 use crate::error::{Error, Result};
-use crate::status::{apply_status, count, ready_condition, time, with_condition};
+use crate::status::{apply_status, count, parse_time, ready_condition, time, with_condition};
 
 pub const FINALIZER: &str = "pkiplane.dev/issuer-in-use";
 const CONTROLLER: &str = "issuer";
@@ -69,10 +68,6 @@ pub fn referencing_profiles<'a>(
         .collect();
     names.sort();
     names
-}
-
-fn parse_time(s: Option<&str>) -> Option<SystemTime> {
-    s?.parse::<Timestamp>().ok().map(SystemTime::from)
 }
 
 /// The status the Issuer should have. `parent_ready`: for an intermediate, whether its
@@ -225,23 +220,17 @@ async fn patch_finalizers(api: &Api<Issuer>, issuer: &Issuer, finalizers: Vec<St
     Ok(())
 }
 
-fn error_policy(issuer: Arc<Issuer>, _error: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(ctx.backoff(&object_key(issuer.as_ref())))
-}
-
 /// Runs the Issuer controller until `shutdown` resolves. Profiles changing re-reconcile
 /// the Issuer they reference (for the finalizer).
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let issuers: Api<Issuer> = Api::all(ctx.client.clone());
     let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
-    Controller::new(issuers, watcher::Config::default())
-        .watches(profiles, watcher::Config::default(), |p: CertificateProfile| {
-            p.namespace().map(|ns| ObjectRef::new(&p.spec.issuer_ref.name).within(&ns))
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let controller = Controller::new(issuers, watcher::Config::default()).watches(
+        profiles,
+        watcher::Config::default(),
+        |p: CertificateProfile| p.namespace().map(|ns| ObjectRef::new(&p.spec.issuer_ref.name).within(&ns)),
+    );
+    run_controller(controller, reconcile, ctx, shutdown).await;
 }
 
 #[cfg(test)]

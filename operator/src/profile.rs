@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use futures::StreamExt;
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -17,9 +15,9 @@ use pkiplane_api::profile_from_resource;
 use pkiplane_api::v1alpha1::{CertificateProfile, CertificateProfileStatus, InventoryCounts, Issuer, is_ready};
 
 use crate::ca_client::{IssuerStatus, Summary};
-use crate::context::{CaState, Context, TICK, measured, object_key};
+use crate::context::{CaState, Context, TICK, measured, object_key, run_controller};
 use crate::error::{Error, Result};
-use crate::status::{apply_status, count, ready_condition, time, with_condition};
+use crate::status::{apply_status, count, parse_time, ready_condition, time, with_condition};
 
 const CONTROLLER: &str = "certificateprofile";
 
@@ -51,10 +49,6 @@ fn waiting_rose(before: i64, now: i64, ns: &str, name: &str) -> Option<String> {
             now - before
         )
     })
-}
-
-fn parse_time(s: Option<&str>) -> Option<SystemTime> {
-    s?.parse::<Timestamp>().ok().map(SystemTime::from)
 }
 
 /// Checks the profile against its Issuer: the default validity must fit in the issuer
@@ -147,18 +141,16 @@ async fn reconcile_inner(profile: Arc<CertificateProfile>, ctx: Arc<Context>) ->
     Ok(Action::requeue(TICK))
 }
 
-fn error_policy(profile: Arc<CertificateProfile>, _error: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(ctx.backoff(&object_key(profile.as_ref())))
-}
-
 /// Runs the CertificateProfile controller until `shutdown` resolves; an Issuer changing
 /// re-reconciles the profiles that reference it.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
     let issuers: Api<Issuer> = Api::all(ctx.client.clone());
     let cache = ctx.cache.clone();
-    Controller::new(profiles, watcher::Config::default())
-        .watches(issuers, watcher::Config::default(), move |issuer: Issuer| {
+    let controller = Controller::new(profiles, watcher::Config::default()).watches(
+        issuers,
+        watcher::Config::default(),
+        move |issuer: Issuer| {
             let ns = issuer.namespace().unwrap_or_default();
             let name = issuer.name_any();
             cache
@@ -168,11 +160,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && p.spec.issuer_ref.name == name)
                 .map(|p| ObjectRef::from_obj(p.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        },
+    );
+    run_controller(controller, reconcile, ctx, shutdown).await;
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@ use crate::error::{Error, Result};
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "pkiplane-operator";
 
+/// An RFC 3339 time as the CA service reports it; `None` when absent or unreadable.
+pub fn parse_time(s: Option<&str>) -> Option<SystemTime> {
+    s?.parse::<Timestamp>().ok().map(SystemTime::from)
+}
+
 /// A Kubernetes timestamp from a system time (clamped to the representable range).
 pub fn time(t: SystemTime) -> Time {
     Time(Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH))

@@ -29,11 +29,7 @@ tools=(containerd containerd-shim-runc-v2 ctr)
 
 print() { print_bin_dir "$bin" PKIPLANE_CONTAINERD_BIN "${1:-}"; }
 
-fresh() {
-  ! cache_rebuild_requested && cache_stamped version "$version" || return 1
-  local t
-  for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
-}
+fresh() { ! cache_rebuild_requested && cache_stamped version "$version" && cache_executables "$bin" "${tools[@]}"; }
 cache_reuse_or_lock fresh print "${1:-}"
 mkdir -p "$tmp/bin"
 go_build_env

@@ -44,11 +44,7 @@ tools=(kube-apiserver kube-controller-manager kubectl etcd etcdctl kube-schedule
 
 print() { print_bin_dir "$bin" PKIPLANE_KUBE_BIN "${1:-}"; }
 
-fresh() {
-  ! cache_rebuild_requested && cache_stamped stamp "$stamp" || return 1
-  local t
-  for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
-}
+fresh() { ! cache_rebuild_requested && cache_stamped stamp "$stamp" && cache_executables "$bin" "${tools[@]}"; }
 cache_reuse_or_lock fresh print "${1:-}"
 mkdir -p "$tmp/bin"
 

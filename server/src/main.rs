@@ -13,6 +13,7 @@ mod once;
 mod operator;
 mod output;
 mod serve;
+mod service_args;
 mod webhook;
 
 use std::process::ExitCode;

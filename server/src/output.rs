@@ -27,6 +27,25 @@ pub fn print_structured<T: Serialize>(format: Format, value: &T) -> anyhow::Resu
 }
 
 /// A plain text table with left-aligned columns.
+/// `items` as JSON or YAML, or as a table of `headers` with one `row` per item.
+pub fn print_list<T: Serialize>(
+    format: Format,
+    items: &[T],
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if !print_structured(format, &items)? {
+        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+        print!("{}", table(headers, &rows));
+    }
+    Ok(())
+}
+
+/// The names column of a certificate or request: its SANs, else its subject.
+pub fn names_cell(sans: &[String], subject: &str) -> String {
+    if sans.is_empty() { subject.to_owned() } else { sans.join(",") }
+}
+
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {

@@ -11,11 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{BIN, Server, quickstart_free_ports};
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use common::{BIN, Server, quickstart_free_ports, text};
 
 fn run(dir: &Path, cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd).args(args).current_dir(dir).env("PKIPLANE_LOG", "warn").output().unwrap()

@@ -10,11 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{BIN, Server, quickstart_free_ports};
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use common::{BIN, Server, quickstart_free_ports, text};
 
 fn pkiplane(args: &[&str]) -> Output {
     Command::new(BIN).args(args).env("PKIPLANE_LOG", "warn").env_remove("PKIPLANE_DATA_DIR").output().unwrap()

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
+use common::{QUICKSTART, text, verify_chain};
 
 fn pkiplane(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pkiplane"))
@@ -19,15 +19,6 @@ fn pkiplane(args: &[&str]) -> Output {
         .env_remove("PKIPLANE_DATA_DIR")
         .output()
         .expect("run pkiplane")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The quickstart manifests with enterprise-tls-47d requiring approval.
@@ -46,19 +37,7 @@ fn csr(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn issue(manifests: &Path, data: &Path, csr: &Path) -> Output {
-    pkiplane(&[
-        "issue",
-        "-f",
-        manifests.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        csr.to_str().unwrap(),
-        "--identity",
-        "ops",
-    ])
+    pkiplane(&common::issue_args(manifests.to_str().unwrap(), data, csr, Some("ops")))
 }
 
 /// The request id an `issue` that waits names.
@@ -118,14 +97,7 @@ fn one_request_is_approved_by_id_one_waits_and_one_is_denied() {
     for (p, c) in [(&leaf, certs[0]), (&int, certs[1]), (&root, certs[2])] {
         std::fs::write(p, c).unwrap();
     }
-    openssl(&[
-        "verify",
-        "-CAfile",
-        root.to_str().unwrap(),
-        "-untrusted",
-        int.to_str().unwrap(),
-        leaf.to_str().unwrap(),
-    ]);
+    verify_chain(&root, &int, &leaf);
     let again = issue(&m, &data, &a);
     assert!(again.status.success(), "{}", text(&again));
     assert!(String::from_utf8_lossy(&again.stdout).starts_with(certs[0]), "the same certificate again");

@@ -24,7 +24,7 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
         (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
     let data = dir.join("ca-data");
     let ca_metrics_port = free_port();
-    let _ca = start_ca_with(dir, &ca_yaml, &data, (api_port, pub_port), None, None, Some(ca_metrics_port));
+    let _ca = start_ca(dir, &ca_yaml, &data, (api_port, pub_port), None, None, Some(ca_metrics_port));
     let ca_url = format!("https://127.0.0.1:{api_port}");
     let endpoint =
         |name: &str, config: &Path, port: u16, health: u16| start_endpoint(dir, &ca_url, name, config, port, health);
@@ -213,7 +213,8 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
             .collect();
         ids
     };
-    let ca = start_ca(dir, &ca_yaml, &dir.join("data-1"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-1")));
+    let ca =
+        start_ca(dir, &ca_yaml, &dir.join("data-1"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-1")), None);
     let est = start_endpoint(dir, &ca_url, "est", &configs[0], est_port, est_health);
     sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-root/ca.pem -o root.pem"));
     sh(dir, &format!("curl -sSf http://127.0.0.1:{pub_port}/issuers/pki/example-intermediate/ca.pem -o int.pem"));
@@ -241,7 +242,8 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
 
     // A new CA process with an empty data directory, on the same database, with a rotated
     // KEK file (k2 first, k1 kept for reading): the same CA, its keys rewrapped to k2.
-    let _ca = start_ca(dir, &ca_yaml, &dir.join("data-2"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-2")));
+    let _ca =
+        start_ca(dir, &ca_yaml, &dir.join("data-2"), (api_port, pub_port), Some(&url), Some(&dir.join("kek-2")), None);
     assert_eq!(kek_ids(&store, &runtime), ["k2".to_owned()].into());
     let rekey = Command::new(BIN)
         .args(["store", "rekey", "--store", &url, "--kek-file"])

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
+use common::{QUICKSTART, issue_args, openssl, text, verify_chain};
 
 fn pkiplane(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pkiplane"))
@@ -17,34 +17,9 @@ fn pkiplane(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run pkiplane")
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn openssl(args: &[&str]) -> Output {
-    let out = Command::new("openssl").args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
 /// An ECDSA P-256 CSR from `openssl req` (`san` empty: none).
 fn csr(dir: &Path, name: &str, subject: &str, san: &str) -> PathBuf {
     common::p256_csr_with(dir, name, subject, Some(san).filter(|s| !s.is_empty()), common::CsrForm::Pem)
-}
-
-/// `pkiplane issue` of `csr` under enterprise-tls-47d into `data`.
-fn issue_args<'a>(data: &'a Path, csr: &'a Path) -> [&'a str; 9] {
-    [
-        "issue",
-        "-f",
-        QUICKSTART,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--profile",
-        "enterprise-tls-47d",
-        "--csr",
-        csr.to_str().unwrap(),
-    ]
 }
 
 fn inventory_json(data: &Path) -> Vec<serde_json::Value> {
@@ -110,7 +85,7 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let data = d.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let req = csr(d.path(), "dev", "/CN=web.localhost", "DNS:web.localhost");
-    let args = issue_args(&data, &req);
+    let args = issue_args(QUICKSTART, &data, &req, None);
 
     // The failpoint aborts the process right after the pending record is durable.
     let crashed = pkiplane(&args, &[("PKIPLANE_FAILPOINT", "issuance-after-persist")]);
@@ -150,14 +125,7 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let (int, root) = (d.path().join("int.pem"), d.path().join("root.pem"));
     std::fs::write(&int, certs[1]).unwrap();
     std::fs::write(&root, certs[2]).unwrap();
-    openssl(&[
-        "verify",
-        "-CAfile",
-        root.to_str().unwrap(),
-        "-untrusted",
-        int.to_str().unwrap(),
-        leaf.to_str().unwrap(),
-    ]);
+    verify_chain(&root, &int, &leaf);
 
     // Issuers persist across restarts: a third issuance chains to the same root.
     let again = pkiplane(&args, &[]);
@@ -212,22 +180,7 @@ fn every_decision_is_a_json_audit_line() {
     let good = csr(d.path(), "good", "/CN=web.localhost", "DNS:web.localhost");
     let bad = csr(d.path(), "bad", "/CN=www.evil.test", "DNS:www.evil.test");
     for (c, code) in [(&good, 0), (&bad, 1)] {
-        let out = pkiplane(
-            &[
-                "issue",
-                "-f",
-                QUICKSTART,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--profile",
-                "enterprise-tls-47d",
-                "--csr",
-                c.to_str().unwrap(),
-                "--identity",
-                "alice",
-            ],
-            &env,
-        );
+        let out = pkiplane(&issue_args(QUICKSTART, &data, c, Some("alice")), &env);
         assert_eq!(out.status.code(), Some(code), "{}", text(&out));
     }
     let lines: Vec<serde_json::Value> =
@@ -292,7 +245,7 @@ fn the_data_directory_and_its_private_files_are_owner_only() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let audit = d.path().join("audit.jsonl");
     let req = csr(d.path(), "web", "/CN=web.localhost", "DNS:web.localhost");
-    let args = issue_args(&data, &req);
+    let args = issue_args(QUICKSTART, &data, &req, None);
     let env = [("PKIPLANE_AUDIT_LOG", audit.to_str().unwrap())];
     let out = pkiplane(&args, &env);
     assert!(out.status.success(), "{}", text(&out));

@@ -15,17 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Server, inventory, quickstart_free_ports, tool_path};
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn openssl(args: &[&str]) -> Output {
-    let out = Command::new("openssl").args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-    out
-}
+use common::{Server, inventory, openssl, quickstart_free_ports, text, tool_path, verify_chain};
 
 /// The serial (lowercase hex) of a PEM certificate.
 fn serial_of(cert: &Path) -> String {
@@ -166,14 +156,7 @@ fn scep_a_certificate_issued_before_a_crash_is_delivered_to_the_resend() {
             .unwrap();
         assert!(out.status.success());
     }
-    openssl(&[
-        "verify",
-        "-CAfile",
-        root.to_str().unwrap(),
-        "-untrusted",
-        int.to_str().unwrap(),
-        device.join("cert.pem").to_str().unwrap(),
-    ]);
+    verify_chain(&root, &int, &device.join("cert.pem"));
 }
 
 /// `curl` simpleenroll with HTTP Basic (base64 DER body, as device scripts send it).

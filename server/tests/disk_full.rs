@@ -10,10 +10,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, quickstart_free_ports};
+use common::{BIN, quickstart_free_ports, text};
 
 /// Issuers only (no endpoints, so a start-up needs no write), the CRL valid for 30s:
 /// a new one is due after 15s.
@@ -143,10 +143,6 @@ fn stop(mut child: Child) {
         assert!(Instant::now() < deadline, "serve did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use pkiplane_api::Manifests;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Parser, Debug)]
 #[command(about = "Steady-rate AdmissionReview load against pkiplane's webhook, with p50/p99 latency.")]
@@ -62,21 +62,7 @@ fn body(kind: &str, manifests: &Manifests) -> Result<Vec<u8>, String> {
     if object.is_null() {
         return Err(format!("the manifests have no {kind_name} to send"));
     }
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "00000000-0000-4000-8000-000000000000",
-            "kind": {"group": "pkiplane.dev", "version": "v1alpha1", "kind": kind_name},
-            "resource": {"group": "pkiplane.dev", "version": "v1alpha1", "resource": "x"},
-            "name": object["metadata"]["name"].clone(),
-            "namespace": object["metadata"]["namespace"].clone(),
-            "operation": "CREATE",
-            "userInfo": {"username": "admission-load"},
-            "object": object,
-            "dryRun": true,
-        }
-    });
+    let review = pkiplane_bench::admission_review(kind_name, object, "admission-load", true);
     serde_json::to_vec(&review).map_err(|e| e.to_string())
 }
 

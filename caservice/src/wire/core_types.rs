@@ -516,7 +516,7 @@ impl From<&CoreError> for CoreErrorWire {
             CoreError::UnknownProfile(p) => Self::UnknownProfile { profile: p.clone() },
             CoreError::IssuerUnavailable(i, r) => Self::IssuerUnavailable { issuer: i.clone(), reason: r.clone() },
             CoreError::Store(s) => Self::Store { store: s.into() },
-            CoreError::Signing(m) => Self::Signing { message: m.clone() },
+            CoreError::Signing(m) => Self::Signing { message: m.to_string() },
             CoreError::NotFound(m) => Self::NotFound { message: m.clone() },
             CoreError::Approval(a) => Self::Approval { error: a.clone() },
         }
@@ -534,7 +534,7 @@ impl From<CoreErrorWire> for CoreError {
             CoreErrorWire::UnknownProfile { profile } => CoreError::UnknownProfile(profile),
             CoreErrorWire::IssuerUnavailable { issuer, reason } => CoreError::IssuerUnavailable(issuer, reason),
             CoreErrorWire::Store { store } => CoreError::Store(store.into()),
-            CoreErrorWire::Signing { message } => CoreError::Signing(message),
+            CoreErrorWire::Signing { message } => CoreError::Signing(message.into()),
             CoreErrorWire::NotFound { message } => CoreError::NotFound(message),
             CoreErrorWire::Approval { error } => CoreError::Approval(error),
         }

@@ -249,15 +249,13 @@ impl Issuer {
 
     /// The root at the top of this chain (this CA itself for a root).
     pub fn root(&self) -> &CertInfo {
-        self.chain.last().unwrap_or(&self.cert)
+        super::info::chain_root(&self.cert, &self.chain)
     }
 
     /// The certificates between a leaf and the root: this CA and any intermediates above
     /// it, without the root.
     pub fn intermediates(&self) -> Vec<&CertInfo> {
-        let all: Vec<&CertInfo> = std::iter::once(&self.cert).chain(self.chain.iter()).collect();
-        let n = all.len().saturating_sub(1);
-        all.into_iter().take(n).collect()
+        super::info::chain_intermediates(&self.cert, &self.chain)
     }
 
     /// Why `san` may not appear in a certificate this CA signs, if anything forbids it.

@@ -62,13 +62,23 @@ impl IssuerInfo {
 
     /// The root at the top of this chain (this CA itself for a root).
     pub fn root(&self) -> &CertInfo {
-        self.chain.last().unwrap_or(&self.cert)
+        chain_root(&self.cert, &self.chain)
     }
 
     /// This CA and any intermediates above it, without the root.
     pub fn intermediates(&self) -> Vec<&CertInfo> {
-        let all: Vec<&CertInfo> = std::iter::once(&self.cert).chain(self.chain.iter()).collect();
-        let n = all.len().saturating_sub(1);
-        all.into_iter().take(n).collect()
+        chain_intermediates(&self.cert, &self.chain)
     }
+}
+
+/// The root at the top of `cert`'s `chain` (nearest first): `cert` itself for a root.
+pub(crate) fn chain_root<'a>(cert: &'a CertInfo, chain: &'a [CertInfo]) -> &'a CertInfo {
+    chain.last().unwrap_or(cert)
+}
+
+/// `cert` and the certificates of its `chain` (nearest first), without the root.
+pub(crate) fn chain_intermediates<'a>(cert: &'a CertInfo, chain: &'a [CertInfo]) -> Vec<&'a CertInfo> {
+    let all: Vec<&CertInfo> = std::iter::once(cert).chain(chain).collect();
+    let n = all.len().saturating_sub(1);
+    all.into_iter().take(n).collect()
 }

@@ -139,7 +139,13 @@ pub struct CertInfo {
 
 impl CertInfo {
     pub fn from_der(der: &[u8]) -> Result<Self, der::Error> {
-        let cert = Certificate::from_der(der)?;
+        Self::from_der_as::<x509_cert::certificate::Rfc5280>(der)
+    }
+
+    /// [`CertInfo::from_der`] with the certificate checked against profile `P` (e.g. one
+    /// that accepts the over-long serial numbers some clients' self-signed certificates have).
+    pub fn from_der_as<P: x509_cert::certificate::Profile>(der: &[u8]) -> Result<Self, der::Error> {
+        let cert = x509_cert::certificate::CertificateInner::<P>::from_der(der)?;
         let tbs = cert.tbs_certificate();
         let extensions = tbs.extensions().cloned().unwrap_or_default();
         let basic_constraints = tbs.get_extension::<BasicConstraints>()?.map(|(_, bc)| bc);

@@ -121,6 +121,32 @@ impl ParsedCsr {
         Self::parse(der, None)
     }
 
+    /// A request of `subject` for the key `spki` (also as DER, and as the policy sees it),
+    /// with no SANs, extensions or challenge yet: the start of a request read from
+    /// another format (a CMP CertTemplate). Fails when the subject is not accepted.
+    pub fn from_parts(
+        der: Vec<u8>,
+        subject: RdnSequence,
+        spki: SubjectPublicKeyInfoOwned,
+        spki_der: Vec<u8>,
+        key: PublicKeyInfo,
+        signature_algorithm: ObjectIdentifier,
+    ) -> Result<Self, String> {
+        Ok(ParsedCsr {
+            der,
+            subject_attributes: name_attributes(&subject)?,
+            subject,
+            spki,
+            spki_der,
+            key,
+            sans: Vec::new(),
+            unsupported_sans: Vec::new(),
+            extensions: Vec::new(),
+            challenge_password: None,
+            signature_algorithm,
+        })
+    }
+
     fn parse(der: &[u8], verify: Option<CsrOptions>) -> Result<Self, CsrError> {
         if der.len() > MAX_INPUT {
             return Err(CsrError::TooLarge(der.len()));
@@ -141,20 +167,9 @@ impl ParsedCsr {
         }
 
         let subject: RdnSequence = req.info.subject.clone().into();
-        let subject_attributes = name_attributes(&subject).map_err(CsrError::BadSubject)?;
-        let mut parsed = ParsedCsr {
-            der: der.to_vec(),
-            subject,
-            subject_attributes,
-            spki: req.info.public_key.clone(),
-            spki_der,
-            key,
-            sans: Vec::new(),
-            unsupported_sans: Vec::new(),
-            extensions: Vec::new(),
-            challenge_password: None,
-            signature_algorithm: req.algorithm.oid,
-        };
+        let mut parsed =
+            Self::from_parts(der.to_vec(), subject, req.info.public_key.clone(), spki_der, key, req.algorithm.oid)
+                .map_err(CsrError::BadSubject)?;
         for attr in req.info.attributes.iter() {
             if attr.oid == EXTENSION_REQUEST || attr.oid == MS_EXTENSION_REQUEST {
                 for value in attr.values.iter() {
@@ -260,6 +275,28 @@ pub fn stored_request_key(der: &[u8]) -> Result<Vec<u8>, CsrError> {
     req.info.public_key.to_der().map_err(|e| CsrError::Der(e.to_string()))
 }
 
+/// Why an RSASSA-PSS signature algorithm is not verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PssRefusal {
+    /// The parameters are missing or are not RSASSA-PSS-params.
+    Malformed,
+    /// A hash other than SHA-256/384/512, or a salt not as long as the hash.
+    Unsupported,
+}
+
+/// The verifier for RSASSA-PSS with `params_der` (RSASSA-PSS-params, RFC 4055 section
+/// 3.1, DER): SHA-256/384/512 with the salt as long as the hash, which is what `ring`
+/// verifies. CSRs and CMP message protection share it.
+pub fn rsa_pss_verifier(params_der: Option<&[u8]>) -> Result<&'static dyn VerificationAlgorithm, PssRefusal> {
+    let params = params_der.and_then(|der| PssParams::from_der(der).ok()).ok_or(PssRefusal::Malformed)?;
+    match (params.hash.map(|h| h.oid), params.salt_length.unwrap_or(20)) {
+        (Some(h), 32) if h == ID_SHA_256 => Ok(&signature::RSA_PSS_2048_8192_SHA256),
+        (Some(h), 48) if h == ID_SHA_384 => Ok(&signature::RSA_PSS_2048_8192_SHA384),
+        (Some(h), 64) if h == ID_SHA_512 => Ok(&signature::RSA_PSS_2048_8192_SHA512),
+        _ => Err(PssRefusal::Unsupported),
+    }
+}
+
 /// RSASSA-PSS-params (RFC 4055 section 3.1), the fields pkiplane needs.
 #[derive(Sequence)]
 struct PssParams {
@@ -306,21 +343,13 @@ fn verification_algorithm(
                     Err(CsrError::WeakSignatureAlgorithm("sha1WithRSAEncryption".into()))
                 }
             } else if oid == ID_RSASSA_PSS {
-                let params = alg
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.decode_as::<PssParams>().ok())
-                    .ok_or_else(|| CsrError::Der("RSASSA-PSS without valid parameters".into()))?;
-                let hash = params.hash.map(|h| h.oid);
-                let salt = params.salt_length.unwrap_or(20);
-                match (hash, salt) {
-                    (Some(h), 32) if h == ID_SHA_256 => Ok(&signature::RSA_PSS_2048_8192_SHA256),
-                    (Some(h), 48) if h == ID_SHA_384 => Ok(&signature::RSA_PSS_2048_8192_SHA384),
-                    (Some(h), 64) if h == ID_SHA_512 => Ok(&signature::RSA_PSS_2048_8192_SHA512),
-                    _ => Err(CsrError::UnsupportedSignatureAlgorithm(
+                let params = alg.parameters.as_ref().and_then(|p| p.to_der().ok());
+                rsa_pss_verifier(params.as_deref()).map_err(|refusal| match refusal {
+                    PssRefusal::Malformed => CsrError::Der("RSASSA-PSS without valid parameters".into()),
+                    PssRefusal::Unsupported => CsrError::UnsupportedSignatureAlgorithm(
                         "RSASSA-PSS other than SHA-256/384/512 with salt length equal to the hash length".into(),
-                    )),
-                }
+                    ),
+                })
             } else {
                 Err(unsupported())
             }

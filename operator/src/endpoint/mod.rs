@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, Patch, PatchParams};
@@ -22,7 +21,7 @@ use kube::{Resource, ResourceExt};
 use pkiplane_api::manifests::secret_entries;
 use pkiplane_api::v1alpha1::{EndpointProfileStatus, EnrollmentEndpoint, EnrollmentEndpointStatus, is_ready};
 
-use crate::context::{CaState, Context, TICK, measured, object_key};
+use crate::context::{CaState, Context, TICK, measured, object_key, run_controller};
 use crate::error::{Error, Result};
 use crate::internal_ca::LeafSpec;
 use crate::internal_tls::ensure_leaf;
@@ -292,24 +291,17 @@ async fn reconcile_inner(endpoint: Arc<EnrollmentEndpoint>, ctx: Arc<Context>) -
     Ok(Action::requeue(TICK))
 }
 
-fn error_policy(endpoint: Arc<EnrollmentEndpoint>, _error: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(ctx.backoff(&object_key(endpoint.as_ref())))
-}
-
 /// Runs the EnrollmentEndpoint controller until `shutdown` resolves; changes to the
 /// children it owns (e.g. a deleted Deployment) trigger a reconcile.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let owned = watcher::Config::default()
         .labels("app.kubernetes.io/managed-by=pkiplane-operator,app.kubernetes.io/component=endpoint");
-    Controller::new(Api::<EnrollmentEndpoint>::all(client.clone()), watcher::Config::default())
+    let controller = Controller::new(Api::<EnrollmentEndpoint>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<Secret>::all(client), owned)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .owns(Api::<Secret>::all(client), owned);
+    run_controller(controller, reconcile, ctx, shutdown).await;
 }
 
 #[cfg(test)]

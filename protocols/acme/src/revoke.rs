@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use der::{Decode, Encode};
 use pkiplane_core::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
+use pkiplane_core::issuance::RevocationRequest;
 use pkiplane_core::model::{Protocol, Requester};
 use serde_json::Value;
 use x509_cert::Certificate;
@@ -98,7 +99,7 @@ pub async fn revoke_cert(State(state): State<AcmeState>, req: Signed<ByAccountOr
                 .at_endpoint(state.config.endpoint.clone())
         }
     };
-    match state.ca.revoke(&record.issuer, &record.serial, reason, &requester).await {
+    match state.ca.revoke(RevocationRequest::new(&record.issuer, &record.serial, reason, &requester)).await {
         Ok(RevokeOutcome::Revoked) => Ok(StatusCode::OK.into_response()),
         Ok(RevokeOutcome::AlreadyRevoked(_)) => {
             Err(AcmeError::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"))

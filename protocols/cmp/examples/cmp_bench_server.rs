@@ -12,10 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pkiplane_api::{Manifests, issuer_from_resource, profile_from_resource};
+use pkiplane_api::Manifests;
 use pkiplane_cmp::CmpState;
 use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_store::SqliteStore;
 
 const MANIFESTS: &str = r#"
@@ -73,17 +72,7 @@ async fn serve(addr: &str) -> (String, tempfile::TempDir) {
     let manifests = Manifests::from_yaml(MANIFESTS, "bench.yaml").expect("manifests");
     let store = Arc::new(SqliteStore::open(&dir.path().join("pkiplane.db")).expect("store"));
     let ca = Ca::new(store.clone());
-    for res in &manifests.issuers {
-        let cfg = issuer_from_resource(res, &manifests).expect("issuer");
-        let parent = match &cfg.source {
-            IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
-            _ => None,
-        };
-        ca.put_issuer(Arc::new(Issuer::create(&cfg, parent.as_deref(), SystemTime::now()).expect("CA").0));
-    }
-    for res in &manifests.profiles {
-        ca.put_profile(profile_from_resource(res).expect("profile"));
-    }
+    pkiplane_api::put_fresh(&ca, &manifests, SystemTime::now()).expect("CA");
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let config = pkiplane_api::cmp_settings(&manifests.endpoints[0], &manifests, &url).expect("config");

@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use crate::state::{CmpTransaction, TransactionCert, TransactionState};
 use cmpv2::status::PkiStatus;
 use pkiplane_core::inventory::{CertStatus, RevocationReason, RevokeOutcome};
-use pkiplane_core::issuance::exchange_key;
+use pkiplane_core::issuance::{RevocationRequest, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use subtle::ConstantTimeEq;
 
@@ -44,7 +44,7 @@ pub async fn revoke_unconfirmed(state: &CmpState, tx: &CmpTransaction, why: &str
     let requester = Requester::new(Protocol::Cmp, format!("cmp-transaction/{}", tx.transaction_id))
         .at_endpoint(state.config().endpoint.clone());
     for c in tx.certificates.iter().filter(|c| !c.confirmed) {
-        match state.ca().revoke(&c.issuer, &c.serial, UNCONFIRMED_REASON, &requester).await {
+        match state.ca().revoke(RevocationRequest::new(&c.issuer, &c.serial, UNCONFIRMED_REASON, &requester)).await {
             Ok(RevokeOutcome::Revoked) => {
                 tracing::info!(serial = %c.serial, issuer = %c.issuer, transaction = %tx.transaction_id, why, "revoked an unconfirmed CMP certificate")
             }

@@ -146,29 +146,39 @@ pub async fn certificate_requests(
     if ids.windows(2).any(|w| w[0] == w[1]) {
         return Err(CmpError::bad_request("certReqIds must be unique within a message"));
     }
+    let outcomes = crmf_outcomes(ex, body_tag, &items).await;
+    finish(ex, tx, body_tag + 1, outcomes).await
+}
+
+/// The outcome of each CRMF request of an ir, cr or kur, by certReqId.
+async fn crmf_outcomes(ex: &Exchange<'_>, body_tag: u8, items: &[CertReqItem]) -> Vec<(i64, Outcome)> {
     let profile = profile_for(ex, body_tag);
     let mut outcomes = Vec::with_capacity(items.len());
-    for item in &items {
+    for item in items {
         let req = crmf_request(ex, body_tag, item, profile);
         outcomes.push((item.cert_req_id, issue(ex, req).await));
     }
-    finish(ex, tx, body_tag + 1, outcomes).await
+    outcomes
 }
 
 /// p10cr: a PKCS#10 request; the core verifies its self-signature.
 pub async fn p10cr(ex: &Exchange<'_>, tx: CmpTransaction, csr: Vec<u8>) -> Result<Reply, CmpError> {
-    let req = ParsedCsr::from_der(&csr, CsrOptions::default())
-        .map_err(|e| CmpError::from_core(&CoreError::Csr(e)))
-        .map(|csr| IssuanceRequest {
+    let outcome = issue(ex, p10_request(ex, &csr)).await;
+    finish(ex, tx, tag::CP, vec![(-1, outcome)]).await
+}
+
+/// The issuance request of a p10cr (the certReqId of its answer is -1).
+fn p10_request(ex: &Exchange<'_>, csr: &[u8]) -> Result<IssuanceRequest, CmpError> {
+    ParsedCsr::from_der(csr, CsrOptions::default()).map_err(|e| CmpError::from_core(&CoreError::Csr(e))).map(|csr| {
+        IssuanceRequest {
             csr,
             profile: ex.profile.profile.clone(),
             requester: ex.auth.requester(ex.state),
             requested: RequestedValidity::default(),
             renewal_of: None,
             exchange: Some(ex.exchange()),
-        });
-    let outcome = issue(ex, req).await;
-    finish(ex, tx, tag::CP, vec![(-1, outcome)]).await
+        }
+    })
 }
 
 /// Builds the CertRepMessage and records where the transaction stands.
@@ -278,27 +288,7 @@ pub enum StoredRequest {
 /// request's key), so nothing is issued twice. Returns the response tag and outcomes.
 pub async fn ask_again(ex: &Exchange<'_>, body_tag: u8, stored: StoredRequest) -> (u8, Vec<(i64, Outcome)>) {
     match stored {
-        StoredRequest::Crmf(items) => {
-            let profile = profile_for(ex, body_tag);
-            let mut outcomes = Vec::new();
-            for item in &items {
-                let req = crmf_request(ex, body_tag, item, profile);
-                outcomes.push((item.cert_req_id, issue(ex, req).await));
-            }
-            (body_tag + 1, outcomes)
-        }
-        StoredRequest::P10(csr) => {
-            let req = ParsedCsr::from_der(&csr, CsrOptions::default())
-                .map_err(|e| CmpError::from_core(&CoreError::Csr(e)))
-                .map(|csr| IssuanceRequest {
-                    csr,
-                    profile: ex.profile.profile.clone(),
-                    requester: ex.auth.requester(ex.state),
-                    requested: RequestedValidity::default(),
-                    renewal_of: None,
-                    exchange: Some(ex.exchange()),
-                });
-            (tag::CP, vec![(-1, issue(ex, req).await)])
-        }
+        StoredRequest::Crmf(items) => (body_tag + 1, crmf_outcomes(ex, body_tag, &items).await),
+        StoredRequest::P10(csr) => (tag::CP, vec![(-1, issue(ex, p10_request(ex, &csr)).await)]),
     }
 }

@@ -16,6 +16,7 @@
 
 use crate::state::{CmpTransaction, TransactionState};
 use pkiplane_core::inventory::{CertStatus, RevocationReason, RevokeOutcome};
+use pkiplane_core::issuance::RevocationRequest;
 use pkiplane_core::model::Protocol;
 use pkiplane_core::x509::cert::strip_sign;
 use pkiplane_core::x509::names::format_dn;
@@ -86,7 +87,7 @@ async fn revoke_one(ex: &Exchange<'_>, details: &crate::wire::template::RevDetai
         return Err(CmpError::new(FailBit::CertRevoked, format!("certificate {serial} is revoked already")));
     }
     let requester = ex.auth.requester(ex.state);
-    match ex.state.ca().revoke(&issuer.id, &serial, reason, &requester).await {
+    match ex.state.ca().revoke(RevocationRequest::new(&issuer.id, &serial, reason, &requester)).await {
         Ok(RevokeOutcome::Revoked) => {
             ex.state.invalidate_crls();
             Ok(())

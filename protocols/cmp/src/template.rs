@@ -27,7 +27,7 @@ use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::San;
 use pkiplane_core::x509::csr::ParsedCsr;
 use pkiplane_core::x509::extensions::extension_name;
-use pkiplane_core::x509::names::{format_dn, name_attributes};
+use pkiplane_core::x509::names::format_dn;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -103,24 +103,12 @@ pub fn to_request(
         Some(n) => to_new("template subject", n)?,
         None => RdnSequence::default(),
     };
-    let subject_attributes = name_attributes(&subject).map_err(CmpError::bad_cert_template)?;
     let spki_der = public_key_der(t)?;
     let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der)
         .map_err(|e| CmpError::bad_cert_template(format!("template publicKey: {e}")))?;
     let key = sig::key_info(&spki_der).map_err(|e| CmpError::bad_cert_template(e.to_string()))?;
-    let mut csr = ParsedCsr {
-        der: cert_req_der.to_vec(),
-        subject,
-        subject_attributes,
-        spki,
-        spki_der,
-        key,
-        sans: Vec::new(),
-        unsupported_sans: Vec::new(),
-        extensions: Vec::new(),
-        challenge_password: None,
-        signature_algorithm: pop_alg,
-    };
+    let mut csr = ParsedCsr::from_parts(cert_req_der.to_vec(), subject, spki, spki_der, key, pop_alg)
+        .map_err(CmpError::bad_cert_template)?;
     for ext in t.extensions.iter().flatten() {
         let ext: Extension = to_new("template extension", ext)?;
         let name = extension_name(&ext.extn_id);

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use pkiplane_api::{Manifests, profile_from_resource};
+use pkiplane_api::Manifests;
 use pkiplane_core::inventory::Inventory;
 use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
 use pkiplane_core::x509::csr_build::build_csr;
 use pkiplane_core::x509::names::parse_dn;
@@ -78,24 +77,7 @@ async fn main() {
     manifests.add_file(&root.join("tests/est/endpoint.yaml")).unwrap();
     let store = Arc::new(pkiplane_store::SqliteStore::open(&dir.path().join("pkiplane.db")).unwrap());
     let ca = Arc::new(Ca::new(store as Arc<dyn Inventory>));
-    let mut pending: Vec<_> =
-        manifests.issuers.iter().map(|i| pkiplane_api::issuer_from_resource(i, &manifests).unwrap()).collect();
-    while !pending.is_empty() {
-        pending.retain(|cfg| {
-            let parent = match &cfg.source {
-                IssuerSource::Intermediate { parent, .. } => match ca.issuer(parent) {
-                    Some(p) => Some(p),
-                    None => return true,
-                },
-                _ => None,
-            };
-            ca.put_issuer(Arc::new(Issuer::create(cfg, parent.as_deref(), SystemTime::now()).unwrap().0));
-            false
-        });
-    }
-    for p in &manifests.profiles {
-        ca.put_profile(profile_from_resource(p).unwrap());
-    }
+    pkiplane_api::put_fresh(&ca, &manifests, SystemTime::now()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let endpoint = manifests.endpoint("pki", "est").unwrap();

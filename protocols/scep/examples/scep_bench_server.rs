@@ -10,9 +10,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use pkiplane_api::{Manifests, issuer_from_resource, profile_from_resource};
+use pkiplane_api::Manifests;
 use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_scep::ScepState;
 use pkiplane_store::SqliteStore;
 
@@ -64,17 +63,7 @@ async fn main() {
     let manifests = Manifests::from_yaml(MANIFESTS, "bench.yaml").expect("manifests");
     let store = Arc::new(SqliteStore::open(&dir.path().join("pkiplane.db")).expect("store"));
     let ca = Arc::new(Ca::new(store.clone()));
-    for res in &manifests.issuers {
-        let cfg = issuer_from_resource(res, &manifests).expect("issuer");
-        let parent = match &cfg.source {
-            IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
-            _ => None,
-        };
-        ca.put_issuer(Arc::new(Issuer::create(&cfg, parent.as_deref(), SystemTime::now()).expect("CA").0));
-    }
-    for res in &manifests.profiles {
-        ca.put_profile(profile_from_resource(res).expect("profile"));
-    }
+    pkiplane_api::put_fresh(&ca, &manifests, SystemTime::now()).expect("CA");
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let config = pkiplane_api::scep_settings(&manifests.endpoints[0], &manifests, &base)

@@ -4,6 +4,7 @@
 mod common;
 
 use pkiplane_core::approval::ApprovalFilter;
+use pkiplane_core::issuance::RevocationRequest;
 
 use std::time::{Duration, SystemTime};
 
@@ -77,6 +78,47 @@ async fn expect_failure(env: &Env, id: &Identity, der: Vec<u8>, fail: FailInfo) 
     assert_eq!(reply.status, PkiStatus::Failure);
     assert_eq!(reply.fail_info, Some(fail));
     assert_eq!(env.scep_records().await.len(), before, "nothing may be issued");
+}
+
+/// A `message_type` request from `id` for `content`, encrypted to `recipient`, that must
+/// fail with `fail` and issue nothing.
+async fn refused(
+    env: &Env,
+    id: &Identity,
+    recipient: &Certificate,
+    message_type: MessageType,
+    tid: &str,
+    content: &[u8],
+    fail: FailInfo,
+) {
+    expect_failure(env, id, id.request(recipient, message_type, tid, content).der, fail).await;
+}
+
+/// A `message_type` exchange from `id` for `content`, its request and reply kept as the
+/// recorded vectors `<vector>.req.der` and `<vector>.rep.der`; returns the reply.
+async fn recorded(
+    env: &Env,
+    id: &Identity,
+    ra: &Certificate,
+    (message_type, tid, content): (MessageType, &str, &[u8]),
+    vector: &str,
+) -> Vec<u8> {
+    let built = id.request(ra, message_type, tid, content);
+    let body = op(env, built.der.clone()).await;
+    env.save_vector(&format!("{vector}.req.der"), &built.der);
+    env.save_vector(&format!("{vector}.rep.der"), &body);
+    body
+}
+
+/// The CertPoll content of `id`'s pending request: the issuing CA's and `id`'s subjects.
+fn poll_content(env: &Env, id: &Identity) -> Vec<u8> {
+    let ca = Certificate::from_der(&env.int.cert.der).unwrap();
+    IssuerAndSubject {
+        issuer: ca.tbs_certificate().subject().clone(),
+        subject: Certificate::from_der(&id.cert_der).unwrap().tbs_certificate().subject().clone(),
+    }
+    .to_der()
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,21 +211,9 @@ async fn wrong_challenge_and_rotation_without_restart() {
     let env = start(Options { legacy: false, ..Options::default() }).await;
     let ra = ra_cert(&env).await;
     let wrong = make(env.dir.path(), "w", "w.example.com", Some("not-the-challenge"), &[]);
-    expect_failure(
-        &env,
-        &wrong,
-        wrong.request(&ra, MessageType::PkcsReq, "tid-w", &wrong.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &wrong, &ra, MessageType::PkcsReq, "tid-w", &wrong.csr_der, FailInfo::BadRequest).await;
     let none = make(env.dir.path(), "n", "n.example.com", None, &[]);
-    expect_failure(
-        &env,
-        &none,
-        none.request(&ra, MessageType::PkcsReq, "tid-n", &none.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &none, &ra, MessageType::PkcsReq, "tid-n", &none.csr_der, FailInfo::BadRequest).await;
     // Rotate the Secret: the old value stops working, the new one works, no restart.
     let rotated = vec![
         secret("scep-static", &[("challenge", "rotated-secret-987654321")]),
@@ -193,8 +223,7 @@ async fn wrong_challenge_and_rotation_without_restart() {
         env.state.config().reload_secrets(&|ns, n| pkiplane_api::SecretLookup::secret_data(&rotated, ns, n)).is_empty()
     );
     let old = make(env.dir.path(), "o", "o.example.com", Some(STATIC_CHALLENGE), &[]);
-    expect_failure(&env, &old, old.request(&ra, MessageType::PkcsReq, "tid-o", &old.csr_der).der, FailInfo::BadRequest)
-        .await;
+    refused(&env, &old, &ra, MessageType::PkcsReq, "tid-o", &old.csr_der, FailInfo::BadRequest).await;
     let new = make(env.dir.path(), "r", "r.example.com", Some("rotated-secret-987654321"), &[]);
     let cert = enroll(&env, &new, &ra, "tid-r").await;
     env.check_issued(&cert, "scep:static-challenge").await;
@@ -210,34 +239,16 @@ async fn one_time_challenges_bound_used_and_minted_over_http() {
     assert!(!format!("{minted:?}").contains(minted.value.as_str()), "Debug must not show the challenge");
     // Bound to another CN: refused, and the challenge stays usable for its device.
     let other = make(env.dir.path(), "x", "other.example.com", Some(&minted.value), &[]);
-    expect_failure(
-        &env,
-        &other,
-        other.request(&ra, MessageType::PkcsReq, "tid-x", &other.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &other, &ra, MessageType::PkcsReq, "tid-x", &other.csr_der, FailInfo::BadRequest).await;
     let extra_san = make(env.dir.path(), "y", "bound.example.com", Some(&minted.value), &["evil.example.com"]);
-    expect_failure(
-        &env,
-        &extra_san,
-        extra_san.request(&ra, MessageType::PkcsReq, "tid-y", &extra_san.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &extra_san, &ra, MessageType::PkcsReq, "tid-y", &extra_san.csr_der, FailInfo::BadRequest).await;
     let dev = make(env.dir.path(), "b", "bound.example.com", Some(&minted.value), &["bound.example.com"]);
     let cert = enroll(&env, &dev, &ra, "tid-b").await;
     let rec = env.check_issued(&cert, "scep:challenge/").await;
     assert_eq!(rec.requester, format!("scep:challenge/{}", minted.challenge.id));
     // Used once: a second device with the same challenge is refused.
     let again = make(env.dir.path(), "c", "bound.example.com", Some(&minted.value), &[]);
-    expect_failure(
-        &env,
-        &again,
-        again.request(&ra, MessageType::PkcsReq, "tid-c", &again.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &again, &ra, MessageType::PkcsReq, "tid-c", &again.csr_der, FailInfo::BadRequest).await;
 
     // The HTTP API: bearer token required.
     let url = format!("{}/scep/challenges", env.base);
@@ -274,13 +285,7 @@ async fn message_security_failures() {
 
     // Encrypted to another certificate than the RA's.
     let stranger = make(env.dir.path(), "z", "z.example.com", None, &[]);
-    expect_failure(
-        &env,
-        &id,
-        id.request(&stranger.cert, MessageType::PkcsReq, "tid-ra", &id.csr_der).der,
-        FailInfo::BadMessageCheck,
-    )
-    .await;
+    refused(&env, &id, &stranger.cert, MessageType::PkcsReq, "tid-ra", &id.csr_der, FailInfo::BadMessageCheck).await;
 
     // Legacy algorithms while legacyAlgorithms is off.
     for (cipher, digest, tid) in [
@@ -334,10 +339,8 @@ async fn renewal_get_cert_and_get_crl() {
     let next = make(env.dir.path(), "d2", "d.example.com", None, &["d.example.com"]);
     id.use_cert(&first);
     let renewed = {
-        let built = id.request(&ra, MessageType::RenewalReq, "tid-d2", &next.csr_der);
-        let body = op(&env, built.der.clone()).await;
-        env.save_vector("pkiplane-renewal-renewalreq.req.der", &built.der);
-        env.save_vector("pkiplane-renewal-renewalreq.rep.der", &body);
+        let renewal = (MessageType::RenewalReq, "tid-d2", next.csr_der.as_slice());
+        let body = recorded(&env, &id, &ra, renewal, "pkiplane-renewal-renewalreq").await;
         let reply = id.read(&body);
         assert_eq!(reply.status, PkiStatus::Success, "{:?}", reply.fail_info);
         reply.certs[0].clone()
@@ -347,28 +350,14 @@ async fn renewal_get_cert_and_get_crl() {
 
     // A renewal may not change the identity.
     let other = make(env.dir.path(), "d3", "someone-else.example.com", None, &[]);
-    expect_failure(
-        &env,
-        &id,
-        id.request(&ra, MessageType::RenewalReq, "tid-d3", &other.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &id, &ra, MessageType::RenewalReq, "tid-d3", &other.csr_der, FailInfo::BadRequest).await;
     // A certificate we did not issue cannot renew.
     let stranger = make(env.dir.path(), "d4", "d.example.com", None, &[]);
-    expect_failure(
-        &env,
-        &stranger,
-        stranger.request(&ra, MessageType::RenewalReq, "tid-d4", &stranger.csr_der).der,
-        FailInfo::BadCertId,
-    )
-    .await;
+    refused(&env, &stranger, &ra, MessageType::RenewalReq, "tid-d4", &stranger.csr_der, FailInfo::BadCertId).await;
 
     // GetCert by issuer and serial.
-    let built = id.request(&ra, MessageType::GetCert, "tid-gc", &ias(&renewed));
-    let body = op(&env, built.der.clone()).await;
-    env.save_vector("pkiplane-renewal-getcert.req.der", &built.der);
-    env.save_vector("pkiplane-renewal-getcert.rep.der", &body);
+    let get_cert = ias(&renewed);
+    let body = recorded(&env, &id, &ra, (MessageType::GetCert, "tid-gc", &get_cert), "pkiplane-renewal-getcert").await;
     let reply = id.read(&body);
     assert_eq!(reply.status, PkiStatus::Success);
     assert_eq!(reply.certs, vec![renewed.clone()]);
@@ -378,24 +367,21 @@ async fn renewal_get_cert_and_get_crl() {
         issuer: Certificate::from_der(&renewed).unwrap().tbs_certificate().issuer().clone(),
         serial_number: x509_cert::serial_number::SerialNumber::new(&unknown).unwrap(),
     };
-    expect_failure(
-        &env,
-        &id,
-        id.request(&ra, MessageType::GetCert, "tid-gc2", &bad.to_der().unwrap()).der,
-        FailInfo::BadCertId,
-    )
-    .await;
+    refused(&env, &id, &ra, MessageType::GetCert, "tid-gc2", &bad.to_der().unwrap(), FailInfo::BadCertId).await;
 
     // Revoke the first certificate; GetCRL lists it and verifies against the CA.
     let requester = pkiplane_core::Requester::new(pkiplane_core::Protocol::Local, "test");
     env.ca
-        .revoke(&env.int.id, &first_rec.serial, pkiplane_core::inventory::RevocationReason::Superseded, &requester)
+        .revoke(RevocationRequest::new(
+            &env.int.id,
+            &first_rec.serial,
+            pkiplane_core::inventory::RevocationReason::Superseded,
+            &requester,
+        ))
         .await
         .unwrap();
-    let built = id.request(&ra, MessageType::GetCrl, "tid-crl", &ias(&renewed));
-    let body = op(&env, built.der.clone()).await;
-    env.save_vector("pkiplane-renewal-getcrl.req.der", &built.der);
-    env.save_vector("pkiplane-renewal-getcrl.rep.der", &body);
+    let get_crl = ias(&renewed);
+    let body = recorded(&env, &id, &ra, (MessageType::GetCrl, "tid-crl", &get_crl), "pkiplane-renewal-getcrl").await;
     env.save_keys("pkiplane-renewal", &id.key_path).await;
     let reply = id.read(&body);
     assert_eq!(reply.status, PkiStatus::Success);
@@ -422,13 +408,7 @@ async fn renewal_get_cert_and_get_crl() {
     let mut revoked = make(env.dir.path(), "d5", "d.example.com", None, &[]);
     revoked.use_cert(&first);
     revoked.key = id.key.clone();
-    expect_failure(
-        &env,
-        &revoked,
-        revoked.request(&ra, MessageType::RenewalReq, "tid-d5", &next.csr_der).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &revoked, &ra, MessageType::RenewalReq, "tid-d5", &next.csr_der, FailInfo::BadRequest).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -443,38 +423,16 @@ async fn pending_approval_then_cert_poll() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].status, TransactionStatus::Pending);
 
-    let poll_content = {
-        let c = Certificate::from_der(&env.int.cert.der).unwrap();
-        IssuerAndSubject {
-            issuer: c.tbs_certificate().subject().clone(),
-            subject: Certificate::from_der(&id.cert_der).unwrap().tbs_certificate().subject().clone(),
-        }
-        .to_der()
-        .unwrap()
-    };
-    let built = id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content);
-    let body = op(&env, built.der.clone()).await;
-    env.save_vector("pkiplane-pending-certpoll-pending.req.der", &built.der);
-    env.save_vector("pkiplane-pending-certpoll-pending.rep.der", &body);
+    let poll_content = poll_content(&env, &id);
+    let poll = (MessageType::CertPoll, "tid-p", poll_content.as_slice());
+    let body = recorded(&env, &id, &ra, poll, "pkiplane-pending-certpoll-pending").await;
     let poll = id.read(&body);
     assert_eq!(poll.status, PkiStatus::Pending);
     // Only the requester may poll.
     let other = make(env.dir.path(), "q", "q.example.com", None, &[]);
-    expect_failure(
-        &env,
-        &other,
-        other.request(&ra, MessageType::CertPoll, "tid-p", &poll_content).der,
-        FailInfo::BadRequest,
-    )
-    .await;
+    refused(&env, &other, &ra, MessageType::CertPoll, "tid-p", &poll_content, FailInfo::BadRequest).await;
     // An unknown transaction.
-    expect_failure(
-        &env,
-        &id,
-        id.request(&ra, MessageType::CertPoll, "tid-unknown", &poll_content).der,
-        FailInfo::BadCertId,
-    )
-    .await;
+    refused(&env, &id, &ra, MessageType::CertPoll, "tid-unknown", &poll_content, FailInfo::BadCertId).await;
 
     // The approver approves this request by id: the CertPoll gets the certificate.
     let waiting = env.ca.approval_requests(&ApprovalFilter::waiting()).await.unwrap();
@@ -485,10 +443,8 @@ async fn pending_approval_then_cert_poll() {
     assert!(stored.challenge_password.is_none(), "the stored request keeps no challengePassword");
     env.ca.approve(&waiting[0].id, "alice", None).await.unwrap();
 
-    let built = id.request(&ra, MessageType::CertPoll, "tid-p", &poll_content);
-    let body = op(&env, built.der.clone()).await;
-    env.save_vector("pkiplane-pending-certpoll-issued.req.der", &built.der);
-    env.save_vector("pkiplane-pending-certpoll-issued.rep.der", &body);
+    let poll = (MessageType::CertPoll, "tid-p", poll_content.as_slice());
+    let body = recorded(&env, &id, &ra, poll, "pkiplane-pending-certpoll-issued").await;
     env.save_keys("pkiplane-pending", &id.key_path).await;
     let done = id.read(&body);
     assert_eq!(done.status, PkiStatus::Success);
@@ -513,15 +469,7 @@ async fn only_the_approved_request_gets_its_certificate_and_a_denied_one_fails()
         let tid = format!("tid-{name}");
         let reply = id.read(&op(&env, id.request(&ra, MessageType::PkcsReq, &tid, &id.csr_der).der).await);
         assert_eq!(reply.status, PkiStatus::Pending);
-        let content = {
-            let c = Certificate::from_der(&env.int.cert.der).unwrap();
-            IssuerAndSubject {
-                issuer: c.tbs_certificate().subject().clone(),
-                subject: Certificate::from_der(&id.cert_der).unwrap().tbs_certificate().subject().clone(),
-            }
-            .to_der()
-            .unwrap()
-        };
+        let content = poll_content(&env, &id);
         devices.push((id, tid, content));
     }
     let request_of = |tid: &str| {

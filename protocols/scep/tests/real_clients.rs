@@ -21,20 +21,20 @@ use std::process::Command;
 use common::http::request;
 use common::*;
 
-/// Runs a scepclient binary in its own directory; returns (success, output).
-fn run_scepclient(bin: &str, dir: &Path, url: &str, cn: &str, challenge: &str, extra: &[&str]) -> (bool, String) {
+/// Runs a scepclient binary in its own directory, off the runtime that serves it;
+/// returns (success, output).
+async fn run_scepclient(bin: &str, dir: &Path, url: &str, cn: &str, challenge: &str, extra: &[&str]) -> (bool, String) {
     std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new(bin)
-        .arg("-server-url")
+    let mut cmd = Command::new(bin);
+    cmd.arg("-server-url")
         .arg(url)
         .arg("-private-key")
         .arg(dir.join("key.pem"))
         .arg("-certificate")
         .arg(dir.join("cert.pem"))
         .args(["-challenge", challenge, "-cn", cn, "-organization", "pkiplane-test"])
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(extra);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success() && dir.join("cert.pem").exists(), text)
 }
@@ -49,16 +49,10 @@ async fn micromdm_scepclient_enrolls_with_static_and_one_time_challenges() {
     let env = start(Options { legacy: true, capture: true, ..Options::default() }).await;
     let url = env.url();
     let selector = ["-key-encipherment-selector"];
+    let otc = ["-key-encipherment-selector", "-dnsname", "otc.example.com"];
 
     let dir = env.path("static");
-    let (ok, log) = {
-        let (b, d, u) = (bin.clone(), dir.clone(), url.clone());
-        tokio::task::spawn_blocking(move || {
-            run_scepclient(&b, &d, &u, "static.example.com", STATIC_CHALLENGE, &selector)
-        })
-        .await
-        .unwrap()
-    };
+    let (ok, log) = run_scepclient(&bin, &dir, &url, "static.example.com", STATIC_CHALLENGE, &selector).await;
     assert!(ok, "scepclient failed:\n{log}");
     env.check_issued(&cert_der(&dir), "scep:static-challenge").await;
 
@@ -74,21 +68,7 @@ async fn micromdm_scepclient_enrolls_with_static_and_one_time_challenges() {
     assert_eq!(r.status, 201);
     let value = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["challenge"].as_str().unwrap().to_owned();
     let dir = env.path("otc");
-    let (ok, log) = {
-        let (b, d, u, v) = (bin.clone(), dir.clone(), url.clone(), value.clone());
-        tokio::task::spawn_blocking(move || {
-            run_scepclient(
-                &b,
-                &d,
-                &u,
-                "otc.example.com",
-                &v,
-                &["-key-encipherment-selector", "-dnsname", "otc.example.com"],
-            )
-        })
-        .await
-        .unwrap()
-    };
+    let (ok, log) = run_scepclient(&bin, &dir, &url, "otc.example.com", &value, &otc).await;
     assert!(ok, "scepclient failed:\n{log}");
     let rec = env.check_issued(&cert_der(&dir), "scep:challenge/").await;
     assert_eq!(rec.sans, vec!["DNS:otc.example.com".to_string()]);
@@ -96,21 +76,7 @@ async fn micromdm_scepclient_enrolls_with_static_and_one_time_challenges() {
     // The same one-time challenge again, from another device: refused, nothing issued.
     let before = env.scep_records().await.len();
     let dir = env.path("reuse");
-    let (ok, log) = {
-        let (b, d, u) = (bin.clone(), dir.clone(), url.clone());
-        tokio::task::spawn_blocking(move || {
-            run_scepclient(
-                &b,
-                &d,
-                &u,
-                "otc.example.com",
-                &value,
-                &["-key-encipherment-selector", "-dnsname", "otc.example.com"],
-            )
-        })
-        .await
-        .unwrap()
-    };
+    let (ok, log) = run_scepclient(&bin, &dir, &url, "otc.example.com", &value, &otc).await;
     assert!(!ok, "a reused challenge must be refused:\n{log}");
     assert!(log.contains("failInfo: badRequest"), "{log}");
     assert_eq!(env.scep_records().await.len(), before);
@@ -123,11 +89,8 @@ async fn micromdm_scepclient_des_is_bad_alg_without_legacy() {
     let env = start(Options { legacy: false, ..Options::default() }).await;
     let dir = env.path("nolegacy");
     let url = env.url();
-    let (ok, log) = tokio::task::spawn_blocking(move || {
-        run_scepclient(&bin, &dir, &url, "d.example.com", STATIC_CHALLENGE, &["-key-encipherment-selector"])
-    })
-    .await
-    .unwrap();
+    let (ok, log) =
+        run_scepclient(&bin, &dir, &url, "d.example.com", STATIC_CHALLENGE, &["-key-encipherment-selector"]).await;
     assert!(!ok);
     assert!(log.contains("failInfo: badAlg"), "{log}");
     assert!(env.scep_records().await.is_empty());
@@ -139,10 +102,7 @@ async fn debian_scepclient_2_1_0_is_refused_with_bad_message_check() {
     let env = start(Options { legacy: true, capture: true, ..Options::default() }).await;
     let dir = env.path("debian");
     let url = env.url();
-    let (ok, log) =
-        tokio::task::spawn_blocking(move || run_scepclient(&bin, &dir, &url, "old.example.com", STATIC_CHALLENGE, &[]))
-            .await
-            .unwrap();
+    let (ok, log) = run_scepclient(&bin, &dir, &url, "old.example.com", STATIC_CHALLENGE, &[]).await;
     env.save_captured("debian-scepclient-2.1.0");
     assert!(!ok, "the Debian 2.1.0 client must be refused:\n{log}");
     assert!(log.contains("failInfo: badMessageCheck"), "{log}");

@@ -86,6 +86,14 @@ cache_stamped() {
   [ "$(cat "$dir/$1" 2>/dev/null)" = "$2" ]
 }
 
+# cache_executables DIR NAME...
+#   True when every NAME is an executable in DIR.
+cache_executables() {
+  local d=$1 t
+  shift
+  for t in "$@"; do [ -x "$d/$t" ] || return 1; done
+}
+
 # cache_reuse_or_lock FRESH PRINT...
 #   When the function FRESH finds the cached build usable, runs PRINT (a command and its
 #   arguments) and exits; otherwise takes the build lock, checks again (a run that held

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pkiplane_core::audit::rfc3339;
 use pkiplane_core::inventory::{CertStatus, CertificateRecord, InventoryFilter, RevocationReason, RevokeOutcome};
-use pkiplane_core::issuance::Ca;
+use pkiplane_core::issuance::{Ca, RevocationRequest};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
 use pkiplane_core::x509::pem;
 use serde::Deserialize;
@@ -371,8 +371,11 @@ async fn revoke(
     };
     let (serial, record) = record_for(&state, &user, &serial, Verb::RevokeCertificate).await?;
     let who = Requester::new(Protocol::Local, format!("admin-api:{}", user.username));
-    let outcome =
-        state.ca.revoke(&record.issuer, &serial, reason, &who).await.map_err(|e| ApiError::internal("revoking", e))?;
+    let outcome = state
+        .ca
+        .revoke(RevocationRequest::new(&record.issuer, &serial, reason, &who))
+        .await
+        .map_err(|e| ApiError::internal("revoking", e))?;
     let answer = |reason, at, already_revoked| RevokeAnswer {
         serial: serial.clone(),
         issuer: record.issuer.to_string(),

@@ -64,16 +64,8 @@ pub struct CaArgs {
     /// clients must chain to). Reloaded when the files change.
     #[arg(long)]
     pub tls_dir: PathBuf,
-    /// How long in-flight requests may take to finish after SIGTERM.
-    #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
-    pub shutdown_grace: Duration,
-    /// Where Prometheus metrics are served (`/metrics`); unset, they are not served. A
-    /// listener of its own, never the publication one, which relying parties reach.
-    #[arg(long)]
-    pub metrics_listen: Option<SocketAddr>,
-    /// How often the metrics computed from the CA and its inventory are refreshed.
-    #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
-    pub metrics_refresh: Duration,
+    #[command(flatten)]
+    pub service: crate::service_args::ServiceArgs,
     /// HTTPS listener of the admin API (docs/operations/admin-api.md); unset, none. It
     /// serves the --tls-dir certificate and asks for no client certificate: callers
     /// present a bearer token, reviewed by the Kubernetes API server (TokenReview) and
@@ -122,7 +114,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         pg.seal_scep_ra_keys_with(keys.clone());
     }
     let ca = Arc::new(Ca::new(inventory));
-    pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
+    pkiplane_metrics::ca::start(ca.clone(), args.service.metrics_refresh).await;
     let problems = sync::IssuerProblems::default();
     // Replicas starting together: one creates the CA keys, the others load them.
     let once = crate::once::Once::new(postgres.clone());
@@ -154,8 +146,9 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         .with_context(|| format!("binding the publication listener {}", args.publish_listen))?;
     println!("internal API (mTLS): https://{}", api.local_addr()?);
     println!("CA certificates, CRLs and OCSP: http://{}/issuers/", publish.local_addr()?);
-    let limits =
-        args.listener.limits(2 + usize::from(args.metrics_listen.is_some()) + usize::from(args.admin_listen.is_some()));
+    let limits = args
+        .listener
+        .limits(2 + usize::from(args.service.metrics_listen.is_some()) + usize::from(args.admin_listen.is_some()));
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
     let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
     let (publication, publisher) =
@@ -186,7 +179,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         }
         None => None,
     };
-    let metrics_task = match args.metrics_listen {
+    let metrics_task = match args.service.metrics_listen {
         Some(addr) => {
             let (url, task) = crate::serve::serve_metrics(addr, limits, shutdown_rx.clone()).await?;
             println!("Prometheus metrics: {url}/metrics");
@@ -205,7 +198,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
             let _ = task.await;
         }
     };
-    if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
+    if tokio::time::timeout(args.service.shutdown_grace, drain).await.is_err() {
         tracing::warn!("requests still in flight after the grace period were cut off");
     }
     let _ = std::fs::remove_file(owned.path().join(crate::admin::DISCOVERY_FILE));

@@ -8,7 +8,6 @@
 //! read-only (a running server may own it); deciding offline needs a data directory no
 //! server owns (or the PostgreSQL store, whose decisions are row-locked).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -16,12 +15,13 @@ use async_trait::async_trait;
 use pkiplane_core::approval::{ApprovalFilter, ApprovalState};
 use pkiplane_core::inventory::Inventory;
 use pkiplane_core::issuance::Ca;
-use pkiplane_core::model::{ObjectRef, Protocol};
 
-use super::remote::{AdminClient, RemoteArgs, query, segment, use_server_instead};
+use super::remote::{AdminClient, query, segment, use_server_instead};
+use super::selection::Scope;
+pub use super::selection::StoreLocation;
 use crate::admin::view::{ApprovalList, ApprovalView, DecisionRequest};
 use crate::datadir::DataDir;
-use crate::output::{Format, print_structured, table};
+use crate::output::{Format, names_cell, print_list, print_structured};
 
 /// Where approval requests are read and decided.
 #[async_trait]
@@ -84,19 +84,6 @@ impl ApprovalBackend for RemoteApprovals {
     }
 }
 
-/// Where the approval requests are: a server's admin API, or the store itself.
-#[derive(clap::Args, Debug, Clone)]
-pub struct StoreLocation {
-    #[command(flatten)]
-    pub remote: RemoteArgs,
-    /// The data directory of `pkiplane serve` (or `ca`).
-    #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
-    pub data_dir: PathBuf,
-    /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
-    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
-    pub store: Option<String>,
-}
-
 impl StoreLocation {
     /// Opens the backend; `decide`: for approve/deny (owns the data directory).
     pub async fn open(&self, decide: bool) -> Result<Box<dyn ApprovalBackend>> {
@@ -129,18 +116,8 @@ pub struct ListArgs {
     /// Only requests in this state (waiting, approved, denied); `all` for every state.
     #[arg(long, default_value = "waiting", value_parser = parse_state)]
     pub state: StateFilter,
-    /// Only this CertificateProfile (`namespace/name`).
-    #[arg(long)]
-    pub profile: Option<ObjectRef>,
-    /// Only this Issuer (`namespace/name`).
-    #[arg(long)]
-    pub issuer: Option<ObjectRef>,
-    /// Only this EnrollmentEndpoint (`namespace/name`).
-    #[arg(long)]
-    pub endpoint: Option<ObjectRef>,
-    /// Only requests over this protocol (ACME, EST, SCEP, CMP).
-    #[arg(long)]
-    pub protocol: Option<Protocol>,
+    #[command(flatten)]
+    pub scope: Scope,
     /// Only this requester identity.
     #[arg(long)]
     pub requester: Option<String>,
@@ -206,35 +183,20 @@ pub async fn list(cmd: &ApprovalsCommand) -> Result<()> {
     let backend = a.at.open(false).await?;
     let filter = ApprovalFilter {
         state: a.state.0,
-        profile: a.profile.clone(),
-        issuer: a.issuer.clone(),
-        protocol: a.protocol,
-        endpoint: a.endpoint.clone(),
+        profile: a.scope.profile.clone(),
+        issuer: a.scope.issuer.clone(),
+        protocol: a.scope.protocol,
+        endpoint: a.scope.endpoint.clone(),
         requester: a.requester.clone(),
         exchange: None,
         limit: Some(a.limit),
     };
     let views = backend.list(&filter).await?;
-    if print_structured(a.output, &views)? {
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
-            let names = if v.sans.is_empty() { v.subject.clone() } else { v.sans.join(",") };
-            vec![
-                v.id.clone(),
-                v.state.clone(),
-                v.protocol.clone(),
-                v.profile.clone(),
-                v.requester.clone(),
-                names,
-                v.created_at.clone(),
-            ]
-        })
-        .collect();
-    print!("{}", table(&["ID", "STATE", "PROTOCOL", "PROFILE", "REQUESTER", "NAMES", "CREATED"], &rows));
-    Ok(())
+    let headers = ["ID", "STATE", "PROTOCOL", "PROFILE", "REQUESTER", "NAMES", "CREATED"];
+    print_list(a.output, &views, &headers, |v| {
+        let names = names_cell(&v.sans, &v.subject);
+        vec![v.id.clone(), v.state.clone(), v.protocol.clone(), v.profile.clone(), v.requester.clone(), names, v.created_at.clone()]
+    })
 }
 
 pub async fn approve(a: &ApproveArgs) -> Result<()> {

@@ -1,19 +1,18 @@
 //! `pkiplane inventory list|show`: the certificates of a server's inventory through its
 //! admin API (`--server`), or of a data directory no server owns, or of a PostgreSQL store.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use pkiplane_core::audit::rfc3339;
 use pkiplane_core::duration::parse_duration;
 use pkiplane_core::inventory::{CertStatus, Inventory, InventoryFilter};
-use pkiplane_core::model::{ObjectRef, Protocol};
 use pkiplane_core::x509::pem;
 
-use super::remote::{AdminClient, RemoteArgs, query, segment};
+use super::remote::{AdminClient, query, segment};
+use super::selection::{Scope, StoreLocation};
 use crate::admin::view::{CertificateList, RecordView, normalize_serial};
-use crate::output::{Format, print_structured, table};
+use crate::output::{Format, names_cell, print_list, print_structured};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum InventoryCommand {
@@ -25,26 +24,10 @@ pub enum InventoryCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// The data directory of `pkiplane serve` (or `ca`), read when no server owns it.
-    #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
-    pub data_dir: PathBuf,
-    /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
-    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
-    pub store: Option<String>,
     #[command(flatten)]
-    pub remote: RemoteArgs,
-    /// Only this CertificateProfile (`namespace/name`, or `name` in `default`).
-    #[arg(long)]
-    pub profile: Option<ObjectRef>,
-    /// Only this Issuer (`namespace/name`).
-    #[arg(long)]
-    pub issuer: Option<ObjectRef>,
-    /// Only this EnrollmentEndpoint (`namespace/name`).
-    #[arg(long)]
-    pub endpoint: Option<ObjectRef>,
-    /// Only certificates requested over this protocol (ACME, EST, SCEP, CMP, LOCAL).
-    #[arg(long)]
-    pub protocol: Option<Protocol>,
+    pub at: StoreLocation,
+    #[command(flatten)]
+    pub scope: Scope,
     /// Only this status (pending, issued, revoked, abandoned).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<CertStatus>,
@@ -69,13 +52,8 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// Serial number in hex (colons and case ignored).
     pub serial: String,
-    #[arg(long, env = "PKIPLANE_DATA_DIR", default_value = "pkiplane-data")]
-    pub data_dir: PathBuf,
-    /// The CA's PostgreSQL store (`pkiplane ca --store`), instead of the data directory.
-    #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
-    pub store: Option<String>,
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub at: StoreLocation,
     /// Print the certificate as PEM instead of its record.
     #[arg(long)]
     pub pem: bool,
@@ -119,31 +97,24 @@ async fn open(data_dir: &std::path::Path, url: Option<&str>) -> Result<std::sync
 }
 
 async fn list(a: &ListArgs) -> Result<()> {
-    let views = match a.remote.client().await? {
+    let views = match a.at.remote.client().await? {
         Some(client) => list_remote(&client, a).await?,
         None => list_local(a).await?,
     };
-    if print_structured(a.output, &views)? {
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
-            let names = if v.sans.is_empty() { v.subject.clone() } else { v.sans.join(",") };
-            vec![v.serial.clone(), v.status.clone(), v.protocol.clone(), v.profile.clone(), names, v.not_after.clone()]
-        })
-        .collect();
-    print!("{}", table(&["SERIAL", "STATUS", "PROTOCOL", "PROFILE", "NAMES", "NOT AFTER"], &rows));
-    Ok(())
+    let headers = ["SERIAL", "STATUS", "PROTOCOL", "PROFILE", "NAMES", "NOT AFTER"];
+    print_list(a.output, &views, &headers, |v| {
+        let names = names_cell(&v.sans, &v.subject);
+        vec![v.serial.clone(), v.status.clone(), v.protocol.clone(), v.profile.clone(), names, v.not_after.clone()]
+    })
 }
 
 async fn list_local(a: &ListArgs) -> Result<Vec<RecordView>> {
-    let store = open(&a.data_dir, a.store.as_deref()).await?;
+    let store = open(&a.at.data_dir, a.at.store.as_deref()).await?;
     let filter = InventoryFilter {
-        issuer: a.issuer.clone(),
-        profile: a.profile.clone(),
-        protocol: a.protocol,
-        endpoint: a.endpoint.clone(),
+        issuer: a.scope.issuer.clone(),
+        profile: a.scope.profile.clone(),
+        protocol: a.scope.protocol,
+        endpoint: a.scope.endpoint.clone(),
         status: a.status,
         expiring_before: a.expiring_within.map(|d| SystemTime::now() + d),
         exchange: a.exchange.clone(),
@@ -166,7 +137,7 @@ async fn list_local(a: &ListArgs) -> Result<Vec<RecordView>> {
 
 /// Pages through the server's list until `--limit` rows.
 async fn list_remote(client: &AdminClient, a: &ListArgs) -> Result<Vec<RecordView>> {
-    if a.store.is_some() {
+    if a.at.store.is_some() {
         bail!("--store and --server: choose one");
     }
     let mut views = Vec::new();
@@ -178,18 +149,20 @@ async fn list_remote(client: &AdminClient, a: &ListArgs) -> Result<Vec<RecordVie
         }
         let path = format!(
             "/admin/v1/certificates{}",
-            query(&[
-                ("profile", a.profile.as_ref().map(|p| p.to_string())),
-                ("issuer", a.issuer.as_ref().map(|p| p.to_string())),
-                ("endpoint", a.endpoint.as_ref().map(|p| p.to_string())),
-                ("protocol", a.protocol.map(|p| p.to_string())),
-                ("status", a.status.map(|s| s.as_str().to_owned())),
-                ("expiringBefore", a.expiring_within.map(|d| rfc3339(SystemTime::now() + d))),
-                ("serial", a.serial.clone()),
-                ("exchange", a.exchange.clone()),
-                ("limit", Some(page.to_string())),
-                ("continue", next.clone()),
-            ])
+            query(
+                &[
+                    a.scope.query_pairs().as_slice(),
+                    &[
+                        ("status", a.status.map(|s| s.as_str().to_owned())),
+                        ("expiringBefore", a.expiring_within.map(|d| rfc3339(SystemTime::now() + d))),
+                        ("serial", a.serial.clone()),
+                        ("exchange", a.exchange.clone()),
+                        ("limit", Some(page.to_string())),
+                        ("continue", next.clone()),
+                    ],
+                ]
+                .concat()
+            )
         );
         let list: CertificateList = client.get(&path).await?;
         views.extend(list.items);
@@ -203,7 +176,7 @@ async fn list_remote(client: &AdminClient, a: &ListArgs) -> Result<Vec<RecordVie
 
 async fn show(a: &ShowArgs) -> Result<()> {
     let serial = normalize_serial(&a.serial);
-    if let Some(client) = a.remote.client().await? {
+    if let Some(client) = a.at.remote.client().await? {
         if a.pem {
             print!("{}", client.get_text(&format!("/admin/v1/certificates/{}/pem", segment(&serial))).await?);
             return Ok(());
@@ -211,7 +184,7 @@ async fn show(a: &ShowArgs) -> Result<()> {
         let view: RecordView = client.get(&format!("/admin/v1/certificates/{}", segment(&serial))).await?;
         return print_view(a.output, &view);
     }
-    let store = open(&a.data_dir, a.store.as_deref()).await?;
+    let store = open(&a.at.data_dir, a.at.store.as_deref()).await?;
     let found = store.find_serial(&serial).await?;
     let Some(record) = found.first() else { bail!("no certificate with serial {serial} in the inventory") };
     if a.pem {

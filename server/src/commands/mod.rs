@@ -10,6 +10,7 @@ pub mod policy_lint;
 pub mod remote;
 pub mod revoke;
 pub mod scep;
+pub mod selection;
 pub mod store;
 
 use std::path::{Path, PathBuf};

@@ -48,18 +48,8 @@ pub struct ServeArgs {
     /// renewed by pkiplane) or `ca` (the CA key itself).
     #[arg(long, default_value = "delegated")]
     pub ocsp_signing: pkiplane_core::ocsp::ResponderSigning,
-    /// How long in-flight requests may take to finish after SIGTERM.
-    #[arg(long, default_value = "30s", value_parser = pkiplane_core::duration::parse_duration)]
-    pub shutdown_grace: Duration,
-    /// Where Prometheus metrics are served (`/metrics`); unset, they are not served. A
-    /// listener of their own, never the publication one: relying parties may reach that
-    /// one from anywhere, and metrics name issuers, profiles and endpoints.
-    #[arg(long)]
-    pub metrics_listen: Option<SocketAddr>,
-    /// How often the metrics computed from the CA and its inventory (CA notAfter, CRL
-    /// nextUpdate, certificates in their renewal window) are refreshed.
-    #[arg(long, default_value = "60s", value_parser = pkiplane_core::duration::parse_duration)]
-    pub metrics_refresh: Duration,
+    #[command(flatten)]
+    pub service: crate::service_args::ServiceArgs,
     /// HTTPS listener of the admin API (docs/operations/admin-api.md), or `off`. Callers
     /// present the local token as `Authorization: Bearer`; its certificate is made
     /// into DATA_DIR/admin-tls/ (trust DATA_DIR/admin-tls/ca.crt).
@@ -88,7 +78,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         tracing::info!(issuer = %id, "created CA");
     }
     let ca = Arc::new(ca);
-    pkiplane_metrics::ca::start(ca.clone(), args.metrics_refresh).await;
+    pkiplane_metrics::ca::start(ca.clone(), args.service.metrics_refresh).await;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let rollover_manifests = Arc::new(manifests.clone());
     crate::ca::rollover::spawn_periodic(
@@ -108,11 +98,11 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let limits = args.listener.limits(
         manifests.endpoints.len()
             + 1
-            + usize::from(args.metrics_listen.is_some())
+            + usize::from(args.service.metrics_listen.is_some())
             + usize::from(args.admin_listen.0.is_some()),
     );
     let mut tasks = vec![tokio::spawn(serve_router(publish_listener, limits.clone(), publish, shutdown_rx.clone()))];
-    let metrics_url = match args.metrics_listen {
+    let metrics_url = match args.service.metrics_listen {
         Some(addr) => {
             let (url, task) = serve_metrics(addr, limits.clone(), shutdown_rx.clone()).await?;
             tasks.push(task);
@@ -150,10 +140,10 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     tracing::info!(endpoints = started.running.len(), "pkiplane is ready");
 
     wait_for_signal().await;
-    tracing::info!(grace = ?args.shutdown_grace, "shutting down: draining in-flight requests");
+    tracing::info!(grace = ?args.service.shutdown_grace, "shutting down: draining in-flight requests");
     let _ = shutdown_tx.send(true);
     let drain = futures_join(tasks);
-    if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
+    if tokio::time::timeout(args.service.shutdown_grace, drain).await.is_err() {
         tracing::warn!("requests still in flight after the grace period were cut off");
     }
     let _ = std::fs::remove_file(data_dir.join(crate::admin::DISCOVERY_FILE));

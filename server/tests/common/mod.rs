@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod split;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
@@ -248,4 +248,48 @@ pub fn issue_with_cli(manifests: &Path, data: &Path, profile: &str, csr: &Path, 
     assert!(issued.status.success(), "pkiplane issue: {}", String::from_utf8_lossy(&issued.stderr));
     let serial = Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(out).output().unwrap();
     String::from_utf8_lossy(&serial.stdout).trim().trim_start_matches("serial=").to_string()
+}
+
+/// What a finished process wrote (stdout, then stderr), for assertions and their messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `openssl` with `args`, which must succeed.
+pub fn openssl(args: &[&str]) -> Output {
+    let out = Command::new("openssl").args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// `openssl verify` of the PEM certificate `leaf` through `intermediate` to `root`.
+pub fn verify_chain(root: &Path, intermediate: &Path, leaf: &Path) {
+    openssl(&[
+        "verify",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-untrusted",
+        intermediate.to_str().unwrap(),
+        leaf.to_str().unwrap(),
+    ]);
+}
+
+/// The arguments of `pkiplane issue` of `csr` under enterprise-tls-47d into `data`, as
+/// `identity` when given.
+pub fn issue_args<'a>(manifests: &'a str, data: &'a Path, csr: &'a Path, identity: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec![
+        "issue",
+        "-f",
+        manifests,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--profile",
+        "enterprise-tls-47d",
+        "--csr",
+        csr.to_str().unwrap(),
+    ];
+    if let Some(identity) = identity {
+        args.extend(["--identity", identity]);
+    }
+    args
 }

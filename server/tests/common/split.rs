@@ -154,20 +154,9 @@ pub fn not_after_days(dir: &Path, pem: &Path) -> i64 {
 }
 
 /// Starts `pkiplane ca` on the CA manifests with its listeners on the given ports (and
-/// `--store` and `--kek-file` when given) and waits until it is ready.
+/// `--store`, `--kek-file` and `/metrics` on `metrics_port` when given) and waits until
+/// it is ready.
 pub fn start_ca(
-    dir: &Path,
-    ca_yaml: &Path,
-    data: &Path,
-    ports: (u16, u16),
-    store: Option<&str>,
-    kek: Option<&Path>,
-) -> Proc {
-    start_ca_with(dir, ca_yaml, data, ports, store, kek, None)
-}
-
-/// [`start_ca`], with `/metrics` on `metrics_port` when given.
-pub fn start_ca_with(
     dir: &Path,
     ca_yaml: &Path,
     data: &Path,

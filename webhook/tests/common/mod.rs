@@ -17,38 +17,20 @@ pub fn quickstart() -> Manifests {
 
 /// `base` with `overlay`'s objects added, replacing those with the same kind and name.
 pub fn merged(base: &Manifests, overlay: &Manifests) -> Manifests {
-    fn same(a: &kube::core::ObjectMeta, b: &kube::core::ObjectMeta) -> bool {
-        a.namespace == b.namespace && a.name == b.name
-    }
     let mut out = Manifests::default();
-    out.issuers = base
-        .issuers
-        .iter()
-        .filter(|o| !overlay.issuers.iter().any(|n| same(&n.metadata, &o.metadata)))
-        .cloned()
-        .collect();
-    out.issuers.extend(overlay.issuers.iter().cloned());
-    out.profiles = base
-        .profiles
-        .iter()
-        .filter(|o| !overlay.profiles.iter().any(|n| same(&n.metadata, &o.metadata)))
-        .cloned()
-        .collect();
-    out.profiles.extend(overlay.profiles.iter().cloned());
-    out.endpoints = base
-        .endpoints
-        .iter()
-        .filter(|o| !overlay.endpoints.iter().any(|n| same(&n.metadata, &o.metadata)))
-        .cloned()
-        .collect();
-    out.endpoints.extend(overlay.endpoints.iter().cloned());
-    out.secrets = base
-        .secrets
-        .iter()
-        .filter(|o| !overlay.secrets.iter().any(|n| same(&n.metadata, &o.metadata)))
-        .cloned()
-        .collect();
-    out.secrets.extend(overlay.secrets.iter().cloned());
+    out.issuers = overlaid(&base.issuers, &overlay.issuers);
+    out.profiles = overlaid(&base.profiles, &overlay.profiles);
+    out.endpoints = overlaid(&base.endpoints, &overlay.endpoints);
+    out.secrets = overlaid(&base.secrets, &overlay.secrets);
+    out
+}
+
+/// The objects of `base` that `overlay` does not replace (same namespace and name),
+/// then those of `overlay`.
+fn overlaid<K: kube::Resource + Clone>(base: &[K], overlay: &[K]) -> Vec<K> {
+    let same = |a: &K, b: &K| a.meta().namespace == b.meta().namespace && a.meta().name == b.meta().name;
+    let mut out: Vec<K> = base.iter().filter(|o| !overlay.iter().any(|n| same(n, o))).cloned().collect();
+    out.extend(overlay.iter().cloned());
     out
 }
 

@@ -124,6 +124,19 @@ async fn tls_alpn01() {
     assert_eq!(env.records().await.len(), 1);
 }
 
+/// An order for `name` whose `challenge` is declared ready with nothing set up to answer
+/// it: the problem type and detail of its failed validation.
+async fn unanswered_challenge(account: &Account, name: &str, challenge: ChallengeType) -> (String, String) {
+    let ids = [Identifier::Dns(name.into())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    {
+        let mut authzs = order.authorizations();
+        let mut a = authzs.next().await.unwrap().unwrap();
+        a.challenge(challenge).unwrap().set_ready().await.unwrap();
+    }
+    problem(&order.poll_ready(&retry()).await.expect_err("an error"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_validation_invalidates_the_order_with_a_specific_problem() {
     let env = Env::start(Options::default()).await;
@@ -148,26 +161,12 @@ async fn failed_validation_invalidates_the_order_with_a_specific_problem() {
     assert_eq!(p.subproblems[0].identifier, Some(Identifier::Dns("wrong.localhost".into())));
 
     // Nothing listens for this token: 404 is unauthorized.
-    let ids = [Identifier::Dns("missing.localhost".into())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        a.challenge(ChallengeType::Http01).unwrap().set_ready().await.unwrap();
-    }
-    let (kind, detail) = problem(&order.poll_ready(&retry()).await.expect_err("an error"));
+    let (kind, detail) = unanswered_challenge(&account, "missing.localhost", ChallengeType::Http01).await;
     assert_eq!(kind, "unauthorized");
     assert!(detail.contains("404"), "{detail}");
 
     // dns-01 without a record: unauthorized, naming the record looked for.
-    let ids = [Identifier::Dns("nodns.example.test".into())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        a.challenge(ChallengeType::Dns01).unwrap().set_ready().await.unwrap();
-    }
-    let (kind, detail) = problem(&order.poll_ready(&retry()).await.expect_err("an error"));
+    let (kind, detail) = unanswered_challenge(&account, "nodns.example.test", ChallengeType::Dns01).await;
     assert_eq!(kind, "unauthorized");
     assert!(detail.contains("_acme-challenge.nodns.example.test"), "{detail}");
     assert!(env.records().await.is_empty());

@@ -2,12 +2,13 @@
 //! (RFC 9481 section 3): ECDSA P-256/P-384 with SHA-256/384, RSA PKCS#1 v1.5 and PSS with
 //! SHA-256/384/512, Ed25519.
 //!
-//! The mapping mirrors the core's CSR check (`pkiplane_core::x509::csr`), which keeps
-//! its own private: the core could expose one `verify_signature` for both.
+//! The mapping mirrors the core's CSR check (`pkiplane_core::x509::csr`); RSASSA-PSS
+//! parameters are read by the core's `rsa_pss_verifier` for both.
 
-use der::Sequence;
+use der::Encode as _;
 use der08::Decode as _;
 use pkiplane_core::keys::{Curve, PublicKeyInfo};
+use pkiplane_core::x509::csr::{PssRefusal, rsa_pss_verifier};
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use spki07::AlgorithmIdentifierOwned;
@@ -28,19 +29,6 @@ pub enum SigError {
     BadKey(String),
 }
 
-/// RSASSA-PSS-params (RFC 4055 section 3.1), the fields that matter.
-#[derive(Sequence)]
-struct PssParams {
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
-    hash: Option<AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
-    mask_gen: Option<AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
-    salt_length: Option<u32>,
-    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
-    trailer: Option<u32>,
-}
-
 fn algorithm(
     alg: &AlgorithmIdentifierOwned,
     key: &PublicKeyInfo,
@@ -57,19 +45,15 @@ fn algorithm(
         PublicKeyInfo::Rsa { .. } if oid == oids::SHA384_WITH_RSA => Ok(&signature::RSA_PKCS1_2048_8192_SHA384),
         PublicKeyInfo::Rsa { .. } if oid == oids::SHA512_WITH_RSA => Ok(&signature::RSA_PKCS1_2048_8192_SHA512),
         PublicKeyInfo::Rsa { .. } if oid == oids::RSASSA_PSS => {
-            let p: PssParams = alg
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as().ok())
-                .ok_or_else(|| SigError::Unsupported("RSASSA-PSS without valid parameters".into()))?;
-            match (p.hash.map(|h| h.oid), p.salt_length.unwrap_or(20)) {
-                (Some(h), 32) if h == oids::SHA256 => Ok(&signature::RSA_PSS_2048_8192_SHA256),
-                (Some(h), 48) if h == oids::SHA384 => Ok(&signature::RSA_PSS_2048_8192_SHA384),
-                (Some(h), 64) if h == oids::SHA512 => Ok(&signature::RSA_PSS_2048_8192_SHA512),
-                _ => Err(SigError::Unsupported(
-                    "RSASSA-PSS other than SHA-256/384/512 with the salt as long as the hash".into(),
-                )),
-            }
+            let params = alg.parameters.as_ref().and_then(|p| p.to_der().ok());
+            rsa_pss_verifier(params.as_deref()).map_err(|refusal| {
+                SigError::Unsupported(match refusal {
+                    PssRefusal::Malformed => "RSASSA-PSS without valid parameters".into(),
+                    PssRefusal::Unsupported => {
+                        "RSASSA-PSS other than SHA-256/384/512 with the salt as long as the hash".into()
+                    }
+                })
+            })
         }
         PublicKeyInfo::Ed25519 if oid == oids::ED25519 => Ok(&signature::ED25519),
         PublicKeyInfo::Other(what) => Err(SigError::Unsupported(format!("public key {what} is not supported"))),

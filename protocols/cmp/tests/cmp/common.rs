@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pkiplane_api::Manifests;
-use pkiplane_api::{issuer_from_resource, profile_from_resource};
 use pkiplane_cmp::CmpState;
 use pkiplane_cmp::state::CmpStore;
 use pkiplane_cmp::wire::body::{ResponseBody, decode_response};
@@ -16,7 +15,6 @@ use pkiplane_cmp::wire::message::{self, Incoming};
 use pkiplane_cmp::wire::{FailInfo, StatusInfo};
 use pkiplane_core::inventory::{CertificateRecord, InventoryFilter};
 use pkiplane_core::issuance::Ca;
-use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_core::model::{ObjectRef, Protocol};
 use pkiplane_core::x509::pem;
 use pkiplane_store::SqliteStore;
@@ -143,6 +141,13 @@ pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// A PKCS#10 request by `openssl req` for `key`, with `dns` as CN and DNS SAN, at `out`.
+pub fn pkcs10_request(key: &Path, dns: &str, out: &Path) {
+    let subject = format!("/CN={dns}");
+    let san = format!("subjectAltName=DNS:{dns}");
+    openssl_ok(&["req", "-new", "-key", p(key), "-subj", &subject, "-addext", &san, "-out", p(out)]);
+}
+
 /// An EC P-256 key file.
 pub fn ec_key(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(format!("{name}.key"));
@@ -223,19 +228,7 @@ pub async fn start(opts: Options) -> Pki {
     let manifests = Manifests::from_yaml(&text, "cmp-test.yaml").unwrap();
     let inventory = Arc::new(SqliteStore::open(&dir.path().join("inventory.db")).unwrap());
     let ca = Ca::new(inventory.clone());
-    let now = SystemTime::now();
-    for res in &manifests.issuers {
-        let cfg = issuer_from_resource(res, &manifests).unwrap();
-        let parent = match &cfg.source {
-            IssuerSource::Intermediate { parent, .. } => ca.issuer(parent),
-            _ => None,
-        };
-        let (issuer, _) = Issuer::create(&cfg, parent.as_deref(), now).unwrap();
-        ca.put_issuer(Arc::new(issuer));
-    }
-    for res in &manifests.profiles {
-        ca.put_profile(profile_from_resource(res).unwrap());
-    }
+    pkiplane_api::put_fresh(&ca, &manifests, SystemTime::now()).unwrap();
     let ca = Arc::new(ca);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

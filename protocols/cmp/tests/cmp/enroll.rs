@@ -129,18 +129,7 @@ async fn p10cr_with_mac() {
     let pki = start(Options::default()).await;
     let k = ec_key(pki.dir.path(), "p10");
     let csr = pki.path("p10.csr");
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-key",
-        p(&k),
-        "-subj",
-        "/CN=p10.example.com",
-        "-addext",
-        "subjectAltName=DNS:p10.example.com",
-        "-out",
-        p(&csr),
-    ]);
+    pkcs10_request(&k, "p10.example.com", &csr);
     let cert = pki.path("p10.pem");
     let run = pki.p10cr_with_mac("p10", &csr, &cert, &[]).await;
     assert!(run.ok, "{}", run.stderr);

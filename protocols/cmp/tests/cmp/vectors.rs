@@ -145,18 +145,7 @@ async fn record_vectors() {
     copy("ir.req1.der", "certconf.req.der");
     copy("ir.rsp1.der", "pkiconf.rsp.der");
     let csr = pki.path("v.csr");
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-key",
-        p(&k),
-        "-subj",
-        "/CN=vector.example.com",
-        "-addext",
-        "subjectAltName=DNS:vector.example.com",
-        "-out",
-        p(&csr),
-    ]);
+    pkcs10_request(&k, "vector.example.com", &csr);
     let run = pki.p10cr_with_mac("p10", &csr, &pki.path("p10.pem"), &["-implicit_confirm"]).await;
     assert!(run.ok, "{}", run.stderr);
     copy("p10.req0.der", "p10cr.req.der");

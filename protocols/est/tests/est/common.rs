@@ -12,10 +12,9 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use pkiplane_api::{Manifests, profile_from_resource};
+use pkiplane_api::Manifests;
 use pkiplane_core::inventory::{CertificateRecord, Inventory, InventoryFilter};
 use pkiplane_core::issuance::{Ca, IssuanceRequest};
-use pkiplane_core::issuer::{Issuer, IssuerSource};
 use pkiplane_core::keys::{KeyAlgorithm, SecretKey, generate_key};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester, TlsPeer};
 use pkiplane_core::policy::RequestedValidity;
@@ -59,29 +58,7 @@ impl Env {
         let manifests = Manifests::load(repo_root().join("examples/quickstart.yaml")).unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("pkiplane.db")).unwrap());
         let ca = Arc::new(Ca::new(store.clone() as Arc<dyn Inventory>));
-        // Issuers, parents first.
-        let mut pending: Vec<_> =
-            manifests.issuers.iter().map(|i| pkiplane_api::issuer_from_resource(i, &manifests).unwrap()).collect();
-        let now = SystemTime::now();
-        while !pending.is_empty() {
-            let before = pending.len();
-            pending.retain(|cfg| {
-                let parent = match &cfg.source {
-                    IssuerSource::Intermediate { parent, .. } => match ca.issuer(parent) {
-                        Some(p) => Some(p),
-                        None => return true,
-                    },
-                    _ => None,
-                };
-                let (issuer, _) = Issuer::create(cfg, parent.as_deref(), now).unwrap();
-                ca.put_issuer(Arc::new(issuer));
-                false
-            });
-            assert!(pending.len() < before, "issuer hierarchy does not resolve");
-        }
-        for p in &manifests.profiles {
-            ca.put_profile(profile_from_resource(p).unwrap());
-        }
+        pkiplane_api::put_fresh(&ca, &manifests, SystemTime::now()).unwrap();
         let endpoint = manifests.endpoint("pki", "est").unwrap().clone();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

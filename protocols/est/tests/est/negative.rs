@@ -1,6 +1,7 @@
 //! Requests that must fail, with the exact wire error and nothing issued.
 
 use pkiplane_core::inventory::RevocationReason;
+use pkiplane_core::issuance::RevocationRequest;
 use pkiplane_core::keys::KeyAlgorithm;
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
@@ -96,7 +97,10 @@ async fn client_certificates_untrusted_expired_or_revoked_are_refused() {
     let rec = env.record_of(&idevid).await;
     let requester = Requester::new(Protocol::Local, "test");
     let issuer = ObjectRef::new("pki", "manufacturer-root");
-    env.ca.revoke(&issuer, &rec.serial, RevocationReason::KeyCompromise, &requester).await.unwrap();
+    env.ca
+        .revoke(RevocationRequest::new(&issuer, &rec.serial, RevocationReason::KeyCompromise, &requester))
+        .await
+        .unwrap();
     let (status, text) = post(idevid.to_str().unwrap(), key.to_str().unwrap());
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("is revoked"), "{text}");

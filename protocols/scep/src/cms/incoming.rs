@@ -244,31 +244,7 @@ pub(crate) mod lenient {
 /// The facts of a signer certificate; one with an over-long serial number (certmonger's
 /// self-signed certificate) is read without the RFC 5280 serial-number check.
 fn signer_info_of(der: &[u8]) -> Result<CertInfo, der::Error> {
-    use der::Decode;
-    use x509_cert::ext::pkix::BasicConstraints;
-    if let Ok(info) = CertInfo::from_der(der) {
-        return Ok(info);
-    }
-    let cert = lenient::LenientCertificate::from_der(der)?;
-    let tbs = cert.tbs_certificate();
-    let serial = tbs.serial_number().as_bytes();
-    let serial = match serial {
-        [0, rest @ ..] if !rest.is_empty() => rest,
-        s => s,
-    };
-    Ok(CertInfo {
-        der: der.to_vec(),
-        serial_hex: hex::encode(serial),
-        subject: tbs.subject().clone().into(),
-        issuer: tbs.issuer().clone().into(),
-        not_before: tbs.validity().not_before.to_system_time(),
-        not_after: tbs.validity().not_after.to_system_time(),
-        spki: tbs.subject_public_key_info().clone(),
-        spki_der: tbs.subject_public_key_info().to_der()?,
-        basic_constraints: tbs.get_extension::<BasicConstraints>()?.map(|(_, bc)| bc),
-        subject_key_id: tbs.get_extension::<SubjectKeyIdentifier>()?.map(|(_, k)| k.0.as_bytes().to_vec()),
-        extensions: tbs.extensions().cloned().unwrap_or_default(),
-    })
+    CertInfo::from_der(der).or_else(|_| CertInfo::from_der_as::<lenient::LongSerials>(der))
 }
 
 impl Unverified {

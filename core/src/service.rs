@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::approval::{ApprovalFilter, ApprovalRequest};
 use crate::error::CoreError;
-use crate::inventory::{CertificateRecord, RevocationReason, RevokeOutcome};
+use crate::inventory::{CertificateRecord, RevokeOutcome};
 use crate::issuance::{Ca, IssuanceRequest, IssueOutcome, Issued, RevocationRequest};
 use crate::issuer::IssuerInfo;
 use crate::keys::KeyFamily;

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{QUICKSTART, issue_args, openssl, text, verify_chain};
+use common::{QUICKSTART, issue_args, text, verify_chain};
 
 fn pkiplane(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pkiplane"))

@@ -14,7 +14,6 @@ use std::time::SystemTime;
 use der::asn1::{AnyRef, BitString};
 use der::{DateTime, Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
-use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, SubjectKeyIdentifier};
 use x509_cert::name::RdnSequence;

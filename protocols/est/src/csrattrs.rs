@@ -112,7 +112,7 @@ pub fn csrattrs(state: &EstState, ctx: &RequestContext) -> Result<axum::response
         .profile(&ctx.profile.profile)
         .ok_or_else(|| EstError::NotFound(format!("profile {} is not loaded", ctx.profile.profile)))?;
     let der = csr_attrs(&profile, state.config.require_channel_binding)
-        .map_err(|e| EstError::Internal(format!("encoding csrattrs: {e}")))?;
+        .map_err(|e| EstError::internal(format!("encoding csrattrs: {e}")))?;
     Ok(wire::base64_response(wire::CSRATTRS, &der))
 }
 

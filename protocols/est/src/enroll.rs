@@ -46,7 +46,7 @@ pub fn cacerts(state: &EstState, ctx: &RequestContext) -> Result<Response, EstEr
         }
         current = info.parent.as_ref().and_then(|p| state.ca.issuer(p));
     }
-    let der = cms::certs_only(&certs).map_err(|e| EstError::Internal(format!("encoding cacerts: {e}")))?;
+    let der = cms::certs_only(&certs).map_err(|e| EstError::internal(format!("encoding cacerts: {e}")))?;
     Ok(wire::base64_response(wire::CERTS_ONLY, &der))
 }
 
@@ -193,6 +193,6 @@ pub async fn simpleenroll(
         "EST certificate issued"
     );
     let der = cms::certs_only(std::slice::from_ref(&issued.der))
-        .map_err(|e| EstError::Internal(format!("encoding the certificate response: {e}")))?;
+        .map_err(|e| EstError::internal(format!("encoding the certificate response: {e}")))?;
     Ok(wire::base64_response(wire::CERTS_ONLY, &der))
 }

@@ -43,10 +43,18 @@ pub enum EstError {
     Unavailable { message: String, retry_after: u64 },
     /// 500: a bug or corrupt state (details go to the log, not the client).
     #[error("{0}")]
-    Internal(String),
+    Internal(#[source] InternalCause),
 }
 
+/// What went wrong behind an internal error: logged with a request id, never sent.
+pub type InternalCause = Box<dyn std::error::Error + Send + Sync>;
+
 impl EstError {
+    /// 500: `cause` goes to the log, the client gets a request id.
+    pub fn internal(cause: impl Into<InternalCause>) -> Self {
+        EstError::Internal(cause.into())
+    }
+
     pub fn bad_request(m: impl Into<String>) -> Self {
         EstError::BadRequest(m.into())
     }
@@ -95,7 +103,7 @@ impl EstError {
                     retry_after: retry_unavailable,
                 }
             }
-            ErrorKind::Internal => EstError::Internal(e.to_string()),
+            ErrorKind::Internal => EstError::internal(e),
         }
     }
 }

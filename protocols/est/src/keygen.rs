@@ -104,11 +104,11 @@ pub async fn serverkeygen(state: &EstState, ctx: &RequestContext, body: Body) ->
     })?;
     let key: SecretKey = tokio::task::spawn_blocking(move || generate_key(alg))
         .await
-        .map_err(|e| EstError::Internal(format!("key generation task: {e}")))?
-        .map_err(|e| EstError::Internal(e.to_string()))?;
+        .map_err(|e| EstError::internal(format!("key generation task: {e}")))?
+        .map_err(EstError::internal)?;
     let csr_der = build_csr(&key, &client_csr.subject, &client_csr.sans)
-        .map_err(|e| EstError::Internal(format!("building the CSR for the generated key: {e}")))?;
-    let csr = ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(|e| EstError::Internal(e.to_string()))?;
+        .map_err(|e| EstError::internal(format!("building the CSR for the generated key: {e}")))?;
+    let csr = ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(EstError::internal)?;
     let req = IssuanceRequest {
         csr,
         profile: ctx.profile.profile.clone(),
@@ -127,7 +127,7 @@ pub async fn serverkeygen(state: &EstState, ctx: &RequestContext, body: Body) ->
         "EST server-generated key issued"
     );
     let cert_part = cms::certs_only(std::slice::from_ref(&issued.der))
-        .map_err(|e| EstError::Internal(format!("encoding the certificate response: {e}")))?;
+        .map_err(|e| EstError::internal(format!("encoding the certificate response: {e}")))?;
     let key_part = match recipient {
         None => Part { content_type: wire::PKCS8, der: key.pkcs8_der().to_vec() },
         Some(recipient) => {
@@ -135,8 +135,8 @@ pub async fn serverkeygen(state: &EstState, ctx: &RequestContext, body: Body) ->
                 .signers
                 .get(state.ca.as_ref(), &state.config.endpoint, &profile.issuer)
                 .await
-                .map_err(|e| EstError::Internal(format!("key package signer: {e}")))?;
-            let package = envelope::key_package(key.pkcs8_der()).map_err(|e| EstError::Internal(e.to_string()))?;
+                .map_err(|e| EstError::internal(format!("key package signer: {e}")))?;
+            let package = envelope::key_package(key.pkcs8_der()).map_err(EstError::internal)?;
             let signed = cms::signed_data(
                 envelope::ID_CT_KP_A_KEY_PACKAGE,
                 &package,
@@ -144,11 +144,11 @@ pub async fn serverkeygen(state: &EstState, ctx: &RequestContext, body: Body) ->
                 &signer.cert_der,
                 &signer.certs,
             )
-            .map_err(EstError::Internal)?;
+            .map_err(EstError::internal)?;
             // The EnvelopedData carries the SignedData itself (its ContentInfo content).
-            let signed_content = strip_content_info(&signed).map_err(EstError::Internal)?;
+            let signed_content = strip_content_info(&signed).map_err(EstError::internal)?;
             let enveloped =
-                envelope::envelope(cms::ID_SIGNED_DATA, &signed_content, &recipient).map_err(EstError::Internal)?;
+                envelope::envelope(cms::ID_SIGNED_DATA, &signed_content, &recipient).map_err(EstError::internal)?;
             Part { content_type: wire::SERVER_GENERATED_KEY, der: enveloped }
         }
     };

@@ -313,7 +313,7 @@ async fn recover_polled(state: &ScepState, msg: &Incoming) -> Result<ScepTransac
 /// Whether `msg` comes from the requester of `tx`: signed with the key of its request, or
 /// (a RenewalReq transaction) with the certificate the renewal was signed with.
 fn signed_by_requester(tx: &ScepTransaction, msg: &Incoming) -> Result<bool, ScepError> {
-    let key = stored_request_key(&tx.csr_der).map_err(|e| ScepError::Internal(format!("stored CSR: {e}")))?;
+    let key = stored_request_key(&tx.csr_der).map_err(|e| ScepError::internal(format!("stored CSR: {e}")))?;
     Ok(key == msg.signer.spki_der || tx.renewal_of.as_deref() == Some(msg.signer.serial_hex.as_str()))
 }
 
@@ -333,7 +333,7 @@ async fn answer_from(state: &ScepState, tx: &ScepTransaction) -> Result<Outcome,
         }
         TransactionStatus::Issued => {
             let (Some(issuer), Some(serial)) = (&tx.issuer, &tx.serial) else {
-                return Err(ScepError::Internal(format!("transaction {} has no certificate", tx.transaction_id)));
+                return Err(ScepError::internal(format!("transaction {} has no certificate", tx.transaction_id)));
             };
             let der = state
                 .ca()

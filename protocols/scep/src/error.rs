@@ -35,10 +35,18 @@ pub enum ScepError {
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] InternalCause),
 }
 
+/// What went wrong behind an internal error: logged with a request id, never sent.
+pub type InternalCause = Box<dyn std::error::Error + Send + Sync>;
+
 impl ScepError {
+    /// 500: `cause` goes to the log, the client gets a request id.
+    pub fn internal(cause: impl Into<InternalCause>) -> Self {
+        ScepError::Internal(cause.into())
+    }
+
     /// The failInfo a CertRep carries for this error (None: no CertRep, HTTP error).
     pub fn fail_info(&self) -> Option<FailInfo> {
         match self {
@@ -83,7 +91,7 @@ impl From<CoreError> for ScepError {
             ErrorKind::BadRequest | ErrorKind::Denied => ScepError::BadRequest(e.to_string()),
             ErrorKind::NotFound => ScepError::BadCertId(e.to_string()),
             ErrorKind::Unavailable => ScepError::Unavailable(e.to_string()),
-            ErrorKind::Internal => ScepError::Internal(e.to_string()),
+            ErrorKind::Internal => ScepError::internal(e),
         }
     }
 }
@@ -92,13 +100,13 @@ impl From<pkiplane_core::inventory::StoreError> for ScepError {
     fn from(e: pkiplane_core::inventory::StoreError) -> Self {
         match e {
             pkiplane_core::inventory::StoreError::Unavailable(m) => ScepError::Unavailable(m),
-            other => ScepError::Internal(other.to_string()),
+            other => ScepError::internal(other),
         }
     }
 }
 
 impl From<der::Error> for ScepError {
     fn from(e: der::Error) -> Self {
-        ScepError::Internal(format!("DER encoding: {e}"))
+        ScepError::internal(format!("DER encoding: {e}"))
     }
 }

@@ -45,7 +45,7 @@ pub async fn get_cert(state: &ScepState, content: &[u8]) -> Result<Outcome, Scep
     let record = state.ca().certificate(&issuer.id, &serial).await?;
     match record {
         Some(r) if matches!(r.status, CertStatus::Issued | CertStatus::Revoked) => {
-            let der = r.der.ok_or_else(|| ScepError::Internal(format!("certificate {serial} has no DER")))?;
+            let der = r.der.ok_or_else(|| ScepError::internal(format!("certificate {serial} has no DER")))?;
             Ok(Outcome::Success(degenerate(&[der], &[])?))
         }
         _ => Err(ScepError::BadCertId(format!("no certificate {serial} from {}", issuer.id))),

@@ -52,13 +52,13 @@ impl RaIdentity {
     /// Loads stored material (certificate DER and PKCS#8 RSA key).
     pub fn from_material(m: &RaMaterial) -> Result<Self, ScepError> {
         let cert = Certificate::from_der(&m.certificate_der)
-            .map_err(|e| ScepError::Internal(format!("RA certificate: {e}")))?;
+            .map_err(|e| ScepError::internal(format!("RA certificate: {e}")))?;
         let info =
-            CertInfo::from_der(&m.certificate_der).map_err(|e| ScepError::Internal(format!("RA certificate: {e}")))?;
+            CertInfo::from_der(&m.certificate_der).map_err(|e| ScepError::internal(format!("RA certificate: {e}")))?;
         let key = RaKey::from_pkcs8(&m.private_key_pkcs8)?;
         let certified = cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
         if key.public_key_pkcs1() != certified {
-            return Err(ScepError::Internal("the stored RA key does not match the RA certificate".into()));
+            return Err(ScepError::internal("the stored RA key does not match the RA certificate"));
         }
         Ok(Self { cert, cert_der: m.certificate_der.clone(), info, issuer: m.issuer.clone(), key })
     }
@@ -118,14 +118,14 @@ pub async fn ensure_ra(
 
 /// Issues a fresh RA key pair and certificate.
 pub async fn issue_ra(ca: &dyn Authority, endpoint: &ObjectRef, issuer: &ObjectRef) -> Result<RaMaterial, ScepError> {
-    let key = generate_key(KeyAlgorithm::Rsa2048).map_err(|e| ScepError::Internal(e.to_string()))?;
+    let key = generate_key(KeyAlgorithm::Rsa2048).map_err(ScepError::internal)?;
     let subject = build_name(&[
         (SubjectAttribute::Organization, "pkiplane".into()),
         (SubjectAttribute::CommonName, format!("SCEP RA {endpoint}")),
     ])
-    .map_err(ScepError::Internal)?;
-    let csr_der = build_csr(&key, &subject, &[]).map_err(|e| ScepError::Internal(e.to_string()))?;
-    let csr = ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(|e| ScepError::Internal(e.to_string()))?;
+    .map_err(ScepError::internal)?;
+    let csr_der = build_csr(&key, &subject, &[]).map_err(ScepError::internal)?;
+    let csr = ParsedCsr::from_der(&csr_der, CsrOptions::default()).map_err(ScepError::internal)?;
     let req = InternalCertRequest {
         role: InternalRole::ScepRa,
         endpoint: endpoint.clone(),

@@ -39,7 +39,7 @@ pub trait RsaPrivate: Send + Sync {
 impl RsaPrivate for RsaPrivateKey {
     fn sign_pkcs1v15(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>, ScepError> {
         self.sign_with_rng(&mut rand_core::OsRng, digest.pkcs1v15(), &digest.digest(message))
-            .map_err(|e| ScepError::Internal(format!("RSA signature: {e}")))
+            .map_err(|e| ScepError::internal(format!("RSA signature: {e}")))
     }
 
     fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
@@ -64,7 +64,7 @@ impl std::fmt::Debug for RaKey {
 impl RaKey {
     /// Loads a PKCS#8 RSA private key.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, ScepError> {
-        let bad = |what: &str| ScepError::Internal(format!("the RA key is not an RSA PKCS#8 key ({what})"));
+        let bad = |what: &str| ScepError::internal(format!("the RA key is not an RSA PKCS#8 key ({what})"));
         let signing = RsaKeyPair::from_pkcs8(der).map_err(|_| bad("signing"))?;
         let decrypting = PrivateDecryptingKey::from_pkcs8(der).map_err(|_| bad("decryption"))?;
         let decrypting = Pkcs1PrivateDecryptingKey::new(decrypting).map_err(|_| bad("decryption"))?;
@@ -90,7 +90,7 @@ impl RsaPrivate for RaKey {
         let mut out = vec![0u8; self.signing.public_modulus_len()];
         self.signing
             .sign(encoding, &aws_lc_rs::rand::SystemRandom::new(), message, &mut out)
-            .map_err(|_| ScepError::Internal("RSA signature failed".into()))?;
+            .map_err(|_| ScepError::internal("RSA signature failed"))?;
         Ok(out)
     }
 

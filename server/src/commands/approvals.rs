@@ -195,7 +195,15 @@ pub async fn list(cmd: &ApprovalsCommand) -> Result<()> {
     let headers = ["ID", "STATE", "PROTOCOL", "PROFILE", "REQUESTER", "NAMES", "CREATED"];
     print_list(a.output, &views, &headers, |v| {
         let names = names_cell(&v.sans, &v.subject);
-        vec![v.id.clone(), v.state.clone(), v.protocol.clone(), v.profile.clone(), v.requester.clone(), names, v.created_at.clone()]
+        vec![
+            v.id.clone(),
+            v.state.clone(),
+            v.protocol.clone(),
+            v.profile.clone(),
+            v.requester.clone(),
+            names,
+            v.created_at.clone(),
+        ]
     })
 }
 

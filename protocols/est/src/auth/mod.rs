@@ -79,7 +79,7 @@ pub async fn authenticate(state: &EstState, ctx: &RequestContext) -> Result<Auth
                 "authentication required: present a TLS client certificate issued by a CA trusted through {}",
                 cc.source
             )),
-            (None, None) => EstError::Internal("unreachable authentication state".into()),
+            (None, None) => EstError::internal("unreachable authentication state"),
         });
     }
 

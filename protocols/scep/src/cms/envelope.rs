@@ -147,7 +147,7 @@ fn encrypt_to(spki_der: &[u8], alg: ContentAlg, content: &[u8]) -> Result<Encryp
     let ciphertext = encrypt(alg, &cek, &iv, content);
     let enc_key = key
         .encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek)
-        .map_err(|e| ScepError::Internal(format!("RSA key transport: {e}")))?;
+        .map_err(|e| ScepError::internal(format!("RSA key transport: {e}")))?;
     Ok(Encrypted { enc_key, iv, ciphertext })
 }
 

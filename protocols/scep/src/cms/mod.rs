@@ -51,6 +51,6 @@ where
 pub fn random_bytes(len: usize) -> Result<Vec<u8>, ScepError> {
     use ring::rand::SecureRandom;
     let mut out = vec![0u8; len];
-    ring::rand::SystemRandom::new().fill(&mut out).map_err(|_| ScepError::Internal("the OS RNG failed".into()))?;
+    ring::rand::SystemRandom::new().fill(&mut out).map_err(|_| ScepError::internal("the OS RNG failed"))?;
     Ok(out)
 }

@@ -53,7 +53,7 @@ pub fn attr(oid: ObjectIdentifier, value: Any) -> Result<Attribute, ScepError> {
 
 /// A PrintableString value.
 pub fn printable(s: &str) -> Result<Any, ScepError> {
-    let p = PrintableStringRef::new(s).map_err(|_| ScepError::Internal(format!("`{s}` is not printable")))?;
+    let p = PrintableStringRef::new(s).map_err(|_| ScepError::internal(format!("`{s}` is not printable")))?;
     Ok(Any::encode_from(&p)?)
 }
 

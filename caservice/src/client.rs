@@ -17,7 +17,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use pkiplane_core::approval::{ApprovalFilter, ApprovalRequest};
-use pkiplane_core::error::CoreError;
+use pkiplane_core::error::{Cause, CoreError};
 use pkiplane_core::inventory::{CertificateRecord, RevokeOutcome, StoreError};
 use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, Issued, RevocationRequest};
 use pkiplane_core::issuer::IssuerInfo;
@@ -68,9 +68,6 @@ pub enum ClientError {
     #[error("CA service request of {0} bytes exceeds {MAX_BODY}")]
     TooLarge(usize),
 }
-
-/// The lower-level error behind a [`ClientError`].
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 impl ClientError {
     fn transport(stage: &'static str) -> impl FnOnce(Cause) -> Self {

@@ -36,6 +36,10 @@ impl ErrorKind {
     }
 }
 
+/// The lower-level error behind an internal failure, kept as the `source` of the error
+/// that reports it (logged, never shown to a client).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error(transparent)]
@@ -50,7 +54,7 @@ pub enum CoreError {
     Store(#[from] StoreError),
     /// Building or signing a certificate failed (a bug or a broken key): internal.
     #[error("signing failed: {0}")]
-    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Signing(#[source] Cause),
     #[error("certificate not found: {0}")]
     NotFound(String),
     /// An approval call was refused (unknown id, decided already, a denial without reason).

@@ -209,3 +209,28 @@ mod tests {
         assert!(HttpsCaClient::new("http://pkiplane-ca:9443").is_err());
     }
 }
+
+/// What the CA service answers in the controllers' tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use pkiplane_core::inventory::InventoryCounts;
+
+    use super::IssuerStatus;
+
+    /// The counts of `key` (an object, or a `|` pair): issued, active, revoked, denied.
+    pub fn counts(key: &str, [issued, active, revoked, denied]: [u64; 4]) -> InventoryCounts {
+        InventoryCounts { key: key.into(), issued, active, revoked, denied, ..Default::default() }
+    }
+
+    /// The Issuer pki/root, ready, valid from 2027-01-01 until `not_after` (RFC 3339).
+    pub fn ready_root(not_after: &str) -> IssuerStatus {
+        IssuerStatus {
+            namespace: "pki".into(),
+            name: "root".into(),
+            ready: true,
+            not_before: Some("2027-01-01T00:00:00Z".into()),
+            not_after: Some(not_after.into()),
+            ..Default::default()
+        }
+    }
+}

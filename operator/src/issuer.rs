@@ -236,11 +236,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca_client::Summary;
+    use crate::ca_client::{Summary, fixtures};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::api::ObjectMeta;
     use pkiplane_api::v1alpha1::{IssuerRef, IssuerSpec};
-    use pkiplane_core::inventory::InventoryCounts;
 
     fn issuer(yaml: &str) -> Issuer {
         let mut i: Issuer = serde_yaml::from_str(yaml).unwrap();
@@ -266,26 +265,12 @@ mod tests {
     fn ready_issuer_reports_its_certificate_and_counts() {
         let ca = CaState {
             issuers: Some(vec![crate::ca_client::IssuerStatus {
-                namespace: "pki".into(),
-                name: "root".into(),
-                ready: true,
                 certificate_pem: Some("PEM".into()),
                 fingerprint: Some("ab".into()),
                 serial: Some("01".into()),
-                not_before: Some("2027-01-01T00:00:00Z".into()),
-                not_after: Some("2037-01-01T00:00:00Z".into()),
-                ..Default::default()
+                ..fixtures::ready_root("2037-01-01T00:00:00Z")
             }]),
-            summary: Some(Summary {
-                issuers: vec![InventoryCounts {
-                    key: "pki/root".into(),
-                    issued: 5,
-                    active: 4,
-                    revoked: 1,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
+            summary: Some(Summary { issuers: vec![fixtures::counts("pki/root", [5, 4, 1, 0])], ..Default::default() }),
             error: None,
         };
         let s = desired_status(&root(), &ca, None, &[], now());

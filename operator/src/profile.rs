@@ -168,7 +168,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca_client::Summary;
+    use crate::ca_client::{Summary, fixtures};
     use pkiplane_core::inventory::InventoryCounts as CoreCounts;
 
     fn profile(validity: &str) -> CertificateProfile {
@@ -195,23 +195,12 @@ mod tests {
 
     fn ca_with_issuer_lifetime() -> CaState {
         CaState {
-            issuers: Some(vec![IssuerStatus {
-                namespace: "pki".into(),
-                name: "root".into(),
-                ready: true,
-                not_before: Some("2027-01-01T00:00:00Z".into()),
-                not_after: Some("2028-01-01T00:00:00Z".into()),
-                ..Default::default()
-            }]),
+            issuers: Some(vec![fixtures::ready_root("2028-01-01T00:00:00Z")]),
             summary: Some(Summary {
                 profiles: vec![CoreCounts {
-                    key: "pki/tls".into(),
-                    issued: 7,
-                    active: 6,
-                    denied: 2,
                     last_issued_at: Some(SystemTime::UNIX_EPOCH),
                     waiting_approval: 3,
-                    ..Default::default()
+                    ..fixtures::counts("pki/tls", [7, 6, 0, 2])
                 }],
                 profile_protocols: vec![CoreCounts { key: "pki/tls|EST".into(), issued: 7, ..Default::default() }],
                 ..Default::default()

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Throughput of CMP `ir` transactions: pkiplane's CMP server beside OpenSSL's own mock
 # CMP server (`openssl cmp -port`), both driven by the same client workload: N runs of
 # `openssl cmp -cmd ir` with a shared secret (PasswordBasedMac) and implicitConfirm,
@@ -14,18 +15,9 @@ cd "$(dirname "$0")/../.."
 
 N=${1:-200}
 C=${2:-4}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-me=${0##*/}
-# shellcheck source=../../e2e/lib/common.sh
-. e2e/lib/common.sh # free_ports: outside the kernel's ephemeral range
-read -r PORT_A PORT_B <<<"$(free_ports 2)"
+# shellcheck source=lib/bench.sh
+. scripts/tools/lib/bench.sh
+bench_start
 
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/key.pem" 2>/dev/null
 

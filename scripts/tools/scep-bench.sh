@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Throughput of SCEP PKCSReq enrollments: pkiplane's SCEP router (the scep_bench_server
 # example, the same router `pkiplane serve` mounts) beside micromdm's scepserver 2.1.0
 # (Debian package `scep`, scripts/tools/scep-debian.sh), both driven by the same client
@@ -16,19 +17,10 @@ cd "$(dirname "$0")/../.."
 
 N=${1:-200}
 C=${2:-8}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  [ -n "${SCEP_BENCH_KEEP:-}" ] && cp "$WORK"/*.log "$SCEP_BENCH_KEEP"/ 2>/dev/null
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-me=${0##*/}
-# shellcheck source=../../e2e/lib/common.sh
-. e2e/lib/common.sh # free_ports: outside the kernel's ephemeral range
-read -r PORT_A PORT_B <<<"$(free_ports 2)"
+bench_keep() { [ -z "${SCEP_BENCH_KEEP:-}" ] || cp "$WORK"/*.log "$SCEP_BENCH_KEEP"/ 2>/dev/null; }
+# shellcheck source=lib/bench.sh
+. scripts/tools/lib/bench.sh
+bench_start
 wait_http() { # $1 = URL
   for _ in $(seq 100); do
     curl -fs -o /dev/null "$1?operation=GetCACaps" && return 0

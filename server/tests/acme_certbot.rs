@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{BIN, Server, quickstart_free_ports};
+use common::{Server, quickstart_free_ports};
 
 fn certbot_path() -> String {
     let out =
@@ -34,13 +34,7 @@ fn ok(o: &Output) -> String {
 }
 
 fn inventory(data: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN)
-        .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "ACME", "-o", "json"])
-        .args(common::admin_flags(data))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::inventory(data, "ACME")
 }
 
 fn verify(root: &str, chain: &Path, cert: &Path) {

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{BIN, Server, quickstart_free_ports};
+use common::{Server, quickstart_free_ports};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -154,12 +154,7 @@ fn estclient_and_curl_enroll_through_serve() {
         .unwrap();
     assert_eq!(text(&code.stdout), "403");
 
-    let list = Command::new(BIN)
-        .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "EST", "-o", "json"])
-        .args(common::admin_flags(&data))
-        .output()
-        .unwrap();
-    let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let records = common::inventory(&data, "EST");
     assert_eq!(records.len(), 2, "{records:?}");
     let renewed = records
         .iter()

@@ -58,20 +58,7 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     let (root, int) = (d.path().join("root.pem"), d.path().join("int.pem"));
     fetch("/issuers/pki/example-root/ca.pem", &root);
     fetch("/issuers/pki/example-intermediate/ca.pem", &int);
-    let verify = |cert: &Path| {
-        let out = Command::new("openssl")
-            .args([
-                "verify",
-                "-CAfile",
-                root.to_str().unwrap(),
-                "-untrusted",
-                int.to_str().unwrap(),
-                cert.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let verify = |cert: &Path| common::verify_chain(&root, &int, cert);
 
     // The static challenge from the quickstart Secret.
     let out = scepclient(&bin, &d.path().join("a"), &url, "scep-demo-challenge", "router-a.example.com");
@@ -112,12 +99,7 @@ fn scepclient_enrolls_with_static_and_one_time_challenges() {
     assert!(!out.status.success());
     assert!(both(&out).contains("failInfo: badRequest"), "{}", both(&out));
 
-    let list = Command::new(BIN)
-        .args(["inventory", "list", "--data-dir", data.to_str().unwrap(), "--protocol", "SCEP", "-o", "json"])
-        .args(common::admin_flags(&data))
-        .output()
-        .unwrap();
-    let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let records = common::inventory(&data, "SCEP");
     assert_eq!(records.len(), 2, "{records:?}");
     assert!(records.iter().all(|r| r["endpoint"] == "pki/scep" && r["profile"] == "pki/scep-device-90d"));
     assert!(

@@ -108,17 +108,7 @@ fn serve_publishes_ca_and_crl_and_survives_restart() {
     drop(server);
 
     run(BIN, &issue_args);
-    run(
-        "openssl",
-        &[
-            "verify",
-            "-CAfile",
-            p("root.pem").to_str().unwrap(),
-            "-untrusted",
-            p("int.pem").to_str().unwrap(),
-            p("leaf.pem").to_str().unwrap(),
-        ],
-    );
+    common::verify_chain(&p("root.pem"), &p("int.pem"), &p("leaf.pem"));
     let serial = String::from_utf8(
         run("openssl", &["x509", "-in", p("leaf.pem").to_str().unwrap(), "-noout", "-serial"]).stdout,
     )

@@ -10,7 +10,6 @@ use pkiplane_core::service::InternalRole;
 use crate::ca_client::{
     CaServiceApi, CaServiceError, InternalCertificateRequest, InternalCertificateResponse, IssuerStatus, Summary,
 };
-use pkiplane_core::inventory::InventoryCounts;
 
 /// A CA service that records certificate requests and answers with canned data.
 #[derive(Default)]
@@ -355,21 +354,8 @@ fn status_counts_and_no_write_when_unchanged() {
     let mut e = acme();
     let ca = CaState {
         summary: Some(Summary {
-            endpoints: vec![InventoryCounts {
-                key: "pki/ep".into(),
-                issued: 4,
-                active: 3,
-                revoked: 1,
-                denied: 2,
-                ..Default::default()
-            }],
-            endpoint_profiles: vec![InventoryCounts {
-                key: "pki/ep|pki/tls".into(),
-                issued: 4,
-                active: 3,
-                revoked: 1,
-                ..Default::default()
-            }],
+            endpoints: vec![crate::ca_client::fixtures::counts("pki/ep", [4, 3, 1, 2])],
+            endpoint_profiles: vec![crate::ca_client::fixtures::counts("pki/ep|pki/tls", [4, 3, 1, 0])],
             ..Default::default()
         }),
         ..ca_up()

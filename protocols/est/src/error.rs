@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pkiplane_core::error::Cause;
 use pkiplane_core::{CoreError, ErrorKind};
 
 /// Why a request did not produce its answer.
@@ -43,15 +44,12 @@ pub enum EstError {
     Unavailable { message: String, retry_after: u64 },
     /// 500: a bug or corrupt state (details go to the log, not the client).
     #[error("{0}")]
-    Internal(#[source] InternalCause),
+    Internal(#[source] Cause),
 }
-
-/// What went wrong behind an internal error: logged with a request id, never sent.
-pub type InternalCause = Box<dyn std::error::Error + Send + Sync>;
 
 impl EstError {
     /// 500: `cause` goes to the log, the client gets a request id.
-    pub fn internal(cause: impl Into<InternalCause>) -> Self {
+    pub fn internal(cause: impl Into<Cause>) -> Self {
         EstError::Internal(cause.into())
     }
 

@@ -3,6 +3,7 @@
 //! status otherwise.
 
 use axum::http::StatusCode;
+use pkiplane_core::error::Cause;
 use pkiplane_core::{CoreError, ErrorKind};
 
 use crate::message::FailInfo;
@@ -35,15 +36,12 @@ pub enum ScepError {
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
-    Internal(#[source] InternalCause),
+    Internal(#[source] Cause),
 }
-
-/// What went wrong behind an internal error: logged with a request id, never sent.
-pub type InternalCause = Box<dyn std::error::Error + Send + Sync>;
 
 impl ScepError {
     /// 500: `cause` goes to the log, the client gets a request id.
-    pub fn internal(cause: impl Into<InternalCause>) -> Self {
+    pub fn internal(cause: impl Into<Cause>) -> Self {
         ScepError::Internal(cause.into())
     }
 

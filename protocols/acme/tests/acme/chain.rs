@@ -33,8 +33,7 @@ fn link<'a>(links: &'a [String], rel: &str) -> Option<&'a str> {
 async fn the_chain_stops_below_the_root_and_the_alternate_adds_it() {
     let env = Env::start(Options::default()).await;
     let raw = Raw::new(&env.base);
-    let key = AccountKey::generate_es256();
-    let kid = raw.new_account(&key).await;
+    let (key, kid) = raw.account().await;
     let thumbprint = Jwk::from_value(&key.jwk()).unwrap().thumbprint();
 
     let ids = json!({"identifiers": [{"type": "dns", "value": "chain.localhost"}]});

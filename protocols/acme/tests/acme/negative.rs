@@ -34,8 +34,7 @@ async fn directory_and_nonces() {
 async fn bad_requests_get_specific_problems_and_issue_nothing() {
     let env = Env::start(Options::default()).await;
     let raw = Raw::new(&env.base);
-    let key = AccountKey::generate_es256();
-    let kid = raw.new_account(&key).await;
+    let (key, kid) = raw.account().await;
     let new_order = raw.url("/new-order");
     let payload = json!({"identifiers": [{"type": "dns", "value": "n.localhost"}]});
 

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use pkiplane_acme::signer::AccountKey;
 use pkiplane_acme::{AcmeState, router};
 use pkiplane_store::SqliteStore;
 use serde_json::json;
@@ -25,8 +24,7 @@ async fn replicas_share_accounts_orders_and_nonces() {
     let (a, b) = (Raw::new(&env.base), Raw::new(&base_b));
     // The same resource URLs (the endpoint's base URL) reach either replica.
     let via_b = |url: &str| url.replace(&env.base, &base_b);
-    let key = AccountKey::generate_es256();
-    let kid = a.new_account(&key).await;
+    let (key, kid) = a.account().await;
     let new_order = a.url("/new-order");
     let payload = json!({"identifiers": [{"type": "dns", "value": "replica.localhost"}]});
 

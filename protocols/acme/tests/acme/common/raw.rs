@@ -87,6 +87,13 @@ impl Raw {
     }
 
     /// Creates an account for `key`; returns its URL.
+    /// A new ES256 account key and the account created with it (its URL).
+    pub async fn account(&self) -> (AccountKey, String) {
+        let key = AccountKey::generate_es256();
+        let kid = self.new_account(&key).await;
+        (key, kid)
+    }
+
     pub async fn new_account(&self, key: &AccountKey) -> String {
         let url = self.url("/new-account");
         let r = self.signed(key, None, &url, Some(&json!({"termsOfServiceAgreed": true}))).await;

@@ -39,6 +39,10 @@ pub fn openssl(args: &[&str]) -> std::process::Output {
 
 /// A private key file (generated once per test binary and kind).
 pub fn key(kind: Kind) -> PathBuf {
+    // One key per kind for the whole test binary: tests running side by side wait for the
+    // first to make it (two made at once would give one test two different keys).
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let path = dir().join(format!("{kind:?}.key"));
     if !path.exists() {
         let tmp = dir().join(format!("{kind:?}.{}.tmp", std::process::id() as u64 ^ rand_suffix()));

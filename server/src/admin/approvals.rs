@@ -138,32 +138,26 @@ fn approver(user: &User) -> String {
     format!("admin-api:{}", user.username)
 }
 
-pub async fn approve(
+/// `POST .../approve` (`APPROVE`) or `POST .../deny`: the decision, by the caller, on
+/// one request; a denial needs a reason.
+pub async fn decide<const APPROVE: bool>(
     State(state): State<AdminState>,
     Caller(user): Caller,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<axum::Json<ApprovalView>, ApiError> {
     let d = decision(body)?;
-    request_for(&state, &user, &id, Verb::Approve).await?;
-    let r = state.ca.approve(&id, &approver(&user), d.reason.as_deref()).await.map_err(|e| refused("approving", e))?;
-    tracing::info!(user = %user.username, request = %id, "admin API: approved");
-    Ok(axum::Json(ApprovalView::new(&r)))
-}
-
-pub async fn deny(
-    State(state): State<AdminState>,
-    Caller(user): Caller,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<axum::Json<ApprovalView>, ApiError> {
-    let d = decision(body)?;
-    let reason = d
-        .reason
-        .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("a denial needs a reason: the requester's protocol carries it back"))?;
-    request_for(&state, &user, &id, Verb::Deny).await?;
-    let r = state.ca.deny(&id, &approver(&user), &reason).await.map_err(|e| refused("denying", e))?;
-    tracing::info!(user = %user.username, request = %id, "admin API: denied");
-    Ok(axum::Json(ApprovalView::new(&r)))
+    let decided = if APPROVE {
+        request_for(&state, &user, &id, Verb::Approve).await?;
+        state.ca.approve(&id, &approver(&user), d.reason.as_deref()).await.map_err(|e| refused("approving", e))?
+    } else {
+        let reason = d.reason.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+            ApiError::bad_request("a denial needs a reason: the requester's protocol carries it back")
+        })?;
+        request_for(&state, &user, &id, Verb::Deny).await?;
+        state.ca.deny(&id, &approver(&user), &reason).await.map_err(|e| refused("denying", e))?
+    };
+    let what = if APPROVE { "approved" } else { "denied" };
+    tracing::info!(user = %user.username, request = %id, "admin API: {what}");
+    Ok(axum::Json(ApprovalView::new(&decided)))
 }

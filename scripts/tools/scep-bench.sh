@@ -13,7 +13,8 @@
 # SHA-256 as both servers advertise them), sent by 1 and by C concurrent senders, so the
 # figure is the server's rather than the client processes'.
 #
-# Usage: [SCEP_BENCH_PROFILE=release] [LOAD_N=400] scripts/tools/scep-bench.sh [N=200] [C=8]
+# Usage: [SCEP_BENCH_PROFILE=release] [LOAD_N=400] [SCEP_LOAD_RESULTS=file.jsonl]
+#        scripts/tools/scep-bench.sh [N=200] [C=8]
 # Loopback only; bounded in count (N) and time (60 s per client run, 600 s per server);
 # stops its servers on exit.
 set -euo pipefail
@@ -127,6 +128,7 @@ for c in 1 "$C"; do
   done
 done
 grep -h "failed:" "$WORK/load.log" | head -n 5 >&2 || true
+[ -n "${SCEP_LOAD_RESULTS:-}" ] && cp "$WORK/load.jsonl" "$SCEP_LOAD_RESULTS"
 python3 - "$WORK/load.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

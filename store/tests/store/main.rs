@@ -10,6 +10,7 @@ mod counts;
 mod lifecycle;
 mod persistence;
 mod postgres;
+mod postgres_tls;
 mod published;
 mod scep_state;
 mod sealing;

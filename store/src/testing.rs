@@ -441,3 +441,17 @@ fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
 }
+
+/// Schema version before ACME state was kept per endpoint (ACME rows without an endpoint).
+pub const SQLITE_VERSION_BEFORE_ACME_ENDPOINTS: usize = 8;
+
+/// Creates a SQLite database at `path` as a release with schema version `version` left it:
+/// only the first `version` schema steps applied (for tests of upgrades).
+pub fn sqlite_at_version(path: &Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("creating the old database");
+    for sql in &crate::migrations::MIGRATIONS[..version] {
+        conn.execute_batch(sql).expect("applying an old schema step");
+    }
+    conn.pragma_update(None, "user_version", version as i64).expect("setting the old schema version");
+    conn
+}

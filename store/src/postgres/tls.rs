@@ -6,7 +6,11 @@
 //! `ssl*` parameter is refused by name rather than ignored: a setting silently dropped is
 //! a check the operator believes in and does not get.
 //!
-//! A URL without `sslmode` is taken as `verify-full` (libpq's default is `prefer`, which
+//! As in libpq, the environment variables `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
+//! `PGSSLKEY` stand for parameters the URL does not give (the Helm chart sets them from
+//! its values; the URL, written by the database's owner, wins).
+//!
+//! A URL without `sslmode` (and no `PGSSLMODE`) is taken as `verify-full` (libpq's default is `prefer`, which
 //! falls back to plain TCP and verifies nothing): the safe reading unless the operator says
 //! otherwise. As in libpq, `prefer` and `require` verify the chain when `sslrootcert` is
 //! given (as `verify-ca`) and nothing otherwise.
@@ -104,8 +108,14 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 impl TlsSettings {
     /// Splits the TLS parameters off a `postgres://` URL: the URL for tokio-postgres
-    /// (which knows none of them but `sslmode`) and the settings.
+    /// (which knows none of them but `sslmode`) and the settings, with the process
+    /// environment's `PGSSL*` variables for what the URL leaves out.
     pub fn from_url(url: &str) -> Result<(String, Self), StoreError> {
+        Self::from_url_and_env(url, |name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`Self::from_url`] with `env` as the environment.
+    pub fn from_url_and_env(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<(String, Self), StoreError> {
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, query),
             None => (url, ""),
@@ -134,6 +144,22 @@ impl TlsSettings {
                     None => kept.push(pair),
                 },
             }
+        }
+        let from_env = |name: &str| env(name).map(|v| (name.to_owned(), v));
+        if mode.is_none()
+            && let Some((_, value)) = from_env("PGSSLMODE")
+        {
+            mode = Some(TlsMode::parse(&value).map_err(|e| config_err(&format!("PGSSLMODE: {e}")))?);
+        }
+        if settings.roots.is_none()
+            && let Some((name, value)) = from_env("PGSSLROOTCERT")
+        {
+            settings.roots =
+                Some(if value == "system" { Roots::System } else { Roots::File(non_empty_path(&name, &value)?) });
+        }
+        if settings.client_cert.is_none() && settings.client_key.is_none() {
+            settings.client_cert = from_env("PGSSLCERT").map(|(_, v)| PathBuf::from(v));
+            settings.client_key = from_env("PGSSLKEY").map(|(_, v)| PathBuf::from(v));
         }
         if let Some(mode) = mode {
             settings.mode = mode;
@@ -417,7 +443,27 @@ mod tests {
     use super::*;
 
     fn parse(url: &str) -> Result<(String, TlsSettings), String> {
-        TlsSettings::from_url(url).map_err(|e| e.to_string())
+        TlsSettings::from_url_and_env(url, |_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_environment_fills_in_what_the_url_leaves_out() {
+        let env = |name: &str| match name {
+            "PGSSLMODE" => Some("verify-ca".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/db/ca.crt".to_owned()),
+            "PGSSLCERT" => Some("/etc/db/tls.crt".to_owned()),
+            "PGSSLKEY" => Some("/etc/db/tls.key".to_owned()),
+            _ => None,
+        };
+        let (_, s) = TlsSettings::from_url_and_env("postgres://db/x", env).unwrap();
+        assert_eq!((s.mode(), s.roots.clone()), (TlsMode::VerifyCa, Some(Roots::File("/etc/db/ca.crt".into()))));
+        assert_eq!(s.client_key.as_deref(), Some(Path::new("/etc/db/tls.key")));
+        let (_, s) = TlsSettings::from_url_and_env("postgres://db/x?sslmode=disable&sslrootcert=%2Fa", env).unwrap();
+        assert_eq!((s.mode(), s.roots), (TlsMode::Disable, Some(Roots::File("/a".into()))));
+        let err = TlsSettings::from_url_and_env("postgres://db/x", |n| (n == "PGSSLMODE").then(|| "on".to_owned()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGSSLMODE") && err.contains("sslmode=on is not one of"), "{err}");
     }
 
     #[test]

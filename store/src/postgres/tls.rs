@@ -230,12 +230,15 @@ impl TlsSettings {
     fn client_config(&self) -> Result<ClientConfig, StoreError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match (&self.roots, self.mode) {
-            (_, TlsMode::Disable) | (None, _) => Arc::new(NoVerification(provider.clone())),
+            (_, TlsMode::Disable) | (None, _) => Arc::new(Relaxed { provider: provider.clone(), chain: None }),
             (Some(roots), mode) => {
                 let full = WebPkiServerVerifier::builder_with_provider(Arc::new(load_roots(roots)?), provider.clone())
                     .build()
                     .map_err(|e| config_err(&format!("sslrootcert: {e}")))?;
-                if mode == TlsMode::VerifyFull { full } else { Arc::new(ChainOnly(full)) }
+                match mode {
+                    TlsMode::VerifyFull => full,
+                    _ => Arc::new(Relaxed { provider: provider.clone(), chain: Some(full) }),
+                }
             }
         };
         let builder = ClientConfig::builder_with_provider(provider)
@@ -351,54 +354,18 @@ where
     }
 }
 
-/// `prefer`/`require` without `sslrootcert`: encryption against eavesdroppers, no
-/// protection against an active attacker (libpq's behaviour). Handshake signatures are
-/// still checked against the presented certificate's key.
+/// Every mode short of `verify-full`: `prefer`/`require` without `sslrootcert` check no
+/// certificate (encryption against eavesdroppers only, libpq's behaviour); `verify-ca`
+/// (and `prefer`/`require` with `sslrootcert`) check the chain but not the name: webpki
+/// checks the name last, so a name mismatch means everything else passed. Handshake
+/// signatures are always checked against the presented certificate's key.
 #[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Relaxed {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA and be valid now; the name in the
-/// certificate is not compared with the host. webpki checks the name last, so a
-/// name mismatch means everything else passed.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -407,7 +374,8 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -421,7 +389,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -430,11 +398,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 

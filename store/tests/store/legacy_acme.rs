@@ -6,30 +6,18 @@
 use std::time::{Duration, SystemTime};
 
 use pkiplane_acme::state::{
-    Account, AccountStatus, AcmeStateScopes, Authorization, AuthzStatus, CertificateRef, Identifier, Order, OrderStatus,
+    AcmeStateScopes, Authorization, AuthzStatus, CertificateRef, Identifier, Order, OrderStatus,
 };
 use pkiplane_core::model::ObjectRef;
 use pkiplane_store::testing::{SQLITE_VERSION_BEFORE_ACME_ENDPOINTS, sqlite_at_version};
 use pkiplane_store::{AcmeScopes, LegacyAcmeRows, SqliteStore};
 use rusqlite::params;
 
+use crate::acme_state::account;
+
 fn at() -> SystemTime {
     // Fixed: the records' times only need to be in the future of nothing.
     SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000)
-}
-
-fn account(id: &str, thumbprint: &str) -> Account {
-    Account {
-        id: id.into(),
-        status: AccountStatus::Valid,
-        jwk: format!("{{\"k\":\"{thumbprint}\"}}"),
-        thumbprint: thumbprint.into(),
-        contact: vec!["mailto:ops@example.com".into()],
-        terms_agreed: true,
-        eab_kid: None,
-        created_at: at(),
-        version: 0,
-    }
 }
 
 /// Writes the old schema's rows (no endpoint column) of two accounts, an order of the
@@ -104,7 +92,7 @@ async fn legacy_acme_rows_are_adopted_by_one_endpoint() {
     let adopted = store.adopt_legacy_acme(&ObjectRef::new("acme", "one")).await.unwrap();
     assert_eq!(adopted, LegacyAcmeRows { accounts: 1, orders: 1, authorizations: 1 });
     let a1 = one.account("a1").await.unwrap().expect("adopted account");
-    assert_eq!((a1.thumbprint.as_str(), a1.contact.as_slice()), ("t1", &["mailto:ops@example.com".to_owned()][..]));
+    assert_eq!((a1.thumbprint.as_str(), a1.contact.as_slice()), ("t1", &["mailto:a@example.com".to_owned()][..]));
     assert_eq!(one.account_by_thumbprint("t1").await.unwrap().unwrap().id, "a1");
     let order = one.order("o1").await.unwrap().expect("adopted order");
     assert_eq!((order.status, order.certificate.map(|c| c.serial)), (OrderStatus::Valid, Some("c1".to_owned())));

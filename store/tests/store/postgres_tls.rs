@@ -167,3 +167,34 @@ async fn require_to_a_server_without_tls_is_refused() {
     let err = refused(&url).await;
     assert!(err.contains("reads as verify-full") && err.contains("sslrootcert"), "{err}");
 }
+
+/// A CA bundle replaced on disk (a Secret's rotation) is used by the connections opened
+/// after it, without restarting the store: a bundle of the wrong CA makes them fail, the
+/// right one again makes them work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_ca_bundle_is_used_by_new_connections() {
+    let mut f = TlsFixture::start();
+    let bundle = f.file("bundle.pem");
+    std::fs::copy(f.file("ca.pem"), &bundle).unwrap();
+    let store = PostgresStore::connect(&f.url("pg.test", &format!("sslmode=verify-full&sslrootcert={}", enc(&bundle))))
+        .await
+        .unwrap();
+    issue(&store, &pending("7003")).await;
+    // The database restarts (every pooled connection is gone) with the bundle replaced.
+    std::fs::copy(f.file("other-ca.pem"), &bundle).unwrap();
+    f.server.stop();
+    f.server.start_again();
+    let mut last = String::new();
+    for _attempt in 0..5 {
+        match store.get(&root(), "7003").await {
+            Ok(_) => panic!("a new connection trusted the replaced bundle's CA"),
+            Err(e) => last = e.to_string(),
+        }
+        if last.contains("UnknownIssuer") {
+            break;
+        }
+    }
+    assert!(last.contains("UnknownIssuer"), "{last}");
+    std::fs::copy(f.file("ca.pem"), &bundle).unwrap();
+    assert!(store.get(&root(), "7003").await.unwrap().is_some());
+}

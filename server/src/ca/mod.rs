@@ -42,6 +42,8 @@ pub struct CaArgs {
     /// SQLite database (one replica), or a PostgreSQL URL
     /// (`postgres://user:password@host:port/db`) that several CA replicas share. The
     /// endpoints' protocol state (ACME, SCEP, CMP, EST failure counters) lives there too.
+    /// TLS follows libpq's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (URL parameters,
+    /// or PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY); no `sslmode` means verify-full.
     #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
     pub store: Option<String>,
     /// The ACME EnrollmentEndpoint (`NAMESPACE/NAME`) that gets the ACME accounts and

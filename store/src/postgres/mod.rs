@@ -8,6 +8,8 @@
 //! * Serials are unique per issuer by the primary key; CRL numbers come from a counter
 //!   row per issuer incremented under its row lock, so replicas never reuse or go back.
 //! * The schema is versioned (see `schema`); replicas starting together migrate once.
+//! * TLS on rustls as the URL's libpq parameters say (see `tls`); `verify-full` unless
+//!   the URL or `PGSSLMODE` says otherwise.
 //! * A lost connection or a server restart fails the call in progress with
 //!   `StoreError::Unavailable` (retryable, a 503 at the CA service) and nothing of it
 //!   written; the pool opens new connections once the server is back.

@@ -44,20 +44,16 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
-    fn parse(value: &str) -> Result<Self, StoreError> {
+    fn parse(value: &str) -> Result<Self, String> {
         Ok(match value {
             "disable" => Self::Disable,
             "prefer" => Self::Prefer,
             "require" => Self::Require,
             "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
-            "allow" => {
-                return Err(config_err("sslmode=allow (plain TCP first) is not supported: use disable or prefer"));
-            }
+            "allow" => return Err("sslmode=allow (plain TCP first) is not supported: use disable or prefer".to_owned()),
             other => {
-                return Err(config_err(&format!(
-                    "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
-                )));
+                return Err(format!("sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"));
             }
         })
     }
@@ -131,7 +127,7 @@ impl TlsSettings {
                 .map_err(|_| config_err(&format!("the value of {key} is not UTF-8")))?
                 .into_owned();
             match key {
-                "sslmode" => mode = Some(TlsMode::parse(&value)?),
+                "sslmode" => mode = Some(TlsMode::parse(&value).map_err(|e| config_err(&e))?),
                 "sslrootcert" if value == "system" => settings.roots = Some(Roots::System),
                 "sslrootcert" => settings.roots = Some(Roots::File(non_empty_path(key, &value)?)),
                 "sslcert" => settings.client_cert = Some(non_empty_path(key, &value)?),
@@ -431,7 +427,8 @@ mod tests {
         let err = TlsSettings::from_url_and_env("postgres://db/x", |n| (n == "PGSSLMODE").then(|| "on".to_owned()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("PGSSLMODE") && err.contains("sslmode=on is not one of"), "{err}");
+        assert!(err.contains("PGSSLMODE: sslmode=on is not one of"), "{err}");
+        assert_eq!(err.matches("store unavailable").count(), 1, "{err}");
     }
 
     #[test]

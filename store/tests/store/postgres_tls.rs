@@ -122,12 +122,13 @@ async fn a_certificate_for_another_name_or_from_another_ca_is_refused() {
     // verify-ca checks the chain, not the name.
     PostgresStore::connect(&f.url("db.example", &format!("sslmode=verify-ca&sslrootcert={ca}"))).await.unwrap();
     let other = enc(&f.file("other-ca.pem"));
-    for mode in ["verify-full", "verify-ca", "require"] {
+    for mode in ["verify-full", "verify-ca", "require", "prefer"] {
         let err = refused(&f.url("pg.test", &format!("sslmode={mode}&sslrootcert={other}"))).await;
         assert!(err.contains("invalid peer certificate") && err.contains("UnknownIssuer"), "{mode}: {err}");
     }
-    // require without a CA encrypts and checks nothing, as in libpq.
+    // require and prefer without a CA encrypt and check nothing, as in libpq.
     PostgresStore::connect(&f.url("db.example", "sslmode=require")).await.unwrap();
+    PostgresStore::connect(&f.url("db.example", "sslmode=prefer")).await.unwrap();
     // sslmode=disable reaches the server, whose pg_hba.conf rejects plain TCP.
     let err = refused(&f.url("pg.test", "sslmode=disable")).await;
     assert!(err.contains("pg_hba.conf") && err.contains("no encryption"), "{err}");
@@ -162,6 +163,8 @@ async fn require_to_a_server_without_tls_is_refused() {
     let url = shared_schema_url().await.replace("sslmode=disable", "sslmode=require");
     let err = refused(&url).await;
     assert!(err.contains("server does not support TLS"), "{err}");
+    // prefer falls back to plain TCP there, as in libpq.
+    PostgresStore::connect(&url.replace("sslmode=require", "sslmode=prefer")).await.unwrap();
     // No sslmode means verify-full, which needs a CA: said before connecting.
     let url = url.replace("sslmode=require&", "");
     let err = refused(&url).await;

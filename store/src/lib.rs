@@ -47,8 +47,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use pkiplane_core::inventory::{
-    CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    PublishedCrl, RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
+    CaMaterialStore, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
+    PublishedCrl, Revocation, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
     StoredOcspResponder, StoredRetiredCa,
 };
 use pkiplane_core::model::ObjectRef;
@@ -206,24 +206,6 @@ fn with_path(e: StoreError, path: &Path) -> StoreError {
     }
 }
 
-/// What every store refuses in `insert_pending`.
-pub(crate) fn check_pending(record: &CertificateRecord) -> Result<(), StoreError> {
-    if record.status != CertStatus::Pending {
-        return Err(StoreError::WrongState {
-            serial: record.serial.clone(),
-            status: record.status,
-            expected: CertStatus::Pending,
-        });
-    }
-    if record.der.is_some() || record.revocation.is_some() {
-        return Err(StoreError::Invalid(format!(
-            "pending record {} must not carry a certificate or revocation yet",
-            record.serial
-        )));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Inventory for SqliteStore {
     fn approvals(&self) -> Option<&dyn pkiplane_core::approval::ApprovalStore> {
@@ -231,7 +213,7 @@ impl Inventory for SqliteStore {
     }
 
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        check_pending(record)?;
+        record.check_pending()?;
         let record = record.clone();
         self.write(move |conn| write::insert_pending(conn, &record)).await
     }
@@ -255,11 +237,10 @@ impl Inventory for SqliteStore {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let (issuer, serial) = (issuer.to_string(), serial.to_owned());
-        self.write(move |conn| write::revoke(conn, &issuer, &serial, reason, at)).await
+        self.write(move |conn| write::revoke(conn, &issuer, &serial, revocation)).await
     }
 
     async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {

@@ -64,7 +64,7 @@ fn decode_sans(text: &str) -> Result<Vec<String>, StoreError> {
 }
 
 /// The revocation facts of a row whose status is `revoked`.
-pub(crate) fn revocation(reason: Option<i64>, at: Option<i64>, serial: &str) -> Result<Revocation, StoreError> {
+pub(crate) fn stored_revocation(reason: Option<i64>, at: Option<i64>, serial: &str) -> Result<Revocation, StoreError> {
     match (reason, at) {
         (Some(reason), Some(at)) => Ok(Revocation { reason: parse_reason(reason)?, at: from_secs(at) }),
         _ => Err(corrupt(format!("certificate {serial} is revoked but its revocation reason or time is missing"))),
@@ -76,7 +76,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<CertificateRecord, StoreE
     let serial: String = col(row, 1, "serial")?;
     let status = parse_status(&col::<String>(row, 11, "status")?)?;
     let revocation = if status == CertStatus::Revoked {
-        Some(revocation(col(row, 12, "revocation_reason")?, col(row, 13, "revoked_at")?, &serial)?)
+        Some(stored_revocation(col(row, 12, "revocation_reason")?, col(row, 13, "revoked_at")?, &serial)?)
     } else {
         None
     };
@@ -105,7 +105,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<CertificateRecord, StoreE
 /// Builds a CRL entry from `serial, revocation_reason, revoked_at, not_after`.
 pub(crate) fn revoked_entry_from_row(row: &Row<'_>) -> Result<RevokedEntry, StoreError> {
     let serial: String = col(row, 0, "serial")?;
-    let revocation = revocation(col(row, 1, "revocation_reason")?, col(row, 2, "revoked_at")?, &serial)?;
+    let revocation = stored_revocation(col(row, 1, "revocation_reason")?, col(row, 2, "revoked_at")?, &serial)?;
     Ok(RevokedEntry {
         serial,
         revoked_at: revocation.at,

@@ -135,6 +135,25 @@ impl CertificateRecord {
     pub fn is_active(&self, now: SystemTime) -> bool {
         self.status == CertStatus::Issued && self.not_after > now
     }
+
+    /// What every store refuses in [`Inventory::insert_pending`]: a record that is not
+    /// pending, or one that already carries a certificate or a revocation.
+    pub fn check_pending(&self) -> Result<(), StoreError> {
+        if self.status != CertStatus::Pending {
+            return Err(StoreError::WrongState {
+                serial: self.serial.clone(),
+                status: self.status,
+                expected: CertStatus::Pending,
+            });
+        }
+        if self.der.is_some() || self.revocation.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "pending record {} must not carry a certificate or revocation yet",
+                self.serial
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Filters for listing the inventory; `None` means "any".
@@ -220,6 +239,22 @@ pub enum RevokeOutcome {
     NotFound,
     /// The record is not in a revocable state (pending or abandoned).
     NotIssued(CertStatus),
+}
+
+impl RevokeOutcome {
+    /// What revoking a record in `status` comes to, decided before anything is written:
+    /// `None` for an issued record (revoke it now), otherwise the outcome to answer;
+    /// `earlier` reads the original revocation of a record revoked before.
+    pub fn unless_issued(
+        status: CertStatus,
+        earlier: impl FnOnce() -> Result<Revocation, StoreError>,
+    ) -> Result<Option<RevokeOutcome>, StoreError> {
+        match status {
+            CertStatus::Issued => Ok(None),
+            CertStatus::Revoked => Ok(Some(RevokeOutcome::AlreadyRevoked(earlier()?))),
+            other => Ok(Some(RevokeOutcome::NotIssued(other))),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,8 +357,7 @@ pub trait Inventory: Send + Sync {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError>;
     async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
     /// Looks a serial up across all issuers (serials are random, so collisions across

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::inventory::{
-    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation,
-    RevocationReason, RevokeOutcome, RevokedEntry, StoreError,
+    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation, RevokeOutcome,
+    RevokedEntry, StoreError,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -127,16 +127,15 @@ pub(crate) async fn recover_pending(client: &Client, before: SystemTime) -> Resu
 }
 
 /// The revocation facts of a row whose status is `revoked`.
-fn revocation(reason: Option<i32>, at: Option<i64>, serial: &str) -> Result<Revocation, StoreError> {
-    crate::rows::revocation(reason.map(i64::from), at, serial)
+fn stored_revocation(reason: Option<i32>, at: Option<i64>, serial: &str) -> Result<Revocation, StoreError> {
+    crate::rows::stored_revocation(reason.map(i64::from), at, serial)
 }
 
 pub(crate) async fn revoke(
     tx: &ClientTx<'_>,
     issuer: &str,
     serial: &str,
-    reason: RevocationReason,
-    at: SystemTime,
+    revocation: Revocation,
 ) -> Result<RevokeOutcome, StoreError> {
     // FOR UPDATE: two replicas revoking at once see each other's outcome.
     let row = tx
@@ -148,18 +147,15 @@ pub(crate) async fn revoke(
         .await
         .map_err(pg_err("reading a certificate to revoke"))?;
     let Some(row) = row else { return Ok(RevokeOutcome::NotFound) };
-    match parse_status(&col::<String>(&row, 0, "status")?)? {
-        CertStatus::Issued => {}
-        CertStatus::Revoked => {
-            let old = revocation(col(&row, 1, "revocation_reason")?, col(&row, 2, "revoked_at")?, serial)?;
-            return Ok(RevokeOutcome::AlreadyRevoked(old));
-        }
-        other => return Ok(RevokeOutcome::NotIssued(other)),
+    let status = parse_status(&col::<String>(&row, 0, "status")?)?;
+    let earlier = || stored_revocation(col(&row, 1, "revocation_reason")?, col(&row, 2, "revoked_at")?, serial);
+    if let Some(outcome) = RevokeOutcome::unless_issued(status, earlier)? {
+        return Ok(outcome);
     }
     tx.execute(
         "UPDATE certificates SET status = 'revoked', revocation_reason = $3, revoked_at = $4 \
          WHERE issuer = $1 AND serial = $2 AND status = 'issued'",
-        &[&issuer, &serial, &i32::from(reason.code()), &secs(at)],
+        &[&issuer, &serial, &i32::from(revocation.reason.code()), &secs(revocation.at)],
     )
     .await
     .map_err(pg_err("revoking a certificate"))?;
@@ -208,7 +204,7 @@ fn record(row: &Row) -> Result<CertificateRecord, StoreError> {
     let serial: String = col(row, 1, "serial")?;
     let status = parse_status(&col::<String>(row, 11, "status")?)?;
     let revocation = if status == CertStatus::Revoked {
-        Some(revocation(col(row, 12, "revocation_reason")?, col(row, 13, "revoked_at")?, &serial)?)
+        Some(stored_revocation(col(row, 12, "revocation_reason")?, col(row, 13, "revoked_at")?, &serial)?)
     } else {
         None
     };
@@ -365,7 +361,7 @@ pub(crate) async fn revoked_entries(
     rows.iter()
         .map(|row| {
             let serial: String = col(row, 0, "serial")?;
-            let revocation = revocation(col(row, 1, "revocation_reason")?, col(row, 2, "revoked_at")?, &serial)?;
+            let revocation = stored_revocation(col(row, 1, "revocation_reason")?, col(row, 2, "revoked_at")?, &serial)?;
             Ok(RevokedEntry {
                 serial,
                 revoked_at: revocation.at,

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use pkiplane_core::inventory::{
     CaMaterialStore, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    PublishedCrl, RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
+    PublishedCrl, Revocation, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
     StoredOcspResponder, StoredRetiredCa,
 };
 use pkiplane_core::model::ObjectRef;
@@ -173,7 +173,7 @@ impl Inventory for PostgresStore {
     }
 
     async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        crate::check_pending(record)?;
+        record.check_pending()?;
         inventory::insert_pending(&self.client().await?, record).await
     }
 
@@ -193,12 +193,11 @@ impl Inventory for PostgresStore {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err("starting a revocation"))?;
-        let outcome = inventory::revoke(&tx, &issuer.to_string(), serial, reason, at).await?;
+        let outcome = inventory::revoke(&tx, &issuer.to_string(), serial, revocation).await?;
         tx.commit().await.map_err(pg_err("committing a revocation"))?;
         Ok(outcome)
     }

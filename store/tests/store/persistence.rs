@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pkiplane_core::inventory::{
-    CertStatus, GroupBy, Inventory, InventoryFilter, RevocationReason, StoreError, StoredCaMaterial,
+    CertStatus, GroupBy, Inventory, InventoryFilter, Revocation, RevocationReason, StoreError, StoredCaMaterial,
 };
 use pkiplane_core::model::Protocol;
 use pkiplane_store::SqliteStore;
@@ -27,7 +27,7 @@ async fn data_survives_a_restart(db: TestDb) {
         issue(&*store, &pending("a1")).await;
         issue(&*store, &pending("a2")).await;
         store.insert_pending(&pending("a3")).await.unwrap();
-        store.revoke(&root(), "a2", RevocationReason::Superseded, now()).await.unwrap();
+        store.revoke(&root(), "a2", Revocation { reason: RevocationReason::Superseded, at: now() }).await.unwrap();
         store.record_denial(&denial(profile(), Protocol::Est, "key-algorithm")).await.unwrap();
         store.save_ca(&root(), &material).await.unwrap();
         for expected in 1..=3 {
@@ -147,7 +147,8 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     let err = store.revoked_entries(&root(), now()).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    let err = store.revoke(&root(), "d4", RevocationReason::Unspecified, now()).await.unwrap_err();
+    let err =
+        store.revoke(&root(), "d4", Revocation { reason: RevocationReason::Unspecified, at: now() }).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     let err = store.mark_issued(&root(), "d3", &[1]).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");

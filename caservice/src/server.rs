@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pkiplane_acme::state::AcmeStateScopes;
+use pkiplane_acme::state::{AcmeStateScopes, AuthorizationQuery};
 use pkiplane_cmp::state::CmpStore;
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
@@ -471,7 +471,7 @@ async fn acme_call(s: &CaServiceState, me: &ObjectRef, call: AcmeCall) -> Result
         AcmeCall::Authorization { id } => json(st.authorization(&id).await?),
         AcmeCall::UpdateAuthorization { authz } => json(st.update_authorization(&authz).await?),
         AcmeCall::ValidAuthorization { account_id, identifier, wildcard, now } => {
-            json(st.valid_authorization(&account_id, &identifier, wildcard, now).await?)
+            json(st.valid_authorization(&AuthorizationQuery { account_id, identifier, wildcard, now }).await?)
         }
         AcmeCall::PurgeExpired { now, retention_seconds } => {
             json(st.purge_expired(now, Duration::from_secs(retention_seconds)).await?)

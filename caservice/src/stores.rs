@@ -103,20 +103,9 @@ impl AcmeStore for RemoteStores {
     async fn update_authorization(&self, authz: &Authorization) -> Result<bool, StoreError> {
         self.acme(AcmeCall::UpdateAuthorization { authz: authz.clone() }).await
     }
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        identifier: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError> {
-        self.acme(AcmeCall::ValidAuthorization {
-            account_id: account_id.into(),
-            identifier: identifier.clone(),
-            wildcard,
-            now,
-        })
-        .await
+    async fn valid_authorization(&self, query: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
+        let AuthorizationQuery { account_id, identifier, wildcard, now } = query.clone();
+        self.acme(AcmeCall::ValidAuthorization { account_id, identifier, wildcard, now }).await
     }
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {
         self.acme(AcmeCall::PurgeExpired { now, retention_seconds: retention.as_secs() }).await

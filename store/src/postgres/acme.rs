@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use pkiplane_acme::state::{
-    Account, AccountUpdate, AcmeStore, Authorization, EabUse, Identifier, NewAccountOutcome, NewOrderOutcome, Order,
+    Account, AccountUpdate, AcmeStore, Authorization, AuthorizationQuery, EabUse, NewAccountOutcome, NewOrderOutcome,
+    Order,
 };
 use pkiplane_core::inventory::StoreError;
 use serde::Serialize;
@@ -347,19 +348,20 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
         Ok(changed == 1)
     }
 
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        id: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError> {
+    async fn valid_authorization(&self, q: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
         one(
             &self.client().await?,
             "SELECT body, version FROM acme_authorizations WHERE endpoint = $1 AND account_id = $2 \
              AND identifier_type = $3 AND identifier_value = $4 AND wildcard = $5 AND status = 'valid' \
              AND expires > $6 ORDER BY expires DESC LIMIT 1",
-            &[&self.endpoint, &account_id, &id.kind.as_str(), &id.value, &wildcard, &secs(now)],
+            &[
+                &self.endpoint,
+                &q.account_id,
+                &q.identifier.kind.as_str(),
+                &q.identifier.value,
+                &q.wildcard,
+                &secs(q.now),
+            ],
             "looking up a valid authorization",
         )
         .await

@@ -24,7 +24,7 @@ use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::AuthFailureStore;
-use pkiplane_scep::state::{ScepStore, SeenMessage};
+use pkiplane_scep::state::{ChallengeKey, ScepStore, SeenMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -486,9 +486,11 @@ async fn scep_call(s: &CaServiceState, call: ScepCall) -> Result<Value, ApiError
             json(st.record_message(&SeenMessage { endpoint, transaction_id, sender_nonce, expires }).await?)
         }
         ScepCall::AddChallenge { challenge } => json(st.add_challenge(&challenge).await?),
-        ScepCall::Challenge { endpoint, secret_sha256 } => json(st.challenge(&endpoint, &secret_sha256).await?),
+        ScepCall::Challenge { endpoint, secret_sha256 } => {
+            json(st.challenge(&ChallengeKey { endpoint, secret_sha256 }).await?)
+        }
         ScepCall::ConsumeChallenge { endpoint, secret_sha256, now } => {
-            json(ChallengeUseWire::from(st.consume_challenge(&endpoint, &secret_sha256, now).await?))
+            json(ChallengeUseWire::from(st.consume_challenge(&ChallengeKey { endpoint, secret_sha256 }, now).await?))
         }
         ScepCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
         ScepCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),

@@ -13,7 +13,9 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::{AuthFailureStore, FailureCount};
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage};
+use pkiplane_scep::state::{
+    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -121,18 +123,13 @@ impl ScepStore for RemoteStores {
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {
         self.scep(ScepCall::AddChallenge { challenge: challenge.clone() }).await
     }
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        self.scep(ScepCall::Challenge { endpoint: endpoint.clone(), secret_sha256: secret_sha256.into() }).await
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        let ChallengeKey { endpoint, secret_sha256 } = key.clone();
+        self.scep(ScepCall::Challenge { endpoint, secret_sha256 }).await
     }
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
-        let w: ChallengeUseWire = self
-            .scep(ScepCall::ConsumeChallenge { endpoint: endpoint.clone(), secret_sha256: secret_sha256.into(), now })
-            .await?;
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
+        let ChallengeKey { endpoint, secret_sha256 } = key.clone();
+        let w: ChallengeUseWire = self.scep(ScepCall::ConsumeChallenge { endpoint, secret_sha256, now }).await?;
         Ok(w.into())
     }
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {

@@ -10,7 +10,7 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_scep::state::{
-    ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
+    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
 };
 
 use super::error::{col, pg_err};
@@ -28,11 +28,11 @@ fn transaction_from_json(s: &str) -> Result<ScepTransaction, StoreError> {
     serde_json::from_str(s).map_err(|e| corrupt(format!("scep_transactions.record: {e}")))
 }
 
-async fn challenge(client: &Client, endpoint: &str, hash: &str) -> Result<Option<ScepChallenge>, StoreError> {
+async fn challenge(client: &Client, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
     let row = client
         .query_opt(
             "SELECT record, used_at FROM scep_challenges WHERE endpoint = $1 AND secret_sha256 = $2",
-            &[&endpoint, &hash],
+            &[&key.endpoint.to_string(), &key.secret_sha256],
         )
         .await
         .map_err(pg_err("reading a SCEP challenge"))?;
@@ -89,34 +89,21 @@ impl ScepStore for PostgresStore {
         Ok(())
     }
 
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        challenge(&self.client().await?, &endpoint.to_string(), secret_sha256).await
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        challenge(&self.client().await?, key).await
     }
 
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
         let client = self.client().await?;
-        let e = endpoint.to_string();
         let n = client
             .execute(
                 "UPDATE scep_challenges SET used_at = $3 \
                  WHERE endpoint = $1 AND secret_sha256 = $2 AND used_at IS NULL AND expires > $3",
-                &[&e, &secret_sha256, &secs(now)],
+                &[&key.endpoint.to_string(), &key.secret_sha256, &secs(now)],
             )
             .await
             .map_err(pg_err("consuming a SCEP challenge"))?;
-        let Some(ch) = challenge(&client, &e, secret_sha256).await? else { return Ok(ChallengeUse::Unknown) };
-        Ok(if n == 1 {
-            ChallengeUse::Consumed(Box::new(ch))
-        } else if ch.used_at.is_some() {
-            ChallengeUse::AlreadyUsed
-        } else {
-            ChallengeUse::Expired
-        })
+        Ok(ChallengeUse::after_consume(n == 1, challenge(&client, key).await?))
     }
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage};
+use pkiplane_scep::state::{
+    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+};
 
 use crate::SqliteStore;
 
@@ -28,19 +30,14 @@ impl ScepStore for SqliteStore {
         self.write(move |c| ops::add_challenge(c, &ch)).await
     }
 
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        let (e, h) = (endpoint.to_string(), secret_sha256.to_owned());
-        self.read(move |c| ops::challenge(c, &e, &h)).await
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        let key = key.clone();
+        self.read(move |c| ops::challenge(c, &key)).await
     }
 
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
-        let (e, h) = (endpoint.to_string(), secret_sha256.to_owned());
-        self.write(move |c| ops::consume_challenge(c, &e, &h, now)).await
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
+        let key = key.clone();
+        self.write(move |c| ops::consume_challenge(c, &key, now)).await
     }
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {

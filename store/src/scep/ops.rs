@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use pkiplane_core::inventory::StoreError;
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction, TransactionStatus};
+use pkiplane_scep::state::{ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction, TransactionStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, sql_err};
@@ -59,10 +59,12 @@ pub(crate) fn add_challenge(c: &Connection, ch: &ScepChallenge) -> Result<(), St
     Ok(())
 }
 
-pub(crate) fn challenge(c: &Connection, endpoint: &str, hash: &str) -> Result<Option<ScepChallenge>, StoreError> {
+pub(crate) fn challenge(c: &Connection, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
     let row: Option<(String, Option<i64>)> = c
         .prepare_cached("SELECT record, used_at FROM scep_challenges WHERE endpoint = ?1 AND secret_sha256 = ?2")
-        .and_then(|mut s| s.query_row(params![endpoint, hash], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row(params![key.endpoint.to_string(), key.secret_sha256], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+        })
         .map_err(sql_err("reading a SCEP challenge"))?;
     row.map(|(json, used)| {
         let mut ch: ScepChallenge = challenge_from_json(&json)?;
@@ -74,8 +76,7 @@ pub(crate) fn challenge(c: &Connection, endpoint: &str, hash: &str) -> Result<Op
 
 pub(crate) fn consume_challenge(
     c: &Connection,
-    endpoint: &str,
-    hash: &str,
+    key: &ChallengeKey,
     now: SystemTime,
 ) -> Result<ChallengeUse, StoreError> {
     let n = c
@@ -83,16 +84,9 @@ pub(crate) fn consume_challenge(
             "UPDATE scep_challenges SET used_at = ?3 \
              WHERE endpoint = ?1 AND secret_sha256 = ?2 AND used_at IS NULL AND expires > ?3",
         )
-        .and_then(|mut s| s.execute(params![endpoint, hash, secs(now)]))
+        .and_then(|mut s| s.execute(params![key.endpoint.to_string(), key.secret_sha256, secs(now)]))
         .map_err(sql_err("consuming a SCEP challenge"))?;
-    let Some(ch) = challenge(c, endpoint, hash)? else { return Ok(ChallengeUse::Unknown) };
-    Ok(if n == 1 {
-        ChallengeUse::Consumed(Box::new(ch))
-    } else if ch.used_at.is_some() {
-        ChallengeUse::AlreadyUsed
-    } else {
-        ChallengeUse::Expired
-    })
+    Ok(ChallengeUse::after_consume(n == 1, challenge(c, key)?))
 }
 
 pub(crate) fn create_transaction(c: &Connection, tx: &ScepTransaction) -> Result<bool, StoreError> {

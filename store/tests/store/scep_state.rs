@@ -20,6 +20,10 @@ fn endpoint() -> ObjectRef {
     ObjectRef::new("pki", "scep")
 }
 
+fn key(endpoint: &ObjectRef, hash: &str) -> ChallengeKey {
+    ChallengeKey { endpoint: endpoint.clone(), secret_sha256: hash.into() }
+}
+
 fn challenge(hash: &str, expires: SystemTime) -> ScepChallenge {
     ScepChallenge {
         id: format!("ch-{hash}"),
@@ -91,7 +95,7 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let s = if i % 2 == 0 { one.clone() } else { two.clone() };
-        tasks.push(tokio::spawn(async move { s.consume_challenge(&endpoint(), "h1", now()).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { s.consume_challenge(&key(&endpoint(), "h1"), now()).await.unwrap() }));
     }
     let mut outcomes = Vec::new();
     for t in tasks {
@@ -100,11 +104,11 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     assert_eq!(outcomes.iter().filter(|o| matches!(o, ChallengeUse::Consumed(_))).count(), 1);
     assert_eq!(outcomes.iter().filter(|o| **o == ChallengeUse::AlreadyUsed).count(), 7);
     one.add_challenge(&challenge("old", now() - Duration::from_secs(1))).await.unwrap();
-    assert_eq!(two.consume_challenge(&endpoint(), "old", now()).await.unwrap(), ChallengeUse::Expired);
-    assert_eq!(two.consume_challenge(&endpoint(), "nope", now()).await.unwrap(), ChallengeUse::Unknown);
+    assert_eq!(two.consume_challenge(&key(&endpoint(), "old"), now()).await.unwrap(), ChallengeUse::Expired);
+    assert_eq!(two.consume_challenge(&key(&endpoint(), "nope"), now()).await.unwrap(), ChallengeUse::Unknown);
     let other = ObjectRef::new("pki", "other");
-    assert_eq!(two.consume_challenge(&other, "h1", now()).await.unwrap(), ChallengeUse::Unknown, "per endpoint");
-    let used = one.challenge(&endpoint(), "h1").await.unwrap().unwrap();
+    assert_eq!(two.consume_challenge(&key(&other, "h1"), now()).await.unwrap(), ChallengeUse::Unknown, "per endpoint");
+    let used = one.challenge(&key(&endpoint(), "h1")).await.unwrap().unwrap();
     assert!(used.used_at.is_some());
     assert_eq!(used.sans, vec!["DNS:device-1.example".to_owned()]);
 

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus};
+use super::{
+    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
+};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -16,7 +18,7 @@ struct Inner {
     /// (endpoint, transactionID, senderNonce) -> expiry.
     messages: HashMap<(ObjectRef, String, Vec<u8>), SystemTime>,
     /// (endpoint, secret hash) -> challenge.
-    challenges: HashMap<(ObjectRef, String), ScepChallenge>,
+    challenges: HashMap<ChallengeKey, ScepChallenge>,
     transactions: HashMap<(ObjectRef, String), ScepTransaction>,
     ra: HashMap<ObjectRef, RaMaterial>,
 }
@@ -50,7 +52,7 @@ impl ScepStore for MemoryScepStore {
     }
 
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {
-        let key = (challenge.endpoint.clone(), challenge.secret_sha256.clone());
+        let key = challenge.key();
         let mut g = self.lock();
         if g.challenges.contains_key(&key) {
             return Err(StoreError::Invalid(format!("challenge {} exists already", challenge.id)));
@@ -59,28 +61,21 @@ impl ScepStore for MemoryScepStore {
         Ok(())
     }
 
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        Ok(self.lock().challenges.get(&(endpoint.clone(), secret_sha256.to_owned())).cloned())
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        Ok(self.lock().challenges.get(key).cloned())
     }
 
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
         let mut g = self.lock();
-        let Some(c) = g.challenges.get_mut(&(endpoint.clone(), secret_sha256.to_owned())) else {
-            return Ok(ChallengeUse::Unknown);
+        let stored = g.challenges.get_mut(key);
+        let consumed = match stored {
+            Some(c) if c.used_at.is_none() && c.expires > now => {
+                c.used_at = Some(now);
+                true
+            }
+            _ => false,
         };
-        if c.used_at.is_some() {
-            return Ok(ChallengeUse::AlreadyUsed);
-        }
-        if c.expires <= now {
-            return Ok(ChallengeUse::Expired);
-        }
-        c.used_at = Some(now);
-        Ok(ChallengeUse::Consumed(Box::new(c.clone())))
+        Ok(ChallengeUse::after_consume(consumed, g.challenges.get(key).cloned()))
     }
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {

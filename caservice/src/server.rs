@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pkiplane_acme::state::{AcmeStateScopes, AuthorizationQuery};
-use pkiplane_cmp::state::CmpStore;
+use pkiplane_cmp::state::{CmpStore, ExpiryClaim};
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
 use pkiplane_core::issuance::Ca;
@@ -519,7 +519,9 @@ async fn cmp_call(s: &CaServiceState, call: CmpCall) -> Result<Value, ApiError> 
         CmpCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
         CmpCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),
         CmpCall::UpdateTransaction { tx } => json(st.update_transaction(&tx).await?),
-        CmpCall::ClaimExpired { endpoint, now, limit } => json(st.claim_expired(&endpoint, now, limit).await?),
+        CmpCall::ClaimExpired { endpoint, now, limit } => {
+            json(st.claim_expired(&ExpiryClaim { endpoint, now, limit }).await?)
+        }
         CmpCall::UseNonce { endpoint, nonce, expires } => json(st.use_nonce(&endpoint, &nonce, expires).await?),
         CmpCall::Purge { now, retention_seconds } => json(st.purge(now, Duration::from_secs(retention_seconds)).await?),
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use hyper::Method;
 use pkiplane_acme::state::*;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
@@ -191,13 +191,9 @@ impl CmpStore for RemoteStores {
     async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         self.cmp(CmpCall::UpdateTransaction { tx: tx.clone() }).await
     }
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError> {
-        self.cmp(CmpCall::ClaimExpired { endpoint: endpoint.clone(), now, limit }).await
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
+        let ExpiryClaim { endpoint, now, limit } = claim.clone();
+        self.cmp(CmpCall::ClaimExpired { endpoint, now, limit }).await
     }
     async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {
         self.cmp(CmpCall::UseNonce { endpoint: endpoint.clone(), nonce: nonce.into(), expires }).await

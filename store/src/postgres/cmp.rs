@@ -5,7 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction, TransactionState};
+use deadpool_postgres::GenericClient;
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -33,6 +34,30 @@ fn from_row(r: &tokio_postgres::Row) -> Result<CmpTransaction, StoreError> {
 
 fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Replaces `tx` if the stored version is `tx.version` (the stored one becomes one more).
+async fn update(db: &impl GenericClient, tx: &CmpTransaction) -> Result<bool, StoreError> {
+    let mut stored = tx.clone();
+    stored.version = tx.version + 1;
+    let n = db
+        .execute(
+            "UPDATE cmp_transactions SET state = $3, deadline = $4, updated_at = $5, version = $6, record = $7 \
+             WHERE endpoint = $1 AND transaction_id = $2 AND version = $8",
+            &[
+                &tx.endpoint.to_string(),
+                &tx.transaction_id,
+                &stored.state.as_str(),
+                &stored.deadline.map(secs),
+                &secs(stored.updated_at),
+                &as_i64(stored.version),
+                &to_json(&stored),
+                &as_i64(tx.version),
+            ],
+        )
+        .await
+        .map_err(pg_err("updating a CMP transaction"))?;
+    Ok(n == 1)
 }
 
 #[async_trait]
@@ -77,38 +102,11 @@ impl CmpStore for PostgresStore {
     }
 
     async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
-        let mut stored = tx.clone();
-        stored.version = tx.version + 1;
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE cmp_transactions SET state = $3, deadline = $4, updated_at = $5, version = $6, record = $7 \
-                 WHERE endpoint = $1 AND transaction_id = $2 AND version = $8",
-                &[
-                    &tx.endpoint.to_string(),
-                    &tx.transaction_id,
-                    &stored.state.as_str(),
-                    &stored.deadline.map(secs),
-                    &secs(stored.updated_at),
-                    &as_i64(stored.version),
-                    &to_json(&stored),
-                    &as_i64(tx.version),
-                ],
-            )
-            .await
-            .map_err(pg_err("updating a CMP transaction"))?;
-        Ok(n == 1)
+        update(&self.client().await?, tx).await
     }
 
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError> {
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
         let what = "claiming expired CMP transactions";
-        let e = endpoint.to_string();
         let mut client = self.client().await?;
         let db = client.transaction().await.map_err(pg_err(what))?;
         let rows = db
@@ -117,35 +115,15 @@ impl CmpStore for PostgresStore {
                     "SELECT record, version FROM cmp_transactions WHERE endpoint = $1 AND state IN {OPEN} \
                      AND deadline IS NOT NULL AND deadline < $2 LIMIT $3 FOR UPDATE SKIP LOCKED"
                 ),
-                &[&e, &secs(now), &i64::try_from(limit).unwrap_or(i64::MAX)],
+                &[&claim.endpoint.to_string(), &secs(claim.now), &i64::try_from(claim.limit).unwrap_or(i64::MAX)],
             )
             .await
             .map_err(pg_err(what))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let tx = from_row(row)?;
-            let mut expired = tx.clone();
-            expired.state = TransactionState::Expired;
-            expired.updated_at = now;
-            expired.version = tx.version + 1;
             // Locked above: the version guard cannot fail, it only keeps the rule explicit.
-            let n = db
-                .execute(
-                    "UPDATE cmp_transactions SET state = $3, updated_at = $4, version = $5, record = $6 \
-                     WHERE endpoint = $1 AND transaction_id = $2 AND version = $7",
-                    &[
-                        &e,
-                        &tx.transaction_id,
-                        &expired.state.as_str(),
-                        &secs(now),
-                        &as_i64(expired.version),
-                        &to_json(&expired),
-                        &as_i64(tx.version),
-                    ],
-                )
-                .await
-                .map_err(pg_err(what))?;
-            if n == 1 {
+            if update(&db, &tx.expired_at(claim.now)).await? {
                 out.push(tx);
             }
         }

@@ -33,6 +33,7 @@ mod read;
 mod rows;
 mod scep;
 pub mod sealing;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;

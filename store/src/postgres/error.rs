@@ -8,7 +8,7 @@
 use pkiplane_core::inventory::StoreError;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::FromSql;
+use tokio_postgres::types::{FromSql, Type};
 
 pub(crate) fn pg_err(context: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {
     move |e| map_pg_error(context, &e)
@@ -45,4 +45,30 @@ pub(crate) fn pool_err(context: &str) -> impl FnOnce(deadpool_postgres::PoolErro
 /// Reads column `idx` (named `name` in errors); a value of the wrong type is corrupt.
 pub(crate) fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, name: &str) -> Result<T, StoreError> {
     row.try_get(idx).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
+}
+
+/// Every integer column is BIGINT but `revocation_reason` (INTEGER): reads either.
+fn integer(row: &Row, idx: usize, name: &str) -> Result<Option<i64>, StoreError> {
+    match row.columns().get(idx).map(|c| c.type_()) {
+        Some(&Type::INT4) => Ok(col::<Option<i32>>(row, idx, name)?.map(i64::from)),
+        _ => col(row, idx, name),
+    }
+}
+
+impl crate::rows::Columns for Row {
+    fn text(&self, idx: usize, name: &str) -> Result<String, StoreError> {
+        col(self, idx, name)
+    }
+    fn opt_text(&self, idx: usize, name: &str) -> Result<Option<String>, StoreError> {
+        col(self, idx, name)
+    }
+    fn int(&self, idx: usize, name: &str) -> Result<i64, StoreError> {
+        integer(self, idx, name)?.ok_or_else(|| StoreError::Corrupt(format!("column `{name}`: NULL")))
+    }
+    fn opt_int(&self, idx: usize, name: &str) -> Result<Option<i64>, StoreError> {
+        integer(self, idx, name)
+    }
+    fn opt_bytes(&self, idx: usize, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        col(self, idx, name)
+    }
 }

@@ -24,7 +24,7 @@ use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::AuthFailureStore;
-use pkiplane_scep::state::{ChallengeKey, ScepStore, SeenMessage};
+use pkiplane_scep::state::{ChallengeKey, RaUpdate, ScepStore, SeenMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -504,7 +504,7 @@ async fn scep_call(s: &CaServiceState, call: ScepCall) -> Result<Value, ApiError
                 Some(_) => return Err(ApiError::bad_request("replacing must be one PEM certificate")),
                 None => None,
             };
-            let kept = st.put_ra_material(&endpoint, &(&material).into(), replacing.as_deref()).await?;
+            let kept = st.put_ra_material(&RaUpdate { endpoint, material: (&material).into(), replacing }).await?;
             json(RaMaterialWire::from(&kept))
         }
         ScepCall::PurgeExpired { now, retention_seconds } => {

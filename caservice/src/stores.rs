@@ -14,7 +14,7 @@ use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::{AuthFailureStore, FailureCount};
 use pkiplane_scep::state::{
-    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -156,17 +156,12 @@ impl ScepStore for RemoteStores {
         let w: Option<RaMaterialWire> = self.scep(ScepCall::RaMaterial { endpoint: endpoint.clone() }).await?;
         Ok(w.as_ref().map(RaMaterial::from))
     }
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
         let w: RaMaterialWire = self
             .scep(ScepCall::PutRaMaterial {
-                endpoint: endpoint.clone(),
-                material: material.into(),
-                replacing: replacing.map(|d| pem::encode("CERTIFICATE", d)),
+                endpoint: update.endpoint.clone(),
+                material: (&update.material).into(),
+                replacing: update.replacing.as_ref().map(|d| pem::encode("CERTIFICATE", d)),
             })
             .await?;
         Ok(RaMaterial::from(&w))

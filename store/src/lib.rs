@@ -213,8 +213,7 @@ impl Inventory for SqliteStore {
         Some(self)
     }
 
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        record.check_pending()?;
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.write(move |conn| write::insert_pending(conn, &record)).await
     }

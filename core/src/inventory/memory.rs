@@ -50,8 +50,7 @@ impl Inventory for MemoryInventory {
         Some(self)
     }
 
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        record.check_pending()?;
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         self.with(|s| {
             let k = key(&record.issuer, &record.serial);
             if s.certs.contains_key(&k) {

@@ -344,7 +344,13 @@ pub trait Inventory: Send + Sync {
         None
     }
     /// Records a certificate about to be signed (status must be `Pending`, `der` None).
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
+    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+        record.check_pending()?;
+        self.write_pending(record).await
+    }
+    /// Writes a record [`Inventory::insert_pending`] has checked (call that instead);
+    /// `DuplicateSerial` when the issuer has a record with this serial.
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
     /// Completes a pending record with the signed certificate.
     async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError>;
     /// Marks a pending record as abandoned (signing failed).

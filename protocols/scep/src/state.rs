@@ -165,6 +165,23 @@ impl std::fmt::Debug for RaMaterial {
     }
 }
 
+/// New RA material for an endpoint: it takes the place of the stored material when the
+/// endpoint has none, or when the stored certificate is `replacing` (a renewal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaUpdate {
+    pub endpoint: ObjectRef,
+    pub material: RaMaterial,
+    /// The certificate (DER) of the material it renews.
+    pub replacing: Option<Vec<u8>>,
+}
+
+impl RaUpdate {
+    /// Whether the update takes the place of `stored` (`None`: nothing stored).
+    pub fn replaces(&self, stored: Option<&RaMaterial>) -> bool {
+        stored.is_none_or(|s| self.replacing.as_deref() == Some(s.certificate_der.as_slice()))
+    }
+}
+
 /// A request message an endpoint has seen: (endpoint, transactionID, senderNonce), kept
 /// until `expires` so that a replay of it is refused (RFC 8894 section 3.2.1.4.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,15 +225,10 @@ pub trait ScepStore: Send + Sync {
 
     /// The endpoint's RA material, if any.
     async fn ra_material(&self, endpoint: &ObjectRef) -> Result<Option<RaMaterial>, StoreError>;
-    /// Stores `material` if the endpoint has none, or if the stored certificate is
-    /// `replacing` (a renewal); otherwise keeps what is stored. Returns what is stored
-    /// afterwards, so concurrent replicas converge on one RA key.
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError>;
+    /// Stores the update's material if [`RaUpdate::replaces`] what is stored; otherwise
+    /// keeps what is stored. Returns what is stored afterwards, so concurrent replicas
+    /// converge on one RA key.
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError>;
 
     /// Deletes replay records expired at `now`, challenges that expired before
     /// `now - retention`, and completed transactions older than `now - retention`.

@@ -172,8 +172,7 @@ impl Inventory for PostgresStore {
         Some(self)
     }
 
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        record.check_pending()?;
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         inventory::insert_pending(&self.client().await?, record).await
     }
 

@@ -10,7 +10,8 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_scep::state::{
-    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+    TransactionStatus,
 };
 
 use super::error::{col, pg_err};
@@ -196,13 +197,9 @@ impl ScepStore for PostgresStore {
         row.map(|r| open_ra(self.key_encryption.get(), endpoint, ra_from_row(&r)?)).transpose()
     }
 
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
-        let sealed = seal_ra(self.key_encryption.get(), endpoint, material)?;
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
+        let endpoint = &update.endpoint;
+        let sealed = seal_ra(self.key_encryption.get(), endpoint, &update.material)?;
         let e = endpoint.to_string();
         let client = self.client().await?;
         // First writer wins; a renewal replaces only the certificate it names. What is
@@ -222,7 +219,7 @@ impl ScepStore for PostgresStore {
                     &sealed.private_key_pkcs8.as_slice(),
                     &sealed.issuer.to_string(),
                     &secs(SystemTime::now()),
-                    &replacing,
+                    &update.replacing,
                 ],
             )
             .await

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_scep::state::{
-    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
 };
 
 use crate::SqliteStore;
@@ -74,16 +74,11 @@ impl ScepStore for SqliteStore {
         stored.map(|m| self.open_ra(endpoint, m)).transpose()
     }
 
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
-        let (e, m, r) = (endpoint.to_string(), self.seal_ra(endpoint, material)?, replacing.map(<[u8]>::to_vec));
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
+        let sealed = RaUpdate { material: self.seal_ra(&update.endpoint, &update.material)?, ..update.clone() };
         let now = SystemTime::now();
-        let stored = self.write(move |c| ops::put_ra_material(c, &e, &m, r.as_deref(), now)).await?;
-        self.open_ra(endpoint, stored)
+        let stored = self.write(move |c| ops::put_ra_material(c, &sealed, now)).await?;
+        self.open_ra(&update.endpoint, stored)
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

@@ -3,7 +3,9 @@
 use std::time::SystemTime;
 
 use pkiplane_core::inventory::StoreError;
-use pkiplane_scep::state::{ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction, TransactionStatus};
+use pkiplane_scep::state::{
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepTransaction, TransactionStatus,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, sql_err};
@@ -174,19 +176,10 @@ pub(crate) fn ra_material(c: &Connection, endpoint: &str) -> Result<Option<RaMat
     .transpose()
 }
 
-pub(crate) fn put_ra_material(
-    c: &Connection,
-    endpoint: &str,
-    m: &RaMaterial,
-    replacing: Option<&[u8]>,
-    now: SystemTime,
-) -> Result<RaMaterial, StoreError> {
-    let stored = ra_material(c, endpoint)?;
-    let replace = match &stored {
-        None => true,
-        Some(s) => replacing.is_some_and(|old| old == s.certificate_der.as_slice()),
-    };
-    if replace {
+pub(crate) fn put_ra_material(c: &Connection, update: &RaUpdate, now: SystemTime) -> Result<RaMaterial, StoreError> {
+    let (endpoint, m) = (update.endpoint.to_string(), &update.material);
+    let stored = ra_material(c, &endpoint)?;
+    if update.replaces(stored.as_ref()) {
         c.prepare_cached(
             "INSERT INTO scep_ra (endpoint, certificate_der, private_key, issuer, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (endpoint) DO UPDATE SET certificate_der = excluded.certificate_der, \

@@ -20,6 +20,11 @@ fn endpoint() -> ObjectRef {
     ObjectRef::new("pki", "scep")
 }
 
+/// New RA material for the test endpoint, renewing the certificate `replacing`.
+fn ra_update(material: RaMaterial, replacing: Option<&[u8]>) -> RaUpdate {
+    RaUpdate { endpoint: endpoint(), material, replacing: replacing.map(<[u8]>::to_vec) }
+}
+
 fn key(endpoint: &ObjectRef, hash: &str) -> ChallengeKey {
     ChallengeKey { endpoint: endpoint.clone(), secret_sha256: hash.into() }
 }
@@ -126,13 +131,13 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     assert!(one.update_transaction(&transaction("missing", TransactionStatus::Failed)).await.is_err());
 
     // RA material: concurrent first stores converge on one; a renewal replaces it.
-    let (e, first, second) = (endpoint(), ra(1), ra(2));
-    let (a, b) = tokio::join!(one.put_ra_material(&e, &first, None), two.put_ra_material(&e, &second, None));
+    let (first, second) = (ra_update(ra(1), None), ra_update(ra(2), None));
+    let (a, b) = tokio::join!(one.put_ra_material(&first), two.put_ra_material(&second));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a, b, "both replicas keep the one stored RA key");
-    let renewed = one.put_ra_material(&endpoint(), &ra(3), Some(&a.certificate_der)).await.unwrap();
+    let renewed = one.put_ra_material(&ra_update(ra(3), Some(&a.certificate_der))).await.unwrap();
     assert_eq!(renewed, ra(3));
-    let kept = two.put_ra_material(&endpoint(), &ra(4), Some(&a.certificate_der)).await.unwrap();
+    let kept = two.put_ra_material(&ra_update(ra(4), Some(&a.certificate_der))).await.unwrap();
     assert_eq!(kept, ra(3), "a stale renewal keeps the newer key");
     assert_eq!(one.ra_material(&endpoint()).await.unwrap().unwrap(), ra(3));
 

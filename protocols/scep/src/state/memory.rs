@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::{
-    ChallengeKey, ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+    TransactionStatus,
 };
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
@@ -129,21 +130,12 @@ impl ScepStore for MemoryScepStore {
         Ok(self.lock().ra.get(endpoint).cloned())
     }
 
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
         let mut g = self.lock();
-        let replace = match g.ra.get(endpoint) {
-            None => true,
-            Some(stored) => replacing.is_some_and(|old| old == stored.certificate_der.as_slice()),
-        };
-        if replace {
-            g.ra.insert(endpoint.clone(), material.clone());
+        if update.replaces(g.ra.get(&update.endpoint)) {
+            g.ra.insert(update.endpoint.clone(), update.material.clone());
         }
-        Ok(g.ra.get(endpoint).cloned().unwrap_or_else(|| material.clone()))
+        Ok(g.ra.get(&update.endpoint).cloned().unwrap_or_else(|| update.material.clone()))
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

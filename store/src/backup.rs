@@ -136,7 +136,7 @@ fn check(conn: &Connection) -> Result<BackupSummary, StoreError> {
         return Err(StoreError::Corrupt(format!("integrity check: {verdict}")));
     }
     let version = crate::migrations::schema_version(conn)?;
-    crate::migrations::check_not_newer(version)?;
+    crate::migrations::check_not_newer(version, crate::migrations::current_version())?;
     if version == 0 {
         return Err(StoreError::Corrupt("not a pkiplane inventory (schema version 0)".to_owned()));
     }

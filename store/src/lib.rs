@@ -121,7 +121,7 @@ impl SqliteStore {
         let reads = Arc::new(ReadPool::new(path.to_path_buf(), BUSY_TIMEOUT));
         let conn = reads.connect()?;
         let version = migrations::schema_version(&conn).map_err(|e| with_path(e, path))?;
-        migrations::check_not_newer(version).map_err(|e| with_path(e, path))?;
+        migrations::check_not_newer(version, migrations::current_version()).map_err(|e| with_path(e, path))?;
         if version < migrations::current_version() {
             return Err(StoreError::Unavailable(format!(
                 "{} has schema version {version}, older than this pkiplane's {}: open it \

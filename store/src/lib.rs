@@ -112,7 +112,7 @@ impl SqliteStore {
     /// not the one this code reads. Writes return `StoreError::Unavailable`.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         if !path.is_file() {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "no inventory database at {} (has the CA or `pkiplane serve` run with this \
                  data directory?)",
                 path.display()
@@ -123,7 +123,7 @@ impl SqliteStore {
         let version = migrations::schema_version(&conn).map_err(|e| with_path(e, path))?;
         migrations::check_not_newer(version, migrations::current_version()).map_err(|e| with_path(e, path))?;
         if version < migrations::current_version() {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "{} has schema version {version}, older than this pkiplane's {}: open it \
                  read-write once (start the CA) to migrate it",
                 path.display(),
@@ -146,7 +146,7 @@ impl SqliteStore {
     {
         match &self.writer {
             Some(writer) => writer.submit(work).await,
-            None => Err(StoreError::Unavailable(format!("{} is open read-only", self.path.display()))),
+            None => Err(StoreError::unavailable(format!("{} is open read-only", self.path.display()))),
         }
     }
 
@@ -164,7 +164,7 @@ impl SqliteStore {
 fn create_private(path: &Path) -> Result<(), StoreError> {
     let io = |what: &str, p: &Path, e: std::io::Error| {
         let full = if e.kind() == std::io::ErrorKind::StorageFull { "disk full: " } else { "" };
-        StoreError::Unavailable(format!("{what} {}: {full}{e}", p.display()))
+        StoreError::unavailable(format!("{what} {}: {full}{e}", p.display()))
     };
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
@@ -192,7 +192,7 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(sql_err("enabling the WAL journal"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!("the database refused WAL journal mode (it is in `{mode}` mode)")));
+        return Err(StoreError::unavailable(format!("the database refused WAL journal mode (it is in `{mode}` mode)")));
     }
     conn.pragma_update(None, "synchronous", "FULL").map_err(sql_err("setting synchronous=FULL"))?;
     conn.set_prepared_statement_cache_capacity(read::STATEMENT_CACHE);
@@ -201,8 +201,7 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
 
 fn with_path(e: StoreError, path: &Path) -> StoreError {
     match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{}: {m}", path.display())),
-        StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+        StoreError::Unavailable { .. } | StoreError::Corrupt { .. } => e.context(path.display()),
         other => other,
     }
 }

@@ -115,14 +115,14 @@ pub(crate) fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(sql_err("reading the schema version"))?;
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v} is not a valid version")))
+    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("schema version {v} is not a valid version")))
 }
 
 /// Refuses a database whose schema is newer than this code, which knows up to `known`
 /// (either store's rule).
 pub(crate) fn check_not_newer(version: u32, known: u32) -> Result<(), StoreError> {
     if version > known {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::unavailable(format!(
             "the database schema is at version {version}, newer than this pkiplane \
              understands (up to {known}); upgrade pkiplane or restore a matching backup"
         )));

@@ -61,11 +61,11 @@ pub(crate) fn secs_after(now: SystemTime, window: Duration) -> i64 {
 }
 
 pub(crate) fn parse_object_ref(value: &str, column: &str) -> Result<ObjectRef, StoreError> {
-    value.parse::<ObjectRef>().map_err(|e| corrupt(format!("column `{column}`: {e}")))
+    value.parse::<ObjectRef>().map_err(|e| corrupt(format!("column `{column}`")).because(e))
 }
 
 pub(crate) fn parse_protocol(value: &str) -> Result<Protocol, StoreError> {
-    value.parse::<Protocol>().map_err(|e| corrupt(format!("column `protocol`: {e}")))
+    value.parse::<Protocol>().map_err(|e| corrupt("column `protocol`").because(e))
 }
 
 pub(crate) fn parse_status(value: &str) -> Result<CertStatus, StoreError> {
@@ -84,11 +84,11 @@ pub(crate) fn to_count(value: i64, what: &str) -> Result<u64, StoreError> {
 }
 
 pub(crate) fn encode_sans(sans: &[String]) -> Result<String, StoreError> {
-    serde_json::to_string(sans).map_err(|e| StoreError::Unavailable(format!("encoding the SAN list: {e}")))
+    serde_json::to_string(sans).map_err(|e| StoreError::unavailable("encoding the SAN list").because(e))
 }
 
 fn decode_sans(text: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(format!("column `sans`: {e}")))
+    serde_json::from_str(text).map_err(|e| corrupt("column `sans`").because(e))
 }
 
 /// The revocation facts of a row whose status is `revoked`.

@@ -147,7 +147,7 @@ impl CertificateRecord {
             });
         }
         if self.der.is_some() || self.revocation.is_some() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "pending record {} must not carry a certificate or revocation yet",
                 self.serial
             )));
@@ -268,12 +268,109 @@ pub enum StoreError {
     WrongState { serial: String, status: CertStatus, expected: CertStatus },
     /// The caller passed a record the store refuses (e.g. a "pending" record with a
     /// certificate already attached).
-    #[error("invalid record: {0}")]
-    Invalid(String),
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("invalid record: {message}{}", caused_by(.source))]
+    Invalid {
+        message: String,
+        #[source]
+        source: Option<StoreCause>,
+    },
+    /// The store cannot answer now (I/O, locks, a full disk, a lost connection); nothing
+    /// of the request was written and it may be retried.
+    #[error("store unavailable: {message}{}", caused_by(.source))]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<StoreCause>,
+    },
+    #[error("stored data is corrupt: {message}{}", caused_by(.source))]
+    Corrupt {
+        message: String,
+        #[source]
+        source: Option<StoreCause>,
+    },
+}
+
+/// What made a store operation fail (a database driver's or a decoder's error), kept as
+/// the [`StoreError`]'s source.
+pub type StoreCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cause chain of a [`StoreError`] as it reads after the message: driver errors
+/// often say little at the top (PostgreSQL's "db error") and the rest in their sources.
+fn caused_by(source: &Option<StoreCause>) -> String {
+    let mut text = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = source.as_deref().map(|e| e as _);
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+impl StoreError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        StoreError::Invalid { message: message.into(), source: None }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable { message: message.into(), source: None }
+    }
+
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        StoreError::Corrupt { message: message.into(), source: None }
+    }
+
+    /// Keeps `cause` as the source of an `Invalid`, `Unavailable` or `Corrupt` error (the
+    /// others have none and stay as they are).
+    pub fn because(mut self, cause: impl Into<StoreCause>) -> Self {
+        if let StoreError::Invalid { source, .. }
+        | StoreError::Unavailable { source, .. }
+        | StoreError::Corrupt { source, .. } = &mut self
+        {
+            *source = Some(cause.into());
+        }
+        self
+    }
+
+    /// Says where: `prefix` goes before the message of an `Invalid`, `Unavailable` or
+    /// `Corrupt` error.
+    pub fn context(mut self, prefix: impl std::fmt::Display) -> Self {
+        if let Some(message) = self.message_mut() {
+            *message = format!("{prefix}: {message}");
+        }
+        self
+    }
+
+    /// The message of an `Invalid`, `Unavailable` or `Corrupt` error followed by its
+    /// causes, without the kind ("store unavailable: ") the Display puts first; other
+    /// errors as they display.
+    pub fn detail(&self) -> String {
+        match self {
+            StoreError::Invalid { message, source }
+            | StoreError::Unavailable { message, source }
+            | StoreError::Corrupt { message, source } => format!("{message}{}", caused_by(source)),
+            other => other.to_string(),
+        }
+    }
+
+    /// The message of an `Invalid`, `Unavailable` or `Corrupt` error, without its cause.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            StoreError::Invalid { message, .. }
+            | StoreError::Unavailable { message, .. }
+            | StoreError::Corrupt { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    fn message_mut(&mut self) -> Option<&mut String> {
+        match self {
+            StoreError::Invalid { message, .. }
+            | StoreError::Unavailable { message, .. }
+            | StoreError::Corrupt { message, .. } => Some(message),
+            _ => None,
+        }
+    }
 }
 
 /// CA key material an issuer persists (standalone mode keeps it in the data directory's

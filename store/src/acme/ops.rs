@@ -15,7 +15,7 @@ use crate::rows::secs;
 /// A record as JSON text.
 macro_rules! encode {
     ($v:expr, $what:expr) => {
-        serde_json::to_string($v).map_err(|e| StoreError::Invalid(format!("encoding {}: {e}", $what)))
+        serde_json::to_string($v).map_err(|e| StoreError::invalid(format!("encoding {}", $what)).because(e))
     };
 }
 
@@ -47,7 +47,7 @@ fn one(conn: &Connection, sql: &str, e: &str, key: &str, what: &str) -> Result<O
 macro_rules! decode {
     ($row:expr, $ty:ty, $what:expr) => {
         $row.map(|(body, version)| {
-            let mut record: $ty = serde_json::from_str(&body).map_err(|e| corrupt(format!("{}: {e}", $what)))?;
+            let mut record: $ty = serde_json::from_str(&body).map_err(|e| corrupt($what).because(e))?;
             record.version = version;
             Ok::<$ty, StoreError>(record)
         })

@@ -19,7 +19,7 @@ fn to_json(tx: &CmpTransaction) -> String {
 }
 
 fn from_json(s: &str) -> Result<CmpTransaction, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("cmp_transactions.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("cmp_transactions.record").because(e))
 }
 
 pub(crate) fn create_transaction(c: &Connection, tx: &CmpTransaction) -> Result<bool, StoreError> {

@@ -22,7 +22,7 @@ use crate::error::corrupt;
 use crate::rows::secs;
 
 fn encode<T: Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("encoding {what}: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::invalid(format!("encoding {what}")).because(e))
 }
 
 /// The serde name of a unit enum value (`valid`, `pending`, ...).
@@ -68,7 +68,7 @@ async fn one<T: Versioned>(
     row.map(|r| {
         let body: String = col(&r, 0, "body")?;
         let v: i64 = col(&r, 1, "version")?;
-        let mut record: T = serde_json::from_str(&body).map_err(|e| corrupt(format!("{what}: {e}")))?;
+        let mut record: T = serde_json::from_str(&body).map_err(|e| corrupt(what).because(e))?;
         record.set_version(u64::try_from(v).map_err(|_| corrupt(format!("{what}: negative version")))?);
         Ok(record)
     })
@@ -153,7 +153,7 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
             drop(tx);
             return match self.by_thumbprint(&client, &a.thumbprint).await? {
                 Some(existing) => Ok(NewAccountOutcome::KeyExists(existing)),
-                None => Err(StoreError::Invalid(format!("ACME account id {} exists already", a.id))),
+                None => Err(StoreError::invalid(format!("ACME account id {} exists already", a.id))),
             };
         }
         tx.commit().await.map_err(pg_err("creating an ACME account"))?;

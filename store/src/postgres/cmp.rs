@@ -27,7 +27,7 @@ fn from_row(r: &tokio_postgres::Row) -> Result<CmpTransaction, StoreError> {
     let record: String = col(r, 0, "record")?;
     let version: i64 = col(r, 1, "version")?;
     let mut tx: CmpTransaction =
-        serde_json::from_str(&record).map_err(|e| corrupt(format!("cmp_transactions.record: {e}")))?;
+        serde_json::from_str(&record).map_err(|e| corrupt("cmp_transactions.record").because(e))?;
     tx.version = u64::try_from(version).map_err(|_| corrupt("cmp_transactions.version is negative"))?;
     Ok(tx)
 }

@@ -73,7 +73,7 @@ impl PostgresStore {
     /// (a cluster-internal Service); `sslmode=require` is refused.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            StoreError::Unavailable(format!("the PostgreSQL URL does not parse: {e}"))
+            StoreError::unavailable("the PostgreSQL URL does not parse").because(e)
         })?;
         let target = describe_target(&config);
         // Durable before return, whatever the server's default says.
@@ -100,7 +100,7 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("building the PostgreSQL pool: {e}")))?;
+            .map_err(|e| StoreError::unavailable("building the PostgreSQL pool").because(e))?;
         let store = Self { pool, target, key_encryption: Default::default() };
         let mut client = store.client().await?;
         schema::apply(&mut client).await.map_err(|e| store.with_target(e))?;
@@ -114,7 +114,7 @@ impl PostgresStore {
 
     fn with_target(&self, e: StoreError) -> StoreError {
         match e {
-            StoreError::Unavailable(m) => StoreError::Unavailable(format!("PostgreSQL at {}: {m}", self.target)),
+            StoreError::Unavailable { .. } => e.context(format_args!("PostgreSQL at {}", self.target)),
             other => other,
         }
     }
@@ -128,7 +128,7 @@ impl PostgresStore {
     /// backup, CRLs published after the backup was made may carry numbers the restored
     /// counters have not reached.
     pub async fn raise_crl_numbers(&self, floor: u64) -> Result<u64, StoreError> {
-        let floor = i64::try_from(floor).map_err(|_| StoreError::Invalid(format!("CRL number {floor} too large")))?;
+        let floor = i64::try_from(floor).map_err(|_| StoreError::invalid(format!("CRL number {floor} too large")))?;
         self.client()
             .await?
             .execute("UPDATE crl_numbers SET last = GREATEST(last, $1)", &[&floor])

@@ -26,7 +26,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn transaction_from_json(s: &str) -> Result<ScepTransaction, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("scep_transactions.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("scep_transactions.record").because(e))
 }
 
 async fn challenge(client: &Client, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
@@ -41,7 +41,7 @@ async fn challenge(client: &Client, key: &ChallengeKey) -> Result<Option<ScepCha
         let record: String = col(&r, 0, "record")?;
         let used: Option<i64> = col(&r, 1, "used_at")?;
         let mut ch: ScepChallenge =
-            serde_json::from_str(&record).map_err(|e| corrupt(format!("scep_challenges.record: {e}")))?;
+            serde_json::from_str(&record).map_err(|e| corrupt("scep_challenges.record").because(e))?;
         ch.used_at = used.map(from_secs);
         Ok(ch)
     })
@@ -85,7 +85,7 @@ impl ScepStore for PostgresStore {
             .await
             .map_err(pg_err("adding a SCEP challenge"))?;
         if n == 0 {
-            return Err(StoreError::Invalid(format!("challenge {} exists already", ch.id)));
+            return Err(StoreError::invalid(format!("challenge {} exists already", ch.id)));
         }
         Ok(())
     }
@@ -157,7 +157,7 @@ impl ScepStore for PostgresStore {
             .await
             .map_err(pg_err("updating a SCEP transaction"))?;
         if n == 0 {
-            return Err(StoreError::Invalid(format!("no SCEP transaction {}", tx.transaction_id)));
+            return Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id)));
         }
         Ok(())
     }

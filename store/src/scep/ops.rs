@@ -21,11 +21,11 @@ fn transaction_json(v: &ScepTransaction) -> String {
 }
 
 fn challenge_from_json(s: &str) -> Result<ScepChallenge, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("scep_challenges.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("scep_challenges.record").because(e))
 }
 
 fn transaction_from_json(s: &str) -> Result<ScepTransaction, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("scep_transactions.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("scep_transactions.record").because(e))
 }
 
 pub(crate) fn record_message(
@@ -56,7 +56,7 @@ pub(crate) fn add_challenge(c: &Connection, ch: &ScepChallenge) -> Result<(), St
         })
         .map_err(sql_err("adding a SCEP challenge"))?;
     if n == 0 {
-        return Err(StoreError::Invalid(format!("challenge {} exists already", ch.id)));
+        return Err(StoreError::invalid(format!("challenge {} exists already", ch.id)));
     }
     Ok(())
 }
@@ -128,7 +128,7 @@ pub(crate) fn update_transaction(c: &Connection, tx: &ScepTransaction) -> Result
         })
         .map_err(sql_err("updating a SCEP transaction"))?;
     if n == 0 {
-        return Err(StoreError::Invalid(format!("no SCEP transaction {}", tx.transaction_id)));
+        return Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id)));
     }
     Ok(())
 }
@@ -191,7 +191,7 @@ pub(crate) fn put_ra_material(c: &Connection, update: &RaUpdate, now: SystemTime
         .map_err(sql_err("storing the SCEP RA"))?;
         return Ok(m.clone());
     }
-    stored.ok_or_else(|| StoreError::Corrupt("SCEP RA vanished".into()))
+    stored.ok_or_else(|| StoreError::corrupt("SCEP RA vanished"))
 }
 
 pub(crate) fn purge_expired(c: &Connection, now: SystemTime, cutoff: SystemTime) -> Result<u64, StoreError> {

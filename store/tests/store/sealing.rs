@@ -95,18 +95,18 @@ async fn plaintext_is_sealed_rotated_and_a_missing_key_is_named(db: TestDb) {
     let err = sweep(store.as_ref(), Some(&keys(&[("k2", 7)]))).await.unwrap_err().to_string();
     assert!(err.contains("`k2`") && err.contains("does not open"), "{err}");
     let err = SealedMaterials::new(store.clone(), k1).load_ca(&root()).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("`k2`")), "{err:?}");
+    assert!(matches!(&err, StoreError::Unavailable { message: m, .. } if m.contains("`k2`")), "{err:?}");
 
     // A plaintext key planted in the database is refused, not used.
     let planted = ObjectRef::new("pki", "planted");
     store.save_ca(&planted, &material(5)).await.unwrap();
     let err = SealedMaterials::new(store.clone(), rotated.clone()).load_ca(&planted).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("unsealed")), "{err:?}");
+    assert!(matches!(&err, StoreError::Corrupt { message: m, .. } if m.contains("unsealed")), "{err:?}");
     // A sealed key copied to another issuer's row does not open.
     let sealed_root = store.load_ca(&root()).await.unwrap().unwrap();
     store.save_ca(&planted, &sealed_root).await.unwrap();
     let err = SealedMaterials::new(store.clone(), rotated).load_ca(&planted).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("does not open")), "{err:?}");
+    assert!(matches!(&err, StoreError::Corrupt { message: m, .. } if m.contains("does not open")), "{err:?}");
 }
 
 crate::on_both_backends!(plaintext_is_sealed_rotated_and_a_missing_key_is_named);
@@ -130,7 +130,7 @@ async fn the_scep_ra_key_in_the_sqlite_store_is_sealed() {
     assert_eq!(sweep(store.as_ref(), Some(&k1)).await.unwrap().sealed, 1);
     // A store not told the KEK refuses the sealed RA key by the key's id.
     let err = store.ra_material(&endpoint).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("`k1`")), "{err:?}");
+    assert!(matches!(&err, StoreError::Unavailable { message: m, .. } if m.contains("`k1`")), "{err:?}");
     store.seal_scep_ra_keys_with(k1);
     assert_eq!(store.ra_material(&endpoint).await.unwrap(), Some(ra(1)));
     // A replacement is sealed when written, and handed back open.

@@ -99,7 +99,7 @@ impl AcmeStore for MemoryAcmeStore {
                 Ok(AccountUpdate::Done)
             }
             Some(_) => Ok(AccountUpdate::Conflict),
-            None => Err(StoreError::Invalid(format!("no ACME account {}", account.id))),
+            None => Err(StoreError::invalid(format!("no ACME account {}", account.id))),
         }
     }
 

@@ -56,7 +56,7 @@ impl ScepStore for MemoryScepStore {
         let key = challenge.key();
         let mut g = self.lock();
         if g.challenges.contains_key(&key) {
-            return Err(StoreError::Invalid(format!("challenge {} exists already", challenge.id)));
+            return Err(StoreError::invalid(format!("challenge {} exists already", challenge.id)));
         }
         g.challenges.insert(key, challenge.clone());
         Ok(())
@@ -105,7 +105,7 @@ impl ScepStore for MemoryScepStore {
                 *stored = tx.clone();
                 Ok(())
             }
-            None => Err(StoreError::Invalid(format!("no SCEP transaction {}", tx.transaction_id))),
+            None => Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id))),
         }
     }
 

@@ -590,3 +590,23 @@ mod ca_keys;
 pub mod memory;
 
 pub use ca_keys::{StoredOcspResponder, StoredRetiredCa};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_keep_their_cause_as_source_and_in_the_text() {
+        let cause = std::io::Error::other("database is locked");
+        let e = StoreError::unavailable("reading a certificate").because(cause).context("/var/db");
+        assert_eq!(e.to_string(), "store unavailable: /var/db: reading a certificate: database is locked");
+        assert_eq!(e.detail(), "/var/db: reading a certificate: database is locked");
+        assert_eq!(e.message(), Some("/var/db: reading a certificate"));
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("database is locked"));
+        assert!(matches!(e, StoreError::Unavailable { .. }), "the kind stays");
+        let plain = StoreError::corrupt("column `sans`");
+        assert_eq!(plain.to_string(), "stored data is corrupt: column `sans`");
+        assert!(std::error::Error::source(&plain).is_none());
+    }
+}

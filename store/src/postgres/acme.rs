@@ -94,15 +94,14 @@ impl EndpointAcme<PostgresStore> {
 #[async_trait]
 impl AcmeStore for EndpointAcme<PostgresStore> {
     async fn add_nonce(&self, nonce: &str, expires: SystemTime) -> Result<(), StoreError> {
-        self.client()
-            .await?
+        self.store
             .execute(
+                "recording a nonce",
                 "INSERT INTO acme_nonces (endpoint, nonce, expires) VALUES ($1, $2, $3) \
                  ON CONFLICT (endpoint, nonce) DO UPDATE SET expires = excluded.expires",
                 &[&self.endpoint, &nonce, &secs(expires)],
             )
-            .await
-            .map_err(pg_err("recording a nonce"))?;
+            .await?;
         Ok(())
     }
 
@@ -293,9 +292,9 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
     async fn update_order(&self, o: &Order) -> Result<bool, StoreError> {
         let body = encode(o, "an order")?;
         let changed = self
-            .client()
-            .await?
+            .store
             .execute(
+                "updating an ACME order",
                 "UPDATE acme_orders SET status = $3, expires = $4, has_certificate = $5, body = $6, \
                  version = version + 1 WHERE endpoint = $1 AND id = $2 AND version = $7",
                 &[
@@ -308,8 +307,7 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
                     &version(o.version),
                 ],
             )
-            .await
-            .map_err(pg_err("updating an ACME order"))?;
+            .await?;
         Ok(changed == 1)
     }
 
@@ -336,15 +334,14 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
     async fn update_authorization(&self, a: &Authorization) -> Result<bool, StoreError> {
         let body = encode(a, "an authorization")?;
         let changed = self
-            .client()
-            .await?
+            .store
             .execute(
+                "updating an ACME authorization",
                 "UPDATE acme_authorizations SET status = $3, expires = $4, body = $5, version = version + 1 \
                  WHERE endpoint = $1 AND id = $2 AND version = $6",
                 &[&self.endpoint, &a.id, &name(&a.status), &secs(a.expires), &body, &version(a.version)],
             )
-            .await
-            .map_err(pg_err("updating an ACME authorization"))?;
+            .await?;
         Ok(changed == 1)
     }
 

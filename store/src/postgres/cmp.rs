@@ -64,9 +64,8 @@ async fn update(db: &impl GenericClient, tx: &CmpTransaction) -> Result<bool, St
 impl CmpStore for PostgresStore {
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "creating a CMP transaction",
                 "INSERT INTO cmp_transactions (endpoint, transaction_id, state, deadline, updated_at, version, record) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 &[
@@ -79,8 +78,7 @@ impl CmpStore for PostgresStore {
                     &to_json(tx),
                 ],
             )
-            .await
-            .map_err(pg_err("creating a CMP transaction"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -133,14 +131,12 @@ impl CmpStore for PostgresStore {
 
     async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "recording a CMP nonce",
                 "INSERT INTO cmp_nonces (endpoint, nonce, expires) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[&endpoint.to_string(), &nonce, &secs(expires)],
             )
-            .await
-            .map_err(pg_err("recording a CMP nonce"))?;
+            .await?;
         Ok(n == 1)
     }
 

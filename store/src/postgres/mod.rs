@@ -17,6 +17,7 @@ mod ca;
 mod cmp;
 pub(crate) mod error;
 mod est;
+mod exec;
 mod inventory;
 mod lease;
 mod scep;
@@ -129,11 +130,7 @@ impl PostgresStore {
     /// counters have not reached.
     pub async fn raise_crl_numbers(&self, floor: u64) -> Result<u64, StoreError> {
         let floor = i64::try_from(floor).map_err(|_| StoreError::invalid(format!("CRL number {floor} too large")))?;
-        self.client()
-            .await?
-            .execute("UPDATE crl_numbers SET last = GREATEST(last, $1)", &[&floor])
-            .await
-            .map_err(pg_err("raising the CRL numbers"))
+        self.execute("raising the CRL numbers", "UPDATE crl_numbers SET last = GREATEST(last, $1)", &[&floor]).await
     }
 }
 
@@ -151,7 +148,7 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        self.client().await?.execute(sql, params).await.map_err(pg_err("replacing a stored key"))
+        self.execute("replacing a stored key", sql, params).await
     }
 }
 

@@ -61,29 +61,25 @@ fn ra_from_row(r: &tokio_postgres::Row) -> Result<RaMaterial, StoreError> {
 impl ScepStore for PostgresStore {
     async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "recording a SCEP message",
                 "INSERT INTO scep_messages (endpoint, transaction_id, sender_nonce, expires) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[&seen.endpoint.to_string(), &seen.transaction_id, &seen.sender_nonce, &secs(seen.expires)],
             )
-            .await
-            .map_err(pg_err("recording a SCEP message"))?;
+            .await?;
         Ok(n == 1)
     }
 
     async fn add_challenge(&self, ch: &ScepChallenge) -> Result<(), StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "adding a SCEP challenge",
                 "INSERT INTO scep_challenges (endpoint, secret_sha256, expires, used_at, record) \
                  VALUES ($1, $2, $3, NULL, $4) ON CONFLICT DO NOTHING",
                 &[&ch.endpoint.to_string(), &ch.secret_sha256, &secs(ch.expires), &json(ch)],
             )
-            .await
-            .map_err(pg_err("adding a SCEP challenge"))?;
+            .await?;
         if n == 0 {
             return Err(StoreError::invalid(format!("challenge {} exists already", ch.id)));
         }
@@ -109,9 +105,8 @@ impl ScepStore for PostgresStore {
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "creating a SCEP transaction",
                 "INSERT INTO scep_transactions (endpoint, transaction_id, status, created_at, updated_at, record) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 &[
@@ -123,8 +118,7 @@ impl ScepStore for PostgresStore {
                     &json(tx),
                 ],
             )
-            .await
-            .map_err(pg_err("creating a SCEP transaction"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -147,15 +141,13 @@ impl ScepStore for PostgresStore {
 
     async fn update_transaction(&self, tx: &ScepTransaction) -> Result<(), StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "updating a SCEP transaction",
                 "UPDATE scep_transactions SET status = $3, updated_at = $4, record = $5 \
                  WHERE endpoint = $1 AND transaction_id = $2",
                 &[&tx.endpoint.to_string(), &tx.transaction_id, &tx.status.as_str(), &secs(tx.updated_at), &json(tx)],
             )
-            .await
-            .map_err(pg_err("updating a SCEP transaction"))?;
+            .await?;
         if n == 0 {
             return Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id)));
         }

@@ -83,7 +83,7 @@ run() { # backend replicas
     args=(ca --manifests ca.yaml --data-dir "data-$db-$i" --tls-dir ca-tls
       --listen "127.0.0.1:$api" --publish-listen "127.0.0.1:$pub")
     if [ "$backend" = postgres ]; then
-      args+=(--store "postgres://pkiplane:$password@127.0.0.1:$pgport/$db")
+      args+=(--store "postgres://pkiplane:$password@127.0.0.1:$pgport/$db?sslmode=disable")
     fi
     PKIPLANE_LOG=warn "$bin" "${args[@]}" > "ca-$db-$i.log" 2>&1 &
     ca_pids+=($!)

@@ -2,6 +2,8 @@
 //! SQLite inventory, and CSRs made by `openssl req`.
 #![forbid(unsafe_code)]
 
+pub mod load;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

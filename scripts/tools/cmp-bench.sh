@@ -7,7 +7,7 @@
 # so it bounds what the client side and the message handling cost. A last line measures
 # pkiplane's server alone (see the `load` mode of the cmp_bench_server example).
 #
-# Usage: scripts/tools/cmp-bench.sh [N=200] [C=4]
+# Usage: [CMP_BENCH_PROFILE=release] scripts/tools/cmp-bench.sh [N=200] [C=4]
 # Loopback only; bounded in count; stops its servers on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,8 +30,14 @@ read -r PORT_A PORT_B <<<"$(free_ports 2)"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/key.pem" 2>/dev/null
 
 # pkiplane: the example server (the debug build; dependencies are optimised).
-cargo build -q -p pkiplane-cmp --example cmp_bench_server
-target/debug/examples/cmp_bench_server "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
+# The debug build (dependencies optimised) unless CMP_BENCH_PROFILE=release.
+PROFILE=${CMP_BENCH_PROFILE:-debug}
+if [ "$PROFILE" = release ]; then
+  cargo build -q --release -p pkiplane-cmp --example cmp_bench_server
+else
+  cargo build -q -p pkiplane-cmp --example cmp_bench_server
+fi
+"target/$PROFILE/examples/cmp_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
 
 # OpenSSL's mock server, with a fixed certificate to hand out.
@@ -72,4 +78,4 @@ echo "openssl: $(openssl version)"
 run "pkiplane-cmp" "http://127.0.0.1:$PORT_A/.well-known/cmp"
 run "openssl mock server" "http://127.0.0.1:$PORT_B/"
 # The server alone: recorded OpenSSL ir messages re-protected and sent from one process.
-target/debug/examples/cmp_bench_server load "$N" "$C" | tail -1
+"target/$PROFILE/examples/cmp_bench_server" load "$N" "$C" | tail -1

@@ -9,7 +9,10 @@
 # initdb in a temporary folder, loopback only on a port outside the kernel's ephemeral
 # range, fsync on, stopped and removed when the test ends. `postgres.sh serve DIR PORT
 # PWFILE` does the same for shell scripts: it runs a server in the foreground until it
-# gets SIGTERM/SIGINT (or its parent dies), then removes DIR.
+# gets SIGTERM/SIGINT (or its parent dies), then removes DIR. `postgres.sh serve DIR PORT
+# PWFILE TLSDIR` turns TLS on: TLSDIR holds server.crt and server.key (PEM), optionally
+# client-ca.crt (the CA of client certificates) and pg_hba.conf (replacing initdb's).
+# The Rust tests do the same through TestPostgres::start_tls.
 set -euo pipefail
 
 find_bin() {
@@ -39,8 +42,8 @@ if [ "${1:-}" != serve ]; then
   exit 0
 fi
 
-# serve DIR PORT PWFILE: a throwaway server for shell-driven tests.
-dir=$2 port=$3 pwfile=$4
+# serve DIR PORT PWFILE [TLSDIR]: a throwaway server for shell-driven tests.
+dir=$2 port=$3 pwfile=$4 tlsdir=${5:-}
 mkdir -p "$dir"
 chmod 700 "$dir"
 # The server dies with this script (parent-death signal), even if it is killed.
@@ -61,7 +64,19 @@ trap cleanup EXIT
 trap 'exit 0' TERM INT HUP
 "${as_user[@]}" "$bin/initdb" -D "$dir/data" -U pkiplane --pwfile="$pwfile" --auth=scram-sha-256 \
   -E UTF8 --locale=C --no-sync >/dev/null
+tls_args=()
+if [ -n "$tlsdir" ]; then
+  # The server refuses a key others can read, and reads the files as $run_as.
+  mkdir -p "$dir/tls"
+  for f in server.crt server.key client-ca.crt pg_hba.conf; do
+    [ -f "$tlsdir/$f" ] && install -m 600 "$tlsdir/$f" "$dir/tls/$f"
+  done
+  [ "$(id -u)" -ne 0 ] || chown -R "$run_as" "$dir/tls"
+  tls_args=(-c ssl=on -c "ssl_cert_file=$dir/tls/server.crt" -c "ssl_key_file=$dir/tls/server.key")
+  [ ! -f "$dir/tls/client-ca.crt" ] || tls_args+=(-c "ssl_ca_file=$dir/tls/client-ca.crt")
+  [ ! -f "$dir/tls/pg_hba.conf" ] || tls_args+=(-c "hba_file=$dir/tls/pg_hba.conf")
+fi
 "${as_user[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
-  -c unix_socket_directories= -c fsync=on -c synchronous_commit=on &
+  -c unix_socket_directories= -c fsync=on -c synchronous_commit=on "${tls_args[@]}" &
 pid=$!
 wait "$pid"

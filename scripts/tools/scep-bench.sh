@@ -8,7 +8,13 @@
 # per run (pkiplane refuses a reused transactionID, which scepclient derives from the key). Both CAs are RSA-2048.
 # Counts a run as an issuance only when scepclient wrote a certificate.
 #
-# Usage: [SCEP_BENCH_PROFILE=release] scripts/tools/scep-bench.sh [N=200] [C=8]
+# Then the same two servers are driven by scep_load (bench/src/bin/scep_load.rs): LOAD_N
+# prepared PKCSReq messages (distinct RSA-2048 keys, CNs and transactionIDs; AES and
+# SHA-256 as both servers advertise them), sent by 1 and by C concurrent senders, so the
+# figure is the server's rather than the client processes'.
+#
+# Usage: [SCEP_BENCH_PROFILE=release] [LOAD_N=400] [SCEP_LOAD_RESULTS=file.jsonl]
+#        scripts/tools/scep-bench.sh [N=200] [C=8]
 # Loopback only; bounded in count (N) and time (60 s per client run, 600 s per server);
 # stops its servers on exit.
 set -euo pipefail
@@ -53,8 +59,10 @@ cp "$WORK/key-0.pem" "$WORK/key-warmup.pem"
 PROFILE=${SCEP_BENCH_PROFILE:-debug}
 if [ "$PROFILE" = release ]; then
   cargo build -q --release -p pkiplane-scep --example scep_bench_server
+  cargo build -q --release -p pkiplane-bench --bin scep_load
 else
   cargo build -q -p pkiplane-scep --example scep_bench_server
+  cargo build -q -p pkiplane-bench --bin scep_load
 fi
 "target/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
@@ -107,4 +115,29 @@ import sys
 a = float(open(f"{sys.argv[1]}/rate-pkiplane-scep").read())
 b = float(open(f"{sys.argv[1]}/rate-micromdm-scepserver-2.1.0").read())
 print(f"ratio pkiplane/scepserver: {a/b:.2f}" if b else "ratio: scepserver issued nothing")
+PY
+
+# The prepared-message load: the server's rate without a process per enrollment.
+LOAD_N=${LOAD_N:-400}
+for c in 1 "$C"; do
+  for server in "pkiplane-scep http://127.0.0.1:$PORT_A/scep" "micromdm-scepserver-2.1.0 http://127.0.0.1:$PORT_B/scep"; do
+    read -r name url <<<"$server"
+    "target/$PROFILE/scep_load" --url "$url" --count "$LOAD_N" --clients "$c" --max-seconds 120 \
+      --prefix "load-$c" --label "$name" --json >>"$WORK/load.jsonl" 2>>"$WORK/load.log" ||
+      echo "$me: scep_load against $name failed (see below)" >&2
+  done
+done
+grep -h "failed:" "$WORK/load.log" | head -n 5 >&2 || true
+[ -n "${SCEP_LOAD_RESULTS:-}" ] && cp "$WORK/load.jsonl" "$SCEP_LOAD_RESULTS"
+python3 - "$WORK/load.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("prepared PKCSReq load (scep_load):")
+for r in rows:
+    print(f"  {r['label']:<28} C={r['clients']:<3} issued {r['issued']:>4}  failed {r['failed']:>3}  {r['per_second']:8.1f}/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
+by = {(r['label'], r['clients']): r['per_second'] for r in rows}
+for c in sorted({r['clients'] for r in rows}):
+    a, b = by.get(("pkiplane-scep", c)), by.get(("micromdm-scepserver-2.1.0", c))
+    if a and b:
+        print(f"  ratio pkiplane/scepserver at C={c}: {a/b:.2f}")
 PY

@@ -66,3 +66,56 @@ impl Once {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use pkiplane_store::testing::shared_schema_url;
+
+    use super::*;
+
+    /// A replica that died holding a lease (no renewal, no release) delays the others
+    /// until the lease expires, then one of them does the work and gives the lease up.
+    /// The 15 s pass on the database clock (`age_lease`), not in the test.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_left_by_a_dead_replica_is_taken_over_once_it_expires() {
+        let url = shared_schema_url().await;
+        let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+        assert!(store.try_lease("crl/pki/root", "dead-replica", LEASE_TTL).await.unwrap());
+
+        let survivor = Once::new(Some(store.clone()));
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let waiting = tokio::spawn(async move {
+            survivor
+                .run("crl/pki/root", Duration::from_secs(60), async move {
+                    flag.store(true, Ordering::SeqCst);
+                    "published"
+                })
+                .await
+        });
+        // While the dead replica's lease holds, the work does not run (however long
+        // this takes, the lease cannot be had before it is aged below).
+        tokio::time::sleep(RETRY * 3).await;
+        assert!(!ran.load(Ordering::SeqCst), "ran under another replica's live lease");
+        store.age_lease("crl/pki/root", LEASE_TTL + Duration::from_secs(1)).await.unwrap();
+        assert_eq!(waiting.await.unwrap(), Some("published"));
+        assert!(ran.load(Ordering::SeqCst));
+        // Released when done: free for anyone at once.
+        assert!(store.try_lease("crl/pki/root", "third-replica", LEASE_TTL).await.unwrap());
+    }
+
+    /// A replica gives up when the lease stays held for its whole wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_live_lease_makes_the_others_give_up_after_their_wait() {
+        let url = shared_schema_url().await;
+        let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+        assert!(store.try_lease("ca-keys", "live-replica", LEASE_TTL).await.unwrap());
+        let other = Once::new(Some(store.clone()));
+        let out = other.run("ca-keys", RETRY * 2, async { unreachable!("ran without the lease") }).await;
+        assert_eq!(out, None::<()>);
+        // The holder's lease is untouched.
+        assert!(store.try_lease("ca-keys", "live-replica", LEASE_TTL).await.unwrap());
+    }
+}

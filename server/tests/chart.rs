@@ -241,6 +241,38 @@ fn the_ca_store_url_and_key_encryption_keys_come_from_secrets() {
 }
 
 #[test]
+fn the_ca_database_tls_defaults_to_verify_full_and_mounts_its_certificates_from_a_secret() {
+    let env = |sets: &[&str]| -> BTreeMap<String, Option<String>> {
+        let spec = template(&render(sets), "pkiplane-ca").spec.unwrap();
+        spec.containers[0].env.clone().unwrap().into_iter().map(|e| (e.name, e.value)).collect()
+    };
+    assert!(!env(&[]).contains_key("PGSSLMODE"), "no database, no TLS settings");
+    let plain = env(&["ca.store.existingSecret=ca-db"]);
+    assert_eq!(plain["PGSSLMODE"].as_deref(), Some("verify-full"));
+    assert!(!plain.contains_key("PGSSLROOTCERT") && !plain.contains_key("PGSSLKEY"));
+
+    let sets = ["ca.store.existingSecret=ca-db", "ca.store.tls.existingSecret=db-tls"];
+    let with_ca = env(&sets);
+    assert_eq!(with_ca["PGSSLROOTCERT"].as_deref(), Some("/etc/pkiplane/db-tls/ca.crt"));
+    assert!(!with_ca.contains_key("PGSSLCERT"));
+    let spec = template(&render(&sets), "pkiplane-ca").spec.unwrap();
+    let volume = spec.volumes.unwrap().into_iter().find(|v| v.name == "db-tls").expect("db-tls volume");
+    let secret = volume.secret.unwrap();
+    assert_eq!((secret.secret_name.as_deref(), secret.default_mode), (Some("db-tls"), Some(0o400)));
+    let keys: Vec<String> = secret.items.unwrap().into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, ["ca.crt"], "the client key is mounted only when used");
+    let mount = spec.containers[0].volume_mounts.clone().unwrap().into_iter().find(|m| m.name == "db-tls").unwrap();
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/pkiplane/db-tls", Some(true)));
+
+    let client = env(&[&sets[..], &["ca.store.tls.clientCertificate=true", "ca.store.tls.sslmode=verify-ca"]].concat());
+    assert_eq!(client["PGSSLMODE"].as_deref(), Some("verify-ca"));
+    assert_eq!(client["PGSSLCERT"].as_deref(), Some("/etc/pkiplane/db-tls/tls.crt"));
+    assert_eq!(client["PGSSLKEY"].as_deref(), Some("/etc/pkiplane/db-tls/tls.key"));
+    let refused = try_render("pkiplane", &["ca.store.existingSecret=ca-db", "ca.store.tls.sslmode=allow"]);
+    assert!(!refused.status.success(), "sslmode=allow is not offered");
+}
+
+#[test]
 fn ca_replicas_need_postgres_then_roll_one_by_one_spread_and_keep_one_serving() {
     // SQLite: one replica on the volume, replaced (never two on one file), no budget.
     let sqlite = render(&[]);

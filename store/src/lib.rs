@@ -39,7 +39,7 @@ pub mod testing;
 mod write;
 mod writer;
 
-pub use acme::{AcmeScopes, EndpointAcme};
+pub use acme::{AcmeScopes, EndpointAcme, LegacyAcmeRows};
 pub use postgres::{PostgresStore, is_postgres_url};
 
 use std::path::{Path, PathBuf};

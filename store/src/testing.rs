@@ -30,6 +30,24 @@ pub struct TestPostgres {
     port: u16,
     password: String,
     child: Option<Child>,
+    tls: bool,
+}
+
+/// TLS for a test server ([`TestPostgres::start_tls`]): `ssl=on` with this certificate
+/// and key (PEM), client certificates checked against `client_ca_pem`, and `hba` as the
+/// whole of pg_hba.conf.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+    pub hba: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").field("hba", &self.hba).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for TestPostgres {
@@ -41,6 +59,15 @@ impl std::fmt::Debug for TestPostgres {
 impl TestPostgres {
     /// Starts a fresh server; panics (a test failure) when it cannot.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a fresh server with TLS on (see [`ServerTls`]).
+    pub fn start_tls(tls: &ServerTls) -> Self {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls>) -> Self {
         let (bin, user) = install();
         let root = std::env::temp_dir().join("pkiplane-postgres");
         std::fs::create_dir_all(&root).expect("creating the test PostgreSQL root");
@@ -52,12 +79,15 @@ impl TestPostgres {
         let password = random_hex(16);
         let pwfile = dir.join("pw");
         std::fs::write(&pwfile, format!("{password}\n")).expect("writing the password file");
+        if let Some(tls) = tls {
+            Self::write_tls(&dir, tls);
+        }
         let run_as = is_root().then_some(user);
         if let Some(user) = &run_as {
             let status = Command::new("chown").args(["-R", user]).arg(&dir).status().expect("running chown");
             assert!(status.success(), "chown {user} {} failed", dir.display());
         }
-        let mut server = Self { dir, bin, run_as, port: 0, password, child: None };
+        let mut server = Self { dir, bin, run_as, port: 0, password, child: None, tls: tls.is_some() };
         let out = server
             .as_user(&server.bin.join("initdb"))
             .arg("-D")
@@ -75,9 +105,42 @@ impl TestPostgres {
         server
     }
 
-    /// The connection URL (database `postgres`, user `pkiplane`).
+    /// Writes the server's TLS files into DIR/tls (the server refuses a key others can read).
+    fn write_tls(dir: &Path, tls: &ServerTls) {
+        let tls_dir = dir.join("tls");
+        std::fs::create_dir(&tls_dir).expect("creating the TLS folder");
+        for (name, content) in [
+            ("server.crt", &tls.cert_pem),
+            ("server.key", &tls.key_pem),
+            ("client-ca.crt", &tls.client_ca_pem),
+            ("pg_hba.conf", &tls.hba),
+        ] {
+            std::fs::write(tls_dir.join(name), content).expect("writing a TLS file");
+            set_mode(&tls_dir.join(name), 0o600);
+        }
+    }
+
+    /// The connection URL (database `postgres`, user `pkiplane`), without TLS.
     pub fn url(&self) -> String {
-        format!("postgres://pkiplane:{}@127.0.0.1:{}/postgres", self.password, self.port)
+        format!("postgres://pkiplane:{}@127.0.0.1:{}/postgres?sslmode=disable", self.password, self.port)
+    }
+
+    /// Runs `sql` as the superuser `pkiplane` through psql (libpq) over TCP, with TLS
+    /// when the server has it; panics when it fails.
+    pub fn psql(&self, sql: &str) {
+        let sslmode = if self.tls { "require" } else { "disable" };
+        let out = Command::new(self.bin.join("psql"))
+            .arg(format!("host=127.0.0.1 port={} user=pkiplane dbname=postgres sslmode={sslmode}", self.port))
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("running psql");
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The password of the user `pkiplane` (for URLs a test builds itself).
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     pub fn port(&self) -> u16 {
@@ -143,6 +206,18 @@ impl TestPostgres {
                 ["listen_addresses=127.0.0.1", "unix_socket_directories=", "fsync=on", "synchronous_commit=on"]
             {
                 cmd.args(["-c", setting]);
+            }
+            if self.tls {
+                let tls = self.dir.join("tls");
+                cmd.args(["-c", "ssl=on"]);
+                for (setting, file) in [
+                    ("ssl_cert_file", "server.crt"),
+                    ("ssl_key_file", "server.key"),
+                    ("ssl_ca_file", "client-ca.crt"),
+                    ("hba_file", "pg_hba.conf"),
+                ] {
+                    cmd.arg("-c").arg(format!("{setting}={}", tls.join(file).display()));
+                }
             }
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
             let mut child = spawn_from_lasting_thread(cmd).expect("starting postgres");
@@ -214,7 +289,7 @@ pub async fn shared_schema_url() -> String {
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("creating a test schema");
     drop(client);
     let _ = task.await;
-    format!("{base}?options=-c%20search_path%3D{schema}")
+    format!("{base}?sslmode=disable&options=-c%20search_path%3D{schema}")
 }
 
 fn start_shared() -> SharedServer {
@@ -365,4 +440,18 @@ fn is_root() -> bool {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+/// Schema version before ACME state was kept per endpoint (ACME rows without an endpoint).
+pub const SQLITE_VERSION_BEFORE_ACME_ENDPOINTS: usize = 8;
+
+/// Creates a SQLite database at `path` as a release with schema version `version` left it:
+/// only the first `version` schema steps applied (for tests of upgrades).
+pub fn sqlite_at_version(path: &Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("creating the old database");
+    for sql in &crate::migrations::MIGRATIONS[..version] {
+        conn.execute_batch(sql).expect("applying an old schema step");
+    }
+    conn.pragma_update(None, "user_version", version as i64).expect("setting the old schema version");
+    conn
 }

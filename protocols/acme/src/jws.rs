@@ -231,7 +231,7 @@ pub async fn verify_request(
         }
     };
     jws.verify(&key)?;
-    if !state.store.take_nonce(&nonce, std::time::SystemTime::now()).await? {
+    if !state.nonces.redeem(&nonce, std::time::SystemTime::now()).await? {
         return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or used already"));
     }
     Ok(Verified { jws, key, account })

@@ -89,12 +89,23 @@ pub struct AcmeState {
     pub config: Arc<AcmeSettings>,
     pub ca: Arc<dyn Authority>,
     pub store: Arc<dyn AcmeStore>,
+    /// Where this endpoint's nonces live ([`nonce`]): the shared store by default.
+    pub nonces: Arc<dyn nonce::NonceBook>,
 }
 
 #[cfg(feature = "server")]
 impl AcmeState {
+    /// Nonces are kept in `store`, so replicas sharing it redeem each other's.
     pub fn new(config: AcmeSettings, ca: Arc<dyn Authority>, store: Arc<dyn AcmeStore>) -> Self {
-        Self { config: Arc::new(config), ca, store }
+        let nonces = Arc::new(nonce::SharedNonces::new(store.clone(), config.nonce_lifetime));
+        Self { config: Arc::new(config), ca, store, nonces }
+    }
+
+    /// Nonces kept by this process alone ([`nonce::LocalNonces`]): for an endpoint no
+    /// other process serves. Saves two store writes per request.
+    pub fn with_local_nonces(mut self) -> Self {
+        self.nonces = Arc::new(nonce::LocalNonces::new(self.config.nonce_lifetime));
+        self
     }
 
     /// An absolute URL for `path`.

@@ -52,16 +52,23 @@ fn micromdm_tampered_vector_fails_the_message_check() {
 }
 
 #[test]
-fn debian_scepclient_2_1_0_signature_verifies_but_its_envelope_is_ber() {
-    // Contrary to the note, this message's signature verifies (as it does with
-    // `openssl cms -verify` 3.0.19); what the server cannot read is its EnvelopedData,
-    // whose encryptedContent is a BER constructed [0]: badMessageCheck at the envelope.
+fn debian_scepclient_2_1_0_envelope_is_ber_and_is_rewritten_to_der() {
+    // Its signature verifies (as with `openssl cms -verify` 3.0.19); its EnvelopedData's
+    // encryptedContent is a BER constructed [0], which `der` does not read; the one-field
+    // rewrite makes it decodable, with the ciphertext unchanged.
     let msg = parse(&vector("debian-scepclient-2.1.0-0.der")).unwrap().verify(true).unwrap();
     assert_eq!(msg.message_type, MessageType::PkcsReq);
-    use der::Decode;
-    let ci = cms::content_info::ContentInfo::from_der(&msg.content);
-    let decoded = ci.map(|ci| ci.content.decode_as::<cms::enveloped_data::EnvelopedData>().is_ok());
-    assert!(!matches!(decoded, Ok(true)), "the BER envelope unexpectedly decodes");
+    use der::{Decode, Encode};
+    let ci = cms::content_info::ContentInfo::from_der(&msg.content).unwrap();
+    assert!(ci.content.decode_as::<cms::enveloped_data::EnvelopedData>().is_err(), "strict decoding refuses it");
+    let enveloped = ci.content.to_der().unwrap();
+    let rewritten = pkiplane_scep::cms::ber::primitive_encrypted_content(&enveloped).unwrap().expect("a rewrite");
+    let env = cms::enveloped_data::EnvelopedData::from_der(&rewritten).unwrap();
+    let ciphertext = env.encrypted_content.encrypted_content.expect("encryptedContent").into_bytes();
+    // AES or DES-CBC ciphertext: whole blocks, and every byte of it is in the original.
+    assert!(!ciphertext.is_empty() && ciphertext.len() % 8 == 0, "{}", ciphertext.len());
+    assert!(enveloped.len() > ciphertext.len());
+    assert!(!env.recip_infos.0.is_empty(), "Go's pkcs7 encrypts to every certificate of GetCACert");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! inventory; serves the internal API over mutual TLS to endpoint pods and the operator,
 //! and publishes CA certificates and CRLs over plain HTTP.
 
+mod abandon;
 mod kube_source;
 pub(crate) mod rollover;
 mod source;
@@ -41,8 +42,15 @@ pub struct CaArgs {
     /// SQLite database (one replica), or a PostgreSQL URL
     /// (`postgres://user:password@host:port/db`) that several CA replicas share. The
     /// endpoints' protocol state (ACME, SCEP, CMP, EST failure counters) lives there too.
+    /// TLS follows libpq's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (URL parameters,
+    /// or PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY); no `sslmode` means verify-full.
     #[arg(long, env = "PKIPLANE_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// The ACME EnrollmentEndpoint (`NAMESPACE/NAME`) that gets the ACME accounts and
+    /// orders stored before ACME state was kept per endpoint. Without it they go to the
+    /// only ACME endpoint when there is one, else stay unowned (a warning says so).
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub adopt_acme_endpoint: Option<pkiplane_core::model::ObjectRef>,
     /// Key-encryption keys that seal the stored CA private keys (AES-256-GCM): one
     /// `ID:BASE64` line per key (32 bytes), the first seals, every one opens. At start-up,
     /// plaintext keys are sealed and keys under an older KEK are rewrapped; the CA refuses
@@ -114,6 +122,14 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         args.kek_file.as_deref(),
     )
     .await?;
+    // Only the SQLite store can hold ACME state from before it was kept per endpoint.
+    if postgres.is_none() {
+        let acme_endpoints = crate::commands::legacy_acme::acme_endpoints(&source.current());
+        crate::commands::legacy_acme::adopt_at_start(&store, &acme_endpoints, args.adopt_acme_endpoint.as_ref())
+            .await?;
+    } else if args.adopt_acme_endpoint.is_some() {
+        tracing::warn!("--adopt-acme-endpoint has nothing to do on PostgreSQL (its ACME state is per endpoint)");
+    }
     let protocol_state = match &postgres {
         Some(pg) => ProtocolState::of(pg.clone()),
         None => ProtocolState::of(store.clone()),
@@ -256,22 +272,12 @@ async fn open_inventory(
     let store = Arc::new(pkiplane_store::PostgresStore::connect(url).await.context("opening the --store database")?);
     // Other replicas may have issuances in flight: only old pending records are theirs
     // no longer. Checked again periodically: a replica that died may never come back.
-    let abandoned = store.recover_pending(SystemTime::now() - abandon_after).await?;
+    let abandoned = abandon::sweep(store.as_ref(), SystemTime::now(), abandon_after).await?;
     if abandoned > 0 {
         tracing::warn!(count = abandoned, "interrupted issuances (crash or kill) were marked abandoned");
     }
-    let sweeper = store.clone();
-    tokio::spawn(async move {
-        let mut timer = tokio::time::interval((abandon_after / 2).max(Duration::from_secs(1)));
-        loop {
-            timer.tick().await;
-            match sweeper.recover_pending(SystemTime::now() - abandon_after).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(count = n, "interrupted issuances (a replica died) were marked abandoned"),
-                Err(e) => tracing::warn!(error = %e, "could not check for interrupted issuances"),
-            }
-        }
-    });
+    let clock = pkiplane_core::clock::system();
+    abandon::spawn_periodic(store.clone(), clock, abandon_after, abandon::period(abandon_after));
     tracing::info!(store = ?store, "inventory and CA keys on PostgreSQL");
     Ok((store.clone(), store.clone(), Some(store)))
 }

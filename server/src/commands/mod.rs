@@ -5,6 +5,7 @@ pub mod backup;
 pub mod crds;
 pub mod inventory;
 pub mod issue;
+pub mod legacy_acme;
 pub mod policy_check;
 pub mod policy_lint;
 pub mod remote;

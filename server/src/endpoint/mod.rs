@@ -86,6 +86,9 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
         cmp: Arc::new(stores.clone()),
         est_failures: Arc::new(stores),
         scep_ra: credentials.map(scep_ra).transpose()?.flatten(),
+        // The endpoint's pods sit behind one Service: a nonce one pod handed out may
+        // come back to another, so they keep nonces in the shared store.
+        acme_local_nonces: false,
     };
     let serving = match credentials.map(serving_from_files).transpose()?.flatten() {
         Some(s) => Some(s),

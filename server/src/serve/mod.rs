@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// distribution points.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub publish_listen: SocketAddr,
+    /// The ACME EnrollmentEndpoint (`NAMESPACE/NAME`) that gets the ACME accounts and
+    /// orders stored before ACME state was kept per endpoint. Without it they go to the
+    /// only ACME endpoint when there is one, else stay unowned (a warning says so).
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub adopt_acme_endpoint: Option<pkiplane_core::model::ObjectRef>,
     /// Key-encryption keys sealing the stored CA private keys (see `pkiplane ca --kek-file`).
     #[arg(long, env = "PKIPLANE_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
@@ -81,6 +86,8 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let owned = crate::datadir::DataDir::create_and_own(&args.data_dir, "serve")?;
     let data_dir = owned.path().to_path_buf();
     let store = crate::commands::open_owned_store(&owned, true).await?;
+    let acme_endpoints = crate::commands::legacy_acme::acme_endpoints(&manifests);
+    crate::commands::legacy_acme::adopt_at_start(&store, &acme_endpoints, args.adopt_acme_endpoint.as_ref()).await?;
     let materials =
         crate::commands::store::seal_materials(store.clone(), store.as_ref(), None, args.kek_file.as_deref()).await?.0;
     let (ca, report) = build_ca(&manifests, store.clone(), materials.as_ref(), SystemTime::now()).await?;

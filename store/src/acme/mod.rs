@@ -6,6 +6,7 @@
 //! The state is scoped per ACME endpoint: [`AcmeScopes`] hands each endpoint an
 //! [`EndpointAcme`] that reads and writes only the rows of that endpoint.
 
+mod adopt;
 mod ops;
 pub(crate) mod schema;
 
@@ -21,6 +22,8 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
 use crate::SqliteStore;
+
+pub use self::adopt::LegacyAcmeRows;
 
 /// One endpoint's ACME state in a store (SQLite or PostgreSQL).
 pub struct EndpointAcme<S> {

@@ -58,3 +58,21 @@ impl PostgresStore {
         Ok(())
     }
 }
+
+#[cfg(feature = "testing")]
+impl PostgresStore {
+    /// Tests only: moves the expiry of lease `name` back by `by`, as if that much time had
+    /// passed on the database's clock (which alone judges expiry), so a test need not wait
+    /// out a TTL.
+    pub async fn age_lease(&self, name: &str, by: Duration) -> Result<u64, StoreError> {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX) as f64;
+        self.client()
+            .await?
+            .execute(
+                "UPDATE leases SET expires_at = expires_at - $2 * interval '1 millisecond' WHERE name = $1",
+                &[&name, &ms],
+            )
+            .await
+            .map_err(pg_err("ageing a lease"))
+    }
+}

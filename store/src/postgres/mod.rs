@@ -8,6 +8,8 @@
 //! * Serials are unique per issuer by the primary key; CRL numbers come from a counter
 //!   row per issuer incremented under its row lock, so replicas never reuse or go back.
 //! * The schema is versioned (see `schema`); replicas starting together migrate once.
+//! * TLS on rustls as the URL's libpq parameters say (see `tls`); `verify-full` unless
+//!   the URL or `PGSSLMODE` says otherwise.
 //! * A lost connection or a server restart fails the call in progress with
 //!   `StoreError::Unavailable` (retryable, a 503 at the CA service) and nothing of it
 //!   written; the pool opens new connections once the server is back.
@@ -23,6 +25,7 @@ mod lease;
 mod scep;
 mod schema;
 mod state_schema;
+mod tls;
 
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +39,7 @@ use pkiplane_core::inventory::{
 use pkiplane_core::model::ObjectRef;
 
 use self::error::{pg_err, pool_err};
+use self::tls::TlsSettings;
 
 pub(crate) type Client = deadpool_postgres::Object;
 pub(crate) type ClientTx<'a> = deadpool_postgres::Transaction<'a>;
@@ -70,13 +74,15 @@ impl PostgresStore {
     /// brings its schema up to date. Fails if the server cannot be reached or its schema
     /// is newer than this code.
     ///
-    /// The connection is not encrypted: run the database on the same trusted network
-    /// (a cluster-internal Service); `sslmode=require` is refused.
+    /// TLS follows libpq's URL parameters (`sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey`; see `tls`); a URL without `sslmode` is taken as `verify-full`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (url, tls) = TlsSettings::from_url(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
             StoreError::unavailable("the PostgreSQL URL does not parse").because(e)
         })?;
-        let target = describe_target(&config);
+        config.ssl_mode(tls.negotiation());
+        let target = format!("{} (sslmode={})", describe_target(&config), tls.mode().name());
         // Durable before return, whatever the server's default says.
         let options = match config.get_options() {
             Some(existing) => format!("{existing} -c synchronous_commit=on"),
@@ -89,11 +95,8 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("pkiplane");
         }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let manager =
+            Manager::from_config(config, tls.connector()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)

@@ -25,7 +25,7 @@ async fn open(db: &TestDb) -> Arc<dyn AcmeStore> {
     db.open_states().await.acme.for_endpoint(&endpoint())
 }
 
-fn account(id: &str, thumbprint: &str) -> Account {
+pub(crate) fn account(id: &str, thumbprint: &str) -> Account {
     Account {
         id: id.into(),
         status: AccountStatus::Valid,

@@ -39,7 +39,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_unavailable_and_names_it_without_the_password() {
-    let url = "postgres://pkiplane:sekrit@127.0.0.1:1/postgres?connect_timeout=2";
+    let url = "postgres://pkiplane:sekrit@127.0.0.1:1/postgres?connect_timeout=2&sslmode=disable";
     let err = PostgresStore::connect(url).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     let message = err.to_string();

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use pkiplane_acme::nonce::SharedNonces;
 use pkiplane_acme::signer::AccountKey;
 use pkiplane_acme::{AcmeState, router};
 use pkiplane_store::SqliteStore;
@@ -17,7 +18,12 @@ async fn replicas_share_accounts_orders_and_nonces() {
     let store_b = crate::common::endpoint_state(Arc::new(
         SqliteStore::open(&env.dir.path().join("data").join("pkiplane.db")).unwrap(),
     ));
-    let state_b = AcmeState { config: env.state.config.clone(), ca: env.ca.clone(), store: store_b };
+    let state_b = AcmeState {
+        config: env.state.config.clone(),
+        ca: env.ca.clone(),
+        nonces: Arc::new(SharedNonces::new(store_b.clone(), env.state.config.nonce_lifetime)),
+        store: store_b,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_b = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state_b)).await.unwrap() });

@@ -54,9 +54,8 @@ pub fn open(
     legacy: bool,
 ) -> Result<(Zeroizing<Vec<u8>>, ContentAlg), ScepError> {
     // An envelope that cannot be decoded cannot be opened: badMessageCheck, like one
-    // addressed to another RA. (Debian's scep 2.1.0 client lands here: its
-    // encryptedContent is a BER constructed [0], which the `der` crate's BER mode does
-    // not read.)
+    // addressed to another RA. A constructed encryptedContent (Go's pkcs7: Debian's
+    // scep 2.1.0 client, micromdm's scepserver) is rewritten to DER first (`ber.rs`).
     let ci: ContentInfo =
         decode_ber_or_der(der).map_err(|e| ScepError::BadMessageCheck(format!("pkcsPKIEnvelope: {e}")))?;
     if ci.content_type != ID_ENVELOPED_DATA {
@@ -69,6 +68,10 @@ pub fn open(
         .content
         .decode_as()
         .or_else(|_| decode_ber_or_der(&ci.content.to_der()?))
+        .or_else(|e| match super::ber::primitive_encrypted_content(&ci.content.to_der()?) {
+            Ok(Some(der)) => EnvelopedData::from_der(&der).map_err(ScepError::from),
+            _ => Err(e),
+        })
         .map_err(|e: ScepError| ScepError::BadMessageCheck(format!("EnvelopedData cannot be decoded: {e}")))?;
     let eci = &env.encrypted_content;
     let alg = ContentAlg::from_oid(&eci.content_enc_alg.oid, legacy)?;

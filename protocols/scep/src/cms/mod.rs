@@ -3,6 +3,7 @@
 //! EnvelopedData, [`outgoing`] builds the RA-signed CertRep and degenerate certs-only
 //! structures.
 
+pub mod ber;
 pub mod envelope;
 pub mod incoming;
 pub mod outgoing;

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Every peer comparison of the performance goals (issue 18), one after the other on this
+# machine, and one table of the figures, their ratios and the goal each is held to:
+#
+#   crypto  `openssl speed` ECDSA P-256 and RSA-2048 sign + verify: the issuance limit
+#           (one CSR verification + one signature) per core and for all cores
+#   core    criterion `issue` bench (bench/benches/issuance.rs): durable issuances/s,
+#           64 in flight on 1 and 2 runtime threads, and one at a time
+#   acme    bench/acme-compare.sh: full ACME issuances/s against Pebble and OpenBao
+#   scep    scripts/tools/scep-bench.sh: scep_load's prepared PKCSReq messages against
+#           micromdm's scepserver, C=1 and C=8
+#   cmp     scripts/tools/cmp-bench.sh: `openssl cmp` ir processes against OpenSSL's mock
+#           server, c=1 and c=8
+#   est     the EST enroll_load bench (plain HTTP; no TLS-session load generator yet)
+#
+# Release builds throughout (the SCEP and CMP scripts' servers included). Benchmarks, not
+# tests: nothing here fails on a figure. Run it on a quiet machine; the load average is
+# printed before and after each section and the figures of one run belong together.
+#
+# Usage: bench/compare.sh [SECTIONS="crypto core acme scep cmp est"]
+# Env:   QUICK=1 (small counts, for trying the script), OUT=dir (default
+#        target/compare), ACME_COUNT, SCEP_COUNT, CMP_COUNT, EST_COUNT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SECTIONS=${1:-"crypto core acme scep cmp est"}
+OUT=${OUT:-$ROOT/target/compare}
+mkdir -p "$OUT"
+ROWS=$OUT/rows.tsv
+: >"$ROWS"
+if [ -n "${QUICK:-}" ]; then
+  ACME_COUNT=${ACME_COUNT:-60} SCEP_COUNT=${SCEP_COUNT:-40} CMP_COUNT=${CMP_COUNT:-24} EST_COUNT=${EST_COUNT:-100}
+  SPEED_SECONDS=1
+else
+  ACME_COUNT=${ACME_COUNT:-1000} SCEP_COUNT=${SCEP_COUNT:-600} CMP_COUNT=${CMP_COUNT:-300} EST_COUNT=${EST_COUNT:-2000}
+  SPEED_SECONDS=5
+fi
+me=${0##*/}
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+# row SECTION WHAT PKIPLANE COMPARED-WITH VALUE GOAL-RATIO (ratio = PKIPLANE / VALUE)
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; }
+section() { echo "$me: $1 (load average $(load))" >&2; }
+
+# ------------------------------------------------------------------ crypto limit
+# Sign and verify rates of one core; an issuance costs one of each.
+SIGN_VERIFY=$OUT/speed.txt
+crypto() {
+  section "openssl speed"
+  openssl speed -seconds "$SPEED_SECONDS" ecdsap256 rsa2048 2>/dev/null >"$SIGN_VERIFY"
+}
+limit_per_core() { # $1 = p256 | rsa2048: issuances/s of one core
+  python3 - "$SIGN_VERIFY" "$1" <<'PY'
+import re, sys
+text, alg = open(sys.argv[1]).read(), sys.argv[2]
+if alg == "p256":
+    m = re.search(r"256 bits ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", text)
+else:
+    m = re.search(r"rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", text)
+sign, verify = float(m.group(1)), float(m.group(2))
+print(f"{1 / (1 / sign + 1 / verify):.0f}")
+PY
+}
+
+# ------------------------------------------------------------------ core issuance
+core() {
+  section "core issuance (criterion)"
+  cargo bench -q -p pkiplane-bench --bench issuance -- --warm-up-time 1 --measurement-time "${SPEED_SECONDS}" \
+    >"$OUT/core.txt" 2>&1 || { echo "$me: the core bench failed (see $OUT/core.txt)" >&2; return 0; }
+  [ -s "$SIGN_VERIFY" ] || crypto
+  local cores alg per_core
+  cores=$(nproc)
+  for alg in p256 rsa2048; do
+    per_core=$(limit_per_core "$alg")
+    python3 - "$ROOT/target/criterion" "$alg" "$per_core" "$cores" >>"$ROWS" <<'PY'
+import json, os, sys
+base, alg, per_core, cores = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+def rate(bench, elements):
+    path = os.path.join(base, f"issue_{alg}", bench, "new", "estimates.json")
+    ns = json.load(open(path))["mean"]["point_estimate"]
+    return elements / (ns / 1e9)
+for bench, n, limit, label, goal in [
+    ("64-in-flight_1-thread", 64, per_core, "limit of 1 core", ""),
+    ("64-in-flight_2-threads", 64, per_core * cores, f"limit of {cores} cores", "0.60"),
+    ("sequential_1-thread", 1, 2500.0, "goal one at a time", "1.00"),
+]:
+    try:
+        r = rate(bench, n)
+    except (OSError, KeyError):
+        continue
+    print(f"core\t{alg} {bench.replace('_', ' ')}\t{r:.0f}\t{label}\t{limit:.0f}\t{goal}")
+PY
+  done
+}
+
+# ------------------------------------------------------------------ ACME
+acme() {
+  section "ACME (bench/acme-compare.sh)"
+  RESULTS=$OUT/acme.jsonl bash bench/acme-compare.sh "1 8 32" "$ACME_COUNT" >"$OUT/acme.txt" 2>&1 ||
+    echo "$me: acme-compare failed (see $OUT/acme.txt)" >&2
+  python3 - "$OUT/acme.jsonl" >>"$ROWS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {(r["label"], r["clients"]): r for r in rows}
+goals = {("openbao", 1): "1.5", ("pebble", 1): "1.5", ("openbao", 32): "20"}
+for (label, n), r in sorted(by.items()):
+    if label != "pkiplane":
+        continue
+    for peer in ("openbao", "pebble"):
+        p = by.get((peer, n))
+        if p and not p.get("stalled"):
+            print(f"acme\tN={n} issuances/s\t{r['per_second']:.1f}\t{peer}\t{p['per_second']:.1f}\t{goals.get((peer, n), '')}")
+        elif p:
+            print(f"acme\tN={n} issuances/s\t{r['per_second']:.1f}\t{peer} (stalled)\t\t")
+    if n == 32:
+        print(f"acme\tN=32 issuances/s\t{r['per_second']:.1f}\tgoal\t1000\t1.0")
+PY
+}
+
+# ------------------------------------------------------------------ SCEP
+scep() {
+  section "SCEP (scripts/tools/scep-bench.sh)"
+  SCEP_BENCH_PROFILE=release LOAD_N=$SCEP_COUNT SCEP_LOAD_RESULTS=$OUT/scep.jsonl \
+    bash scripts/tools/scep-bench.sh "$((SCEP_COUNT / 4))" 8 >"$OUT/scep.txt" 2>&1 ||
+    echo "$me: scep-bench failed (see $OUT/scep.txt)" >&2
+  python3 - "$OUT/scep.jsonl" >>"$ROWS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {(r["label"], r["clients"]): r["per_second"] for r in rows}
+for c in sorted({r["clients"] for r in rows}):
+    a, b = by.get(("pkiplane-scep", c)), by.get(("micromdm-scepserver-2.1.0", c))
+    if a is not None and b:
+        print(f"scep\tC={c} PKCSReq/s (scep_load)\t{a:.1f}\tmicromdm scepserver\t{b:.1f}\t2.0")
+PY
+}
+
+# ------------------------------------------------------------------ CMP
+cmp() {
+  section "CMP (scripts/tools/cmp-bench.sh)"
+  local c
+  for c in 1 8; do
+    CMP_BENCH_PROFILE=release bash scripts/tools/cmp-bench.sh "$CMP_COUNT" "$c" >"$OUT/cmp-$c.txt" 2>&1 ||
+      echo "$me: cmp-bench c=$c failed (see $OUT/cmp-$c.txt)" >&2
+    python3 - "$OUT/cmp-$c.txt" "$c" >>"$ROWS" <<'PY'
+import re, sys
+text, c = open(sys.argv[1]).read(), sys.argv[2]
+rate = lambda name: (m := re.search(re.escape(name) + r".*?([\d.]+) ir/s", text)) and float(m.group(1))
+a, b = rate("pkiplane-cmp"), rate("openssl mock server")
+if a and b:
+    print(f"cmp\tc={c} ir/s (openssl cmp processes)\t{a:.1f}\topenssl mock server\t{b:.1f}\t1.5")
+PY
+  done
+}
+
+# ------------------------------------------------------------------ EST
+est() {
+  section "EST (enroll_load bench)"
+  EST_LOAD_REQUESTS=$EST_COUNT EST_LOAD_CONCURRENCY=8 cargo bench -q -p pkiplane-est --bench enroll_load \
+    >"$OUT/est.txt" 2>&1 || echo "$me: the EST bench failed (see $OUT/est.txt)" >&2
+  local line
+  line=$(python3 - "$OUT/est.txt" "$ROWS" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"simpleenroll\S*: \d+ requests, concurrency \d+: (\d+) req/s", text)
+core = [l.split("\t") for l in open(sys.argv[2]) if l.startswith("core\tp256 64-in-flight 2-threads")]
+if m and core:
+    print(f"est\tsimpleenroll/s, plain HTTP, c=8\t{m.group(1)}\tcore p256, 2 threads\t{core[0][2]}\t0.5")
+elif m:
+    print(f"est\tsimpleenroll/s, plain HTTP, c=8\t{m.group(1)}\t\t\t")
+PY
+  )
+  [ -z "$line" ] || echo "$line" >>"$ROWS"
+}
+
+echo "$me: $(nproc) cores, $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes), load average $(load)" >&2
+for s in $SECTIONS; do
+  case $s in
+    crypto | core | acme | scep | cmp | est) "$s" ;;
+    *) echo "$me: unknown section $s" >&2; exit 2 ;;
+  esac
+done
+
+python3 - "$ROWS" "$(nproc)" "$(load)" "$(date -u +%F)" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+print(f"\n{sys.argv[4]}, {sys.argv[2]} cores, load average at the end {sys.argv[3]}\n")
+print("| section | what | pkiplane | compared with | value | ratio | goal |")
+print("|---|---|---|---|---|---|---|")
+for sec, what, mine, peer, value, goal in rows:
+    ratio = f"{float(mine) / float(value):.2f}" if value and float(value) else ""
+    met = "" if not goal or not ratio else (" met" if float(ratio) >= float(goal) else " not met")
+    print(f"| {sec} | {what} | {mine} | {peer} | {value} | {ratio} | {('>= ' + goal + met) if goal else ''} |")
+PY

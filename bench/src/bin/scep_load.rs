@@ -1,0 +1,288 @@
+//! SCEP enrollment load against any SCEP server (pkiplane's, micromdm's scepserver, …):
+//! prepared PKCSReq messages, each with its own RSA key, self-signed signer certificate,
+//! CN and transactionID, sent by `--clients` concurrent senders (optionally paced to
+//! `--rate` requests per second) until all are sent or `--max-seconds` pass. A request
+//! counts as issued only when its CertRep is SUCCESS, its signature verifies and it
+//! decrypts to a certificate. Preparing the messages (key generation, encryption,
+//! signing) happens before the clock starts, so the figure is the server's.
+//!
+//! Spawning a client process per enrollment (scripts/tools/scep-bench.sh) measures
+//! mostly the client; this tool measures the server. Plain HTTP, loopback only; a
+//! benchmark tool, not a test: it asserts nothing about time.
+//!
+//! `scep_load --url http://127.0.0.1:18380/scep --challenge bench-challenge --count 400
+//! --clients 8 [--rate 200] [--label pkiplane] [--json]`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use der::{Decode, Encode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use pkiplane_bench::load::RunSummary;
+use pkiplane_scep::algorithms::{ContentAlg, DigestAlg};
+use pkiplane_scep::client::{self, Request};
+use pkiplane_scep::cms::outgoing::Signer;
+use pkiplane_scep::message::{MessageType, PkiStatus};
+use rsa::RsaPrivateKey;
+use rsa::pkcs8::EncodePrivateKey;
+use x509_cert::Certificate;
+
+#[derive(Parser)]
+struct Args {
+    /// The SCEP URL without query (e.g. http://127.0.0.1:18380/scep).
+    #[arg(long)]
+    url: String,
+    /// The challengePassword put into every CSR.
+    #[arg(long, default_value = "bench-challenge")]
+    challenge: String,
+    /// CSR subjects are CN=<prefix>-<n>; SANs <prefix>-<n>.<domain>.
+    #[arg(long, default_value = "scep-load")]
+    prefix: String,
+    #[arg(long, default_value = "example.com")]
+    domain: String,
+    #[arg(long, default_value_t = 200)]
+    count: usize,
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Requests started per second across all senders; 0 = as fast as they go.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 120)]
+    max_seconds: u64,
+    #[arg(long, default_value_t = 2048)]
+    key_bits: usize,
+    #[arg(long, default_value = "scep")]
+    label: String,
+    /// Also print one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One enrollment ready to send: the request, and what reading the reply needs.
+struct Prepared {
+    body: Bytes,
+    cert: Certificate,
+    key: RsaPrivateKey,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Replies larger than this are refused (a CertRep with a chain is a few KiB).
+const MAX_REPLY: usize = 1 << 20;
+
+async fn fetch(http: &HttpClient, req: hyper::Request<Full<Bytes>>) -> Result<(String, Bytes), String> {
+    let rsp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
+        .await
+        .map_err(|_| "no answer within 30 s".to_string())?
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = rsp.status();
+    let ctype = rsp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = Limited::new(rsp.into_body(), MAX_REPLY)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the reply: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    }
+    Ok((ctype, body))
+}
+
+async fn get(http: &HttpClient, url: &str) -> Result<(String, Bytes), String> {
+    let req = hyper::Request::get(url).body(Full::default()).map_err(|e| e.to_string())?;
+    fetch(http, req).await
+}
+
+/// The certificate requests are encrypted to: the RA certificate of a PKCS#7 GetCACert
+/// answer (or its CA when it names no RA), or the one certificate a CA without an RA
+/// answers with (`application/x-x509-ca-cert`).
+fn recipient(ctype: &str, body: &[u8]) -> Result<Certificate, String> {
+    if ctype.starts_with("application/x-x509-ca-cert") {
+        return Certificate::from_der(body).map_err(|e| format!("GetCACert: {e}"));
+    }
+    client::ra_certificate(body).map_err(|e| format!("GetCACert: {e}"))
+}
+
+/// The strongest algorithms both sides have (RFC 8894 section 3.5.2).
+fn algorithms(caps: &str) -> (ContentAlg, DigestAlg) {
+    let has = |c: &str| caps.lines().any(|l| l.trim().eq_ignore_ascii_case(c));
+    let cipher = if has("AES") {
+        ContentAlg::Aes128Cbc
+    } else if has("DES3") {
+        ContentAlg::DesEde3Cbc
+    } else {
+        ContentAlg::DesCbc
+    };
+    let digest = if has("SHA-256") { DigestAlg::Sha256 } else { DigestAlg::Sha1 };
+    (cipher, digest)
+}
+
+/// DER of `SET { PrintableString challenge }`: the challengePassword attribute's values.
+fn challenge_values(challenge: &str) -> Result<Vec<u8>, String> {
+    let value = der::asn1::PrintableStringRef::new(challenge).map_err(|e| format!("--challenge: {e}"))?;
+    let set = der::asn1::SetOfVec::try_from(vec![der::Any::encode_from(&value).map_err(|e| e.to_string())?])
+        .map_err(|e| e.to_string())?;
+    set.to_der().map_err(|e| e.to_string())
+}
+
+const CHALLENGE_PASSWORD: &[u64] = &[1, 2, 840, 113549, 1, 9, 7];
+
+/// A key, a CSR with the challenge, a self-signed signer certificate and the signed,
+/// encrypted PKCSReq.
+fn prepare(args: &Args, n: usize, ra: &Certificate, algs: (ContentAlg, DigestAlg)) -> Result<Prepared, String> {
+    let key = RsaPrivateKey::new(&mut rand_core::OsRng, args.key_bits).map_err(|e| format!("RSA key: {e}"))?;
+    let pkcs8 = key.to_pkcs8_der().map_err(|e| format!("PKCS#8: {e}"))?;
+    let der: rustls::pki_types::PrivatePkcs8KeyDer<'_> = pkcs8.as_bytes().to_vec().into();
+    let signing = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
+        .map_err(|e| format!("signing key: {e}"))?;
+    let cn = format!("{}-{n}", args.prefix);
+    let mut params = rcgen::CertificateParams::new(vec![format!("{cn}.{}", args.domain)]).map_err(|e| e.to_string())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn.clone());
+    let attrs = vec![rcgen::Attribute { oid: CHALLENGE_PASSWORD, values: challenge_values(&args.challenge)? }];
+    let csr = params.serialize_request_with_attributes(&signing, attrs).map_err(|e| format!("CSR: {e}"))?;
+    let self_signed = params.self_signed(&signing).map_err(|e| format!("signer certificate: {e}"))?;
+    let cert = Certificate::from_der(self_signed.der()).map_err(|e| e.to_string())?;
+    let transaction_id = format!("{}-{n}-{}", args.prefix, std::process::id());
+    let built = client::build(&Request {
+        signer: Signer { cert: &cert, key: &key },
+        message_type: MessageType::PkcsReq,
+        transaction_id: &transaction_id,
+        content: csr.der(),
+        recipient: ra,
+        cipher: algs.0,
+        digest: algs.1,
+        signing_time: Some(std::time::SystemTime::now()),
+    })
+    .map_err(|e| format!("PKCSReq: {e}"))?;
+    Ok(Prepared { body: Bytes::from(built.der), cert, key })
+}
+
+/// Prepares `args.count` enrollments on every core.
+fn prepare_all(args: &Args, ra: &Certificate, algs: (ContentAlg, DigestAlg)) -> Result<Vec<Prepared>, String> {
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut all: Vec<(usize, Prepared)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= args.count {
+                            return Ok(mine);
+                        }
+                        mine.push((n, prepare(args, n, ra, algs)?));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a preparing thread")).collect::<Result<Vec<_>, String>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    all.sort_by_key(|(n, _)| *n);
+    Ok(all.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Sends one prepared request; Ok when it came back issued.
+async fn enroll(http: &HttpClient, url: &str, p: &Prepared) -> Result<(), String> {
+    let req = hyper::Request::post(format!("{url}?operation=PKIOperation"))
+        .header(hyper::header::CONTENT_TYPE, "application/x-pki-message")
+        .body(Full::new(p.body.clone()))
+        .map_err(|e| e.to_string())?;
+    let (_, body) = fetch(http, req).await?;
+    let reply =
+        client::read_reply(&body, &Signer { cert: &p.cert, key: &p.key }).map_err(|e| format!("CertRep: {e}"))?;
+    match reply.status {
+        PkiStatus::Success if !reply.certs.is_empty() => Ok(()),
+        status => Err(format!("CertRep {status:?} {:?}", reply.fail_info)),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Args::parse()).await {
+        eprintln!("scep_load: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let host = args.url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or("");
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return Err(format!("{} is not on loopback; this tool only loads loopback servers", args.url));
+    }
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let (_, caps) = get(&http, &format!("{}?operation=GetCACaps", args.url)).await?;
+    let algs = algorithms(&String::from_utf8_lossy(&caps));
+    let (ctype, ca) = get(&http, &format!("{}?operation=GetCACert", args.url)).await?;
+    let ra = recipient(&ctype, &ca)?;
+    let prep_started = Instant::now();
+    let prepared = Arc::new(prepare_all(&args, &ra, algs)?);
+    eprintln!(
+        "scep_load: {} requests prepared in {:.1}s ({:?}, {:?}); sending with {} clients{}",
+        prepared.len(),
+        prep_started.elapsed().as_secs_f64(),
+        algs.0,
+        algs.1,
+        args.clients,
+        if args.rate > 0.0 { format!(" at {} requests/s", args.rate) } else { String::new() },
+    );
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.max_seconds);
+    let url = Arc::new(args.url.clone());
+    let mut senders = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        let (http, prepared, next, url) = (http.clone(), prepared.clone(), next.clone(), url.clone());
+        let rate = args.rate;
+        senders.push(tokio::spawn(async move {
+            let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= prepared.len() || Instant::now() >= deadline {
+                    return (latencies, errors);
+                }
+                if rate > 0.0 {
+                    // Open loop: request n starts at n / rate, whatever the others do.
+                    tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into()).await;
+                }
+                let t = Instant::now();
+                match enroll(&http, &url, &prepared[n]).await {
+                    Ok(()) => latencies.push(t.elapsed()),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }));
+    }
+    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+    for s in senders {
+        let (l, e) = s.await.map_err(|e| e.to_string())?;
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let summary = RunSummary {
+        label: args.label.clone(),
+        concurrency: args.clients,
+        latencies,
+        failures: errors.len(),
+        elapsed: started.elapsed(),
+    };
+    for e in errors.iter().take(5) {
+        eprintln!("scep_load: failed: {e}");
+    }
+    eprintln!("{}", summary.line());
+    if args.json {
+        println!("{}", summary.json());
+    }
+    Ok(())
+}

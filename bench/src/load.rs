@@ -1,6 +1,29 @@
-//! What the load tools share: a summary of one run's latencies, printed as one line.
+//! What the load tools share: a summary of one run's latencies, printed as one line,
+//! and a rustls client configuration trusting a PEM bundle.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// A TLS client (ring, safe default versions) trusting the certificates of `bundle`.
+pub fn tls_client_config(bundle: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = bundle {
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))? {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
 
 /// The outcome of one load run.
 pub struct RunSummary {

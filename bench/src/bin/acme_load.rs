@@ -42,8 +42,6 @@ use instant_acme::{
     Account, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType, HttpClient, Identifier, NewAccount,
     NewOrder, Order, OrderStatus,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 #[derive(Parser, Debug)]
 #[command(about = "Full ACME issuances per second (newOrder -> http-01 -> finalize -> download) on loopback")]
@@ -106,22 +104,6 @@ impl HttpClient for CountingClient {
         self.requests.fetch_add(1, Ordering::Relaxed);
         HttpClient::request(&self.inner, req)
     }
-}
-
-fn tls_config(bundle: Option<&PathBuf>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(path) = bundle {
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))? {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 fn http_client(tls: &rustls::ClientConfig, requests: Arc<AtomicU64>) -> CountingClient {
@@ -304,7 +286,7 @@ async fn run(args: Args) -> Result<(), String> {
     if args.clients == 0 || args.count == 0 {
         return Err("--clients and --count must be at least 1".to_owned());
     }
-    let tls = tls_config(args.ca_bundle.as_ref())?;
+    let tls = pkiplane_bench::load::tls_client_config(args.ca_bundle.as_deref())?;
     let tokens: Tokens = Arc::default();
     serve_http01(args.http01_listen, tokens.clone()).await?;
     let requests = Arc::new(AtomicU64::new(0));

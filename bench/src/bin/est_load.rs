@@ -1,0 +1,162 @@
+//! EST `simpleenroll` load over HTTPS the way a fleet enrolls through one gateway:
+//! `--clients` concurrent senders, each keeping its TLS connection open (HTTP/1.1
+//! keep-alive), HTTP Basic authentication, one prepared PKCS#10 request per enrollment
+//! (a fresh P-256 key and DNS name each, made before the clock starts). A request counts
+//! only when it is answered 200 with a PKCS#7 certs-only body (RFC 7030 section 4.2.3).
+//! TLS handshakes, HTTP and the server's policy, signing and durable record are all in
+//! the figure: compare it with the core issuance rate of the same key type.
+//!
+//! `est_load --url https://127.0.0.1:8443/.well-known/est/tls --ca-bundle trust.pem
+//! --user device-enroller --password est-demo-password --count 2000 --clients 8`
+//!
+//! Loopback only; bounded in count and time; asserts nothing about time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use pkiplane_bench::load::{RunSummary, tls_client_config};
+
+#[derive(Parser)]
+struct Args {
+    /// The EST base URL, up to and including the label if any
+    /// (https://host:port/.well-known/est[/label]).
+    #[arg(long)]
+    url: String,
+    /// PEM certificates the server's TLS certificate chains to.
+    #[arg(long)]
+    ca_bundle: PathBuf,
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    password: String,
+    /// DNS names are est-load-<n>.<domain>.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    #[arg(long, default_value_t = 120)]
+    max_seconds: u64,
+    #[arg(long, default_value = "est")]
+    label: String,
+    /// Also print one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Base64 of a DER PKCS#10 for a fresh P-256 key (the simpleenroll body).
+fn csr_body(name: &str) -> Result<Bytes, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(|e| e.to_string())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+    Ok(Bytes::from(STANDARD.encode(csr.der())))
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Args::parse()).await {
+        eprintln!("est_load: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let host = args.url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or("");
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return Err(format!("{} is not on loopback; this tool only loads loopback servers", args.url));
+    }
+    let tls = tls_client_config(Some(&args.ca_bundle))?;
+    let connector = HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
+    // One idle connection kept per sender: each reuses its TLS session for every request.
+    let http = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(args.clients)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build::<_, Full<Bytes>>(connector);
+    let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", args.user, args.password)));
+    let bodies: Vec<Bytes> =
+        (0..args.count).map(|n| csr_body(&format!("est-load-{n}.{}", args.domain))).collect::<Result<_, _>>()?;
+    let bodies = Arc::new(bodies);
+    let url = Arc::new(format!("{}/simpleenroll", args.url.trim_end_matches('/')));
+    let auth = Arc::new(auth);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.max_seconds);
+    let mut senders = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        let (http, bodies, url, auth, next) = (http.clone(), bodies.clone(), url.clone(), auth.clone(), next.clone());
+        senders.push(tokio::spawn(async move {
+            let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= bodies.len() || Instant::now() >= deadline {
+                    return (latencies, errors);
+                }
+                let t = Instant::now();
+                match enroll(&http, &url, &auth, bodies[n].clone()).await {
+                    Ok(()) => latencies.push(t.elapsed()),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }));
+    }
+    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+    for s in senders {
+        let (l, e) = s.await.map_err(|e| e.to_string())?;
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let summary = RunSummary {
+        label: args.label,
+        concurrency: args.clients,
+        latencies,
+        failures: errors.len(),
+        elapsed: started.elapsed(),
+    };
+    for e in errors.iter().take(5) {
+        eprintln!("est_load: failed: {e}");
+    }
+    eprintln!("{}", summary.line());
+    if args.json {
+        println!("{}", summary.json());
+    }
+    Ok(())
+}
+
+type HttpsClient =
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
+
+async fn enroll(http: &HttpsClient, url: &str, auth: &str, body: Bytes) -> Result<(), String> {
+    let req = hyper::Request::post(url)
+        .header(hyper::header::CONTENT_TYPE, "application/pkcs10")
+        .header("content-transfer-encoding", "base64")
+        .header(hyper::header::AUTHORIZATION, auth)
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let rsp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
+        .await
+        .map_err(|_| "no answer within 30 s".to_string())?
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = rsp.status();
+    let ctype = rsp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = Limited::new(rsp.into_body(), 1 << 20).collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if status != hyper::StatusCode::OK {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    }
+    if !ctype.starts_with("application/pkcs7-mime") || body.is_empty() {
+        return Err(format!("200 without a certs-only PKCS#7 ({ctype}, {} bytes)", body.len()));
+    }
+    Ok(())
+}

@@ -66,11 +66,11 @@ impl From<ClientError> for CoreError {
             ClientError::Status { body, .. } if body.error.is_some() => {
                 body.error.clone().map(CoreError::from).unwrap_or_else(|| CoreError::Signing(String::new()))
             }
-            ClientError::Transport(m) => CoreError::Store(StoreError::Unavailable(format!("CA service: {m}"))),
+            ClientError::Transport(m) => CoreError::Store(StoreError::unavailable(format!("CA service: {m}"))),
             ClientError::Status { status, body } if status.is_server_error() => {
-                CoreError::Store(StoreError::Unavailable(format!("CA service {status}: {}", body.message)))
+                CoreError::Store(StoreError::unavailable(format!("CA service {status}: {}", body.message)))
             }
-            other => CoreError::Store(StoreError::Invalid(other.to_string())),
+            other => CoreError::Store(StoreError::invalid(other.to_string())),
         }
     }
 }
@@ -79,7 +79,7 @@ impl From<ClientError> for StoreError {
     fn from(e: ClientError) -> Self {
         match CoreError::from(e) {
             CoreError::Store(s) => s,
-            other => StoreError::Invalid(other.to_string()),
+            other => StoreError::invalid(other.to_string()),
         }
     }
 }
@@ -272,7 +272,7 @@ impl RemoteAuthority {
 }
 
 fn wire_err(e: WireError) -> CoreError {
-    CoreError::Store(StoreError::Invalid(e.to_string()))
+    CoreError::Store(StoreError::invalid(e.to_string()))
 }
 
 #[async_trait]

@@ -523,7 +523,7 @@ impl Ca {
     ) -> Result<RevokeOutcome, CoreError> {
         let now = SystemTime::now();
         let write = Instant::now();
-        let outcome = self.inventory.revoke(issuer, serial, reason, now).await;
+        let outcome = self.inventory.revoke(issuer, serial, crate::inventory::Revocation { reason, at: now }).await;
         self.observer.emit(Event::StoreWrite { operation: "revoke", took: write.elapsed() });
         let outcome = outcome?;
         if outcome == RevokeOutcome::Revoked {

@@ -88,12 +88,12 @@ impl From<ClientError> for CoreError {
                 body.error.clone().map(CoreError::from).unwrap_or_else(|| CoreError::Signing(String::new().into()))
             }
             e @ (ClientError::Transport { .. } | ClientError::TimedOut) => {
-                CoreError::Store(StoreError::Unavailable(e.to_string()))
+                CoreError::Store(StoreError::unavailable(e.to_string()))
             }
             ClientError::Status { status, body } if status.is_server_error() => {
-                CoreError::Store(StoreError::Unavailable(format!("CA service {status}: {}", body.message)))
+                CoreError::Store(StoreError::unavailable(format!("CA service {status}: {}", body.message)))
             }
-            other => CoreError::Store(StoreError::Invalid(other.to_string())),
+            other => CoreError::Store(StoreError::invalid(other.to_string())),
         }
     }
 }
@@ -102,7 +102,7 @@ impl From<ClientError> for StoreError {
     fn from(e: ClientError) -> Self {
         match CoreError::from(e) {
             CoreError::Store(s) => s,
-            other => StoreError::Invalid(other.to_string()),
+            other => StoreError::invalid(other.to_string()),
         }
     }
 }
@@ -294,7 +294,7 @@ impl RemoteAuthority {
 }
 
 fn wire_err(e: WireError) -> CoreError {
-    CoreError::Store(StoreError::Invalid(e.to_string()))
+    CoreError::Store(StoreError::invalid(e.to_string()))
 }
 
 #[async_trait]

@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pkiplane_acme::state::AcmeStateScopes;
-use pkiplane_cmp::state::CmpStore;
+use pkiplane_acme::state::{AcmeStateScopes, AuthorizationQuery};
+use pkiplane_cmp::state::{CmpStore, ExpiryClaim};
 use pkiplane_core::error::CoreError;
 use pkiplane_core::inventory::{GroupBy, Inventory, InventoryFilter, RevocationReason};
 use pkiplane_core::issuance::{Ca, RevocationRequest};
@@ -24,7 +24,7 @@ use pkiplane_core::service::{Authority, InternalCertRequest, InternalRole};
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::AuthFailureStore;
-use pkiplane_scep::state::{ScepStore, SeenMessage};
+use pkiplane_scep::state::{ChallengeKey, RaUpdate, ScepStore, SeenMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -477,7 +477,7 @@ async fn acme_call(s: &CaServiceState, me: &ObjectRef, call: AcmeCall) -> Result
         AcmeCall::Authorization { id } => json(st.authorization(&id).await?),
         AcmeCall::UpdateAuthorization { authz } => json(st.update_authorization(&authz).await?),
         AcmeCall::ValidAuthorization { account_id, identifier, wildcard, now } => {
-            json(st.valid_authorization(&account_id, &identifier, wildcard, now).await?)
+            json(st.valid_authorization(&AuthorizationQuery { account_id, identifier, wildcard, now }).await?)
         }
         AcmeCall::PurgeExpired { now, retention_seconds } => {
             json(st.purge_expired(now, Duration::from_secs(retention_seconds)).await?)
@@ -492,9 +492,11 @@ async fn scep_call(s: &CaServiceState, call: ScepCall) -> Result<Value, ApiError
             json(st.record_message(&SeenMessage { endpoint, transaction_id, sender_nonce, expires }).await?)
         }
         ScepCall::AddChallenge { challenge } => json(st.add_challenge(&challenge).await?),
-        ScepCall::Challenge { endpoint, secret_sha256 } => json(st.challenge(&endpoint, &secret_sha256).await?),
+        ScepCall::Challenge { endpoint, secret_sha256 } => {
+            json(st.challenge(&ChallengeKey { endpoint, secret_sha256 }).await?)
+        }
         ScepCall::ConsumeChallenge { endpoint, secret_sha256, now } => {
-            json(ChallengeUseWire::from(st.consume_challenge(&endpoint, &secret_sha256, now).await?))
+            json(ChallengeUseWire::from(st.consume_challenge(&ChallengeKey { endpoint, secret_sha256 }, now).await?))
         }
         ScepCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
         ScepCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),
@@ -508,7 +510,7 @@ async fn scep_call(s: &CaServiceState, call: ScepCall) -> Result<Value, ApiError
                 Some(_) => return Err(ApiError::bad_request("replacing must be one PEM certificate")),
                 None => None,
             };
-            let kept = st.put_ra_material(&endpoint, &(&material).into(), replacing.as_deref()).await?;
+            let kept = st.put_ra_material(&RaUpdate { endpoint, material: (&material).into(), replacing }).await?;
             json(RaMaterialWire::from(&kept))
         }
         ScepCall::PurgeExpired { now, retention_seconds } => {
@@ -523,7 +525,9 @@ async fn cmp_call(s: &CaServiceState, call: CmpCall) -> Result<Value, ApiError> 
         CmpCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
         CmpCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),
         CmpCall::UpdateTransaction { tx } => json(st.update_transaction(&tx).await?),
-        CmpCall::ClaimExpired { endpoint, now, limit } => json(st.claim_expired(&endpoint, now, limit).await?),
+        CmpCall::ClaimExpired { endpoint, now, limit } => {
+            json(st.claim_expired(&ExpiryClaim { endpoint, now, limit }).await?)
+        }
         CmpCall::UseNonce { endpoint, nonce, expires } => json(st.use_nonce(&endpoint, &nonce, expires).await?),
         CmpCall::Purge { now, retention_seconds } => json(st.purge(now, Duration::from_secs(retention_seconds)).await?),
     }

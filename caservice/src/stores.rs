@@ -8,12 +8,14 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use hyper::Method;
 use pkiplane_acme::state::*;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
 use pkiplane_est::state::{AuthFailureStore, FailureCount};
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage};
+use pkiplane_scep::state::{
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -103,20 +105,9 @@ impl AcmeStore for RemoteStores {
     async fn update_authorization(&self, authz: &Authorization) -> Result<bool, StoreError> {
         self.acme(AcmeCall::UpdateAuthorization { authz: authz.clone() }).await
     }
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        identifier: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError> {
-        self.acme(AcmeCall::ValidAuthorization {
-            account_id: account_id.into(),
-            identifier: identifier.clone(),
-            wildcard,
-            now,
-        })
-        .await
+    async fn valid_authorization(&self, query: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
+        let AuthorizationQuery { account_id, identifier, wildcard, now } = query.clone();
+        self.acme(AcmeCall::ValidAuthorization { account_id, identifier, wildcard, now }).await
     }
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {
         self.acme(AcmeCall::PurgeExpired { now, retention_seconds: retention.as_secs() }).await
@@ -132,18 +123,13 @@ impl ScepStore for RemoteStores {
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {
         self.scep(ScepCall::AddChallenge { challenge: challenge.clone() }).await
     }
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        self.scep(ScepCall::Challenge { endpoint: endpoint.clone(), secret_sha256: secret_sha256.into() }).await
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        let ChallengeKey { endpoint, secret_sha256 } = key.clone();
+        self.scep(ScepCall::Challenge { endpoint, secret_sha256 }).await
     }
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
-        let w: ChallengeUseWire = self
-            .scep(ScepCall::ConsumeChallenge { endpoint: endpoint.clone(), secret_sha256: secret_sha256.into(), now })
-            .await?;
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
+        let ChallengeKey { endpoint, secret_sha256 } = key.clone();
+        let w: ChallengeUseWire = self.scep(ScepCall::ConsumeChallenge { endpoint, secret_sha256, now }).await?;
         Ok(w.into())
     }
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {
@@ -170,17 +156,12 @@ impl ScepStore for RemoteStores {
         let w: Option<RaMaterialWire> = self.scep(ScepCall::RaMaterial { endpoint: endpoint.clone() }).await?;
         Ok(w.as_ref().map(RaMaterial::from))
     }
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
         let w: RaMaterialWire = self
             .scep(ScepCall::PutRaMaterial {
-                endpoint: endpoint.clone(),
-                material: material.into(),
-                replacing: replacing.map(|d| pem::encode("CERTIFICATE", d)),
+                endpoint: update.endpoint.clone(),
+                material: (&update.material).into(),
+                replacing: update.replacing.as_ref().map(|d| pem::encode("CERTIFICATE", d)),
             })
             .await?;
         Ok(RaMaterial::from(&w))
@@ -205,13 +186,9 @@ impl CmpStore for RemoteStores {
     async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         self.cmp(CmpCall::UpdateTransaction { tx: tx.clone() }).await
     }
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError> {
-        self.cmp(CmpCall::ClaimExpired { endpoint: endpoint.clone(), now, limit }).await
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
+        let ExpiryClaim { endpoint, now, limit } = claim.clone();
+        self.cmp(CmpCall::ClaimExpired { endpoint, now, limit }).await
     }
     async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {
         self.cmp(CmpCall::UseNonce { endpoint: endpoint.clone(), nonce: nonce.into(), expires }).await

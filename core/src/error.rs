@@ -69,7 +69,7 @@ impl CoreError {
             CoreError::Denied { .. } => ErrorKind::Denied,
             CoreError::UnknownProfile(_) | CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::IssuerUnavailable(..) => ErrorKind::Unavailable,
-            CoreError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
+            CoreError::Store(StoreError::Unavailable { .. }) => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Signing(_) => ErrorKind::Internal,
             CoreError::Approval(ApprovalError::NotFound { id: _ }) => ErrorKind::NotFound,
             CoreError::Approval(ApprovalError::AlreadyDecided { .. } | ApprovalError::ReasonRequired) => {

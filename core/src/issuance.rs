@@ -534,7 +534,7 @@ impl Ca {
         let (serial, reason) = (serial.as_str(), *reason);
         let now = SystemTime::now();
         let write = Instant::now();
-        let outcome = self.inventory.revoke(issuer, serial, reason, now).await;
+        let outcome = self.inventory.revoke(issuer, serial, crate::inventory::Revocation { reason, at: now }).await;
         self.observer.emit(Event::StoreWrite { operation: "revoke", took: write.elapsed() });
         let outcome = outcome?;
         if outcome == RevokeOutcome::Revoked {

@@ -319,7 +319,13 @@ fn the_ca_keeps_its_inventory_and_keys_in_postgres() {
     assert!(records.iter().all(|r| r.status != pkiplane_core::inventory::CertStatus::Pending), "{records:?}");
     let issuer = pkiplane_core::model::ObjectRef::new("pki", "example-intermediate");
     let reason = pkiplane_core::inventory::RevocationReason::KeyCompromise;
-    runtime.block_on(store.revoke(&issuer, &serial, reason, std::time::SystemTime::now())).unwrap();
+    runtime
+        .block_on(store.revoke(
+            &issuer,
+            &serial,
+            pkiplane_core::inventory::Revocation { reason, at: std::time::SystemTime::now() },
+        ))
+        .unwrap();
     let (_, code, body) = api(
         dir,
         "est-tls",

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use pkiplane_core::inventory::{CertStatus, Inventory, InventoryFilter, RevocationReason};
+use pkiplane_core::inventory::{CertStatus, Inventory, InventoryFilter, Revocation, RevocationReason};
 use pkiplane_core::model::ObjectRef;
 
 use common::free_port;
@@ -316,8 +316,11 @@ fn three_replicas_on_one_postgres_survive_kills_and_a_database_restart() {
                         if let Some(pem) = last {
                             let (serial, _) = serial_and_der(dir, &pem);
                             let at = SystemTime::now();
-                            let _ =
-                                runtime.block_on(store.revoke(intermediate, &serial, RevocationReason::Superseded, at));
+                            let _ = runtime.block_on(store.revoke(
+                                intermediate,
+                                &serial,
+                                Revocation { reason: RevocationReason::Superseded, at },
+                            ));
                         }
                     }
                     n += 1;

@@ -31,10 +31,10 @@ pub struct BackupSummary {
 /// private (0600: it holds the CA keys) and flushed to disk before returning.
 pub fn backup(db: &Path, out: &Path) -> Result<BackupSummary, StoreError> {
     if !db.is_file() {
-        return Err(StoreError::Unavailable(format!("no inventory database at {}", db.display())));
+        return Err(StoreError::unavailable(format!("no inventory database at {}", db.display())));
     }
     if out.exists() {
-        return Err(StoreError::Invalid(format!("{} exists; choose a new file", out.display())));
+        return Err(StoreError::invalid(format!("{} exists; choose a new file", out.display())));
     }
     let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(sql_err("opening the database to back up"))?;
@@ -73,14 +73,14 @@ pub async fn restore(from: &Path, db: &Path, now: SystemTime) -> Result<BackupSu
             Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(sql_err("opening the backup"))?;
         check(&conn).map_err(|e| match e {
-            StoreError::Corrupt(m) | StoreError::Unavailable(m) => {
-                StoreError::Corrupt(format!("{} is not a usable backup: {m}", from.display()))
+            StoreError::Corrupt { message, source } | StoreError::Unavailable { message, source } => {
+                StoreError::Corrupt { message: format!("{} is not a usable backup: {message}", from.display()), source }
             }
             other => other,
         })?
     };
     if db.exists() {
-        return Err(StoreError::Invalid(format!("{} exists", db.display())));
+        return Err(StoreError::invalid(format!("{} exists", db.display())));
     }
     if let Some(parent) = db.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -117,7 +117,7 @@ impl SqliteStore {
     /// Sets every issuer's CRL number counter to at least `floor`; returns how many
     /// counters there are.
     pub async fn raise_crl_numbers(&self, floor: u64) -> Result<u64, StoreError> {
-        let floor = i64::try_from(floor).map_err(|_| StoreError::Invalid(format!("CRL number {floor} too large")))?;
+        let floor = i64::try_from(floor).map_err(|_| StoreError::invalid(format!("CRL number {floor} too large")))?;
         self.write(move |conn| {
             conn.execute("UPDATE crl_numbers SET last = max(last, ?1)", [floor])
                 .map(|n| n as u64)
@@ -133,12 +133,12 @@ fn check(conn: &Connection) -> Result<BackupSummary, StoreError> {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(sql_err("checking the database's integrity"))?;
     if verdict != "ok" {
-        return Err(StoreError::Corrupt(format!("integrity check: {verdict}")));
+        return Err(StoreError::corrupt(format!("integrity check: {verdict}")));
     }
     let version = crate::migrations::schema_version(conn)?;
-    crate::migrations::check_not_newer(version)?;
+    crate::migrations::check_not_newer(version, crate::migrations::current_version())?;
     if version == 0 {
-        return Err(StoreError::Corrupt("not a pkiplane inventory (schema version 0)".to_owned()));
+        return Err(StoreError::corrupt("not a pkiplane inventory (schema version 0)"));
     }
     let certificates: i64 = conn
         .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
@@ -167,5 +167,5 @@ fn sync_dir(path: &Path) {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("{}: {e}", path.display()))
+    move |e| StoreError::unavailable(format!("{}", path.display())).because(e)
 }

@@ -22,7 +22,8 @@ CREATE TABLE published_crls (
 ";
 
 pub(crate) fn save(conn: &Connection, crl: &PublishedCrl) -> Result<(), StoreError> {
-    let serials = serde_json::to_string(&crl.serials).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let serials = serde_json::to_string(&crl.serials)
+        .map_err(|e| StoreError::invalid("encoding the CRL's serials").because(e))?;
     conn.prepare_cached(
         "INSERT INTO published_crls (issuer, this_update, next_update, key_id, serials, der) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -63,7 +64,7 @@ pub(crate) fn load(conn: &Connection, issuer: &ObjectRef) -> Result<Option<Publi
             this_update: from_secs(this_update),
             next_update: from_secs(next_update),
             key_id,
-            serials: serde_json::from_str(&serials).map_err(|e| corrupt(format!("published_crls.serials: {e}")))?,
+            serials: serde_json::from_str(&serials).map_err(|e| corrupt("published_crls.serials").because(e))?,
             der,
         })
     })

@@ -17,13 +17,11 @@ pub(crate) fn map_sql_error(context: &str, e: rusqlite::Error) -> StoreError {
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::IntegralValueOutOfRange(..)
-        | rusqlite::Error::Utf8Error(..) => StoreError::Corrupt(format!("{context}: {e}")),
+        | rusqlite::Error::Utf8Error(..) => StoreError::corrupt(context).because(e),
         _ => match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-                StoreError::Corrupt(format!("{context}: {e}"))
-            }
-            Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("{context}: disk full ({e})")),
-            _ => StoreError::Unavailable(format!("{context}: {e}")),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::corrupt(context).because(e),
+            Some(ErrorCode::DiskFull) => StoreError::unavailable(format!("{context}: disk full")).because(e),
+            _ => StoreError::unavailable(context).because(e),
         },
     }
 }
@@ -32,13 +30,18 @@ pub(crate) fn map_sql_error(context: &str, e: rusqlite::Error) -> StoreError {
 /// file) as a generic "disk I/O error". When `e` is such an error, a small probe write
 /// beside the database tells whether the disk is full, and the error says so.
 pub(crate) fn diagnose_disk_full(e: StoreError, db: &std::path::Path) -> StoreError {
-    let StoreError::Unavailable(message) = &e else { return e };
-    if message.contains("disk full") || !message.contains("disk I/O error") {
+    let text = e.to_string();
+    if !matches!(e, StoreError::Unavailable { .. }) || text.contains("disk full") || !text.contains("disk I/O error") {
         return e;
     }
     let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     if probe_is_full(dir) {
-        StoreError::Unavailable(format!("{message}: disk full (no space left on the device of {})", dir.display()))
+        let message = e.message().unwrap_or_default();
+        let full = format!("{message}: disk full (no space left on the device of {})", dir.display());
+        match e {
+            StoreError::Unavailable { source, .. } => StoreError::Unavailable { message: full, source },
+            other => other,
+        }
     } else {
         e
     }
@@ -57,5 +60,5 @@ fn probe_is_full(dir: &std::path::Path) -> bool {
 
 /// A stored value that does not parse.
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+    StoreError::corrupt(what.to_string())
 }

@@ -33,6 +33,7 @@ mod read;
 mod rows;
 mod scep;
 pub mod sealing;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;
@@ -47,8 +48,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use pkiplane_core::inventory::{
-    CaMaterialStore, CertStatus, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    PublishedCrl, RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
+    CaMaterialStore, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
+    PublishedCrl, Revocation, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
     StoredOcspResponder, StoredRetiredCa,
 };
 use pkiplane_core::model::ObjectRef;
@@ -111,7 +112,7 @@ impl SqliteStore {
     /// not the one this code reads. Writes return `StoreError::Unavailable`.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         if !path.is_file() {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "no inventory database at {} (has the CA or `pkiplane serve` run with this \
                  data directory?)",
                 path.display()
@@ -120,9 +121,9 @@ impl SqliteStore {
         let reads = Arc::new(ReadPool::new(path.to_path_buf(), BUSY_TIMEOUT));
         let conn = reads.connect()?;
         let version = migrations::schema_version(&conn).map_err(|e| with_path(e, path))?;
-        migrations::check_not_newer(version).map_err(|e| with_path(e, path))?;
+        migrations::check_not_newer(version, migrations::current_version()).map_err(|e| with_path(e, path))?;
         if version < migrations::current_version() {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "{} has schema version {version}, older than this pkiplane's {}: open it \
                  read-write once (start the CA) to migrate it",
                 path.display(),
@@ -145,7 +146,7 @@ impl SqliteStore {
     {
         match &self.writer {
             Some(writer) => writer.submit(work).await,
-            None => Err(StoreError::Unavailable(format!("{} is open read-only", self.path.display()))),
+            None => Err(StoreError::unavailable(format!("{} is open read-only", self.path.display()))),
         }
     }
 
@@ -163,7 +164,7 @@ impl SqliteStore {
 fn create_private(path: &Path) -> Result<(), StoreError> {
     let io = |what: &str, p: &Path, e: std::io::Error| {
         let full = if e.kind() == std::io::ErrorKind::StorageFull { "disk full: " } else { "" };
-        StoreError::Unavailable(format!("{what} {}: {full}{e}", p.display()))
+        StoreError::unavailable(format!("{what} {}: {full}{e}", p.display()))
     };
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
@@ -191,7 +192,7 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(sql_err("enabling the WAL journal"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!("the database refused WAL journal mode (it is in `{mode}` mode)")));
+        return Err(StoreError::unavailable(format!("the database refused WAL journal mode (it is in `{mode}` mode)")));
     }
     conn.pragma_update(None, "synchronous", "FULL").map_err(sql_err("setting synchronous=FULL"))?;
     conn.set_prepared_statement_cache_capacity(read::STATEMENT_CACHE);
@@ -200,28 +201,9 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
 
 fn with_path(e: StoreError, path: &Path) -> StoreError {
     match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{}: {m}", path.display())),
-        StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+        StoreError::Unavailable { .. } | StoreError::Corrupt { .. } => e.context(path.display()),
         other => other,
     }
-}
-
-/// What every store refuses in `insert_pending`.
-pub(crate) fn check_pending(record: &CertificateRecord) -> Result<(), StoreError> {
-    if record.status != CertStatus::Pending {
-        return Err(StoreError::WrongState {
-            serial: record.serial.clone(),
-            status: record.status,
-            expected: CertStatus::Pending,
-        });
-    }
-    if record.der.is_some() || record.revocation.is_some() {
-        return Err(StoreError::Invalid(format!(
-            "pending record {} must not carry a certificate or revocation yet",
-            record.serial
-        )));
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -230,8 +212,7 @@ impl Inventory for SqliteStore {
         Some(self)
     }
 
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        check_pending(record)?;
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.write(move |conn| write::insert_pending(conn, &record)).await
     }
@@ -255,11 +236,10 @@ impl Inventory for SqliteStore {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let (issuer, serial) = (issuer.to_string(), serial.to_owned());
-        self.write(move |conn| write::revoke(conn, &issuer, &serial, reason, at)).await
+        self.write(move |conn| write::revoke(conn, &issuer, &serial, revocation)).await
     }
 
     async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {

@@ -1,6 +1,7 @@
 //! Versioned schema migrations.
 //!
-//! [`MIGRATIONS`] is an ordered list of SQL steps; step `i` (0-based) brings the schema
+//! [`MIGRATIONS`] is an ordered list of SQL steps (each written in parts, some of which
+//! the PostgreSQL store's steps reuse); step `i` (0-based) brings the schema
 //! from version `i` to version `i + 1`. SQLite's `PRAGMA user_version` records the version
 //! a database is at. Opening applies the steps not yet applied, each in its own
 //! transaction together with the version bump, so applying is idempotent and a crash
@@ -15,19 +16,19 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::sql_err;
 use pkiplane_core::inventory::StoreError;
 
-/// The schema steps, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[
-    V1_INITIAL,
-    crate::acme::schema::V2_ACME,
-    crate::scep::schema::V_SCEP,
-    crate::cmp::schema::V_CMP,
-    crate::ca_next::V_CA_NEXT,
-    crate::ca_keys::V_CA_KEYS,
-    V_EXCHANGE,
-    crate::crl::V_PUBLISHED_CRLS,
-    crate::acme::schema::V_ACME_ENDPOINTS,
-    crate::est::V_EST_FAILURES,
-    crate::approvals::V_APPROVALS,
+/// The schema steps, in order, each as the parts it runs one after the other.
+pub(crate) const MIGRATIONS: &[&[&str]] = &[
+    &[V1_CERTIFICATES, DENIALS, CA_MATERIAL],
+    &[crate::acme::schema::V2_ACME],
+    &[crate::scep::schema::V_SCEP],
+    &[crate::cmp::schema::V_CMP],
+    &[crate::ca_next::V_CA_NEXT],
+    &[crate::ca_keys::V_CA_KEYS],
+    &[V_EXCHANGE],
+    &[crate::crl::V_PUBLISHED_CRLS],
+    &[crate::acme::schema::V_ACME_ENDPOINTS],
+    &[crate::est::V_EST_FAILURES],
+    &[crate::approvals::V_APPROVALS],
 ];
 
 /// The protocol exchange (CMP/SCEP transaction, ACME order) that asked for a certificate,
@@ -44,7 +45,7 @@ pub(crate) fn current_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
-const V1_INITIAL: &str = "
+const V1_CERTIFICATES: &str = "
 CREATE TABLE certificates (
     issuer            TEXT    NOT NULL,
     serial            TEXT    NOT NULL,
@@ -77,7 +78,10 @@ CREATE TABLE crl_numbers (
     issuer TEXT    NOT NULL PRIMARY KEY,
     last   INTEGER NOT NULL
 );
+";
 
+/// Policy denials (the same table in the PostgreSQL store).
+pub(crate) const DENIALS: &str = "
 -- Denials are aggregated per (issuer, profile, protocol, endpoint, rules), so a flood of
 -- refused requests grows a counter, not the table. '' stands for no issuer / endpoint
 -- (NULLs would never conflict in the upsert).
@@ -93,7 +97,10 @@ CREATE TABLE denials (
     last_requester TEXT    NOT NULL,
     PRIMARY KEY (issuer, profile, protocol, endpoint, rules)
 );
+";
 
+/// CA key material (the same table in the PostgreSQL store).
+pub(crate) const CA_MATERIAL: &str = "
 CREATE TABLE ca_material (
     issuer          TEXT    NOT NULL PRIMARY KEY,
     certificate_der BLOB    NOT NULL,
@@ -108,14 +115,14 @@ pub(crate) fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(sql_err("reading the schema version"))?;
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v} is not a valid version")))
+    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("schema version {v} is not a valid version")))
 }
 
-/// Refuses a database whose schema is newer than this code.
-pub(crate) fn check_not_newer(version: u32) -> Result<(), StoreError> {
-    let known = current_version();
+/// Refuses a database whose schema is newer than this code, which knows up to `known`
+/// (either store's rule).
+pub(crate) fn check_not_newer(version: u32, known: u32) -> Result<(), StoreError> {
     if version > known {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::unavailable(format!(
             "the database schema is at version {version}, newer than this pkiplane \
              understands (up to {known}); upgrade pkiplane or restore a matching backup"
         )));
@@ -125,9 +132,9 @@ pub(crate) fn check_not_newer(version: u32) -> Result<(), StoreError> {
 
 /// Brings the schema up to [`current_version`]; returns how many steps were applied.
 pub(crate) fn apply(conn: &mut Connection) -> Result<u32, StoreError> {
-    check_not_newer(schema_version(conn)?)?;
+    check_not_newer(schema_version(conn)?, current_version())?;
     let mut applied = 0;
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
+    for (index, parts) in MIGRATIONS.iter().enumerate() {
         let target = index as u32 + 1;
         // IMMEDIATE takes the write lock first, so two processes opening the same file
         // cannot both apply a step: the second sees the bumped version and skips it.
@@ -135,11 +142,11 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<u32, StoreError> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("starting a schema migration"))?;
         let version = schema_version(&tx)?;
-        check_not_newer(version)?;
+        check_not_newer(version, current_version())?;
         if version >= target {
             continue;
         }
-        tx.execute_batch(sql).map_err(sql_err(&format!("applying schema migration {target}")))?;
+        tx.execute_batch(&parts.concat()).map_err(sql_err(&format!("applying schema migration {target}")))?;
         tx.pragma_update(None, "user_version", i64::from(target)).map_err(sql_err("recording the schema version"))?;
         tx.commit().map_err(sql_err(&format!("committing schema migration {target}")))?;
         tracing::info!(version = target, "applied inventory schema migration");

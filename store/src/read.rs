@@ -72,6 +72,6 @@ impl ReadPool {
             result
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("a store read task failed: {e}")))?
+        .map_err(|e| StoreError::unavailable("a store read task failed").because(e))?
     }
 }

@@ -449,8 +449,8 @@ pub const SQLITE_VERSION_BEFORE_ACME_ENDPOINTS: usize = 8;
 /// only the first `version` schema steps applied (for tests of upgrades).
 pub fn sqlite_at_version(path: &Path, version: usize) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).expect("creating the old database");
-    for sql in &crate::migrations::MIGRATIONS[..version] {
-        conn.execute_batch(sql).expect("applying an old schema step");
+    for parts in &crate::migrations::MIGRATIONS[..version] {
+        conn.execute_batch(&parts.concat()).expect("applying an old schema step");
     }
     conn.pragma_update(None, "user_version", version as i64).expect("setting the old schema version");
     conn

@@ -6,12 +6,12 @@
 use std::time::SystemTime;
 
 use pkiplane_core::inventory::{
-    CertStatus, CertificateRecord, DenialRecord, RevocationReason, RevokeOutcome, StoreError, StoredCaMaterial,
+    CertStatus, CertificateRecord, DenialRecord, Revocation, RevokeOutcome, StoreError, StoredCaMaterial,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::sql_err;
-use crate::rows::{encode_sans, parse_status, revocation, secs, to_count};
+use crate::rows::{encode_sans, parse_status, secs, stored_revocation, to_count};
 
 pub(crate) fn insert_pending(conn: &Connection, r: &CertificateRecord) -> Result<(), StoreError> {
     let issuer = r.issuer.to_string();
@@ -117,8 +117,7 @@ pub(crate) fn revoke(
     conn: &Connection,
     issuer: &str,
     serial: &str,
-    reason: RevocationReason,
-    at: SystemTime,
+    revocation: Revocation,
 ) -> Result<RevokeOutcome, StoreError> {
     type Current = (String, Option<i64>, Option<i64>);
     let current: Option<Current> = conn
@@ -133,18 +132,18 @@ pub(crate) fn revoke(
     let Some((status, old_reason, old_at)) = current else {
         return Ok(RevokeOutcome::NotFound);
     };
-    match parse_status(&status)? {
-        CertStatus::Issued => {}
-        CertStatus::Revoked => {
-            return Ok(RevokeOutcome::AlreadyRevoked(revocation(old_reason, old_at, serial)?));
-        }
-        other => return Ok(RevokeOutcome::NotIssued(other)),
+    if let Some(outcome) =
+        RevokeOutcome::unless_issued(parse_status(&status)?, || stored_revocation(old_reason, old_at, serial))?
+    {
+        return Ok(outcome);
     }
     conn.prepare_cached(
         "UPDATE certificates SET status = 'revoked', revocation_reason = ?3, revoked_at = ?4 \
          WHERE issuer = ?1 AND serial = ?2 AND status = 'issued'",
     )
-    .and_then(|mut stmt| stmt.execute(params![issuer, serial, i64::from(reason.code()), secs(at)]))
+    .and_then(|mut stmt| {
+        stmt.execute(params![issuer, serial, i64::from(revocation.reason.code()), secs(revocation.at)])
+    })
     .map_err(sql_err("revoking a certificate"))?;
     Ok(RevokeOutcome::Revoked)
 }

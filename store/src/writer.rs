@@ -59,13 +59,12 @@ where
 
     fn abort(&mut self, reason: &str) {
         if !matches!(self.outcome, Some(Err(_))) {
-            self.outcome = Some(Err(StoreError::Unavailable(reason.to_owned())));
+            self.outcome = Some(Err(StoreError::unavailable(reason.to_owned())));
         }
     }
 
     fn finish(self: Box<Self>) {
-        let outcome =
-            self.outcome.unwrap_or_else(|| Err(StoreError::Unavailable("the write was not executed".to_owned())));
+        let outcome = self.outcome.unwrap_or_else(|| Err(StoreError::unavailable("the write was not executed")));
         // The caller may have gone away (future dropped); the write stands regardless.
         let _ = self.reply.send(outcome);
     }
@@ -86,7 +85,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || writer_loop(conn, receiver))
-            .map_err(|e| StoreError::Unavailable(format!("starting the store writer thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable("starting the store writer thread").because(e))?;
         Ok(Self { sender: Some(sender), thread: Some(thread) })
     }
 
@@ -112,7 +111,7 @@ impl Writer {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the store's writer has stopped".to_owned())
+    StoreError::unavailable("the store's writer has stopped")
 }
 
 impl Drop for Writer {
@@ -238,7 +237,7 @@ mod tests {
                     .enqueue(move |conn: &Connection| {
                         conn.execute("INSERT INTO t VALUES (?1)", [v]).map_err(|e| map_sql_error("t", e))?;
                         if v == 25 {
-                            return Err(StoreError::Corrupt("refused".to_owned()));
+                            return Err(StoreError::corrupt("refused"));
                         }
                         let seen = count(&observer.lock().unwrap_or_else(|e| e.into_inner()));
                         Ok((v, seen))
@@ -258,7 +257,7 @@ mod tests {
             }
         }
         assert_eq!(failed.len(), 1);
-        assert!(matches!(failed[0], StoreError::Corrupt(_)), "{failed:?}");
+        assert!(matches!(failed[0], StoreError::Corrupt { .. }), "{failed:?}");
         let conn = Connection::open(&path).unwrap();
         assert_eq!(count(&conn), 50);
         let missing: i64 = conn.query_row("SELECT count(*) FROM t WHERE v = 25", [], |row| row.get(0)).unwrap();
@@ -281,7 +280,7 @@ mod tests {
         };
         let bad = writer.enqueue(insert(1, true)).unwrap();
         let good = writer.enqueue(insert(2, false)).unwrap();
-        assert!(matches!(bad.blocking_recv().unwrap(), Err(StoreError::Unavailable(_))));
+        assert!(matches!(bad.blocking_recv().unwrap(), Err(StoreError::Unavailable { .. })));
         good.blocking_recv().unwrap().unwrap();
         // The writer still works after the panic.
         let later = writer.enqueue(insert(3, false)).unwrap();

@@ -449,9 +449,9 @@ impl From<&StoreError> for StoreErrorWire {
             StoreError::WrongState { serial, status, expected } => {
                 Self::WrongState { serial: serial.clone(), status: *status, expected: *expected }
             }
-            StoreError::Invalid(m) => Self::Invalid { message: m.clone() },
-            StoreError::Unavailable(m) => Self::Unavailable { message: m.clone() },
-            StoreError::Corrupt(m) => Self::Corrupt { message: m.clone() },
+            StoreError::Invalid { .. } => Self::Invalid { message: e.detail() },
+            StoreError::Unavailable { .. } => Self::Unavailable { message: e.detail() },
+            StoreError::Corrupt { .. } => Self::Corrupt { message: e.detail() },
         }
     }
 }
@@ -462,9 +462,9 @@ impl From<StoreErrorWire> for StoreError {
             StoreErrorWire::DuplicateSerial { issuer, serial } => Self::DuplicateSerial { issuer, serial },
             StoreErrorWire::NotFound { issuer, serial } => Self::NotFound { issuer, serial },
             StoreErrorWire::WrongState { serial, status, expected } => Self::WrongState { serial, status, expected },
-            StoreErrorWire::Invalid { message } => Self::Invalid(message),
-            StoreErrorWire::Unavailable { message } => Self::Unavailable(message),
-            StoreErrorWire::Corrupt { message } => Self::Corrupt(message),
+            StoreErrorWire::Invalid { message } => Self::invalid(message),
+            StoreErrorWire::Unavailable { message } => Self::unavailable(message),
+            StoreErrorWire::Corrupt { message } => Self::corrupt(message),
         }
     }
 }

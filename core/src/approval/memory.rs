@@ -20,7 +20,7 @@ impl ApprovalStore for MemoryInventory {
                 return Ok(false);
             }
             if m.contains_key(&request.id) {
-                return Err(StoreError::Invalid(format!("approval request {} exists already", request.id)));
+                return Err(StoreError::invalid(format!("approval request {} exists already", request.id)));
             }
             m.insert(request.id.clone(), request.clone());
             Ok(true)

@@ -50,17 +50,7 @@ impl Inventory for MemoryInventory {
         Some(self)
     }
 
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        if record.status != CertStatus::Pending {
-            return Err(StoreError::WrongState {
-                serial: record.serial.clone(),
-                status: record.status,
-                expected: CertStatus::Pending,
-            });
-        }
-        if record.der.is_some() || record.revocation.is_some() {
-            return Err(StoreError::Invalid("insert_pending takes a pending record without certificate".into()));
-        }
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         self.with(|s| {
             let k = key(&record.issuer, &record.serial);
             if s.certs.contains_key(&k) {
@@ -120,23 +110,19 @@ impl Inventory for MemoryInventory {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        Ok(self.with(|s| match s.certs.get_mut(&key(issuer, serial)) {
-            None => RevokeOutcome::NotFound,
-            Some(rec) => match rec.status {
-                CertStatus::Issued => {
-                    rec.status = CertStatus::Revoked;
-                    rec.revocation = Some(Revocation { reason, at });
-                    RevokeOutcome::Revoked
-                }
-                CertStatus::Revoked => {
-                    RevokeOutcome::AlreadyRevoked(rec.revocation.unwrap_or(Revocation { reason, at }))
-                }
-                other => RevokeOutcome::NotIssued(other),
-            },
-        }))
+        self.with(|s| {
+            let Some(rec) = s.certs.get_mut(&key(issuer, serial)) else { return Ok(RevokeOutcome::NotFound) };
+            if let Some(outcome) =
+                RevokeOutcome::unless_issued(rec.status, || Ok(rec.revocation.unwrap_or(revocation)))?
+            {
+                return Ok(outcome);
+            }
+            rec.status = CertStatus::Revoked;
+            rec.revocation = Some(revocation);
+            Ok(RevokeOutcome::Revoked)
+        })
     }
 
     async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {

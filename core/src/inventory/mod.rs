@@ -135,6 +135,25 @@ impl CertificateRecord {
     pub fn is_active(&self, now: SystemTime) -> bool {
         self.status == CertStatus::Issued && self.not_after > now
     }
+
+    /// What every store refuses in [`Inventory::insert_pending`]: a record that is not
+    /// pending, or one that already carries a certificate or a revocation.
+    pub fn check_pending(&self) -> Result<(), StoreError> {
+        if self.status != CertStatus::Pending {
+            return Err(StoreError::WrongState {
+                serial: self.serial.clone(),
+                status: self.status,
+                expected: CertStatus::Pending,
+            });
+        }
+        if self.der.is_some() || self.revocation.is_some() {
+            return Err(StoreError::invalid(format!(
+                "pending record {} must not carry a certificate or revocation yet",
+                self.serial
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Filters for listing the inventory; `None` means "any".
@@ -222,6 +241,22 @@ pub enum RevokeOutcome {
     NotIssued(CertStatus),
 }
 
+impl RevokeOutcome {
+    /// What revoking a record in `status` comes to, decided before anything is written:
+    /// `None` for an issued record (revoke it now), otherwise the outcome to answer;
+    /// `earlier` reads the original revocation of a record revoked before.
+    pub fn unless_issued(
+        status: CertStatus,
+        earlier: impl FnOnce() -> Result<Revocation, StoreError>,
+    ) -> Result<Option<RevokeOutcome>, StoreError> {
+        match status {
+            CertStatus::Issued => Ok(None),
+            CertStatus::Revoked => Ok(Some(RevokeOutcome::AlreadyRevoked(earlier()?))),
+            other => Ok(Some(RevokeOutcome::NotIssued(other))),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A record with this (issuer, serial) exists already.
@@ -233,12 +268,109 @@ pub enum StoreError {
     WrongState { serial: String, status: CertStatus, expected: CertStatus },
     /// The caller passed a record the store refuses (e.g. a "pending" record with a
     /// certificate already attached).
-    #[error("invalid record: {0}")]
-    Invalid(String),
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("invalid record: {message}{}", caused_by(.source))]
+    Invalid {
+        message: String,
+        #[source]
+        source: Option<StoreCause>,
+    },
+    /// The store cannot answer now (I/O, locks, a full disk, a lost connection); nothing
+    /// of the request was written and it may be retried.
+    #[error("store unavailable: {message}{}", caused_by(.source))]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<StoreCause>,
+    },
+    #[error("stored data is corrupt: {message}{}", caused_by(.source))]
+    Corrupt {
+        message: String,
+        #[source]
+        source: Option<StoreCause>,
+    },
+}
+
+/// What made a store operation fail (a database driver's or a decoder's error), kept as
+/// the [`StoreError`]'s source.
+pub type StoreCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cause chain of a [`StoreError`] as it reads after the message: driver errors
+/// often say little at the top (PostgreSQL's "db error") and the rest in their sources.
+fn caused_by(source: &Option<StoreCause>) -> String {
+    let mut text = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = source.as_deref().map(|e| e as _);
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+impl StoreError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        StoreError::Invalid { message: message.into(), source: None }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable { message: message.into(), source: None }
+    }
+
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        StoreError::Corrupt { message: message.into(), source: None }
+    }
+
+    /// Keeps `cause` as the source of an `Invalid`, `Unavailable` or `Corrupt` error (the
+    /// others have none and stay as they are).
+    pub fn because(mut self, cause: impl Into<StoreCause>) -> Self {
+        if let StoreError::Invalid { source, .. }
+        | StoreError::Unavailable { source, .. }
+        | StoreError::Corrupt { source, .. } = &mut self
+        {
+            *source = Some(cause.into());
+        }
+        self
+    }
+
+    /// Says where: `prefix` goes before the message of an `Invalid`, `Unavailable` or
+    /// `Corrupt` error.
+    pub fn context(mut self, prefix: impl std::fmt::Display) -> Self {
+        if let Some(message) = self.message_mut() {
+            *message = format!("{prefix}: {message}");
+        }
+        self
+    }
+
+    /// The message of an `Invalid`, `Unavailable` or `Corrupt` error followed by its
+    /// causes, without the kind ("store unavailable: ") the Display puts first; other
+    /// errors as they display.
+    pub fn detail(&self) -> String {
+        match self {
+            StoreError::Invalid { message, source }
+            | StoreError::Unavailable { message, source }
+            | StoreError::Corrupt { message, source } => format!("{message}{}", caused_by(source)),
+            other => other.to_string(),
+        }
+    }
+
+    /// The message of an `Invalid`, `Unavailable` or `Corrupt` error, without its cause.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            StoreError::Invalid { message, .. }
+            | StoreError::Unavailable { message, .. }
+            | StoreError::Corrupt { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    fn message_mut(&mut self) -> Option<&mut String> {
+        match self {
+            StoreError::Invalid { message, .. }
+            | StoreError::Unavailable { message, .. }
+            | StoreError::Corrupt { message, .. } => Some(message),
+            _ => None,
+        }
+    }
 }
 
 /// CA key material an issuer persists (standalone mode keeps it in the data directory's
@@ -309,7 +441,13 @@ pub trait Inventory: Send + Sync {
         None
     }
     /// Records a certificate about to be signed (status must be `Pending`, `der` None).
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
+    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+        record.check_pending()?;
+        self.write_pending(record).await
+    }
+    /// Writes a record [`Inventory::insert_pending`] has checked (call that instead);
+    /// `DuplicateSerial` when the issuer has a record with this serial.
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
     /// Completes a pending record with the signed certificate.
     async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError>;
     /// Marks a pending record as abandoned (signing failed).
@@ -322,8 +460,7 @@ pub trait Inventory: Send + Sync {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError>;
     async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
     /// Looks a serial up across all issuers (serials are random, so collisions across
@@ -453,3 +590,23 @@ mod ca_keys;
 pub mod memory;
 
 pub use ca_keys::{StoredOcspResponder, StoredRetiredCa};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_keep_their_cause_as_source_and_in_the_text() {
+        let cause = std::io::Error::other("database is locked");
+        let e = StoreError::unavailable("reading a certificate").because(cause).context("/var/db");
+        assert_eq!(e.to_string(), "store unavailable: /var/db: reading a certificate: database is locked");
+        assert_eq!(e.detail(), "/var/db: reading a certificate: database is locked");
+        assert_eq!(e.message(), Some("/var/db: reading a certificate"));
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("database is locked"));
+        assert!(matches!(e, StoreError::Unavailable { .. }), "the kind stays");
+        let plain = StoreError::corrupt("column `sans`");
+        assert_eq!(plain.to_string(), "stored data is corrupt: column `sans`");
+        assert!(std::error::Error::source(&plain).is_none());
+    }
+}

@@ -141,6 +141,10 @@ pub async fn authorization(
     Ok(with_poll_hint(respond::json(StatusCode::OK, &authz_json(&state, &a)), &a))
 }
 
+/// How long a challenge response waits for its validation before answering
+/// `processing` (RFC 8555 section 7.5.1 lets the server answer either way).
+pub const INLINE_VALIDATION_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// While a validation runs, tells clients when to look again (RFC 8555 section 7.5.1).
 fn with_poll_hint(mut rsp: Response, a: &Authorization) -> Response {
     if a.challenges.iter().any(|c| c.status == ChallengeStatus::Processing) {
@@ -176,8 +180,16 @@ pub async fn challenge(
             updated.challenges[idx].processing_since = Some(SystemTime::now());
             if state.store.update_authorization(&updated).await? {
                 updated.version += 1;
-                validate::spawn(state.clone(), updated.clone(), challenge_id.clone(), account.thumbprint.clone());
+                let validation =
+                    validate::spawn(state.clone(), updated.clone(), challenge_id.clone(), account.thumbprint.clone());
                 a = updated;
+                // A validation that ends quickly (most do) is answered in this response,
+                // so the client needs no poll and no Retry-After wait; a slower one goes
+                // on in the background and is polled as usual.
+                if tokio::time::timeout(INLINE_VALIDATION_WAIT, validation).await.is_ok() {
+                    a = owned_authz(&state, &authz_id, &account).await?;
+                    idx = find(&a).ok_or_else(|| AcmeError::not_found("the challenge"))?;
+                }
                 break;
             }
             a = owned_authz(&state, &authz_id, &account).await?;

@@ -7,8 +7,8 @@ use crate::signed::{ByAccount, Signed};
 use std::time::SystemTime;
 
 use crate::state::{
-    Account, Authorization, AuthzStatus, CertificateRef, Challenge, ChallengeStatus, ChallengeType, Identifier,
-    IdentifierType, NewOrderOutcome, Order, OrderStatus,
+    Account, Authorization, AuthorizationQuery, AuthzStatus, CertificateRef, Challenge, ChallengeStatus, ChallengeType,
+    Identifier, IdentifierType, NewOrderOutcome, Order, OrderStatus,
 };
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -192,11 +192,13 @@ pub async fn new_order(State(state): State<AcmeState>, req: Signed<ByAccount>) -
             )
             .with_subproblem(ProblemType::RejectedIdentifier, "no usable challenge type", id.clone()));
         }
-        if state.config.authz_reuse.is_some()
-            && let Some(existing) = state.store.valid_authorization(&account.id, &authz_id, wildcard, now).await?
-        {
-            authz_ids.push(existing.id);
-            continue;
+        if state.config.authz_reuse.is_some() {
+            let query =
+                AuthorizationQuery { account_id: account.id.clone(), identifier: authz_id.clone(), wildcard, now };
+            if let Some(existing) = state.store.valid_authorization(&query).await? {
+                authz_ids.push(existing.id);
+                continue;
+            }
         }
         let authz = Authorization {
             id: random_id(),

@@ -262,7 +262,7 @@ fn hidden(public: &str, detail: String) -> String {
 impl From<StoreError> for AcmeError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => AcmeError::unavailable(format!("state store: {m}")),
+            StoreError::Unavailable { .. } => AcmeError::unavailable(format!("state store: {}", e.detail())),
             other => AcmeError::internal(format!("state store: {other}")),
         }
     }
@@ -353,8 +353,8 @@ mod tests {
     #[test]
     fn server_failures_reach_the_client_as_a_request_id() {
         for e in [
-            AcmeError::from(StoreError::Invalid("row 7 of orders is corrupt".into())),
-            AcmeError::from(StoreError::Unavailable("database is locked".into())),
+            AcmeError::from(StoreError::invalid("row 7 of orders is corrupt")),
+            AcmeError::from(StoreError::unavailable("database is locked")),
         ] {
             let doc = e.document();
             assert_eq!(doc.kind, ProblemType::ServerInternal.urn());

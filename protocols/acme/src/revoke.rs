@@ -6,7 +6,7 @@ use crate::payload::Revocation;
 use crate::signed::{ByAccountOrKey, Signed};
 use std::time::SystemTime;
 
-use crate::state::{Account, Identifier};
+use crate::state::{Account, AuthorizationQuery, Identifier};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -58,8 +58,9 @@ async fn account_may_revoke(
         } else {
             return Ok(false);
         };
-        let (authz_id, wildcard) = identifier::authz_identifier(&id);
-        if state.store.valid_authorization(&account.id, &authz_id, wildcard, now).await?.is_none() {
+        let (identifier, wildcard) = identifier::authz_identifier(&id);
+        let query = AuthorizationQuery { account_id: account.id.clone(), identifier, wildcard, now };
+        if state.store.valid_authorization(&query).await?.is_none() {
             return Ok(false);
         }
     }

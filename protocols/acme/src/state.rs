@@ -216,6 +216,28 @@ pub struct Challenge {
     pub error: Option<String>,
 }
 
+/// What [`AcmeStore::valid_authorization`] looks for: an authorization of the account for
+/// the identifier (the base domain with `wildcard` for a wildcard name) that is valid and
+/// has not expired at `now`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationQuery {
+    pub account_id: String,
+    pub identifier: Identifier,
+    pub wildcard: bool,
+    pub now: SystemTime,
+}
+
+impl AuthorizationQuery {
+    /// Whether `authz` is one the query asks for (the SQL stores say the same in SQL).
+    pub fn matches(&self, authz: &Authorization) -> bool {
+        authz.account_id == self.account_id
+            && authz.identifier == self.identifier
+            && authz.wildcard == self.wildcard
+            && authz.status == AuthzStatus::Valid
+            && authz.expires > self.now
+    }
+}
+
 /// An authorization (RFC 8555 section 7.1.4). A wildcard order's authorization names the
 /// base domain with `wildcard` set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,13 +335,7 @@ pub trait AcmeStore: Send + Sync {
     async fn update_authorization(&self, authz: &Authorization) -> Result<bool, StoreError>;
     /// A valid authorization of the account for the identifier that has not expired at
     /// `now` (authorization reuse, revocation by authorized account).
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        identifier: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError>;
+    async fn valid_authorization(&self, query: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError>;
 
     /// Deletes nonces expired at `now` and orders (with authorizations no other order
     /// references) that expired more than `retention` before `now` without a

@@ -20,7 +20,7 @@
 
 use std::time::SystemTime;
 
-use crate::state::{CmpTransaction, TransactionCert, TransactionState};
+use crate::state::{CmpTransaction, ExpiryClaim, TransactionCert, TransactionState};
 use cmpv2::status::PkiStatus;
 use pkiplane_core::inventory::{CertStatus, RevocationReason, RevokeOutcome};
 use pkiplane_core::issuance::{RevocationRequest, exchange_key};
@@ -203,8 +203,9 @@ pub async fn client_error(ex: &Exchange<'_>, e: ErrorMsg) -> Result<Reply, CmpEr
 /// Revokes the certificates of transactions whose certConf did not come by their
 /// deadline (and closes polling transactions past theirs).
 pub async fn sweep_expired(state: &CmpState, now: SystemTime) {
+    let claim = ExpiryClaim { endpoint: state.config().endpoint.clone(), now, limit: 100 };
     loop {
-        let claimed = match state.store().claim_expired(&state.config().endpoint, now, 100).await {
+        let claimed = match state.store().claim_expired(&claim).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming expired CMP transactions failed");

@@ -75,7 +75,7 @@ impl CmpError {
     /// log line with that id the store's error.
     pub fn store(e: &pkiplane_core::inventory::StoreError) -> Self {
         match e {
-            pkiplane_core::inventory::StoreError::Unavailable(_) => {
+            pkiplane_core::inventory::StoreError::Unavailable { .. } => {
                 Self::system_unavail(hide("CMP", "the server's state store is unavailable; try again later", e))
             }
             _ => Self::system_failure(hide("CMP", "internal error", e)),
@@ -149,7 +149,7 @@ mod tests {
     fn server_side_failures_tell_a_request_id_not_the_detail() {
         let unready =
             CoreError::IssuerUnavailable(ObjectRef::new("pki", "int"), "key file /etc/secret unreadable".into());
-        let store = CoreError::Store(pkiplane_core::inventory::StoreError::Unavailable("disk /var/db full".into()));
+        let store = CoreError::Store(pkiplane_core::inventory::StoreError::unavailable("disk /var/db full"));
         for (e, bit) in [(unready, FailBit::SystemUnavail), (store, FailBit::SystemUnavail)] {
             let cmp = CmpError::from_core(&e);
             assert_eq!(cmp.fail, FailInfo::of(bit));

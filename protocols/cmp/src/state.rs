@@ -139,6 +139,30 @@ pub struct CmpTransaction {
     pub version: u64,
 }
 
+impl CmpTransaction {
+    /// The transaction as [`CmpStore::claim_expired`] leaves it: `Expired` at `now` (the
+    /// store bumps `version` as for any update).
+    pub fn expired_at(&self, now: SystemTime) -> CmpTransaction {
+        CmpTransaction { state: TransactionState::Expired, updated_at: now, ..self.clone() }
+    }
+}
+
+/// What [`CmpStore::claim_expired`] takes: up to `limit` open transactions of `endpoint`
+/// whose deadline is before `now`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiryClaim {
+    pub endpoint: ObjectRef,
+    pub now: SystemTime,
+    pub limit: usize,
+}
+
+impl ExpiryClaim {
+    /// Whether `tx` is one the claim takes (the SQL stores say the same in SQL).
+    pub fn takes(&self, tx: &CmpTransaction) -> bool {
+        tx.endpoint == self.endpoint && tx.state.is_open() && tx.deadline.is_some_and(|d| d < self.now)
+    }
+}
+
 /// Shared CMP state. Every write is durable when it returns.
 #[async_trait]
 pub trait CmpStore: Send + Sync {
@@ -156,12 +180,7 @@ pub trait CmpStore: Send + Sync {
     /// Atomically moves up to `limit` open transactions of `endpoint` whose deadline is
     /// before `now` to `Expired` and returns them (as they were before), so exactly one
     /// caller cleans each up (revokes unconfirmed certificates).
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError>;
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError>;
     /// Records a senderNonce of the endpoint; false when it was seen before (a replay).
     async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError>;
     /// Deletes nonces expired at `now` and closed transactions last updated more than

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::state::{ChallengeUse, ScepChallenge, ScepStore};
+use crate::state::{ChallengeKey, ChallengeUse, ScepChallenge, ScepStore};
 use pkiplane_core::model::{ObjectRef, Protocol, Requester};
 use pkiplane_core::x509::csr::ParsedCsr;
 use pkiplane_core::x509::names::SubjectAttribute;
@@ -125,10 +125,11 @@ pub async fn authenticate(
         return Ok(requester("scep:static-challenge".into()).with_claim("scepChallenge", "static"));
     }
     if config.dynamic_challenges.is_some() {
-        let hash = challenge_hash(password.as_bytes());
-        if let Some(c) = store.challenge(&config.endpoint, &hash).await? {
+        let key =
+            ChallengeKey { endpoint: config.endpoint.clone(), secret_sha256: challenge_hash(password.as_bytes()) };
+        if let Some(c) = store.challenge(&key).await? {
             check_binding(&c, csr)?;
-            return match store.consume_challenge(&config.endpoint, &hash, now).await? {
+            return match store.consume_challenge(&key, now).await? {
                 ChallengeUse::Consumed(c) => {
                     let mut r = requester(format!("scep:challenge/{}", c.id))
                         .with_claim("scepChallenge", "one-time")

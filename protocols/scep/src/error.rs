@@ -97,7 +97,7 @@ impl From<CoreError> for ScepError {
 impl From<pkiplane_core::inventory::StoreError> for ScepError {
     fn from(e: pkiplane_core::inventory::StoreError) -> Self {
         match e {
-            pkiplane_core::inventory::StoreError::Unavailable(m) => ScepError::Unavailable(m),
+            pkiplane_core::inventory::StoreError::Unavailable { .. } => ScepError::Unavailable(e.detail()),
             other => ScepError::internal(other),
         }
     }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::state::{RaMaterial, ScepStore};
+use crate::state::{RaMaterial, RaUpdate, ScepStore};
 use der::Decode;
 use pkiplane_core::keys::{KeyAlgorithm, generate_key};
 use pkiplane_core::model::ObjectRef;
@@ -111,8 +111,8 @@ pub async fn ensure_ra(
         }
     }
     let material = issue_ra(ca, endpoint, issuer).await?;
-    let replacing = stored.as_ref().map(|m| m.certificate_der.as_slice());
-    let kept = store.put_ra_material(endpoint, &material, replacing).await?;
+    let replacing = stored.map(|m| m.certificate_der);
+    let kept = store.put_ra_material(&RaUpdate { endpoint: endpoint.clone(), material, replacing }).await?;
     Ok(Arc::new(RaIdentity::from_material(&kept)?))
 }
 

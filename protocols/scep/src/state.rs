@@ -52,6 +52,11 @@ impl ScepChallenge {
     pub fn is_bound(&self) -> bool {
         self.common_name.is_some() || !self.sans.is_empty()
     }
+
+    /// What the challenge is found by.
+    pub fn key(&self) -> ChallengeKey {
+        ChallengeKey { endpoint: self.endpoint.clone(), secret_sha256: self.secret_sha256.clone() }
+    }
 }
 
 /// The outcome of [`ScepStore::consume_challenge`].
@@ -62,6 +67,28 @@ pub enum ChallengeUse {
     Unknown,
     Expired,
     AlreadyUsed,
+}
+
+impl ChallengeUse {
+    /// The outcome of a conditional write that marks the challenge used only if it is
+    /// unused and unexpired: `consumed` when the write changed it, `stored` the challenge
+    /// as read after the write.
+    pub fn after_consume(consumed: bool, stored: Option<ScepChallenge>) -> Self {
+        match stored {
+            None => ChallengeUse::Unknown,
+            Some(ch) if consumed => ChallengeUse::Consumed(Box::new(ch)),
+            Some(ch) if ch.used_at.is_some() => ChallengeUse::AlreadyUsed,
+            Some(_) => ChallengeUse::Expired,
+        }
+    }
+}
+
+/// How an endpoint finds a one-time challenge: by the SHA-256 of its secret (the secret
+/// itself is never stored).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChallengeKey {
+    pub endpoint: ObjectRef,
+    pub secret_sha256: String,
 }
 
 /// Where a SCEP transaction is.
@@ -138,6 +165,23 @@ impl std::fmt::Debug for RaMaterial {
     }
 }
 
+/// New RA material for an endpoint: it takes the place of the stored material when the
+/// endpoint has none, or when the stored certificate is `replacing` (a renewal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaUpdate {
+    pub endpoint: ObjectRef,
+    pub material: RaMaterial,
+    /// The certificate (DER) of the material it renews.
+    pub replacing: Option<Vec<u8>>,
+}
+
+impl RaUpdate {
+    /// Whether the update takes the place of `stored` (`None`: nothing stored).
+    pub fn replaces(&self, stored: Option<&RaMaterial>) -> bool {
+        stored.is_none_or(|s| self.replacing.as_deref() == Some(s.certificate_der.as_slice()))
+    }
+}
+
 /// A request message an endpoint has seen: (endpoint, transactionID, senderNonce), kept
 /// until `expires` so that a replay of it is refused (RFC 8894 section 3.2.1.4.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,15 +201,10 @@ pub trait ScepStore: Send + Sync {
     /// Stores a newly minted challenge (its `secret_sha256` must be unique).
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError>;
     /// The challenge of the endpoint with this SHA-256, used or not.
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError>;
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError>;
     /// Marks the challenge used if it exists, is unused and has not expired at `now`.
     /// Atomic: of two concurrent uses, one sees [`ChallengeUse::AlreadyUsed`].
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError>;
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError>;
 
     /// Creates the transaction unless one with its (endpoint, transaction_id) exists;
     /// false then.
@@ -186,15 +225,10 @@ pub trait ScepStore: Send + Sync {
 
     /// The endpoint's RA material, if any.
     async fn ra_material(&self, endpoint: &ObjectRef) -> Result<Option<RaMaterial>, StoreError>;
-    /// Stores `material` if the endpoint has none, or if the stored certificate is
-    /// `replacing` (a renewal); otherwise keeps what is stored. Returns what is stored
-    /// afterwards, so concurrent replicas converge on one RA key.
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError>;
+    /// Stores the update's material if [`RaUpdate::replaces`] what is stored; otherwise
+    /// keeps what is stored. Returns what is stored afterwards, so concurrent replicas
+    /// converge on one RA key.
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError>;
 
     /// Deletes replay records expired at `now`, challenges that expired before
     /// `now - retention`, and completed transactions older than `now - retention`.

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::{Result, bail};
 use pkiplane_core::audit::AuditEvent;
-use pkiplane_core::inventory::{Inventory, RevocationReason, RevokeOutcome};
+use pkiplane_core::inventory::{Inventory, Revocation, RevocationReason, RevokeOutcome};
 use pkiplane_core::model::{Protocol, Requester};
 
 use super::remote::{RemoteArgs, segment};
@@ -60,7 +60,7 @@ pub async fn run(a: &RevokeArgs) -> Result<ExitCode> {
         _ => bail!("serial {serial} exists under several issuers; this cannot happen with random serials"),
     };
     let now = SystemTime::now();
-    match store.revoke(&record.issuer, &serial, a.reason, now).await? {
+    match store.revoke(&record.issuer, &serial, Revocation { reason: a.reason, at: now }).await? {
         RevokeOutcome::Revoked => {
             let who = Requester::new(Protocol::Local, a.identity.clone());
             let mut ev = AuditEvent::new("revoked", &who, &record.profile, now);

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use pkiplane_acme::state::{
-    Account, AccountUpdate, AcmeStateScopes, AcmeStore, Authorization, EabUse, Identifier, NewAccountOutcome,
+    Account, AccountUpdate, AcmeStateScopes, AcmeStore, Authorization, AuthorizationQuery, EabUse, NewAccountOutcome,
     NewOrderOutcome, Order,
 };
 use pkiplane_core::inventory::StoreError;
@@ -129,16 +129,9 @@ impl AcmeStore for EndpointAcme<SqliteStore> {
         self.store.write(move |c| ops::update_authorization(c, &e, &authz)).await
     }
 
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        identifier: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError> {
-        let e = self.endpoint.clone();
-        let (account_id, identifier) = (account_id.to_owned(), identifier.clone());
-        self.store.read(move |c| ops::valid_authorization(c, &e, &account_id, &identifier, wildcard, now)).await
+    async fn valid_authorization(&self, query: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
+        let (e, query) = (self.endpoint.clone(), query.clone());
+        self.store.read(move |c| ops::valid_authorization(c, &e, &query)).await
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use pkiplane_acme::state::{
-    Account, AccountUpdate, Authorization, EabUse, Identifier, NewAccountOutcome, NewOrderOutcome, Order,
+    Account, AccountUpdate, Authorization, AuthorizationQuery, EabUse, NewAccountOutcome, NewOrderOutcome, Order,
 };
 use pkiplane_core::inventory::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,7 +15,7 @@ use crate::rows::secs;
 /// A record as JSON text.
 macro_rules! encode {
     ($v:expr, $what:expr) => {
-        serde_json::to_string($v).map_err(|e| StoreError::Invalid(format!("encoding {}: {e}", $what)))
+        serde_json::to_string($v).map_err(|e| StoreError::invalid(format!("encoding {}", $what)).because(e))
     };
 }
 
@@ -47,7 +47,7 @@ fn one(conn: &Connection, sql: &str, e: &str, key: &str, what: &str) -> Result<O
 macro_rules! decode {
     ($row:expr, $ty:ty, $what:expr) => {
         $row.map(|(body, version)| {
-            let mut record: $ty = serde_json::from_str(&body).map_err(|e| corrupt(format!("{}: {e}", $what)))?;
+            let mut record: $ty = serde_json::from_str(&body).map_err(|e| corrupt($what).because(e))?;
             record.version = version;
             Ok::<$ty, StoreError>(record)
         })
@@ -297,10 +297,7 @@ pub(crate) fn update_authorization(conn: &Connection, e: &str, a: &Authorization
 pub(crate) fn valid_authorization(
     conn: &Connection,
     e: &str,
-    account_id: &str,
-    id: &Identifier,
-    wildcard: bool,
-    now: SystemTime,
+    q: &AuthorizationQuery,
 ) -> Result<Option<Authorization>, StoreError> {
     let context = "looking up a valid authorization";
     let row: Option<(String, i64)> = conn
@@ -310,9 +307,10 @@ pub(crate) fn valid_authorization(
              ORDER BY expires DESC LIMIT 1",
         )
         .and_then(|mut s| {
-            s.query_row(params![account_id, id.kind.as_str(), id.value, wildcard, secs(now), e], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            s.query_row(
+                params![q.account_id, q.identifier.kind.as_str(), q.identifier.value, q.wildcard, secs(q.now), e],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
         })
         .map_err(sql_err(context))?;

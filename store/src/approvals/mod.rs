@@ -36,11 +36,11 @@ CREATE INDEX approval_requests_exchange ON approval_requests (exchange) WHERE ex
 ";
 
 pub(crate) fn encode(r: &ApprovalRequest) -> Result<String, StoreError> {
-    serde_json::to_string(r).map_err(|e| StoreError::Invalid(format!("approval request {}: {e}", r.id)))
+    serde_json::to_string(r).map_err(|e| StoreError::invalid(format!("approval request {}", r.id)).because(e))
 }
 
 pub(crate) fn decode(body: &str) -> Result<ApprovalRequest, StoreError> {
-    serde_json::from_str(body).map_err(|e| corrupt(format!("approval_requests.body: {e}")))
+    serde_json::from_str(body).map_err(|e| corrupt("approval_requests.body").because(e))
 }
 
 /// The WHERE clause and text parameters of `filter`; `placeholder(n)` renders the n-th

@@ -43,9 +43,8 @@ impl ApprovalStore for PostgresStore {
     async fn insert_approval(&self, r: &ApprovalRequest) -> Result<bool, StoreError> {
         let c = Columns::of(r)?;
         let n = self
-            .client()
-            .await?
             .execute(
+                "recording an approval request",
                 "INSERT INTO approval_requests (id, retry_key, state, profile, issuer, protocol, endpoint, \
                  requester, exchange, created_at, serial, body) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (retry_key) DO NOTHING",
@@ -64,8 +63,7 @@ impl ApprovalStore for PostgresStore {
                     &c.body,
                 ],
             )
-            .await
-            .map_err(pg_err("recording an approval request"))?;
+            .await?;
         Ok(n == 1)
     }
 

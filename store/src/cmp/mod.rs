@@ -10,7 +10,7 @@ pub(crate) mod schema;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -37,14 +37,9 @@ impl CmpStore for SqliteStore {
         self.write(move |c| ops::update_transaction(c, &tx)).await
     }
 
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError> {
-        let e = endpoint.to_string();
-        self.write(move |c| ops::claim_expired(c, &e, now, limit)).await
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
+        let claim = claim.clone();
+        self.write(move |c| ops::claim_expired(c, &claim)).await
     }
 
     async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use pkiplane_cmp::state::{CmpTransaction, TransactionState};
+use pkiplane_cmp::state::{CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -19,7 +19,7 @@ fn to_json(tx: &CmpTransaction) -> String {
 }
 
 fn from_json(s: &str) -> Result<CmpTransaction, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("cmp_transactions.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("cmp_transactions.record").because(e))
 }
 
 pub(crate) fn create_transaction(c: &Connection, tx: &CmpTransaction) -> Result<bool, StoreError> {
@@ -80,29 +80,25 @@ pub(crate) fn update_transaction(c: &Connection, tx: &CmpTransaction) -> Result<
     Ok(n == 1)
 }
 
-pub(crate) fn claim_expired(
-    c: &Connection,
-    endpoint: &str,
-    now: SystemTime,
-    limit: usize,
-) -> Result<Vec<CmpTransaction>, StoreError> {
+pub(crate) fn claim_expired(c: &Connection, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
     let rows: Vec<(String, String, i64)> = c
         .prepare_cached(&format!(
             "SELECT transaction_id, record, version FROM cmp_transactions \
              WHERE endpoint = ?1 AND state IN {OPEN} AND deadline IS NOT NULL AND deadline < ?2 LIMIT ?3"
         ))
         .and_then(|mut s| {
-            s.query_map(params![endpoint, secs(now), limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()
+            let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+            s.query_map(params![claim.endpoint.to_string(), secs(claim.now), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
         })
         .map_err(sql_err("finding expired CMP transactions"))?;
     let mut out = Vec::with_capacity(rows.len());
     for (tid, json, version) in rows {
         let mut tx = from_json(&json)?;
         tx.version = u64::try_from(version).map_err(|_| corrupt("cmp_transactions.version is negative"))?;
-        let mut expired = tx.clone();
-        expired.state = TransactionState::Expired;
-        expired.updated_at = now;
+        let expired = tx.expired_at(claim.now);
         // The writer thread runs one operation at a time, so the row cannot change
         // between the SELECT and this UPDATE; the version guard keeps that explicit.
         if update_transaction(c, &expired)? {

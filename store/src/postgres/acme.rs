@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use pkiplane_acme::state::{
-    Account, AccountUpdate, AcmeStore, Authorization, EabUse, Identifier, NewAccountOutcome, NewOrderOutcome, Order,
+    Account, AccountUpdate, AcmeStore, Authorization, AuthorizationQuery, EabUse, NewAccountOutcome, NewOrderOutcome,
+    Order,
 };
 use pkiplane_core::inventory::StoreError;
 use serde::Serialize;
@@ -21,7 +22,7 @@ use crate::error::corrupt;
 use crate::rows::secs;
 
 fn encode<T: Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("encoding {what}: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::invalid(format!("encoding {what}")).because(e))
 }
 
 /// The serde name of a unit enum value (`valid`, `pending`, ...).
@@ -67,7 +68,7 @@ async fn one<T: Versioned>(
     row.map(|r| {
         let body: String = col(&r, 0, "body")?;
         let v: i64 = col(&r, 1, "version")?;
-        let mut record: T = serde_json::from_str(&body).map_err(|e| corrupt(format!("{what}: {e}")))?;
+        let mut record: T = serde_json::from_str(&body).map_err(|e| corrupt(what).because(e))?;
         record.set_version(u64::try_from(v).map_err(|_| corrupt(format!("{what}: negative version")))?);
         Ok(record)
     })
@@ -93,15 +94,14 @@ impl EndpointAcme<PostgresStore> {
 #[async_trait]
 impl AcmeStore for EndpointAcme<PostgresStore> {
     async fn add_nonce(&self, nonce: &str, expires: SystemTime) -> Result<(), StoreError> {
-        self.client()
-            .await?
+        self.store
             .execute(
+                "recording a nonce",
                 "INSERT INTO acme_nonces (endpoint, nonce, expires) VALUES ($1, $2, $3) \
                  ON CONFLICT (endpoint, nonce) DO UPDATE SET expires = excluded.expires",
                 &[&self.endpoint, &nonce, &secs(expires)],
             )
-            .await
-            .map_err(pg_err("recording a nonce"))?;
+            .await?;
         Ok(())
     }
 
@@ -152,7 +152,7 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
             drop(tx);
             return match self.by_thumbprint(&client, &a.thumbprint).await? {
                 Some(existing) => Ok(NewAccountOutcome::KeyExists(existing)),
-                None => Err(StoreError::Invalid(format!("ACME account id {} exists already", a.id))),
+                None => Err(StoreError::invalid(format!("ACME account id {} exists already", a.id))),
             };
         }
         tx.commit().await.map_err(pg_err("creating an ACME account"))?;
@@ -292,9 +292,9 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
     async fn update_order(&self, o: &Order) -> Result<bool, StoreError> {
         let body = encode(o, "an order")?;
         let changed = self
-            .client()
-            .await?
+            .store
             .execute(
+                "updating an ACME order",
                 "UPDATE acme_orders SET status = $3, expires = $4, has_certificate = $5, body = $6, \
                  version = version + 1 WHERE endpoint = $1 AND id = $2 AND version = $7",
                 &[
@@ -307,8 +307,7 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
                     &version(o.version),
                 ],
             )
-            .await
-            .map_err(pg_err("updating an ACME order"))?;
+            .await?;
         Ok(changed == 1)
     }
 
@@ -335,31 +334,31 @@ impl AcmeStore for EndpointAcme<PostgresStore> {
     async fn update_authorization(&self, a: &Authorization) -> Result<bool, StoreError> {
         let body = encode(a, "an authorization")?;
         let changed = self
-            .client()
-            .await?
+            .store
             .execute(
+                "updating an ACME authorization",
                 "UPDATE acme_authorizations SET status = $3, expires = $4, body = $5, version = version + 1 \
                  WHERE endpoint = $1 AND id = $2 AND version = $6",
                 &[&self.endpoint, &a.id, &name(&a.status), &secs(a.expires), &body, &version(a.version)],
             )
-            .await
-            .map_err(pg_err("updating an ACME authorization"))?;
+            .await?;
         Ok(changed == 1)
     }
 
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        id: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError> {
+    async fn valid_authorization(&self, q: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
         one(
             &self.client().await?,
             "SELECT body, version FROM acme_authorizations WHERE endpoint = $1 AND account_id = $2 \
              AND identifier_type = $3 AND identifier_value = $4 AND wildcard = $5 AND status = 'valid' \
              AND expires > $6 ORDER BY expires DESC LIMIT 1",
-            &[&self.endpoint, &account_id, &id.kind.as_str(), &id.value, &wildcard, &secs(now)],
+            &[
+                &self.endpoint,
+                &q.account_id,
+                &q.identifier.kind.as_str(),
+                &q.identifier.value,
+                &q.wildcard,
+                &secs(q.now),
+            ],
             "looking up a valid authorization",
         )
         .await

@@ -193,7 +193,8 @@ pub(crate) async fn save_responder(
 
 /// Keeps `crl` unless a newer one (a later thisUpdate, e.g. from another replica) is kept.
 pub(crate) async fn save_crl(client: &Client, crl: &PublishedCrl) -> Result<(), StoreError> {
-    let serials = serde_json::to_string(&crl.serials).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let serials = serde_json::to_string(&crl.serials)
+        .map_err(|e| StoreError::invalid("encoding the CRL's serials").because(e))?;
     client
         .execute(
             "INSERT INTO published_crls (issuer, this_update, next_update, key_id, serials, der) \
@@ -224,7 +225,7 @@ pub(crate) async fn load_crl(client: &Client, issuer: &ObjectRef) -> Result<Opti
             next_update: from_secs(col(&r, 2, "next_update")?),
             key_id: col(&r, 3, "key_id")?,
             serials: serde_json::from_str(&serials)
-                .map_err(|e| StoreError::Corrupt(format!("published_crls.serials: {e}")))?,
+                .map_err(|e| StoreError::corrupt("published_crls.serials").because(e))?,
             der: col(&r, 5, "der")?,
         })
     })

@@ -5,7 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction, TransactionState};
+use deadpool_postgres::GenericClient;
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -26,7 +27,7 @@ fn from_row(r: &tokio_postgres::Row) -> Result<CmpTransaction, StoreError> {
     let record: String = col(r, 0, "record")?;
     let version: i64 = col(r, 1, "version")?;
     let mut tx: CmpTransaction =
-        serde_json::from_str(&record).map_err(|e| corrupt(format!("cmp_transactions.record: {e}")))?;
+        serde_json::from_str(&record).map_err(|e| corrupt("cmp_transactions.record").because(e))?;
     tx.version = u64::try_from(version).map_err(|_| corrupt("cmp_transactions.version is negative"))?;
     Ok(tx)
 }
@@ -35,13 +36,36 @@ fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Replaces `tx` if the stored version is `tx.version` (the stored one becomes one more).
+async fn update(db: &impl GenericClient, tx: &CmpTransaction) -> Result<bool, StoreError> {
+    let mut stored = tx.clone();
+    stored.version = tx.version + 1;
+    let n = db
+        .execute(
+            "UPDATE cmp_transactions SET state = $3, deadline = $4, updated_at = $5, version = $6, record = $7 \
+             WHERE endpoint = $1 AND transaction_id = $2 AND version = $8",
+            &[
+                &tx.endpoint.to_string(),
+                &tx.transaction_id,
+                &stored.state.as_str(),
+                &stored.deadline.map(secs),
+                &secs(stored.updated_at),
+                &as_i64(stored.version),
+                &to_json(&stored),
+                &as_i64(tx.version),
+            ],
+        )
+        .await
+        .map_err(pg_err("updating a CMP transaction"))?;
+    Ok(n == 1)
+}
+
 #[async_trait]
 impl CmpStore for PostgresStore {
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "creating a CMP transaction",
                 "INSERT INTO cmp_transactions (endpoint, transaction_id, state, deadline, updated_at, version, record) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 &[
@@ -54,8 +78,7 @@ impl CmpStore for PostgresStore {
                     &to_json(tx),
                 ],
             )
-            .await
-            .map_err(pg_err("creating a CMP transaction"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -77,38 +100,11 @@ impl CmpStore for PostgresStore {
     }
 
     async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
-        let mut stored = tx.clone();
-        stored.version = tx.version + 1;
-        let n = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE cmp_transactions SET state = $3, deadline = $4, updated_at = $5, version = $6, record = $7 \
-                 WHERE endpoint = $1 AND transaction_id = $2 AND version = $8",
-                &[
-                    &tx.endpoint.to_string(),
-                    &tx.transaction_id,
-                    &stored.state.as_str(),
-                    &stored.deadline.map(secs),
-                    &secs(stored.updated_at),
-                    &as_i64(stored.version),
-                    &to_json(&stored),
-                    &as_i64(tx.version),
-                ],
-            )
-            .await
-            .map_err(pg_err("updating a CMP transaction"))?;
-        Ok(n == 1)
+        update(&self.client().await?, tx).await
     }
 
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError> {
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
         let what = "claiming expired CMP transactions";
-        let e = endpoint.to_string();
         let mut client = self.client().await?;
         let db = client.transaction().await.map_err(pg_err(what))?;
         let rows = db
@@ -117,35 +113,15 @@ impl CmpStore for PostgresStore {
                     "SELECT record, version FROM cmp_transactions WHERE endpoint = $1 AND state IN {OPEN} \
                      AND deadline IS NOT NULL AND deadline < $2 LIMIT $3 FOR UPDATE SKIP LOCKED"
                 ),
-                &[&e, &secs(now), &i64::try_from(limit).unwrap_or(i64::MAX)],
+                &[&claim.endpoint.to_string(), &secs(claim.now), &i64::try_from(claim.limit).unwrap_or(i64::MAX)],
             )
             .await
             .map_err(pg_err(what))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let tx = from_row(row)?;
-            let mut expired = tx.clone();
-            expired.state = TransactionState::Expired;
-            expired.updated_at = now;
-            expired.version = tx.version + 1;
             // Locked above: the version guard cannot fail, it only keeps the rule explicit.
-            let n = db
-                .execute(
-                    "UPDATE cmp_transactions SET state = $3, updated_at = $4, version = $5, record = $6 \
-                     WHERE endpoint = $1 AND transaction_id = $2 AND version = $7",
-                    &[
-                        &e,
-                        &tx.transaction_id,
-                        &expired.state.as_str(),
-                        &secs(now),
-                        &as_i64(expired.version),
-                        &to_json(&expired),
-                        &as_i64(tx.version),
-                    ],
-                )
-                .await
-                .map_err(pg_err(what))?;
-            if n == 1 {
+            if update(&db, &tx.expired_at(claim.now)).await? {
                 out.push(tx);
             }
         }
@@ -155,14 +131,12 @@ impl CmpStore for PostgresStore {
 
     async fn use_nonce(&self, endpoint: &ObjectRef, nonce: &str, expires: SystemTime) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "recording a CMP nonce",
                 "INSERT INTO cmp_nonces (endpoint, nonce, expires) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[&endpoint.to_string(), &nonce, &secs(expires)],
             )
-            .await
-            .map_err(pg_err("recording a CMP nonce"))?;
+            .await?;
         Ok(n == 1)
     }
 

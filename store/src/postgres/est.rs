@@ -56,11 +56,7 @@ impl AuthFailureStore for PostgresStore {
     }
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute("DELETE FROM est_auth_failures WHERE key = $1", &[&key])
-            .await
-            .map_err(pg_err("clearing an EST failure count"))?;
+        self.execute("clearing an EST failure count", "DELETE FROM est_auth_failures WHERE key = $1", &[&key]).await?;
         Ok(())
     }
 }

@@ -1,25 +1,22 @@
 //! The inventory's reads and writes on PostgreSQL. Every write is one statement or one
 //! transaction, committed (with `synchronous_commit = on`: flushed) before it returns.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::inventory::{
-    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation,
-    RevocationReason, RevokeOutcome, RevokedEntry, StoreError,
+    CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation, RevokeOutcome,
+    RevokedEntry, StoreError,
 };
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::error::{col, pg_err};
 use super::{Client, ClientTx};
-use crate::rows::{encode_sans, parse_object_ref, parse_protocol, parse_status, secs, secs_after};
-
-/// The certificate columns, in the order [`record`] reads them.
-const CERT_COLUMNS: &str = "issuer, serial, profile, protocol, endpoint, requester, \
-     subject, sans, key_algorithm, not_before, not_after, status, revocation_reason, \
-     revoked_at, der, renewed_from, created_at, exchange";
+use crate::rows::{
+    Columns, GroupCounts, encode_sans, parse_status, record_from_row, revoked_entry_from_row, secs, secs_after,
+    stored_revocation,
+};
+use crate::sql::{self, CERT_COLUMNS, Dialect, Param};
 
 pub(crate) async fn insert_pending(client: &Client, r: &CertificateRecord) -> Result<(), StoreError> {
     let issuer = r.issuer.to_string();
@@ -126,17 +123,11 @@ pub(crate) async fn recover_pending(client: &Client, before: SystemTime) -> Resu
         .map_err(pg_err("recovering pending certificates"))
 }
 
-/// The revocation facts of a row whose status is `revoked`.
-fn revocation(reason: Option<i32>, at: Option<i64>, serial: &str) -> Result<Revocation, StoreError> {
-    crate::rows::revocation(reason.map(i64::from), at, serial)
-}
-
 pub(crate) async fn revoke(
     tx: &ClientTx<'_>,
     issuer: &str,
     serial: &str,
-    reason: RevocationReason,
-    at: SystemTime,
+    revocation: Revocation,
 ) -> Result<RevokeOutcome, StoreError> {
     // FOR UPDATE: two replicas revoking at once see each other's outcome.
     let row = tx
@@ -148,18 +139,15 @@ pub(crate) async fn revoke(
         .await
         .map_err(pg_err("reading a certificate to revoke"))?;
     let Some(row) = row else { return Ok(RevokeOutcome::NotFound) };
-    match parse_status(&col::<String>(&row, 0, "status")?)? {
-        CertStatus::Issued => {}
-        CertStatus::Revoked => {
-            let old = revocation(col(&row, 1, "revocation_reason")?, col(&row, 2, "revoked_at")?, serial)?;
-            return Ok(RevokeOutcome::AlreadyRevoked(old));
-        }
-        other => return Ok(RevokeOutcome::NotIssued(other)),
+    let status = parse_status(&col::<String>(&row, 0, "status")?)?;
+    let earlier = || stored_revocation(row.opt_int(1, "revocation_reason")?, row.opt_int(2, "revoked_at")?, serial);
+    if let Some(outcome) = RevokeOutcome::unless_issued(status, earlier)? {
+        return Ok(outcome);
     }
     tx.execute(
         "UPDATE certificates SET status = 'revoked', revocation_reason = $3, revoked_at = $4 \
          WHERE issuer = $1 AND serial = $2 AND status = 'issued'",
-        &[&issuer, &serial, &i32::from(reason.code()), &secs(at)],
+        &[&issuer, &serial, &i32::from(revocation.reason.code()), &secs(revocation.at)],
     )
     .await
     .map_err(pg_err("revoking a certificate"))?;
@@ -204,37 +192,6 @@ pub(crate) async fn record_denial(client: &Client, d: &DenialRecord) -> Result<(
     Ok(())
 }
 
-fn record(row: &Row) -> Result<CertificateRecord, StoreError> {
-    let serial: String = col(row, 1, "serial")?;
-    let status = parse_status(&col::<String>(row, 11, "status")?)?;
-    let revocation = if status == CertStatus::Revoked {
-        Some(revocation(col(row, 12, "revocation_reason")?, col(row, 13, "revoked_at")?, &serial)?)
-    } else {
-        None
-    };
-    let endpoint = col::<Option<String>>(row, 4, "endpoint")?.map(|e| parse_object_ref(&e, "endpoint")).transpose()?;
-    let sans: String = col(row, 7, "sans")?;
-    Ok(CertificateRecord {
-        issuer: parse_object_ref(&col::<String>(row, 0, "issuer")?, "issuer")?,
-        profile: parse_object_ref(&col::<String>(row, 2, "profile")?, "profile")?,
-        protocol: parse_protocol(&col::<String>(row, 3, "protocol")?)?,
-        endpoint,
-        requester: col(row, 5, "requester")?,
-        subject: col(row, 6, "subject")?,
-        sans: serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(format!("column `sans`: {e}")))?,
-        key_algorithm: col(row, 8, "key_algorithm")?,
-        not_before: from_secs(col(row, 9, "not_before")?),
-        not_after: from_secs(col(row, 10, "not_after")?),
-        status,
-        revocation,
-        der: col(row, 14, "der")?,
-        renewed_from: col(row, 15, "renewed_from")?,
-        created_at: from_secs(col(row, 16, "created_at")?),
-        exchange: col(row, 17, "exchange")?,
-        serial,
-    })
-}
-
 async fn records(
     client: &Client,
     sql: &str,
@@ -242,7 +199,7 @@ async fn records(
     context: &str,
 ) -> Result<Vec<CertificateRecord>, StoreError> {
     let rows = client.query(sql, params).await.map_err(pg_err(context))?;
-    rows.iter().map(record).collect()
+    rows.iter().map(record_from_row).collect()
 }
 
 pub(crate) async fn get(client: &Client, issuer: &str, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
@@ -260,46 +217,16 @@ pub(crate) async fn list(
     filter: &InventoryFilter,
     now: SystemTime,
 ) -> Result<Vec<CertificateRecord>, StoreError> {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut text = |clauses: &mut Vec<String>, column: &str, value: String| {
-        values.push(Box::new(value));
-        clauses.push(format!("{column} = ${}", values.len()));
-    };
-    if let Some(issuer) = &filter.issuer {
-        text(&mut clauses, "issuer", issuer.to_string());
-    }
-    if let Some(profile) = &filter.profile {
-        text(&mut clauses, "profile", profile.to_string());
-    }
-    if let Some(protocol) = filter.protocol {
-        text(&mut clauses, "protocol", protocol.as_str().to_owned());
-    }
-    if let Some(endpoint) = &filter.endpoint {
-        text(&mut clauses, "endpoint", endpoint.to_string());
-    }
-    if let Some(status) = filter.status {
-        text(&mut clauses, "status", status.as_str().to_owned());
-    }
-    if let Some(exchange) = &filter.exchange {
-        text(&mut clauses, "exchange", exchange.clone());
-    }
-    if let Some(before) = filter.expiring_before {
-        values.push(Box::new(secs(before)));
-        values.push(Box::new(secs(now)));
-        let n = values.len();
-        clauses.push(format!("status = 'issued' AND not_after < ${} AND not_after > ${n}", n - 1));
-    }
-    let mut sql = format!("SELECT {CERT_COLUMNS} FROM certificates");
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
-    }
-    sql.push_str(" ORDER BY created_at DESC, seq DESC");
-    if let Some(limit) = filter.limit {
-        values.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
-        sql.push_str(&format!(" LIMIT ${}", values.len()));
-    }
+    let (sql, values) = sql::list_certificates(Dialect::Postgres, filter, now);
+    let values: Vec<Box<dyn ToSql + Sync + Send>> = values
+        .into_iter()
+        .map(|v| -> Box<dyn ToSql + Sync + Send> {
+            match v {
+                Param::Text(text) => Box::new(text),
+                Param::Int(int) => Box::new(int),
+            }
+        })
+        .collect();
     let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
     records(client, &sql, &params, "listing certificates").await
 }
@@ -310,43 +237,17 @@ pub(crate) async fn counts(
     now: SystemTime,
     expiring_within: Duration,
 ) -> Result<Vec<InventoryCounts>, StoreError> {
-    let (key, cert_cond, denial_cond) = crate::query::group_sql(group);
     let context = "counting the inventory";
-    let to_count = |v: i64, what: &str| crate::rows::to_count(v, what);
-    let mut groups: BTreeMap<String, InventoryCounts> = BTreeMap::new();
-    let sql = format!(
-        "SELECT {key} AS k, \
-         count(*) FILTER (WHERE status IN ('issued', 'revoked')), \
-         count(*) FILTER (WHERE status = 'issued' AND not_after > $1), \
-         count(*) FILTER (WHERE status = 'issued' AND not_after > $1 AND not_after <= $2), \
-         count(*) FILTER (WHERE status = 'revoked'), \
-         max(CASE WHEN status IN ('issued', 'revoked') THEN coalesce(issued_at, created_at) END) \
-         FROM certificates WHERE true{cert_cond} GROUP BY k"
-    );
-    let rows = tx.query(&sql, &[&secs(now), &secs_after(now, expiring_within)]).await.map_err(pg_err(context))?;
-    for row in &rows {
-        let key: String = col(row, 0, "group key")?;
-        let last: Option<i64> = col(row, 5, "issued_at")?;
-        let counts = InventoryCounts {
-            issued: to_count(col(row, 1, "issued")?, "issued")?,
-            active: to_count(col(row, 2, "active")?, "active")?,
-            expiring_soon: to_count(col(row, 3, "expiring soon")?, "expiring soon")?,
-            revoked: to_count(col(row, 4, "revoked")?, "revoked")?,
-            denied: 0,
-            last_issued_at: last.map(from_secs),
-            waiting_approval: 0,
-            key: key.clone(),
-        };
-        groups.insert(key, counts);
+    let (certificates, denials) = sql::counts(Dialect::Postgres, group);
+    let mut groups = GroupCounts::default();
+    let window = [secs(now), secs_after(now, expiring_within)];
+    for row in tx.query(&certificates, &[&window[0], &window[1]]).await.map_err(pg_err(context))? {
+        groups.add_certificates(&row)?;
     }
-    let sql = format!("SELECT {key} AS k, sum(count)::BIGINT FROM denials WHERE {denial_cond} GROUP BY k");
-    for row in tx.query(&sql, &[]).await.map_err(pg_err(context))? {
-        let key: String = col(&row, 0, "group key")?;
-        let denied = to_count(col(&row, 1, "denied")?, "denied")?;
-        groups.entry(key.clone()).or_insert_with(|| InventoryCounts { key, ..InventoryCounts::default() }).denied =
-            denied;
+    for row in tx.query(&denials, &[]).await.map_err(pg_err(context))? {
+        groups.add_denials(&row)?;
     }
-    Ok(groups.into_values().collect())
+    Ok(groups.finish())
 }
 
 pub(crate) async fn revoked_entries(
@@ -355,25 +256,10 @@ pub(crate) async fn revoked_entries(
     now: SystemTime,
 ) -> Result<Vec<RevokedEntry>, StoreError> {
     let rows = client
-        .query(
-            "SELECT serial, revocation_reason, revoked_at, not_after FROM certificates \
-             WHERE issuer = $1 AND status = 'revoked' AND not_after > $2 ORDER BY revoked_at, serial",
-            &[&issuer, &secs(now)],
-        )
+        .query(&sql::revoked_entries(Dialect::Postgres), &[&issuer, &secs(now)])
         .await
         .map_err(pg_err("listing revoked certificates"))?;
-    rows.iter()
-        .map(|row| {
-            let serial: String = col(row, 0, "serial")?;
-            let revocation = revocation(col(row, 1, "revocation_reason")?, col(row, 2, "revoked_at")?, &serial)?;
-            Ok(RevokedEntry {
-                serial,
-                revoked_at: revocation.at,
-                reason: revocation.reason,
-                not_after: from_secs(col(row, 3, "not_after")?),
-            })
-        })
-        .collect()
+    rows.iter().map(revoked_entry_from_row).collect()
 }
 
 /// The latest notAfter of the signed certificates of `issuer` recorded by `created_by`.

@@ -53,11 +53,8 @@ impl PostgresStore {
 
     /// Gives the lease up (if `holder` still has it), so others need not wait for expiry.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute("DELETE FROM leases WHERE name = $1 AND holder = $2", &[&name, &holder])
-            .await
-            .map_err(pg_err("releasing a lease"))?;
+        self.execute("releasing a lease", "DELETE FROM leases WHERE name = $1 AND holder = $2", &[&name, &holder])
+            .await?;
         Ok(())
     }
 }

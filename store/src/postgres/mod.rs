@@ -19,6 +19,7 @@ mod ca;
 mod cmp;
 pub(crate) mod error;
 mod est;
+mod exec;
 mod inventory;
 mod lease;
 mod scep;
@@ -32,7 +33,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use pkiplane_core::inventory::{
     CaMaterialStore, CertificateRecord, DenialRecord, GroupBy, Inventory, InventoryCounts, InventoryFilter,
-    PublishedCrl, RevocationReason, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
+    PublishedCrl, Revocation, RevokeOutcome, RevokedEntry, StoreError, StoredCaMaterial, StoredNextCa,
     StoredOcspResponder, StoredRetiredCa,
 };
 use pkiplane_core::model::ObjectRef;
@@ -78,7 +79,7 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let (url, tls) = TlsSettings::from_url(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            StoreError::Unavailable(format!("the PostgreSQL URL does not parse: {e}"))
+            StoreError::unavailable("the PostgreSQL URL does not parse").because(e)
         })?;
         config.ssl_mode(tls.negotiation());
         let target = format!("{} (sslmode={})", describe_target(&config), tls.mode().name());
@@ -103,7 +104,7 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("building the PostgreSQL pool: {e}")))?;
+            .map_err(|e| StoreError::unavailable("building the PostgreSQL pool").because(e))?;
         let store = Self { pool, target, key_encryption: Default::default() };
         let mut client = store.client().await?;
         schema::apply(&mut client).await.map_err(|e| store.with_target(e))?;
@@ -117,7 +118,7 @@ impl PostgresStore {
 
     fn with_target(&self, e: StoreError) -> StoreError {
         match e {
-            StoreError::Unavailable(m) => StoreError::Unavailable(format!("PostgreSQL at {}: {m}", self.target)),
+            StoreError::Unavailable { .. } => e.context(format_args!("PostgreSQL at {}", self.target)),
             other => other,
         }
     }
@@ -131,12 +132,8 @@ impl PostgresStore {
     /// backup, CRLs published after the backup was made may carry numbers the restored
     /// counters have not reached.
     pub async fn raise_crl_numbers(&self, floor: u64) -> Result<u64, StoreError> {
-        let floor = i64::try_from(floor).map_err(|_| StoreError::Invalid(format!("CRL number {floor} too large")))?;
-        self.client()
-            .await?
-            .execute("UPDATE crl_numbers SET last = GREATEST(last, $1)", &[&floor])
-            .await
-            .map_err(pg_err("raising the CRL numbers"))
+        let floor = i64::try_from(floor).map_err(|_| StoreError::invalid(format!("CRL number {floor} too large")))?;
+        self.execute("raising the CRL numbers", "UPDATE crl_numbers SET last = GREATEST(last, $1)", &[&floor]).await
     }
 }
 
@@ -154,7 +151,7 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        self.client().await?.execute(sql, params).await.map_err(pg_err("replacing a stored key"))
+        self.execute("replacing a stored key", sql, params).await
     }
 }
 
@@ -175,8 +172,7 @@ impl Inventory for PostgresStore {
         Some(self)
     }
 
-    async fn insert_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        crate::check_pending(record)?;
+    async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         inventory::insert_pending(&self.client().await?, record).await
     }
 
@@ -196,12 +192,11 @@ impl Inventory for PostgresStore {
         &self,
         issuer: &ObjectRef,
         serial: &str,
-        reason: RevocationReason,
-        at: SystemTime,
+        revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err("starting a revocation"))?;
-        let outcome = inventory::revoke(&tx, &issuer.to_string(), serial, reason, at).await?;
+        let outcome = inventory::revoke(&tx, &issuer.to_string(), serial, revocation).await?;
         tx.commit().await.map_err(pg_err("committing a revocation"))?;
         Ok(outcome)
     }

@@ -10,7 +10,8 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_scep::state::{
-    ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus,
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+    TransactionStatus,
 };
 
 use super::error::{col, pg_err};
@@ -25,14 +26,14 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn transaction_from_json(s: &str) -> Result<ScepTransaction, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("scep_transactions.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("scep_transactions.record").because(e))
 }
 
-async fn challenge(client: &Client, endpoint: &str, hash: &str) -> Result<Option<ScepChallenge>, StoreError> {
+async fn challenge(client: &Client, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
     let row = client
         .query_opt(
             "SELECT record, used_at FROM scep_challenges WHERE endpoint = $1 AND secret_sha256 = $2",
-            &[&endpoint, &hash],
+            &[&key.endpoint.to_string(), &key.secret_sha256],
         )
         .await
         .map_err(pg_err("reading a SCEP challenge"))?;
@@ -40,7 +41,7 @@ async fn challenge(client: &Client, endpoint: &str, hash: &str) -> Result<Option
         let record: String = col(&r, 0, "record")?;
         let used: Option<i64> = col(&r, 1, "used_at")?;
         let mut ch: ScepChallenge =
-            serde_json::from_str(&record).map_err(|e| corrupt(format!("scep_challenges.record: {e}")))?;
+            serde_json::from_str(&record).map_err(|e| corrupt("scep_challenges.record").because(e))?;
         ch.used_at = used.map(from_secs);
         Ok(ch)
     })
@@ -60,70 +61,52 @@ fn ra_from_row(r: &tokio_postgres::Row) -> Result<RaMaterial, StoreError> {
 impl ScepStore for PostgresStore {
     async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "recording a SCEP message",
                 "INSERT INTO scep_messages (endpoint, transaction_id, sender_nonce, expires) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[&seen.endpoint.to_string(), &seen.transaction_id, &seen.sender_nonce, &secs(seen.expires)],
             )
-            .await
-            .map_err(pg_err("recording a SCEP message"))?;
+            .await?;
         Ok(n == 1)
     }
 
     async fn add_challenge(&self, ch: &ScepChallenge) -> Result<(), StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "adding a SCEP challenge",
                 "INSERT INTO scep_challenges (endpoint, secret_sha256, expires, used_at, record) \
                  VALUES ($1, $2, $3, NULL, $4) ON CONFLICT DO NOTHING",
                 &[&ch.endpoint.to_string(), &ch.secret_sha256, &secs(ch.expires), &json(ch)],
             )
-            .await
-            .map_err(pg_err("adding a SCEP challenge"))?;
+            .await?;
         if n == 0 {
-            return Err(StoreError::Invalid(format!("challenge {} exists already", ch.id)));
+            return Err(StoreError::invalid(format!("challenge {} exists already", ch.id)));
         }
         Ok(())
     }
 
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        challenge(&self.client().await?, &endpoint.to_string(), secret_sha256).await
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        challenge(&self.client().await?, key).await
     }
 
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
         let client = self.client().await?;
-        let e = endpoint.to_string();
         let n = client
             .execute(
                 "UPDATE scep_challenges SET used_at = $3 \
                  WHERE endpoint = $1 AND secret_sha256 = $2 AND used_at IS NULL AND expires > $3",
-                &[&e, &secret_sha256, &secs(now)],
+                &[&key.endpoint.to_string(), &key.secret_sha256, &secs(now)],
             )
             .await
             .map_err(pg_err("consuming a SCEP challenge"))?;
-        let Some(ch) = challenge(&client, &e, secret_sha256).await? else { return Ok(ChallengeUse::Unknown) };
-        Ok(if n == 1 {
-            ChallengeUse::Consumed(Box::new(ch))
-        } else if ch.used_at.is_some() {
-            ChallengeUse::AlreadyUsed
-        } else {
-            ChallengeUse::Expired
-        })
+        Ok(ChallengeUse::after_consume(n == 1, challenge(&client, key).await?))
     }
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "creating a SCEP transaction",
                 "INSERT INTO scep_transactions (endpoint, transaction_id, status, created_at, updated_at, record) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 &[
@@ -135,8 +118,7 @@ impl ScepStore for PostgresStore {
                     &json(tx),
                 ],
             )
-            .await
-            .map_err(pg_err("creating a SCEP transaction"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -159,17 +141,15 @@ impl ScepStore for PostgresStore {
 
     async fn update_transaction(&self, tx: &ScepTransaction) -> Result<(), StoreError> {
         let n = self
-            .client()
-            .await?
             .execute(
+                "updating a SCEP transaction",
                 "UPDATE scep_transactions SET status = $3, updated_at = $4, record = $5 \
                  WHERE endpoint = $1 AND transaction_id = $2",
                 &[&tx.endpoint.to_string(), &tx.transaction_id, &tx.status.as_str(), &secs(tx.updated_at), &json(tx)],
             )
-            .await
-            .map_err(pg_err("updating a SCEP transaction"))?;
+            .await?;
         if n == 0 {
-            return Err(StoreError::Invalid(format!("no SCEP transaction {}", tx.transaction_id)));
+            return Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id)));
         }
         Ok(())
     }
@@ -209,13 +189,9 @@ impl ScepStore for PostgresStore {
         row.map(|r| open_ra(self.key_encryption.get(), endpoint, ra_from_row(&r)?)).transpose()
     }
 
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
-        let sealed = seal_ra(self.key_encryption.get(), endpoint, material)?;
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
+        let endpoint = &update.endpoint;
+        let sealed = seal_ra(self.key_encryption.get(), endpoint, &update.material)?;
         let e = endpoint.to_string();
         let client = self.client().await?;
         // First writer wins; a renewal replaces only the certificate it names. What is
@@ -235,7 +211,7 @@ impl ScepStore for PostgresStore {
                     &sealed.private_key_pkcs8.as_slice(),
                     &sealed.issuer.to_string(),
                     &secs(SystemTime::now()),
-                    &replacing,
+                    &update.replacing,
                 ],
             )
             .await

@@ -14,19 +14,59 @@ use super::error::pg_err;
 /// Any fixed number, the same in every replica: the key of the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x706b_6970_6c61_6e65; // "pkiplane"
 
-pub(crate) const MIGRATIONS: &[&str] = &[
-    V1_INVENTORY,
-    super::state_schema::V2_PROTOCOL_STATE,
-    super::lease::V3_LEASES,
-    // Approval requests: a step of its own (`approvals`).
-    crate::approvals::V_APPROVALS,
+/// One part of a schema step.
+#[derive(Clone, Copy)]
+enum Ddl {
+    /// PostgreSQL's own.
+    Postgres(&'static str),
+    /// The SQLite store's DDL for the same tables, with the column types PostgreSQL names
+    /// differently (see [`postgres_types`]).
+    Sqlite(&'static str),
+}
+
+/// The schema steps, in order, each as the parts it runs one after the other.
+const MIGRATIONS: &[&[Ddl]] = &[
+    // The inventory, CRL numbers and published CRLs, denials and CA key material.
+    &[
+        Ddl::Postgres(V1_INVENTORY),
+        Ddl::Sqlite(crate::migrations::DENIALS),
+        Ddl::Sqlite(crate::crl::V_PUBLISHED_CRLS),
+        Ddl::Sqlite(crate::migrations::CA_MATERIAL),
+        Ddl::Sqlite(crate::ca_next::V_CA_NEXT),
+        Ddl::Sqlite(crate::ca_keys::V_CA_KEYS),
+    ],
+    // The protocol state.
+    &[
+        Ddl::Postgres(super::state_schema::V2_ACME),
+        Ddl::Sqlite(crate::scep::schema::V_SCEP),
+        Ddl::Sqlite(crate::cmp::schema::V_CMP),
+        Ddl::Sqlite(crate::est::V_EST_FAILURES),
+    ],
+    &[Ddl::Postgres(super::lease::V3_LEASES)],
+    // Approval requests: a step of its own (`approvals`), in SQL both stores read.
+    &[Ddl::Postgres(crate::approvals::V_APPROVALS)],
 ];
+
+/// SQLite DDL in PostgreSQL's types: INTEGER (64-bit in SQLite) is BIGINT, BLOB is BYTEA.
+fn postgres_types(sqlite: &str) -> String {
+    sqlite.replace(" INTEGER", " BIGINT").replace(" BLOB", " BYTEA")
+}
+
+/// The SQL of one schema step.
+fn step_sql(step: &[Ddl]) -> String {
+    step.iter()
+        .map(|part| match *part {
+            Ddl::Postgres(sql) => sql.to_owned(),
+            Ddl::Sqlite(sql) => postgres_types(sql),
+        })
+        .collect()
+}
 
 pub(crate) fn current_version() -> i32 {
     MIGRATIONS.len() as i32
 }
 
-/// The inventory, CRL numbers and published CRLs, denials and CA key material.
+/// The inventory and CRL numbers (the other tables of step 1 are the SQLite store's).
 /// Times are unix seconds (BIGINT), as in the SQLite store.
 const V1_INVENTORY: &str = "
 CREATE TABLE certificates (
@@ -65,64 +105,6 @@ CREATE TABLE crl_numbers (
     issuer TEXT   NOT NULL PRIMARY KEY,
     last   BIGINT NOT NULL CHECK (last > 0)
 );
-
-CREATE TABLE denials (
-    issuer         TEXT    NOT NULL,
-    profile        TEXT    NOT NULL,
-    protocol       TEXT    NOT NULL,
-    endpoint       TEXT    NOT NULL,
-    rules          TEXT    NOT NULL,
-    count          BIGINT  NOT NULL,
-    first_at       BIGINT  NOT NULL,
-    last_at        BIGINT  NOT NULL,
-    last_requester TEXT    NOT NULL,
-    PRIMARY KEY (issuer, profile, protocol, endpoint, rules)
-);
-
-CREATE TABLE published_crls (
-    issuer      TEXT    PRIMARY KEY,
-    this_update BIGINT  NOT NULL,
-    next_update BIGINT  NOT NULL,
-    key_id      BYTEA   NOT NULL,
-    serials     TEXT    NOT NULL,
-    der         BYTEA   NOT NULL
-);
-
-CREATE TABLE ca_material (
-    issuer          TEXT    NOT NULL PRIMARY KEY,
-    certificate_der BYTEA   NOT NULL,
-    private_key     BYTEA   NOT NULL,
-    spec_hash       TEXT    NOT NULL,
-    updated_at      BIGINT  NOT NULL
-);
-
-CREATE TABLE ca_next (
-    issuer          TEXT    NOT NULL PRIMARY KEY,
-    certificate_der BYTEA   NOT NULL,
-    private_key     BYTEA   NOT NULL,
-    spec_hash       TEXT    NOT NULL,
-    new_with_old    BYTEA,
-    old_with_new    BYTEA,
-    staged_at       BIGINT  NOT NULL
-);
-
-CREATE TABLE ca_retired (
-    issuer          TEXT    NOT NULL,
-    key_id          BYTEA   NOT NULL,
-    certificate_der BYTEA   NOT NULL,
-    private_key     BYTEA   NOT NULL,
-    retired_at      BIGINT  NOT NULL,
-    PRIMARY KEY (issuer, key_id)
-);
-
-CREATE TABLE ocsp_responders (
-    issuer          TEXT    NOT NULL,
-    ca_key_id       BYTEA   NOT NULL,
-    certificate_der BYTEA   NOT NULL,
-    private_key     BYTEA   NOT NULL,
-    updated_at      BIGINT  NOT NULL,
-    PRIMARY KEY (issuer, ca_key_id)
-);
 ";
 
 /// The schema version recorded in the database (0 for an empty one).
@@ -142,22 +124,17 @@ pub(crate) async fn schema_version(client: &Object) -> Result<i32, StoreError> {
     Ok(row.map(|r| r.get::<_, i32>(0)).unwrap_or(0))
 }
 
+/// Refuses a database newer than this code (the SQLite store's rule).
 fn check_not_newer(version: i32) -> Result<(), StoreError> {
-    let known = current_version();
-    if version > known {
-        return Err(StoreError::Unavailable(format!(
-            "the database schema is at version {version}, newer than this pkiplane understands \
-             (up to {known}); upgrade pkiplane or restore a matching backup"
-        )));
-    }
-    Ok(())
+    let known = u32::try_from(current_version()).unwrap_or(u32::MAX);
+    crate::migrations::check_not_newer(u32::try_from(version).unwrap_or(u32::MAX), known)
 }
 
 /// Brings the schema up to [`current_version`]; returns how many steps were applied.
 pub(crate) async fn apply(client: &mut Object) -> Result<u32, StoreError> {
     check_not_newer(schema_version(client).await?)?;
     let mut applied = 0;
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
+    for (index, step) in MIGRATIONS.iter().enumerate() {
         let target = index as i32 + 1;
         let tx = client.transaction().await.map_err(pg_err("starting a schema migration"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -176,7 +153,7 @@ pub(crate) async fn apply(client: &mut Object) -> Result<u32, StoreError> {
         if version >= target {
             continue;
         }
-        tx.batch_execute(sql).await.map_err(pg_err(&format!("applying schema migration {target}")))?;
+        tx.batch_execute(&step_sql(step)).await.map_err(pg_err(&format!("applying schema migration {target}")))?;
         tx.execute("DELETE FROM pkiplane_schema", &[]).await.map_err(pg_err("recording the schema version"))?;
         tx.execute("INSERT INTO pkiplane_schema (version) VALUES ($1)", &[&target])
             .await
@@ -186,4 +163,21 @@ pub(crate) async fn apply(client: &mut Object) -> Result<u32, StoreError> {
         applied += 1;
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_ddl_is_in_postgres_types() {
+        for step in MIGRATIONS {
+            let sql = step_sql(step);
+            for sqlite_only in [" BLOB", "WITHOUT ROWID"] {
+                assert!(!sql.contains(sqlite_only), "{sqlite_only} in {sql}");
+            }
+        }
+        assert!(step_sql(MIGRATIONS[1]).contains("sender_nonce   BYTEA    NOT NULL"));
+        assert!(step_sql(MIGRATIONS[1]).contains("expires        BIGINT NOT NULL"));
+    }
 }

@@ -1,8 +1,9 @@
-//! Schema step 2 of the PostgreSQL store: the protocol state (ACME, SCEP, CMP, EST
-//! failure counters), the same tables as the SQLite store's with PostgreSQL types.
-//! ACME rows belong to one endpoint from the start (see `acme`).
+//! The ACME part of schema step 2 of the PostgreSQL store (the protocol state; the SCEP,
+//! CMP and EST tables of that step are the SQLite store's, see `schema`). ACME rows
+//! belong to one endpoint from the start (see `acme`), unlike the SQLite store's first
+//! ACME tables.
 
-pub(crate) const V2_PROTOCOL_STATE: &str = "
+pub(crate) const V2_ACME: &str = "
 CREATE TABLE acme_nonces (
     endpoint TEXT   NOT NULL,
     nonce    TEXT   NOT NULL,
@@ -65,70 +66,4 @@ CREATE TABLE acme_replacements (
     order_id TEXT NOT NULL,
     PRIMARY KEY (endpoint, cert_id)
 );
-
-CREATE TABLE scep_messages (
-    endpoint       TEXT   NOT NULL,
-    transaction_id TEXT   NOT NULL,
-    sender_nonce   BYTEA  NOT NULL,
-    expires        BIGINT NOT NULL,
-    PRIMARY KEY (endpoint, transaction_id, sender_nonce)
-);
-CREATE INDEX scep_messages_expires ON scep_messages (expires);
-
-CREATE TABLE scep_challenges (
-    endpoint      TEXT   NOT NULL,
-    secret_sha256 TEXT   NOT NULL,
-    expires       BIGINT NOT NULL,
-    used_at       BIGINT,
-    record        TEXT   NOT NULL,
-    PRIMARY KEY (endpoint, secret_sha256)
-);
-CREATE INDEX scep_challenges_expires ON scep_challenges (expires);
-
-CREATE TABLE scep_transactions (
-    endpoint       TEXT   NOT NULL,
-    transaction_id TEXT   NOT NULL,
-    status         TEXT   NOT NULL,
-    created_at     BIGINT NOT NULL,
-    updated_at     BIGINT NOT NULL,
-    record         TEXT   NOT NULL,
-    PRIMARY KEY (endpoint, transaction_id)
-);
-CREATE INDEX scep_transactions_status ON scep_transactions (endpoint, status, created_at);
-
-CREATE TABLE scep_ra (
-    endpoint        TEXT   NOT NULL PRIMARY KEY,
-    certificate_der BYTEA  NOT NULL,
-    private_key     BYTEA  NOT NULL,
-    issuer          TEXT   NOT NULL,
-    updated_at      BIGINT NOT NULL
-);
-
-CREATE TABLE cmp_transactions (
-    endpoint       TEXT   NOT NULL,
-    transaction_id TEXT   NOT NULL,
-    state          TEXT   NOT NULL,
-    deadline       BIGINT,
-    updated_at     BIGINT NOT NULL,
-    version        BIGINT NOT NULL,
-    record         TEXT   NOT NULL,
-    PRIMARY KEY (endpoint, transaction_id)
-);
-CREATE INDEX cmp_transactions_deadline ON cmp_transactions (endpoint, state, deadline);
-CREATE INDEX cmp_transactions_updated ON cmp_transactions (updated_at);
-
-CREATE TABLE cmp_nonces (
-    endpoint TEXT   NOT NULL,
-    nonce    TEXT   NOT NULL,
-    expires  BIGINT NOT NULL,
-    PRIMARY KEY (endpoint, nonce)
-);
-CREATE INDEX cmp_nonces_expires ON cmp_nonces (expires);
-
-CREATE TABLE est_auth_failures (
-    key          TEXT   NOT NULL PRIMARY KEY,
-    failures     BIGINT NOT NULL,
-    last_failure BIGINT NOT NULL
-);
-CREATE INDEX est_auth_failures_last ON est_auth_failures (last_failure);
 ";

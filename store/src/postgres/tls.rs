@@ -306,7 +306,7 @@ fn non_empty_path(key: &str, value: &str) -> Result<PathBuf, StoreError> {
 }
 
 fn config_err(message: &str) -> StoreError {
-    StoreError::Unavailable(format!("the PostgreSQL URL's TLS settings: {message}"))
+    StoreError::unavailable(format!("the PostgreSQL URL's TLS settings: {message}"))
 }
 
 /// The pool's TLS connector: rustls with the settings' verification, rebuilt when the

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage};
+use pkiplane_scep::state::{
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+};
 
 use crate::SqliteStore;
 
@@ -28,19 +30,14 @@ impl ScepStore for SqliteStore {
         self.write(move |c| ops::add_challenge(c, &ch)).await
     }
 
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        let (e, h) = (endpoint.to_string(), secret_sha256.to_owned());
-        self.read(move |c| ops::challenge(c, &e, &h)).await
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        let key = key.clone();
+        self.read(move |c| ops::challenge(c, &key)).await
     }
 
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
-        let (e, h) = (endpoint.to_string(), secret_sha256.to_owned());
-        self.write(move |c| ops::consume_challenge(c, &e, &h, now)).await
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
+        let key = key.clone();
+        self.write(move |c| ops::consume_challenge(c, &key, now)).await
     }
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {
@@ -77,16 +74,11 @@ impl ScepStore for SqliteStore {
         stored.map(|m| self.open_ra(endpoint, m)).transpose()
     }
 
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
-        let (e, m, r) = (endpoint.to_string(), self.seal_ra(endpoint, material)?, replacing.map(<[u8]>::to_vec));
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
+        let sealed = RaUpdate { material: self.seal_ra(&update.endpoint, &update.material)?, ..update.clone() };
         let now = SystemTime::now();
-        let stored = self.write(move |c| ops::put_ra_material(c, &e, &m, r.as_deref(), now)).await?;
-        self.open_ra(endpoint, stored)
+        let stored = self.write(move |c| ops::put_ra_material(c, &sealed, now)).await?;
+        self.open_ra(&update.endpoint, stored)
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

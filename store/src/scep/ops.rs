@@ -3,7 +3,9 @@
 use std::time::SystemTime;
 
 use pkiplane_core::inventory::StoreError;
-use pkiplane_scep::state::{ChallengeUse, RaMaterial, ScepChallenge, ScepTransaction, TransactionStatus};
+use pkiplane_scep::state::{
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepTransaction, TransactionStatus,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, sql_err};
@@ -19,11 +21,11 @@ fn transaction_json(v: &ScepTransaction) -> String {
 }
 
 fn challenge_from_json(s: &str) -> Result<ScepChallenge, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("scep_challenges.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("scep_challenges.record").because(e))
 }
 
 fn transaction_from_json(s: &str) -> Result<ScepTransaction, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("scep_transactions.record: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt("scep_transactions.record").because(e))
 }
 
 pub(crate) fn record_message(
@@ -54,15 +56,17 @@ pub(crate) fn add_challenge(c: &Connection, ch: &ScepChallenge) -> Result<(), St
         })
         .map_err(sql_err("adding a SCEP challenge"))?;
     if n == 0 {
-        return Err(StoreError::Invalid(format!("challenge {} exists already", ch.id)));
+        return Err(StoreError::invalid(format!("challenge {} exists already", ch.id)));
     }
     Ok(())
 }
 
-pub(crate) fn challenge(c: &Connection, endpoint: &str, hash: &str) -> Result<Option<ScepChallenge>, StoreError> {
+pub(crate) fn challenge(c: &Connection, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
     let row: Option<(String, Option<i64>)> = c
         .prepare_cached("SELECT record, used_at FROM scep_challenges WHERE endpoint = ?1 AND secret_sha256 = ?2")
-        .and_then(|mut s| s.query_row(params![endpoint, hash], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row(params![key.endpoint.to_string(), key.secret_sha256], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+        })
         .map_err(sql_err("reading a SCEP challenge"))?;
     row.map(|(json, used)| {
         let mut ch: ScepChallenge = challenge_from_json(&json)?;
@@ -74,8 +78,7 @@ pub(crate) fn challenge(c: &Connection, endpoint: &str, hash: &str) -> Result<Op
 
 pub(crate) fn consume_challenge(
     c: &Connection,
-    endpoint: &str,
-    hash: &str,
+    key: &ChallengeKey,
     now: SystemTime,
 ) -> Result<ChallengeUse, StoreError> {
     let n = c
@@ -83,16 +86,9 @@ pub(crate) fn consume_challenge(
             "UPDATE scep_challenges SET used_at = ?3 \
              WHERE endpoint = ?1 AND secret_sha256 = ?2 AND used_at IS NULL AND expires > ?3",
         )
-        .and_then(|mut s| s.execute(params![endpoint, hash, secs(now)]))
+        .and_then(|mut s| s.execute(params![key.endpoint.to_string(), key.secret_sha256, secs(now)]))
         .map_err(sql_err("consuming a SCEP challenge"))?;
-    let Some(ch) = challenge(c, endpoint, hash)? else { return Ok(ChallengeUse::Unknown) };
-    Ok(if n == 1 {
-        ChallengeUse::Consumed(Box::new(ch))
-    } else if ch.used_at.is_some() {
-        ChallengeUse::AlreadyUsed
-    } else {
-        ChallengeUse::Expired
-    })
+    Ok(ChallengeUse::after_consume(n == 1, challenge(c, key)?))
 }
 
 pub(crate) fn create_transaction(c: &Connection, tx: &ScepTransaction) -> Result<bool, StoreError> {
@@ -132,7 +128,7 @@ pub(crate) fn update_transaction(c: &Connection, tx: &ScepTransaction) -> Result
         })
         .map_err(sql_err("updating a SCEP transaction"))?;
     if n == 0 {
-        return Err(StoreError::Invalid(format!("no SCEP transaction {}", tx.transaction_id)));
+        return Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id)));
     }
     Ok(())
 }
@@ -180,19 +176,10 @@ pub(crate) fn ra_material(c: &Connection, endpoint: &str) -> Result<Option<RaMat
     .transpose()
 }
 
-pub(crate) fn put_ra_material(
-    c: &Connection,
-    endpoint: &str,
-    m: &RaMaterial,
-    replacing: Option<&[u8]>,
-    now: SystemTime,
-) -> Result<RaMaterial, StoreError> {
-    let stored = ra_material(c, endpoint)?;
-    let replace = match &stored {
-        None => true,
-        Some(s) => replacing.is_some_and(|old| old == s.certificate_der.as_slice()),
-    };
-    if replace {
+pub(crate) fn put_ra_material(c: &Connection, update: &RaUpdate, now: SystemTime) -> Result<RaMaterial, StoreError> {
+    let (endpoint, m) = (update.endpoint.to_string(), &update.material);
+    let stored = ra_material(c, &endpoint)?;
+    if update.replaces(stored.as_ref()) {
         c.prepare_cached(
             "INSERT INTO scep_ra (endpoint, certificate_der, private_key, issuer, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (endpoint) DO UPDATE SET certificate_der = excluded.certificate_der, \
@@ -204,7 +191,7 @@ pub(crate) fn put_ra_material(
         .map_err(sql_err("storing the SCEP RA"))?;
         return Ok(m.clone());
     }
-    stored.ok_or_else(|| StoreError::Corrupt("SCEP RA vanished".into()))
+    stored.ok_or_else(|| StoreError::corrupt("SCEP RA vanished"))
 }
 
 pub(crate) fn purge_expired(c: &Connection, now: SystemTime, cutoff: SystemTime) -> Result<u64, StoreError> {

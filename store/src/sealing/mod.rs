@@ -143,7 +143,7 @@ pub async fn sweep(rows: &dyn SealableRows, keys: Option<&KeyEncryptionKeys>) ->
     let Some(keys) = keys else {
         if let Some(row) = all.iter().find(|r| is_sealed(&r.stored)) {
             let id = sealed_with(&row.stored).unwrap_or("?");
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "the stored CA keys are sealed (the {} under key-encryption key `{id}`): start with --kek-file",
                 row.describe()
             )));
@@ -159,7 +159,7 @@ pub async fn sweep(rows: &dyn SealableRows, keys: Option<&KeyEncryptionKeys>) ->
         }
     }
     if !missing.is_empty() {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::unavailable(format!(
             "refusing to start: stored CA keys do not open with --kek-file: {}",
             missing.join("; ")
         )));
@@ -188,7 +188,7 @@ pub async fn sweep(rows: &dyn SealableRows, keys: Option<&KeyEncryptionKeys>) ->
 }
 
 pub(crate) fn seal_err(e: SealError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::unavailable(e.to_string())
 }
 
 /// A [`CaMaterialStore`] whose private keys are sealed at rest.
@@ -227,14 +227,14 @@ impl SealedMaterials {
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let issuer = issuer.to_string();
         if !is_sealed(stored) {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::corrupt(format!(
                 "the {} key of {issuer} is stored unsealed; restart with --kek-file to seal it",
                 table.name()
             )));
         }
         self.keys.open(stored, &context(table, &issuer, id)).map_err(|e| match e {
-            SealError::MissingKey(_) => StoreError::Unavailable(format!("the {} key of {issuer}: {e}", table.name())),
-            other => StoreError::Corrupt(format!("the {} key of {issuer}: {other}", table.name())),
+            SealError::MissingKey(_) => StoreError::unavailable(format!("the {} key of {issuer}: {e}", table.name())),
+            other => StoreError::corrupt(format!("the {} key of {issuer}: {other}", table.name())),
         })
     }
 }

@@ -48,7 +48,7 @@ impl SealableRows for PostgresStore {
 }
 
 fn corrupt(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Corrupt(format!("a stored private key row: {e}"))
+    StoreError::corrupt("a stored private key row").because(e)
 }
 
 impl PostgresStore {

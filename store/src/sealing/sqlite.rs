@@ -100,18 +100,18 @@ pub(crate) fn open_ra(
 ) -> Result<RaMaterial, StoreError> {
     let sealed = is_sealed(&m.private_key_pkcs8);
     match keys {
-        None if sealed => Err(StoreError::Unavailable(format!(
+        None if sealed => Err(StoreError::unavailable(format!(
             "the SCEP RA key of {endpoint} is sealed with key-encryption key `{}`: start with --kek-file",
             sealed_with(&m.private_key_pkcs8).unwrap_or("?")
         ))),
         None => Ok(m),
-        Some(_) if !sealed => Err(StoreError::Corrupt(format!(
+        Some(_) if !sealed => Err(StoreError::corrupt(format!(
             "the SCEP RA key of {endpoint} is stored unsealed; restart with --kek-file to seal it"
         ))),
         Some(keys) => {
             let key = keys
                 .open(&m.private_key_pkcs8, &context(KeyTable::ScepRa, &endpoint.to_string(), None))
-                .map_err(|e| StoreError::Corrupt(format!("the SCEP RA key of {endpoint}: {e}")))?;
+                .map_err(|e| StoreError::corrupt(format!("the SCEP RA key of {endpoint}: {e}")))?;
             Ok(RaMaterial { private_key_pkcs8: key, ..m })
         }
     }

@@ -61,6 +61,11 @@ fn authz(id: &str, account: &str, name: &str, status: AuthzStatus, expires: Syst
     }
 }
 
+/// A valid-authorization lookup of `account` for `a.example`.
+fn a_example(account: &str, wildcard: bool, now: SystemTime) -> AuthorizationQuery {
+    AuthorizationQuery { account_id: account.into(), identifier: Identifier::dns("a.example"), wildcard, now }
+}
+
 fn order(id: &str, account: &str, authzs: &[&str], expires: SystemTime) -> Order {
     Order {
         id: id.into(),
@@ -169,11 +174,11 @@ async fn orders_and_authorizations_compare_and_set(db: TestDb) {
     a.challenges[0].validated = Some(t);
     assert!(store.update_authorization(&a).await.unwrap());
     assert!(!store.update_authorization(&a).await.unwrap(), "stale version");
-    let found = store.valid_authorization("a1", &Identifier::dns("a.example"), false, t).await.unwrap().unwrap();
+    let found = store.valid_authorization(&a_example("a1", false, t)).await.unwrap().unwrap();
     assert_eq!((found.id.as_str(), found.version, found.challenges[0].validated), ("z1", 1, Some(t)));
-    assert!(store.valid_authorization("a1", &Identifier::dns("a.example"), true, t).await.unwrap().is_none());
-    assert!(store.valid_authorization("a2", &Identifier::dns("a.example"), false, t).await.unwrap().is_none());
-    assert!(store.valid_authorization("a1", &Identifier::dns("a.example"), false, exp).await.unwrap().is_none());
+    assert!(store.valid_authorization(&a_example("a1", true, t)).await.unwrap().is_none());
+    assert!(store.valid_authorization(&a_example("a2", false, t)).await.unwrap().is_none());
+    assert!(store.valid_authorization(&a_example("a1", false, exp)).await.unwrap().is_none());
 
     store.create_order(&order("o2", "a1", &["z1"], exp), &[]).await.unwrap();
     assert_eq!(store.account_orders("a1", 10).await.unwrap().len(), 2);
@@ -245,14 +250,14 @@ async fn endpoints_do_not_share_acme_state(db: TestDb) {
     assert!(b.order("o1").await.unwrap().is_none());
     assert!(b.authorization("z1").await.unwrap().is_none());
     assert!(b.account_orders("a1", 10).await.unwrap().is_empty());
-    assert!(b.valid_authorization("a1", &Identifier::dns("a.example"), false, now()).await.unwrap().is_none());
+    assert!(b.valid_authorization(&a_example("a1", false, now())).await.unwrap().is_none());
     let mut o = a.order("o1").await.unwrap().unwrap();
     o.status = OrderStatus::Invalid;
     assert!(!b.update_order(&o).await.unwrap(), "b cannot write a's order");
     let mut z = a.authorization("z1").await.unwrap().unwrap();
     z.status = AuthzStatus::Revoked;
     assert!(!b.update_authorization(&z).await.unwrap(), "b cannot write a's authorization");
-    assert!(a.valid_authorization("a1", &Identifier::dns("a.example"), false, now()).await.unwrap().is_some());
+    assert!(a.valid_authorization(&a_example("a1", false, now())).await.unwrap().is_some());
 
     a.add_nonce("n", exp).await.unwrap();
     assert!(!b.take_nonce("n", now()).await.unwrap(), "a nonce of a is no nonce at b");

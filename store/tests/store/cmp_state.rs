@@ -10,6 +10,11 @@ use pkiplane_core::inventory::unix_seconds::{from_secs, to_secs};
 
 use crate::common::TestDb;
 
+/// Claims up to ten expired transactions of `endpoint`.
+fn ten_expired(endpoint: ObjectRef, now: SystemTime) -> ExpiryClaim {
+    ExpiryClaim { endpoint, now, limit: 10 }
+}
+
 fn now() -> SystemTime {
     from_secs(to_secs(SystemTime::now()))
 }
@@ -80,14 +85,14 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable(db: TestDb) {
     let mut tasks = Vec::new();
     for i in 0..6 {
         let s = if i % 2 == 0 { store.clone() } else { replica.clone() };
-        tasks.push(tokio::spawn(async move { s.claim_expired(&endpoint(), now(), 10).await.unwrap().len() }));
+        tasks.push(tokio::spawn(async move { s.claim_expired(&ten_expired(endpoint(), now())).await.unwrap().len() }));
     }
     let mut claimed = 0;
     for task in tasks {
         claimed += task.await.unwrap();
     }
     assert_eq!(claimed, 1, "only the open, expired transaction, once");
-    assert!(store.claim_expired(&ObjectRef::new("pki", "other"), now(), 10).await.unwrap().is_empty());
+    assert!(store.claim_expired(&ten_expired(ObjectRef::new("pki", "other"), now())).await.unwrap().is_empty());
     assert_eq!(store.transaction(&endpoint(), "aa01").await.unwrap().unwrap().state, TransactionState::Expired);
 
     // Nonces: recorded once.

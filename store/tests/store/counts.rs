@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use pkiplane_core::inventory::{
-    CertStatus, CertificateRecord, GroupBy, InventoryCounts, InventoryFilter, RevocationReason,
+    CertStatus, CertificateRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation, RevocationReason,
 };
 use pkiplane_core::model::{ObjectRef, Protocol};
 
@@ -55,7 +55,7 @@ async fn populate(store: &dyn Store, now: SystemTime) -> Vec<String> {
         }
         if status == CertStatus::Revoked {
             let reason = RevocationReason::KeyCompromise;
-            store.revoke(&record.issuer, &record.serial, reason, now).await.unwrap();
+            store.revoke(&record.issuer, &record.serial, Revocation { reason, at: now }).await.unwrap();
         }
         serials.push(record.serial);
     }

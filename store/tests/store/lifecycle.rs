@@ -114,7 +114,8 @@ async fn revoke_paths(db: TestDb) {
     let store = db.open().await;
     let at = now() - Duration::from_secs(5);
     issue(&*store, &pending("40")).await;
-    let outcome = store.revoke(&root(), "40", RevocationReason::KeyCompromise, at).await.unwrap();
+    let outcome =
+        store.revoke(&root(), "40", Revocation { reason: RevocationReason::KeyCompromise, at }).await.unwrap();
     assert_eq!(outcome, RevokeOutcome::Revoked);
     let got = store.get(&root(), "40").await.unwrap().unwrap();
     assert_eq!(got.status, CertStatus::Revoked);
@@ -123,18 +124,19 @@ async fn revoke_paths(db: TestDb) {
     assert!(!got.is_active(now()));
 
     // A second revocation keeps the original facts.
-    let outcome = store.revoke(&root(), "40", RevocationReason::Superseded, now()).await.unwrap();
+    let outcome =
+        store.revoke(&root(), "40", Revocation { reason: RevocationReason::Superseded, at: now() }).await.unwrap();
     assert_eq!(outcome, RevokeOutcome::AlreadyRevoked(original));
     assert_eq!(store.get(&root(), "40").await.unwrap().unwrap().revocation, Some(original));
 
-    let outcome = store.revoke(&root(), "41", RevocationReason::Unspecified, at).await.unwrap();
+    let outcome = store.revoke(&root(), "41", Revocation { reason: RevocationReason::Unspecified, at }).await.unwrap();
     assert_eq!(outcome, RevokeOutcome::NotFound);
 
     store.insert_pending(&pending("42")).await.unwrap();
-    let outcome = store.revoke(&root(), "42", RevocationReason::Unspecified, at).await.unwrap();
+    let outcome = store.revoke(&root(), "42", Revocation { reason: RevocationReason::Unspecified, at }).await.unwrap();
     assert_eq!(outcome, RevokeOutcome::NotIssued(CertStatus::Pending));
     store.mark_abandoned(&root(), "42").await.unwrap();
-    let outcome = store.revoke(&root(), "42", RevocationReason::Unspecified, at).await.unwrap();
+    let outcome = store.revoke(&root(), "42", Revocation { reason: RevocationReason::Unspecified, at }).await.unwrap();
     assert_eq!(outcome, RevokeOutcome::NotIssued(CertStatus::Abandoned));
     assert_eq!(store.get(&root(), "42").await.unwrap().unwrap().revocation, None);
 }
@@ -151,7 +153,7 @@ async fn revoked_entries_list_unexpired_revocations_of_one_issuer(db: TestDb) {
     for record in [&pending("50"), &expired, &other_issuer, &pending("53")] {
         issue(&*store, record).await;
         let reason = RevocationReason::CessationOfOperation;
-        store.revoke(&record.issuer, &record.serial, reason, at).await.unwrap();
+        store.revoke(&record.issuer, &record.serial, Revocation { reason, at }).await.unwrap();
     }
     issue(&*store, &pending("54")).await; // issued, not revoked
 

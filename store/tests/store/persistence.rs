@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pkiplane_core::inventory::{
-    CertStatus, GroupBy, Inventory, InventoryFilter, RevocationReason, StoreError, StoredCaMaterial,
+    CertStatus, GroupBy, Inventory, InventoryFilter, Revocation, RevocationReason, StoreError, StoredCaMaterial,
 };
 use pkiplane_core::model::Protocol;
 use pkiplane_store::SqliteStore;
@@ -27,7 +27,7 @@ async fn data_survives_a_restart(db: TestDb) {
         issue(&*store, &pending("a1")).await;
         issue(&*store, &pending("a2")).await;
         store.insert_pending(&pending("a3")).await.unwrap();
-        store.revoke(&root(), "a2", RevocationReason::Superseded, now()).await.unwrap();
+        store.revoke(&root(), "a2", Revocation { reason: RevocationReason::Superseded, at: now() }).await.unwrap();
         store.record_denial(&denial(profile(), Protocol::Est, "key-algorithm")).await.unwrap();
         store.save_ca(&root(), &material).await.unwrap();
         for expected in 1..=3 {
@@ -74,7 +74,7 @@ async fn a_newer_schema_refuses_to_open() {
     Connection::open(&db.path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     for result in [SqliteStore::open(&db.path), SqliteStore::open_read_only(&db.path)] {
         let err = result.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
         let message = err.to_string();
         assert!(message.contains("version 99") && message.contains("newer"), "{message}");
     }
@@ -102,7 +102,7 @@ async fn read_only_never_creates_and_refuses_writes() {
     let err = reader.insert_pending(&pending("c2")).await.unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
     let err = reader.next_crl_number(&root()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -111,9 +111,9 @@ async fn a_file_that_is_not_a_database_is_refused() {
     std::fs::create_dir_all(db.path.parent().unwrap()).unwrap();
     std::fs::write(&db.path, vec![0x42; 8192]).unwrap();
     let err = SqliteStore::open(&db.path).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     let err = SqliteStore::open_read_only(&db.path).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }
 
 /// Inserts a row straight into the table, bypassing the store.
@@ -141,23 +141,24 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
     raw_insert(&db, "d5", "ACME", "[]", "revoked", None);
     for serial in ["d1", "d2", "d3", "d4", "d5"] {
         let err = store.get(&root(), serial).await.unwrap_err();
-        assert!(matches!(err, StoreError::Corrupt(_)), "{serial}: {err:?}");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{serial}: {err:?}");
     }
     let err = store.list(&InventoryFilter::default()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     let err = store.revoked_entries(&root(), now()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    let err = store.revoke(&root(), "d4", RevocationReason::Unspecified, now()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let err =
+        store.revoke(&root(), "d4", Revocation { reason: RevocationReason::Unspecified, at: now() }).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     let err = store.mark_issued(&root(), "d3", &[1]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     // A value of the wrong type is corrupt too.
     Connection::open(&db.path)
         .unwrap()
         .execute("UPDATE certificates SET sans = x'00', status = 'issued' WHERE serial = 'd1'", [])
         .unwrap();
     let err = store.get(&root(), "d1").await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     // The store keeps working.
     issue(&store, &pending("d6")).await;
 }

@@ -32,7 +32,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     assert!(again.get(&root(), "m1").await.unwrap().is_some());
     raw(&url).await.execute("UPDATE pkiplane_schema SET version = 99", &[]).await.unwrap();
     let err = PostgresStore::connect(&url).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("version 99") && message.contains("newer"), "{message}");
 }
@@ -41,7 +41,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
 async fn an_unreachable_server_is_unavailable_and_names_it_without_the_password() {
     let url = "postgres://pkiplane:sekrit@127.0.0.1:1/postgres?connect_timeout=2&sslmode=disable";
     let err = PostgresStore::connect(url).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("127.0.0.1:1/postgres") && !message.contains("sekrit"), "{message}");
 }
@@ -125,7 +125,7 @@ async fn a_server_crash_mid_run_is_unavailable_then_recovers_with_every_acknowle
                         acknowledged.push(serial);
                         after_outage += usize::from(unavailable > 0);
                     }
-                    Err(StoreError::Unavailable(_)) => unavailable += 1,
+                    Err(StoreError::Unavailable { .. }) => unavailable += 1,
                     Err(other) => panic!("{serial}: not a retryable error: {other:?}"),
                 }
                 if after_outage >= 20 {

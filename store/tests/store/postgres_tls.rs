@@ -87,7 +87,7 @@ async fn refused(url: &str) -> String {
     match PostgresStore::connect(url).await {
         Ok(_) => panic!("connected with {url}"),
         Err(e) => {
-            assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+            assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
             e.to_string()
         }
     }

@@ -20,6 +20,15 @@ fn endpoint() -> ObjectRef {
     ObjectRef::new("pki", "scep")
 }
 
+/// New RA material for the test endpoint, renewing the certificate `replacing`.
+fn ra_update(material: RaMaterial, replacing: Option<&[u8]>) -> RaUpdate {
+    RaUpdate { endpoint: endpoint(), material, replacing: replacing.map(<[u8]>::to_vec) }
+}
+
+fn key(endpoint: &ObjectRef, hash: &str) -> ChallengeKey {
+    ChallengeKey { endpoint: endpoint.clone(), secret_sha256: hash.into() }
+}
+
 fn challenge(hash: &str, expires: SystemTime) -> ScepChallenge {
     ScepChallenge {
         id: format!("ch-{hash}"),
@@ -91,7 +100,7 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let s = if i % 2 == 0 { one.clone() } else { two.clone() };
-        tasks.push(tokio::spawn(async move { s.consume_challenge(&endpoint(), "h1", now()).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { s.consume_challenge(&key(&endpoint(), "h1"), now()).await.unwrap() }));
     }
     let mut outcomes = Vec::new();
     for t in tasks {
@@ -100,11 +109,11 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     assert_eq!(outcomes.iter().filter(|o| matches!(o, ChallengeUse::Consumed(_))).count(), 1);
     assert_eq!(outcomes.iter().filter(|o| **o == ChallengeUse::AlreadyUsed).count(), 7);
     one.add_challenge(&challenge("old", now() - Duration::from_secs(1))).await.unwrap();
-    assert_eq!(two.consume_challenge(&endpoint(), "old", now()).await.unwrap(), ChallengeUse::Expired);
-    assert_eq!(two.consume_challenge(&endpoint(), "nope", now()).await.unwrap(), ChallengeUse::Unknown);
+    assert_eq!(two.consume_challenge(&key(&endpoint(), "old"), now()).await.unwrap(), ChallengeUse::Expired);
+    assert_eq!(two.consume_challenge(&key(&endpoint(), "nope"), now()).await.unwrap(), ChallengeUse::Unknown);
     let other = ObjectRef::new("pki", "other");
-    assert_eq!(two.consume_challenge(&other, "h1", now()).await.unwrap(), ChallengeUse::Unknown, "per endpoint");
-    let used = one.challenge(&endpoint(), "h1").await.unwrap().unwrap();
+    assert_eq!(two.consume_challenge(&key(&other, "h1"), now()).await.unwrap(), ChallengeUse::Unknown, "per endpoint");
+    let used = one.challenge(&key(&endpoint(), "h1")).await.unwrap().unwrap();
     assert!(used.used_at.is_some());
     assert_eq!(used.sans, vec!["DNS:device-1.example".to_owned()]);
 
@@ -122,13 +131,13 @@ async fn messages_challenges_transactions_and_ra(db: TestDb) {
     assert!(one.update_transaction(&transaction("missing", TransactionStatus::Failed)).await.is_err());
 
     // RA material: concurrent first stores converge on one; a renewal replaces it.
-    let (e, first, second) = (endpoint(), ra(1), ra(2));
-    let (a, b) = tokio::join!(one.put_ra_material(&e, &first, None), two.put_ra_material(&e, &second, None));
+    let (first, second) = (ra_update(ra(1), None), ra_update(ra(2), None));
+    let (a, b) = tokio::join!(one.put_ra_material(&first), two.put_ra_material(&second));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a, b, "both replicas keep the one stored RA key");
-    let renewed = one.put_ra_material(&endpoint(), &ra(3), Some(&a.certificate_der)).await.unwrap();
+    let renewed = one.put_ra_material(&ra_update(ra(3), Some(&a.certificate_der))).await.unwrap();
     assert_eq!(renewed, ra(3));
-    let kept = two.put_ra_material(&endpoint(), &ra(4), Some(&a.certificate_der)).await.unwrap();
+    let kept = two.put_ra_material(&ra_update(ra(4), Some(&a.certificate_der))).await.unwrap();
     assert_eq!(kept, ra(3), "a stale renewal keeps the newer key");
     assert_eq!(one.ra_material(&endpoint()).await.unwrap().unwrap(), ra(3));
 

@@ -95,18 +95,18 @@ async fn plaintext_is_sealed_rotated_and_a_missing_key_is_named(db: TestDb) {
     let err = sweep(store.as_ref(), Some(&keys(&[("k2", 7)]))).await.unwrap_err().to_string();
     assert!(err.contains("`k2`") && err.contains("does not open"), "{err}");
     let err = SealedMaterials::new(store.clone(), k1).load_ca(&root()).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("`k2`")), "{err:?}");
+    assert!(matches!(&err, StoreError::Unavailable { message: m, .. } if m.contains("`k2`")), "{err:?}");
 
     // A plaintext key planted in the database is refused, not used.
     let planted = ObjectRef::new("pki", "planted");
     store.save_ca(&planted, &material(5)).await.unwrap();
     let err = SealedMaterials::new(store.clone(), rotated.clone()).load_ca(&planted).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("unsealed")), "{err:?}");
+    assert!(matches!(&err, StoreError::Corrupt { message: m, .. } if m.contains("unsealed")), "{err:?}");
     // A sealed key copied to another issuer's row does not open.
     let sealed_root = store.load_ca(&root()).await.unwrap().unwrap();
     store.save_ca(&planted, &sealed_root).await.unwrap();
     let err = SealedMaterials::new(store.clone(), rotated).load_ca(&planted).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("does not open")), "{err:?}");
+    assert!(matches!(&err, StoreError::Corrupt { message: m, .. } if m.contains("does not open")), "{err:?}");
 }
 
 crate::on_both_backends!(plaintext_is_sealed_rotated_and_a_missing_key_is_named);
@@ -114,7 +114,7 @@ crate::on_both_backends!(plaintext_is_sealed_rotated_and_a_missing_key_is_named)
 /// The SCEP RA keys the SQLite store keeps with the SCEP state are swept and sealed too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scep_ra_key_in_the_sqlite_store_is_sealed() {
-    use pkiplane_scep::state::{RaMaterial, ScepStore};
+    use pkiplane_scep::state::{RaMaterial, RaUpdate, ScepStore};
     use pkiplane_store::sealing::SealableRows;
     let db = TestDb::sqlite();
     let store = Arc::new(db.open_sqlite());
@@ -124,16 +124,17 @@ async fn the_scep_ra_key_in_the_sqlite_store_is_sealed() {
         private_key_pkcs8: vec![0x30, 0x07, tag].into(),
         issuer: root(),
     };
-    store.put_ra_material(&endpoint, &ra(1), None).await.unwrap();
+    let update = |material, replacing| RaUpdate { endpoint: endpoint.clone(), material, replacing };
+    store.put_ra_material(&update(ra(1), None)).await.unwrap();
     let k1 = keys(&[("k1", 1)]);
     assert_eq!(sweep(store.as_ref(), Some(&k1)).await.unwrap().sealed, 1);
     // A store not told the KEK refuses the sealed RA key by the key's id.
     let err = store.ra_material(&endpoint).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("`k1`")), "{err:?}");
+    assert!(matches!(&err, StoreError::Unavailable { message: m, .. } if m.contains("`k1`")), "{err:?}");
     store.seal_scep_ra_keys_with(k1);
     assert_eq!(store.ra_material(&endpoint).await.unwrap(), Some(ra(1)));
     // A replacement is sealed when written, and handed back open.
-    assert_eq!(store.put_ra_material(&endpoint, &ra(2), Some(&[0x30, 1])).await.unwrap(), ra(2));
+    assert_eq!(store.put_ra_material(&update(ra(2), Some(vec![0x30, 1]))).await.unwrap(), ra(2));
     let rows = store.private_key_rows().await.unwrap();
     let row = rows.iter().find(|r| r.describe().starts_with("scep_ra")).unwrap();
     assert_eq!(sealed_with(&row.stored).unwrap(), "k1");

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::{
-    Account, AccountUpdate, AcmeStore, Authorization, AuthzStatus, EabUse, Identifier, NewAccountOutcome,
-    NewOrderOutcome, Order, OrderStatus,
+    Account, AccountUpdate, AcmeStore, Authorization, AuthorizationQuery, EabUse, NewAccountOutcome, NewOrderOutcome,
+    Order, OrderStatus,
 };
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
@@ -99,7 +99,7 @@ impl AcmeStore for MemoryAcmeStore {
                 Ok(AccountUpdate::Done)
             }
             Some(_) => Ok(AccountUpdate::Conflict),
-            None => Err(StoreError::Invalid(format!("no ACME account {}", account.id))),
+            None => Err(StoreError::invalid(format!("no ACME account {}", account.id))),
         }
     }
 
@@ -164,25 +164,9 @@ impl AcmeStore for MemoryAcmeStore {
         }
     }
 
-    async fn valid_authorization(
-        &self,
-        account_id: &str,
-        identifier: &Identifier,
-        wildcard: bool,
-        now: SystemTime,
-    ) -> Result<Option<Authorization>, StoreError> {
+    async fn valid_authorization(&self, query: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
         let g = self.lock();
-        let mut found: Vec<&Authorization> = g
-            .authzs
-            .values()
-            .filter(|a| {
-                a.account_id == account_id
-                    && &a.identifier == identifier
-                    && a.wildcard == wildcard
-                    && a.status == AuthzStatus::Valid
-                    && a.expires > now
-            })
-            .collect();
+        let mut found: Vec<&Authorization> = g.authzs.values().filter(|a| query.matches(a)).collect();
         found.sort_by_key(|a| std::cmp::Reverse(a.expires));
         Ok(found.first().map(|a| (*a).clone()))
     }
@@ -210,10 +194,14 @@ impl AcmeStore for MemoryAcmeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{AccountStatus, Challenge, ChallengeStatus, ChallengeType, Replaces};
+    use crate::state::{AccountStatus, AuthzStatus, Challenge, ChallengeStatus, ChallengeType, Identifier, Replaces};
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
         futures_executor::block_on(f)
+    }
+
+    fn a_example(account: &str, wildcard: bool, now: SystemTime) -> AuthorizationQuery {
+        AuthorizationQuery { account_id: account.into(), identifier: Identifier::dns("a.example"), wildcard, now }
     }
 
     fn account(id: &str, thumb: &str) -> Account {
@@ -315,9 +303,9 @@ mod tests {
         assert!(!block(s.update_order(&o)).unwrap(), "stale version must lose");
         // The invalid order no longer holds the replacement.
         assert_eq!(block(s.create_order(&second, &[])).unwrap(), NewOrderOutcome::Created);
-        let found = block(s.valid_authorization("1", &Identifier::dns("a.example"), false, now)).unwrap();
+        let found = block(s.valid_authorization(&a_example("1", false, now))).unwrap();
         assert_eq!(found.map(|a| a.id), Some("z1".into()));
-        assert!(block(s.valid_authorization("2", &Identifier::dns("a.example"), false, now)).unwrap().is_none());
+        assert!(block(s.valid_authorization(&a_example("2", false, now))).unwrap().is_none());
         assert_eq!(block(s.account_orders("1", 10)).unwrap().len(), 2);
     }
 }

@@ -30,14 +30,20 @@ use crate::AcmeState;
 use crate::problem::{AcmeError, ProblemType};
 use crate::settings::ValidationSettings;
 
-/// Starts validating `challenge_id` of `authz` (already marked processing).
-pub fn spawn(state: AcmeState, authz: Authorization, challenge_id: String, thumbprint: String) {
+/// Starts validating `challenge_id` of `authz` (already marked processing). The
+/// validation runs to its end whether or not the returned handle is awaited or dropped.
+pub fn spawn(
+    state: AcmeState,
+    authz: Authorization,
+    challenge_id: String,
+    thumbprint: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let outcome = attempts(&state, &authz, &challenge_id, &thumbprint).await;
         if let Err(e) = record(&state, &authz.id, &challenge_id, outcome).await {
             tracing::warn!(authz = %authz.id, error = %e, "could not record a challenge outcome");
         }
-    });
+    })
 }
 
 async fn attempts(

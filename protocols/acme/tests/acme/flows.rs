@@ -18,6 +18,29 @@ pub fn retry() -> RetryPolicy {
     RetryPolicy::new().initial_delay(Duration::from_millis(50)).backoff(1.5).timeout(Duration::from_secs(20))
 }
 
+/// Answers the order's first authorization with `kind` (after `serve` got the token and
+/// key authorization) when the validation must fail, and returns the problem wherever
+/// the server reports it: in the challenge response when the validation ended within
+/// the server's inline wait, else when the order is polled.
+pub async fn failed_validation(
+    order: &mut Order,
+    kind: ChallengeType,
+    serve: impl FnOnce(&str, &str),
+) -> instant_acme::Error {
+    let early = {
+        let mut authzs = order.authorizations();
+        let mut a = authzs.next().await.unwrap().unwrap();
+        let mut ch = a.challenge(kind).expect("challenge type offered");
+        let ka = ch.key_authorization();
+        serve(&ch.token, ka.as_str());
+        ch.set_ready().await.err()
+    };
+    match early {
+        Some(e) => e,
+        None => order.poll_ready(&retry()).await.expect_err("the validation must fail"),
+    }
+}
+
 /// Answers every pending authorization of the order with `kind`.
 pub async fn solve(env: &Env, order: &mut Order, kind: ChallengeType) {
     let mut authzs = order.authorizations();
@@ -124,19 +147,6 @@ async fn tls_alpn01() {
     assert_eq!(env.records().await.len(), 1);
 }
 
-/// An order for `name` whose `challenge` is declared ready with nothing set up to answer
-/// it: the problem type and detail of its failed validation.
-async fn unanswered_challenge(account: &Account, name: &str, challenge: ChallengeType) -> (String, String) {
-    let ids = [Identifier::Dns(name.into())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        a.challenge(challenge).unwrap().set_ready().await.unwrap();
-    }
-    problem(&order.poll_ready(&retry()).await.expect_err("an error"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_validation_invalidates_the_order_with_a_specific_problem() {
     let env = Env::start(Options::default()).await;
@@ -144,29 +154,32 @@ async fn failed_validation_invalidates_the_order_with_a_specific_problem() {
     // The responder serves the wrong content.
     let ids = [Identifier::Dns("wrong.localhost".into())];
     let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        let mut ch = a.challenge(ChallengeType::Http01).unwrap();
-        env.responders.http01(&ch.token, "not-the-key-authorization");
-        ch.set_ready().await.unwrap();
-    }
-    let err = order.poll_ready(&retry()).await.expect_err("an error");
+    let err = failed_validation(&mut order, ChallengeType::Http01, |token, _| {
+        env.responders.http01(token, "not-the-key-authorization")
+    })
+    .await;
     let (kind, detail) = problem(&err);
     assert_eq!(kind, "incorrectResponse", "{detail}");
     assert!(detail.contains("body of 25 bytes that is not the key authorization"), "{detail}");
     assert!(!detail.contains("not-the-key-authorization"), "the body is never quoted: {detail}");
-    let instant_acme::Error::Api(p) = &err else { unreachable!() };
+    // The order's own problem names the identifier in a subproblem.
+    let order_err = order.poll_ready(&retry()).await.expect_err("the order is invalid");
+    let instant_acme::Error::Api(p) = &order_err else { unreachable!() };
+    assert_eq!(problem(&order_err).0, "incorrectResponse");
     assert_eq!(p.subproblems.len(), 1);
     assert_eq!(p.subproblems[0].identifier, Some(Identifier::Dns("wrong.localhost".into())));
 
     // Nothing listens for this token: 404 is unauthorized.
-    let (kind, detail) = unanswered_challenge(&account, "missing.localhost", ChallengeType::Http01).await;
+    let ids = [Identifier::Dns("missing.localhost".into())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    let (kind, detail) = problem(&failed_validation(&mut order, ChallengeType::Http01, |_, _| {}).await);
     assert_eq!(kind, "unauthorized");
     assert!(detail.contains("404"), "{detail}");
 
     // dns-01 without a record: unauthorized, naming the record looked for.
-    let (kind, detail) = unanswered_challenge(&account, "nodns.example.test", ChallengeType::Dns01).await;
+    let ids = [Identifier::Dns("nodns.example.test".into())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    let (kind, detail) = problem(&failed_validation(&mut order, ChallengeType::Dns01, |_, _| {}).await);
     assert_eq!(kind, "unauthorized");
     assert!(detail.contains("_acme-challenge.nodns.example.test"), "{detail}");
     assert!(env.records().await.is_empty());
@@ -193,4 +206,35 @@ async fn authorizations_are_reused_and_can_be_deactivated() {
     }
     let state = order.refresh().await.unwrap();
     assert_eq!(state.status, OrderStatus::Invalid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_validation_is_answered_in_the_challenge_response() {
+    use pkiplane_acme::jwk::Jwk;
+    use pkiplane_acme::signer::AccountKey;
+    use serde_json::json;
+
+    let env = Env::start(Options::default()).await;
+    let raw = Raw::new(&env.base);
+    let key = AccountKey::generate_es256();
+    let kid = raw.new_account(&key).await;
+    let payload = json!({"identifiers": [{"type": "dns", "value": "inline.localhost"}]});
+    let order = raw.signed(&key, Some(&kid), &raw.url("/new-order"), Some(&payload)).await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+    let authz = raw.signed(&key, Some(&kid), &authz_url, None).await;
+    let ch = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap().clone();
+    let token = ch["token"].as_str().unwrap();
+    let thumbprint = Jwk::from_value(&key.jwk()).unwrap().thumbprint();
+    env.responders.http01(token, &format!("{token}.{thumbprint}"));
+
+    // The response to {} already carries the outcome: valid, with no poll hint.
+    let answered = raw.signed(&key, Some(&kid), ch["url"].as_str().unwrap(), Some(&json!({}))).await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert_eq!(answered.body["status"], "valid", "{}", answered.text);
+    assert!(answered.body["validated"].is_string(), "{}", answered.text);
+    assert_eq!(answered.retry_after, None);
+    let authz = raw.signed(&key, Some(&kid), &authz_url, None).await;
+    assert_eq!(authz.body["status"], "valid", "{}", authz.text);
+    assert_eq!(authz.retry_after, None);
 }

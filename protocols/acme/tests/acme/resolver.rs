@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use instant_acme::{ChallengeType, Identifier, NewOrder};
 
 use crate::common::{Env, Options, problem};
-use crate::flows::{issue, retry};
+use crate::flows::{failed_validation, issue};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http01_and_tls_alpn01_hosts_are_looked_up_at_the_configured_resolver() {
@@ -32,12 +32,7 @@ async fn http01_and_tls_alpn01_hosts_are_looked_up_at_the_configured_resolver() 
     // A name the resolver does not know: a dns problem naming the resolver.
     let ids = [Identifier::Dns("unknown.resolver.test".into())];
     let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        a.challenge(ChallengeType::Http01).unwrap().set_ready().await.unwrap();
-    }
-    let (kind, detail) = problem(&order.poll_ready(&retry()).await.expect_err("an error"));
+    let (kind, detail) = problem(&failed_validation(&mut order, ChallengeType::Http01, |_, _| {}).await);
     assert_eq!(kind, "dns", "{detail}");
     let server = env.responders.dns_addr.to_string();
     assert!(detail.contains("unknown.resolver.test") && detail.contains(&server), "{detail}");

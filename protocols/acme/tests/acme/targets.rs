@@ -13,7 +13,7 @@ use instant_acme::{ChallengeType, Identifier, NewOrder};
 use pkiplane_core::profile::{DnsRule, IpRule};
 
 use crate::common::{Env, Options, problem, profile};
-use crate::flows::retry;
+use crate::flows::failed_validation;
 
 const SECRET: &str = "AKIA-INTERNAL-METADATA-SECRET-0123456789";
 
@@ -90,12 +90,7 @@ async fn redirect_to_an_internal_secret(opts: Options) -> (String, String, usize
     let env = Env::start(Options { http01_port: Some(port), ..opts }).await;
     let (account, _) = env.account(None).await.unwrap();
     let mut order = account.new_order(&NewOrder::new(&[Identifier::Ip("127.0.0.1".parse().unwrap())])).await.unwrap();
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        a.challenge(ChallengeType::Http01).unwrap().set_ready().await.unwrap();
-    }
-    let err = order.poll_ready(&retry()).await.expect_err("validation fails");
+    let err = failed_validation(&mut order, ChallengeType::Http01, |_, _| {}).await;
     let (kind, detail) = problem(&err);
     let full = format!("{err:?}");
     assert!(!full.contains(SECRET), "the problem quotes the internal response: {full}");
@@ -130,16 +125,12 @@ async fn by_default_validation_refuses_special_ranges() {
     let (account, _) = env.account(None).await.unwrap();
     for (id, kind) in [("web.localhost", ChallengeType::Http01), ("tls.localhost", ChallengeType::TlsAlpn01)] {
         let mut order = account.new_order(&NewOrder::new(&[Identifier::Dns(id.into())])).await.unwrap();
-        {
-            let mut authzs = order.authorizations();
-            let mut a = authzs.next().await.unwrap().unwrap();
-            let mut ch = a.challenge(kind.clone()).unwrap();
-            let ka = ch.key_authorization();
-            env.responders.http01(&ch.token, ka.as_str());
-            env.responders.tls_alpn01(id, ka.as_str());
-            ch.set_ready().await.unwrap();
-        }
-        let (problem_kind, detail) = problem(&order.poll_ready(&retry()).await.expect_err("refused"));
+        let err = failed_validation(&mut order, kind.clone(), |token, ka| {
+            env.responders.http01(token, ka);
+            env.responders.tls_alpn01(id, ka);
+        })
+        .await;
+        let (problem_kind, detail) = problem(&err);
         assert_eq!(problem_kind, "connection", "{id}: {detail}");
         assert!(detail.contains("127.0.0.1 is loopback") && detail.contains("::1 is loopback"), "{detail}");
     }
@@ -152,12 +143,7 @@ async fn dns01_does_not_quote_the_records_it_found() {
     let (account, _) = env.account(None).await.unwrap();
     let mut order = account.new_order(&NewOrder::new(&[Identifier::Dns("txt.example.test".into())])).await.unwrap();
     env.responders.dns01("_acme-challenge.txt.example.test", "internal-zone-note: vpn password hunter2");
-    {
-        let mut authzs = order.authorizations();
-        let mut a = authzs.next().await.unwrap().unwrap();
-        a.challenge(ChallengeType::Dns01).unwrap().set_ready().await.unwrap();
-    }
-    let err = order.poll_ready(&retry()).await.expect_err("wrong record");
+    let err = failed_validation(&mut order, ChallengeType::Dns01, |_, _| {}).await;
     let (kind, detail) = problem(&err);
     assert_eq!(kind, "incorrectResponse", "{detail}");
     assert!(detail.contains("none of the 1 TXT records"), "{detail}");

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{CmpStore, CmpTransaction, TransactionState};
+use super::{CmpStore, CmpTransaction, ExpiryClaim};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -67,23 +67,16 @@ impl CmpStore for MemoryCmpStore {
         }
     }
 
-    async fn claim_expired(
-        &self,
-        endpoint: &ObjectRef,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<CmpTransaction>, StoreError> {
+    async fn claim_expired(&self, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
         let mut g = self.lock();
         let mut out = Vec::new();
         for tx in g.transactions.values_mut() {
-            if out.len() >= limit {
+            if out.len() >= claim.limit {
                 break;
             }
-            if &tx.endpoint == endpoint && tx.state.is_open() && tx.deadline.is_some_and(|d| d < now) {
+            if claim.takes(tx) {
                 out.push(tx.clone());
-                tx.state = TransactionState::Expired;
-                tx.updated_at = now;
-                tx.version += 1;
+                *tx = CmpTransaction { version: tx.version + 1, ..tx.expired_at(claim.now) };
             }
         }
         Ok(out)
@@ -112,7 +105,11 @@ impl CmpStore for MemoryCmpStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{CmpAuth, TransactionKind};
+    use crate::state::{CmpAuth, TransactionKind, TransactionState};
+
+    fn ten_expired(endpoint: ObjectRef, now: SystemTime) -> ExpiryClaim {
+        ExpiryClaim { endpoint, now, limit: 10 }
+    }
 
     fn tx(id: &str, state: TransactionState, deadline: Option<SystemTime>) -> CmpTransaction {
         let now = SystemTime::now();
@@ -161,9 +158,9 @@ mod tests {
         block(s.create_transaction(&tx("02", TransactionState::Complete, Some(past)))).unwrap();
         let now = SystemTime::now();
         let ep = ObjectRef::new("pki", "cmp");
-        assert!(block(s.claim_expired(&ObjectRef::new("pki", "other"), now, 10)).unwrap().is_empty());
-        assert_eq!(block(s.claim_expired(&ep, now, 10)).unwrap().len(), 1);
-        assert!(block(s.claim_expired(&ep, now, 10)).unwrap().is_empty());
+        assert!(block(s.claim_expired(&ten_expired(ObjectRef::new("pki", "other"), now))).unwrap().is_empty());
+        assert_eq!(block(s.claim_expired(&ten_expired(ep.clone(), now))).unwrap().len(), 1);
+        assert!(block(s.claim_expired(&ten_expired(ep.clone(), now))).unwrap().is_empty());
         assert!(block(s.use_nonce(&ep, "aa", now + Duration::from_secs(60))).unwrap());
         assert!(!block(s.use_nonce(&ep, "aa", now + Duration::from_secs(60))).unwrap());
         assert_eq!(block(s.purge(now + Duration::from_secs(120), Duration::from_secs(1))).unwrap(), 3);

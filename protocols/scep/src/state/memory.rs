@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{ChallengeUse, RaMaterial, ScepChallenge, ScepStore, ScepTransaction, SeenMessage, TransactionStatus};
+use super::{
+    ChallengeKey, ChallengeUse, RaMaterial, RaUpdate, ScepChallenge, ScepStore, ScepTransaction, SeenMessage,
+    TransactionStatus,
+};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -16,7 +19,7 @@ struct Inner {
     /// (endpoint, transactionID, senderNonce) -> expiry.
     messages: HashMap<(ObjectRef, String, Vec<u8>), SystemTime>,
     /// (endpoint, secret hash) -> challenge.
-    challenges: HashMap<(ObjectRef, String), ScepChallenge>,
+    challenges: HashMap<ChallengeKey, ScepChallenge>,
     transactions: HashMap<(ObjectRef, String), ScepTransaction>,
     ra: HashMap<ObjectRef, RaMaterial>,
 }
@@ -50,37 +53,30 @@ impl ScepStore for MemoryScepStore {
     }
 
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {
-        let key = (challenge.endpoint.clone(), challenge.secret_sha256.clone());
+        let key = challenge.key();
         let mut g = self.lock();
         if g.challenges.contains_key(&key) {
-            return Err(StoreError::Invalid(format!("challenge {} exists already", challenge.id)));
+            return Err(StoreError::invalid(format!("challenge {} exists already", challenge.id)));
         }
         g.challenges.insert(key, challenge.clone());
         Ok(())
     }
 
-    async fn challenge(&self, endpoint: &ObjectRef, secret_sha256: &str) -> Result<Option<ScepChallenge>, StoreError> {
-        Ok(self.lock().challenges.get(&(endpoint.clone(), secret_sha256.to_owned())).cloned())
+    async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
+        Ok(self.lock().challenges.get(key).cloned())
     }
 
-    async fn consume_challenge(
-        &self,
-        endpoint: &ObjectRef,
-        secret_sha256: &str,
-        now: SystemTime,
-    ) -> Result<ChallengeUse, StoreError> {
+    async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
         let mut g = self.lock();
-        let Some(c) = g.challenges.get_mut(&(endpoint.clone(), secret_sha256.to_owned())) else {
-            return Ok(ChallengeUse::Unknown);
+        let stored = g.challenges.get_mut(key);
+        let consumed = match stored {
+            Some(c) if c.used_at.is_none() && c.expires > now => {
+                c.used_at = Some(now);
+                true
+            }
+            _ => false,
         };
-        if c.used_at.is_some() {
-            return Ok(ChallengeUse::AlreadyUsed);
-        }
-        if c.expires <= now {
-            return Ok(ChallengeUse::Expired);
-        }
-        c.used_at = Some(now);
-        Ok(ChallengeUse::Consumed(Box::new(c.clone())))
+        Ok(ChallengeUse::after_consume(consumed, g.challenges.get(key).cloned()))
     }
 
     async fn create_transaction(&self, tx: &ScepTransaction) -> Result<bool, StoreError> {
@@ -109,7 +105,7 @@ impl ScepStore for MemoryScepStore {
                 *stored = tx.clone();
                 Ok(())
             }
-            None => Err(StoreError::Invalid(format!("no SCEP transaction {}", tx.transaction_id))),
+            None => Err(StoreError::invalid(format!("no SCEP transaction {}", tx.transaction_id))),
         }
     }
 
@@ -134,21 +130,12 @@ impl ScepStore for MemoryScepStore {
         Ok(self.lock().ra.get(endpoint).cloned())
     }
 
-    async fn put_ra_material(
-        &self,
-        endpoint: &ObjectRef,
-        material: &RaMaterial,
-        replacing: Option<&[u8]>,
-    ) -> Result<RaMaterial, StoreError> {
+    async fn put_ra_material(&self, update: &RaUpdate) -> Result<RaMaterial, StoreError> {
         let mut g = self.lock();
-        let replace = match g.ra.get(endpoint) {
-            None => true,
-            Some(stored) => replacing.is_some_and(|old| old == stored.certificate_der.as_slice()),
-        };
-        if replace {
-            g.ra.insert(endpoint.clone(), material.clone());
+        if update.replaces(g.ra.get(&update.endpoint)) {
+            g.ra.insert(update.endpoint.clone(), update.material.clone());
         }
-        Ok(g.ra.get(endpoint).cloned().unwrap_or_else(|| material.clone()))
+        Ok(g.ra.get(&update.endpoint).cloned().unwrap_or_else(|| update.material.clone()))
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

@@ -22,6 +22,7 @@ pub struct Reply {
     pub text: String,
     /// Every `Link` header value.
     pub links: Vec<String>,
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -44,12 +45,12 @@ impl Raw {
         let rsp = self.client.request(req).await.expect("request");
         let status = rsp.status().as_u16();
         let header = |n: &str| rsp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (location, nonce) = (header("location"), header("replay-nonce"));
+        let (location, nonce, retry_after) = (header("location"), header("replay-nonce"), header("retry-after"));
         let links = rsp.headers().get_all("link").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
         let bytes = rsp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, location, nonce, body, text, links }
+        Reply { status, location, nonce, body, text, links, retry_after }
     }
 
     pub async fn get(&self, path: &str) -> Reply {

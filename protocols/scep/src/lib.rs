@@ -33,7 +33,7 @@ mod approval;
 pub mod challenge;
 #[cfg(feature = "server")]
 pub mod challenge_api;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "client"))]
 pub mod client;
 #[cfg(feature = "server")]
 pub mod cms;

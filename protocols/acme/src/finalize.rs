@@ -17,7 +17,6 @@ use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
 use pkiplane_core::x509::csr::{CsrOptions, ParsedCsr};
 use pkiplane_core::x509::pem;
-use serde_json::Value;
 
 use crate::jwk::b64_decode;
 use crate::order::{order_response, owned_order, refresh};
@@ -91,9 +90,8 @@ pub async fn finalize(
                 .to_lowercase(),
         ));
     }
-    let payload = req.json()?;
-    let csr_b64 = payload.get("csr").and_then(Value::as_str).ok_or_else(|| AcmeError::malformed("no `csr`"))?;
-    let der = b64_decode(csr_b64).ok_or_else(|| AcmeError::new(ProblemType::BadCsr, "`csr` is not base64url"))?;
+    let payload: crate::payload::Finalize = req.payload()?;
+    let der = b64_decode(&payload.csr).ok_or_else(|| AcmeError::new(ProblemType::BadCsr, "`csr` is not base64url"))?;
     let csr = ParsedCsr::from_der(&der, CsrOptions::default())
         .map_err(|e| AcmeError::new(ProblemType::BadCsr, e.to_string()))?;
     check_identifiers(&csr, &order)?;

@@ -85,11 +85,9 @@ fn reject(kind: &str, value: &str, why: String) -> AcmeError {
 
 /// Parses a newOrder `identifiers` array: every identifier valid, duplicates merged,
 /// result sorted. Every invalid identifier is reported as a subproblem.
-pub fn parse_list(v: Option<&Value>) -> Result<Vec<Identifier>, AcmeError> {
-    let list = v
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| AcmeError::malformed("`identifiers` must be a non-empty array"))?;
+pub fn parse_list(v: Option<&[Value]>) -> Result<Vec<Identifier>, AcmeError> {
+    let list =
+        v.filter(|l| !l.is_empty()).ok_or_else(|| AcmeError::malformed("`identifiers` must be a non-empty array"))?;
     if list.len() > MAX_IDENTIFIERS {
         return Err(AcmeError::new(
             ProblemType::RejectedIdentifier,
@@ -165,15 +163,19 @@ mod tests {
 
     use super::*;
 
+    fn list(v: Value) -> Result<Vec<Identifier>, AcmeError> {
+        parse_list(v.as_array().map(Vec::as_slice))
+    }
+
     #[test]
     fn validates_dns_and_ip_identifiers() {
-        let ids = parse_list(Some(&json!([
+        let ids = list(json!([
             {"type": "dns", "value": "WWW.Example.com"},
             {"type": "dns", "value": "*.example.com"},
             {"type": "ip", "value": "2001:db8:0:0::1"},
             {"type": "dns", "value": "www.example.com"},
             {"type": "dns", "value": "app.localhost"}
-        ])))
+        ]))
         .unwrap();
         assert_eq!(
             ids,
@@ -189,12 +191,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_identifiers_with_subproblems() {
-        let e = parse_list(Some(&json!([
+        let e = list(json!([
             {"type": "dns", "value": "a..example"},
             {"type": "ip", "value": "300.1.1.1"},
             {"type": "dns", "value": "*.*.example.com"},
             {"type": "dns", "value": "ok.example"}
-        ])))
+        ]))
         .unwrap_err();
         assert_eq!(e.kind, ProblemType::RejectedIdentifier);
         assert_eq!(e.subproblems.len(), 3);
@@ -206,6 +208,6 @@ mod tests {
         assert!(parse_one(&json!({"type": "ip", "value": "*.1.2.3"})).is_err());
         let e = parse_one(&json!({"type": "email", "value": "a@b"})).unwrap_err();
         assert_eq!(e.kind, ProblemType::UnsupportedIdentifier);
-        assert_eq!(parse_list(Some(&json!([]))).unwrap_err().kind, ProblemType::Malformed);
+        assert_eq!(parse_list(Some(&[])).unwrap_err().kind, ProblemType::Malformed);
     }
 }

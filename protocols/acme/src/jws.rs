@@ -118,8 +118,18 @@ impl Jws {
     }
 
     /// The payload as the request's typed body (an empty payload is refused).
+    /// A field of the wrong type or a missing one is `malformed`, naming the field.
     pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, AcmeError> {
-        serde_json::from_slice(&self.payload).map_err(|e| AcmeError::malformed(format!("the JWS payload: {e}")))
+        let mut de = serde_json::Deserializer::from_slice(&self.payload);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                AcmeError::malformed(format!("the JWS payload: {inner}"))
+            } else {
+                AcmeError::malformed(format!("the JWS payload's `{path}`: {inner}"))
+            }
+        })
     }
 
     /// The payload as JSON (an empty payload is refused).

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::nonce::random_id;
 use crate::problem::{AcmeError, ProblemType};
-use crate::{AcmeState, ari, authz, identifier, respond, time};
+use crate::{AcmeState, ari, authz, identifier, payload, respond, time};
 
 fn status_str(s: OrderStatus) -> &'static str {
     match s {
@@ -93,28 +93,25 @@ pub fn offered(state: &AcmeState, id: &Identifier, wildcard: bool) -> Vec<Challe
         .collect()
 }
 
-fn parse_time(payload: &Value, field: &str) -> Result<Option<SystemTime>, AcmeError> {
-    match payload.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => time::parse(s)
-            .map(Some)
-            .ok_or_else(|| AcmeError::malformed(format!("`{field}` is not an RFC 3339 date-time: `{s}`"))),
-        Some(_) => Err(AcmeError::malformed(format!("`{field}` must be a string"))),
-    }
+fn parse_time(value: Option<&str>, field: &str) -> Result<Option<SystemTime>, AcmeError> {
+    value
+        .map(|s| {
+            time::parse(s).ok_or_else(|| AcmeError::malformed(format!("`{field}` is not an RFC 3339 date-time: `{s}`")))
+        })
+        .transpose()
 }
 
 /// The exposed profile label an order uses (ACME profiles extension).
-fn choose_profile(state: &AcmeState, payload: &Value) -> Result<String, AcmeError> {
+fn choose_profile(state: &AcmeState, asked: Option<&str>) -> Result<String, AcmeError> {
     let offered = || state.config.profiles.iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(", ");
-    let label = match payload.get("profile") {
-        None | Some(Value::Null) => state.config.default_profile.clone().ok_or_else(|| {
+    let label = match asked {
+        None => state.config.default_profile.clone().ok_or_else(|| {
             AcmeError::new(
                 ProblemType::InvalidProfile,
                 format!("this server has no default profile; name one of: {}", offered()),
             )
         })?,
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(AcmeError::malformed("`profile` must be a string")),
+        Some(s) => s.to_owned(),
     };
     if state.config.profile(&label).is_none() {
         return Err(AcmeError::new(
@@ -161,21 +158,20 @@ fn check_profile_allows(
 /// newOrder (RFC 8555 section 7.4).
 pub async fn new_order(State(state): State<AcmeState>, req: Signed<ByAccount>) -> Result<Response, AcmeError> {
     let account = req.account()?.clone();
-    let payload = req.json()?;
-    let identifiers = identifier::parse_list(payload.get("identifiers"))?;
-    let profile = choose_profile(&state, &payload)?;
+    let payload: payload::NewOrder = req.payload()?;
+    let identifiers = identifier::parse_list(payload.identifiers.as_deref())?;
+    let profile = choose_profile(&state, payload.profile.as_deref())?;
     check_profile_allows(&state, &account, &profile, &identifiers)?;
-    let not_before = parse_time(&payload, "notBefore")?;
-    let not_after = parse_time(&payload, "notAfter")?;
+    let not_before = parse_time(payload.not_before.as_deref(), "notBefore")?;
+    let not_after = parse_time(payload.not_after.as_deref(), "notAfter")?;
     if let (Some(nb), Some(na)) = (not_before, not_after)
         && na <= nb
     {
         return Err(AcmeError::malformed("`notAfter` must be later than `notBefore`"));
     }
-    let replaces = match payload.get("replaces") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(cert_id)) => Some(ari::replaced_certificate(&state, &account, cert_id).await?),
-        Some(_) => return Err(AcmeError::malformed("`replaces` must be a certificate identifier string")),
+    let replaces = match payload.replaces.as_deref() {
+        None => None,
+        Some(cert_id) => Some(ari::replaced_certificate(&state, &account, cert_id).await?),
     };
 
     let now = SystemTime::now();

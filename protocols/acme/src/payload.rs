@@ -37,6 +37,35 @@ pub struct AuthorizationChange {
     pub status: Option<String>,
 }
 
+/// newOrder (section 7.4), with the ARI `replaces` (RFC 9773 section 5) and the profiles
+/// extension's `profile`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    /// Kept as JSON: each entry is judged on its own, so that every bad one is named in a
+    /// `rejectedIdentifier` subproblem (`identifier::parse_list`).
+    #[serde(default)]
+    pub identifiers: Option<Vec<Value>>,
+    /// RFC 3339 date-times, parsed by `time::parse`.
+    #[serde(default)]
+    pub not_before: Option<String>,
+    #[serde(default)]
+    pub not_after: Option<String>,
+    /// A label of the endpoint's exposed profiles; the default profile when absent.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// The ARI certificate identifier of the certificate this order replaces.
+    #[serde(default)]
+    pub replaces: Option<String>,
+}
+
+/// finalize (section 7.4).
+#[derive(Debug, Deserialize)]
+pub struct Finalize {
+    /// The PKCS#10 request, base64url DER.
+    pub csr: String,
+}
+
 /// revokeCert (section 7.6).
 #[derive(Debug, Deserialize)]
 pub struct Revocation {
@@ -60,5 +89,10 @@ mod tests {
         let r: Revocation = serde_json::from_str(r#"{"certificate": "AAAA", "reason": "x"}"#).unwrap();
         assert_eq!(r.reason, Some(Value::from("x")));
         assert!(serde_json::from_str::<Revocation>("{}").is_err(), "certificate is required");
+        let o: NewOrder = serde_json::from_str(r#"{"identifiers": [{"type": "dns", "value": "a.example"}]}"#).unwrap();
+        assert_eq!(o.identifiers.map(|l| l.len()), Some(1));
+        assert!(o.profile.is_none() && o.replaces.is_none() && o.not_before.is_none());
+        assert!(serde_json::from_str::<NewOrder>(r#"{"notBefore": 5}"#).is_err());
+        assert!(serde_json::from_str::<Finalize>(r#"{"csr": 1}"#).is_err());
     }
 }

@@ -208,9 +208,25 @@ async fn authorizations_are_reused_and_can_be_deactivated() {
     assert_eq!(state.status, OrderStatus::Invalid);
 }
 
+/// Serves the http-01 key authorization of the authorization's challenge and answers
+/// it with `{}` through the raw client; returns the challenge response.
+async fn answer_http01(
+    env: &Env,
+    raw: &Raw,
+    key: &pkiplane_acme::signer::AccountKey,
+    kid: &str,
+    authz_url: &str,
+) -> crate::common::raw::Reply {
+    let authz = raw.signed(key, Some(kid), authz_url, None).await;
+    let ch = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap().clone();
+    let token = ch["token"].as_str().unwrap();
+    let thumbprint = pkiplane_acme::jwk::Jwk::from_value(&key.jwk()).unwrap().thumbprint();
+    env.responders.http01(token, &format!("{token}.{thumbprint}"));
+    raw.signed(key, Some(kid), ch["url"].as_str().unwrap(), Some(&serde_json::json!({}))).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quick_validation_is_answered_in_the_challenge_response() {
-    use pkiplane_acme::jwk::Jwk;
     use pkiplane_acme::signer::AccountKey;
     use serde_json::json;
 
@@ -222,14 +238,9 @@ async fn a_quick_validation_is_answered_in_the_challenge_response() {
     let order = raw.signed(&key, Some(&kid), &raw.url("/new-order"), Some(&payload)).await;
     assert_eq!(order.status, 201, "{}", order.text);
     let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
-    let authz = raw.signed(&key, Some(&kid), &authz_url, None).await;
-    let ch = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap().clone();
-    let token = ch["token"].as_str().unwrap();
-    let thumbprint = Jwk::from_value(&key.jwk()).unwrap().thumbprint();
-    env.responders.http01(token, &format!("{token}.{thumbprint}"));
 
     // The response to {} already carries the outcome: valid, with no poll hint.
-    let answered = raw.signed(&key, Some(&kid), ch["url"].as_str().unwrap(), Some(&json!({}))).await;
+    let answered = answer_http01(&env, &raw, &key, &kid, &authz_url).await;
     assert_eq!(answered.status, 200, "{}", answered.text);
     assert_eq!(answered.body["status"], "valid", "{}", answered.text);
     assert!(answered.body["validated"].is_string(), "{}", answered.text);
@@ -237,4 +248,38 @@ async fn a_quick_validation_is_answered_in_the_challenge_response() {
     let authz = raw.signed(&key, Some(&kid), &authz_url, None).await;
     assert_eq!(authz.body["status"], "valid", "{}", authz.text);
     assert_eq!(authz.retry_after, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_order_or_finalize_field_is_malformed_naming_the_field() {
+    use pkiplane_acme::signer::AccountKey;
+    use serde_json::json;
+
+    let env = Env::start(Options::default()).await;
+    let raw = Raw::new(&env.base);
+    let key = AccountKey::generate_es256();
+    let kid = raw.new_account(&key).await;
+    let new_order = raw.url("/new-order");
+    let ids = json!([{"type": "dns", "value": "typed.localhost"}]);
+    for (payload, field) in [
+        (json!({"identifiers": ids, "notBefore": 5}), "notBefore"),
+        (json!({"identifiers": ids, "profile": ["tls"]}), "profile"),
+        (json!({"identifiers": ids, "replaces": {}}), "replaces"),
+        (json!({"identifiers": "typed.localhost"}), "identifiers"),
+    ] {
+        let r = raw.signed(&key, Some(&kid), &new_order, Some(&payload)).await;
+        assert_eq!((r.status, r.problem()), (400, "malformed"), "{payload}: {}", r.text);
+        assert!(r.body["detail"].as_str().unwrap().contains(&format!("`{field}`")), "{payload}: {}", r.text);
+    }
+    let order = raw.signed(&key, Some(&kid), &new_order, Some(&json!({"identifiers": ids}))).await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    let finalize = order.body["finalize"].as_str().unwrap().to_owned();
+    let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+    assert_eq!(answer_http01(&env, &raw, &key, &kid, &authz_url).await.body["status"], "valid");
+    for (payload, field) in [(json!({"csr": 1}), "`csr`"), (json!({}), "missing field `csr`")] {
+        let r = raw.signed(&key, Some(&kid), &finalize, Some(&payload)).await;
+        assert_eq!((r.status, r.problem()), (400, "malformed"), "{payload}: {}", r.text);
+        assert!(r.body["detail"].as_str().unwrap().contains(field), "{payload}: {}", r.text);
+    }
+    assert!(env.records().await.is_empty(), "nothing was issued");
 }

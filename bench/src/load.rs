@@ -1,9 +1,11 @@
 //! What the load tools share: a summary of one run's latencies, printed as one line,
 //! and a rustls client configuration trusting a PEM bundle.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -23,6 +25,84 @@ pub fn tls_client_config(bundle: Option<&Path>) -> Result<rustls::ClientConfig, 
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// Refuses a URL whose host is not loopback: the load tools only load this machine.
+pub fn require_loopback(url: &str) -> Result<(), String> {
+    let uri = url.parse::<http::Uri>().ok().filter(|u| matches!(u.scheme_str(), Some("http" | "https")));
+    let host = uri.and_then(|u| u.host().map(str::to_owned)).unwrap_or_default();
+    if matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
+        Ok(())
+    } else {
+        Err(format!("{url} is not on loopback; this tool only loads loopback servers"))
+    }
+}
+
+/// How a run sends: `clients` concurrent senders share requests 0..count, each started
+/// when a sender is free (closed loop) or, with a `rate`, not before n / rate seconds
+/// (open loop); nothing is started after `max`.
+pub struct Plan {
+    pub label: String,
+    pub clients: usize,
+    pub count: usize,
+    pub rate: Option<f64>,
+    pub max: Duration,
+}
+
+impl Plan {
+    /// Sends request n with `send(n)` (Ok when it succeeded) and summarises the run;
+    /// the errors come back beside the summary.
+    pub async fn run<F, Fut>(&self, send: F) -> (RunSummary, Vec<String>)
+    where
+        F: Fn(usize) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send,
+    {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let deadline = started + self.max;
+        let (count, rate) = (self.count, self.rate.filter(|r| *r > 0.0));
+        let senders: Vec<_> = (0..self.clients.max(1))
+            .map(|_| {
+                let (next, send) = (next.clone(), send.clone());
+                tokio::spawn(async move {
+                    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= count || Instant::now() >= deadline {
+                            return (latencies, errors);
+                        }
+                        if let Some(rate) = rate {
+                            let at = started + Duration::from_secs_f64(n as f64 / rate);
+                            tokio::time::sleep_until(at.into()).await;
+                        }
+                        let t = Instant::now();
+                        match send(n).await {
+                            Ok(()) => latencies.push(t.elapsed()),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+        for s in senders {
+            match s.await {
+                Ok((l, e)) => {
+                    latencies.extend(l);
+                    errors.extend(e);
+                }
+                Err(e) => errors.push(format!("a sender failed: {e}")),
+            }
+        }
+        let summary = RunSummary {
+            label: self.label.clone(),
+            concurrency: self.clients,
+            latencies,
+            failures: errors.len(),
+            elapsed: started.elapsed(),
+        };
+        (summary, errors)
+    }
 }
 
 /// The outcome of one load run.
@@ -68,6 +148,18 @@ impl RunSummary {
         )
     }
 
+    /// Prints the first errors and the summary line on stderr, and with `json` the JSON
+    /// object on stdout.
+    pub fn report(&self, tool: &str, errors: &[String], json: bool) {
+        for e in errors.iter().take(5) {
+            eprintln!("{tool}: failed: {e}");
+        }
+        eprintln!("{}", self.line());
+        if json {
+            println!("{}", self.json());
+        }
+    }
+
     /// One JSON object (for scripts that collect runs into a table).
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -86,6 +178,38 @@ impl RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_urls_are_loaded() {
+        for ok in ["http://127.0.0.1:1/scep", "https://localhost/.well-known/est", "https://[::1]:8443/x"] {
+            assert!(require_loopback(ok).is_ok(), "{ok}");
+        }
+        for refused in ["https://example.com/x", "http://10.0.0.1/scep", "127.0.0.1"] {
+            assert!(require_loopback(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_plan_sends_each_request_once_and_counts_failures() {
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let plan = Plan { label: "t".into(), clients: 3, count: 10, rate: None, max: Duration::from_secs(30) };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (summary, errors) = rt.block_on(plan.run({
+            let sent = sent.clone();
+            move |n| {
+                let sent = sent.clone();
+                async move {
+                    sent.lock().unwrap().push(n);
+                    if n % 4 == 0 { Err(format!("refused {n}")) } else { Ok(()) }
+                }
+            }
+        }));
+        let mut sent = sent.lock().unwrap().clone();
+        sent.sort_unstable();
+        assert_eq!(sent, (0..10).collect::<Vec<_>>());
+        assert_eq!((summary.latencies.len(), summary.failures), (7, 3));
+        assert_eq!(errors.len(), 3);
+    }
 
     #[test]
     fn rate_and_percentiles() {

@@ -13,8 +13,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -24,7 +23,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use pkiplane_bench::load::{RunSummary, tls_client_config};
+use pkiplane_bench::load::{Plan, require_loopback, tls_client_config};
 
 #[derive(Parser)]
 struct Args {
@@ -74,10 +73,7 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let host = args.url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or("");
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-        return Err(format!("{} is not on loopback; this tool only loads loopback servers", args.url));
-    }
+    require_loopback(&args.url)?;
     let tls = tls_client_config(Some(&args.ca_bundle))?;
     let connector = HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
     // One idle connection kept per sender: each reuses its TLS session for every request.
@@ -88,50 +84,22 @@ async fn run(args: Args) -> Result<(), String> {
     let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", args.user, args.password)));
     let bodies: Vec<Bytes> =
         (0..args.count).map(|n| csr_body(&format!("est-load-{n}.{}", args.domain))).collect::<Result<_, _>>()?;
-    let bodies = Arc::new(bodies);
-    let url = Arc::new(format!("{}/simpleenroll", args.url.trim_end_matches('/')));
-    let auth = Arc::new(auth);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.max_seconds);
-    let mut senders = Vec::new();
-    for _ in 0..args.clients.max(1) {
-        let (http, bodies, url, auth, next) = (http.clone(), bodies.clone(), url.clone(), auth.clone(), next.clone());
-        senders.push(tokio::spawn(async move {
-            let (mut latencies, mut errors) = (Vec::new(), Vec::new());
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= bodies.len() || Instant::now() >= deadline {
-                    return (latencies, errors);
-                }
-                let t = Instant::now();
-                match enroll(&http, &url, &auth, bodies[n].clone()).await {
-                    Ok(()) => latencies.push(t.elapsed()),
-                    Err(e) => errors.push(e),
-                }
-            }
-        }));
-    }
-    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
-    for s in senders {
-        let (l, e) = s.await.map_err(|e| e.to_string())?;
-        latencies.extend(l);
-        errors.extend(e);
-    }
-    let summary = RunSummary {
-        label: args.label,
-        concurrency: args.clients,
-        latencies,
-        failures: errors.len(),
-        elapsed: started.elapsed(),
+    let (bodies, url, auth) =
+        (Arc::new(bodies), Arc::new(format!("{}/simpleenroll", args.url.trim_end_matches('/'))), Arc::new(auth));
+    let plan = Plan {
+        label: args.label.clone(),
+        clients: args.clients,
+        count: bodies.len(),
+        rate: None,
+        max: Duration::from_secs(args.max_seconds),
     };
-    for e in errors.iter().take(5) {
-        eprintln!("est_load: failed: {e}");
-    }
-    eprintln!("{}", summary.line());
-    if args.json {
-        println!("{}", summary.json());
-    }
+    let (summary, errors) = plan
+        .run(move |n| {
+            let (http, bodies, url, auth) = (http.clone(), bodies.clone(), url.clone(), auth.clone());
+            async move { enroll(&http, &url, &auth, bodies[n].clone()).await }
+        })
+        .await;
+    summary.report("est_load", &errors, args.json);
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use pkiplane_bench::load::RunSummary;
+use pkiplane_bench::load::{Plan, require_loopback};
 use pkiplane_scep::algorithms::{ContentAlg, DigestAlg};
 use pkiplane_scep::client::{self, Request};
 use pkiplane_scep::cms::outgoing::Signer;
@@ -216,10 +216,7 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let host = args.url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or("");
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-        return Err(format!("{} is not on loopback; this tool only loads loopback servers", args.url));
-    }
+    require_loopback(&args.url)?;
     let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let (_, caps) = get(&http, &format!("{}?operation=GetCACaps", args.url)).await?;
     let algs = algorithms(&String::from_utf8_lossy(&caps));
@@ -237,52 +234,20 @@ async fn run(args: Args) -> Result<(), String> {
         if args.rate > 0.0 { format!(" at {} requests/s", args.rate) } else { String::new() },
     );
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.max_seconds);
     let url = Arc::new(args.url.clone());
-    let mut senders = Vec::new();
-    for _ in 0..args.clients.max(1) {
-        let (http, prepared, next, url) = (http.clone(), prepared.clone(), next.clone(), url.clone());
-        let rate = args.rate;
-        senders.push(tokio::spawn(async move {
-            let (mut latencies, mut errors) = (Vec::new(), Vec::new());
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= prepared.len() || Instant::now() >= deadline {
-                    return (latencies, errors);
-                }
-                if rate > 0.0 {
-                    // Open loop: request n starts at n / rate, whatever the others do.
-                    tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into()).await;
-                }
-                let t = Instant::now();
-                match enroll(&http, &url, &prepared[n]).await {
-                    Ok(()) => latencies.push(t.elapsed()),
-                    Err(e) => errors.push(e),
-                }
-            }
-        }));
-    }
-    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
-    for s in senders {
-        let (l, e) = s.await.map_err(|e| e.to_string())?;
-        latencies.extend(l);
-        errors.extend(e);
-    }
-    let summary = RunSummary {
+    let plan = Plan {
         label: args.label.clone(),
-        concurrency: args.clients,
-        latencies,
-        failures: errors.len(),
-        elapsed: started.elapsed(),
+        clients: args.clients,
+        count: prepared.len(),
+        rate: Some(args.rate),
+        max: Duration::from_secs(args.max_seconds),
     };
-    for e in errors.iter().take(5) {
-        eprintln!("scep_load: failed: {e}");
-    }
-    eprintln!("{}", summary.line());
-    if args.json {
-        println!("{}", summary.json());
-    }
+    let (summary, errors) = plan
+        .run(move |n| {
+            let (http, prepared, url) = (http.clone(), prepared.clone(), url.clone());
+            async move { enroll(&http, &url, &prepared[n]).await }
+        })
+        .await;
+    summary.report("scep_load", &errors, args.json);
     Ok(())
 }

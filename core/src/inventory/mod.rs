@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Cause;
 use crate::model::{ObjectRef, Protocol};
 
 /// Where a certificate is in its life.
@@ -272,7 +273,7 @@ pub enum StoreError {
     Invalid {
         message: String,
         #[source]
-        source: Option<StoreCause>,
+        source: Option<Cause>,
     },
     /// The store cannot answer now (I/O, locks, a full disk, a lost connection); nothing
     /// of the request was written and it may be retried.
@@ -280,23 +281,19 @@ pub enum StoreError {
     Unavailable {
         message: String,
         #[source]
-        source: Option<StoreCause>,
+        source: Option<Cause>,
     },
     #[error("stored data is corrupt: {message}{}", caused_by(.source))]
     Corrupt {
         message: String,
         #[source]
-        source: Option<StoreCause>,
+        source: Option<Cause>,
     },
 }
 
-/// What made a store operation fail (a database driver's or a decoder's error), kept as
-/// the [`StoreError`]'s source.
-pub type StoreCause = Box<dyn std::error::Error + Send + Sync + 'static>;
-
 /// The cause chain of a [`StoreError`] as it reads after the message: driver errors
 /// often say little at the top (PostgreSQL's "db error") and the rest in their sources.
-fn caused_by(source: &Option<StoreCause>) -> String {
+fn caused_by(source: &Option<Cause>) -> String {
     let mut text = String::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = source.as_deref().map(|e| e as _);
     while let Some(e) = next {
@@ -322,7 +319,7 @@ impl StoreError {
 
     /// Keeps `cause` as the source of an `Invalid`, `Unavailable` or `Corrupt` error (the
     /// others have none and stay as they are).
-    pub fn because(mut self, cause: impl Into<StoreCause>) -> Self {
+    pub fn because(mut self, cause: impl Into<Cause>) -> Self {
         if let StoreError::Invalid { source, .. }
         | StoreError::Unavailable { source, .. }
         | StoreError::Corrupt { source, .. } = &mut self

@@ -27,14 +27,20 @@ pub fn tls_client_config(bundle: Option<&Path>) -> Result<rustls::ClientConfig, 
         .with_no_client_auth())
 }
 
-/// Refuses a URL whose host is not loopback: the load tools only load this machine.
+/// Refuses a URL that is not http(s) or whose host is not loopback (`localhost`, any
+/// 127.0.0.0/8 or ::1 address): the load tools only load this machine.
 pub fn require_loopback(url: &str) -> Result<(), String> {
-    let uri = url.parse::<http::Uri>().ok().filter(|u| matches!(u.scheme_str(), Some("http" | "https")));
-    let host = uri.and_then(|u| u.host().map(str::to_owned)).unwrap_or_default();
-    if matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
+    let uri = url
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
+        .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+    let host = uri.host().unwrap_or_default();
+    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+    if host.eq_ignore_ascii_case("localhost") || ip.is_ok_and(|ip| ip.is_loopback()) {
         Ok(())
     } else {
-        Err(format!("{url} is not on loopback; this tool only loads loopback servers"))
+        Err(format!("the host `{host}` of {url} is not loopback; the load tools only load this machine"))
     }
 }
 
@@ -181,7 +187,12 @@ mod tests {
 
     #[test]
     fn only_loopback_urls_are_loaded() {
-        for ok in ["http://127.0.0.1:1/scep", "https://localhost/.well-known/est", "https://[::1]:8443/x"] {
+        for ok in [
+            "http://127.0.0.1:1/scep",
+            "https://LOCALHOST/.well-known/est",
+            "https://[::1]:8443/x",
+            "http://127.0.0.2/",
+        ] {
             assert!(require_loopback(ok).is_ok(), "{ok}");
         }
         for refused in ["https://example.com/x", "http://10.0.0.1/scep", "127.0.0.1"] {

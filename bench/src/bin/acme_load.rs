@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -113,19 +113,7 @@ fn http_client(tls: &rustls::ClientConfig, requests: Arc<AtomicU64>) -> Counting
 
 /// Refuses anything but loopback: this tool only loads servers on this machine.
 fn check_loopback(directory: &str, listen: SocketAddr) -> Result<(), String> {
-    let rest = directory
-        .strip_prefix("https://")
-        .or_else(|| directory.strip_prefix("http://"))
-        .ok_or_else(|| format!("`{directory}` is not an http(s) URL"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(format!("the directory host `{host}` is not loopback; acme_load only targets this machine"));
-    }
+    pkiplane_bench::load::require_loopback(directory)?;
     if !listen.ip().is_loopback() {
         return Err(format!("--http01-listen {listen} is not a loopback address"));
     }

@@ -29,6 +29,8 @@
 #
 # Env: PKIPLANE_E2E_DIR, PKIPLANE_E2E_CRDS, PKIPLANE_E2E_ARTIFACTS, PKIPLANE_E2E_ADMISSION,
 #      PKIPLANE_E2E_TIMEOUT, PKIPLANE_TOOLS_CACHE: as for e2e/cluster.sh
+#      PKIPLANE_NODE_MAX_PODS  the kubelet's maxPods (default 110, the kubelet's own; the
+#                              pod CIDR is a /24, so at most ~250)
 #      PKIPLANE_E2E_NETNS_BIN  the e2e-netns binary (default: built with cargo)
 set -euo pipefail
 

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Scale benchmark (not a test, never in CI): N CertificateProfiles and N EnrollmentEndpoints
-# reconciled to Ready by the operator on the real node (e2e/node.sh), the chart installed
-# with helm and one real endpoint pod per endpoint. Prints the time to all-Ready and the
-# operator's and CA service's peak resident memory (VmHWM of their container processes).
+# Scale benchmark (not a test, never in CI), on the real node (e2e/node.sh) with the chart
+# installed by helm:
+#  1. N CertificateProfiles and N EnrollmentEndpoints with replicas 0, applied at once:
+#     the time until all are Ready (the control plane alone: no pods);
+#  2. the first M endpoints scaled to one real pod each: the time until they are Ready;
+#  3. at rest (nothing changing, after a settle period): the operator's and the CA
+#     service's CPU over PKIPLANE_SCALE_STEADY seconds (default 60, from /proc/PID/stat
+#     utime+stime) and the number of pkiplane objects written meanwhile (resourceVersions
+#     that moved: 0 when status is written only on change).
+# Also the operator's and CA service's peak resident memory (VmHWM of their processes).
 #
-# Usage: e2e/scale.sh [N]      (default 50; the node runs at most 110 pods, the kubelet's
-#                              default; PKIPLANE_IMAGE_ARCHIVE as for e2e/operator.sh)
+# Usage: e2e/scale.sh [N] [M]  (default 50 and min(N, 50); the kubelet's maxPods is raised
+#                              to M + 40, the node's /24 pod network bounds it at ~250;
+#                              PKIPLANE_IMAGE_ARCHIVE as for e2e/operator.sh)
 # The endpoints are CMP (plain HTTP, shared-secret MAC: the cheapest pods to run), each
 # exposing its own profile; all profiles are signed by one root Issuer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 n=${1:-50}
+m=${2:-$((n < 50 ? n : 50))}
+[ "$m" -le "$n" ] || { echo "scale.sh: M ($m) must not exceed N ($n)" >&2; exit 2; }
+export PKIPLANE_NODE_MAX_PODS=$((m + 40))
 NS=pkiplane-system
 unset PKIPLANE_E2E_DIR PKIPLANE_E2E_CRDS
 me=scale
@@ -48,9 +58,9 @@ ns=scale
 kubectl create namespace $ns >/dev/null
 # Three files, applied in order: the webhook refuses references to objects it has not
 # seen yet (the Issuer and Secret, then the profiles).
-python3 - "$n" "$ns" "$dir" <<'EOF'
+python3 - "$n" "$ns" "$dir" "$m" <<'EOF'
 import sys
-n, ns, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, ns, d, m = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 base = [f"""apiVersion: pkiplane.dev/v1alpha1
 kind: Issuer
 metadata: {{name: scale-root, namespace: {ns}}}
@@ -74,39 +84,68 @@ metadata: {{name: e{i:03}, namespace: {ns}}}
 spec:
   protocol: CMP
   listen: {{port: 8084}}
+  replicas: {{replicas}}
   profiles: [{{name: p{i:03}, label: tls, default: true}}]
   cmp: {{sharedSecrets: {{secretRef: {{name: cmp-secrets}}}}}}""")
-for name, docs in (("base", base), ("profiles", profiles), ("endpoints", endpoints)):
+files = (("base", base), ("profiles", profiles), ("endpoints", [e.replace("{replicas}", "0") for e in endpoints]),
+         ("running", [e.replace("{replicas}", "1") for e in endpoints[:m]]))
+for name, docs in files:
     with open(f"{d}/scale-{name}.yaml", "w") as f:
         f.write("\n---\n".join(docs))
 EOF
 
-say "applying $n profiles and $n endpoints"
-start=$(date +%s.%N)
-for part in base profiles endpoints; do
-  until_ok 60 kubectl apply -f "$dir/scale-$part.yaml" ||
-    die "kubectl apply -f $dir/scale-$part.yaml: $(kubectl apply -f "$dir/scale-$part.yaml" 2>&1 | tail -n 3)"
-done
 ready() { kubectl -n $ns get "$1" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true; }
+rss() { awk '/VmRSS/ {print $2 " " $3}' "/proc/$op_pid/status"; }
+since() { printf '%.1f' "$(echo "$(date +%s.%N) - $1" | bc)"; }
+apply_part() {
+  until_ok 60 kubectl apply -f "$dir/scale-$1.yaml" >/dev/null ||
+    die "kubectl apply -f $dir/scale-$1.yaml: $(kubectl apply -f "$dir/scale-$1.yaml" 2>&1 | tail -n 3)"
+}
 deadline=$((SECONDS + ${PKIPLANE_SCALE_TIMEOUT:-1800}))
+
+say "applying $n profiles and $n endpoints (replicas 0)"
+start=$(date +%s.%N)
+for part in base profiles endpoints; do apply_part $part; done
 while :; do
   p=$(ready certificateprofiles)
   e=$(ready enrollmentendpoints)
-  now=$(date +%s.%N)
-  say "$(printf '%6.1f' "$(echo "$now - $start" | bc)")s: profiles Ready $p/$n, endpoints Ready $e/$n, operator RSS $(awk '/VmRSS/ {print $2 " " $3}' "/proc/$op_pid/status")"
+  say "$(since "$start")s: profiles Ready $p/$n, endpoints Ready $e/$n, operator RSS $(rss)"
   [ "$p" -ge "$n" ] && [ "$e" -ge "$n" ] && break
   [ $SECONDS -lt $deadline ] || die "not all Ready within the timeout"
-  sleep 5
+  sleep 2
 done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
-say "RESULT: $n profiles and $n endpoints Ready in $(printf '%.1f' "$elapsed") s"
-say "RESULT: operator peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$op_pid/status"), CA service peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$ca_pid/status")"
+say "RESULT: $n profiles and $n endpoints (replicas 0) Ready in $(since "$start") s"
+peaks() { echo "operator peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$op_pid/status"), CA service peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$ca_pid/status")"; }
+say "RESULT: $(peaks)"
+
+if [ "$m" -gt 0 ]; then
+  say "scaling $m endpoints to one pod each"
+  start=$(date +%s.%N)
+  apply_part running
+  available() { kubectl -n $ns get enrollmentendpoints -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].reason}{"\n"}{end}' | grep -c '^Available$' || true; }
+  while :; do
+    a=$(available)
+    running=$(kubectl -n $ns get pods --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)
+    say "$(since "$start")s: endpoints Available $a/$m, pods running $running, operator RSS $(rss)"
+    [ "$a" -ge "$m" ] && break
+    [ $SECONDS -lt $deadline ] || die "the $m endpoints were not Available within the timeout"
+    sleep 5
+  done
+  say "RESULT: $m endpoints scaled to one pod each Available in $(since "$start") s"
+fi
 say "RESULT: endpoint pods running: $(kubectl -n $ns get pods --field-selector=status.phase=Running --no-headers | wc -l)"
 
-# Steady state: what keeping N endpoints reconciled costs once everything is Ready.
+# At rest: what keeping N objects and M pods reconciled costs once everything is Ready
+# (a settle period first: the last status writes and pod restarts of the scale-up).
+sleep "${PKIPLANE_SCALE_SETTLE:-30}"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+versions() { kubectl -n $ns get issuers,certificateprofiles,enrollmentendpoints -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort; }
 hz=$(getconf CLK_TCK)
-op0=$(cpu_ticks "$op_pid"); ca0=$(cpu_ticks "$ca_pid"); t0=$SECONDS
+v0=$(versions)
+op0=$(cpu_ticks "$op_pid"); ca0=$(cpu_ticks "$ca_pid"); t0=$(date +%s.%N)
 sleep "${PKIPLANE_SCALE_STEADY:-60}"
-dt=$((SECONDS - t0))
-say "RESULT: steady state over ${dt}s: operator CPU $(echo "scale=1; 100 * ($(cpu_ticks "$op_pid") - $op0) / $hz / $dt" | bc)% of a core, CA service CPU $(echo "scale=1; 100 * ($(cpu_ticks "$ca_pid") - $ca0) / $hz / $dt" | bc)% of a core, operator RSS $(awk '/VmRSS/ {print $2 " " $3}' "/proc/$op_pid/status")"
+op1=$(cpu_ticks "$op_pid"); ca1=$(cpu_ticks "$ca_pid"); dt=$(echo "$(date +%s.%N) - $t0" | bc)
+written=$(comm -13 <(echo "$v0") <(versions) | wc -l)
+pct() { echo "scale=2; 100 * $1 / $hz / $dt" | bc; }
+say "RESULT: at rest over $(printf '%.0f' "$dt") s with $n profiles, $n endpoints, $m endpoint pods: operator CPU $(pct $((op1 - op0)))% of a core, CA service CPU $(pct $((ca1 - ca0)))% of a core, pkiplane objects written: $written, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "RESULT: $(peaks); operator RSS now $(rss)"

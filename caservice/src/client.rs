@@ -1,9 +1,9 @@
 //! The endpoint side: [`RemoteAuthority`] stands in for the in-process CA ([`Authority`]) and
 //! [`RemoteStores`] for the protocol stores, over the internal API with mutual TLS.
 //!
-//! Issuers and profiles are answered from a snapshot refreshed every few seconds (the
-//! protocols consult them on every request); everything else is one HTTPS call with a
-//! timeout. A CA service that cannot be reached is `Unavailable`, which each protocol
+//! Issuers and profiles are answered from a snapshot kept current by a conditional long
+//! poll of `/v1/snapshot` (the protocols consult them on every request); everything else
+//! is one HTTPS call with a timeout. A CA service that cannot be reached is `Unavailable`, which each protocol
 //! maps to its own "try again later".
 
 use std::collections::HashMap;
@@ -37,8 +37,15 @@ use crate::wire::*;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for one call, issuance included (signing waits for a durable record).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the issuer/profile snapshot is refreshed.
+/// How long a snapshot request may be held by the CA service waiting for a change.
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(25);
+/// The pause before asking again after a failure, or after a CA service that does not
+/// support the conditional long poll (no ETag) answered in full.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
+/// At least this long between two snapshot requests, whatever the answers.
+const SNAPSHOT_MIN_SPACING: Duration = Duration::from_secs(1);
+/// The largest snapshot read (every profile of the cluster: far more than a call's body).
+const MAX_SNAPSHOT_BODY: usize = 32 * 1024 * 1024;
 /// Idle connections kept for reuse.
 const POOL_SIZE: usize = 8;
 /// A pooled connection idle longer than this is not reused: the CA service closes
@@ -117,6 +124,8 @@ pub struct Transport {
     idle: Mutex<Vec<(Instant, SendRequest<Full<Bytes>>)>>,
     /// When a call last got an answer from the CA service (readiness).
     last_ok: Mutex<Option<Instant>>,
+    /// When the snapshot long poll in progress started, if one is.
+    watching: Mutex<Option<Instant>>,
 }
 
 impl Transport {
@@ -138,6 +147,7 @@ impl Transport {
             tls,
             idle: Mutex::new(Vec::new()),
             last_ok: Mutex::new(None),
+            watching: Mutex::new(None),
         }))
     }
 
@@ -181,6 +191,57 @@ impl Transport {
         }
     }
 
+    /// True when the CA service answered within `within`, or a snapshot watch is held
+    /// open by it (a long poll in progress on a live connection: the CA service is there,
+    /// it just has nothing new to say yet).
+    pub fn answered_within(&self, within: Duration) -> bool {
+        let recent = |t: Option<Instant>, window: Duration| t.is_some_and(|t| t.elapsed() < window);
+        recent(self.last_ok(), within)
+            || recent(*self.watching.lock().unwrap_or_else(|e| e.into_inner()), SNAPSHOT_WAIT + within)
+    }
+
+    /// One exchange: `method path` with `body`, an optional `If-None-Match`, within
+    /// `timeout`, reading at most `limit` bytes of the answer.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        if_none_match: Option<&str>,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Exchange, ClientError> {
+        let work = async {
+            let mut sender = self.sender().await?;
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, &self.authority)
+                .header(hyper::header::CONTENT_TYPE, "application/json");
+            if let Some(tag) = if_none_match {
+                req = req.header(hyper::header::IF_NONE_MATCH, tag);
+            }
+            let req =
+                req.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::transport("request")(e.into()))?;
+            let rsp = sender.send_request(req).await.map_err(|e| ClientError::transport("request")(e.into()))?;
+            let status = rsp.status();
+            let etag = rsp.headers().get(hyper::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = Limited::new(rsp.into_body(), limit)
+                .collect()
+                .await
+                .map_err(ClientError::transport("reading the answer"))?
+                .to_bytes();
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < POOL_SIZE {
+                idle.push((Instant::now(), sender));
+            }
+            Ok::<_, ClientError>(Exchange { status, etag, body })
+        };
+        let answer = tokio::time::timeout(timeout, work).await.map_err(|_| ClientError::TimedOut)??;
+        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        Ok(answer)
+    }
+
     /// One call: `method path` with an optional JSON body, JSON answer.
     pub async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
@@ -195,46 +256,73 @@ impl Transport {
         if bytes.len() > MAX_BODY {
             return Err(ClientError::TooLarge(bytes.len()));
         }
-        let work = async {
-            let mut sender = self.sender().await?;
-            let req = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, &self.authority)
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(bytes)))
-                .map_err(|e| ClientError::transport("request")(e.into()))?;
-            let rsp = sender.send_request(req).await.map_err(|e| ClientError::transport("request")(e.into()))?;
-            let status = rsp.status();
-            let body = Limited::new(rsp.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(ClientError::transport("reading the answer"))?
-                .to_bytes();
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < POOL_SIZE {
-                idle.push((Instant::now(), sender));
-            }
-            Ok::<_, ClientError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, work).await.map_err(|_| ClientError::TimedOut)??;
-        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let Exchange { status, body, .. } = self.exchange(method, path, bytes, None, CALL_TIMEOUT, MAX_BODY).await?;
         if !status.is_success() || status == StatusCode::ACCEPTED {
-            let body = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|_| ErrorBody {
-                kind: "internal".into(),
-                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                error: None,
-            });
-            return Err(ClientError::Status { status, body: Box::new(body) });
+            return Err(status_error(status, &body));
         }
         serde_json::from_slice(&body).map_err(ClientError::decode)
     }
+
+    /// `GET /v1/snapshot`: with `held` (the ETag of the copy the caller has) and `wait`,
+    /// a long poll that ends with a new snapshot or `None` (304: unchanged).
+    pub async fn snapshot(
+        &self,
+        held: Option<&str>,
+        wait: Duration,
+    ) -> Result<Option<(SnapshotWire, Option<String>)>, ClientError> {
+        let path = match (held, wait.as_secs()) {
+            (Some(_), secs) if secs > 0 => format!("/v1/snapshot?wait={secs}"),
+            _ => "/v1/snapshot".to_owned(),
+        };
+        let timeout = CALL_TIMEOUT + wait;
+        *self.watching.lock().unwrap_or_else(|e| e.into_inner()) = held.map(|_| Instant::now());
+        let answer = self.exchange(Method::GET, &path, Vec::new(), held, timeout, MAX_SNAPSHOT_BODY).await;
+        *self.watching.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let Exchange { status, etag, body } = answer?;
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if status != StatusCode::OK {
+            return Err(status_error(status, &body));
+        }
+        Ok(Some((serde_json::from_slice(&body).map_err(ClientError::decode)?, etag)))
+    }
+}
+
+/// One answer of the CA service.
+struct Exchange {
+    status: StatusCode,
+    etag: Option<String>,
+    body: Bytes,
+}
+
+/// The error of a non-success answer, from its JSON body (or its first bytes).
+fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let body = serde_json::from_slice::<ErrorBody>(body).unwrap_or_else(|_| ErrorBody {
+        kind: "internal".into(),
+        message: String::from_utf8_lossy(body).chars().take(200).collect(),
+        error: None,
+    });
+    ClientError::Status { status, body: Box::new(body) }
 }
 
 #[derive(Default)]
 struct Snapshot {
     issuers: HashMap<ObjectRef, Arc<IssuerInfo>>,
     profiles: HashMap<ObjectRef, Arc<Profile>>,
+    /// The CA service's ETag of this content (`None`: a CA service without ETags).
+    etag: Option<String>,
+}
+
+/// What one snapshot poll found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Unchanged (304).
+    Unchanged,
+    /// A new snapshot with an ETag: ask again at once, conditionally.
+    Changed,
+    /// A full answer without an ETag (a CA service from before conditional polls).
+    Unconditional,
 }
 
 /// The CA as an endpoint pod sees it: the CA service over mutual TLS.
@@ -245,19 +333,26 @@ pub struct RemoteAuthority {
 
 impl RemoteAuthority {
     /// Connects, loads the first snapshot (failing when the CA service cannot be
-    /// reached), and keeps the snapshot fresh in the background.
+    /// reached), and keeps the snapshot fresh in the background: a long poll the CA
+    /// service answers when the snapshot changes (see [`Self::poll`]).
     pub async fn connect(transport: Arc<Transport>) -> Result<Arc<Self>, ClientError> {
         let me = Arc::new(Self { transport, snapshot: RwLock::default() });
         me.refresh().await?;
         let weak = Arc::downgrade(&me);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
             loop {
-                tick.tick().await;
+                let started = Instant::now();
                 let Some(me) = weak.upgrade() else { return };
-                if let Err(e) = me.refresh().await {
-                    tracing::warn!(error = %e, "refreshing issuers and profiles from the CA service failed");
-                }
+                let pause = match me.poll(SNAPSHOT_WAIT).await {
+                    Ok(Poll::Unchanged | Poll::Changed) => Duration::ZERO,
+                    Ok(Poll::Unconditional) => SNAPSHOT_EVERY,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refreshing issuers and profiles from the CA service failed");
+                        SNAPSHOT_EVERY
+                    }
+                };
+                drop(me);
+                tokio::time::sleep(pause.max(SNAPSHOT_MIN_SPACING.saturating_sub(started.elapsed()))).await;
             }
         });
         Ok(me)
@@ -267,10 +362,35 @@ impl RemoteAuthority {
         &self.transport
     }
 
-    /// Re-reads issuers and profiles.
+    /// Re-reads issuers and profiles unconditionally.
     pub async fn refresh(&self) -> Result<(), ClientError> {
-        let snap: SnapshotWire = self.transport.call::<(), _>(Method::GET, "/v1/snapshot", None).await?;
-        let mut next = Snapshot::default();
+        if let Some((wire, etag)) = self.transport.snapshot(None, Duration::ZERO).await? {
+            self.install(wire, etag)?;
+        }
+        Ok(())
+    }
+
+    /// Asks for the snapshot if it differs from the one held, letting the CA service
+    /// hold the request up to `wait` for a change.
+    pub async fn poll(&self, wait: Duration) -> Result<Poll, ClientError> {
+        let held = self.snapshot.read().unwrap_or_else(|e| e.into_inner()).etag.clone();
+        match self.transport.snapshot(held.as_deref(), wait).await? {
+            None => Ok(Poll::Unchanged),
+            Some((wire, etag)) => {
+                let conditional = etag.is_some();
+                self.install(wire, etag)?;
+                Ok(if conditional { Poll::Changed } else { Poll::Unconditional })
+            }
+        }
+    }
+
+    /// The ETag of the snapshot held (`None` before the first or from an older CA service).
+    pub fn snapshot_etag(&self) -> Option<String> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).etag.clone()
+    }
+
+    fn install(&self, snap: SnapshotWire, etag: Option<String>) -> Result<(), ClientError> {
+        let mut next = Snapshot { etag, ..Snapshot::default() };
         for i in snap.issuers {
             let info = i.into_info().map_err(ClientError::decode)?;
             next.issuers.insert(info.id.clone(), Arc::new(info));

@@ -11,6 +11,8 @@ pub mod client;
 pub mod identity;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod snapshot;
 pub mod stores;
 pub mod tls;
 pub mod wire;

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::identity::{self, Identity};
+use crate::snapshot::{Answer, SnapshotFeed};
 use crate::tls::Reloading;
 use crate::wire::state::*;
 use crate::wire::*;
@@ -51,6 +52,8 @@ pub struct CaServiceState {
     pub est: Arc<dyn AuthFailureStore>,
     /// Issuers the CA could not load, with the reason (reported on `/v1/issuers`).
     pub issuer_problems: Arc<std::sync::RwLock<std::collections::BTreeMap<ObjectRef, String>>>,
+    /// `/v1/snapshot`, kept current by [`keep_snapshot_current`].
+    pub snapshots: Arc<SnapshotFeed>,
 }
 
 /// The authenticated caller of a request (set by [`serve_mtls`]).
@@ -251,12 +254,60 @@ async fn summary(
     }))
 }
 
-async fn snapshot(State(s): Shared, Extension(caller): Extension<Caller>) -> ApiResult<SnapshotWire> {
-    readers_only(&caller)?;
+/// The issuers and profiles endpoint pods serve from, as the CA holds them now.
+pub fn snapshot_of(ca: &Ca) -> SnapshotWire {
     let issuers =
-        s.ca.issuers().iter().filter_map(|i| s.ca.issuer_info(&i.id)).map(|i| IssuerInfoWire::from(&*i)).collect();
-    let profiles = s.ca.profiles().iter().map(|p| ProfileWire::from_profile(p)).collect();
-    Ok(Json(SnapshotWire { issuers, profiles }))
+        ca.issuers().iter().filter_map(|i| ca.issuer_info(&i.id)).map(|i| IssuerInfoWire::from(&*i)).collect();
+    let profiles = ca.profiles().iter().map(|p| ProfileWire::from_profile(p)).collect();
+    SnapshotWire { issuers, profiles }
+}
+
+/// Republishes the snapshot whenever `applied` ticks (a configuration change was applied
+/// to the CA) and every `recheck` (what changes the CA without a configuration change,
+/// a key rollover step, shows within that), until the feed's last user is gone.
+pub fn keep_snapshot_current(
+    ca: Arc<Ca>,
+    feed: &Arc<SnapshotFeed>,
+    mut applied: watch::Receiver<u64>,
+    recheck: Duration,
+) {
+    let weak = Arc::downgrade(feed);
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(recheck);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return },
+                _ = timer.tick() => {}
+            }
+            let Some(feed) = weak.upgrade() else { return };
+            if feed.publish(&snapshot_of(&ca)) {
+                tracing::debug!(etag = %feed.current().etag, "endpoint snapshot changed");
+            }
+        }
+    });
+}
+
+/// `GET /v1/snapshot[?wait=SECONDS]`, conditional on `If-None-Match` (see [`crate::snapshot`]).
+async fn snapshot(
+    State(s): Shared,
+    Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    readers_only(&caller)?;
+    let if_none_match = headers.get(axum::http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let answer = s.snapshots.answer(if_none_match, crate::snapshot::wait_of(uri.query())).await;
+    let (status, etag, body) = match answer {
+        Answer::Full(p) => (StatusCode::OK, p.etag.clone(), axum::body::Body::from(p.body.clone())),
+        Answer::NotModified(etag) => (StatusCode::NOT_MODIFIED, etag, axum::body::Body::empty()),
+    };
+    Ok((
+        status,
+        [(axum::http::header::ETAG, etag), (axum::http::header::CONTENT_TYPE, "application/json".to_owned())],
+        body,
+    )
+        .into_response())
 }
 
 async fn internal_certificate(

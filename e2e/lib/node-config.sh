@@ -101,6 +101,7 @@ serverTLSBootstrap: false
 registerNode: true
 kubeAPIQPS: 50
 kubeAPIBurst: 100
+maxPods: ${PKIPLANE_NODE_MAX_PODS:-110}
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

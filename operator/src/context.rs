@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::Resource;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use tokio::sync::Notify;
+
 use crate::ca_client::{CaServiceApi, IssuerStatus, Summary};
+use crate::ca_poll::Triggers;
 use crate::cache::ClusterCache;
 use crate::internal_ca::InternalCa;
 use crate::metrics::Metrics;
@@ -42,12 +46,16 @@ impl OperatorConfig {
     }
 }
 
-/// How often counts are refreshed and objects re-reconciled.
-pub const TICK: Duration = Duration::from_secs(10);
+/// The longest an object goes without a reconcile: a safety net under the watches, the
+/// CA change triggers and the time-based requeues, not what keeps status current.
+pub const RESYNC: Duration = Duration::from_secs(30 * 60);
+/// How often the internal CA, its fixed leaves and the webhook caBundles are checked
+/// (renewal is at 2/3 of lifetimes of a month and more; a failed pass is retried sooner).
+pub const INTERNAL_TLS_EVERY: Duration = Duration::from_secs(60);
 /// The "expiring soon" window asked of the CA service's summary.
 pub const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The CA service's latest answers (refreshed every [`TICK`]).
+/// The CA service's latest answers (see [`crate::ca_poll`]).
 #[derive(Clone, Debug, Default)]
 pub struct CaState {
     /// `None` until the CA service has answered.
@@ -78,8 +86,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for the error policy's backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// Events already published, so a condition is announced once, not every tick.
+    /// Events already published, so a condition is announced once, not every pass.
     announced: Mutex<HashSet<String>>,
+    /// Reconcile requests from the CA poll.
+    pub triggers: Triggers,
+    /// Asks for a CA poll before the next periodic one.
+    pub ca_poll_soon: Notify,
 }
 
 impl Context {
@@ -102,7 +114,15 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             announced: Mutex::default(),
+            triggers: Triggers::default(),
+            ca_poll_soon: Notify::new(),
         }
+    }
+
+    /// An object waits for something only the CA service's answers tell: poll it soon
+    /// (at most every [`crate::ca_poll::CA_POLL_SPACING`]).
+    pub fn poll_ca_soon(&self) {
+        self.ca_poll_soon.notify_one();
     }
 
     pub fn ca_state(&self) -> CaState {
@@ -159,6 +179,13 @@ impl Context {
             tracing::warn!(reason, error = %e, "publishing event failed");
         }
     }
+}
+
+/// Reconcile again at `due` (a renewal, an expiry warning), or after [`RESYNC`] when
+/// nothing is due sooner; never sooner than a second from `now`.
+pub fn requeue_at(due: Option<std::time::SystemTime>, now: std::time::SystemTime) -> Action {
+    let wait = due.map(|d| d.duration_since(now).unwrap_or_default()).unwrap_or(RESYNC);
+    Action::requeue(wait.clamp(Duration::from_secs(1), RESYNC))
 }
 
 /// 2^n seconds, capped at 300.
@@ -221,6 +248,15 @@ pub fn object_key<K: Resource>(object: &K) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requeue_is_at_the_due_time_within_the_resync() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(requeue_at(None, now), Action::requeue(RESYNC));
+        assert_eq!(requeue_at(Some(now + Duration::from_secs(90)), now), Action::requeue(Duration::from_secs(90)));
+        assert_eq!(requeue_at(Some(now + RESYNC * 3), now), Action::requeue(RESYNC));
+        assert_eq!(requeue_at(Some(now - Duration::from_secs(5)), now), Action::requeue(Duration::from_secs(1)));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -77,8 +77,18 @@ pub fn renewal_due(certificate_pem: &str, now: SystemTime) -> bool {
 }
 
 fn renewal_due_info(info: &CertInfo, now: SystemTime) -> bool {
+    now >= renewal_time_info(info)
+}
+
+fn renewal_time_info(info: &CertInfo) -> SystemTime {
     let lifetime = info.not_after.duration_since(info.not_before).unwrap_or_default();
-    now >= info.not_before + lifetime * 2 / 3
+    info.not_before + lifetime * 2 / 3
+}
+
+/// When the certificate becomes due for renewal (2/3 of its lifetime), if the PEM parses.
+pub fn renewal_time(certificate_pem: &str) -> Option<SystemTime> {
+    let der = pem::decode_one(certificate_pem.as_bytes(), "CERTIFICATE").ok()?;
+    CertInfo::from_der(&der).ok().map(|i| renewal_time_info(&i))
 }
 
 /// A leaf's not-after time, if the PEM parses.

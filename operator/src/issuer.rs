@@ -15,12 +15,14 @@ use kube::runtime::watcher;
 use pkiplane_api::v1alpha1::{CertificateProfile, Issuer, IssuerStatus, is_ready};
 use pkiplane_core::duration::parse_duration;
 
-use crate::context::{CaState, Context, TICK, measured, object_key, run_controller};
+use crate::context::{CaState, Context, measured, object_key, requeue_at, run_controller};
 use crate::error::{Error, Result};
 use crate::status::{apply_status, count, parse_time, ready_condition, time, with_condition};
 
 pub const FINALIZER: &str = "pkiplane.dev/issuer-in-use";
 const CONTROLLER: &str = "issuer";
+/// How soon an Issuer the CA service has not loaded yet is looked at again.
+const WAITING_FOR_CA_RECHECK: Duration = Duration::from_secs(5);
 /// The expiry warning window when the Issuer sets no renewBefore.
 const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -131,9 +133,25 @@ pub fn desired_status(
 /// Whether notAfter falls inside the Issuer's renewBefore window (default 30 days).
 pub fn expiring_soon(issuer: &Issuer, status: &IssuerStatus, now: SystemTime) -> Option<SystemTime> {
     let not_after = SystemTime::from(status.not_after.as_ref()?.0);
+    (expiry_warning_at(issuer, status)? <= now).then_some(not_after)
+}
+
+/// When the renewBefore window (default 30 days) before notAfter opens.
+pub fn expiry_warning_at(issuer: &Issuer, status: &IssuerStatus) -> Option<SystemTime> {
+    let not_after = SystemTime::from(status.not_after.as_ref()?.0);
     let window =
         issuer.spec.renew_before.as_deref().and_then(|s| parse_duration(s).ok()).unwrap_or(DEFAULT_EXPIRY_WARNING);
-    (not_after <= now + window).then_some(not_after)
+    Some(not_after.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+/// When to look at the Issuer again: soon while it waits for the CA service to load it
+/// (nothing else announces that), else when its expiry warning is due.
+fn next_pass(issuer: &Issuer, status: &IssuerStatus, now: SystemTime) -> Option<SystemTime> {
+    let waiting = status.conditions.iter().any(|c| c.reason == reason::WAITING_FOR_CA);
+    if waiting {
+        return Some(now + WAITING_FOR_CA_RECHECK);
+    }
+    expiry_warning_at(issuer, status).filter(|at| *at > now)
 }
 
 async fn reconcile(issuer: Arc<Issuer>, ctx: Arc<Context>) -> Result<Action> {
@@ -173,6 +191,10 @@ async fn reconcile_inner(issuer: Arc<Issuer>, ctx: Arc<Context>) -> Result<Actio
     let now = SystemTime::now();
     let desired = desired_status(&issuer, &ctx.ca_state(), parent_ready, held, now);
     apply_status(&api, issuer.as_ref(), issuer.status.as_ref(), &desired).await?;
+    let due = next_pass(&issuer, &desired, now);
+    if desired.conditions.iter().any(|c| c.reason == reason::WAITING_FOR_CA) {
+        ctx.poll_ca_soon();
+    }
     if let Some(not_after) = expiring_soon(&issuer, &desired, now) {
         let when = Timestamp::try_from(not_after).map(|t| t.to_string()).unwrap_or_default();
         ctx.announce(
@@ -199,7 +221,7 @@ async fn reconcile_inner(issuer: Arc<Issuer>, ctx: Arc<Context>) -> Result<Actio
         )
         .await;
     }
-    Ok(Action::requeue(TICK))
+    Ok(requeue_at(due, now))
 }
 
 /// A short, non-cryptographic digest to tell staged certificates apart in Event keys.
@@ -221,11 +243,11 @@ async fn patch_finalizers(api: &Api<Issuer>, issuer: &Issuer, finalizers: Vec<St
 }
 
 /// Runs the Issuer controller until `shutdown` resolves. Profiles changing re-reconcile
-/// the Issuer they reference (for the finalizer).
+/// the Issuer they reference (for the finalizer); the CA poll, those whose CA-side state moved.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let issuers: Api<Issuer> = Api::all(ctx.client.clone());
     let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
-    let controller = Controller::new(issuers, watcher::Config::default()).watches(
+    let controller = Controller::new(issuers, watcher::Config::default()).reconcile_on(ctx.triggers.issuers()).watches(
         profiles,
         watcher::Config::default(),
         |p: CertificateProfile| p.namespace().map(|ns| ObjectRef::new(&p.spec.issuer_ref.name).within(&ns)),
@@ -359,5 +381,18 @@ mod tests {
         assert!(expiring_soon(&i, &status, now()).is_some());
         i.spec.renew_before = Some("40d".into());
         assert!(expiring_soon(&i, &status, now()).is_none());
+        // The next pass is when the 40-day window opens, 10 days from now.
+        assert_eq!(next_pass(&i, &status, now()), Some(now() + Duration::from_secs(10 * 86400)));
+    }
+
+    #[test]
+    fn an_issuer_waiting_for_the_ca_is_looked_at_again_soon() {
+        let waiting =
+            desired_status(&root(), &CaState { issuers: Some(vec![]), ..Default::default() }, None, &[], now());
+        assert_eq!(next_pass(&root(), &waiting, now()), Some(now() + WAITING_FOR_CA_RECHECK));
+        let ca = CaState { issuers: Some(vec![fixtures::ready_root("2037-01-01T00:00:00Z")]), ..Default::default() };
+        let ready = desired_status(&root(), &ca, None, &[], now());
+        let at = next_pass(&root(), &ready, now()).expect("the expiry warning is a due time");
+        assert!(at > now() + Duration::from_secs(3600), "not a periodic tick: {at:?}");
     }
 }

@@ -8,7 +8,8 @@
 //!   [`ca_client::CaServiceApi`]), then applies them.
 //! - [`internal_ca`] (certificates, via pkiplane-core) and [`internal_tls`] (its Secrets
 //!   and the webhook configurations' caBundle).
-//! - [`ca_client`]: the CA service's internal API over mTLS.
+//! - [`ca_client`]: the CA service's internal API over mTLS; [`ca_poll`]: its answers
+//!   polled and diffed, so only objects whose CA-side data changed are reconciled.
 //! - [`leader`], [`metrics`], [`run`]: the process.
 //! - [`pod_security`]: the Pod Security "restricted" rules its pods (and the chart's) pass.
 //!
@@ -32,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ca_client;
+pub mod ca_poll;
 pub mod cache;
 pub mod context;
 pub mod endpoint;

@@ -15,7 +15,7 @@ use pkiplane_api::profile_from_resource;
 use pkiplane_api::v1alpha1::{CertificateProfile, CertificateProfileStatus, InventoryCounts, Issuer, is_ready};
 
 use crate::ca_client::{IssuerStatus, Summary};
-use crate::context::{CaState, Context, TICK, measured, object_key, run_controller};
+use crate::context::{CaState, Context, RESYNC, measured, object_key, run_controller};
 use crate::error::{Error, Result};
 use crate::status::{apply_status, count, parse_time, ready_condition, time, with_condition};
 
@@ -138,19 +138,20 @@ async fn reconcile_inner(profile: Arc<CertificateProfile>, ctx: Arc<Context>) ->
     }
     let api: Api<CertificateProfile> = Api::namespaced(ctx.client.clone(), &ns);
     apply_status(&api, profile.as_ref(), profile.status.as_ref(), &desired).await?;
-    Ok(Action::requeue(TICK))
+    // Nothing here depends on time: the Issuer watch, the CA poll's changes and the
+    // profile's own watch bring every change.
+    Ok(Action::requeue(RESYNC))
 }
 
 /// Runs the CertificateProfile controller until `shutdown` resolves; an Issuer changing
-/// re-reconciles the profiles that reference it.
+/// re-reconciles the profiles that reference it, and the CA poll those whose counts moved.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
     let issuers: Api<Issuer> = Api::all(ctx.client.clone());
     let cache = ctx.cache.clone();
-    let controller = Controller::new(profiles, watcher::Config::default()).watches(
-        issuers,
-        watcher::Config::default(),
-        move |issuer: Issuer| {
+    let controller = Controller::new(profiles, watcher::Config::default())
+        .reconcile_on(ctx.triggers.profiles())
+        .watches(issuers, watcher::Config::default(), move |issuer: Issuer| {
             let ns = issuer.namespace().unwrap_or_default();
             let name = issuer.name_any();
             cache
@@ -160,8 +161,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && p.spec.issuer_ref.name == name)
                 .map(|p| ObjectRef::from_obj(p.as_ref()))
                 .collect::<Vec<_>>()
-        },
-    );
+        });
     run_controller(controller, reconcile, ctx, shutdown).await;
 }
 

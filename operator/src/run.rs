@@ -1,5 +1,5 @@
 //! The operator process: metrics and health, the watch cache, leader election, and
-//! while leading the internal CA loop, the CA service poll and the three controllers.
+//! while leading the internal CA pass, the CA service poll and the three controllers.
 //! SIGTERM / Ctrl-C stops the controllers and releases the lease.
 
 use std::future::Future;
@@ -9,8 +9,9 @@ use kube::Client;
 use tokio::sync::watch;
 
 use crate::ca_client::{CaServiceApi, HttpsCaClient};
+use crate::ca_poll::{CA_POLL_EVERY, CA_POLL_SPACING, CaChanges, poll_ca, trigger};
 use crate::cache::ClusterCache;
-use crate::context::{CaState, Context, EXPIRING_WINDOW, OperatorConfig, TICK};
+use crate::context::{Context, INTERNAL_TLS_EVERY, OperatorConfig};
 use crate::error::{Error, Result};
 use crate::internal_tls::reconcile_internal_tls;
 use crate::leader::LeaderElector;
@@ -148,39 +149,47 @@ fn election_result(result: Result<Result<()>, tokio::task::JoinError>) -> Error 
     }
 }
 
-/// The leader's periodic work: internal CA and leaf Secrets, then the CA service's
-/// issuers and inventory summary, every tick.
+/// The leader's background work: the internal CA and its leaf Secrets every
+/// [`INTERNAL_TLS_EVERY`] (sooner after a failure), the CA service's answers every
+/// [`CA_POLL_EVERY`] or when an object asks ([`Context::poll_ca_soon`]), each poll
+/// reconciling only the objects whose CA-side data changed.
 async fn background(ctx: Arc<Context>, shutdown: Shutdown) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut internal_tls_due = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= internal_tls_due {
+            let bundle = |ctx: &Context| ctx.internal_ca().map(|ca| ca.bundle_pem);
+            let before = bundle(&ctx);
+            let pass = reconcile_internal_tls(&ctx).await;
+            if bundle(&ctx) != before {
+                // A new (or the first) internal CA: every endpoint's pod identity follows it.
+                trigger(&ctx, &CaChanges { endpoints_all: true, ..Default::default() });
+            }
+            internal_tls_due = match pass {
+                Ok(()) => tokio::time::Instant::now() + INTERNAL_TLS_EVERY,
+                Err(e) => {
+                    tracing::warn!(error = %e, "internal CA pass failed");
+                    tokio::time::Instant::now() + CA_POLL_SPACING
+                }
+            };
+        }
+        let changes = poll_ca(&ctx).await;
+        if !changes.is_empty() {
+            tracing::debug!(?changes, "CA service answers changed");
+            trigger(&ctx, &changes);
+        }
+        let unreachable = ctx.ca_state().error.is_some();
+        let next_poll = tokio::time::Instant::now() + if unreachable { CA_POLL_SPACING } else { CA_POLL_EVERY };
         tokio::select! {
             _ = &mut stop => return,
-            _ = interval.tick() => {}
-        }
-        if let Err(e) = reconcile_internal_tls(&ctx).await {
-            tracing::warn!(error = %e, "internal CA pass failed");
-        }
-        poll_ca(&ctx).await;
-    }
-}
-
-/// Refreshes the CA service's answers in the context.
-pub async fn poll_ca(ctx: &Context) {
-    let issuers = ctx.ca.issuers().await;
-    let summary = ctx.ca.summary(EXPIRING_WINDOW).await;
-    let mut state = ctx.ca_state.write().unwrap_or_else(|e| e.into_inner());
-    let previous = std::mem::take(&mut *state);
-    *state = match (issuers, summary) {
-        (Ok(issuers), Ok(summary)) => CaState { issuers: Some(issuers), summary: Some(summary), error: None },
-        (Err(e), _) | (_, Err(e)) => {
-            if previous.error.is_none() {
-                tracing::warn!(error = %e, "CA service unavailable");
+            _ = tokio::time::sleep_until(next_poll.min(internal_tls_due)) => {}
+            _ = ctx.ca_poll_soon.notified() => {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(CA_POLL_SPACING) => {}
+                }
             }
-            // Keep the last counts: a blip must not zero every status.
-            CaState { error: Some(e.to_string()), ..previous }
         }
-    };
+    }
 }

@@ -161,10 +161,28 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
         api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/outcome"), Some(r#"{"requestId":"00ff"}"#));
     assert_eq!(code, "404", "{body}");
 
+    // The snapshot endpoint pods keep current: an ETag, 304 for the copy held, and a
+    // request held with ?wait ends with the new snapshot as soon as a profile changes.
+    let (code, held, body) = snapshot_get(dir, &ca_url, "first", None, 0).output();
+    assert_eq!(code, "200", "{body}");
+    let held = held.expect("an ETag on the snapshot");
+    assert!(body.contains("enterprise-tls-47d"), "{body}");
+    let (code, etag, body) = snapshot_get(dir, &ca_url, "same", Some(&held), 0).output();
+    assert_eq!((code.as_str(), etag.as_deref(), body.as_str()), ("304", Some(held.as_str()), ""));
+    let (code, _, _) = snapshot_get(dir, &ca_url, "short", Some(&held), 1).output();
+    assert_eq!(code, "304", "nothing changed within the wait");
+    // The longest wait the CA service grants (30 s): only the edit below can end it
+    // with a 200; had the wait run out, the answer would be 304 and the test fails.
+    let waiting = snapshot_get(dir, &ca_url, "held", Some(&held), 3600).spawn();
+
     // A profile edit in the CA's manifests applies to the next certificate, with the
     // endpoint left running.
     let edited = std::fs::read_to_string(&ca_yaml).unwrap().replacen("duration: 47d", "duration: 10d", 1);
     std::fs::write(&ca_yaml, edited).unwrap();
+    let (code, changed, body) = waiting.finish();
+    assert_eq!(code, "200", "the held request ended without the change: {body}");
+    assert!(changed.as_deref().is_some_and(|c| c != held), "a new ETag: {changed:?} after {held}");
+    assert!(body.contains(&(10 * 86_400).to_string()), "the new snapshot has the 10-day validity: {body}");
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let next = est_enroll(dir, &base, "web2");
@@ -174,6 +192,59 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
         }
         assert!(Instant::now() < until, "the edited profile never applied (still {days} days)");
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `GET /v1/snapshot` with curl as the endpoint identity `est-tls`, optionally
+/// conditional on `held` and waiting `wait` seconds: the status, the ETag and the body.
+struct SnapshotGet {
+    cmd: Command,
+    dir: std::path::PathBuf,
+    tag: String,
+}
+
+fn snapshot_get(dir: &Path, ca_url: &str, tag: &str, held: Option<&str>, wait: u64) -> SnapshotGet {
+    let mut cmd = Command::new("curl");
+    cmd.current_dir(dir).args(["-s", "-D", &format!("snap-{tag}.hdr"), "-o", &format!("snap-{tag}.out")]);
+    cmd.args(["-w", "%{http_code}", "--cacert", "ica.crt", "--cert", "est-tls/tls.crt", "--key", "est-tls/tls.key"]);
+    if let Some(etag) = held {
+        cmd.args(["-H", &format!("if-none-match: {etag}")]);
+    }
+    cmd.arg(format!("{ca_url}/v1/snapshot?wait={wait}"));
+    SnapshotGet { cmd, dir: dir.to_path_buf(), tag: tag.to_owned() }
+}
+
+impl SnapshotGet {
+    fn output(mut self) -> (String, Option<String>, String) {
+        let out = self.cmd.output().unwrap();
+        self.read(&out.stdout)
+    }
+
+    fn spawn(mut self) -> RunningSnapshotGet {
+        let child = self.cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        RunningSnapshotGet { get: self, child }
+    }
+
+    fn read(&self, stdout: &[u8]) -> (String, Option<String>, String) {
+        let file =
+            |ext: &str| std::fs::read_to_string(self.dir.join(format!("snap-{}.{ext}", self.tag))).unwrap_or_default();
+        let etag = file("hdr").lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("etag").then(|| value.trim().to_owned())
+        });
+        (text(stdout), etag, file("out"))
+    }
+}
+
+struct RunningSnapshotGet {
+    get: SnapshotGet,
+    child: std::process::Child,
+}
+
+impl RunningSnapshotGet {
+    fn finish(self) -> (String, Option<String>, String) {
+        let out = self.child.wait_with_output().unwrap();
+        self.get.read(&out.stdout)
     }
 }
 

@@ -19,9 +19,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use pkiplane_api::manifests::secret_entries;
-use pkiplane_api::v1alpha1::{EndpointProfileStatus, EnrollmentEndpoint, EnrollmentEndpointStatus, is_ready};
+use pkiplane_api::v1alpha1::{
+    CertificateProfile, EndpointProfileStatus, EnrollmentEndpoint, EnrollmentEndpointStatus, is_ready,
+};
 
-use crate::context::{CaState, Context, TICK, measured, object_key, run_controller};
+use crate::context::{CaState, Context, measured, object_key, requeue_at, run_controller};
 use crate::error::{Error, Result};
 use crate::internal_ca::LeafSpec;
 use crate::internal_tls::ensure_leaf;
@@ -38,6 +40,8 @@ pub mod reason {
     pub const PROFILES_NOT_READY: &str = "ProfilesNotReady";
     pub const CA_UNAVAILABLE: &str = "CAUnavailable";
     pub const CONFIG_INCOMPLETE: &str = "ConfigIncomplete";
+    /// `spec.replicas: 0`: everything is in place for pods, none is wanted.
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
 }
 
 /// What the reconcile observed, for the status.
@@ -91,7 +95,6 @@ pub fn desired_status(
             })
             .collect();
     }
-    let wanted = endpoint.spec.replicas.max(1);
     let (ready, reason, message) = if !observed.profiles_not_ready.is_empty() {
         (
             false,
@@ -106,7 +109,9 @@ pub fn desired_status(
         )
     } else if !observed.problems.is_empty() {
         (false, reason::CONFIG_INCOMPLETE, observed.problems.join("; "))
-    } else if status.ready_replicas >= wanted {
+    } else if endpoint.spec.replicas == 0 {
+        (true, reason::SCALED_TO_ZERO, "configured; scaled to 0 replicas, so nothing serves it".to_owned())
+    } else if status.ready_replicas >= endpoint.spec.replicas {
         (true, reason::AVAILABLE, format!("{} of {} replicas ready", status.ready_replicas, endpoint.spec.replicas))
     } else {
         (false, reason::PROGRESSING, format!("{} of {} replicas ready", status.ready_replicas, endpoint.spec.replicas))
@@ -196,7 +201,7 @@ async fn reconcile_inner(endpoint: Arc<EnrollmentEndpoint>, ctx: Arc<Context>) -
     .await?;
 
     // The pods' mTLS identity towards the CA service.
-    let internal = ensure_leaf(
+    let internal: BTreeMap<String, Vec<u8>> = ensure_leaf(
         &secrets,
         &ns,
         &children::internal_secret_name(&name),
@@ -241,6 +246,7 @@ async fn reconcile_inner(endpoint: Arc<EnrollmentEndpoint>, ctx: Arc<Context>) -
     .await?;
 
     // The workload, restarted when anything it reads at start changes.
+    let renewals = renewal_times(&internal, &creds.entries, &plans);
     let internal_public: BTreeMap<String, Vec<u8>> =
         internal.into_iter().filter(|(k, _)| k != crate::internal_ca::TLS_KEY).collect();
     let hash = config_hash(&[&config_entries, &creds.entries, &internal_public]);
@@ -277,6 +283,7 @@ async fn reconcile_inner(endpoint: Arc<EnrollmentEndpoint>, ctx: Arc<Context>) -
         )
         .await;
     }
+    let not_ready_event = not_ready_event_at(&desired);
     if let Some(since) = not_ready_since(&desired, now) {
         let message = desired.conditions.first().map(|c| c.message.clone()).unwrap_or_default();
         ctx.announce(
@@ -288,19 +295,88 @@ async fn reconcile_inner(endpoint: Arc<EnrollmentEndpoint>, ctx: Arc<Context>) -
         )
         .await;
     }
-    Ok(Action::requeue(TICK))
+    // Everything else that changes the outcome is watched (the endpoint, its children,
+    // its profiles and Secrets) or triggered by the CA poll; only time is not.
+    let due = renewals.into_iter().chain(not_ready_event.filter(|at| *at > now)).min();
+    Ok(requeue_at(due, now))
 }
 
-/// Runs the EnrollmentEndpoint controller until `shutdown` resolves; changes to the
-/// children it owns (e.g. a deleted Deployment) trigger a reconcile.
+/// When the pods' internal identity or a credential becomes due for renewal.
+fn renewal_times(
+    internal: &BTreeMap<String, Vec<u8>>,
+    credentials: &BTreeMap<String, Vec<u8>>,
+    plans: &[credentials::CredentialPlan],
+) -> Vec<SystemTime> {
+    let pem = |entries: &BTreeMap<String, Vec<u8>>, key: &str| {
+        entries.get(key).and_then(|c| crate::internal_ca::renewal_time(&String::from_utf8_lossy(c)))
+    };
+    plans
+        .iter()
+        .filter_map(|p| pem(credentials, &p.cert_key()))
+        .chain(pem(internal, crate::internal_ca::TLS_CRT))
+        .collect()
+}
+
+/// When a not-Ready endpoint's `NotReady` event becomes due.
+pub fn not_ready_event_at(status: &EnrollmentEndpointStatus) -> Option<SystemTime> {
+    let c = status.conditions.iter().find(|c| c.type_ == pkiplane_api::v1alpha1::CONDITION_READY)?;
+    (c.status != "True").then(|| SystemTime::from(c.last_transition_time.0) + NOT_READY_EVENT_AFTER)
+}
+
+/// The endpoints in `namespace` whose spec satisfies `refers`, from the watch cache.
+fn endpoints_referring(
+    ctx: &Context,
+    namespace: Option<String>,
+    refers: impl Fn(&EnrollmentEndpoint) -> bool,
+) -> Vec<ObjectRef<EnrollmentEndpoint>> {
+    let Some(ns) = namespace else { return Vec::new() };
+    ctx.cache
+        .endpoints()
+        .state()
+        .iter()
+        .filter(|e| e.metadata.namespace.as_deref() == Some(ns.as_str()) && refers(e))
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
+}
+
+/// Runs the EnrollmentEndpoint controller until `shutdown` resolves. A reconcile follows
+/// changes to the endpoint, to the children it owns (e.g. a deleted Deployment), to the
+/// CertificateProfiles it exposes (Ready, issuer), to the Secrets it references (their
+/// metadata is watched: a data change moves the resourceVersion), and the CA poll's
+/// changes to its counts.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    use kube::runtime::WatchStreamExt;
     let client = ctx.client.clone();
     let owned = watcher::Config::default()
         .labels("app.kubernetes.io/managed-by=pkiplane-operator,app.kubernetes.io/component=endpoint");
+    let by_profile = {
+        let ctx = ctx.clone();
+        move |p: CertificateProfile| {
+            let name = p.name_any();
+            endpoints_referring(&ctx, p.namespace(), |e| e.spec.profiles.iter().any(|b| b.name == name))
+        }
+    };
+    let by_secret = {
+        let ctx = ctx.clone();
+        move |s: kube::core::PartialObjectMeta<Secret>| {
+            let name = s.name_any();
+            endpoints_referring(&ctx, s.namespace(), |e| children::referenced_secrets(&e.spec).contains(&name))
+        }
+    };
+    // Secrets the endpoints reference are not theirs: metadata only, the operator's own excluded.
+    let referenced = watcher::watcher(
+        Api::<kube::core::PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default().labels("app.kubernetes.io/managed-by!=pkiplane-operator"),
+    )
+    .default_backoff()
+    .touched_objects();
     let controller = Controller::new(Api::<EnrollmentEndpoint>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<Secret>::all(client), owned);
+        .owns(Api::<Secret>::all(client.clone()), owned)
+        .watches(Api::<CertificateProfile>::all(client), watcher::Config::default(), by_profile)
+        .watches_stream(referenced, by_secret)
+        .reconcile_on(ctx.triggers.endpoints());
     run_controller(controller, reconcile, ctx, shutdown).await;
 }
 

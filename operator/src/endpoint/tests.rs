@@ -347,6 +347,16 @@ fn status_reasons() {
     let mut o = observed(1);
     o.problems = vec!["Secret pki/x not found".into()];
     assert_eq!(ready_reason(&desired_status(&e, &o, &ca_up(), now)).1, reason::CONFIG_INCOMPLETE);
+
+    // Scaled to zero: Ready once configured (no pod is wanted), but not with problems.
+    let mut zero = acme();
+    zero.spec.replicas = 0;
+    assert_eq!(ready_reason(&desired_status(&zero, &observed(0), &ca_up(), now)), ("True", reason::SCALED_TO_ZERO));
+    assert_eq!(ready_reason(&desired_status(&zero, &o, &ca_up(), now)).1, reason::CONFIG_INCOMPLETE);
+    // Two replicas wanted, one ready: still progressing.
+    let mut two = acme();
+    two.spec.replicas = 2;
+    assert_eq!(ready_reason(&desired_status(&two, &observed(1), &ca_up(), now)).1, reason::PROGRESSING);
 }
 
 #[test]
@@ -388,4 +398,8 @@ fn denial_and_not_ready_events() {
     assert!(not_ready_since(&s, t0 + Duration::from_secs(121)).is_some());
     let ready = desired_status(&acme(), &observed(1), &ca_up(), t0);
     assert!(not_ready_since(&ready, t0 + Duration::from_secs(600)).is_none());
+    // The reconcile comes back when the event is due, not on a tick.
+    assert_eq!(not_ready_event_at(&ready), None);
+    let at = not_ready_event_at(&s).expect("due");
+    assert!(at >= t0 + NOT_READY_EVENT_AFTER - Duration::from_secs(1) && at <= t0 + NOT_READY_EVENT_AFTER);
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use pkiplane_caservice::server::{CaServiceState, router, serve_mtls};
+use pkiplane_caservice::server::{CaServiceState, keep_snapshot_current, router, serve_mtls, snapshot_of};
+use pkiplane_caservice::snapshot::SnapshotFeed;
 use pkiplane_caservice::tls::{Reloading, build_server};
 use pkiplane_core::inventory::{CaMaterialStore, Inventory};
 use pkiplane_core::issuance::Ca;
@@ -26,6 +27,10 @@ use crate::admin::kube_review::KubeAuth;
 use tokio::sync::watch;
 
 pub use source::{ConfigSource, FileSource};
+
+/// How often the endpoint snapshot is recomputed when no configuration change announced
+/// itself (a rollover step changes the CA's issuers on its own schedule).
+const SNAPSHOT_RECHECK: Duration = Duration::from_secs(15);
 
 #[derive(clap::Args, Debug)]
 pub struct CaArgs {
@@ -139,12 +144,15 @@ pub async fn run(args: &CaArgs) -> Result<()> {
     if once.run(rollover::CA_KEYS_LEASE, rollover::LEASE_WAIT, first).await.is_none() {
         anyhow::bail!("another CA replica held the CA key lease for {:?}; not starting", rollover::LEASE_WAIT);
     }
-    spawn_resync(ca.clone(), source.clone(), materials.clone(), problems.clone(), once.clone());
+    let (applied_tx, applied) = watch::channel(0u64);
+    spawn_resync(ca.clone(), source.clone(), materials.clone(), problems.clone(), once.clone(), applied_tx);
     let rollover_source = source.clone();
     rollover::spawn_periodic(ca.clone(), move || rollover_source.current(), materials.clone(), once.clone());
 
     let tls = Reloading::new(&args.tls_dir, build_server).context("loading --tls-dir")?;
     tls.spawn_watch();
+    let snapshots = Arc::new(SnapshotFeed::new(&snapshot_of(&ca)));
+    keep_snapshot_current(ca.clone(), &snapshots, applied, SNAPSHOT_RECHECK);
     let state = Arc::new(CaServiceState {
         ca: ca.clone(),
         acme: protocol_state.acme,
@@ -152,6 +160,7 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         cmp: protocol_state.cmp,
         est: protocol_state.est,
         issuer_problems: problems,
+        snapshots: snapshots.clone(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = tokio::net::TcpListener::bind(args.listen)
@@ -207,6 +216,8 @@ pub async fn run(args: &CaArgs) -> Result<()> {
 
     crate::serve::wait_for_signal().await;
     let _ = shutdown_tx.send(true);
+    // Endpoint pods' held snapshot requests are answered now, not at the end of their wait.
+    snapshots.close();
     let drain = async {
         let _ = api_task.await;
         let _ = publish_task.await;
@@ -283,6 +294,7 @@ fn spawn_resync(
     store: Arc<dyn CaMaterialStore>,
     problems: sync::IssuerProblems,
     once: crate::once::Once,
+    applied: watch::Sender<u64>,
 ) {
     let mut changes = source.changes();
     tokio::spawn(async move {
@@ -294,6 +306,7 @@ fn spawn_resync(
                 continue;
             }
             tracing::info!(issuers = ca.issuers().len(), profiles = ca.profiles().len(), "configuration applied");
+            applied.send_modify(|n| *n += 1);
         }
     });
 }

@@ -142,7 +142,7 @@ fn health_router(transport: Arc<Transport>, listening: Arc<AtomicBool>) -> Route
             let transport = transport.clone();
             let listening = listening.clone();
             async move {
-                let fresh = transport.last_ok().is_some_and(|t| t.elapsed() < READY_WITHIN);
+                let fresh = transport.answered_within(READY_WITHIN);
                 match (fresh, listening.load(Ordering::SeqCst)) {
                     (true, true) => (StatusCode::OK, "ready\n"),
                     (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "the CA service has not answered recently\n"),

@@ -170,18 +170,23 @@ mod tests {
         assert_eq!(parsed.issuers.len(), 2);
     }
 
-    #[tokio::test]
-    async fn a_change_ends_the_wait_with_the_new_snapshot() {
+    /// A feed and a request holding its current ETag with the longest wait.
+    async fn held_request() -> (Arc<SnapshotFeed>, String, tokio::task::JoinHandle<Answer>) {
         let feed = Arc::new(SnapshotFeed::new(&wire(1)));
         let held = feed.current().etag.clone();
-        // The longest wait: only the change can end it before MAX_WAIT, and then the
-        // answer would be 304, which the assertion refuses.
         let waiting = {
-            let feed = feed.clone();
-            let held = held.clone();
+            let (feed, held) = (feed.clone(), held.clone());
             tokio::spawn(async move { feed.answer(Some(&held), Duration::from_secs(3600)).await })
         };
         tokio::task::yield_now().await;
+        (feed, held, waiting)
+    }
+
+    #[tokio::test]
+    async fn a_change_ends_the_wait_with_the_new_snapshot() {
+        // The longest wait: only the change can end it before MAX_WAIT, and then the
+        // answer would be 304, which the assertion refuses.
+        let (feed, held, waiting) = held_request().await;
         assert!(feed.publish(&wire(3)));
         match waiting.await.unwrap() {
             Answer::Full(p) => assert_ne!(p.etag, held),
@@ -191,14 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_answers_held_requests() {
-        let feed = Arc::new(SnapshotFeed::new(&wire(1)));
-        let held = feed.current().etag.clone();
-        let waiting = {
-            let feed = feed.clone();
-            let held = held.clone();
-            tokio::spawn(async move { feed.answer(Some(&held), Duration::from_secs(3600)).await })
-        };
-        tokio::task::yield_now().await;
+        let (feed, held, waiting) = held_request().await;
         feed.close();
         assert_eq!(waiting.await.unwrap(), Answer::NotModified(held));
     }

@@ -41,7 +41,10 @@ eval "$(PKIPLANE_E2E_CRDS=crds/all.yaml e2e/node.sh up)"
 dir=$PKIPLANE_E2E_DIR
 chart_load "$work/pkiplane.tar" "$image"
 kubectl create namespace "$NS" >/dev/null
-chart_install pkiplane "$NS" --set operator.replicas=1 --set operator.logLevel=warn --set ca.logLevel=warn >/dev/null
+# The webhook caches every pkiplane object: at N=1000 its chart limit (128Mi) was seen to
+# leave it refusing connections mid-apply, so the benchmark gives it room.
+chart_install pkiplane "$NS" --set operator.replicas=1 --set operator.logLevel=warn --set ca.logLevel=warn \
+  --set webhook.resources.limits.memory="${PKIPLANE_SCALE_WEBHOOK_MEMORY:-512Mi}" >/dev/null
 
 # The host pid of the container process running `pkiplane SUBCOMMAND` in the node.
 container_pid() {

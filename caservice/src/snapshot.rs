@@ -126,7 +126,7 @@ mod tests {
 
     fn wire(issuers: usize) -> SnapshotWire {
         let issuer = |i: usize| IssuerInfoWire {
-            id: pkiplane_core::model::ObjectRef::new("pki", &format!("ca{i}")),
+            id: pkiplane_core::model::ObjectRef::new("pki", format!("ca{i}")),
             certificate: vec![],
             chain: vec![],
             key_id: String::new(),

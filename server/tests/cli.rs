@@ -87,7 +87,7 @@ fn crash_between_persist_and_sign_leaves_a_consistent_inventory() {
     let req = csr(d.path(), "dev", "/CN=web.localhost", "DNS:web.localhost");
     let args = issue_args(QUICKSTART, &data, &req, None);
 
-    // The failpoint aborts the process right after the pending record is durable.
+    // The failpoint aborts the process right after the pending record is committed.
     let crashed = pkiplane(&args, &[("PKIPLANE_FAILPOINT", "issuance-after-persist")]);
     assert!(!crashed.status.success());
     assert!(crashed.stdout.is_empty(), "no certificate may leave a crashed issuance");

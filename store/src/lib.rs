@@ -57,7 +57,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::sql_err;
 use crate::read::ReadPool;
-use crate::writer::Writer;
+use crate::writer::{Durability, Writer};
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,13 +139,22 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Runs `work` on the writer and returns once it is committed and synced.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_with(Durability::Synced, work).await
+    }
+
+    async fn write_with<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         match &self.writer {
-            Some(writer) => writer.submit(work).await,
+            Some(writer) => writer.submit(durability, work).await,
             None => Err(StoreError::unavailable(format!("{} is open read-only", self.path.display()))),
         }
     }
@@ -214,7 +223,8 @@ impl Inventory for SqliteStore {
 
     async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
         let record = record.clone();
-        self.write(move |conn| write::insert_pending(conn, &record)).await
+        // Synced by the issuance's own "issued" write (see `Inventory::write_pending`).
+        self.write_with(Durability::Deferred, move |conn| write::insert_pending(conn, &record)).await
     }
 
     async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError> {

@@ -8,6 +8,14 @@
 //! write. If the commit itself fails, every operation of the batch is told so: nothing
 //! of it was written.
 //!
+//! A batch commits with `synchronous=FULL` (the WAL is fsynced before anyone is answered)
+//! unless every operation in it was queued as [`Durability::Deferred`]: then it commits
+//! with `synchronous=NORMAL`, which writes the WAL without syncing it. Such a write is in
+//! the database (a process crash keeps it, the OS holds the pages) and becomes durable
+//! against power loss with the next FULL commit, whose fsync covers every WAL frame
+//! before it. The issuance pipeline uses it for the pending record, whose durability only
+//! matters once the certificate is returned, after the synced "issued" write.
+//!
 //! Dropping the [`Writer`] closes the channel; the thread finishes the operations
 //! already queued, then exits and the drop joins it.
 
@@ -24,8 +32,29 @@ use crate::error::map_sql_error;
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// When a write must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Synced before the caller is answered.
+    Synced,
+    /// Committed before the caller is answered; synced with the next synced commit.
+    Deferred,
+}
+
+impl Durability {
+    /// SQLite's `synchronous` level for a commit of this durability (WAL mode).
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Synced => "FULL",
+            Self::Deferred => "NORMAL",
+        }
+    }
+}
+
 /// One queued write.
 trait Job: Send {
+    /// How durable the caller needs this write to be when answered.
+    fn durability(&self) -> Durability;
     /// Runs the operation on the batch transaction; false if it failed (its savepoint
     /// is then rolled back).
     fn run(&mut self, conn: &Connection) -> bool;
@@ -37,6 +66,7 @@ trait Job: Send {
 }
 
 struct Op<T, F> {
+    durability: Durability,
     work: Option<F>,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
@@ -47,6 +77,10 @@ where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -89,23 +123,28 @@ impl Writer {
         Ok(Self { sender: Some(sender), thread: Some(thread) })
     }
 
-    /// Queues `work` for the next batch and waits until its batch has committed.
-    pub(crate) async fn submit<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Queues `work` for the next batch and waits until its batch has committed (and,
+    /// for [`Durability::Synced`], been synced).
+    pub(crate) async fn submit<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.enqueue(work)?.await.map_err(|_| stopped())?
+        self.enqueue(durability, work)?.await.map_err(|_| stopped())?
     }
 
-    fn enqueue<T, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    fn enqueue<T, F>(
+        &self,
+        durability: Durability,
+        work: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let sender = self.sender.as_ref().ok_or_else(stopped)?;
         let (reply, answer) = oneshot::channel();
-        sender.send(Box::new(Op { work: Some(work), outcome: None, reply })).map_err(|_| stopped())?;
+        sender.send(Box::new(Op { durability, work: Some(work), outcome: None, reply })).map_err(|_| stopped())?;
         Ok(answer)
     }
 }
@@ -128,6 +167,9 @@ impl Drop for Writer {
 
 fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<BoxedJob>) {
     let mut batch: Vec<BoxedJob> = Vec::new();
+    // The connection is opened with synchronous=FULL (`configure_writer`); `None` until
+    // this loop has set it itself, so the first batch always says what it needs.
+    let mut level: Option<Durability> = None;
     // `recv` fails only once the channel is empty and every sender is gone.
     while let Ok(first) = receiver.recv() {
         batch.push(first);
@@ -137,13 +179,38 @@ fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<BoxedJob>) {
                 Err(_) => break,
             }
         }
-        tracing::trace!(size = batch.len(), "committing a write batch");
-        run_batch(&mut conn, &mut batch);
+        let wanted = if batch.iter().any(|job| job.durability() == Durability::Synced) {
+            Durability::Synced
+        } else {
+            Durability::Deferred
+        };
+        if level != Some(wanted) {
+            level = set_level(&conn, wanted).then_some(wanted);
+        }
+        tracing::trace!(size = batch.len(), ?wanted, "committing a write batch");
+        if wanted == Durability::Synced && level != Some(Durability::Synced) {
+            // Never answer a synced write from a commit that may not sync.
+            batch.iter_mut().for_each(|job| job.abort("the store could not be set to sync its commits"));
+        } else {
+            run_batch(&mut conn, &mut batch);
+        }
         for job in batch.drain(..) {
             job.finish();
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// Sets the connection's `synchronous` level (outside any transaction, where SQLite
+/// applies it); false if SQLite refused.
+fn set_level(conn: &Connection, durability: Durability) -> bool {
+    match conn.pragma_update(None, "synchronous", durability.pragma()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, level = durability.pragma(), "setting the store's synchronous level failed");
+            false
+        }
+    }
 }
 
 /// Runs `batch` in one transaction; every job holds its outcome afterwards.
@@ -222,7 +289,7 @@ mod tests {
         let (release, wait) = std_mpsc::channel::<()>();
         let (started, running) = std_mpsc::channel::<()>();
         let first = writer
-            .enqueue(move |conn: &Connection| {
+            .enqueue(Durability::Synced, move |conn: &Connection| {
                 let _ = started.send(());
                 let _ = wait.recv();
                 conn.execute("INSERT INTO t VALUES (0)", []).map_err(|e| map_sql_error("t", e))
@@ -234,7 +301,7 @@ mod tests {
             let observer = Arc::clone(&observer);
             answers.push(
                 writer
-                    .enqueue(move |conn: &Connection| {
+                    .enqueue(Durability::Synced, move |conn: &Connection| {
                         conn.execute("INSERT INTO t VALUES (?1)", [v]).map_err(|e| map_sql_error("t", e))?;
                         if v == 25 {
                             return Err(StoreError::corrupt("refused"));
@@ -278,12 +345,12 @@ mod tests {
                 Ok(())
             }
         };
-        let bad = writer.enqueue(insert(1, true)).unwrap();
-        let good = writer.enqueue(insert(2, false)).unwrap();
+        let bad = writer.enqueue(Durability::Synced, insert(1, true)).unwrap();
+        let good = writer.enqueue(Durability::Synced, insert(2, false)).unwrap();
         assert!(matches!(bad.blocking_recv().unwrap(), Err(StoreError::Unavailable { .. })));
         good.blocking_recv().unwrap().unwrap();
         // The writer still works after the panic.
-        let later = writer.enqueue(insert(3, false)).unwrap();
+        let later = writer.enqueue(Durability::Synced, insert(3, false)).unwrap();
         later.blocking_recv().unwrap().unwrap();
         drop(writer);
         let conn = Connection::open(&path).unwrap();
@@ -295,5 +362,42 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, [2, 3]);
+    }
+
+    /// A batch commits without syncing only when every write in it is deferred; one
+    /// synced write makes the whole batch's commit synced.
+    #[test]
+    fn a_batch_syncs_unless_every_write_in_it_is_deferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("s.db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        let writer = Writer::start(conn, "test-writer".to_owned()).unwrap();
+        // The level a job sees is the one its batch commits with (1 = NORMAL, 2 = FULL).
+        let level = |conn: &Connection| {
+            conn.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0)).map_err(|e| map_sql_error("level", e))
+        };
+        let alone = |durability| writer.enqueue(durability, level).unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(alone(Durability::Deferred), 1);
+        assert_eq!(alone(Durability::Synced), 2);
+        assert_eq!(alone(Durability::Deferred), 1);
+
+        // Hold the writer busy so that a deferred and a synced write share the next batch.
+        let (release, wait) = std_mpsc::channel::<()>();
+        let (started, running) = std_mpsc::channel::<()>();
+        let first = writer
+            .enqueue(Durability::Deferred, move |conn: &Connection| {
+                let _ = started.send(());
+                let _ = wait.recv();
+                level(conn)
+            })
+            .unwrap();
+        running.recv().unwrap();
+        let deferred = writer.enqueue(Durability::Deferred, level).unwrap();
+        let synced = writer.enqueue(Durability::Synced, level).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(first.blocking_recv().unwrap().unwrap(), 1);
+        assert_eq!(deferred.blocking_recv().unwrap().unwrap(), 2);
+        assert_eq!(synced.blocking_recv().unwrap().unwrap(), 2);
     }
 }

@@ -429,7 +429,9 @@ pub struct PublishedCrl {
 }
 
 /// The inventory of certificates. Implementations must make every write durable before
-/// returning (the issuance pipeline relies on it).
+/// returning (the issuance pipeline relies on it), with one exception: the pending record
+/// ([`Inventory::write_pending`]) may be committed without waiting for the disk, as long
+/// as it survives a crash of the process and is durable once any later write returns.
 #[async_trait]
 pub trait Inventory: Send + Sync {
     /// The store of requests waiting for approval kept beside this inventory, if it keeps
@@ -444,6 +446,12 @@ pub trait Inventory: Send + Sync {
     }
     /// Writes a record [`Inventory::insert_pending`] has checked (call that instead);
     /// `DuplicateSerial` when the issuer has a record with this serial.
+    ///
+    /// The record must be committed (visible to readers and to [`Inventory::recover_pending`]
+    /// after the process dies) before this returns, but need not yet be synced to disk:
+    /// the issuance's `mark_issued`, which is synced, makes it durable before any client
+    /// sees the certificate. Losing it to a power failure before then loses nothing: the
+    /// certificate signed under it existed only in the process's memory.
     async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError>;
     /// Completes a pending record with the signed certificate.
     async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError>;

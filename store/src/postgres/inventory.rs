@@ -1,8 +1,10 @@
 //! The inventory's reads and writes on PostgreSQL. Every write is one statement or one
-//! transaction, committed (with `synchronous_commit = on`: flushed) before it returns.
+//! transaction, committed (with `synchronous_commit = on`: flushed) before it returns,
+//! except the pending record (see `PostgresStore::write_pending`).
 
 use std::time::{Duration, SystemTime};
 
+use deadpool_postgres::GenericClient;
 use pkiplane_core::inventory::unix_seconds::from_secs;
 use pkiplane_core::inventory::{
     CertStatus, CertificateRecord, DenialRecord, GroupBy, InventoryCounts, InventoryFilter, Revocation, RevokeOutcome,
@@ -18,7 +20,7 @@ use crate::rows::{
 };
 use crate::sql::{self, CERT_COLUMNS, Dialect, Param};
 
-pub(crate) async fn insert_pending(client: &Client, r: &CertificateRecord) -> Result<(), StoreError> {
+pub(crate) async fn insert_pending(client: &impl GenericClient, r: &CertificateRecord) -> Result<(), StoreError> {
     let issuer = r.issuer.to_string();
     let sans = encode_sans(&r.sans)?;
     let stmt = client

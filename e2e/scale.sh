@@ -11,8 +11,11 @@
 # Also the operator's and CA service's peak resident memory (VmHWM of their processes).
 #
 # Usage: e2e/scale.sh [N] [M]  (default 50 and min(N, 50); the kubelet's maxPods is raised
-#                              to M + 40, the node's /24 pod network bounds it at ~250;
-#                              PKIPLANE_IMAGE_ARCHIVE as for e2e/operator.sh)
+#                              to M + 40, the node's /24 pod network bounds it at ~250, and
+#                              the endpoint pods' CPU requests bound it sooner: about 36 fit
+#                              on a 2-core node, the rest stay Pending and step 2 waits for
+#                              them until PKIPLANE_SCALE_TIMEOUT; PKIPLANE_IMAGE_ARCHIVE as
+#                              for e2e/operator.sh)
 # The endpoints are CMP (plain HTTP, shared-secret MAC: the cheapest pods to run), each
 # exposing its own profile; all profiles are signed by one root Issuer.
 set -euo pipefail

@@ -125,7 +125,8 @@ fn cert_req_messages(cn: &str, key: &rcgen::KeyPair) -> Result<Vec<u8>, String> 
             extn_value: OctetString::new(san).map_err(e("SAN"))?,
         }]),
     };
-    let cert_req = CertRequest { cert_req_id: Int::new(&[0]).map_err(e("certReqId"))?, cert_template: template, controls: None };
+    let cert_req =
+        CertRequest { cert_req_id: Int::new(&[0]).map_err(e("certReqId"))?, cert_template: template, controls: None };
     let signature = key.sign(&cert_req.to_der().map_err(e("CertRequest"))?).map_err(|err| format!("POP: {err}"))?;
     let popo = ProofOfPossession::Signature(Box::new(PopoSigningKey {
         poposk_input: None,
@@ -140,7 +141,8 @@ fn prepare(args: &Args, n: usize) -> Result<Prepared, String> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("key: {e}"))?;
     let cn = format!("{}-{n}.{}", args.prefix, args.domain);
     let content = cert_req_messages(&cn, &key)?;
-    let mac = MacProtection::Pbm { salt: random::<16>().to_vec(), owf: Owf::Sha256, iterations: 500, mac: MacAlg::HmacSha1 };
+    let mac =
+        MacProtection::Pbm { salt: random::<16>().to_vec(), owf: Owf::Sha256, iterations: 500, mac: MacAlg::HmacSha1 };
     let e = |what: &'static str| move |err: der07::Error| format!("{what}: {err}");
     let header = OutHeader {
         pvno: 2,
@@ -160,7 +162,8 @@ fn prepare(args: &Args, n: usize) -> Result<Prepared, String> {
     };
     let header = message::encode_header(&header).map_err(e("header"))?;
     let body = message::encode_body(tag::IR, &content).map_err(e("body"))?;
-    let protection = mac.compute(args.secret.as_bytes(), &message::protected_part(&header, &body).map_err(e("protected part"))?);
+    let protection =
+        mac.compute(args.secret.as_bytes(), &message::protected_part(&header, &body).map_err(e("protected part"))?);
     let der = message::encode_message(&header, &body, Some(&protection), &[]).map_err(e("message"))?;
     Ok(Prepared { body: Bytes::from(der), spki_der: key.subject_public_key_info() })
 }
@@ -198,14 +201,17 @@ fn prepare_all(args: &Args) -> Result<Vec<Prepared>, String> {
 fn check_answer(der: &[u8], secret: &[u8], spki_der: &[u8], own_key: bool) -> Result<(), String> {
     let msg = message::decode(der).map_err(|e| format!("answer: {e}"))?;
     let alg = msg.header.protection_alg.as_ref().ok_or("the answer is not protected")?;
-    let mac = MacProtection::from_algorithm(alg, MacLimits::default()).map_err(|e| format!("answer protection: {e}"))?;
+    let mac =
+        MacProtection::from_algorithm(alg, MacLimits::default()).map_err(|e| format!("answer protection: {e}"))?;
     let protection = msg.protection.as_deref().unwrap_or_default();
     if !mac.verify(secret, &msg.protected_part, protection) {
         return Err("the answer's MAC does not verify with the secret".into());
     }
     let rep = match decode_response(msg.body_tag, &msg.body).map_err(|e| format!("answer body: {e}"))? {
         ResponseBody::CertRep(tag::IP, rep) => rep,
-        ResponseBody::Error(e) => return Err(format!("error message: {:?} {:?}", e.status_info.status, e.status_info.status_string)),
+        ResponseBody::Error(e) => {
+            return Err(format!("error message: {:?} {:?}", e.status_info.status, e.status_info.status_string));
+        }
         other => return Err(format!("a {} answer, not ip", tag::name(other.tag()))),
     };
     let response = rep.response.first().ok_or("an ip without response")?;

@@ -267,7 +267,8 @@ fn certifies(record: &CertificateRecord, spki_der: &[u8]) -> bool {
 
 /// The SUCCESS reply delivering `record`'s certificate.
 fn answer_with(record: &CertificateRecord) -> Result<Outcome, ScepError> {
-    let der = record.der.clone().ok_or_else(|| ScepError::internal(format!("certificate {} has no DER", record.serial)))?;
+    let der =
+        record.der.clone().ok_or_else(|| ScepError::internal(format!("certificate {} has no DER", record.serial)))?;
     Ok(Outcome::Success(degenerate(&[der], &[])?))
 }
 

@@ -45,7 +45,13 @@ const MAX_REPLY: usize = 1 << 20;
 
 /// Sends `req` and returns the reply's content type and body; an error names what went
 /// wrong (no answer within 30 s, a non-2xx status with the start of its body, ...).
-pub async fn fetch(http: &HttpClient, req: hyper::Request<Full<Bytes>>) -> Result<(String, Bytes), String> {
+pub async fn fetch<C>(
+    http: &Client<C, Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(String, Bytes), String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let rsp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
         .await
         .map_err(|_| "no answer within 30 s".to_string())?
@@ -61,6 +67,39 @@ pub async fn fetch(http: &HttpClient, req: hyper::Request<Full<Bytes>>) -> Resul
         return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
     }
     Ok((ctype, body))
+}
+
+/// Prepares requests 0..count with `prepare(n)` on every core (key generation and
+/// signing happen before a run's clock starts); in order of n.
+pub fn prepare_all<T, F>(count: usize, prepare: F) -> Result<Vec<T>, String>
+where
+    T: Send,
+    F: Fn(usize) -> Result<T, String> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut all: Vec<(usize, T)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= count {
+                            return Ok(mine);
+                        }
+                        mine.push((n, prepare(n)?));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a preparing thread")).collect::<Result<Vec<_>, String>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    all.sort_by_key(|(n, _)| *n);
+    Ok(all.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Refuses a URL that is not http(s) or whose host is not loopback (`localhost`, any

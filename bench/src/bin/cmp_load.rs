@@ -20,7 +20,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -32,7 +31,7 @@ use crmf::request::{CertReqMsg, CertRequest, CertTemplate};
 use der07::Encode as _;
 use der07::asn1::{BitString, Ia5String, Int, OctetString};
 use http_body_util::Full;
-use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, require_loopback};
+use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, prepare_all, require_loopback};
 use pkiplane_cmp::protection::mac::{MacAlg, MacLimits, MacProtection, Owf};
 use pkiplane_cmp::wire::body::{ResponseBody, decode_response};
 use pkiplane_cmp::wire::message::{self, OutHeader, tag};
@@ -168,34 +167,6 @@ fn prepare(args: &Args, n: usize) -> Result<Prepared, String> {
     Ok(Prepared { body: Bytes::from(der), spki_der: key.subject_public_key_info() })
 }
 
-/// Prepares `args.count` requests on every core.
-fn prepare_all(args: &Args) -> Result<Vec<Prepared>, String> {
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut all: Vec<(usize, Prepared)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= args.count {
-                            return Ok(mine);
-                        }
-                        mine.push((n, prepare(args, n)?));
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("a preparing thread")).collect::<Result<Vec<_>, String>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
-    all.sort_by_key(|(n, _)| *n);
-    Ok(all.into_iter().map(|(_, p)| p).collect())
-}
-
 /// Checks an answer: MAC-protected with the secret, an ip whose one response is
 /// accepted with a certificate (certifying `spki_der` when `own_key`).
 fn check_answer(der: &[u8], secret: &[u8], spki_der: &[u8], own_key: bool) -> Result<(), String> {
@@ -253,7 +224,7 @@ async fn main() {
 async fn run(args: Args) -> Result<(), String> {
     require_loopback(&args.url)?;
     let prep_started = Instant::now();
-    let prepared = Arc::new(prepare_all(&args)?);
+    let prepared = Arc::new(prepare_all(args.count, |n| prepare(&args, n))?);
     eprintln!(
         "cmp_load: {} ir prepared in {:.1}s; sending with {} clients{}{}",
         prepared.len(),

@@ -14,14 +14,13 @@
 //! --clients 8 [--rate 200] [--label pkiplane] [--json]`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use der::{Decode, Encode};
 use http_body_util::Full;
-use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, require_loopback};
+use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, prepare_all, require_loopback};
 use pkiplane_scep::algorithms::{ContentAlg, DigestAlg};
 use pkiplane_scep::client::{self, Request};
 use pkiplane_scep::cms::outgoing::Signer;
@@ -162,34 +161,6 @@ fn rsa_key(args: &Args, n: usize) -> Result<RsaPrivateKey, String> {
     Ok(key)
 }
 
-/// Prepares `args.count` enrollments on every core.
-fn prepare_all(args: &Args, ra: &Certificate, algs: (ContentAlg, DigestAlg)) -> Result<Vec<Prepared>, String> {
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut all: Vec<(usize, Prepared)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= args.count {
-                            return Ok(mine);
-                        }
-                        mine.push((n, prepare(args, n, ra, algs)?));
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("a preparing thread")).collect::<Result<Vec<_>, String>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
-    all.sort_by_key(|(n, _)| *n);
-    Ok(all.into_iter().map(|(_, p)| p).collect())
-}
-
 /// Sends one prepared request; Ok when it came back issued.
 async fn enroll(http: &HttpClient, url: &str, p: &Prepared) -> Result<(), String> {
     let req = hyper::Request::post(format!("{url}?operation=PKIOperation"))
@@ -221,7 +192,7 @@ async fn run(args: Args) -> Result<(), String> {
     let (ctype, ca) = get(&http, &format!("{}?operation=GetCACert", args.url)).await?;
     let ra = recipient(&ctype, &ca)?;
     let prep_started = Instant::now();
-    let prepared = Arc::new(prepare_all(&args, &ra, algs)?);
+    let prepared = Arc::new(prepare_all(args.count, |n| prepare(&args, n, &ra, algs))?);
     eprintln!(
         "scep_load: {} requests prepared in {:.1}s ({:?}, {:?}); sending with {} clients{}",
         prepared.len(),

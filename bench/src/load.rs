@@ -1,5 +1,6 @@
 //! What the load tools share: a summary of one run's latencies, printed as one line,
-//! and a rustls client configuration trusting a PEM bundle.
+//! a rustls client configuration trusting a PEM bundle, and a kept-alive plain HTTP/1
+//! client (SCEP and CMP are plain HTTP).
 
 use std::future::Future;
 use std::path::Path;
@@ -7,6 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -25,6 +31,75 @@ pub fn tls_client_config(bundle: Option<&Path>) -> Result<rustls::ClientConfig, 
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A plain HTTP/1 client that keeps connections alive between requests.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Replies larger than this are refused (a SCEP CertRep or CMP ip is a few KiB).
+const MAX_REPLY: usize = 1 << 20;
+
+/// Sends `req` and returns the reply's content type and body; an error names what went
+/// wrong (no answer within 30 s, a non-2xx status with the start of its body, ...).
+pub async fn fetch<C>(
+    http: &Client<C, Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(String, Bytes), String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let rsp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
+        .await
+        .map_err(|_| "no answer within 30 s".to_string())?
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = rsp.status();
+    let ctype = rsp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = Limited::new(rsp.into_body(), MAX_REPLY)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the reply: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    }
+    Ok((ctype, body))
+}
+
+/// Prepares requests 0..count with `prepare(n)` on every core (key generation and
+/// signing happen before a run's clock starts); in order of n.
+pub fn prepare_all<T, F>(count: usize, prepare: F) -> Result<Vec<T>, String>
+where
+    T: Send,
+    F: Fn(usize) -> Result<T, String> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut all: Vec<(usize, T)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= count {
+                            return Ok(mine);
+                        }
+                        mine.push((n, prepare(n)?));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a preparing thread")).collect::<Result<Vec<_>, String>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    all.sort_by_key(|(n, _)| *n);
+    Ok(all.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Refuses a URL that is not http(s) or whose host is not loopback (`localhost`, any

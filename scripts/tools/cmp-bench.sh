@@ -5,11 +5,24 @@
 # `openssl cmp -cmd ir` with a shared secret (PasswordBasedMac) and implicitConfirm,
 # C at a time, one pre-generated P-256 key. The mock server does not really issue: it
 # returns a fixed certificate (-rsp_cert) without policy, signing or an inventory write,
-# so it bounds what the client side and the message handling cost. A last line measures
-# pkiplane's server alone (see the `load` mode of the cmp_bench_server example).
+# so it bounds what the client side and the message handling cost.
 #
-# Usage: [CMP_BENCH_PROFILE=release] scripts/tools/cmp-bench.sh [N=200] [C=4]
-# Loopback only; bounded in count; stops its servers on exit.
+# Spawning an `openssl cmp` process per transaction measures mostly the client, so the
+# same two servers are then driven by cmp_load (bench/src/bin/cmp_load.rs): LOAD_N
+# prepared ir messages (distinct P-256 keys, subjects and transactionIDs, signature POP,
+# implicitConfirm, the same shared secret), sent by 1 and by C concurrent senders; an
+# answer counts only when its MAC verifies and it is an accepted ip with a certificate
+# (for pkiplane: certifying the request's key; the mock returns its fixed -rsp_cert).
+# pkiplane's connections are kept alive; the mock closes every connection after its
+# answer (OpenSSL 3.0's `cmp -port` serves one connection at a time), so it gets a new
+# connection per request. With CMP_LOAD_RESULTS=file.jsonl the load rows are copied
+# there, one JSON object per run: label `pkiplane-cmp` or `openssl-mock-server`,
+# clients, issued, failed, seconds, per_second, p50_ms, p99_ms.
+#
+# Usage: [CMP_BENCH_PROFILE=release] [LOAD_N=400] [CMP_LOAD_RESULTS=file.jsonl]
+#        scripts/tools/cmp-bench.sh [N=200] [C=4]
+# Loopback only; bounded in count (N, LOAD_N) and time (120 s per load run); stops its
+# servers on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,8 +39,10 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/key.p
 PROFILE=${CMP_BENCH_PROFILE:-debug}
 if [ "$PROFILE" = release ]; then
   cargo build -q --release -p pkiplane-cmp --example cmp_bench_server
+  cargo build -q --release -p pkiplane-bench --bin cmp_load
 else
   cargo build -q -p pkiplane-cmp --example cmp_bench_server
+  cargo build -q -p pkiplane-bench --bin cmp_load
 fi
 "target/$PROFILE/examples/cmp_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
@@ -69,5 +84,28 @@ PY
 echo "openssl: $(openssl version)"
 run "pkiplane-cmp" "http://127.0.0.1:$PORT_A/.well-known/cmp"
 run "openssl mock server" "http://127.0.0.1:$PORT_B/"
-# The server alone: recorded OpenSSL ir messages re-protected and sent from one process.
-"target/$PROFILE/examples/cmp_bench_server" load "$N" "$C" | tail -1
+
+# The prepared-message load: the servers' rates without a process per transaction.
+LOAD_N=${LOAD_N:-400}
+for c in 1 "$C"; do
+  "target/$PROFILE/cmp_load" --url "http://127.0.0.1:$PORT_A/.well-known/cmp" --own-key --count "$LOAD_N" \
+    --clients "$c" --max-seconds 120 --prefix "load-$c" --label pkiplane-cmp --json >>"$WORK/load.jsonl" \
+    2>>"$WORK/load.log" || echo "$me: cmp_load against pkiplane failed" >&2
+  "target/$PROFILE/cmp_load" --url "http://127.0.0.1:$PORT_B/" --close --count "$LOAD_N" \
+    --clients "$c" --max-seconds 120 --prefix "load-$c" --label openssl-mock-server --json >>"$WORK/load.jsonl" \
+    2>>"$WORK/load.log" || echo "$me: cmp_load against the mock failed" >&2
+done
+grep -h "failed:\|cmp_load:" "$WORK/load.log" | grep -v "prepared in" | head -n 5 >&2 || true
+[ -z "${CMP_LOAD_RESULTS:-}" ] || cp "$WORK/load.jsonl" "$CMP_LOAD_RESULTS"
+python3 - "$WORK/load.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("prepared ir load (cmp_load):")
+for r in rows:
+    print(f"  {r['label']:<22} c={r['clients']:<3} issued {r['issued']:>4}  failed {r['failed']:>3}  {r['per_second']:8.1f} ir/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
+by = {(r['label'], r['clients']): r['per_second'] for r in rows}
+for c in sorted({r['clients'] for r in rows}):
+    a, b = by.get(("pkiplane-cmp", c)), by.get(("openssl-mock-server", c))
+    if a is not None and b:
+        print(f"  c={c}: pkiplane {a:.1f}/s vs openssl mock server {b:.1f}/s, ratio {a/b:.2f}")
+PY

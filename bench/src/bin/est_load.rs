@@ -19,7 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -113,16 +113,7 @@ async fn enroll(http: &HttpsClient, url: &str, auth: &str, body: Bytes) -> Resul
         .header(hyper::header::AUTHORIZATION, auth)
         .body(Full::new(body))
         .map_err(|e| e.to_string())?;
-    let rsp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
-        .await
-        .map_err(|_| "no answer within 30 s".to_string())?
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let status = rsp.status();
-    let ctype = rsp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let body = Limited::new(rsp.into_body(), 1 << 20).collect().await.map_err(|e| e.to_string())?.to_bytes();
-    if status != hyper::StatusCode::OK {
-        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
-    }
+    let (ctype, body) = pkiplane_bench::load::fetch(http, req).await?;
     if !ctype.starts_with("application/pkcs7-mime") || body.is_empty() {
         return Err(format!("200 without a certs-only PKCS#7 ({ctype}, {} bytes)", body.len()));
     }

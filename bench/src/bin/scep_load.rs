@@ -14,23 +14,19 @@
 //! --clients 8 [--rate 200] [--label pkiplane] [--json]`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use der::{Decode, Encode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use pkiplane_bench::load::{Plan, require_loopback};
+use http_body_util::Full;
+use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, prepare_all, require_loopback};
 use pkiplane_scep::algorithms::{ContentAlg, DigestAlg};
 use pkiplane_scep::client::{self, Request};
 use pkiplane_scep::cms::outgoing::Signer;
 use pkiplane_scep::message::{MessageType, PkiStatus};
 use rsa::RsaPrivateKey;
-use rsa::pkcs8::EncodePrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use x509_cert::Certificate;
 
 #[derive(Parser)]
@@ -57,6 +53,11 @@ struct Args {
     max_seconds: u64,
     #[arg(long, default_value_t = 2048)]
     key_bits: usize,
+    /// Keep the generated RSA keys here (PKCS#8 DER, `rsa-<bits>-<n>.der`) and reuse
+    /// them in later runs: generating thousands of RSA keys takes minutes. Each message
+    /// still has its own key, CN and transactionID.
+    #[arg(long)]
+    key_cache: Option<std::path::PathBuf>,
     #[arg(long, default_value = "scep")]
     label: String,
     /// Also print one JSON line on stdout.
@@ -69,29 +70,6 @@ struct Prepared {
     body: Bytes,
     cert: Certificate,
     key: RsaPrivateKey,
-}
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// Replies larger than this are refused (a CertRep with a chain is a few KiB).
-const MAX_REPLY: usize = 1 << 20;
-
-async fn fetch(http: &HttpClient, req: hyper::Request<Full<Bytes>>) -> Result<(String, Bytes), String> {
-    let rsp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
-        .await
-        .map_err(|_| "no answer within 30 s".to_string())?
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let status = rsp.status();
-    let ctype = rsp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let body = Limited::new(rsp.into_body(), MAX_REPLY)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the reply: {e}"))?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
-    }
-    Ok((ctype, body))
 }
 
 async fn get(http: &HttpClient, url: &str) -> Result<(String, Bytes), String> {
@@ -136,7 +114,7 @@ const CHALLENGE_PASSWORD: &[u64] = &[1, 2, 840, 113549, 1, 9, 7];
 /// A key, a CSR with the challenge, a self-signed signer certificate and the signed,
 /// encrypted PKCSReq.
 fn prepare(args: &Args, n: usize, ra: &Certificate, algs: (ContentAlg, DigestAlg)) -> Result<Prepared, String> {
-    let key = RsaPrivateKey::new(&mut rand_core::OsRng, args.key_bits).map_err(|e| format!("RSA key: {e}"))?;
+    let key = rsa_key(args, n)?;
     let pkcs8 = key.to_pkcs8_der().map_err(|e| format!("PKCS#8: {e}"))?;
     let der: rustls::pki_types::PrivatePkcs8KeyDer<'_> = pkcs8.as_bytes().to_vec().into();
     let signing = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
@@ -164,32 +142,23 @@ fn prepare(args: &Args, n: usize, ra: &Certificate, algs: (ContentAlg, DigestAlg
     Ok(Prepared { body: Bytes::from(built.der), cert, key })
 }
 
-/// Prepares `args.count` enrollments on every core.
-fn prepare_all(args: &Args, ra: &Certificate, algs: (ContentAlg, DigestAlg)) -> Result<Vec<Prepared>, String> {
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut all: Vec<(usize, Prepared)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= args.count {
-                            return Ok(mine);
-                        }
-                        mine.push((n, prepare(args, n, ra, algs)?));
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("a preparing thread")).collect::<Result<Vec<_>, String>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
-    all.sort_by_key(|(n, _)| *n);
-    Ok(all.into_iter().map(|(_, p)| p).collect())
+/// Key `n`: from the key cache when it holds it, else new (and put there).
+fn rsa_key(args: &Args, n: usize) -> Result<RsaPrivateKey, String> {
+    let path = args.key_cache.as_ref().map(|d| d.join(format!("rsa-{}-{n}.der", args.key_bits)));
+    if let Some(der) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        return RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| format!("cached key {n}: {e}"));
+    }
+    let key = RsaPrivateKey::new(&mut rand_core::OsRng, args.key_bits).map_err(|e| format!("RSA key: {e}"))?;
+    if let Some(path) = path {
+        let der = key.to_pkcs8_der().map_err(|e| format!("PKCS#8: {e}"))?;
+        // Written aside and renamed: a concurrent run reads a whole key or none.
+        let part = path.with_extension(format!("part-{}", std::process::id()));
+        std::fs::create_dir_all(path.parent().unwrap_or(&path))
+            .and_then(|()| std::fs::write(&part, der.as_bytes()))
+            .and_then(|()| std::fs::rename(&part, &path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(key)
 }
 
 /// Sends one prepared request; Ok when it came back issued.
@@ -217,13 +186,13 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     require_loopback(&args.url)?;
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let http = http_client();
     let (_, caps) = get(&http, &format!("{}?operation=GetCACaps", args.url)).await?;
     let algs = algorithms(&String::from_utf8_lossy(&caps));
     let (ctype, ca) = get(&http, &format!("{}?operation=GetCACert", args.url)).await?;
     let ra = recipient(&ctype, &ca)?;
     let prep_started = Instant::now();
-    let prepared = Arc::new(prepare_all(&args, &ra, algs)?);
+    let prepared = Arc::new(prepare_all(args.count, |n| prepare(&args, n, &ra, algs))?);
     eprintln!(
         "scep_load: {} requests prepared in {:.1}s ({:?}, {:?}); sending with {} clients{}",
         prepared.len(),

@@ -12,7 +12,7 @@ use crate::CmpState;
 use crate::auth::{self, Auth};
 use crate::error::CmpError;
 use crate::settings::ExposedProfile;
-use crate::state::{CmpTransaction, TransactionKind, TransactionState};
+use crate::state::{CmpTransaction, TransactionKind, TransactionStart, TransactionState};
 use crate::wire::message::Incoming;
 use crate::wire::{FailBit, FailInfo};
 
@@ -55,7 +55,11 @@ impl Exchange<'_> {
         }
     }
 
-    /// Records the start of a transaction; a transactionID in use is refused.
+    /// Records the start of a transaction and its first senderNonce, in one durable
+    /// write where the store allows it: a transactionID in use is refused
+    /// (`transactionIdInUse`, also what a replayed first message gets, so the
+    /// transactionID is claimed before the nonce), then a senderNonce seen before
+    /// (`badSenderNonce`).
     ///
     /// An enrollment starts open, awaiting confirmation until confirmWaitTime: if the
     /// process dies after the CA has issued and before the outcome is saved, the
@@ -70,14 +74,35 @@ impl Exchange<'_> {
         } else {
             self.transaction(kind, TransactionState::Failed)
         };
-        match self.state.store().create_transaction(&tx).await {
-            Ok(true) => Ok(tx),
-            Ok(false) => Err(CmpError::new(
+        let (nonce, expires) = self.nonce_record();
+        match self.state.store().start_transaction(&tx, &nonce, expires).await {
+            Ok(TransactionStart::Started) => Ok(tx),
+            Ok(TransactionStart::TransactionIdInUse) => Err(CmpError::new(
                 FailBit::TransactionIdInUse,
                 "the transactionID is already in use: start a new transaction with a fresh transactionID",
             )),
+            Ok(TransactionStart::NonceReused) => Err(nonce_reused()),
             Err(e) => Err(CmpError::store(&e)),
         }
+    }
+
+    /// Records the senderNonce of a message that continues a transaction; one seen
+    /// before is a replay (`badSenderNonce`).
+    pub async fn use_nonce(&self) -> Result<(), CmpError> {
+        let (nonce, expires) = self.nonce_record();
+        let fresh = self
+            .state
+            .store()
+            .use_nonce(&self.state.config().endpoint, &nonce, expires)
+            .await
+            .map_err(|e| CmpError::store(&e))?;
+        if fresh { Ok(()) } else { Err(nonce_reused()) }
+    }
+
+    /// The request's senderNonce (hex) and until when it is remembered.
+    fn nonce_record(&self) -> (String, SystemTime) {
+        let nonce = hex::encode(self.msg.header.sender_nonce.as_deref().unwrap_or_default());
+        (nonce, self.now + self.state.config().max_clock_skew * 2)
     }
 
     /// Stores the transaction's new state (compare-and-set); false when another message
@@ -125,6 +150,10 @@ impl Exchange<'_> {
     pub fn issuer(&self) -> Option<std::sync::Arc<pkiplane_core::issuer::IssuerInfo>> {
         self.state.issuer_of(&self.profile.label)
     }
+}
+
+fn nonce_reused() -> CmpError {
+    CmpError::new(FailBit::BadSenderNonce, "this senderNonce was used before (replayed message)")
 }
 
 /// The union of failure bits, for logs.

@@ -156,20 +156,14 @@ async fn dispatch(ex: &Exchange<'_>) -> Result<Reply, CmpError> {
         RequestBody::Genm(_) => TransactionKind::General,
         _ => TransactionKind::Enrollment,
     };
-    // A transaction-starting replay must be told transactionIdInUse, so the
-    // transactionID is claimed before the nonce is recorded.
-    let tx = if starts { Some(ex.begin(kind).await?) } else { None };
-    let nonce = hex::encode(ex.msg.header.sender_nonce.as_deref().unwrap_or_default());
-    let nonce_expires = ex.now + ex.state.config().max_clock_skew * 2;
-    if !ex
-        .state
-        .store()
-        .use_nonce(&ex.state.config().endpoint, &nonce, nonce_expires)
-        .await
-        .map_err(|e| CmpError::store(&e))?
-    {
-        return Err(CmpError::new(FailBit::BadSenderNonce, "this senderNonce was used before (replayed message)"));
-    }
+    // A transaction-starting message records its transaction and senderNonce together;
+    // any other message only its senderNonce.
+    let tx = if starts {
+        Some(ex.begin(kind).await?)
+    } else {
+        ex.use_nonce().await?;
+        None
+    };
     let result = match (body, tx) {
         (RequestBody::CertRequests(items), Some(tx)) => {
             crate::enroll::certificate_requests(ex, tx, body_tag, items).await

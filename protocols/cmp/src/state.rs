@@ -163,9 +163,41 @@ impl ExpiryClaim {
     }
 }
 
+/// What [`CmpStore::start_transaction`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionStart {
+    /// The transaction was created and its first senderNonce recorded.
+    Started,
+    /// The endpoint already has a transaction with this transactionID; nothing was
+    /// written.
+    TransactionIdInUse,
+    /// The transaction was created, but its senderNonce had been seen before (a
+    /// replayed message).
+    NonceReused,
+}
+
 /// Shared CMP state. Every write is durable when it returns.
 #[async_trait]
 pub trait CmpStore: Send + Sync {
+    /// Starts a transaction with its first message: [`Self::create_transaction`], then,
+    /// when it was created, [`Self::use_nonce`] with that message's senderNonce. Stores
+    /// that can make both one durable write do (one synced commit instead of two per
+    /// transaction-starting message).
+    async fn start_transaction(
+        &self,
+        tx: &CmpTransaction,
+        nonce: &str,
+        nonce_expires: SystemTime,
+    ) -> Result<TransactionStart, StoreError> {
+        if !self.create_transaction(tx).await? {
+            return Ok(TransactionStart::TransactionIdInUse);
+        }
+        Ok(if self.use_nonce(&tx.endpoint, nonce, nonce_expires).await? {
+            TransactionStart::Started
+        } else {
+            TransactionStart::NonceReused
+        })
+    }
     /// Records a new transaction; false (and nothing written) when the endpoint already
     /// has one with this transactionID.
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError>;

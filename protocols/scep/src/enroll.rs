@@ -27,16 +27,21 @@
 //!   the stored transaction instead of issuing twice.
 //! * The stored transaction keeps the request without its challengePassword: no
 //!   enrolment secret rests in the store.
-//! * The transaction is stored after the CA has issued. If the process stopped in
-//!   between, the inventory still knows the certificate by the exchange
-//!   (`scep:<endpoint>:<transactionID>`): a resend or CertPoll of that transactionID,
-//!   signed with the requested key, recovers the transaction and delivers it.
+//! * The transaction of an issued PKCSReq is the inventory's record of its certificate,
+//!   which carries the exchange key (`scep:<endpoint>:<transactionID>`) and is durable
+//!   before the answer: a resend or CertPoll of that transactionID signed with the
+//!   requested key is answered from it, and a request of another key under that
+//!   transactionID is refused. Storing the transaction besides would be a second
+//!   durable write per enrollment repeating what the inventory holds. Pending, failed
+//!   and RenewalReq transactions are stored: their answers need what the inventory does
+//!   not hold (the request to approve, the failInfo, a resend signed with the renewed
+//!   certificate rather than the requested key).
 
 use std::time::SystemTime;
 
 use crate::state::{ScepTransaction, TransactionStatus};
 use der::Decode;
-use pkiplane_core::inventory::CertStatus;
+use pkiplane_core::inventory::{CertStatus, CertificateRecord};
 use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
@@ -95,10 +100,18 @@ pub async fn enroll(
         tracing::info!(transaction = %msg.transaction_id, status = tx.status.as_str(), "SCEP request resent; answering from the transaction");
         return answer_from(state, &tx).await;
     }
-    if msg.signer.spki_der == csr.spki_der
-        && let Some(tx) = recover_transaction(state, msg, &csr, &stored_csr, &exposed.profile).await?
-    {
-        return answer_from(state, &tx).await;
+    if msg.signer.spki_der == csr.spki_der {
+        let records = exchange_records(state, msg).await?;
+        if let Some(record) = records.iter().find(|r| certifies(r, &csr.spki_der)) {
+            tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP request resent; answering with the certificate issued for it");
+            return answer_with(record);
+        }
+        if !records.is_empty() {
+            return Err(ScepError::BadRequest(format!(
+                "transactionID {} belongs to another request",
+                msg.transaction_id
+            )));
+        }
     }
 
     let now = state.now();
@@ -139,10 +152,13 @@ pub async fn enroll(
     let result = state.ca().issue(req).await;
     match result {
         Ok(IssueOutcome::Issued(issued)) => {
-            tx.status = TransactionStatus::Issued;
-            tx.issuer = Some(issued.record.issuer.clone());
-            tx.serial = Some(issued.record.serial.clone());
-            state.store().create_transaction(&tx).await?;
+            // A PKCSReq's transaction is the certificate's inventory record (see above).
+            if msg.message_type != MessageType::PkcsReq {
+                tx.status = TransactionStatus::Issued;
+                tx.issuer = Some(issued.record.issuer.clone());
+                tx.serial = Some(issued.record.serial.clone());
+                state.store().create_transaction(&tx).await?;
+            }
             tracing::info!(endpoint = %config.endpoint, transaction = %tx.transaction_id, serial = %issued.record.serial, requester = %tx.requester, "SCEP certificate issued");
             Ok(Outcome::Success(degenerate(&[issued.der], &[])?))
         }
@@ -238,62 +254,34 @@ pub async fn poll(state: &ScepState, msg: &Incoming, content: &[u8]) -> Result<O
     answer_from(state, &tx).await
 }
 
-/// The transaction of a certificate the CA issued for `msg`'s transactionID whose
-/// transaction was never stored (the process stopped in between): rebuilt from the
-/// inventory when the certificate carries the requested key, and stored.
-async fn recover_transaction(
-    state: &ScepState,
-    msg: &Incoming,
-    csr: &ParsedCsr,
-    stored_csr: &[u8],
-    profile: &pkiplane_core::ObjectRef,
-) -> Result<Option<ScepTransaction>, ScepError> {
-    let Some(record) = issued_for_key(state, msg, &csr.spki_der).await? else {
-        return Ok(None);
-    };
-    let now = state.now();
-    let tx = ScepTransaction {
-        endpoint: state.config().endpoint.clone(),
-        transaction_id: msg.transaction_id.clone(),
-        status: TransactionStatus::Issued,
-        profile: profile.clone(),
-        requester: record.requester.clone(),
-        csr_der: stored_csr.to_vec(),
-        renewal_of: record.renewed_from.clone(),
-        issuer: Some(record.issuer.clone()),
-        serial: Some(record.serial.clone()),
-        fail_info: None,
-        created_at: record.created_at,
-        updated_at: now,
-    };
-    state.store().create_transaction(&tx).await?;
-    tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP transaction recovered from the inventory: its certificate was issued before the server stopped, and is delivered now");
-    Ok(Some(tx))
-}
-
-/// The certificate the inventory records as issued for `msg`'s transactionID with the
-/// public key `spki_der`, if any.
-async fn issued_for_key(
-    state: &ScepState,
-    msg: &Incoming,
-    spki_der: &[u8],
-) -> Result<Option<pkiplane_core::inventory::CertificateRecord>, ScepError> {
+/// The certificates the inventory records for `msg`'s transactionID (its exchange).
+async fn exchange_records(state: &ScepState, msg: &Incoming) -> Result<Vec<CertificateRecord>, ScepError> {
     let exchange = exchange_key(Protocol::Scep, &state.config().endpoint, &msg.transaction_id);
-    let records = state.ca().exchange_certificates(&exchange).await?;
-    Ok(records.into_iter().find(|r| {
-        r.status == CertStatus::Issued
-            && r.der.as_deref().and_then(|d| CertInfo::from_der(d).ok()).is_some_and(|c| c.spki_der == spki_der)
-    }))
+    Ok(state.ca().exchange_certificates(&exchange).await?)
 }
 
-/// CertPoll of a transactionID that has no stored transaction: answered from the
-/// inventory when the poll is signed with the key of a certificate issued for it (not
-/// stored: the poll carries no CSR to keep).
+/// Whether `record` certifies the public key `spki_der`.
+fn certifies(record: &CertificateRecord, spki_der: &[u8]) -> bool {
+    record.der.as_deref().and_then(|d| CertInfo::from_der(d).ok()).is_some_and(|c| c.spki_der == spki_der)
+}
+
+/// The SUCCESS reply delivering `record`'s certificate.
+fn answer_with(record: &CertificateRecord) -> Result<Outcome, ScepError> {
+    let der =
+        record.der.clone().ok_or_else(|| ScepError::internal(format!("certificate {} has no DER", record.serial)))?;
+    Ok(Outcome::Success(degenerate(&[der], &[])?))
+}
+
+/// CertPoll of a transactionID that has no stored transaction (an issued PKCSReq):
+/// answered from the inventory when the poll is signed with the key of a certificate
+/// issued for it.
 async fn recover_polled(state: &ScepState, msg: &Incoming) -> Result<ScepTransaction, ScepError> {
-    let record = issued_for_key(state, msg, &msg.signer.spki_der)
+    let record = exchange_records(state, msg)
         .await?
+        .into_iter()
+        .find(|r| r.status == CertStatus::Issued && certifies(r, &msg.signer.spki_der))
         .ok_or_else(|| ScepError::BadCertId(format!("no transaction {}", msg.transaction_id)))?;
-    tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP CertPoll answered from the inventory: the certificate was issued before the server stopped");
+    tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP CertPoll answered from the inventory's record of the transaction's certificate");
     Ok(ScepTransaction {
         endpoint: state.config().endpoint.clone(),
         transaction_id: msg.transaction_id.clone(),

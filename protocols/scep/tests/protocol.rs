@@ -186,16 +186,15 @@ async fn pkcsreq_with_static_challenge_then_replay_is_refused() {
     let foreign = pkcsreq_signed_by(&stranger, &ra, "tid-a", &id.csr_der);
     expect_failure(&env, &stranger, foreign, FailInfo::BadRequest).await;
 
-    // The stored transaction keeps the request without its challengePassword, and the
-    // secret is nowhere in the database files.
-    let tx = env.store.transaction(&env.endpoint, "tid-a").await.unwrap().unwrap();
-    let stored = x509_cert::request::CertReq::from_der(&tx.csr_der).unwrap();
-    assert!(stored.info.attributes.iter().all(|a| a.oid != pkiplane_core::x509::csr::CHALLENGE_PASSWORD));
-    assert_eq!(
-        pkiplane_core::x509::csr::stored_request_key(&tx.csr_der).unwrap(),
-        pkiplane_core::x509::csr::stored_request_key(&id.csr_der).unwrap(),
-        "the request is otherwise kept"
-    );
+    // Another key's request under the transactionID is refused, and nothing is issued.
+    let other = make(env.dir.path(), "a3", "device-a3.example.com", Some(STATIC_CHALLENGE), &["device-a3.example.com"]);
+    let taken = other.request(&ra, MessageType::PkcsReq, "tid-a", &other.csr_der);
+    expect_failure(&env, &other, taken.der, FailInfo::BadRequest).await;
+    assert_eq!(env.scep_records().await.len(), 1);
+
+    // The issued PKCSReq's transaction is the inventory's record of its certificate: no
+    // transaction of its own is stored, and the secret is nowhere in the database files.
+    assert!(env.store.transaction(&env.endpoint, "tid-a").await.unwrap().is_none());
     for entry in std::fs::read_dir(env.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap().to_string_lossy().starts_with("pkiplane.db") {
@@ -422,6 +421,14 @@ async fn pending_approval_then_cert_poll() {
     let pending = env.store.pending_transactions(&env.endpoint, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].status, TransactionStatus::Pending);
+    // The stored transaction keeps the request without its challengePassword.
+    let stored = x509_cert::request::CertReq::from_der(&pending[0].csr_der).unwrap();
+    assert!(stored.info.attributes.iter().all(|a| a.oid != pkiplane_core::x509::csr::CHALLENGE_PASSWORD));
+    assert_eq!(
+        pkiplane_core::x509::csr::stored_request_key(&pending[0].csr_der).unwrap(),
+        pkiplane_core::x509::csr::stored_request_key(&id.csr_der).unwrap(),
+        "the request is otherwise kept"
+    );
 
     let poll_content = poll_content(&env, &id);
     let poll = (MessageType::CertPoll, "tid-p", poll_content.as_slice());

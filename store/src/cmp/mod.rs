@@ -1,7 +1,7 @@
 //! The CMP state store ([`CmpStore`]) on the same SQLite file as the inventory. Writes go
 //! through the group-commit writer, so creating a transaction, a compare-and-set update,
 //! claiming expired transactions and recording a nonce are each one atomic, durable
-//! step; conditional inserts and version-guarded updates keep them safe against
+//! step (and starting a transaction with its first nonce one step for both); conditional inserts and version-guarded updates keep them safe against
 //! concurrent replicas.
 
 mod ops;
@@ -10,7 +10,7 @@ pub(crate) mod schema;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim, TransactionStart};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -18,6 +18,16 @@ use crate::SqliteStore;
 
 #[async_trait]
 impl CmpStore for SqliteStore {
+    async fn start_transaction(
+        &self,
+        tx: &CmpTransaction,
+        nonce: &str,
+        nonce_expires: SystemTime,
+    ) -> Result<TransactionStart, StoreError> {
+        let (tx, nonce) = (tx.clone(), nonce.to_owned());
+        self.write(move |c| ops::start_transaction(c, &tx, &nonce, nonce_expires)).await
+    }
+
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         let tx = tx.clone();
         self.write(move |c| ops::create_transaction(c, &tx)).await

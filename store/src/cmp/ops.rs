@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use pkiplane_cmp::state::{CmpTransaction, ExpiryClaim};
+use pkiplane_cmp::state::{CmpTransaction, ExpiryClaim, TransactionStart};
 use pkiplane_core::inventory::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -116,6 +116,24 @@ pub(crate) fn use_nonce(c: &Connection, endpoint: &str, nonce: &str, expires: Sy
         .and_then(|mut s| s.execute(params![endpoint, nonce, secs(expires)]))
         .map_err(sql_err("recording a CMP nonce"))?;
     Ok(n == 1)
+}
+
+/// The transaction, then its first nonce, in the one write (see
+/// `CmpStore::start_transaction`).
+pub(crate) fn start_transaction(
+    c: &Connection,
+    tx: &CmpTransaction,
+    nonce: &str,
+    nonce_expires: SystemTime,
+) -> Result<TransactionStart, StoreError> {
+    if !create_transaction(c, tx)? {
+        return Ok(TransactionStart::TransactionIdInUse);
+    }
+    Ok(if use_nonce(c, &tx.endpoint.to_string(), nonce, nonce_expires)? {
+        TransactionStart::Started
+    } else {
+        TransactionStart::NonceReused
+    })
 }
 
 pub(crate) fn purge(c: &Connection, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

@@ -101,6 +101,29 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable(db: TestDb) {
     assert!(!store.use_nonce(&endpoint(), "n1", exp).await.unwrap());
     assert!(store.use_nonce(&ObjectRef::new("pki", "other"), "n1", exp).await.unwrap());
 
+    // Starting a transaction with its first nonce, in one write: of concurrent starts
+    // of one transactionID one wins; a start with a nonce seen before creates the
+    // transaction but reports the replay; a transactionID in use records no nonce.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { store.clone() } else { replica.clone() };
+        let nonce = format!("start-{i}");
+        tasks.push(tokio::spawn(async move {
+            s.start_transaction(&tx("aa04", TransactionState::AwaitingConfirmation, None), &nonce, exp).await.unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|o| **o == TransactionStart::Started).count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == TransactionStart::TransactionIdInUse).count(), 5, "{outcomes:?}");
+    let replayed = tx("aa05", TransactionState::AwaitingConfirmation, None);
+    assert_eq!(store.start_transaction(&replayed, "n1", exp).await.unwrap(), TransactionStart::NonceReused);
+    assert!(store.transaction(&endpoint(), "aa05").await.unwrap().is_some());
+    assert_eq!(store.start_transaction(&replayed, "fresh", exp).await.unwrap(), TransactionStart::TransactionIdInUse);
+    assert!(store.use_nonce(&endpoint(), "fresh", exp).await.unwrap(), "the refused start recorded no nonce");
+
     // Durable across reopening.
     drop((store, replica));
     let store = db.open_states().await.cmp;
@@ -110,7 +133,7 @@ async fn transactions_nonces_and_expiry_are_atomic_and_durable(db: TestDb) {
     // Purge: expired nonces and closed transactions past retention; open ones stay.
     store.create_transaction(&tx("aa03", TransactionState::Polling, None)).await.unwrap();
     let purged = store.purge(now() + Duration::from_secs(3600), Duration::from_secs(60)).await.unwrap();
-    assert_eq!(purged, 4, "two nonces and the two closed transactions");
+    assert_eq!(purged, 6, "four nonces and the two closed transactions");
     assert!(store.transaction(&endpoint(), "aa03").await.unwrap().is_some());
 }
 

@@ -101,15 +101,19 @@ pub async fn enroll(
         return answer_from(state, &tx).await;
     }
     if msg.signer.spki_der == csr.spki_der {
-        let records = exchange_records(state, msg).await?;
-        if let Some(record) = records.iter().find(|r| certifies(r, &csr.spki_der)) {
+        // Records without a certificate (pending, or abandoned by a crash before the
+        // signature was stored) gave nobody anything: the request is issued anew.
+        let signed: Vec<_> = exchange_records(state, msg).await?.into_iter().filter(|r| r.der.is_some()).collect();
+        if let Some(record) = signed.iter().find(|r| r.status == CertStatus::Issued && certifies(r, &csr.spki_der)) {
             tracing::info!(transaction = %msg.transaction_id, serial = %record.serial, "SCEP request resent; answering with the certificate issued for it");
             return answer_with(record);
         }
-        if !records.is_empty() {
+        if let Some(record) = signed.first() {
             return Err(ScepError::BadRequest(format!(
-                "transactionID {} belongs to another request",
-                msg.transaction_id
+                "transactionID {} already has certificate {} ({}); a new request needs a new transactionID",
+                msg.transaction_id,
+                record.serial,
+                record.status.as_str()
             )));
         }
     }

@@ -66,9 +66,7 @@ impl Alone {
 
     /// Claims order `id` for finalization; None while another request finalizes it.
     pub fn claim_finalize(self: &Arc<Self>, id: &str) -> Option<FinalizeClaim> {
-        lock(&self.finalizing)
-            .insert(id.to_owned())
-            .then(|| FinalizeClaim { alone: self.clone(), id: id.to_owned() })
+        lock(&self.finalizing).insert(id.to_owned()).then(|| FinalizeClaim { alone: self.clone(), id: id.to_owned() })
     }
 
     /// Whether a request is finalizing order `id` right now.

@@ -23,7 +23,8 @@
 # Env:   MAX_SECONDS=120 (per run)  SERVERS="pkiplane pebble openbao"  HTTP01_PORT=5002
 #        (pkiplane's and Pebble's validation port)  RESULTS=path (acme_load's JSON
 #        lines; default target/acme-compare/results.jsonl)  KEEP_WORK=1 keeps the servers'
-#        logs and data (the work directory is printed)
+#        logs and data (the work directory is printed)  NO_BUILD=1 with PKIPLANE=path
+#        LOAD=path runs given binaries (default: the release build in CARGO_TARGET_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -69,9 +70,10 @@ wait_https() {
 }
 
 echo "acme-compare: building pkiplane and acme_load (release)" >&2
-cargo build --release -q -p pkiplane -p pkiplane-bench --bins
-PKIPLANE=$ROOT/target/release/pkiplane
-LOAD=$ROOT/target/release/acme_load
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p pkiplane -p pkiplane-bench --bins
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+PKIPLANE=${PKIPLANE:-$TARGET/release/pkiplane}
+LOAD=${LOAD:-$TARGET/release/acme_load}
 
 # ---------------------------------------------------------------- pkiplane
 start_pkiplane() {
@@ -81,16 +83,21 @@ start_pkiplane() {
   sed -E "s/^( +port:) [0-9]+$/\1 0/; s/http01Port: [0-9]+/http01Port: $HTTP01_PORT/" \
     examples/quickstart.yaml >"$d/quickstart.yaml"
   PKIPLANE_LOG=${PKIPLANE_LOG:-info} "$PKIPLANE" serve -f "$d/quickstart.yaml" --data-dir "$d/data" \
-    --publish-listen 127.0.0.1:0 --ready-file "$d/ready.json" >"$d/serve.out" 2>"$d/serve.log" &
+    --publish-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --ready-file "$d/ready.json" \
+    >"$d/serve.out" 2>"$d/serve.log" &
   PIDS+=($!)
   local i
   for i in $(seq 300); do [ -s "$d/ready.json" ] && break; sleep 0.1; done
   [ -s "$d/ready.json" ] || { echo "acme-compare: pkiplane did not start; see $d/serve.log" >&2; return 1; }
-  read -r DIRECTORY TRUST < <(python3 -c '
+  local admin
+  read -r DIRECTORY TRUST admin < <(python3 -c '
 import json, sys
-e = [e for e in json.load(open(sys.argv[1]))["endpoints"] if e["namespace"] == "pki" and e["name"] == "acme"][0]
-print(e["urls"][0], e["tlsTrustBundle"])' "$d/ready.json")
+ready = json.load(open(sys.argv[1]))
+e = [e for e in ready["endpoints"] if e["namespace"] == "pki" and e["name"] == "acme"][0]
+print(e["urls"][0], e["tlsTrustBundle"], ready["adminUrl"])' "$d/ready.json")
   RESPONDER=127.0.0.1:$HTTP01_PORT
+  # The run ends with the inventory compared to what the clients received.
+  CHECK=(--admin-url "$admin" --admin-token-file "$d/data/admin.token" --admin-ca "$d/data/admin-tls/ca.crt")
 }
 
 # ---------------------------------------------------------------- shared mock DNS
@@ -199,9 +206,10 @@ done
 for n in $CLIENTS_LIST; do
   for server in $SERVERS; do
     echo "acme-compare: $server, $n clients, $COUNT issuances (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    CHECK=()
     "start_$server" "$n"
     "$LOAD" --directory "$DIRECTORY" --ca-bundle "$TRUST" --http01-listen "$RESPONDER" --clients "$n" \
-      --count "$COUNT" --max-seconds "$MAX_SECONDS" --label "$server" --json >>"$RESULTS" ||
+      --count "$COUNT" --max-seconds "$MAX_SECONDS" --label "$server" "${CHECK[@]}" --json >>"$RESULTS" ||
       echo "acme-compare: the $server run failed" >&2
     stop_all
   done
@@ -243,5 +251,13 @@ for n in clients:
         elif r:
             parts.append(f"vs {s}: no ratio ({s}'s run had errors or stalled)")
     print(f"  N={n}: " + "; ".join(parts))
+checked = [r for r in rows if r.get("inventory")]
+if checked:
+    print()
+    print("pkiplane's inventory after each run (certificates for the run's names vs certificates received):")
+    for r in checked:
+        i = r["inventory"]
+        verdict = "exactly the certificates received" if i["matches"] else "MISMATCH"
+        print(f"  N={r['clients']}: {i['issued']} issued, {i['other']} pending/abandoned, {i['received']} received: {verdict}")
 EOF
 echo "acme-compare: results in $RESULTS" >&2

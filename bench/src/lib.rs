@@ -2,6 +2,7 @@
 //! SQLite inventory, and CSRs made by `openssl req`.
 #![forbid(unsafe_code)]
 
+pub mod inventory;
 pub mod load;
 
 use std::path::Path;

@@ -79,6 +79,20 @@ struct Args {
     /// Abort the run when no issuance finishes (successfully or not) for this long.
     #[arg(long, default_value_t = 30)]
     stall_seconds: u64,
+    /// pkiplane's admin API (`https://127.0.0.1:PORT`): at the end of the run, the
+    /// inventory's certificates for the names this run ordered are compared with the
+    /// certificates the clients received (they must be the same, none missing, none extra).
+    #[arg(long, requires_all = ["admin_token_file", "admin_ca"])]
+    admin_url: Option<String>,
+    /// The admin API's bearer token (`DATA_DIR/admin.token` of `pkiplane serve`).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// PEM file of the CA that verifies the admin API's TLS certificate.
+    #[arg(long)]
+    admin_ca: Option<PathBuf>,
+    /// The EnrollmentEndpoint (`namespace/name`) whose inventory is compared.
+    #[arg(long, default_value = "pki/acme")]
+    inventory_endpoint: String,
     /// A name for the report.
     #[arg(long, default_value = "acme")]
     label: String,
@@ -153,9 +167,14 @@ struct Poll {
 }
 
 impl Poll {
-    /// Refreshes `order` until its status leaves `while_in`, with backoff.
-    async fn until_not(&self, order: &mut Order, while_in: &[OrderStatus]) -> Result<OrderStatus, String> {
+    /// Refreshes `order` until its status leaves `while_in`, with backoff. With `stale`,
+    /// the state at hand predates the last change the client made (the challenge
+    /// answers), so the first refresh is sent at once.
+    async fn until_not(&self, order: &mut Order, while_in: &[OrderStatus], stale: bool) -> Result<OrderStatus, String> {
         let mut delay = self.initial;
+        if stale {
+            order.refresh().await.map_err(|e| format!("polling the order: {e}"))?;
+        }
         loop {
             let status = order.state().status;
             if !while_in.contains(&status) {
@@ -181,7 +200,7 @@ async fn issue(
     profile: Option<&str>,
     tokens: &Tokens,
     poll: &Poll,
-) -> Result<Phases, String> {
+) -> Result<(Phases, String), String> {
     let mut phases = Phases::default();
     let mut mark = Instant::now();
     let mut lap = |phases: &mut Phases, i: usize| {
@@ -216,7 +235,7 @@ async fn issue(
                 lap(&mut phases, 2);
             }
         }
-        match poll.until_not(&mut order, &[OrderStatus::Pending]).await? {
+        match poll.until_not(&mut order, &[OrderStatus::Pending], true).await? {
             OrderStatus::Ready => {}
             other => return Err(format!("order became {other:?}: {:?}", order.state().error)),
         }
@@ -224,29 +243,29 @@ async fn issue(
         let csr = csr_for(name)?;
         order.finalize_csr(&csr).await.map_err(|e| format!("finalize: {e}"))?;
         lap(&mut phases, 4);
-        match poll.until_not(&mut order, &[OrderStatus::Ready, OrderStatus::Processing]).await? {
+        match poll.until_not(&mut order, &[OrderStatus::Ready, OrderStatus::Processing], false).await? {
             OrderStatus::Valid => {}
             other => return Err(format!("order became {other:?} after finalize: {:?}", order.state().error)),
         }
         lap(&mut phases, 5);
         let pem = order.certificate().await.map_err(|e| format!("download: {e}"))?.ok_or("no certificate")?;
-        if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            return Err("the download is not a PEM certificate chain".to_owned());
-        }
+        let serial = pkiplane_bench::inventory::leaf_serial(&pem).map_err(|e| format!("the download: {e}"))?;
         lap(&mut phases, 6);
-        Ok(())
+        Ok(serial)
     }
     .await;
     let mut map = tokens.lock().expect("tokens");
     for t in answered {
         map.remove(&t);
     }
-    outcome.map(|()| phases)
+    outcome.map(|serial| (phases, serial))
 }
 
 #[derive(Default)]
 struct Outcome {
     latencies: Vec<Duration>,
+    /// Serials of the certificates the clients received (normalized hex).
+    received: Vec<String>,
     phases: Phases,
     errors: Vec<String>,
     /// When the last issuance finished (successfully or not).
@@ -322,8 +341,9 @@ async fn run(args: Args) -> Result<(), String> {
                     tokio::time::timeout(budget, issue(&account, &name, profile.as_deref(), &tokens, &poll)).await;
                 let mut out = shared.lock().expect("outcome");
                 match result {
-                    Ok(Ok(phases)) => {
+                    Ok(Ok((phases, serial))) => {
                         out.latencies.push(t0.elapsed());
+                        out.received.push(serial);
                         for (sum, p) in out.phases.iter_mut().zip(phases) {
                             *sum += p;
                         }
@@ -399,17 +419,69 @@ async fn run(args: Args) -> Result<(), String> {
     for e in all.errors.iter().take(5) {
         eprintln!("  error: {e}");
     }
+    let inventory = match &args.admin_url {
+        Some(url) => Some(check_inventory(&args, url, &format!("b{run_id}-"), &all.received).await?),
+        None => None,
+    };
     if args.json {
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "label": args.label, "clients": args.clients, "ok": ok, "errors": all.errors.len(),
             "seconds": elapsed, "per_second": per_second, "p50_ms": p50, "p99_ms": p99, "max_ms": max,
             "requests_per_issuance": per_issuance, "phases_ms": phases,
             "stalled": stalled, "in_flight_at_stall": in_flight_at_stall,
         });
+        if let Some(check) = &inventory {
+            line["inventory"] = serde_json::json!({
+                "issued": check.issued, "other": check.other, "received": ok, "matches": check.matches,
+            });
+        }
         println!("{line}");
     }
     if ok == 0 {
         return Err("no issuance succeeded".to_owned());
     }
+    if inventory.is_some_and(|c| !c.matches) {
+        return Err("the inventory does not hold exactly the certificates the clients received".to_owned());
+    }
     Ok(())
+}
+
+/// The outcome of the end-of-run inventory comparison.
+struct InventoryCheck {
+    issued: usize,
+    other: usize,
+    matches: bool,
+}
+
+/// Compares the inventory's certificates for this run's names (`name_part`) with the
+/// `received` serials, and prints the comparison.
+async fn check_inventory(
+    args: &Args,
+    url: &str,
+    name_part: &str,
+    received: &[String],
+) -> Result<InventoryCheck, String> {
+    pkiplane_bench::load::require_loopback(url)?;
+    let (token_file, ca) = args
+        .admin_token_file
+        .as_deref()
+        .zip(args.admin_ca.as_deref())
+        .ok_or("--admin-url needs --admin-token-file and --admin-ca")?;
+    let token = std::fs::read_to_string(token_file).map_err(|e| format!("{}: {e}", token_file.display()))?;
+    let api = pkiplane_bench::inventory::AdminApi::new(url, &token, pkiplane_bench::load::tls_client_config(Some(ca))?);
+    let held = api.holding(&args.inventory_endpoint, name_part).await?;
+    let received: std::collections::BTreeSet<String> = received.iter().cloned().collect();
+    let missing = received.difference(&held.issued).count();
+    let extra = held.issued.difference(&received).count();
+    let matches = missing == 0 && extra == 0 && held.other == 0;
+    eprintln!(
+        "  inventory of {}: {} certificates issued for this run's names, {} other records (pending, abandoned); \
+         clients received {}; missing from the inventory {missing}, issued but not received {extra}: {}",
+        args.inventory_endpoint,
+        held.issued.len(),
+        held.other,
+        received.len(),
+        if matches { "the inventory holds exactly the certificates received" } else { "MISMATCH" },
+    );
+    Ok(InventoryCheck { issued: held.issued.len(), other: held.other, matches })
 }

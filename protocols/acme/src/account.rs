@@ -117,7 +117,11 @@ async fn update_account(
 ) -> Result<Account, AcmeError> {
     for _ in 0..5 {
         change(&mut account);
-        match state.store.update_account(&account).await? {
+        let outcome = state.store.update_account(&account).await;
+        if let Some(alone) = &state.alone {
+            alone.forget_account(&account.id);
+        }
+        match outcome? {
             AccountUpdate::Done => {
                 account.version += 1;
                 return Ok(account);

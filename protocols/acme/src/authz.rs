@@ -1,6 +1,6 @@
 //! Authorizations and challenges (RFC 8555 section 7.5): reading them, deactivating an
-//! authorization (7.5.2), and responding to a challenge (7.5.1), which starts validation
-//! in the background.
+//! authorization (7.5.2), and responding to a challenge (7.5.1), which validates at once
+//! and goes on in the background only when validation takes long.
 
 use crate::payload::AuthorizationChange;
 use crate::signed::{ByAccount, Signed};
@@ -154,7 +154,8 @@ fn with_poll_hint(mut rsp: Response, a: &Authorization) -> Response {
 }
 
 /// POST to a challenge: `{}` asks the server to validate (RFC 8555 section 7.5.1); an
-/// empty payload reads it.
+/// empty payload reads it. The answer carries the outcome when validation ends within
+/// [`INLINE_VALIDATION_WAIT`], else `processing` with a Retry-After.
 pub async fn challenge(
     State(state): State<AcmeState>,
     Path((authz_id, challenge_id)): Path<(String, String)>,
@@ -175,22 +176,32 @@ pub async fn challenge(
             if effective_status(&a, SystemTime::now()) != AuthzStatus::Pending {
                 return Err(AcmeError::malformed("the authorization is not pending"));
             }
-            let mut updated = a.clone();
-            updated.challenges[idx].status = ChallengeStatus::Processing;
-            updated.challenges[idx].processing_since = Some(SystemTime::now());
-            if state.store.update_authorization(&updated).await? {
-                updated.version += 1;
-                let validation =
-                    validate::spawn(state.clone(), updated.clone(), challenge_id.clone(), account.thumbprint.clone());
-                a = updated;
-                // A validation that ends quickly (most do) is answered in this response,
-                // so the client needs no poll and no Retry-After wait; a slower one goes
-                // on in the background and is polled as usual.
-                if tokio::time::timeout(INLINE_VALIDATION_WAIT, validation).await.is_ok() {
-                    a = owned_authz(&state, &authz_id, &account).await?;
-                    idx = find(&a).ok_or_else(|| AcmeError::not_found("the challenge"))?;
+            // Validate first, store once: a validation that ends within the wait (most
+            // do) takes the authorization from pending to its outcome in one write and
+            // is answered in this response, with no poll and no Retry-After; a slower one
+            // is stored processing and goes on in the background, polled as usual.
+            let mut validation =
+                validate::start(state.clone(), a.clone(), challenge_id.clone(), account.thumbprint.clone());
+            match tokio::time::timeout(INLINE_VALIDATION_WAIT, &mut validation).await {
+                Ok(joined) => {
+                    let outcome = joined.unwrap_or_else(|_| Err(AcmeError::internal("the validation task failed")));
+                    if let Some(updated) = validate::record_pending(&state, &a, idx, outcome).await? {
+                        a = updated;
+                        break;
+                    }
                 }
-                break;
+                Err(_) => {
+                    let mut updated = a.clone();
+                    updated.challenges[idx].status = ChallengeStatus::Processing;
+                    updated.challenges[idx].processing_since = Some(SystemTime::now());
+                    if state.store.update_authorization(&updated).await? {
+                        updated.version += 1;
+                        validate::record_when_done(state.clone(), updated.id.clone(), challenge_id.clone(), validation);
+                        a = updated;
+                        break;
+                    }
+                    validation.abort();
+                }
             }
             a = owned_authz(&state, &authz_id, &account).await?;
             idx = find(&a).ok_or_else(|| AcmeError::not_found("the challenge"))?;

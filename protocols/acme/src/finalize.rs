@@ -12,6 +12,7 @@ use crate::state::{Account, CertificateRef, Identifier, Order, OrderStatus};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pkiplane_core::inventory::CertStatus;
 use pkiplane_core::issuance::{IssuanceRequest, IssueOutcome, exchange_key};
 use pkiplane_core::model::{Protocol, Requester};
 use pkiplane_core::policy::RequestedValidity;
@@ -103,9 +104,25 @@ pub async fn finalize(
         })?
         .clone();
 
-    let mut processing = order.clone();
-    processing.status = OrderStatus::Processing;
-    let processing = save(&state, &processing).await?;
+    // One issuance per order. Replicas sharing the store claim the order by storing it
+    // processing first (compare-and-set); a process serving the endpoint alone claims it
+    // in memory, which saves that write.
+    let (_claim, claimed) = match &state.alone {
+        Some(alone) => {
+            let claim = alone
+                .claim_finalize(&order.id)
+                .ok_or_else(|| AcmeError::new(ProblemType::OrderNotReady, "the order is being finalized"))?;
+            if let Some(cert) = issued_before(&state, &order).await? {
+                return complete(&state, order, cert).await;
+            }
+            (Some(claim), order.clone())
+        }
+        None => {
+            let mut processing = order.clone();
+            processing.status = OrderStatus::Processing;
+            (None, save(&state, &processing).await?)
+        }
+    };
     let request = IssuanceRequest {
         csr,
         profile: exposed.profile.clone(),
@@ -119,7 +136,8 @@ pub async fn finalize(
         Ok(IssueOutcome::Pending(pending)) => {
             // The order stays processing, linked to its approval request; order polls
             // ask the CA about it (see `order::refresh`).
-            let mut waiting = processing;
+            let mut waiting = claimed;
+            waiting.status = OrderStatus::Processing;
             waiting.approval = Some(pending.request_id.clone());
             let waiting = save(&state, &waiting).await?;
             tracing::info!(order = %waiting.id, request = %pending.request_id, profile = %pending.profile, "ACME order waits for approval");
@@ -130,35 +148,53 @@ pub async fn finalize(
     };
     match outcome {
         Ok(issued) => {
-            let mut valid = processing;
-            valid.status = OrderStatus::Valid;
-            valid.certificate =
-                Some(CertificateRef { issuer: issued.record.issuer.clone(), serial: issued.record.serial });
-            let valid = match save(&state, &valid).await {
-                Ok(v) => v,
-                // A poll on another replica may have completed the order from the
-                // inventory first (see `order::refresh`).
-                Err(e) => match state.store.order(&valid.id).await? {
-                    Some(o) if o.status == OrderStatus::Valid && o.certificate == valid.certificate => o,
-                    _ => return Err(e),
-                },
-            };
-            Ok(order_response(&state, StatusCode::OK, &valid))
+            let cert = CertificateRef { issuer: issued.record.issuer.clone(), serial: issued.record.serial };
+            complete(&state, claimed, cert).await
         }
         Err(problem) => {
-            let mut next = processing;
+            let mut next = claimed;
             if problem.status == StatusCode::SERVICE_UNAVAILABLE {
                 next.status = OrderStatus::Ready; // temporary: the client may finalize again
             } else {
                 next.status = OrderStatus::Invalid;
                 next.error = Some(problem.to_json());
             }
-            if let Err(store) = save(&state, &next).await {
+            // Claimed in memory, the stored order never left pending or ready.
+            let unchanged = state.alone.is_some() && next.status == OrderStatus::Ready;
+            if !unchanged && let Err(store) = save(&state, &next).await {
                 tracing::warn!(order = %next.id, error = %store, "could not record a failed finalization");
             }
             Err(problem)
         }
     }
+}
+
+/// The certificate issued for `order` by an earlier finalize whose process stopped
+/// before the order recorded it (the inventory keeps it under the order's exchange key).
+async fn issued_before(state: &AcmeState, order: &Order) -> Result<Option<CertificateRef>, AcmeError> {
+    let exchange = exchange_key(Protocol::Acme, &state.config.endpoint, &order.id);
+    let records = state.ca.exchange_certificates(&exchange).await.map_err(|e| AcmeError::from_core(&e, &[]))?;
+    Ok(records.into_iter().find(|r| matches!(r.status, CertStatus::Issued | CertStatus::Revoked)).map(|r| {
+        tracing::info!(order = %order.id, serial = %r.serial, "finalize delivers the certificate issued before the server stopped");
+        CertificateRef { issuer: r.issuer, serial: r.serial }
+    }))
+}
+
+/// Stores `order` valid with `cert` and answers with it.
+async fn complete(state: &AcmeState, order: Order, cert: CertificateRef) -> Result<Response, AcmeError> {
+    let mut valid = order;
+    valid.status = OrderStatus::Valid;
+    valid.certificate = Some(cert);
+    let valid = match save(state, &valid).await {
+        Ok(v) => v,
+        // A poll on another replica may have completed the order from the inventory
+        // first (see `order::refresh`).
+        Err(e) => match state.store.order(&valid.id).await? {
+            Some(o) if o.status == OrderStatus::Valid && o.certificate == valid.certificate => o,
+            _ => return Err(e),
+        },
+    };
+    Ok(order_response(state, StatusCode::OK, &valid))
 }
 
 /// POST-as-GET of the certificate: `application/pem-certificate-chain`, leaf first

@@ -254,11 +254,24 @@ async fn load_account(state: &AcmeState, kid: &str) -> Result<Account, AcmeError
         .strip_prefix(&prefix)
         .filter(|id| !id.is_empty() && !id.contains('/'))
         .ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, format!("`{kid}` is not an account URL")))?;
-    let account = state
-        .store
-        .account(id)
-        .await?
-        .ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account {kid}")))?;
+    let cached = match &state.alone {
+        Some(alone) => alone.account(id).map_err(Some),
+        None => Err(None),
+    };
+    let account = match cached {
+        Ok(account) => account,
+        Err(epoch) => {
+            let account = state
+                .store
+                .account(id)
+                .await?
+                .ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account {kid}")))?;
+            if let (Some(alone), Some(epoch)) = (&state.alone, epoch) {
+                alone.remember_account(&account, epoch);
+            }
+            account
+        }
+    };
     match account.status {
         AccountStatus::Valid => Ok(account),
         AccountStatus::Deactivated => Err(AcmeError::unauthorized(format!("account {kid} is deactivated"))),

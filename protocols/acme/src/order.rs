@@ -262,8 +262,8 @@ pub async fn owned_order(state: &AcmeState, id: &str, account: &Account) -> Resu
 }
 
 /// Brings a pending, ready or processing order's status up to date with its
-/// authorizations, its issuance and its expiry, storing the change (compare-and-set,
-/// re-read on conflict).
+/// authorizations, its issuance and its expiry, storing any change but pending -> ready
+/// (compare-and-set, re-read on conflict).
 pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeError> {
     for _ in 0..5 {
         let now = SystemTime::now();
@@ -286,11 +286,20 @@ pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeE
                 OrderStatus::Invalid,
                 Some(AcmeError::malformed("the order expired before it was finalized").to_json()),
             )),
-            OrderStatus::Pending => pending_outcome(state, &order, now).await?,
+            OrderStatus::Pending => match pending_outcome(state, &order, now).await? {
+                // Ready follows from the authorizations on every read, so it is shown,
+                // not stored (a durable write per order for nothing); finalize stores
+                // the next state from the pending order's version.
+                Some((OrderStatus::Ready, _)) => {
+                    order.status = OrderStatus::Ready;
+                    return Ok(finalizing_shown(state, order));
+                }
+                other => other,
+            },
             _ => None,
         };
         let Some((status, error)) = next else {
-            return Ok(order);
+            return Ok(finalizing_shown(state, order));
         };
         let mut updated = order.clone();
         updated.status = status;
@@ -305,6 +314,15 @@ pub async fn refresh(state: &AcmeState, mut order: Order) -> Result<Order, AcmeE
         order = state.store.order(&order.id).await?.ok_or_else(|| AcmeError::not_found("the order"))?;
     }
     Ok(order)
+}
+
+/// A ready order that a request of this process is finalizing (claimed in memory, see
+/// [`crate::alone`]) is shown processing, as a stored claim would be.
+fn finalizing_shown(state: &AcmeState, mut order: Order) -> Order {
+    if order.status == OrderStatus::Ready && state.alone.as_ref().is_some_and(|a| a.is_finalizing(&order.id)) {
+        order.status = OrderStatus::Processing;
+    }
+    order
 }
 
 /// Where the issuance of a processing order stands, as the inventory records it under

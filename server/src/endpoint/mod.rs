@@ -87,8 +87,9 @@ pub async fn run(args: &EndpointArgs) -> Result<()> {
         est_failures: Arc::new(stores),
         scep_ra: credentials.map(scep_ra).transpose()?.flatten(),
         // The endpoint's pods sit behind one Service: a nonce one pod handed out may
-        // come back to another, so they keep nonces in the shared store.
-        acme_local_nonces: false,
+        // come back to another, and any pod may finalize an order, so they keep nonces
+        // and finalize claims in the shared store.
+        acme_served_alone: false,
     };
     let serving = match credentials.map(serving_from_files).transpose()?.flatten() {
         Some(s) => Some(s),

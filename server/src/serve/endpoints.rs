@@ -54,9 +54,9 @@ pub struct EndpointDeps {
     /// A SCEP RA identity provided from outside (a credentials Secret) instead of one
     /// issued and kept in the SCEP store.
     pub scep_ra: Option<RaMaterial>,
-    /// ACME nonces kept in this process only (no store write to hand one out): true when
-    /// no other process serves the same endpoint, as under `serve`.
-    pub acme_local_nonces: bool,
+    /// No other process serves the same endpoint, as under `serve`: ACME keeps nonces,
+    /// accounts and finalize claims in this process ([`pkiplane_acme::AcmeState::served_alone`]).
+    pub acme_served_alone: bool,
 }
 
 impl EndpointDeps {
@@ -70,7 +70,7 @@ impl EndpointDeps {
             cmp: store.clone(),
             est_failures: Arc::new(pkiplane_est::state::memory::MemoryAuthFailures::new()),
             scep_ra: None,
-            acme_local_nonces: true,
+            acme_served_alone: true,
         }
     }
 }
@@ -93,8 +93,8 @@ async fn protocol_router(ctx: &EndpointContext<'_>) -> RouterResult {
             let config = pkiplane_api::acme_settings(ctx.endpoint, ctx.manifests, &ctx.base_url).map_err(fields)?;
             let mut state =
                 pkiplane_acme::AcmeState::new(config, ctx.deps.ca.clone(), ctx.deps.acme.for_endpoint(&ctx.id));
-            if ctx.deps.acme_local_nonces {
-                state = state.with_local_nonces();
+            if ctx.deps.acme_served_alone {
+                state = state.served_alone();
             }
             let urls = vec![format!("{}/directory", ctx.base_url)];
             Ok(Some(Protocol {

@@ -30,20 +30,58 @@ use crate::AcmeState;
 use crate::problem::{AcmeError, ProblemType};
 use crate::settings::ValidationSettings;
 
-/// Starts validating `challenge_id` of `authz` (already marked processing). The
-/// validation runs to its end whether or not the returned handle is awaited or dropped.
-pub fn spawn(
+/// Validates `challenge_id` of `authz` in a task of its own, which runs to its end
+/// whether or not the returned handle is awaited or dropped, and stores nothing: the
+/// outcome is the handle's, for [`record_pending`] or [`record_when_done`].
+pub fn start(
     state: AcmeState,
     authz: Authorization,
     challenge_id: String,
     thumbprint: String,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Result<(), AcmeError>> {
+    tokio::spawn(async move { attempts(&state, &authz, &challenge_id, &thumbprint).await })
+}
+
+/// Starts validating `challenge_id` of `authz` (already marked processing) and records
+/// the outcome when it ends.
+pub fn spawn(state: AcmeState, authz: Authorization, challenge_id: String, thumbprint: String) {
+    let id = authz.id.clone();
+    let validation = start(state.clone(), authz, challenge_id.clone(), thumbprint);
+    record_when_done(state, id, challenge_id, validation);
+}
+
+/// Records the outcome of `validation` on the processing challenge when it ends.
+pub fn record_when_done(
+    state: AcmeState,
+    authz_id: String,
+    challenge_id: String,
+    validation: tokio::task::JoinHandle<Result<(), AcmeError>>,
+) {
     tokio::spawn(async move {
-        let outcome = attempts(&state, &authz, &challenge_id, &thumbprint).await;
-        if let Err(e) = record(&state, &authz.id, &challenge_id, outcome).await {
-            tracing::warn!(authz = %authz.id, error = %e, "could not record a challenge outcome");
+        let outcome = validation.await.unwrap_or_else(|_| Err(AcmeError::internal("the validation task failed")));
+        if let Err(e) = record(&state, &authz_id, &challenge_id, outcome).await {
+            tracing::warn!(authz = %authz_id, error = %e, "could not record a challenge outcome");
         }
-    })
+    });
+}
+
+/// Records the outcome of a validation of challenge `idx` of `authz` as read while it
+/// was still pending (compare-and-set on its version): the authorization goes from
+/// pending to valid or invalid in one write. None when it changed meanwhile.
+pub async fn record_pending(
+    state: &AcmeState,
+    authz: &Authorization,
+    idx: usize,
+    outcome: Result<(), AcmeError>,
+) -> Result<Option<Authorization>, AcmeError> {
+    let mut a = authz.clone();
+    apply(state, &mut a, idx, &outcome, SystemTime::now());
+    if !state.store.update_authorization(&a).await? {
+        return Ok(None);
+    }
+    a.version += 1;
+    log_outcome(&a, outcome.is_ok());
+    Ok(Some(a))
 }
 
 async fn attempts(
@@ -103,31 +141,37 @@ async fn record(
         if a.challenges[idx].status != ChallengeStatus::Processing || a.status != AuthzStatus::Pending {
             return Ok(()); // deactivated meanwhile, or recorded by another replica
         }
-        let now = SystemTime::now();
-        match &outcome {
-            Ok(()) => {
-                a.challenges[idx].status = ChallengeStatus::Valid;
-                a.challenges[idx].validated = Some(now);
-                a.status = AuthzStatus::Valid;
-                if let Some(reuse) = state.config.authz_reuse {
-                    a.expires = a.expires.max(now + reuse);
-                }
-            }
-            Err(e) => {
-                a.challenges[idx].status = ChallengeStatus::Invalid;
-                a.challenges[idx].error = Some(e.to_json());
-                a.status = AuthzStatus::Invalid;
-            }
-        }
+        apply(state, &mut a, idx, &outcome, SystemTime::now());
         if state.store.update_authorization(&a).await? {
-            tracing::info!(
-                authz = %authz_id, identifier = %a.identifier.value, valid = outcome.is_ok(),
-                "challenge validation finished"
-            );
+            log_outcome(&a, outcome.is_ok());
             return Ok(());
         }
     }
     Err(AcmeError::unavailable("the authorization kept changing"))
+}
+
+/// Puts a validation's outcome on challenge `idx` and on the authorization.
+fn apply(state: &AcmeState, a: &mut Authorization, idx: usize, outcome: &Result<(), AcmeError>, now: SystemTime) {
+    let c = &mut a.challenges[idx];
+    match outcome {
+        Ok(()) => {
+            c.status = ChallengeStatus::Valid;
+            c.validated = Some(now);
+            a.status = AuthzStatus::Valid;
+            if let Some(reuse) = state.config.authz_reuse {
+                a.expires = a.expires.max(now + reuse);
+            }
+        }
+        Err(e) => {
+            c.status = ChallengeStatus::Invalid;
+            c.error = Some(e.to_json());
+            a.status = AuthzStatus::Invalid;
+        }
+    }
+}
+
+fn log_outcome(a: &Authorization, valid: bool) {
+    tracing::info!(authz = %a.id, identifier = %a.identifier.value, valid, "challenge validation finished");
 }
 
 /// The DNS server the endpoint names (`spec.acme.dnsResolver`, host:port), if any.

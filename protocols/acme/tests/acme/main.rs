@@ -7,6 +7,7 @@
 mod common;
 
 mod accounts;
+mod alone;
 mod approval;
 mod chain;
 mod flows;

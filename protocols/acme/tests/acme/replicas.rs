@@ -22,6 +22,7 @@ async fn replicas_share_accounts_orders_and_nonces() {
         ca: env.ca.clone(),
         nonces: Arc::new(SharedNonces::new(store_b.clone(), env.state.config.nonce_lifetime)),
         store: store_b,
+        alone: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_b = format!("http://{}", listener.local_addr().unwrap());

@@ -67,6 +67,9 @@ pub struct Options {
     pub allowed_target_ranges: Vec<ipnet::IpNet>,
     /// The port http-01 validation connects to; default: the http-01 responder's.
     pub http01_port: Option<u16>,
+    /// As `pkiplane serve` runs it: the only process serving the endpoint
+    /// ([`AcmeState::served_alone`]); default: a replica sharing the store.
+    pub served_alone: bool,
 }
 
 impl Default for Options {
@@ -77,6 +80,7 @@ impl Default for Options {
             authz_reuse: None,
             allowed_target_ranges: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
             http01_port: None,
+            served_alone: false,
         }
     }
 }
@@ -163,7 +167,10 @@ impl Env {
             allowed_target_ranges: opts.allowed_target_ranges.clone(),
         };
         let acme = endpoint_state(store.clone());
-        let state = AcmeState::new(config, ca.clone(), acme.clone());
+        let mut state = AcmeState::new(config, ca.clone(), acme.clone());
+        if opts.served_alone {
+            state = state.served_alone();
+        }
         let app = router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();

@@ -9,8 +9,8 @@
 #   acme    bench/acme-compare.sh: full ACME issuances/s against Pebble and OpenBao
 #   scep    scripts/tools/scep-bench.sh: scep_load's prepared PKCSReq messages against
 #           micromdm's scepserver, C=1 and C=8
-#   cmp     scripts/tools/cmp-bench.sh: `openssl cmp` ir processes against OpenSSL's mock
-#           server, c=1 and c=8
+#   cmp     scripts/tools/cmp-bench.sh: cmp_load's prepared ir messages (and `openssl cmp`
+#           processes) against OpenSSL's mock server, c=1 and c=8
 #   est     est_load (bench/src/bin/est_load.rs) against `pkiplane serve` on the
 #           quickstart: simpleenroll over kept-alive TLS, compared with the core rate
 #
@@ -137,19 +137,28 @@ PY
 # ------------------------------------------------------------------ CMP
 cmp() {
   section "CMP (scripts/tools/cmp-bench.sh)"
-  local c
-  for c in 1 8; do
-    CMP_BENCH_PROFILE=release bash scripts/tools/cmp-bench.sh "$CMP_COUNT" "$c" >"$OUT/cmp-$c.txt" 2>&1 ||
-      echo "$me: cmp-bench c=$c failed (see $OUT/cmp-$c.txt)" >&2
-    python3 - "$OUT/cmp-$c.txt" "$c" >>"$ROWS" <<'PY'
-import re, sys
-text, c = open(sys.argv[1]).read(), sys.argv[2]
+  # One run: `openssl cmp` client processes at c=8, then cmp_load's prepared ir messages
+  # at c=1 and c=8 against both servers.
+  CMP_BENCH_PROFILE=release LOAD_N=$CMP_COUNT CMP_LOAD_RESULTS=$OUT/cmp.jsonl \
+    bash scripts/tools/cmp-bench.sh "$((CMP_COUNT / 4))" 8 >"$OUT/cmp.txt" 2>&1 ||
+    echo "$me: cmp-bench failed (see $OUT/cmp.txt)" >&2
+  python3 - "$OUT/cmp.txt" "$OUT/cmp.jsonl" >>"$ROWS" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
 rate = lambda name: (m := re.search(re.escape(name) + r".*?([\d.]+) ir/s", text)) and float(m.group(1))
 a, b = rate("pkiplane-cmp"), rate("openssl mock server")
 if a and b:
-    print(f"cmp\tc={c} ir/s (openssl cmp processes)\t{a:.1f}\topenssl mock server\t{b:.1f}\t1.5")
+    print(f"cmp\tc=8 ir/s (openssl cmp processes)\t{a:.1f}\topenssl mock server\t{b:.1f}\t")
+try:
+    rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+except OSError:
+    rows = []
+by = {(r["label"], r["clients"]): r["per_second"] for r in rows}
+for c in sorted({r["clients"] for r in rows}):
+    a, b = by.get(("pkiplane-cmp", c)), by.get(("openssl-mock-server", c))
+    if a is not None and b:
+        print(f"cmp\tc={c} ir/s (cmp_load)\t{a:.1f}\topenssl mock server\t{b:.1f}\t1.5")
 PY
-  done
 }
 
 # ------------------------------------------------------------------ EST

@@ -186,6 +186,9 @@ grep -q "serving on :8080 as $pod" <<<"$out" || fail "kubectl logs $pod" "$out"
 pass "kubectl logs: $out"
 
 pf_log="$PKIPLANE_E2E_DIR/port-forward.log"
+# Created here, not by the background job's redirection: the loop below may read it
+# before the forked shell has opened it, and a missing file would end the script.
+: >"$pf_log"
 kubectl -n "$NS" port-forward "pod/$pod" :8080 >"$pf_log" 2>&1 &
 pf=$!
 for _ in $(seq 50); do

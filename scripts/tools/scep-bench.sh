@@ -56,7 +56,7 @@ else
   cargo build -q -p pkiplane-scep --example scep_bench_server
   cargo build -q -p pkiplane-bench --bin scep_load
 fi
-"target/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
 
 # micromdm's scepserver with a fresh 2048-bit CA (its default is 4096; pkiplane's is 2048).
@@ -117,7 +117,7 @@ KEYS=${XDG_CACHE_HOME:-$HOME/.cache}/pkiplane/scep-load-keys
 for c in 1 "$C"; do
   for server in "pkiplane-scep http://127.0.0.1:$PORT_A/scep" "micromdm-scepserver-2.1.0 http://127.0.0.1:$PORT_B/scep"; do
     read -r name url <<<"$server"
-    "target/$PROFILE/scep_load" --url "$url" --count "$LOAD_N" --clients "$c" --max-seconds 120 --key-cache "$KEYS" \
+    "${CARGO_TARGET_DIR:-target}/$PROFILE/scep_load" --url "$url" --count "$LOAD_N" --clients "$c" --max-seconds 120 --key-cache "$KEYS" \
       --prefix "load-$c" --label "$name" --json >>"$WORK/load.jsonl" 2>>"$WORK/load.log" ||
       echo "$me: scep_load against $name failed (see below)" >&2
   done

@@ -269,6 +269,8 @@ impl From<&RaMaterialWire> for RaMaterial {
 #[serde(tag = "call", rename_all = "camelCase")]
 pub enum CmpCall {
     CreateTransaction { tx: CmpTransaction },
+    /// The transaction and its first senderNonce in one call (`CmpStore::start_transaction`).
+    StartTransaction { tx: CmpTransaction, nonce: String, nonce_expires: SystemTime },
     Transaction { endpoint: ObjectRef, transaction_id: String },
     UpdateTransaction { tx: CmpTransaction },
     ClaimExpired { endpoint: ObjectRef, now: SystemTime, limit: usize },
@@ -279,7 +281,9 @@ pub enum CmpCall {
 impl CmpCall {
     pub fn endpoint(&self) -> Option<&ObjectRef> {
         match self {
-            CmpCall::CreateTransaction { tx } | CmpCall::UpdateTransaction { tx } => Some(&tx.endpoint),
+            CmpCall::CreateTransaction { tx }
+            | CmpCall::StartTransaction { tx, .. }
+            | CmpCall::UpdateTransaction { tx } => Some(&tx.endpoint),
             CmpCall::Transaction { endpoint, .. }
             | CmpCall::ClaimExpired { endpoint, .. }
             | CmpCall::UseNonce { endpoint, .. } => Some(endpoint),

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim, TransactionStart};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
@@ -60,8 +60,55 @@ async fn update(db: &impl GenericClient, tx: &CmpTransaction) -> Result<bool, St
     Ok(n == 1)
 }
 
+/// The transaction, then (only when it was created) its first senderNonce: one
+/// statement, so one round trip and one commit. Both inserts see the same snapshot; the
+/// nonce insert reads the transaction insert's RETURNING rows.
+const START_TRANSACTION: &str = "\
+    WITH created AS ( \
+        INSERT INTO cmp_transactions (endpoint, transaction_id, state, deadline, updated_at, version, record) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1 \
+    ), nonce AS ( \
+        INSERT INTO cmp_nonces (endpoint, nonce, expires) \
+        SELECT $1, $8::TEXT, $9::BIGINT WHERE EXISTS (SELECT 1 FROM created) ON CONFLICT DO NOTHING RETURNING 1 \
+    ) \
+    SELECT EXISTS (SELECT 1 FROM created), EXISTS (SELECT 1 FROM nonce)";
+
 #[async_trait]
 impl CmpStore for PostgresStore {
+    async fn start_transaction(
+        &self,
+        tx: &CmpTransaction,
+        nonce: &str,
+        nonce_expires: SystemTime,
+    ) -> Result<TransactionStart, StoreError> {
+        let what = "starting a CMP transaction";
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                START_TRANSACTION,
+                &[
+                    &tx.endpoint.to_string(),
+                    &tx.transaction_id,
+                    &tx.state.as_str(),
+                    &tx.deadline.map(secs),
+                    &secs(tx.updated_at),
+                    &as_i64(tx.version),
+                    &to_json(tx),
+                    &nonce,
+                    &secs(nonce_expires),
+                ],
+            )
+            .await
+            .map_err(pg_err(what))?;
+        let (created, recorded): (bool, bool) = (col(&row, 0, "created")?, col(&row, 1, "nonce")?);
+        Ok(match (created, recorded) {
+            (false, _) => TransactionStart::TransactionIdInUse,
+            (true, true) => TransactionStart::Started,
+            (true, false) => TransactionStart::NonceReused,
+        })
+    }
+
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         let n = self
             .execute(

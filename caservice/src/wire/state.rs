@@ -265,11 +265,12 @@ impl From<&RaMaterialWire> for RaMaterial {
     }
 }
 
+/// CMP state calls; `StartTransaction` is `CmpStore::start_transaction` (a transaction
+/// and its first senderNonce) in one call.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "camelCase")]
 pub enum CmpCall {
     CreateTransaction { tx: CmpTransaction },
-    /// The transaction and its first senderNonce in one call (`CmpStore::start_transaction`).
     StartTransaction { tx: CmpTransaction, nonce: String, nonce_expires: SystemTime },
     Transaction { endpoint: ObjectRef, transaction_id: String },
     UpdateTransaction { tx: CmpTransaction },

@@ -124,15 +124,4 @@ for c in 1 "$C"; do
 done
 grep -h "failed:" "$WORK/load.log" | head -n 5 >&2 || true
 [ -n "${SCEP_LOAD_RESULTS:-}" ] && cp "$WORK/load.jsonl" "$SCEP_LOAD_RESULTS"
-python3 - "$WORK/load.jsonl" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("prepared PKCSReq load (scep_load):")
-for r in rows:
-    print(f"  {r['label']:<28} C={r['clients']:<3} issued {r['issued']:>4}  failed {r['failed']:>3}  {r['per_second']:8.1f}/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
-by = {(r['label'], r['clients']): r['per_second'] for r in rows}
-for c in sorted({r['clients'] for r in rows}):
-    a, b = by.get(("pkiplane-scep", c)), by.get(("micromdm-scepserver-2.1.0", c))
-    if a is not None and b:
-        print(f"  C={c}: pkiplane {a:.1f}/s vs micromdm scepserver {b:.1f}/s, ratio {a/b:.2f}")
-PY
+bench_load_table "$WORK/load.jsonl" "prepared PKCSReq load (scep_load)" pkiplane-scep micromdm-scepserver-2.1.0 "micromdm scepserver"

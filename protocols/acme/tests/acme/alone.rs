@@ -6,14 +6,16 @@
 //! delivered instead of issued again, and the stored order ending valid.
 
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus};
-use pkiplane_acme::jwk::{Jwk, b64};
+use pkiplane_acme::jwk::b64;
 use pkiplane_acme::state::OrderStatus as StoredStatus;
 use pkiplane_core::inventory::CertStatus;
 use pkiplane_core::issuance::exchange_key;
 use pkiplane_core::model::{ObjectRef, Protocol};
 use serde_json::json;
 
-use crate::common::{Env, Options, csr, raw::Raw};
+use crate::common::raw::Raw;
+use crate::common::ready::{ReadyOrder, ready_order};
+use crate::common::{Env, Options, csr};
 use crate::flows::{issue, leaf_der, retry, solve};
 
 fn alone() -> Options {
@@ -41,25 +43,13 @@ async fn an_issuance_stores_the_order_valid_and_one_certificate() {
 async fn racing_finalize_requests_issue_one_certificate() {
     let env = Env::start(alone()).await;
     let raw = Raw::new(&env.base);
-    let (key, kid) = raw.account().await;
-    let thumbprint = Jwk::from_value(&key.jwk()).unwrap().thumbprint();
-    let ids = json!({"identifiers": [{"type": "dns", "value": "race.localhost"}]});
-    let order = raw.signed(&key, Some(&kid), &raw.url("/new-order"), Some(&ids)).await;
-    assert_eq!(order.status, 201, "{}", order.text);
-    let order_url = order.location.clone().unwrap();
-    let authz = raw.signed(&key, Some(&kid), order.body["authorizations"][0].as_str().unwrap(), None).await;
-    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap();
-    let token = challenge["token"].as_str().unwrap();
-    env.responders.http01(token, &format!("{token}.{thumbprint}"));
-    let r = raw.signed(&key, Some(&kid), challenge["url"].as_str().unwrap(), Some(&json!({}))).await;
-    assert_eq!(r.body["status"], "valid", "{}", r.text);
-    let r = raw.signed(&key, Some(&kid), &order_url, None).await;
-    assert_eq!(r.body["status"], "ready", "{}", r.text);
+    let ReadyOrder { key, kid, url: order_url, finalize_url, challenge } =
+        ready_order(&env, &raw, "race.localhost").await;
+    assert_eq!(challenge.body["status"], "valid", "{}", challenge.text);
 
     // The same order finalized by four requests at once.
-    let finalize_url = order.body["finalize"].as_str().unwrap();
     let body = json!({"csr": b64(&csr(&["race.localhost"]).0)});
-    let finalize = || raw.signed(&key, Some(&kid), finalize_url, Some(&body));
+    let finalize = || raw.signed(&key, Some(&kid), &finalize_url, Some(&body));
     let (a, b, c, d) = tokio::join!(finalize(), finalize(), finalize(), finalize());
     let mut valid = 0;
     for r in [&a, &b, &c, &d] {

@@ -2,27 +2,14 @@
 //! the root out, and cert-manager stores the chain as served in `tls.crt`); the root is
 //! offered as the alternate chain (RFC 8555 section 7.4.2, `Link: rel="alternate"`).
 
-use std::time::Duration;
-
-use pkiplane_acme::jwk::{Jwk, b64};
+use pkiplane_acme::jwk::b64;
 use pkiplane_acme::signer::AccountKey;
 use pkiplane_core::x509::pem::decode_chain;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::raw::{Raw, Reply};
+use crate::common::raw::Raw;
+use crate::common::ready::{ReadyOrder, poll, ready_order};
 use crate::common::{Env, Options, csr};
-
-/// POST-as-GET of `url` until `done` holds for the body (at most 10 s).
-async fn poll(raw: &Raw, key: &AccountKey, kid: &str, url: &str, done: impl Fn(&Value) -> bool) -> Reply {
-    for _ in 0..100 {
-        let r = raw.signed(key, Some(kid), url, None).await;
-        if done(&r.body) {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} did not reach the expected state");
-}
 
 /// The target of the `Link` value with relation `rel`.
 fn link<'a>(links: &'a [String], rel: &str) -> Option<&'a str> {
@@ -33,22 +20,9 @@ fn link<'a>(links: &'a [String], rel: &str) -> Option<&'a str> {
 async fn the_chain_stops_below_the_root_and_the_alternate_adds_it() {
     let env = Env::start(Options::default()).await;
     let raw = Raw::new(&env.base);
-    let (key, kid) = raw.account().await;
-    let thumbprint = Jwk::from_value(&key.jwk()).unwrap().thumbprint();
-
-    let ids = json!({"identifiers": [{"type": "dns", "value": "chain.localhost"}]});
-    let order = raw.signed(&key, Some(&kid), &raw.url("/new-order"), Some(&ids)).await;
-    assert_eq!(order.status, 201, "{}", order.text);
-    let order_url = order.location.clone().unwrap();
-    let authz = raw.signed(&key, Some(&kid), order.body["authorizations"][0].as_str().unwrap(), None).await;
-    let challenge = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap();
-    let token = challenge["token"].as_str().unwrap();
-    env.responders.http01(token, &format!("{token}.{thumbprint}"));
-    let r = raw.signed(&key, Some(&kid), challenge["url"].as_str().unwrap(), Some(&json!({}))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    poll(&raw, &key, &kid, &order_url, |o| o["status"] == "ready").await;
+    let ReadyOrder { key, kid, url: order_url, finalize_url, .. } = ready_order(&env, &raw, "chain.localhost").await;
     let finalize = json!({"csr": b64(&csr(&["chain.localhost"]).0)});
-    let r = raw.signed(&key, Some(&kid), order.body["finalize"].as_str().unwrap(), Some(&finalize)).await;
+    let r = raw.signed(&key, Some(&kid), &finalize_url, Some(&finalize)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let valid = poll(&raw, &key, &kid, &order_url, |o| o["status"] == "valid").await;
     let cert_url = valid.body["certificate"].as_str().unwrap().to_owned();

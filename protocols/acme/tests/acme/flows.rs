@@ -12,6 +12,7 @@ use pkiplane_core::inventory::CertStatus;
 use pkiplane_core::model::{ObjectRef, Protocol};
 use rustls::pki_types::CertificateDer;
 
+use crate::common::ready::answer_http01;
 use crate::common::{Env, Options, csr, problem, raw::Raw};
 
 pub fn retry() -> RetryPolicy {
@@ -206,23 +207,6 @@ async fn authorizations_are_reused_and_can_be_deactivated() {
     }
     let state = order.refresh().await.unwrap();
     assert_eq!(state.status, OrderStatus::Invalid);
-}
-
-/// Serves the http-01 key authorization of the authorization's challenge and answers
-/// it with `{}` through the raw client; returns the challenge response.
-async fn answer_http01(
-    env: &Env,
-    raw: &Raw,
-    key: &pkiplane_acme::signer::AccountKey,
-    kid: &str,
-    authz_url: &str,
-) -> crate::common::raw::Reply {
-    let authz = raw.signed(key, Some(kid), authz_url, None).await;
-    let ch = authz.body["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap().clone();
-    let token = ch["token"].as_str().unwrap();
-    let thumbprint = pkiplane_acme::jwk::Jwk::from_value(&key.jwk()).unwrap().thumbprint();
-    env.responders.http01(token, &format!("{token}.{thumbprint}"));
-    raw.signed(key, Some(kid), ch["url"].as_str().unwrap(), Some(&serde_json::json!({}))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

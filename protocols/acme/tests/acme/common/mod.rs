@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod raw;
+pub mod ready;
 pub mod responders;
 
 use std::collections::BTreeMap;

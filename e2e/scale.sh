@@ -113,19 +113,26 @@ EOF
 ready() { kubectl -n $ns get "$1" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true; }
 rss() { awk '/VmRSS/ {print $2 " " $3}' "/proc/$op_pid/status"; }
 since() { printf '%.1f' "$(echo "$(date +%s.%N) - $1" | bc)"; }
-# One part: its chunks applied in parallel, each retried until it succeeds (a reference
-# the webhook has not seen yet is refused; the apply is idempotent).
+# One part: its chunks applied in parallel, each retried until it succeeds or 10 minutes
+# pass (a reference the webhook has not seen yet is refused; the apply is idempotent).
+# The last attempt's errors are kept for the failure message.
+apply_chunk() {
+  local deadline=$((SECONDS + 600))
+  until kubectl apply --server-side --field-manager=scale -f "$1" >/dev/null 2>"$1.err"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 1
+  done
+}
 apply_part() {
   local j pids=() failed=0 f
   for ((j = 0; j < jobs; j++)); do
     f=$dir/scale-$1-$j.yaml
     [ -s "$f" ] || continue
-    until_ok 120 kubectl apply --server-side --field-manager=scale -f "$f" &
+    apply_chunk "$f" &
     pids+=($!)
   done
   for j in "${pids[@]}"; do wait "$j" || failed=1; done
-  [ $failed = 0 ] ||
-    die "kubectl apply of part $1: $(for f in "$dir/scale-$1-"*.yaml; do kubectl apply --server-side --field-manager=scale -f "$f" 2>&1; done | grep -v 'serverside-applied' | tail -n 3)"
+  [ $failed = 0 ] || die "kubectl apply of part $1: $(cat "$dir/scale-$1-"*.err | sort | uniq -c | sort -rn | head -n 3)"
 }
 deadline=$((SECONDS + ${PKIPLANE_SCALE_TIMEOUT:-1800}))
 

@@ -126,7 +126,9 @@ impl ClusterCache {
         let _ = self.endpoints.store.wait_until_ready().await;
     }
 
-    /// True once every reflector has completed its initial list.
+    /// True once every reflector has completed its initial list. Not while a
+    /// [`Self::wait_synced`] is pending elsewhere: polling a store's readiness replaces the
+    /// one waker it keeps, and that waiter would not be woken.
     pub fn is_synced(&self) -> bool {
         use futures::FutureExt;
         self.issuers.store.wait_until_ready().now_or_never().is_some()

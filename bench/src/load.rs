@@ -119,6 +119,55 @@ pub fn require_loopback(url: &str) -> Result<(), String> {
     }
 }
 
+/// The options every load tool takes: how many requests, how many senders, how fast and
+/// for how long, and how the run is named and reported.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Requests to send (prepared before the clock starts).
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Requests started per second (open loop); 0 starts the next one as soon as a sender
+    /// is free.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Nothing is started after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub max_seconds: u64,
+    /// The run's name in the report (default: the tool's protocol).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Also print the summary as one JSON line on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl LoadArgs {
+    /// The run's label, `default` unless `--label` was given.
+    pub fn label_or(&self, default: &str) -> String {
+        self.label.clone().unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The plan for sending `count` prepared requests (at most `--count`).
+    pub fn plan(&self, default_label: &str, count: usize) -> Plan {
+        Plan {
+            label: self.label_or(default_label),
+            clients: self.clients,
+            count: count.min(self.count),
+            rate: (self.rate > 0.0).then_some(self.rate),
+            max: Duration::from_secs(self.max_seconds),
+        }
+    }
+
+    /// "sending with C clients[ at R requests/s]", for the tools' progress line.
+    pub fn sending(&self) -> String {
+        let rate = if self.rate > 0.0 { format!(" at {} requests/s", self.rate) } else { String::new() };
+        format!("sending with {} clients{rate}", self.clients)
+    }
+}
+
 /// How a run sends: `clients` concurrent senders share requests 0..count, each started
 /// when a sender is free (closed loop) or, with a `rate`, not before n / rate seconds
 /// (open loop); nothing is started after `max`.

@@ -574,6 +574,9 @@ async fn cmp_call(s: &CaServiceState, call: CmpCall) -> Result<Value, ApiError> 
     let st = &s.cmp;
     match call {
         CmpCall::CreateTransaction { tx } => json(st.create_transaction(&tx).await?),
+        CmpCall::StartTransaction { tx, nonce, nonce_expires } => {
+            json(st.start_transaction(&tx, &nonce, nonce_expires).await?)
+        }
         CmpCall::Transaction { endpoint, transaction_id } => json(st.transaction(&endpoint, &transaction_id).await?),
         CmpCall::UpdateTransaction { tx } => json(st.update_transaction(&tx).await?),
         CmpCall::ClaimExpired { endpoint, now, limit } => {

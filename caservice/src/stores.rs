@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use hyper::Method;
 use pkiplane_acme::state::*;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim, TransactionStart};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 use pkiplane_core::x509::pem;
@@ -173,6 +173,15 @@ impl ScepStore for RemoteStores {
 
 #[async_trait]
 impl CmpStore for RemoteStores {
+    /// One call to the CA service instead of two (transaction, then nonce).
+    async fn start_transaction(
+        &self,
+        tx: &CmpTransaction,
+        nonce: &str,
+        nonce_expires: SystemTime,
+    ) -> Result<TransactionStart, StoreError> {
+        self.cmp(CmpCall::StartTransaction { tx: tx.clone(), nonce: nonce.into(), nonce_expires }).await
+    }
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
         self.cmp(CmpCall::CreateTransaction { tx: tx.clone() }).await
     }

@@ -97,15 +97,4 @@ for c in 1 "$C"; do
 done
 grep -h "failed:\|cmp_load:" "$WORK/load.log" | grep -v "prepared in" | head -n 5 >&2 || true
 [ -z "${CMP_LOAD_RESULTS:-}" ] || cp "$WORK/load.jsonl" "$CMP_LOAD_RESULTS"
-python3 - "$WORK/load.jsonl" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("prepared ir load (cmp_load):")
-for r in rows:
-    print(f"  {r['label']:<22} c={r['clients']:<3} issued {r['issued']:>4}  failed {r['failed']:>3}  {r['per_second']:8.1f} ir/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
-by = {(r['label'], r['clients']): r['per_second'] for r in rows}
-for c in sorted({r['clients'] for r in rows}):
-    a, b = by.get(("pkiplane-cmp", c)), by.get(("openssl-mock-server", c))
-    if a is not None and b:
-        print(f"  c={c}: pkiplane {a:.1f}/s vs openssl mock server {b:.1f}/s, ratio {a/b:.2f}")
-PY
+bench_load_table "$WORK/load.jsonl" "prepared ir load (cmp_load)" pkiplane-cmp openssl-mock-server "openssl mock server"

@@ -56,7 +56,7 @@ else
   cargo build -q -p pkiplane-scep --example scep_bench_server
   cargo build -q -p pkiplane-bench --bin scep_load
 fi
-"target/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/$PROFILE/examples/scep_bench_server" "127.0.0.1:$PORT_A" > "$WORK/pkiplane.log" 2>&1 &
 PIDS+=($!)
 
 # micromdm's scepserver with a fresh 2048-bit CA (its default is 4096; pkiplane's is 2048).
@@ -117,22 +117,11 @@ KEYS=${XDG_CACHE_HOME:-$HOME/.cache}/pkiplane/scep-load-keys
 for c in 1 "$C"; do
   for server in "pkiplane-scep http://127.0.0.1:$PORT_A/scep" "micromdm-scepserver-2.1.0 http://127.0.0.1:$PORT_B/scep"; do
     read -r name url <<<"$server"
-    "target/$PROFILE/scep_load" --url "$url" --count "$LOAD_N" --clients "$c" --max-seconds 120 --key-cache "$KEYS" \
+    "${CARGO_TARGET_DIR:-target}/$PROFILE/scep_load" --url "$url" --count "$LOAD_N" --clients "$c" --max-seconds 120 --key-cache "$KEYS" \
       --prefix "load-$c" --label "$name" --json >>"$WORK/load.jsonl" 2>>"$WORK/load.log" ||
       echo "$me: scep_load against $name failed (see below)" >&2
   done
 done
 grep -h "failed:" "$WORK/load.log" | head -n 5 >&2 || true
 [ -n "${SCEP_LOAD_RESULTS:-}" ] && cp "$WORK/load.jsonl" "$SCEP_LOAD_RESULTS"
-python3 - "$WORK/load.jsonl" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("prepared PKCSReq load (scep_load):")
-for r in rows:
-    print(f"  {r['label']:<28} C={r['clients']:<3} issued {r['issued']:>4}  failed {r['failed']:>3}  {r['per_second']:8.1f}/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
-by = {(r['label'], r['clients']): r['per_second'] for r in rows}
-for c in sorted({r['clients'] for r in rows}):
-    a, b = by.get(("pkiplane-scep", c)), by.get(("micromdm-scepserver-2.1.0", c))
-    if a is not None and b:
-        print(f"  C={c}: pkiplane {a:.1f}/s vs micromdm scepserver {b:.1f}/s, ratio {a/b:.2f}")
-PY
+bench_load_table "$WORK/load.jsonl" "prepared PKCSReq load (scep_load)" pkiplane-scep micromdm-scepserver-2.1.0 "micromdm scepserver"

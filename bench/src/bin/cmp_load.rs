@@ -20,7 +20,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use clap::Parser;
@@ -31,7 +31,7 @@ use crmf::request::{CertReqMsg, CertRequest, CertTemplate};
 use der07::Encode as _;
 use der07::asn1::{BitString, Ia5String, Int, OctetString};
 use http_body_util::Full;
-use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, prepare_all, require_loopback};
+use pkiplane_bench::load::{HttpClient, LoadArgs, fetch, http_client, prepare_all, require_loopback};
 use pkiplane_cmp::protection::mac::{MacAlg, MacLimits, MacProtection, Owf};
 use pkiplane_cmp::wire::body::{ResponseBody, decode_response};
 use pkiplane_cmp::wire::message::{self, OutHeader, tag};
@@ -63,26 +63,14 @@ struct Args {
     prefix: String,
     #[arg(long, default_value = "example.com")]
     domain: String,
-    #[arg(long, default_value_t = 200)]
-    count: usize,
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Requests started per second across all senders; 0 = as fast as they go.
-    #[arg(long, default_value_t = 0.0)]
-    rate: f64,
-    #[arg(long, default_value_t = 120)]
-    max_seconds: u64,
     /// The returned certificate must certify the request's public key.
     #[arg(long)]
     own_key: bool,
     /// A new connection per request (`Connection: close`).
     #[arg(long)]
     close: bool,
-    #[arg(long, default_value = "cmp")]
-    label: String,
-    /// Also print one JSON line on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// One ir ready to send, and the public key (SPKI DER) it asks a certificate for.
@@ -224,23 +212,16 @@ async fn main() {
 async fn run(args: Args) -> Result<(), String> {
     require_loopback(&args.url)?;
     let prep_started = Instant::now();
-    let prepared = Arc::new(prepare_all(args.count, |n| prepare(&args, n))?);
+    let prepared = Arc::new(prepare_all(args.load.count, |n| prepare(&args, n))?);
     eprintln!(
-        "cmp_load: {} ir prepared in {:.1}s; sending with {} clients{}{}",
+        "cmp_load: {} ir prepared in {:.1}s; {}{}",
         prepared.len(),
         prep_started.elapsed().as_secs_f64(),
-        args.clients,
+        args.load.sending(),
         if args.close { ", a connection per request" } else { ", connections kept alive" },
-        if args.rate > 0.0 { format!(" at {} requests/s", args.rate) } else { String::new() },
     );
-    let plan = Plan {
-        label: args.label.clone(),
-        clients: args.clients,
-        count: prepared.len(),
-        rate: Some(args.rate),
-        max: Duration::from_secs(args.max_seconds),
-    };
-    let (json, http, args) = (args.json, http_client(), Arc::new(args));
+    let plan = args.load.plan("cmp", prepared.len());
+    let (json, http, args) = (args.load.json, http_client(), Arc::new(args));
     let (summary, errors) = plan
         .run(move |n| {
             let (http, prepared, args) = (http.clone(), prepared.clone(), args.clone());

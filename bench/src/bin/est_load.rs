@@ -23,7 +23,7 @@ use http_body_util::Full;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use pkiplane_bench::load::{Plan, require_loopback, tls_client_config};
+use pkiplane_bench::load::{LoadArgs, require_loopback, tls_client_config};
 
 #[derive(Parser)]
 struct Args {
@@ -41,17 +41,8 @@ struct Args {
     /// DNS names are est-load-<n>.<domain>.
     #[arg(long, default_value = "localhost")]
     domain: String,
-    #[arg(long, default_value_t = 1000)]
-    count: usize,
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    #[arg(long, default_value_t = 120)]
-    max_seconds: u64,
-    #[arg(long, default_value = "est")]
-    label: String,
-    /// Also print one JSON line on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// Base64 of a DER PKCS#10 for a fresh P-256 key (the simpleenroll body).
@@ -78,28 +69,22 @@ async fn run(args: Args) -> Result<(), String> {
     let connector = HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
     // One idle connection kept per sender: each reuses its TLS session for every request.
     let http = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(args.load.clients)
         .pool_idle_timeout(Duration::from_secs(90))
         .build::<_, Full<Bytes>>(connector);
     let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", args.user, args.password)));
     let bodies: Vec<Bytes> =
-        (0..args.count).map(|n| csr_body(&format!("est-load-{n}.{}", args.domain))).collect::<Result<_, _>>()?;
+        (0..args.load.count).map(|n| csr_body(&format!("est-load-{n}.{}", args.domain))).collect::<Result<_, _>>()?;
     let (bodies, url, auth) =
         (Arc::new(bodies), Arc::new(format!("{}/simpleenroll", args.url.trim_end_matches('/'))), Arc::new(auth));
-    let plan = Plan {
-        label: args.label.clone(),
-        clients: args.clients,
-        count: bodies.len(),
-        rate: None,
-        max: Duration::from_secs(args.max_seconds),
-    };
+    let plan = args.load.plan("est", bodies.len());
     let (summary, errors) = plan
         .run(move |n| {
             let (http, bodies, url, auth) = (http.clone(), bodies.clone(), url.clone(), auth.clone());
             async move { enroll(&http, &url, &auth, bodies[n].clone()).await }
         })
         .await;
-    summary.report("est_load", &errors, args.json);
+    summary.report("est_load", &errors, args.load.json);
     Ok(())
 }
 

@@ -14,17 +14,18 @@
 //! --clients 8 [--rate 200] [--label pkiplane] [--json]`
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Parser;
 use der::{Decode, Encode};
 use http_body_util::Full;
-use pkiplane_bench::load::{HttpClient, Plan, fetch, http_client, prepare_all, require_loopback};
+use pkiplane_bench::load::{HttpClient, LoadArgs, fetch, http_client, prepare_all, require_loopback};
 use pkiplane_scep::algorithms::{ContentAlg, DigestAlg};
 use pkiplane_scep::client::{self, Request};
 use pkiplane_scep::cms::outgoing::Signer;
 use pkiplane_scep::message::{MessageType, PkiStatus};
+use pkiplane_scep::rsa_key::RaKey;
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use x509_cert::Certificate;
@@ -42,15 +43,6 @@ struct Args {
     prefix: String,
     #[arg(long, default_value = "example.com")]
     domain: String,
-    #[arg(long, default_value_t = 200)]
-    count: usize,
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Requests started per second across all senders; 0 = as fast as they go.
-    #[arg(long, default_value_t = 0.0)]
-    rate: f64,
-    #[arg(long, default_value_t = 120)]
-    max_seconds: u64,
     #[arg(long, default_value_t = 2048)]
     key_bits: usize,
     /// Keep the generated RSA keys here (PKCS#8 DER, `rsa-<bits>-<n>.der`) and reuse
@@ -58,18 +50,18 @@ struct Args {
     /// still has its own key, CN and transactionID.
     #[arg(long)]
     key_cache: Option<std::path::PathBuf>,
-    #[arg(long, default_value = "scep")]
-    label: String,
-    /// Also print one JSON line on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// One enrollment ready to send: the request, and what reading the reply needs.
 struct Prepared {
     body: Bytes,
     cert: Certificate,
-    key: RsaPrivateKey,
+    /// The requester's key in AWS-LC (the RA key's type): decrypting each reply with the
+    /// `rsa` crate took the generator more CPU than the server's whole request, and on
+    /// two cores shared with the server that CPU is taken from the server measured.
+    key: RaKey,
 }
 
 async fn get(http: &HttpClient, url: &str) -> Result<(String, Bytes), String> {
@@ -139,6 +131,7 @@ fn prepare(args: &Args, n: usize, ra: &Certificate, algs: (ContentAlg, DigestAlg
         signing_time: Some(std::time::SystemTime::now()),
     })
     .map_err(|e| format!("PKCSReq: {e}"))?;
+    let key = RaKey::from_pkcs8(pkcs8.as_bytes()).map_err(|e| format!("requester key {n}: {e}"))?;
     Ok(Prepared { body: Bytes::from(built.der), cert, key })
 }
 
@@ -192,31 +185,24 @@ async fn run(args: Args) -> Result<(), String> {
     let (ctype, ca) = get(&http, &format!("{}?operation=GetCACert", args.url)).await?;
     let ra = recipient(&ctype, &ca)?;
     let prep_started = Instant::now();
-    let prepared = Arc::new(prepare_all(args.count, |n| prepare(&args, n, &ra, algs))?);
+    let prepared = Arc::new(prepare_all(args.load.count, |n| prepare(&args, n, &ra, algs))?);
     eprintln!(
-        "scep_load: {} requests prepared in {:.1}s ({:?}, {:?}); sending with {} clients{}",
+        "scep_load: {} requests prepared in {:.1}s ({:?}, {:?}); {}",
         prepared.len(),
         prep_started.elapsed().as_secs_f64(),
         algs.0,
         algs.1,
-        args.clients,
-        if args.rate > 0.0 { format!(" at {} requests/s", args.rate) } else { String::new() },
+        args.load.sending(),
     );
 
     let url = Arc::new(args.url.clone());
-    let plan = Plan {
-        label: args.label.clone(),
-        clients: args.clients,
-        count: prepared.len(),
-        rate: Some(args.rate),
-        max: Duration::from_secs(args.max_seconds),
-    };
+    let plan = args.load.plan("scep", prepared.len());
     let (summary, errors) = plan
         .run(move |n| {
             let (http, prepared, url) = (http.clone(), prepared.clone(), url.clone());
             async move { enroll(&http, &url, &prepared[n]).await }
         })
         .await;
-    summary.report("scep_load", &errors, args.json);
+    summary.report("scep_load", &errors, args.load.json);
     Ok(())
 }

@@ -265,10 +265,13 @@ impl From<&RaMaterialWire> for RaMaterial {
     }
 }
 
+/// CMP state calls; `StartTransaction` is `CmpStore::start_transaction` (a transaction
+/// and its first senderNonce) in one call.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "camelCase")]
 pub enum CmpCall {
     CreateTransaction { tx: CmpTransaction },
+    StartTransaction { tx: CmpTransaction, nonce: String, nonce_expires: SystemTime },
     Transaction { endpoint: ObjectRef, transaction_id: String },
     UpdateTransaction { tx: CmpTransaction },
     ClaimExpired { endpoint: ObjectRef, now: SystemTime, limit: usize },
@@ -279,7 +282,9 @@ pub enum CmpCall {
 impl CmpCall {
     pub fn endpoint(&self) -> Option<&ObjectRef> {
         match self {
-            CmpCall::CreateTransaction { tx } | CmpCall::UpdateTransaction { tx } => Some(&tx.endpoint),
+            CmpCall::CreateTransaction { tx }
+            | CmpCall::StartTransaction { tx, .. }
+            | CmpCall::UpdateTransaction { tx } => Some(&tx.endpoint),
             CmpCall::Transaction { endpoint, .. }
             | CmpCall::ClaimExpired { endpoint, .. }
             | CmpCall::UseNonce { endpoint, .. } => Some(endpoint),

@@ -210,7 +210,10 @@ pub async fn finish(
                     cert_req_id: id,
                     issuer: issued.record.issuer.clone(),
                     serial: issued.record.serial.clone(),
-                    der: issued.der.clone(),
+                    // Kept only to check the certHash of a certConf; an implicitly
+                    // confirmed certificate gets none (certConf is refused as
+                    // certConfirmed), so its record stays small (the inventory has it).
+                    der: if implicit { Vec::new() } else { issued.der.clone() },
                     confirmed: implicit,
                 });
                 let pair = CertifiedKeyPair {

@@ -66,6 +66,20 @@ impl Exchange<'_> {
     /// transaction expires like any unconfirmed one and the expiry sweep revokes the
     /// certificates the inventory records for this exchange (see [`Self::exchange`]).
     /// Other transactions count as failed until their outcome is recorded.
+    ///
+    /// Durability: the store may commit this write without syncing it (see
+    /// [`crate::state::CmpStore::start_transaction`]). That is safe because no answer
+    /// leaves before a synced update of the same transaction, which covers it: the
+    /// handlers save the outcome (synced) before they answer, a handler's error is
+    /// answered after [`Self::settle`], and a reused nonce after the record is closed
+    /// below. So a power loss can only take transactions whose message was never
+    /// answered; a client (or an attacker replaying a captured message within the
+    /// messageTime window) sending such a message again finds its transactionID and
+    /// senderNonce unused, exactly as if the first copy had been lost on the way, and
+    /// nothing the CA issued for the lost copy survives either (its "issued" record is
+    /// a synced commit after this one: had it survived, so would this). Losing an
+    /// answered start instead would let a replay of that message run as new, so the
+    /// rule above is what keeps replay protection across power loss.
     pub async fn begin(&self, kind: TransactionKind) -> Result<CmpTransaction, CmpError> {
         let tx = if kind == TransactionKind::Enrollment {
             let mut tx = self.transaction(kind, TransactionState::AwaitingConfirmation);
@@ -81,8 +95,25 @@ impl Exchange<'_> {
                 FailBit::TransactionIdInUse,
                 "the transactionID is already in use: start a new transaction with a fresh transactionID",
             )),
-            Ok(TransactionStart::NonceReused) => Err(nonce_reused()),
+            Ok(TransactionStart::NonceReused) => {
+                // The transaction was created: close it, durably, before answering.
+                let mut closed = CmpTransaction { state: TransactionState::Failed, deadline: None, ..tx };
+                self.save(&mut closed).await?;
+                Err(nonce_reused())
+            }
             Err(e) => Err(CmpError::store(&e)),
+        }
+    }
+
+    /// Before a failed transaction-starting message is answered: makes its start record
+    /// durable by storing it again as [`Self::begin`] returned it (synced), unless the
+    /// handler already stored something newer (also synced). An enrollment stays open
+    /// until its deadline, so certificates the CA issued before the failure are revoked
+    /// by the expiry sweep as unanswered.
+    pub async fn settle(&self, mut started: CmpTransaction) {
+        match self.save(&mut started).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(transaction = %self.tid, error = %e, "storing a failed CMP transaction failed"),
         }
     }
 

@@ -164,6 +164,7 @@ async fn dispatch(ex: &Exchange<'_>) -> Result<Reply, CmpError> {
         ex.use_nonce().await?;
         None
     };
+    let started = tx.clone();
     let result = match (body, tx) {
         (RequestBody::CertRequests(items), Some(tx)) => {
             crate::enroll::certificate_requests(ex, tx, body_tag, items).await
@@ -178,6 +179,9 @@ async fn dispatch(ex: &Exchange<'_>) -> Result<Reply, CmpError> {
     };
     if let Err(e) = &result {
         tracing::debug!(transaction = %ex.tid, error = %e, "CMP exchange failed");
+        if let Some(started) = started {
+            ex.settle(started).await;
+        }
     }
     result
 }

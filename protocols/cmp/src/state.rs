@@ -99,7 +99,8 @@ pub struct TransactionCert {
     pub issuer: ObjectRef,
     /// Lowercase hex, as the inventory keys it.
     pub serial: String,
-    /// The certificate, to check the certHash of certConf (RFC 9810 section 5.3.18).
+    /// The certificate, to check the certHash of certConf (RFC 9810 section 5.3.18);
+    /// empty when it was implicitly confirmed (no certConf is accepted for it).
     pub der: Vec<u8>,
     /// Confirmed by certConf (or implicitly).
     pub confirmed: bool,
@@ -164,7 +165,8 @@ impl ExpiryClaim {
 }
 
 /// What [`CmpStore::start_transaction`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum TransactionStart {
     /// The transaction was created and its first senderNonce recorded.
     Started,
@@ -176,13 +178,22 @@ pub enum TransactionStart {
     NonceReused,
 }
 
-/// Shared CMP state. Every write is durable when it returns.
+/// Shared CMP state. Every write is committed (visible to every replica) when it
+/// returns, and durable, except [`Self::start_transaction`]'s (see there).
 #[async_trait]
 pub trait CmpStore: Send + Sync {
     /// Starts a transaction with its first message: [`Self::create_transaction`], then,
     /// when it was created, [`Self::use_nonce`] with that message's senderNonce. Stores
-    /// that can make both one durable write do (one synced commit instead of two per
-    /// transaction-starting message).
+    /// that can make both one write do.
+    ///
+    /// The write is committed when this returns, but a store may leave it to its next
+    /// durable write to make it survive a power loss (SQLite: committed without fsync,
+    /// synced by the next synced commit, whose fsync covers every earlier commit). The
+    /// server answers a transaction-starting message only after a durable
+    /// [`Self::update_transaction`] of its transaction (or another writer's durable
+    /// update of it), which comes after this write; so whatever survives a power loss
+    /// holds the transaction and senderNonce of every message that was answered (see
+    /// `Exchange::begin`).
     async fn start_transaction(
         &self,
         tx: &CmpTransaction,

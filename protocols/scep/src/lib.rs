@@ -56,6 +56,8 @@ pub mod query;
 pub mod ra;
 #[cfg(feature = "server")]
 pub mod rsa_key;
+#[cfg(feature = "server")]
+pub mod rsa_public;
 pub mod settings;
 pub mod state;
 

@@ -47,7 +47,9 @@ impl RsaPrivate for RsaPrivateKey {
     }
 }
 
-/// The RA's RSA key, held by AWS-LC for every operation but SHA-1 signatures.
+/// The RA's RSA key, held by AWS-LC for every operation but SHA-1 signatures. Load
+/// tools hold their requesters' keys in it too, so that the generator's own RSA work
+/// takes little of the CPU it shares with the server it measures.
 pub struct RaKey {
     signing: RsaKeyPair,
     decrypting: Pkcs1PrivateDecryptingKey,

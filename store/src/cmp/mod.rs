@@ -1,8 +1,19 @@
 //! The CMP state store ([`CmpStore`]) on the same SQLite file as the inventory. Writes go
 //! through the group-commit writer, so creating a transaction, a compare-and-set update,
-//! claiming expired transactions and recording a nonce are each one atomic, durable
-//! step (and starting a transaction with its first nonce one step for both); conditional inserts and version-guarded updates keep them safe against
-//! concurrent replicas.
+//! claiming expired transactions and recording a nonce are each one atomic step, and
+//! starting a transaction with its first nonce one step for both; conditional inserts
+//! and version-guarded updates keep them safe against concurrent replicas.
+//!
+//! Durability: every write is synced before it returns except the start of a
+//! transaction, which is committed with deferred durability (written to the WAL, not
+//! fsynced; a process crash keeps it, a power loss may not). The server answers a
+//! transaction-starting message only after a synced update of that transaction, whose
+//! fsync covers the start too (see `CmpStore::start_transaction` and
+//! `Exchange::begin`), so a power loss can only lose starts that were never answered:
+//! a replay of such a message is a retransmission of an unanswered one. And since the
+//! inventory shares this WAL, a certificate issued in that transaction cannot survive
+//! without its start (the CA's synced "issued" commit comes after it). This takes one
+//! fsync off each ir/cr/kur/p10cr/rr/genm.
 
 mod ops;
 pub(crate) mod schema;
@@ -15,6 +26,7 @@ use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
 
 use crate::SqliteStore;
+use crate::writer::Durability;
 
 #[async_trait]
 impl CmpStore for SqliteStore {
@@ -25,7 +37,9 @@ impl CmpStore for SqliteStore {
         nonce_expires: SystemTime,
     ) -> Result<TransactionStart, StoreError> {
         let (tx, nonce) = (tx.clone(), nonce.to_owned());
-        self.write(move |c| ops::start_transaction(c, &tx, &nonce, nonce_expires)).await
+        // Not synced here: the transaction's synced outcome, written before the server
+        // answers, makes it durable (module docs).
+        self.write_with(Durability::Deferred, move |c| ops::start_transaction(c, &tx, &nonce, nonce_expires)).await
     }
 
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {

@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim};
+use pkiplane_cmp::state::{CmpStore, CmpTransaction, ExpiryClaim, TransactionStart};
 use pkiplane_core::inventory::StoreError;
 use pkiplane_core::model::ObjectRef;
+use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
 use super::error::{col, pg_err};
@@ -60,25 +61,92 @@ async fn update(db: &impl GenericClient, tx: &CmpTransaction) -> Result<bool, St
     Ok(n == 1)
 }
 
+/// Inserts a transaction unless its transactionID is in use ($1..$7: [`NewRow`]).
+macro_rules! insert_transaction {
+    () => {
+        "INSERT INTO cmp_transactions (endpoint, transaction_id, state, deadline, updated_at, version, record) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+    };
+}
+
+/// The transaction, then (only when it was created) its first senderNonce ($8, $9): one
+/// statement, so one round trip and one commit. Both inserts see the same snapshot; the
+/// nonce insert reads the transaction insert's RETURNING rows.
+const START_TRANSACTION: &str = concat!(
+    "WITH created AS (",
+    insert_transaction!(),
+    " RETURNING 1), nonce AS (INSERT INTO cmp_nonces (endpoint, nonce, expires) \
+     SELECT $1, $8::TEXT, $9::BIGINT WHERE EXISTS (SELECT 1 FROM created) ON CONFLICT DO NOTHING RETURNING 1) \
+     SELECT EXISTS (SELECT 1 FROM created), EXISTS (SELECT 1 FROM nonce)"
+);
+
+/// The columns of a new transaction row, owned for the statement's parameters.
+struct NewRow<'a> {
+    endpoint: String,
+    transaction_id: &'a str,
+    state: &'static str,
+    deadline: Option<i64>,
+    updated_at: i64,
+    version: i64,
+    record: String,
+}
+
+impl<'a> NewRow<'a> {
+    fn of(tx: &'a CmpTransaction) -> Self {
+        Self {
+            endpoint: tx.endpoint.to_string(),
+            transaction_id: &tx.transaction_id,
+            state: tx.state.as_str(),
+            deadline: tx.deadline.map(secs),
+            updated_at: secs(tx.updated_at),
+            version: as_i64(tx.version),
+            record: to_json(tx),
+        }
+    }
+
+    /// $1..$7 of [`insert_transaction`].
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.endpoint,
+            &self.transaction_id,
+            &self.state,
+            &self.deadline,
+            &self.updated_at,
+            &self.version,
+            &self.record,
+        ]
+    }
+}
+
 #[async_trait]
 impl CmpStore for PostgresStore {
+    async fn start_transaction(
+        &self,
+        tx: &CmpTransaction,
+        nonce: &str,
+        nonce_expires: SystemTime,
+    ) -> Result<TransactionStart, StoreError> {
+        let new = NewRow::of(tx);
+        let expires = secs(nonce_expires);
+        let mut params = new.params();
+        params.extend([&nonce as &(dyn ToSql + Sync), &expires]);
+        let row = self
+            .client()
+            .await?
+            .query_one(START_TRANSACTION, &params)
+            .await
+            .map_err(pg_err("starting a CMP transaction"))?;
+        let (created, recorded): (bool, bool) = (col(&row, 0, "created")?, col(&row, 1, "nonce")?);
+        Ok(match (created, recorded) {
+            (false, _) => TransactionStart::TransactionIdInUse,
+            (true, true) => TransactionStart::Started,
+            (true, false) => TransactionStart::NonceReused,
+        })
+    }
+
     async fn create_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {
-        let n = self
-            .execute(
-                "creating a CMP transaction",
-                "INSERT INTO cmp_transactions (endpoint, transaction_id, state, deadline, updated_at, version, record) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    &tx.endpoint.to_string(),
-                    &tx.transaction_id,
-                    &tx.state.as_str(),
-                    &tx.deadline.map(secs),
-                    &secs(tx.updated_at),
-                    &as_i64(tx.version),
-                    &to_json(tx),
-                ],
-            )
-            .await?;
+        let new = NewRow::of(tx);
+        let n = self.execute("creating a CMP transaction", insert_transaction!(), &new.params()).await?;
         Ok(n == 1)
     }
 

@@ -1,7 +1,9 @@
 //! The SCEP state store ([`ScepStore`]) on the same SQLite file as the inventory. Writes
 //! go through the group-commit writer, so a replay record, a challenge consumption or a
-//! transaction is one atomic, durable step; conditional inserts and updates make the
-//! consume-once operations safe against concurrent replicas.
+//! transaction is one atomic step, durable before the caller is answered (the replay
+//! record: with the next synced commit, see [`ScepStore::record_message`] below);
+//! conditional inserts and updates make the consume-once operations safe against
+//! concurrent replicas.
 
 mod ops;
 pub(crate) mod schema;
@@ -16,13 +18,23 @@ use pkiplane_scep::state::{
 };
 
 use crate::SqliteStore;
+use crate::writer::Durability;
 
 #[async_trait]
 impl ScepStore for SqliteStore {
     async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
         let (e, t, n, expires) =
             (seen.endpoint.to_string(), seen.transaction_id.clone(), seen.sender_nonce.clone(), seen.expires);
-        self.write(move |c| ops::record_message(c, &e, &t, &n, expires)).await
+        // Committed before the request goes on (so a replay is refused by every reader
+        // of this database from then on), but not fsynced: a power failure can lose the
+        // record only while no synced commit followed it. Every answer that changed
+        // anything is preceded by one (the certificate's "issued" write, a transaction,
+        // a consumed one-time challenge), whose fsync makes this record durable too;
+        // the answers that changed nothing (a refusal before issuance, GetCert, GetCRL,
+        // CertPoll) would be the same for a replay after the failure, encrypted to the
+        // same requester and within the same signingTime window. So the loss is
+        // harmless, and a PKCSReq costs one fsync instead of two.
+        self.write_with(Durability::Deferred, move |c| ops::record_message(c, &e, &t, &n, expires)).await
     }
 
     async fn add_challenge(&self, challenge: &ScepChallenge) -> Result<(), StoreError> {

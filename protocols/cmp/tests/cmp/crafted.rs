@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use pkiplane_cmp::protection::mac::{MacAlg, MacLimits, MacProtection};
+use pkiplane_cmp::state::TransactionState;
 use pkiplane_cmp::wire::message::{self, OutHeader, tag};
 
 use crate::common::*;
@@ -44,10 +45,16 @@ fn pbmac1_matches_openssl_pbkdf2_and_hmac() {
     assert_eq!(hex::encode(pbmac1().compute(SECRET.as_bytes(), b"protected part")), expected);
 }
 
-/// The recorded ir under `mac`, with a fresh transactionID, in protocol version `pvno`.
-fn reprotect(mac: &MacProtection, pvno: u8, id: &str) -> Vec<u8> {
+/// The recorded ir (its header and body).
+fn recorded() -> message::Incoming {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let recorded = message::decode(&std::fs::read(dir.join("ir.req.der")).unwrap()).unwrap();
+    message::decode(&std::fs::read(dir.join("ir.req.der")).unwrap()).unwrap()
+}
+
+/// An ir with the recorded header's sender, recipient, senderKID and generalInfo, the
+/// given transactionID, senderNonce and body content, protected under `mac`.
+fn craft(mac: &MacProtection, pvno: u8, transaction_id: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
+    let recorded = recorded();
     let h = &recorded.header;
     let header = OutHeader {
         pvno,
@@ -56,16 +63,51 @@ fn reprotect(mac: &MacProtection, pvno: u8, id: &str) -> Vec<u8> {
         message_time: SystemTime::now(),
         protection_alg: Some(mac.algorithm_identifier().unwrap()),
         sender_kid: h.sender_kid.clone(),
-        transaction_id: Some(format!("crafted-transaction-{id}").into_bytes()),
-        sender_nonce: format!("crafted-nonce-{id}").into_bytes(),
+        transaction_id: Some(transaction_id.as_bytes().to_vec()),
+        sender_nonce: nonce.as_bytes().to_vec(),
         recip_nonce: None,
         free_text: vec![],
         general_info: h.general_info.clone(),
     };
     let header = message::encode_header(&header).unwrap();
-    let body = message::encode_body(tag::IR, &recorded.body).unwrap();
+    let body = message::encode_body(tag::IR, body).unwrap();
     let protection = mac.compute(SECRET.as_bytes(), &message::protected_part(&header, &body).unwrap());
     message::encode_message(&header, &body, Some(&protection), &[]).unwrap()
+}
+
+/// The recorded ir under `mac`, with a fresh transactionID, in protocol version `pvno`.
+fn reprotect(mac: &MacProtection, pvno: u8, id: &str) -> Vec<u8> {
+    craft(mac, pvno, &format!("crafted-transaction-{id}"), &format!("crafted-nonce-{id}"), &recorded().body)
+}
+
+/// The start of a transaction may be committed without a sync (SQLite); what makes it
+/// durable before the answer is a synced update of the transaction, also when the
+/// message is refused after the transaction started: seen here as the version the
+/// update leaves (the start is version 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_starts_are_stored_again_before_the_answer() {
+    let pki = start(Options::default()).await;
+    let (store, endpoint) = (pki.state.store(), &pki.state.config().endpoint);
+    let stored = |tid: &str| {
+        let tid = hex::encode(tid);
+        async move { store.transaction(endpoint, &tid).await.unwrap().expect("the transaction is stored") }
+    };
+
+    // No certificate request: refused after the transaction started, which stays open
+    // until its deadline like any other that issued nothing.
+    let reply = pki.post(None, &craft(&pbmac1(), 2, "crafted-empty", "crafted-nonce-1", &[0x30, 0x00])).await;
+    assert_eq!((reply.body_tag, status_of(&reply).fail().names()), (tag::ERROR, vec!["badRequest"]));
+    let tx = stored("crafted-empty").await;
+    assert_eq!((tx.state, tx.version), (TransactionState::AwaitingConfirmation, 1));
+
+    // A fresh transactionID with a senderNonce seen before (a replay): the transaction
+    // it created is closed as failed, nothing is issued.
+    let replay = craft(&pbmac1(), 2, "crafted-replay", "crafted-nonce-1", &recorded().body);
+    let reply = pki.post(None, &replay).await;
+    assert_eq!((reply.body_tag, status_of(&reply).fail().names()), (tag::ERROR, vec!["badSenderNonce"]));
+    let tx = stored("crafted-replay").await;
+    assert_eq!((tx.state, tx.version, tx.deadline), (TransactionState::Failed, 1, None));
+    assert_eq!(pki.cmp_count().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,8 +31,6 @@ use const_oid::db::rfc5912::RSA_ENCRYPTION;
 use der::asn1::{Any, Null, OctetString};
 use der::{Decode, Encode};
 use des::{Des, TdesEde3};
-use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Encrypt, RsaPublicKey};
 use spki::AlgorithmIdentifierOwned;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use x509_cert::Certificate;
@@ -44,6 +42,7 @@ use crate::algorithms::ContentAlg;
 use crate::error::ScepError;
 use crate::message::{ID_DATA, ID_ENVELOPED_DATA};
 use crate::rsa_key::RsaPrivate;
+use crate::rsa_public::RequesterKey;
 
 /// Opens a pkcsPKIEnvelope addressed to `ra_cert`, returning the content and the
 /// algorithm it was encrypted with.
@@ -143,14 +142,11 @@ struct Encrypted {
 }
 
 fn encrypt_to(spki_der: &[u8], alg: ContentAlg, content: &[u8]) -> Result<Encrypted, ScepError> {
-    let key = RsaPublicKey::from_public_key_der(spki_der)
-        .map_err(|_| ScepError::BadAlg("the requester's certificate has no RSA key to encrypt the reply to".into()))?;
+    let key = RequesterKey::from_spki(spki_der, "the key of the requester's certificate")?;
     let cek = Zeroizing::new(random_bytes(alg.key_len())?);
     let iv = random_bytes(alg.iv_len())?;
     let ciphertext = encrypt(alg, &cek, &iv, content);
-    let enc_key = key
-        .encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek)
-        .map_err(|e| ScepError::internal(format!("RSA key transport: {e}")))?;
+    let enc_key = key.encrypt_pkcs1v15(&cek)?;
     Ok(Encrypted { enc_key, iv, ciphertext })
 }
 

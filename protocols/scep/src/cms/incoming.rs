@@ -24,8 +24,6 @@ use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, Si
 use der::Encode;
 use der::asn1::{Any, ObjectIdentifier, OctetString};
 use pkiplane_core::x509::cert::CertInfo;
-use rsa::RsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
 use x509_cert::Certificate;
 use x509_cert::attr::Attributes;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
@@ -37,6 +35,7 @@ use crate::message::{
     ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME, MESSAGE_TYPE, MessageType,
     SENDER_NONCE, TRANSACTION_ID,
 };
+use crate::rsa_public::RequesterKey;
 
 /// What a reply needs from the request, trusted or not.
 #[derive(Clone, Debug)]
@@ -274,8 +273,7 @@ impl Unverified {
             .ok_or_else(|| ScepError::BadMessageCheck("the signer's certificate is not in the message".into()))?;
         let signer =
             signer_info_of(&signer_der).map_err(|e| ScepError::BadMessageCheck(format!("signer certificate: {e}")))?;
-        let key = RsaPublicKey::from_public_key_der(&signer.spki_der)
-            .map_err(|_| ScepError::BadAlg("the signer's key is not an RSA key (SCEP requires RSA)".into()))?;
+        let key = RequesterKey::from_spki(&signer.spki_der, "the signer's key")?;
 
         let econtent = &self.encap;
         if econtent.econtent_type != ID_DATA {
@@ -300,8 +298,9 @@ impl Unverified {
         // RFC 5652 section 5.4: the signature covers the DER of the attributes, tagged as
         // a SET OF (re-encoding sorts them, as DER and OpenSSL require).
         let signed_attrs_der = self.attrs.to_der()?;
-        key.verify(digest.pkcs1v15(), &digest.digest(&signed_attrs_der), &self.signature)
-            .map_err(|_| ScepError::BadMessageCheck("the signature does not verify".into()))?;
+        if !key.verify_pkcs1v15(digest, &signed_attrs_der, &self.signature) {
+            return Err(ScepError::BadMessageCheck("the signature does not verify".into()));
+        }
 
         let message_type = attribute(&self.attrs, &MESSAGE_TYPE)
             .and_then(printable_text)

@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Scale benchmark (not a test, never in CI), on the real node (e2e/node.sh) with the chart
 # installed by helm:
-#  1. N CertificateProfiles and N EnrollmentEndpoints with replicas 0, applied at once:
-#     the time until all are Ready (the control plane alone: no pods);
+#  1. N CertificateProfiles and N EnrollmentEndpoints with replicas 0, applied fast
+#     (`kubectl apply --server-side` in PKIPLANE_SCALE_APPLY_JOBS parallel chunks, default
+#     4, through the admission webhook): the apply's duration, then the time until all are
+#     Ready counted from the apply's end (the control plane's own lag) and from its start;
 #  2. the first M endpoints scaled to one real pod each: the time until they are Ready;
 #  3. at rest (nothing changing, after a settle period): the operator's and the CA
 #     service's CPU over PKIPLANE_SCALE_STEADY seconds (default 60, from /proc/PID/stat
 #     utime+stime) and the number of pkiplane objects written meanwhile (resourceVersions
 #     that moved: 0 when status is written only on change).
-# Also the operator's and CA service's peak resident memory (VmHWM of their processes).
+# Also the peak resident memory (VmHWM) of the operator, the CA service and the webhook,
+# and the webhook's restarts (an OOM kill shows there).
 #
 # Usage: e2e/scale.sh [N] [M]  (default 50 and min(N, 50); the kubelet's maxPods is raised
-#                              to M + 40, the node's /24 pod network bounds it at ~250, and
-#                              the endpoint pods' CPU requests bound it sooner: about 36 fit
-#                              on a 2-core node, the rest stay Pending and step 2 waits for
-#                              them until PKIPLANE_SCALE_TIMEOUT; PKIPLANE_IMAGE_ARCHIVE as
-#                              for e2e/operator.sh)
+#                              to M + 40, the node's /24 pod network bounds it at ~250;
+#                              PKIPLANE_IMAGE_ARCHIVE as for e2e/operator.sh)
 # The endpoints are CMP (plain HTTP, shared-secret MAC: the cheapest pods to run), each
-# exposing its own profile; all profiles are signed by one root Issuer.
+# exposing its own profile; all profiles are signed by one root Issuer. The M running
+# endpoints ask for less than the product's default requests (spec.resources: 5m CPU,
+# 16Mi; default 50m, 64Mi): with the defaults the CPU requests fit only ~36 pods on a
+# 2-core node. An idle CMP pod uses far less than either; the defaults stay as they are.
+# PKIPLANE_SCALE_WEBHOOK_MEMORY: the webhook's memory limit (default: the chart's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -44,10 +48,11 @@ eval "$(PKIPLANE_E2E_CRDS=crds/all.yaml e2e/node.sh up)"
 dir=$PKIPLANE_E2E_DIR
 chart_load "$work/pkiplane.tar" "$image"
 kubectl create namespace "$NS" >/dev/null
-# The webhook caches every pkiplane object: at N=1000 its chart limit (128Mi) was seen to
-# leave it refusing connections mid-apply, so the benchmark gives it room.
+webhook_memory=()
+[ -z "${PKIPLANE_SCALE_WEBHOOK_MEMORY:-}" ] ||
+  webhook_memory=(--set webhook.resources.limits.memory="$PKIPLANE_SCALE_WEBHOOK_MEMORY")
 chart_install pkiplane "$NS" --set operator.replicas=1 --set operator.logLevel=warn --set ca.logLevel=warn \
-  --set webhook.resources.limits.memory="${PKIPLANE_SCALE_WEBHOOK_MEMORY:-512Mi}" >/dev/null
+  ${webhook_memory[@]+"${webhook_memory[@]}"} >/dev/null
 
 # The host pid of the container process running `pkiplane SUBCOMMAND` in the node.
 container_pid() {
@@ -59,14 +64,17 @@ container_pid() {
 }
 op_pid=$(container_pid operator) || die "no operator process in the node"
 ca_pid=$(container_pid ca) || die "no CA service process in the node"
+webhook_pid=$(container_pid webhook) || die "no webhook process in the node"
 
 ns=scale
 kubectl create namespace $ns >/dev/null
-# Three files, applied in order: the webhook refuses references to objects it has not
-# seen yet (the Issuer and Secret, then the profiles).
-python3 - "$n" "$ns" "$dir" "$m" <<'EOF'
+# Three parts, applied in order: the webhook refuses references to objects it has not
+# seen yet (the Issuer and Secret, then the profiles). Each part is split into $jobs
+# files applied in parallel.
+jobs=${PKIPLANE_SCALE_APPLY_JOBS:-4}
+python3 - "$n" "$ns" "$dir" "$m" "$jobs" <<'EOF'
 import sys
-n, ns, d, m = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+n, ns, d, m, jobs = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 base = [f"""apiVersion: pkiplane.dev/v1alpha1
 kind: Issuer
 metadata: {{name: scale-root, namespace: {ns}}}
@@ -94,24 +102,46 @@ spec:
   profiles: [{{name: p{i:03}, label: tls, default: true}}]
   cmp: {{sharedSecrets: {{secretRef: {{name: cmp-secrets}}}}}}""")
 files = (("base", base), ("profiles", profiles), ("endpoints", [e.replace("{replicas}", "0") for e in endpoints]),
-         ("running", [e.replace("{replicas}", "1") for e in endpoints[:m]]))
+         ("running", [e.replace("{replicas}", "1") + """
+  resources: {requests: {cpu: 5m, memory: 16Mi}, limits: {memory: 256Mi}}""" for e in endpoints[:m]]))
 for name, docs in files:
-    with open(f"{d}/scale-{name}.yaml", "w") as f:
-        f.write("\n---\n".join(docs))
+    for j in range(jobs):
+        with open(f"{d}/scale-{name}-{j}.yaml", "w") as f:
+            f.write("\n---\n".join(docs[j::jobs]))
 EOF
 
 ready() { kubectl -n $ns get "$1" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true; }
 rss() { awk '/VmRSS/ {print $2 " " $3}' "/proc/$op_pid/status"; }
 since() { printf '%.1f' "$(echo "$(date +%s.%N) - $1" | bc)"; }
+# One part: its chunks applied in parallel, each retried until it succeeds or 10 minutes
+# pass (a reference the webhook has not seen yet is refused; the apply is idempotent).
+# The last attempt's errors are kept for the failure message.
+apply_chunk() {
+  local deadline=$((SECONDS + 600))
+  until kubectl apply --server-side --field-manager=scale -f "$1" >/dev/null 2>"$1.err"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 1
+  done
+}
 apply_part() {
-  until_ok 60 kubectl apply -f "$dir/scale-$1.yaml" >/dev/null ||
-    die "kubectl apply -f $dir/scale-$1.yaml: $(kubectl apply -f "$dir/scale-$1.yaml" 2>&1 | tail -n 3)"
+  local j pids=() failed=0 f
+  for ((j = 0; j < jobs; j++)); do
+    f=$dir/scale-$1-$j.yaml
+    [ -s "$f" ] || continue
+    apply_chunk "$f" &
+    pids+=($!)
+  done
+  for j in "${pids[@]}"; do wait "$j" || failed=1; done
+  [ $failed = 0 ] || die "kubectl apply of part $1: $(cat "$dir/scale-$1-"*.err | sort | uniq -c | sort -rn | head -n 3)"
 }
 deadline=$((SECONDS + ${PKIPLANE_SCALE_TIMEOUT:-1800}))
 
-say "applying $n profiles and $n endpoints (replicas 0)"
+say "applying $n profiles and $n endpoints (replicas 0), $jobs kubectl apply --server-side in parallel"
 start=$(date +%s.%N)
 for part in base profiles endpoints; do apply_part $part; done
+applied=$(date +%s.%N)
+apply_s=$(since "$start")
+say "RESULT: apply of $n profiles and $n endpoints took $apply_s s (Ready then: profiles $(ready certificateprofiles)/$n, endpoints $(ready enrollmentendpoints)/$n)"
 while :; do
   p=$(ready certificateprofiles)
   e=$(ready enrollmentendpoints)
@@ -120,8 +150,10 @@ while :; do
   [ $SECONDS -lt $deadline ] || die "not all Ready within the timeout"
   sleep 2
 done
-say "RESULT: $n profiles and $n endpoints (replicas 0) Ready in $(since "$start") s"
-peaks() { echo "operator peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$op_pid/status"), CA service peak RSS $(awk '/VmHWM/ {print $2 " " $3}' "/proc/$ca_pid/status")"; }
+say "RESULT: $n profiles and $n endpoints (replicas 0) all Ready $(since "$applied") s after the apply ended, $(since "$start") s after it started (apply $apply_s s)"
+hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$1/status" 2>/dev/null || echo "gone (restarted?)"; }
+webhook_restarts() { kubectl -n "$NS" get pods -l app.kubernetes.io/component=webhook -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}'; }
+peaks() { echo "operator peak RSS $(hwm "$op_pid"), CA service peak RSS $(hwm "$ca_pid"), webhook peak RSS $(hwm "$webhook_pid") (webhook restarts: $(webhook_restarts))"; }
 say "RESULT: $(peaks)"
 
 if [ "$m" -gt 0 ]; then

@@ -52,6 +52,10 @@ pub const RESYNC: Duration = Duration::from_secs(30 * 60);
 /// How often the internal CA, its fixed leaves and the webhook caBundles are checked
 /// (renewal is at 2/3 of lifetimes of a month and more; a failed pass is retried sooner).
 pub const INTERNAL_TLS_EVERY: Duration = Duration::from_secs(60);
+/// Reconciles run at once per controller. Unbounded, a start with thousands of objects
+/// had as many API requests (connections, buffers, futures) in flight at once; a
+/// reconcile mostly waits on the API server, which serves a few dozen at a time anyway.
+pub const RECONCILE_CONCURRENCY: u16 = 16;
 /// The "expiring soon" window asked of the CA service's summary.
 pub const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -227,6 +231,8 @@ pub async fn run_controller<K, R, F>(
     R: FnMut(Arc<K>, Arc<Context>) -> F,
     F: std::future::Future<Output = crate::error::Result<kube::runtime::controller::Action>> + Send + 'static,
 {
+    let controller =
+        controller.with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
     let error_policy = |object: Arc<K>, _error: &crate::error::Error, ctx: Arc<Context>| {
         kube::runtime::controller::Action::requeue(ctx.backoff(&object_key(object.as_ref())))
     };

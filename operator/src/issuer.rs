@@ -11,7 +11,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use pkiplane_api::v1alpha1::{CertificateProfile, Issuer, IssuerStatus, is_ready};
 use pkiplane_core::duration::parse_duration;
 
@@ -245,13 +244,12 @@ async fn patch_finalizers(api: &Api<Issuer>, issuer: &Issuer, finalizers: Vec<St
 /// Runs the Issuer controller until `shutdown` resolves. Profiles changing re-reconcile
 /// the Issuer they reference (for the finalizer); the CA poll, those whose CA-side state moved.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let issuers: Api<Issuer> = Api::all(ctx.client.clone());
-    let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
-    let controller = Controller::new(issuers, watcher::Config::default()).reconcile_on(ctx.triggers.issuers()).watches(
-        profiles,
-        watcher::Config::default(),
-        |p: CertificateProfile| p.namespace().map(|ns| ObjectRef::new(&p.spec.issuer_ref.name).within(&ns)),
-    );
+    let cache = &ctx.cache;
+    let controller = Controller::for_shared_stream(cache.issuer_changes(), cache.issuers().clone())
+        .reconcile_on(ctx.triggers.issuers())
+        .watches_shared_stream(cache.profile_changes(), |p: Arc<CertificateProfile>| {
+            p.namespace().map(|ns| ObjectRef::new(&p.spec.issuer_ref.name).within(&ns))
+        });
     run_controller(controller, reconcile, ctx, shutdown).await;
 }
 

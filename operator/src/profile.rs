@@ -10,7 +10,6 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use pkiplane_api::profile_from_resource;
 use pkiplane_api::v1alpha1::{CertificateProfile, CertificateProfileStatus, InventoryCounts, Issuer, is_ready};
 
@@ -146,12 +145,10 @@ async fn reconcile_inner(profile: Arc<CertificateProfile>, ctx: Arc<Context>) ->
 /// Runs the CertificateProfile controller until `shutdown` resolves; an Issuer changing
 /// re-reconciles the profiles that reference it, and the CA poll those whose counts moved.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let profiles: Api<CertificateProfile> = Api::all(ctx.client.clone());
-    let issuers: Api<Issuer> = Api::all(ctx.client.clone());
     let cache = ctx.cache.clone();
-    let controller = Controller::new(profiles, watcher::Config::default())
+    let controller = Controller::for_shared_stream(cache.profile_changes(), cache.profiles().clone())
         .reconcile_on(ctx.triggers.profiles())
-        .watches(issuers, watcher::Config::default(), move |issuer: Issuer| {
+        .watches_shared_stream(cache.issuer_changes(), move |issuer: Arc<Issuer>| {
             let ns = issuer.namespace().unwrap_or_default();
             let name = issuer.name_any();
             cache

@@ -87,6 +87,7 @@ pub async fn run_with(client: Client, config: OperatorConfig, ca_client: Arc<dyn
     )));
 
     let cache = ClusterCache::start(client.clone());
+    let (synced_tx, mut synced) = watch::channel(false);
     {
         let cache = cache.clone();
         let metrics = metrics.clone();
@@ -94,6 +95,7 @@ pub async fn run_with(client: Client, config: OperatorConfig, ca_client: Arc<dyn
             cache.wait_synced().await;
             tracing::info!("caches synced");
             metrics.set_ready(true);
+            synced_tx.send_replace(true);
         });
     }
     let ctx = Arc::new(Context::new(client.clone(), config.clone(), ca_client, cache, metrics.clone()));
@@ -122,6 +124,14 @@ pub async fn run_with(client: Client, config: OperatorConfig, ca_client: Arc<dyn
     tracing::info!("leading: starting the controllers");
 
     let work = async {
+        // The controllers share the cache's stores and wait for them to be ready too; a
+        // store's readiness wakes only its last waiter (kube's DelayedInit holds one
+        // waker), so they start once the task above has seen every store ready, or that
+        // task would never be woken and the pod never Ready.
+        tokio::select! {
+            _ = synced.wait_for(|s| *s) => {}
+            _ = shutdown.wait() => return,
+        }
         tokio::join!(
             background(ctx.clone(), shutdown.clone()),
             issuer::run(ctx.clone(), shutdown.wait()),

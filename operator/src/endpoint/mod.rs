@@ -351,7 +351,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .labels("app.kubernetes.io/managed-by=pkiplane-operator,app.kubernetes.io/component=endpoint");
     let by_profile = {
         let ctx = ctx.clone();
-        move |p: CertificateProfile| {
+        move |p: Arc<CertificateProfile>| {
             let name = p.name_any();
             endpoints_referring(&ctx, p.namespace(), |e| e.spec.profiles.iter().any(|b| b.name == name))
         }
@@ -370,11 +370,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     )
     .default_backoff()
     .touched_objects();
-    let controller = Controller::new(Api::<EnrollmentEndpoint>::all(client.clone()), watcher::Config::default())
+    let cache = &ctx.cache;
+    let controller = Controller::for_shared_stream(cache.endpoint_changes(), cache.endpoints().clone())
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<Secret>::all(client.clone()), owned)
-        .watches(Api::<CertificateProfile>::all(client), watcher::Config::default(), by_profile)
+        .watches_shared_stream(cache.profile_changes(), by_profile)
         .watches_stream(referenced, by_secret)
         .reconcile_on(ctx.triggers.endpoints());
     run_controller(controller, reconcile, ctx, shutdown).await;

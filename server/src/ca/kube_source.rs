@@ -28,7 +28,8 @@ impl KubeSource {
     /// Starts the watch cache, waits for its first full list, and keeps the snapshot
     /// current from then on.
     pub async fn start(client: Client) -> anyhow::Result<Arc<Self>> {
-        let cache = ClusterCache::start(client.clone());
+        // EnrollmentEndpoints are not the CA's configuration: not watched, not held.
+        let cache = ClusterCache::start_without_endpoints(client.clone());
         tracing::info!("waiting for the Issuer and CertificateProfile caches to sync");
         cache.wait_synced().await;
         let first = snapshot(&cache, &client).await;

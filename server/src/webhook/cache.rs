@@ -90,7 +90,13 @@ where
 {
     let (reader, writer) = reflector::store();
     let api: Api<K> = Api::all(client);
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).touched_objects();
+    // Stored without managedFields and kubectl's last-applied copy (no check reads them):
+    // each rebuilt view holds a copy of every object too.
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(pkiplane_operator::cache::strip_unread_metadata::<K>)
+        .reflect(writer)
+        .touched_objects();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

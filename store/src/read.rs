@@ -1,5 +1,10 @@
 //! Reads: a small pool of read-only connections, used from `spawn_blocking`.
 //!
+//! At most [`READERS`] reads run at once (the rest wait for a turn without holding a
+//! thread) and every connection they use is kept for the next: under load a request
+//! finds a connection with its page and statement caches warm instead of opening the
+//! database again (which re-reads the schema and starts with cold caches).
+//!
 //! In WAL mode readers never wait for the writer and always see every committed batch,
 //! so a read issued after a write returned sees that write.
 
@@ -12,8 +17,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::sql_err;
 
-/// Idle read connections kept for reuse.
-const MAX_IDLE: usize = 4;
+/// Reads running at once, and so connections open: more than the cores gains nothing
+/// but threads and connections to keep.
+const READERS: usize = 8;
 /// Prepared statements cached per connection (the list filters make a few dozen shapes).
 pub(crate) const STATEMENT_CACHE: usize = 64;
 
@@ -21,11 +27,12 @@ pub(crate) struct ReadPool {
     path: PathBuf,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReadPool {
     pub(crate) fn new(path: PathBuf, busy_timeout: Duration) -> Self {
-        Self { path, busy_timeout, idle: Mutex::new(Vec::new()) }
+        Self { path, busy_timeout, idle: Mutex::new(Vec::new()), turns: Arc::new(tokio::sync::Semaphore::new(READERS)) }
     }
 
     /// Opens a read-only connection to the database.
@@ -53,7 +60,7 @@ impl ReadPool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
+        if idle.len() < READERS {
             idle.push(conn);
         }
     }
@@ -64,11 +71,18 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        // The semaphore is never closed, so acquiring only waits. The turn moves into the
+        // blocking task: a caller that stops waiting does not free it while the read runs.
+        let turn = Arc::clone(&self.turns)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::unavailable("the store's readers have stopped"))?;
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let conn = pool.checkout()?;
             let result = work(&conn);
             pool.checkin(conn);
+            drop(turn);
             result
         })
         .await

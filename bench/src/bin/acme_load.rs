@@ -34,6 +34,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use bytes::Bytes;
 use clap::Parser;
+use pkiplane_bench::load::LoadArgs;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -52,15 +53,6 @@ struct Args {
     /// PEM file of the CA certificates that verify the server's TLS certificate.
     #[arg(long)]
     ca_bundle: Option<PathBuf>,
-    /// Concurrent clients, each with its own account and connection.
-    #[arg(long, default_value_t = 1)]
-    clients: usize,
-    /// Issuances to complete in total (the run stops earlier at --max-seconds).
-    #[arg(long, default_value_t = 100)]
-    count: usize,
-    /// Upper bound on the measured run, in seconds.
-    #[arg(long, default_value_t = 120)]
-    max_seconds: u64,
     /// Where the shared http-01 responder listens (the server's validation port).
     #[arg(long, default_value = "127.0.0.1:5002")]
     http01_listen: SocketAddr,
@@ -93,12 +85,10 @@ struct Args {
     /// The EnrollmentEndpoint (`namespace/name`) whose inventory is compared.
     #[arg(long, default_value = "pki/acme")]
     inventory_endpoint: String,
-    /// A name for the report.
-    #[arg(long, default_value = "acme")]
-    label: String,
-    /// Print one JSON line with the results on stdout.
-    #[arg(long)]
-    json: bool,
+    /// Issuances to complete (`--count`) by concurrent clients (`--clients`), each with
+    /// its own account and connection; `--rate` is not supported (closed loop only).
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// token -> key authorization, for the shared http-01 responder.
@@ -290,9 +280,13 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     check_loopback(&args.directory, args.http01_listen)?;
-    if args.clients == 0 || args.count == 0 {
+    if args.load.clients == 0 || args.load.count == 0 {
         return Err("--clients and --count must be at least 1".to_owned());
     }
+    if args.load.rate > 0.0 {
+        return Err("--rate is not supported: each client starts its next issuance when the last one ends".to_owned());
+    }
+    let label = args.load.label_or("acme");
     let tls = pkiplane_bench::load::tls_client_config(args.ca_bundle.as_deref())?;
     let tokens: Tokens = Arc::default();
     serve_http01(args.http01_listen, tokens.clone()).await?;
@@ -300,7 +294,7 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Accounts first, outside the measurement.
     let mut accounts = Vec::new();
-    for c in 0..args.clients {
+    for c in 0..args.load.clients {
         let builder = Account::builder_with_http(Box::new(http_client(&tls, requests.clone())));
         let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
         let created = tokio::time::timeout(Duration::from_secs(30), builder.create(&new, args.directory.clone(), None))
@@ -316,7 +310,7 @@ async fn run(args: Args) -> Result<(), String> {
     let finished = Arc::new(AtomicUsize::new(0));
     let shared: Arc<Mutex<Outcome>> = Arc::default();
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(args.max_seconds);
+    let deadline = start + Duration::from_secs(args.load.max_seconds);
     let mut tasks = Vec::new();
     for (c, account) in accounts.into_iter().enumerate() {
         let (next, finished, shared, tokens) = (next.clone(), finished.clone(), shared.clone(), tokens.clone());
@@ -325,7 +319,7 @@ async fn run(args: Args) -> Result<(), String> {
             initial: Duration::from_millis(args.poll_initial_ms),
             max: Duration::from_millis(args.poll_max_ms.max(args.poll_initial_ms)),
         };
-        let count = args.count;
+        let count = args.load.count;
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -399,10 +393,10 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!(
         "{}: {} clients, {ok} issued, {} failed in {elapsed:.2}s: {per_second:.1}/s, p50 {p50:.1} ms, p99 {p99:.1} ms, \
          max {max:.1} ms, {per_issuance:.1} requests per issuance ({setup_requests} for {} accounts)",
-        args.label,
-        args.clients,
+        label,
+        args.load.clients,
         all.errors.len(),
-        args.clients,
+        args.load.clients,
     );
     let mean: Vec<(&str, f64)> =
         PHASES.iter().zip(all.phases).map(|(name, sum)| (*name, sum.as_secs_f64() * 1e3 / ok.max(1) as f64)).collect();
@@ -423,9 +417,9 @@ async fn run(args: Args) -> Result<(), String> {
         Some(url) => Some(check_inventory(&args, url, &format!("b{run_id}-"), &all.received).await?),
         None => None,
     };
-    if args.json {
+    if args.load.json {
         let mut line = serde_json::json!({
-            "label": args.label, "clients": args.clients, "ok": ok, "errors": all.errors.len(),
+            "label": label, "clients": args.load.clients, "ok": ok, "errors": all.errors.len(),
             "seconds": elapsed, "per_second": per_second, "p50_ms": p50, "p99_ms": p99, "max_ms": max,
             "requests_per_issuance": per_issuance, "phases_ms": phases,
             "stalled": stalled, "in_flight_at_stall": in_flight_at_stall,

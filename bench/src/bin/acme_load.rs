@@ -34,7 +34,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use bytes::Bytes;
 use clap::Parser;
-use pkiplane_bench::load::LoadArgs;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -43,6 +42,7 @@ use instant_acme::{
     Account, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType, HttpClient, Identifier, NewAccount,
     NewOrder, Order, OrderStatus,
 };
+use pkiplane_bench::load::LoadArgs;
 
 #[derive(Parser, Debug)]
 #[command(about = "Full ACME issuances per second (newOrder -> http-01 -> finalize -> download) on loopback")]

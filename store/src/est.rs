@@ -36,7 +36,7 @@ fn count(failures: i64, last: i64) -> FailureCount {
 impl AuthFailureStore for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<FailureCount>, StoreError> {
         let key = key.to_owned();
-        self.read(move |c| {
+        self.read_by_key(move |c| {
             c.prepare_cached("SELECT failures, last_failure FROM est_auth_failures WHERE key = ?1")
                 .and_then(|mut s| s.query_row(params![key], |r| Ok(count(r.get(0)?, r.get(1)?))).optional())
                 .map_err(sql_err("reading an EST failure count"))

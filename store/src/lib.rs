@@ -166,6 +166,12 @@ impl SqliteStore {
     {
         self.reads.run(work).await
     }
+
+    /// A lookup by key, run on the calling thread (see [`ReadPool::run_here`]); `async`
+    /// only so that call sites read like [`Self::read`].
+    async fn read_by_key<T>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.reads.run_here(work)
+    }
 }
 
 /// Creates the parent directory and an empty database file readable by the owner only
@@ -254,12 +260,12 @@ impl Inventory for SqliteStore {
 
     async fn get(&self, issuer: &ObjectRef, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
         let (issuer, serial) = (issuer.to_string(), serial.to_owned());
-        self.read(move |conn| query::get(conn, &issuer, &serial)).await
+        self.read_by_key(move |conn| query::get(conn, &issuer, &serial)).await
     }
 
     async fn find_serial(&self, serial: &str) -> Result<Vec<CertificateRecord>, StoreError> {
         let serial = serial.to_owned();
-        self.read(move |conn| query::find_serial(conn, &serial)).await
+        self.read_by_key(move |conn| query::find_serial(conn, &serial)).await
     }
 
     async fn list(&self, filter: &InventoryFilter) -> Result<Vec<CertificateRecord>, StoreError> {

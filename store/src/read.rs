@@ -1,6 +1,7 @@
-//! Reads: a small pool of read-only connections, used from `spawn_blocking`.
+//! Reads: a small pool of read-only connections, used from `spawn_blocking` or, for
+//! lookups by key, on the calling thread.
 //!
-//! At most [`READERS`] reads run at once (the rest wait for a turn without holding a
+//! At most [`READERS`] reads run at once on the blocking pool (the rest wait for a turn without holding a
 //! thread) and every connection they use is kept for the next: under load a request
 //! finds a connection with its page and statement caches warm instead of opening the
 //! database again (which re-reads the schema and starts with cold caches).
@@ -63,6 +64,21 @@ impl ReadPool {
         if idle.len() < READERS {
             idle.push(conn);
         }
+    }
+
+    /// Runs `work` at once on the calling thread, on a pooled connection.
+    ///
+    /// For lookups by key (a primary key or a unique index): they take microseconds,
+    /// less than handing them to a blocking thread and back, which costs two thread
+    /// wake-ups per read (at 32 ACME clients on 2 cores, the kernel's share of the
+    /// server's CPU was mostly these hand-offs). In WAL mode a reader never waits for
+    /// the writer, so such a read does not stall the async worker that runs it.
+    /// Queries that scan (lists, counts, exports) go through [`Self::run`] instead.
+    pub(crate) fn run_here<T>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.checkout()?;
+        let result = work(&conn);
+        self.checkin(conn);
+        result
     }
 
     /// Runs `work` on a pooled connection on tokio's blocking pool.

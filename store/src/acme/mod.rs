@@ -74,13 +74,13 @@ impl AcmeStore for EndpointAcme<SqliteStore> {
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
         let e = self.endpoint.clone();
         let id = id.to_owned();
-        self.store.read(move |c| ops::account(c, &e, &id)).await
+        self.store.read_by_key(move |c| ops::account(c, &e, &id)).await
     }
 
     async fn account_by_thumbprint(&self, thumbprint: &str) -> Result<Option<Account>, StoreError> {
         let e = self.endpoint.clone();
         let t = thumbprint.to_owned();
-        self.store.read(move |c| ops::account_by_thumbprint(c, &e, &t)).await
+        self.store.read_by_key(move |c| ops::account_by_thumbprint(c, &e, &t)).await
     }
 
     async fn update_account(&self, account: &Account) -> Result<AccountUpdate, StoreError> {
@@ -102,7 +102,7 @@ impl AcmeStore for EndpointAcme<SqliteStore> {
     async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         let e = self.endpoint.clone();
         let id = id.to_owned();
-        self.store.read(move |c| ops::order(c, &e, &id)).await
+        self.store.read_by_key(move |c| ops::order(c, &e, &id)).await
     }
 
     async fn update_order(&self, order: &Order) -> Result<bool, StoreError> {
@@ -120,7 +120,7 @@ impl AcmeStore for EndpointAcme<SqliteStore> {
     async fn authorization(&self, id: &str) -> Result<Option<Authorization>, StoreError> {
         let e = self.endpoint.clone();
         let id = id.to_owned();
-        self.store.read(move |c| ops::authorization(c, &e, &id)).await
+        self.store.read_by_key(move |c| ops::authorization(c, &e, &id)).await
     }
 
     async fn update_authorization(&self, authz: &Authorization) -> Result<bool, StoreError> {
@@ -131,7 +131,7 @@ impl AcmeStore for EndpointAcme<SqliteStore> {
 
     async fn valid_authorization(&self, query: &AuthorizationQuery) -> Result<Option<Authorization>, StoreError> {
         let (e, query) = (self.endpoint.clone(), query.clone());
-        self.store.read(move |c| ops::valid_authorization(c, &e, &query)).await
+        self.store.read_by_key(move |c| ops::valid_authorization(c, &e, &query)).await
     }
 
     async fn purge_expired(&self, now: SystemTime, retention: Duration) -> Result<u64, StoreError> {

@@ -53,7 +53,7 @@ impl CmpStore for SqliteStore {
         transaction_id: &str,
     ) -> Result<Option<CmpTransaction>, StoreError> {
         let (e, t) = (endpoint.to_string(), transaction_id.to_owned());
-        self.read(move |c| ops::transaction(c, &e, &t)).await
+        self.read_by_key(move |c| ops::transaction(c, &e, &t)).await
     }
 
     async fn update_transaction(&self, tx: &CmpTransaction) -> Result<bool, StoreError> {

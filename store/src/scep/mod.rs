@@ -44,7 +44,7 @@ impl ScepStore for SqliteStore {
 
     async fn challenge(&self, key: &ChallengeKey) -> Result<Option<ScepChallenge>, StoreError> {
         let key = key.clone();
-        self.read(move |c| ops::challenge(c, &key)).await
+        self.read_by_key(move |c| ops::challenge(c, &key)).await
     }
 
     async fn consume_challenge(&self, key: &ChallengeKey, now: SystemTime) -> Result<ChallengeUse, StoreError> {
@@ -63,7 +63,7 @@ impl ScepStore for SqliteStore {
         transaction_id: &str,
     ) -> Result<Option<ScepTransaction>, StoreError> {
         let (e, t) = (endpoint.to_string(), transaction_id.to_owned());
-        self.read(move |c| ops::transaction(c, &e, &t)).await
+        self.read_by_key(move |c| ops::transaction(c, &e, &t)).await
     }
 
     async fn update_transaction(&self, tx: &ScepTransaction) -> Result<(), StoreError> {
@@ -82,7 +82,7 @@ impl ScepStore for SqliteStore {
 
     async fn ra_material(&self, endpoint: &ObjectRef) -> Result<Option<RaMaterial>, StoreError> {
         let e = endpoint.to_string();
-        let stored = self.read(move |c| ops::ra_material(c, &e)).await?;
+        let stored = self.read_by_key(move |c| ops::ra_material(c, &e)).await?;
         stored.map(|m| self.open_ra(endpoint, m)).transpose()
     }
 

@@ -188,7 +188,9 @@ pub trait CmpStore: Send + Sync {
     ///
     /// The write is committed when this returns, but a store may leave it to its next
     /// durable write to make it survive a power loss (SQLite: committed without fsync,
-    /// synced by the next synced commit, whose fsync covers every earlier commit). The
+    /// synced by the next synced commit, whose fsync covers every earlier commit;
+    /// PostgreSQL: `synchronous_commit = off`, flushed with the next synced commit's
+    /// WAL). The
     /// server answers a transaction-starting message only after a durable
     /// [`Self::update_transaction`] of its transaction (or another writer's durable
     /// update of it), which comes after this write; so whatever survives a power loss

@@ -130,13 +130,11 @@ impl CmpStore for PostgresStore {
         let expires = secs(nonce_expires);
         let mut params = new.params();
         params.extend([&nonce as &(dyn ToSql + Sync), &expires]);
-        let row = self
-            .client()
-            .await?
-            .query_one(START_TRANSACTION, &params)
-            .await
-            .map_err(pg_err("starting a CMP transaction"))?;
-        let (created, recorded): (bool, bool) = (col(&row, 0, "created")?, col(&row, 1, "nonce")?);
+        // Not waiting for the flush: see `CmpStore::start_transaction`.
+        const WHAT: &str = "starting a CMP transaction";
+        let rows = self.query_unsynced(WHAT, START_TRANSACTION, &params).await?;
+        let row = rows.first().ok_or_else(|| StoreError::unavailable(format!("{WHAT}: no row returned")))?;
+        let (created, recorded): (bool, bool) = (col(row, 0, "created")?, col(row, 1, "nonce")?);
         Ok(match (created, recorded) {
             (false, _) => TransactionStart::TransactionIdInUse,
             (true, true) => TransactionStart::Started,

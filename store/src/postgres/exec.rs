@@ -18,4 +18,23 @@ impl PostgresStore {
     ) -> Result<u64, StoreError> {
         self.client().await?.execute(sql, params).await.map_err(pg_err(context))
     }
+
+    /// Runs one statement in a transaction committed without waiting for the WAL flush,
+    /// and returns its rows. Only for records a later synced commit covers before
+    /// anything depends on their surviving a crash (the caller says why): that commit's
+    /// flush reaches every earlier commit record in the WAL, whichever connection wrote
+    /// it. The record is visible to every session as soon as this returns.
+    pub(crate) async fn query_unsynced(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err(context))?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(pg_err(context))?;
+        let rows = tx.query(sql, params).await.map_err(pg_err(context))?;
+        tx.commit().await.map_err(pg_err(context))?;
+        Ok(rows)
+    }
 }

@@ -60,15 +60,17 @@ fn ra_from_row(r: &tokio_postgres::Row) -> Result<RaMaterial, StoreError> {
 #[async_trait]
 impl ScepStore for PostgresStore {
     async fn record_message(&self, seen: &SeenMessage) -> Result<bool, StoreError> {
-        let n = self
-            .execute(
+        // Not waiting for the flush, for the reasons the SQLite store gives: every answer
+        // that changed anything follows a synced commit, which flushes this record too.
+        let rows = self
+            .query_unsynced(
                 "recording a SCEP message",
                 "INSERT INTO scep_messages (endpoint, transaction_id, sender_nonce, expires) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
                 &[&seen.endpoint.to_string(), &seen.transaction_id, &seen.sender_nonce, &secs(seen.expires)],
             )
             .await?;
-        Ok(n == 1)
+        Ok(rows.len() == 1)
     }
 
     async fn add_challenge(&self, ch: &ScepChallenge) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ use std::num::NonZeroU32;
 use der::asn1::{Any, ObjectIdentifier, OctetString};
 use der::{Decode, Encode, Sequence};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::{digest, hmac, pbkdf2};
+use ring::{hmac, pbkdf2};
 use spki07::AlgorithmIdentifierOwned;
 
 use crate::error::CmpError;
@@ -98,15 +98,6 @@ impl Owf {
             o if o == oids::SHA512 => Owf::Sha512,
             _ => return None,
         })
-    }
-
-    fn digest(self) -> &'static digest::Algorithm {
-        match self {
-            Owf::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-            Owf::Sha256 => &digest::SHA256,
-            Owf::Sha384 => &digest::SHA384,
-            Owf::Sha512 => &digest::SHA512,
-        }
     }
 }
 
@@ -253,14 +244,15 @@ impl MacProtection {
     fn key(&self, secret: &[u8]) -> hmac::Key {
         match self {
             MacProtection::Pbm { salt, owf, iterations, mac } => {
-                let mut ctx = digest::Context::new(owf.digest());
-                ctx.update(secret);
-                ctx.update(salt);
-                let mut k = ctx.finish();
-                for _ in 1..*iterations {
-                    k = digest::digest(owf.digest(), k.as_ref());
-                }
-                hmac::Key::new(mac.hmac(), k.as_ref())
+                // RustCrypto's hashes, not ring's: ring's per-call set-up costs more than
+                // hashing one short block, and PBM hashes hundreds of them per message.
+                let k = match owf {
+                    Owf::Sha1 => owf_chain::<sha1::Sha1>(secret, salt, *iterations),
+                    Owf::Sha256 => owf_chain::<sha2::Sha256>(secret, salt, *iterations),
+                    Owf::Sha384 => owf_chain::<sha2::Sha384>(secret, salt, *iterations),
+                    Owf::Sha512 => owf_chain::<sha2::Sha512>(secret, salt, *iterations),
+                };
+                hmac::Key::new(mac.hmac(), &k)
             }
             MacProtection::Pbmac1 { salt, iterations, key_len, prf, mac } => {
                 let mut k = zeroize::Zeroizing::new(vec![0u8; *key_len]);
@@ -282,9 +274,19 @@ impl MacProtection {
     }
 }
 
+/// RFC 4211 section 4.4: the owf applied `iterations` times, first to secret || salt.
+fn owf_chain<D: sha2::Digest>(secret: &[u8], salt: &[u8], iterations: u32) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut k = D::new().chain_update(secret).chain_update(salt).finalize();
+    for _ in 1..iterations {
+        k = D::digest(&k);
+    }
+    zeroize::Zeroizing::new(k.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ring::digest;
 
     fn pbm(salt: &[u8], iterations: u32, mac: MacAlg) -> MacProtection {
         MacProtection::Pbm { salt: salt.to_vec(), owf: Owf::Sha256, iterations, mac }
@@ -301,6 +303,24 @@ mod tests {
         assert_eq!(p.compute(b"secret", b"data"), expected.as_ref());
         assert!(p.verify(b"secret", b"data", expected.as_ref()));
         assert!(!p.verify(b"secreT", b"data", expected.as_ref()));
+    }
+
+    #[test]
+    fn every_owf_chains_as_ring_computes_it() {
+        for (owf, alg) in [
+            (Owf::Sha1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
+            (Owf::Sha256, &digest::SHA256),
+            (Owf::Sha384, &digest::SHA384),
+            (Owf::Sha512, &digest::SHA512),
+        ] {
+            let mut k = digest::digest(alg, b"secret-0123salt-4567").as_ref().to_vec();
+            for _ in 1..500 {
+                k = digest::digest(alg, &k).as_ref().to_vec();
+            }
+            let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA512, &k), b"data");
+            let p = MacProtection::Pbm { salt: b"salt-4567".to_vec(), owf, iterations: 500, mac: MacAlg::HmacSha512 };
+            assert_eq!(p.compute(b"secret-0123", b"data"), expected.as_ref(), "{owf:?}");
+        }
     }
 
     #[test]

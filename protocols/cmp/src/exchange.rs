@@ -71,8 +71,8 @@ impl Exchange<'_> {
     /// [`crate::state::CmpStore::start_transaction`]). That is safe because no answer
     /// leaves before a synced update of the same transaction, which covers it: the
     /// handlers save the outcome (synced) before they answer, a handler's error is
-    /// answered after [`Self::settle`], and a reused nonce after the record is closed
-    /// below. So a power loss can only take transactions whose message was never
+    /// answered after [`Self::settle`] (which answers even if the store fails: see
+    /// there), and a reused nonce after the record is closed below. So a power loss can only take transactions whose message was never
     /// answered; a client (or an attacker replaying a captured message within the
     /// messageTime window) sending such a message again finds its transactionID and
     /// senderNonce unused, exactly as if the first copy had been lost on the way, and
@@ -110,10 +110,14 @@ impl Exchange<'_> {
     /// handler already stored something newer (also synced). An enrollment stays open
     /// until its deadline, so certificates the CA issued before the failure are revoked
     /// by the expiry sweep as unanswered.
+    ///
+    /// If this store fails too, the error answer still goes out (it carries no
+    /// certificate) and the start may stay unsynced: only a power loss right after
+    /// would then lose it, re-opening its transactionID and senderNonce to a replay
+    /// that would meet the same failure or issue afresh under policy.
     pub async fn settle(&self, mut started: CmpTransaction) {
-        match self.save(&mut started).await {
-            Ok(_) => {}
-            Err(e) => tracing::warn!(transaction = %self.tid, error = %e, "storing a failed CMP transaction failed"),
+        if let Err(e) = self.save(&mut started).await {
+            tracing::warn!(transaction = %self.tid, error = %e, "storing a failed CMP transaction failed");
         }
     }
 

@@ -5,6 +5,7 @@
 //! operator's controllers share these stores instead of keeping their own copies.
 //! Objects are stored without the metadata no reader uses ([`strip_unread_metadata`]).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc;
@@ -45,6 +46,11 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Shared<K> {
 /// Unbounded so that a slow subscriber never stalls the reflector (and with it every
 /// other reader); a subscriber is a controller, which drains its triggers continuously,
 /// and each item is an `Arc` shared with the store.
+///
+/// Not kube-runtime's `reflector::store_shared` + `Writer::subscribe` (as of 5.0): that
+/// sits behind the `unstable-runtime-subscribe` feature, its bounded broadcast makes the
+/// reflector wait for the slowest subscriber, and a subscriber added after the initial
+/// list (ours start once the cache has synced) never hears of the objects already held.
 struct Subscribers<K>(Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>);
 
 impl<K> Subscribers<K> {
@@ -181,6 +187,33 @@ impl ClusterCache {
     pub fn endpoint_changes(&self) -> impl Stream<Item = Arc<EnrollmentEndpoint>> + Send + use<> {
         self.endpoints.changes()
     }
+}
+
+/// Passes the changes of `changes` that touch an object's spec (a new
+/// metadata.generation) or start its deletion, and the first sighting of each object;
+/// drops the rest, chiefly the controller's own status writes, each of which would
+/// otherwise reconcile again an object just reconciled. `store` is the kind's store,
+/// used to forget objects that are gone.
+pub fn spec_changes<K>(changes: impl Stream<Item = Arc<K>> + Send, store: Store<K>) -> impl Stream<Item = Arc<K>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let mut seen: HashMap<String, (i64, bool)> = HashMap::new();
+    changes.filter(move |object| {
+        let meta = object.meta();
+        let pass = match (&meta.uid, meta.generation) {
+            (Some(uid), Some(generation)) => {
+                let mark = (generation, meta.deletion_timestamp.is_some());
+                seen.insert(uid.clone(), mark) != Some(mark)
+            }
+            _ => true,
+        };
+        if seen.len() > 2 * store.len() + 64 {
+            let live: HashSet<String> = store.state().iter().filter_map(|o| o.meta().uid.clone()).collect();
+            seen.retain(|uid, _| live.contains(uid));
+        }
+        futures::future::ready(pass)
+    })
 }
 
 /// kubectl's copy of the last applied manifest (client-side apply).
@@ -326,6 +359,40 @@ mod tests {
         // A re-list hands over everything again.
         tell(&shared, Event::InitDone);
         assert_eq!(names(ready_items(&mut changes)), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn spec_changes_pass_new_generations_and_deletions_only() {
+        let at = |name: &str, uid: &str, generation: i64, extra: &str| {
+            Arc::new(issuer(name, &format!(", uid: {uid}, generation: {generation}{extra}")))
+        };
+        let (shared, _writer) = shared(&[issuer("a", "")]);
+        let (tx, rx) = mpsc::unbounded();
+        let mut passed = Box::pin(spec_changes(rx, shared.store.clone()));
+        let send = |o: Arc<Issuer>| tx.unbounded_send(o).unwrap();
+        send(at("a", "u1", 1, ""));
+        send(at("a", "u1", 1, ", resourceVersion: '7'")); // a status write: same generation
+        send(at("a", "u1", 2, ""));
+        send(at("a", "u1", 2, ", deletionTimestamp: '2026-01-01T00:00:00Z'"));
+        send(at("a", "u2", 2, "")); // deleted and created again: a new uid
+        send(Arc::new(issuer("b", ""))); // no generation: always passes
+        send(Arc::new(issuer("b", "")));
+        let got: Vec<(Option<String>, Option<i64>, bool)> = ready_items(&mut passed)
+            .iter()
+            .map(|o| (o.metadata.uid.clone(), o.metadata.generation, o.metadata.deletion_timestamp.is_some()))
+            .collect();
+        let uid = |u: &str| Some(u.to_string());
+        assert_eq!(
+            got,
+            [
+                (uid("u1"), Some(1), false),
+                (uid("u1"), Some(2), false),
+                (uid("u1"), Some(2), true),
+                (uid("u2"), Some(2), false),
+                (None, None, false),
+                (None, None, false),
+            ]
+        );
     }
 
     #[test]

@@ -340,7 +340,7 @@ fn endpoints_referring(
 }
 
 /// Runs the EnrollmentEndpoint controller until `shutdown` resolves. A reconcile follows
-/// changes to the endpoint, to the children it owns (e.g. a deleted Deployment), to the
+/// changes to the endpoint's spec (not its status: see `spec_changes`), to the children it owns (e.g. a deleted Deployment), to the
 /// CertificateProfiles it exposes (Ready, issuer), to the Secrets it references (their
 /// metadata is watched: a data change moves the resourceVersion), and the CA poll's
 /// changes to its counts.
@@ -371,7 +371,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     .default_backoff()
     .touched_objects();
     let cache = &ctx.cache;
-    let controller = Controller::for_shared_stream(cache.endpoint_changes(), cache.endpoints().clone())
+    // Its own status writes do not reconcile an endpoint again (see `spec_changes`).
+    let changes = crate::cache::spec_changes(cache.endpoint_changes(), cache.endpoints().clone());
+    let controller = Controller::for_shared_stream(changes, cache.endpoints().clone())
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<Secret>::all(client.clone()), owned)

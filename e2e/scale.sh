@@ -9,7 +9,8 @@
 #  3. at rest (nothing changing, after a settle period): the operator's and the CA
 #     service's CPU over PKIPLANE_SCALE_STEADY seconds (default 60, from /proc/PID/stat
 #     utime+stime) and the number of pkiplane objects written meanwhile (resourceVersions
-#     that moved: 0 when status is written only on change).
+#     that moved: 0 when status is written only on change); with PKIPLANE_SCALE_STRACE=1
+#     then the operator's and the CA service's system calls over 30 s.
 # Also the peak resident memory (VmHWM) of the operator, the CA service and the webhook,
 # and the webhook's restarts (an OOM kill shows there).
 #
@@ -187,3 +188,12 @@ written=$(comm -13 <(echo "$v0") <(versions) | wc -l)
 pct() { echo "scale=2; 100 * $1 / $hz / $dt" | bc; }
 say "RESULT: at rest over $(printf '%.0f' "$dt") s with $n profiles, $n endpoints, $m endpoint pods: operator CPU $(pct $((op1 - op0)))% of a core, CA service CPU $(pct $((ca1 - ca0)))% of a core, pkiplane objects written: $written, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "RESULT: $(peaks); operator RSS now $(rss)"
+# PKIPLANE_SCALE_STRACE=1: after the window (strace slows what it traces), what the
+# operator and the CA service do at rest, by system call, over 30 s.
+if [ -n "${PKIPLANE_SCALE_STRACE:-}" ]; then
+  for who in operator:$op_pid ca-service:$ca_pid; do
+    timeout -s INT 30 strace -c -f -p "${who#*:}" -o "$work/strace" 2>/dev/null || true
+    say "${who%%:*} at rest, system calls over 30 s:"
+    head -n 14 "$work/strace" >&2
+  done
+fi

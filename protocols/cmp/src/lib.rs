@@ -95,6 +95,8 @@ struct Inner {
     crls: Mutex<HashMap<ObjectRef, (Instant, Vec<u8>)>>,
     /// What messageTime, transaction deadlines and nonce expiry are compared with.
     clock: SharedClock,
+    /// When [`CmpState::maintain`] last purged (at the state's clock).
+    last_purge: Mutex<Option<SystemTime>>,
 }
 
 #[cfg(feature = "server")]
@@ -107,6 +109,13 @@ pub struct CmpState {
 #[cfg(feature = "server")]
 /// How long a CRL handed out by genm is reused.
 const CRL_REUSE: Duration = Duration::from_secs(60);
+
+#[cfg(feature = "server")]
+/// The least time between two purges. Expired transactions are swept every round (their
+/// certificates must be revoked promptly); purging what is kept for a day need not be,
+/// and a purge covers every endpoint of the store, so with many endpoint pods sharing
+/// the CA service's store a purge every round would be that many calls for nothing.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 #[cfg(feature = "server")]
 impl CmpState {
@@ -127,6 +136,7 @@ impl CmpState {
                 credentials: RwLock::new(credentials),
                 crls: Mutex::new(HashMap::new()),
                 clock: pkiplane_core::clock::system(),
+                last_purge: Mutex::new(None),
             }),
         }
     }
@@ -245,18 +255,31 @@ impl CmpState {
         Ok(der)
     }
 
+    /// True (and the time noted) when no purge ran in the last [`PURGE_EVERY`]; a clock
+    /// set back also purges.
+    fn purge_due(&self, now: SystemTime) -> bool {
+        let mut last = self.inner.last_purge.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| now.duration_since(t).map_or(true, |d| d >= PURGE_EVERY));
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
     /// Forgets cached CRLs (after a revocation).
     pub fn invalidate_crls(&self) {
         self.inner.crls.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// One round of housekeeping: revokes certificates whose certConf did not come in
-    /// time, purges old transactions and nonces, renews protection certificates in their
-    /// last third.
+    /// time, purges old transactions and nonces (at most every [`PURGE_EVERY`]), renews
+    /// protection certificates in their last third.
     pub async fn maintain(&self, now: SystemTime) {
         confirm::sweep_expired(self, now).await;
-        if let Err(e) = self.store().purge(now, self.config().retention).await {
-            tracing::warn!(error = %e, "purging CMP transactions failed");
+        if self.purge_due(now) {
+            if let Err(e) = self.store().purge(now, self.config().retention).await {
+                tracing::warn!(error = %e, "purging CMP transactions failed");
+            }
         }
         let due: Vec<ObjectRef> = {
             let creds = self.inner.credentials.read().unwrap_or_else(|e| e.into_inner());

@@ -80,6 +80,16 @@ pub(crate) fn update_transaction(c: &Connection, tx: &CmpTransaction) -> Result<
     Ok(n == 1)
 }
 
+/// Whether [`claim_expired`] would find anything.
+pub(crate) fn any_expired(c: &Connection, claim: &ExpiryClaim) -> Result<bool, StoreError> {
+    c.prepare_cached(&format!(
+        "SELECT EXISTS (SELECT 1 FROM cmp_transactions \
+         WHERE endpoint = ?1 AND state IN {OPEN} AND deadline IS NOT NULL AND deadline < ?2)"
+    ))
+    .and_then(|mut s| s.query_row(params![claim.endpoint.to_string(), secs(claim.now)], |r| r.get(0)))
+    .map_err(sql_err("looking for expired CMP transactions"))
+}
+
 pub(crate) fn claim_expired(c: &Connection, claim: &ExpiryClaim) -> Result<Vec<CmpTransaction>, StoreError> {
     let rows: Vec<(String, String, i64)> = c
         .prepare_cached(&format!(

@@ -184,3 +184,20 @@ async fn http_refusals_carry_cmp_error_messages() {
         FailBit::BadDataFormat,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_purges_at_most_every_ten_minutes() {
+    let pki = start(Options::default()).await;
+    let store = pki.state.store();
+    let endpoint = pki.state.config().endpoint.clone();
+    let t0 = SystemTime::now();
+    // A nonce already expired: a purge removes it, and then it is fresh again.
+    let expired = t0 - Duration::from_secs(1);
+    assert!(store.use_nonce(&endpoint, "n1", expired).await.unwrap());
+    pki.state.maintain(t0).await;
+    assert!(store.use_nonce(&endpoint, "n1", expired).await.unwrap(), "the first round purges");
+    pki.state.maintain(t0 + Duration::from_secs(60)).await;
+    assert!(!store.use_nonce(&endpoint, "n1", expired).await.unwrap(), "no purge a minute later");
+    pki.state.maintain(t0 + Duration::from_secs(601)).await;
+    assert!(store.use_nonce(&endpoint, "n1", expired).await.unwrap(), "a purge ten minutes later");
+}

@@ -166,8 +166,13 @@ pub async fn check(
     let limits = &state.config.limits;
     let now = SystemTime::now();
     let counters = counters(state, ctx, &creds.username);
+    // Which counters hold failures: only those are cleared after a success, so the
+    // common case (no failures) costs reads and no writes.
+    let mut counted = Vec::with_capacity(counters.len());
     for counter in &counters {
-        if let Some(c) = state.failures.get(&counter.key).await.map_err(|e| unavailable(state, e))?
+        let count = state.failures.get(&counter.key).await.map_err(|e| unavailable(state, e))?;
+        counted.push(count.is_some());
+        if let Some(c) = count
             && let Some(wait) = lockout(limits, counter.free, c.failures, c.last_failure, now)
         {
             let secs = wait.as_secs().max(1);
@@ -184,7 +189,7 @@ pub async fn check(
         }
     }
     if matches(config, &creds) {
-        for counter in &counters[..2] {
+        for (counter, _) in counters[..2].iter().zip(&counted).filter(|(_, counted)| **counted) {
             state.failures.clear(&counter.key).await.map_err(|e| unavailable(state, e))?;
         }
         return Ok(Some(creds.username.clone()));

@@ -169,6 +169,26 @@ async fn wrong_basic_password_is_refused_then_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_clears_the_failures_before_it() {
+    let env = Env::start(|_| {}).await;
+    let body = csr(&env, "/CN=dev-y");
+    let enroll = format!("{}/ldevid/simpleenroll", env.base);
+    let wrong = ["--interface", "127.0.0.9", "-u", "device-enroller:wrong", "--data-binary", &body, &enroll];
+    let right =
+        ["--interface", "127.0.0.9", "-u", "device-enroller:est-demo-password", "--data-binary", &body, &enroll];
+    // Two failures, a success, two more: never more than the three free failures in a
+    // row, so the last request enrolls (without the clearing it would wait).
+    for round in 0..2 {
+        for _ in 0..2 {
+            assert_eq!(env.curl(&wrong).0, 401, "round {round}");
+        }
+        let (status, text) = env.curl(&right);
+        assert_eq!(status, 200, "round {round}: {text}");
+    }
+    assert_eq!(env.records().await.iter().filter(|r| r.protocol == Protocol::Est).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_authorization_is_refused_with_431() {
     let env = Env::start(|_| {}).await;
     let body = csr(&env, "/CN=dev-y");

@@ -48,10 +48,14 @@ const SNAPSHOT_MIN_SPACING: Duration = Duration::from_secs(1);
 const MAX_SNAPSHOT_BODY: usize = 32 * 1024 * 1024;
 /// Idle connections kept for reuse.
 const POOL_SIZE: usize = 8;
+/// How long the CA service's internal API keeps a silent connection open (at least;
+/// longer when its listeners' idle timeout is set higher).
+pub const API_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// A pooled connection idle longer than this is not reused: the CA service closes
-/// connections silent for its listener idle timeout (5 s by default), and reusing one
-/// just as it closes would fail the call.
-const POOL_IDLE: Duration = Duration::from_secs(2);
+/// connections silent for [`API_IDLE_TIMEOUT`], and reusing one just as it closes would
+/// fail the call. Longer than the protocols' 30 s housekeeping rounds, so an endpoint
+/// pod's calls reuse one connection instead of a mutual-TLS handshake each.
+const POOL_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -276,10 +276,10 @@ impl CmpState {
     /// protection certificates in their last third.
     pub async fn maintain(&self, now: SystemTime) {
         confirm::sweep_expired(self, now).await;
-        if self.purge_due(now) {
-            if let Err(e) = self.store().purge(now, self.config().retention).await {
-                tracing::warn!(error = %e, "purging CMP transactions failed");
-            }
+        if self.purge_due(now)
+            && let Err(e) = self.store().purge(now, self.config().retention).await
+        {
+            tracing::warn!(error = %e, "purging CMP transactions failed");
         }
         let due: Vec<ObjectRef> = {
             let creds = self.inner.credentials.read().unwrap_or_else(|e| e.into_inner());

@@ -175,7 +175,15 @@ pub async fn run(args: &CaArgs) -> Result<()> {
         .listener
         .limits(2 + usize::from(args.service.metrics_listen.is_some()) + usize::from(args.admin_listen.is_some()));
     let api_routes = pkiplane_metrics::http::instrument(router(state), "ca-api", "");
-    let api_task = tokio::spawn(serve_mtls(api, limits.clone(), api_routes, tls, shutdown_rx.clone()));
+    // Endpoint pods keep their connection between calls (their housekeeping calls come
+    // every 30 s): closing it after the listeners' usual idle time made every pod do a
+    // full mutual-TLS handshake per call, most of the CA service's CPU at rest. Only
+    // clients holding an internal certificate get past the handshake to idle here.
+    let api_limits = pkiplane_listen::Limits {
+        idle_timeout: limits.idle_timeout.max(pkiplane_caservice::client::API_IDLE_TIMEOUT),
+        ..limits.clone()
+    };
+    let api_task = tokio::spawn(serve_mtls(api, api_limits, api_routes, tls, shutdown_rx.clone()));
     let (publication, publisher) =
         crate::serve::publication_router(ca.clone(), materials, args.ocsp_signing, once).await;
     let publication = pkiplane_metrics::http::instrument(publication, "publication", "");

@@ -421,7 +421,7 @@ cr_failure() {
     jq -r '.items[] | select(.metadata.annotations["cert-manager.io/certificate-name"] == "forbidden")
       | .status.conditions[]? | select(.type == "Ready" and .status == "False" and .reason == "Failed") | .message'
 }
-refused() { cr_failure | grep -q 'subjectAltNames.dns.suffixes'; }
+refused() { grep -q 'subjectAltNames.dns.suffixes' <<<"$(cr_failure)"; }
 until_ok 90 refused || fail "the CertificateRequest for www.forbidden.test fails naming subjectAltNames.dns.suffixes" \
   "$(cr_failure; kubectl -n "$APP_NS" get orders -o yaml 2>&1 | tail -n 30)"
 challenges=$(kubectl -n "$APP_NS" get challenges -o json | jq -r '[.items[] | select(.spec.dnsName == "www.forbidden.test")] | length')

@@ -256,7 +256,7 @@ node_ready() {
 }
 
 kube_proxy_synced() {
-  node_exec iptables-save -t nat | grep -qF 'default/kubernetes:https cluster IP'
+  grep -qF 'default/kubernetes:https cluster IP' <<<"$(node_exec iptables-save -t nat)"
 }
 
 coredns_ready() {

@@ -103,7 +103,7 @@ holder() { kubectl -n "$NS" get lease pkiplane-operator -o jsonpath='{.spec.hold
 until_ok 30 holder || fail "an operator holds Lease pkiplane-operator"
 leader=$(holder)
 # The identity is the pod's name and the process id.
-kubectl -n "$NS" get pods -l app.kubernetes.io/component=operator -o name | grep -q "pod/${leader%-*}$" ||
+grep -q "pod/${leader%-*}$" <<<"$(kubectl -n "$NS" get pods -l app.kubernetes.io/component=operator -o name)" ||
   fail "the Lease holder is an operator pod" "holder $leader"
 pass "projected ServiceAccount tokens in every chart pod; operator ${leader%-*} holds the Lease"
 

@@ -61,7 +61,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --locked -p pkiplane --
 profile_dir=$profile
 [ "$profile" != dev ] || profile_dir=debug
 bin=${CARGO_TARGET_DIR:-$root/target}/$target/$profile_dir/pkiplane
-ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable' ||
+grep -qE 'statically linked|not a dynamic executable' <<<"$(ldd "$bin" 2>&1)" ||
   die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
 reported=$("$bin" --version)
 [ "$reported" = "pkiplane $version" ] || die "the binary reports '$reported', the workspace version is $version"

@@ -87,8 +87,8 @@ until_ok 20 certbot_order first || fail "certbot certonly (http-01) at $acme_url
 live=$clients/certbot/config/live/first
 out=$(openssl verify -CAfile root.pem -untrusted "$live/chain.pem" "$live/cert.pem" 2>&1) ||
   fail "openssl verify of the certbot certificate" "$out"
-openssl x509 -in "$live/cert.pem" -noout -ext extendedKeyUsage | grep -q "TLS Web Server Authentication" ||
+grep -q "TLS Web Server Authentication" <<<"$(openssl x509 -in "$live/cert.pem" -noout -ext extendedKeyUsage)" ||
   fail "the ACME certificate has serverAuth" "$(openssl x509 -in "$live/cert.pem" -noout -text)"
-openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName | grep -q "DNS:acme-client.pki.svc" ||
+grep -q "DNS:acme-client.pki.svc" <<<"$(openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName)" ||
   fail "the ACME certificate names acme-client.pki.svc" "$(openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName)"
 pass "ACME (acceptance): certbot completed an order at $acme_url through Service port 443 only (no forwarder), http-01 validated at acme-client.pki.svc -> $PKIPLANE_E2E_NODE_IP:5002, openssl verify OK, serverAuth EKU"

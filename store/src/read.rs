@@ -1,10 +1,10 @@
 //! Reads: a small pool of read-only connections, used from `spawn_blocking` or, for
 //! lookups by key, on the calling thread.
 //!
-//! At most [`READERS`] reads run at once on the blocking pool (the rest wait for a turn without holding a
-//! thread) and every connection they use is kept for the next: under load a request
-//! finds a connection with its page and statement caches warm instead of opening the
-//! database again (which re-reads the schema and starts with cold caches).
+//! At most [`READERS`] reads run at once on the blocking pool (the rest wait for a turn
+//! without holding a thread) and every connection they use is kept for the next: under
+//! load a request finds a connection with its page and statement caches warm instead of
+//! opening the database again (which re-reads the schema and starts with cold caches).
 //!
 //! In WAL mode readers never wait for the writer and always see every committed batch,
 //! so a read issued after a write returned sees that write.

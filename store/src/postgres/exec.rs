@@ -19,22 +19,31 @@ impl PostgresStore {
         self.client().await?.execute(sql, params).await.map_err(pg_err(context))
     }
 
-    /// Runs one statement in a transaction committed without waiting for the WAL flush,
-    /// and returns its rows. Only for records a later synced commit covers before
-    /// anything depends on their surviving a crash (the caller says why): that commit's
-    /// flush reaches every earlier commit record in the WAL, whichever connection wrote
-    /// it. The record is visible to every session as soon as this returns.
+    /// Runs `work` in a transaction committed without waiting for the WAL flush. Only
+    /// for records a later synced commit covers before anything depends on their
+    /// surviving a crash (the caller says why): that commit's flush reaches every earlier
+    /// commit record in the WAL, whichever connection wrote it. What `work` wrote is
+    /// visible to every session as soon as this returns.
+    pub(crate) async fn unsynced<T>(
+        &self,
+        context: &str,
+        work: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err(context))?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(pg_err(context))?;
+        let out = work(&tx).await?;
+        tx.commit().await.map_err(pg_err(context))?;
+        Ok(out)
+    }
+
+    /// One statement through [`Self::unsynced`], returning its rows.
     pub(crate) async fn query_unsynced(
         &self,
         context: &str,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_err(context))?;
-        tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(pg_err(context))?;
-        let rows = tx.query(sql, params).await.map_err(pg_err(context))?;
-        tx.commit().await.map_err(pg_err(context))?;
-        Ok(rows)
+        self.unsynced(context, async |tx| tx.query(sql, params).await.map_err(pg_err(context))).await
     }
 }

@@ -173,15 +173,9 @@ impl Inventory for PostgresStore {
     }
 
     async fn write_pending(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        const WHAT: &str = "recording a pending certificate";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_err(WHAT))?;
-        // Committed without waiting for the WAL flush: the issuance's synced "issued"
-        // commit comes later in the same WAL and flushes this one with it (see
-        // `Inventory::write_pending`).
-        tx.batch_execute("SET LOCAL synchronous_commit = off").await.map_err(pg_err(WHAT))?;
-        inventory::insert_pending(&tx, record).await?;
-        tx.commit().await.map_err(pg_err(WHAT))
+        // The issuance's synced "issued" commit comes later in the same WAL and flushes
+        // this one with it (see `Inventory::write_pending`).
+        self.unsynced("recording a pending certificate", async |tx| inventory::insert_pending(tx, record).await).await
     }
 
     async fn mark_issued(&self, issuer: &ObjectRef, serial: &str, der: &[u8]) -> Result<(), StoreError> {

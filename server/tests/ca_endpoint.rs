@@ -9,7 +9,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pkiplane_caservice::wire::state::CmpCall;
+use pkiplane_cmp::state::{CmpAuth, CmpTransaction, TransactionKind, TransactionStart, TransactionState};
 use pkiplane_core::inventory::{Inventory, InventoryFilter};
+use pkiplane_core::model::ObjectRef;
 
 use common::split::*;
 use common::{BIN, free_port};
@@ -150,6 +153,38 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     };
     assert_eq!(take("est-tls"), "false", "another endpoint consumed the nonce");
     assert_eq!(take("acme-tls"), "true");
+    // CMP's first message in one call (`startTransaction`, what endpoint pods send): the
+    // transaction and its senderNonce. The same transactionID again is refused with
+    // nothing written; a new transactionID with a seen nonce is created and reported as
+    // a replay; and an endpoint may not start transactions for another.
+    let start = |identity: &str, id: &str, nonce: &str| {
+        let call = CmpCall::StartTransaction { tx: cmp_transaction(id), nonce: nonce.into(), nonce_expires: expires };
+        api(dir, identity, "POST", &format!("{ca_url}/v1/state/cmp"), Some(&serde_json::to_string(&call).unwrap()))
+    };
+    let answer = |identity: &str, id: &str, nonce: &str| {
+        let (_, code, body) = start(identity, id, nonce);
+        assert_eq!(code, "200", "{body}");
+        serde_json::from_str::<TransactionStart>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+    assert_eq!(answer("acme-tls", "aa01", "n-cmp-1"), TransactionStart::Started);
+    assert_eq!(answer("acme-tls", "aa01", "n-cmp-2"), TransactionStart::TransactionIdInUse);
+    assert_eq!(answer("acme-tls", "aa02", "n-cmp-1"), TransactionStart::NonceReused);
+    let (_, code, body) = start("est-tls", "aa03", "n-cmp-3");
+    assert_eq!(code, "403", "{body}");
+    let stored = |id: &str| {
+        let call = CmpCall::Transaction { endpoint: ObjectRef::new("pki", "acme"), transaction_id: id.into() };
+        let call = serde_json::to_string(&call).unwrap();
+        let (_, code, body) = api(dir, "acme-tls", "POST", &format!("{ca_url}/v1/state/cmp"), Some(&call));
+        assert_eq!(code, "200", "{body}");
+        serde_json::from_str::<Option<CmpTransaction>>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+    let first = stored("aa01").expect("the started transaction is stored");
+    assert_eq!((first.state, first.requester.as_str()), (TransactionState::AwaitingConfirmation, "device-1"));
+    assert!(stored("aa02").is_some(), "a replayed nonce still creates its transaction");
+    assert!(stored("aa03").is_none(), "the refused call wrote nothing");
+    // The nonce the refused transactionID carried was not recorded either.
+    assert_eq!(answer("acme-tls", "aa04", "n-cmp-2"), TransactionStart::Started);
+
     // Approvals over the internal API: an endpoint lists its own requests and asks about
     // them, but never decides (the operator's identity only).
     let (_, code, body) = api(dir, "est-tls", "POST", &format!("{ca_url}/v1/approvals/list"), Some("{}"));
@@ -192,6 +227,28 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
         }
         assert!(Instant::now() < until, "the edited profile never applied (still {days} days)");
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A CMP enrollment transaction of endpoint pki/acme as an endpoint pod starts it.
+fn cmp_transaction(id: &str) -> CmpTransaction {
+    let now = std::time::SystemTime::now();
+    CmpTransaction {
+        endpoint: ObjectRef::new("pki", "acme"),
+        transaction_id: id.into(),
+        kind: TransactionKind::Enrollment,
+        state: TransactionState::AwaitingConfirmation,
+        requester: "device-1".into(),
+        auth: CmpAuth::Mac { kid: "device-1".into() },
+        profile_label: "tls".into(),
+        pvno: 2,
+        server_nonce: String::new(),
+        certificates: Vec::new(),
+        pending_request: None,
+        deadline: Some(now + Duration::from_secs(300)),
+        created_at: now,
+        updated_at: now,
+        version: 0,
     }
 }
 

@@ -138,19 +138,28 @@ pub(crate) async fn run<A: Acceptor>(
         () = state.evicted.notified() => return,
         _ = stop.wait_for(|s| *s) => return,
     };
+    state.ready_for_requests();
     let limits = Arc::new(limits);
     let routes = Routes { router, state: state.clone(), limits: limits.clone() };
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // No hyper header timer: hyper starts it as soon as a kept-alive connection waits for
+    // its next request, so it would also close idle connections at the header timeout
+    // (measured: a listener with a 60 s idle timeout closed them after 10 s). The loop
+    // below times the head from its first byte and the silence separately.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), routes);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
-        let deadline = state.idle_deadline(limits.idle_timeout);
+        let deadline = match (state.idle_deadline(limits.idle_timeout), state.head_deadline(limits.header_read_timeout))
+        {
+            (Some(idle), Some(head)) => Some(idle.min(head)),
+            (idle, head) => idle.or(head),
+        };
         let idle = async move {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -168,6 +177,10 @@ pub(crate) async fn run<A: Acceptor>(
             () = idle => {
                 if state.idle_expired(limits.idle_timeout) {
                     tracing::debug!(%peer, "idle connection closed");
+                    return;
+                }
+                if state.head_expired(limits.header_read_timeout) {
+                    tracing::debug!(%peer, "request head not complete within the header timeout; closed");
                     return;
                 }
             }

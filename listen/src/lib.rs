@@ -2,9 +2,8 @@
 //! `ca` internal API and publication, `endpoint` protocol and health, `webhook`, the
 //! operator's metrics), so that none of them can be held open by slow or idle clients:
 //!
-//! - a request head must be complete within [`Limits::header_read_timeout`] of the
-//!   connection being ready for it (after the handshake, or after the previous
-//!   response): a 1 byte/s header drip is cut off;
+//! - a request head must be complete within [`Limits::header_read_timeout`] of its first
+//!   byte: a 1 byte/s header drip is cut off;
 //! - a request body must be read within [`Limits::body_read_timeout`] of its head;
 //! - a connection with no request in progress that sends nothing for
 //!   [`Limits::idle_timeout`] is closed (keep-alive, or a socket opened and left);

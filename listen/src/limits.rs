@@ -6,7 +6,8 @@ use std::time::Duration;
 /// binary exposes them as `--listener-*` flags (`PKIPLANE_LISTENER_*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// A request head must be complete this long after the connection is ready for it.
+    /// A request head must be complete this long after its first byte (silence before it
+    /// is the idle timeout's).
     pub header_read_timeout: Duration,
     /// A request body must be read this long after its head.
     pub body_read_timeout: Duration,

@@ -26,6 +26,9 @@ pub(crate) struct ConnState {
     idle_since: AtomicU64,
     /// When the client last sent a byte.
     last_read: AtomicU64,
+    /// When the first byte of the next request head arrived (ms since [`EPOCH`], plus 1;
+    /// 0: none since the last request began).
+    head_since: AtomicU64,
     /// Close the connection (the registry chose it to make room).
     pub(crate) evicted: Notify,
     /// Busy turned to idle: the idle deadline moved.
@@ -39,23 +42,48 @@ impl ConnState {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
             last_read: AtomicU64::new(now),
+            head_since: AtomicU64::new(0),
             evicted: Notify::new(),
             changed: Notify::new(),
         }
     }
 
     pub(crate) fn touch_read(&self) {
-        self.last_read.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        self.last_read.store(now, Ordering::Relaxed);
+        // Bytes while no request is in progress begin the next request's head: its
+        // timer starts now (the connection's task is told, to wake in time for it).
+        if self.is_idle() && self.head_since.compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The connection is set up (TLS handshake done): the bytes so far were not a head.
+    pub(crate) fn ready_for_requests(&self) {
+        self.head_since.store(0, Ordering::Release);
     }
 
     pub(crate) fn begin_request(&self) {
         self.busy.fetch_add(1, Ordering::SeqCst);
+        self.head_since.store(0, Ordering::Release);
     }
 
     pub(crate) fn end_request(&self) {
         self.idle_since.store(now_ms(), Ordering::Relaxed);
         self.busy.fetch_sub(1, Ordering::SeqCst);
         self.changed.notify_one();
+    }
+
+    /// When the request head in progress must be complete (`header` after its first
+    /// byte); `None` when no head is being received.
+    pub(crate) fn head_deadline(&self, header: Duration) -> Option<tokio::time::Instant> {
+        let since = self.head_since.load(Ordering::Acquire).checked_sub(1)?;
+        self.is_idle().then(|| tokio::time::Instant::from_std(*EPOCH + Duration::from_millis(since) + header))
+    }
+
+    /// Whether a request head has been arriving for `header` without completing.
+    pub(crate) fn head_expired(&self, header: Duration) -> bool {
+        self.head_deadline(header).is_some_and(|at| at <= tokio::time::Instant::now())
     }
 
     pub(crate) fn is_idle(&self) -> bool {

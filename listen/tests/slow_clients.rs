@@ -89,6 +89,43 @@ async fn idle_sockets_and_idle_keep_alive_are_closed() {
     assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("ok"), "{text}");
 }
 
+/// Reads one response to a GET / (its body is "ok") off a kept-alive connection.
+async fn one_response(s: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !all.ends_with(b"ok") {
+        let n = tokio::time::timeout(GUARD, s.read(&mut buf)).await.expect("an answer").unwrap();
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&all));
+        all.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Silence between requests is the idle timeout's, however short the header timeout: a
+/// kept-alive connection left longer than the header timeout still serves the next
+/// request. A head dripped on that connection is still cut off by the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_outlasts_the_header_timeout_and_a_later_drip_is_cut_off() {
+    let header = Duration::from_millis(500);
+    let addr = start(Limits { header_read_timeout: header, idle_timeout: Duration::from_secs(30), ..limits() }).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    assert!(one_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(header * 4).await;
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    assert!(one_response(&mut s).await.starts_with("HTTP/1.1 200"), "the idle kept-alive connection was closed");
+
+    let drip = async {
+        for b in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ".iter().chain(std::iter::repeat(&b'a')) {
+            if s.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(GUARD, drip).await.expect("the drip on a kept-alive connection is cut off");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_times_out() {
     let addr = start(limits()).await;

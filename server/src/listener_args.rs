@@ -8,9 +8,9 @@ use pkiplane_listen::Limits;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ListenerArgs {
-    /// A request head (request line and headers) must be complete within this long of the
-    /// connection being ready for it, and a TLS handshake within this long of the
-    /// connection; a slower client is disconnected.
+    /// A request head (request line and headers) must be complete within this long of its
+    /// first byte, and a TLS handshake within this long of the connection; a slower client
+    /// is disconnected.
     #[arg(long, env = "PKIPLANE_LISTENER_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub listener_header_timeout: Duration,
     /// A request body must be received within this long of its head.

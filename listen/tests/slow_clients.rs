@@ -56,10 +56,9 @@ async fn get_root(addr: SocketAddr, from: [u8; 4]) -> String {
     String::from_utf8_lossy(&until_closed(&mut s).await).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_header_drip_is_cut_off() {
-    let addr = start(limits()).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+/// Sends a request head one byte every 100 ms (its header value never ends) until the
+/// server stops taking it; fails if that takes longer than [`GUARD`].
+async fn drip_until_cut_off(s: &mut TcpStream) {
     let drip = async {
         for b in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ".iter().chain(std::iter::repeat(&b'a')) {
             if s.write_all(&[*b]).await.is_err() {
@@ -69,6 +68,13 @@ async fn a_header_drip_is_cut_off() {
         }
     };
     tokio::time::timeout(GUARD, drip).await.expect("the drip is cut off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_drip_is_cut_off() {
+    let addr = start(limits()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    drip_until_cut_off(&mut s).await;
     assert!(!until_closed(&mut s).await.starts_with(b"HTTP/1.1 200"), "the dripped request was never answered");
 }
 
@@ -114,16 +120,7 @@ async fn keep_alive_outlasts_the_header_timeout_and_a_later_drip_is_cut_off() {
     tokio::time::sleep(header * 4).await;
     s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
     assert!(one_response(&mut s).await.starts_with("HTTP/1.1 200"), "the idle kept-alive connection was closed");
-
-    let drip = async {
-        for b in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: ".iter().chain(std::iter::repeat(&b'a')) {
-            if s.write_all(&[*b]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(GUARD, drip).await.expect("the drip on a kept-alive connection is cut off");
+    drip_until_cut_off(&mut s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,11 +155,10 @@ pub(crate) async fn run<A: Acceptor>(
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
-        let deadline = match (state.idle_deadline(limits.idle_timeout), state.head_deadline(limits.header_read_timeout))
-        {
-            (Some(idle), Some(head)) => Some(idle.min(head)),
-            (idle, head) => idle.or(head),
-        };
+        let deadline = [state.idle_deadline(limits.idle_timeout), state.head_deadline(limits.header_read_timeout)]
+            .into_iter()
+            .flatten()
+            .min();
         let idle = async move {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at).await,

@@ -17,6 +17,11 @@ fn now_ms() -> u64 {
     EPOCH.elapsed().as_millis() as u64
 }
 
+/// `after` past the moment `ms` (ms since [`EPOCH`]).
+fn instant_after(ms: u64, after: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(*EPOCH + Duration::from_millis(ms) + after)
+}
+
 /// What one connection is doing, shared by its task, its I/O and the registry.
 #[derive(Debug)]
 pub(crate) struct ConnState {
@@ -78,7 +83,7 @@ impl ConnState {
     /// byte); `None` when no head is being received.
     pub(crate) fn head_deadline(&self, header: Duration) -> Option<tokio::time::Instant> {
         let since = self.head_since.load(Ordering::Acquire).checked_sub(1)?;
-        self.is_idle().then(|| tokio::time::Instant::from_std(*EPOCH + Duration::from_millis(since) + header))
+        self.is_idle().then(|| instant_after(since, header))
     }
 
     /// Whether a request head has been arriving for `header` without completing.
@@ -98,7 +103,7 @@ impl ConnState {
     /// When an idle connection times out; `None` while a request is in progress.
     pub(crate) fn idle_deadline(&self, idle: Duration) -> Option<tokio::time::Instant> {
         let since = self.quiet_since()?;
-        Some(tokio::time::Instant::from_std(*EPOCH + Duration::from_millis(since) + idle))
+        Some(instant_after(since, idle))
     }
 
     /// Whether the connection has been idle and silent for `idle`.

@@ -129,11 +129,15 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
         "id": "acct-1", "status": "valid", "jwk": "{}", "thumbprint": "tp-1", "contact": [],
         "terms_agreed": true, "eab_kid": null, "created_at": 1_700_000_000u64, "version": 0,
     });
-    let state = |identity: &str, call: serde_json::Value| {
-        let (_, code, body) = api(dir, identity, "POST", &format!("{ca_url}/v1/state/acme"), Some(&call.to_string()));
+    let state_call = |identity: &str, store: &str, call: &serde_json::Value| {
+        api(dir, identity, "POST", &format!("{ca_url}/v1/state/{store}"), Some(&call.to_string()))
+    };
+    let state_in = |identity: &str, store: &str, call: serde_json::Value| {
+        let (_, code, body) = state_call(identity, store, &call);
         assert_eq!(code, "200", "{call}: {body}");
         body
     };
+    let state = |identity: &str, call: serde_json::Value| state_in(identity, "acme", call);
     let created = state("acme-tls", serde_json::json!({"call": "createAccount", "account": account, "eab": null}));
     assert!(created.contains("created"), "{created}");
     let by_id = serde_json::json!({"call": "account", "id": "acct-1"});
@@ -157,25 +161,22 @@ fn endpoints_enroll_through_the_ca_service_over_mtls() {
     // transaction and its senderNonce. The same transactionID again is refused with
     // nothing written; a new transactionID with a seen nonce is created and reported as
     // a replay; and an endpoint may not start transactions for another.
-    let start = |identity: &str, id: &str, nonce: &str| {
+    let start = |id: &str, nonce: &str| {
         let call = CmpCall::StartTransaction { tx: cmp_transaction(id), nonce: nonce.into(), nonce_expires: expires };
-        api(dir, identity, "POST", &format!("{ca_url}/v1/state/cmp"), Some(&serde_json::to_string(&call).unwrap()))
+        serde_json::to_value(call).unwrap()
     };
     let answer = |identity: &str, id: &str, nonce: &str| {
-        let (_, code, body) = start(identity, id, nonce);
-        assert_eq!(code, "200", "{body}");
+        let body = state_in(identity, "cmp", start(id, nonce));
         serde_json::from_str::<TransactionStart>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     };
     assert_eq!(answer("acme-tls", "aa01", "n-cmp-1"), TransactionStart::Started);
     assert_eq!(answer("acme-tls", "aa01", "n-cmp-2"), TransactionStart::TransactionIdInUse);
     assert_eq!(answer("acme-tls", "aa02", "n-cmp-1"), TransactionStart::NonceReused);
-    let (_, code, body) = start("est-tls", "aa03", "n-cmp-3");
+    let (_, code, body) = state_call("est-tls", "cmp", &start("aa03", "n-cmp-3"));
     assert_eq!(code, "403", "{body}");
     let stored = |id: &str| {
         let call = CmpCall::Transaction { endpoint: ObjectRef::new("pki", "acme"), transaction_id: id.into() };
-        let call = serde_json::to_string(&call).unwrap();
-        let (_, code, body) = api(dir, "acme-tls", "POST", &format!("{ca_url}/v1/state/cmp"), Some(&call));
-        assert_eq!(code, "200", "{body}");
+        let body = state_in("acme-tls", "cmp", serde_json::to_value(call).unwrap());
         serde_json::from_str::<Option<CmpTransaction>>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     };
     let first = stored("aa01").expect("the started transaction is stored");

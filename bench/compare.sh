@@ -18,33 +18,44 @@
 # tests: nothing here fails on a figure. Run it on a quiet machine; the load average is
 # printed before and after each section and the figures of one run belong together.
 #
+# ROUNDS=N runs the sections N times, one round after the other (crypto, core, ..., est,
+# then again), so that a drift of the machine's speed reaches every comparison alike; the
+# table then shows each figure's median over the rounds, the lowest and highest ratio,
+# and in how many rounds the goal was met. This machine kind's speed moves by ~20 %
+# within minutes and the peers' rates by more between sessions: one round is a sample,
+# not a verdict.
+#
 # Usage: bench/compare.sh [SECTIONS="crypto core acme scep cmp est"]
 # Env:   QUICK=1 (small counts, for trying the script), OUT=dir (default
-#        target/compare), ACME_COUNT, SCEP_COUNT, CMP_COUNT, EST_COUNT
+#        target/compare; round R writes into OUT/round-R), ROUNDS (default 1),
+#        ACME_COUNT, SCEP_COUNT, CMP_COUNT (`openssl cmp` processes x4), CMP_LOAD_COUNT
+#        (cmp_load's prepared messages), EST_COUNT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECTIONS=${1:-"crypto core acme scep cmp est"}
-OUT=${OUT:-$ROOT/target/compare}
-mkdir -p "$OUT"
-ROWS=$OUT/rows.tsv
-: >"$ROWS"
+BASE=${OUT:-$ROOT/target/compare}
+ROUNDS=${ROUNDS:-1}
+mkdir -p "$BASE"
 if [ -n "${QUICK:-}" ]; then
   ACME_COUNT=${ACME_COUNT:-60} SCEP_COUNT=${SCEP_COUNT:-40} CMP_COUNT=${CMP_COUNT:-24} EST_COUNT=${EST_COUNT:-100}
+  CMP_LOAD_COUNT=${CMP_LOAD_COUNT:-100}
   SPEED_SECONDS=1
 else
   ACME_COUNT=${ACME_COUNT:-1000} SCEP_COUNT=${SCEP_COUNT:-600} CMP_COUNT=${CMP_COUNT:-300} EST_COUNT=${EST_COUNT:-8000}
+  # 300 prepared ir messages took 0.2-0.5 s, too short to average out the machine's noise.
+  CMP_LOAD_COUNT=${CMP_LOAD_COUNT:-3000}
   SPEED_SECONDS=5
 fi
 me=${0##*/}
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # row SECTION WHAT PKIPLANE COMPARED-WITH VALUE GOAL-RATIO (ratio = PKIPLANE / VALUE)
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; }
-section() { echo "$me: $1 (load average $(load))" >&2; }
+section() { echo "$me: $1 (load average $(load), $((SECONDS - ${started:-0})) s in)" >&2; }
 
 # ------------------------------------------------------------------ crypto limit
-# Sign and verify rates of one core; an issuance costs one of each.
-SIGN_VERIFY=$OUT/speed.txt
+# Sign and verify rates of one core; an issuance costs one of each. Measured in every
+# round ($SIGN_VERIFY is the round's), as the limit moves with the machine's speed.
 crypto() {
   section "openssl speed"
   openssl speed -seconds "$SPEED_SECONDS" ecdsap256 rsa2048 2>/dev/null >"$SIGN_VERIFY"
@@ -99,7 +110,7 @@ def rate(bench, elements):
 for bench, n, limit, label, goal in [
     ("64-in-flight_1-thread", 64, per_core, "limit of 1 core", ""),
     ("64-in-flight_2-threads", 64, per_core * cores, f"limit of {cores} cores", "0.60"),
-    ("sequential_1-thread", 1, 2500.0, "goal one at a time", "1.00"),
+    ("sequential_1-thread", 1, 2500.0, "goal one at a time", "1.00" if alg == "p256" else ""),
 ]:
     try:
         r = rate(bench, n)
@@ -112,7 +123,7 @@ PY
   local us seq
   us=$(fsync_us)
   seq=$(awk -F'\t' '$2 == "p256 sequential 1-thread" {print $3}' "$ROWS")
-  row core "p256 one at a time vs 1 / fdatasync (${us} µs)" "${seq:-0}" "disk flush bound" "$((1000000 / us))" ""
+  row core "p256 one at a time vs 1 / fdatasync" "${seq:-0}" "disk flush bound" "$((1000000 / us))" ""
 }
 
 # ------------------------------------------------------------------ ACME
@@ -161,7 +172,7 @@ cmp() {
   section "CMP (scripts/tools/cmp-bench.sh)"
   # One run: `openssl cmp` client processes at c=8, then cmp_load's prepared ir messages
   # at c=1 and c=8 against both servers.
-  CMP_BENCH_PROFILE=release LOAD_N=$CMP_COUNT CMP_LOAD_RESULTS=$OUT/cmp.jsonl \
+  CMP_BENCH_PROFILE=release LOAD_N=$CMP_LOAD_COUNT CMP_LOAD_RESULTS=$OUT/cmp.jsonl \
     bash scripts/tools/cmp-bench.sh "$((CMP_COUNT / 4))" 8 >"$OUT/cmp.txt" 2>&1 ||
     echo "$me: cmp-bench failed (see $OUT/cmp.txt)" >&2
   python3 - "$OUT/cmp.txt" "$OUT/cmp.jsonl" >>"$ROWS" <<'PY'
@@ -222,22 +233,50 @@ PY
   [ -z "$line" ] || echo "$line" >>"$ROWS"
 }
 
-echo "$me: $(nproc) cores, $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes), load average $(load)" >&2
+echo "$me: $(nproc) cores, $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes), $ROUNDS round(s), load average $(load)" >&2
 for s in $SECTIONS; do
   case $s in
-    crypto | core | acme | scep | cmp | est) "$s" ;;
+    crypto | core | acme | scep | cmp | est) ;;
     *) echo "$me: unknown section $s" >&2; exit 2 ;;
   esac
 done
+started=$SECONDS
+for round in $(seq "$ROUNDS"); do
+  OUT=$BASE/round-$round ROWS=$BASE/round-$round/rows.tsv SIGN_VERIFY=$BASE/round-$round/speed.txt
+  mkdir -p "$OUT" && : >"$ROWS"
+  echo "$me: round $round of $ROUNDS ($((SECONDS - started)) s in)" >&2
+  for s in $SECTIONS; do "$s"; done
+done
 
-python3 - "$ROWS" "$(nproc)" "$(load)" "$(date -u +%F)" <<'PY'
-import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-print(f"\n{sys.argv[4]}, {sys.argv[2]} cores, load average at the end {sys.argv[3]}\n")
-print("| section | what | pkiplane | compared with | value | ratio | goal |")
-print("|---|---|---|---|---|---|---|")
-for sec, what, mine, peer, value, goal in rows:
-    ratio = f"{float(mine) / float(value):.2f}" if value and float(value) else ""
-    met = "" if not goal or not ratio else (" met" if float(ratio) >= float(goal) else " not met")
-    print(f"| {sec} | {what} | {mine} | {peer} | {value} | {ratio} | {('>= ' + goal + met) if goal else ''} |")
+# One table: a row per figure, its medians over the rounds, the range of its ratio, and
+# in how many rounds its goal was met.
+python3 - "$(nproc)" "$(load)" "$(date -u +%F)" "$((SECONDS - started))" "$BASE"/round-*/rows.tsv <<'PY'
+import statistics, sys
+cores, load, day, seconds, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+figures = {}  # (section, what, peer) -> {"goal": str, "runs": [(mine, value)]}
+for path in files:
+    for line in open(path):
+        if not line.strip():
+            continue
+        sec, what, mine, peer, value, goal = line.rstrip("\n").split("\t")
+        f = figures.setdefault((sec, what, peer), {"goal": goal, "runs": []})
+        f["runs"].append((float(mine), float(value) if value else None))
+print(f"\n{day}, {cores} cores, {len(files)} round(s) in {seconds} s, load average at the end {load}\n")
+print("| section | what | pkiplane | compared with | value | ratio | ratio range | goal |")
+print("|---|---|---|---|---|---|---|---|")
+for (sec, what, peer), f in figures.items():
+    mine = statistics.median(m for m, _ in f["runs"])
+    values = [v for _, v in f["runs"] if v]
+    ratios = [m / v for m, v in f["runs"] if v]
+    value = f"{statistics.median(values):.0f}" if values else ""
+    ratio = f"{statistics.median(ratios):.2f}" if ratios else ""
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+    goal = f["goal"]
+    verdict = ""
+    if goal and ratios:
+        met = sum(r >= float(goal) for r in ratios)
+        verdict = f">= {goal}: " + ("met" if statistics.median(ratios) >= float(goal) else "not met")
+        if len(ratios) > 1:
+            verdict += f" ({met} of {len(ratios)} rounds)"
+    print(f"| {sec} | {what} | {mine:.0f} | {peer} | {value} | {ratio} | {spread} | {verdict} |")
 PY

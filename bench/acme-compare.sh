@@ -188,7 +188,11 @@ start_openbao() {
   wait_https "$DIRECTORY" "$TRUST"
 }
 
-can_bind_80() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",80))' 2>/dev/null; }
+# With SO_REUSEADDR, as the responder binds (tokio sets it): without it, the connections
+# a previous run left in TIME_WAIT on port 80 would make the probe fail for a minute.
+can_bind_80() {
+  python3 -c 'import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",80))' 2>/dev/null
+}
 
 for server in $SERVERS; do
   case $server in

@@ -250,7 +250,10 @@ done
 
 # One table: a row per figure, its medians over the rounds, the range of its ratio, and
 # in how many rounds its goal was met.
-python3 - "$(nproc)" "$(load)" "$(date -u +%F)" "$((SECONDS - started))" "$BASE"/round-*/rows.tsv <<'PY'
+# Only this run's rounds: OUT may hold more from an earlier run with a larger ROUNDS.
+files=()
+for round in $(seq "$ROUNDS"); do files+=("$BASE/round-$round/rows.tsv"); done
+python3 - "$(nproc)" "$(load)" "$(date -u +%F)" "$((SECONDS - started))" "${files[@]}" <<'PY'
 import statistics, sys
 cores, load, day, seconds, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 figures = {}  # (section, what, peer) -> {"goal": str, "runs": [(mine, value)]}

@@ -137,11 +137,53 @@ apply_part() {
 }
 deadline=$((SECONDS + ${PKIPLANE_SCALE_TIMEOUT:-1800}))
 
+# Where the CPU goes while the objects are applied and reconciled: CPU time (utime +
+# stime) of every process of the node, grouped by program, and the whole machine's busy
+# time from /proc/stat (what is not in the node's processes: kubectl, this script, the
+# kernel's own work). `cpu_snapshot FILE` records; `cpu_report FROM TO` prints seconds.
+cpu_snapshot() {
+  node_pids | python3 -c '
+import json, sys
+by = {}
+for p in sys.stdin.read().split():
+    try:
+        with open(f"/proc/{p}/cmdline", "rb") as f: argv = f.read().split(b"\0")
+        with open(f"/proc/{p}/stat") as f: fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    prog = argv[0].decode(errors="replace").rsplit("/", 1)[-1]
+    if prog == "pkiplane" and len(argv) > 1:
+        prog += " " + argv[1].decode(errors="replace")
+    by[prog] = by.get(prog, 0) + int(fields[11]) + int(fields[12])
+with open("/proc/stat") as f:
+    cpu = [int(v) for v in f.readline().split()[1:]]
+# user nice system idle iowait irq softirq steal: busy is what is neither idle nor stolen.
+by["(machine busy)"] = sum(cpu[:8]) - cpu[3] - cpu[4] - cpu[7]
+json.dump(by, sys.stdout)' >"$1"
+}
+cpu_report() { # FROM TO WALL_SECONDS
+  python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" "$(nproc)" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+wall, hz, cores = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+d = {k: (b[k] - a.get(k, 0)) / hz for k in b}
+busy = d.pop("(machine busy)")
+top = sorted(((v, k) for k, v in d.items() if v >= 0.05), reverse=True)
+rest = busy - sum(d.values())
+parts = ", ".join(f"{k} {v:.1f}" for v, k in top[:8])
+print(f"machine busy {busy:.1f} of {wall * cores:.1f} CPU-s ({100 * busy / wall / cores:.0f} % of {cores} cores); "
+      f"by program (CPU-s): {parts}; outside the node's processes (kubectl, kernel, this script) {rest:.1f}")
+PY
+}
+
 say "applying $n profiles and $n endpoints (replicas 0), $jobs kubectl apply --server-side in parallel"
+cpu_snapshot "$work/cpu-start"
 start=$(date +%s.%N)
 for part in base profiles endpoints; do apply_part $part; done
 applied=$(date +%s.%N)
 apply_s=$(since "$start")
+cpu_snapshot "$work/cpu-applied"
+say "RESULT: CPU during the apply: $(cpu_report "$work/cpu-start" "$work/cpu-applied" "$apply_s")"
 say "RESULT: apply of $n profiles and $n endpoints took $apply_s s (Ready then: profiles $(ready certificateprofiles)/$n, endpoints $(ready enrollmentendpoints)/$n)"
 while :; do
   p=$(ready certificateprofiles)
@@ -151,7 +193,10 @@ while :; do
   [ $SECONDS -lt $deadline ] || die "not all Ready within the timeout"
   sleep 2
 done
-say "RESULT: $n profiles and $n endpoints (replicas 0) all Ready $(since "$applied") s after the apply ended, $(since "$start") s after it started (apply $apply_s s)"
+ready_s=$(since "$applied")
+cpu_snapshot "$work/cpu-ready"
+say "RESULT: $n profiles and $n endpoints (replicas 0) all Ready $ready_s s after the apply ended, $(since "$start") s after it started (apply $apply_s s)"
+say "RESULT: CPU from the apply's end until all Ready: $(cpu_report "$work/cpu-applied" "$work/cpu-ready" "$ready_s")"
 hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$1/status" 2>/dev/null || echo "gone (restarted?)"; }
 webhook_restarts() { kubectl -n "$NS" get pods -l app.kubernetes.io/component=webhook -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}'; }
 peaks() { echo "operator peak RSS $(hwm "$op_pid"), CA service peak RSS $(hwm "$ca_pid"), webhook peak RSS $(hwm "$webhook_pid") (webhook restarts: $(webhook_restarts))"; }

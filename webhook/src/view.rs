@@ -34,11 +34,13 @@ pub struct ProfileEntry {
     pub compiled: Option<Arc<Profile>>,
 }
 
+/// Profiles and endpoints are shared (`Arc`) with the watch cache and between successive
+/// views: a view rebuilt after one object changed re-compiles only that object.
 #[derive(Debug, Default)]
 struct Index {
     issuers: BTreeMap<ObjectRef, IssuerEntry>,
-    profiles: BTreeMap<ObjectRef, ProfileEntry>,
-    endpoints: BTreeMap<ObjectRef, EnrollmentEndpoint>,
+    profiles: BTreeMap<ObjectRef, Arc<ProfileEntry>>,
+    endpoints: BTreeMap<ObjectRef, Arc<EnrollmentEndpoint>>,
 }
 
 /// A read-only view of the cluster. Cloning is cheap.
@@ -67,11 +69,28 @@ impl ClusterView {
         Self::build(&manifests.issuers, &manifests.profiles, &manifests.endpoints, Some(secrets))
     }
 
-    /// A view of objects (a watch cache); `secrets` is how Secrets are read, if at all.
+    /// A view of objects; `secrets` is how Secrets are read, if at all.
     pub fn build(
         issuers: &[Issuer],
         profiles: &[CertificateProfile],
         endpoints: &[EnrollmentEndpoint],
+        secrets: Option<SharedSecrets>,
+    ) -> Self {
+        let shared = |p: &CertificateProfile| Arc::new(p.clone());
+        let profiles: Vec<_> = profiles.iter().map(shared).collect();
+        let endpoints: Vec<_> = endpoints.iter().cloned().map(Arc::new).collect();
+        Self::build_shared(issuers, &profiles, &endpoints, None, secrets)
+    }
+
+    /// A view of a watch cache's objects, shared rather than copied. A profile whose
+    /// object `previous` holds at the same resourceVersion keeps its compiled form from
+    /// there: the cache changes with every status write, and compiling every profile
+    /// again for each would cost the webhook time that grows with the cluster.
+    pub fn build_shared(
+        issuers: &[Issuer],
+        profiles: &[Arc<CertificateProfile>],
+        endpoints: &[Arc<EnrollmentEndpoint>],
+        previous: Option<&ClusterView>,
         secrets: Option<SharedSecrets>,
     ) -> Self {
         let mut index = Index::default();
@@ -80,8 +99,16 @@ impl ClusterView {
             add_issuer(id, &by_id, &mut index.issuers, secrets.as_deref());
         }
         for p in profiles {
-            let compiled = profile_from_resource(p).ok().map(Arc::new);
-            index.profiles.insert(object_id(&p.metadata), ProfileEntry { resource: p.clone(), compiled });
+            let id = object_id(&p.metadata);
+            let unchanged = previous.and_then(|v| v.index.profiles.get(&id)).filter(|e| same_version(&e.resource, p));
+            let entry = match unchanged {
+                Some(e) => e.clone(),
+                None => Arc::new(ProfileEntry {
+                    resource: (**p).clone(),
+                    compiled: profile_from_resource(p).ok().map(Arc::new),
+                }),
+            };
+            index.profiles.insert(id, entry);
         }
         for e in endpoints {
             index.endpoints.insert(object_id(&e.metadata), e.clone());
@@ -114,11 +141,11 @@ impl ClusterView {
     }
 
     pub fn profile(&self, id: &ObjectRef) -> Option<&ProfileEntry> {
-        self.index.profiles.get(id)
+        self.index.profiles.get(id).map(Arc::as_ref)
     }
 
     pub fn endpoint(&self, id: &ObjectRef) -> Option<&EnrollmentEndpoint> {
-        self.index.endpoints.get(id)
+        self.index.endpoints.get(id).map(Arc::as_ref)
     }
 
     pub fn issuers(&self) -> impl Iterator<Item = &IssuerEntry> {
@@ -126,11 +153,11 @@ impl ClusterView {
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = &ProfileEntry> {
-        self.index.profiles.values()
+        self.index.profiles.values().map(Arc::as_ref)
     }
 
     pub fn endpoints(&self) -> impl Iterator<Item = &EnrollmentEndpoint> {
-        self.index.endpoints.values()
+        self.index.endpoints.values().map(Arc::as_ref)
     }
 
     /// The facts of an Issuer that may not be in the view yet (the object under review):
@@ -146,6 +173,13 @@ impl ClusterView {
             .and_then(|p| self.issuer(&p));
         issuer_facts(issuer, parent.map(|p| &p.facts), self.secrets())
     }
+}
+
+/// The same object at the same resourceVersion (objects without one, such as manifests,
+/// never count as unchanged).
+fn same_version(a: &CertificateProfile, b: &CertificateProfile) -> bool {
+    let (a, b) = (&a.metadata, &b.metadata);
+    a.resource_version.is_some() && a.resource_version == b.resource_version && a.uid == b.uid
 }
 
 /// Adds `id` after its ancestors; an Issuer on a cycle or below a missing parent gets
@@ -175,5 +209,42 @@ fn add_issuer(
         let parent = chain.get(depth + 1).and_then(|p| done.get(p)).map(|e| &e.facts);
         let facts = issuer_facts(resource, parent, secrets);
         done.insert(member.clone(), IssuerEntry { resource: resource.clone(), facts });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Profile `pki/web`, at `resource_version` ("" for none, as in manifests).
+    fn profile(resource_version: &str, days: u32) -> Arc<CertificateProfile> {
+        let yaml = format!(
+            "apiVersion: pkiplane.dev/v1alpha1\nkind: CertificateProfile\n\
+             metadata: {{name: web, namespace: pki, uid: u-1}}\n\
+             spec: {{issuerRef: {{name: root}}, validity: {{duration: {days}d}}}}\n"
+        );
+        let mut p = Manifests::from_yaml(&yaml, "view-test.yaml").expect("profile").profiles.remove(0);
+        p.metadata.resource_version = Some(resource_version.to_string()).filter(|v| !v.is_empty());
+        Arc::new(p)
+    }
+
+    fn compiled(view: &ClusterView) -> Arc<Profile> {
+        view.profile(&ObjectRef::new("pki", "web")).and_then(|e| e.compiled.clone()).expect("compiled")
+    }
+
+    #[test]
+    fn a_rebuilt_view_compiles_only_the_profiles_that_changed() {
+        let first = ClusterView::build_shared(&[], &[profile("10", 30)], &[], None, None);
+        // The same object version (e.g. another object's status changed): reused.
+        let same = ClusterView::build_shared(&[], &[profile("10", 30)], &[], Some(&first), None);
+        assert!(Arc::ptr_eq(&compiled(&first), &compiled(&same)));
+        // A new version: compiled afresh, with the new spec.
+        let changed = ClusterView::build_shared(&[], &[profile("11", 60)], &[], Some(&same), None);
+        assert!(!Arc::ptr_eq(&compiled(&same), &compiled(&changed)));
+        assert_eq!(compiled(&changed).validity.duration, std::time::Duration::from_secs(60 * 86_400));
+        // Objects without a version (manifests, lint) are never taken as unchanged.
+        let unversioned = ClusterView::build(&[], &[(*profile("", 30)).clone()], &[], None);
+        let again = ClusterView::build_shared(&[], &[profile("", 30)], &[], Some(&unversioned), None);
+        assert!(!Arc::ptr_eq(&compiled(&unversioned), &compiled(&again)));
     }
 }

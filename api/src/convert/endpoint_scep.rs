@@ -45,14 +45,19 @@ pub fn scep_settings(
 
 /// Status warnings for a SCEP `endpoint`: each profile it exposes that another endpoint
 /// (ACME, EST or CMP) in `all` exposes too.
-pub fn shared_profile_warnings(endpoint: &EnrollmentEndpoint, all: &[EnrollmentEndpoint]) -> Vec<String> {
+pub fn shared_profile_warnings<'a>(
+    endpoint: &EnrollmentEndpoint,
+    all: impl IntoIterator<Item = &'a EnrollmentEndpoint>,
+) -> Vec<String> {
     if endpoint.spec.protocol != EndpointProtocol::Scep {
         return Vec::new();
     }
     let ns = |e: &EnrollmentEndpoint| e.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let others: Vec<&EnrollmentEndpoint> =
+        all.into_iter().filter(|o| o.spec.protocol != EndpointProtocol::Scep && ns(o) == ns(endpoint)).collect();
     let mut warnings = Vec::new();
     for binding in &endpoint.spec.profiles {
-        for other in all.iter().filter(|o| o.spec.protocol != EndpointProtocol::Scep && ns(o) == ns(endpoint)) {
+        for other in &others {
             if other.spec.profiles.iter().any(|p| p.name == binding.name) {
                 warnings.push(format!(
                     "profile {} is also exposed by {} endpoint {}/{}: SCEP's shared-secret enrollment now \

@@ -62,23 +62,28 @@ impl Cache {
 
     /// A view of the cache plus objects fetched directly (when the cache lags behind an
     /// object created a moment ago); those replace cached objects of the same name.
+    /// Objects are shared with the cache, and profiles the current view compiled at the
+    /// same version are not compiled again: this runs after every change of the cache
+    /// (debounced), and per review whose references the cache lags behind.
     pub fn view_with(
         &self,
         issuers: &[Issuer],
         profiles: &[CertificateProfile],
         endpoints: &[EnrollmentEndpoint],
     ) -> ClusterView {
-        fn merge<K: kube::Resource + Clone>(cached: Vec<Arc<K>>, extra: &[K]) -> Vec<K> {
+        fn merge<K: kube::Resource + Clone>(cached: Vec<Arc<K>>, extra: &[K]) -> Vec<Arc<K>> {
             let same = |a: &K, b: &K| a.meta().namespace == b.meta().namespace && a.meta().name == b.meta().name;
-            let mut out: Vec<K> =
-                cached.iter().map(|o| (**o).clone()).filter(|o| !extra.iter().any(|e| same(e, o))).collect();
-            out.extend(extra.iter().cloned());
+            let mut out: Vec<Arc<K>> = cached.into_iter().filter(|o| !extra.iter().any(|e| same(e, o))).collect();
+            out.extend(extra.iter().cloned().map(Arc::new));
             out
         }
-        ClusterView::build(
-            &merge(self.issuers.state(), issuers),
+        let issuers: Vec<Issuer> = merge(self.issuers.state(), issuers).iter().map(|i| (**i).clone()).collect();
+        let previous = self.view();
+        ClusterView::build_shared(
+            &issuers,
             &merge(self.profiles.state(), profiles),
             &merge(self.endpoints.state(), endpoints),
+            previous.as_ref(),
             None,
         )
     }

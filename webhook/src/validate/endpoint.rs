@@ -116,10 +116,11 @@ fn scep_containment(
             verdict.deny(&field, format!("profile {}: {why}", p.id.name));
         }
     }
-    let mut all: Vec<EnrollmentEndpoint> =
-        view.endpoints().filter(|e| object_id(&e.metadata) != object_id(&endpoint.metadata)).cloned().collect();
-    all.push(endpoint.clone());
-    for w in pkiplane_api::convert::shared_profile_warnings(endpoint, &all) {
+    // The other endpoints by reference: this runs for every endpoint reviewed, and a
+    // cluster may hold thousands.
+    let id = object_id(&endpoint.metadata);
+    let others = view.endpoints().filter(|e| object_id(&e.metadata) != id);
+    for w in pkiplane_api::convert::shared_profile_warnings(endpoint, others.chain([endpoint])) {
         verdict.warn(w);
     }
 }

@@ -176,14 +176,38 @@ print(f"machine busy {busy:.1f} of {wall * cores:.1f} CPU-s ({100 * busy / wall 
 PY
 }
 
+# What the API server was asked meanwhile: apiserver_request_total by verb, resource and
+# subresource. `requests_snapshot FILE` records; `requests_report FROM TO` prints the
+# largest differences.
+requests_snapshot() { kubectl get --raw /metrics | grep '^apiserver_request_total{' >"$1" || true; }
+requests_report() { # FROM TO
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+def load(path):
+    by = {}
+    for line in open(path):
+        labels, value = line.rsplit(" ", 1)
+        l = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = " ".join(x for x in (l.get("verb", ""), l.get("resource", "") + ("/" + l["subresource"] if l.get("subresource") else "")) if x)
+        by[key] = by.get(key, 0) + float(value)
+    return by
+a, b = load(sys.argv[1]), load(sys.argv[2])
+d = sorted(((b[k] - a.get(k, 0), k) for k in b), reverse=True)
+print(", ".join(f"{k} {int(v)}" for v, k in d[:10] if v >= 1))
+PY
+}
+
 say "applying $n profiles and $n endpoints (replicas 0), $jobs kubectl apply --server-side in parallel"
 cpu_snapshot "$work/cpu-start"
+requests_snapshot "$work/requests-start"
 start=$(date +%s.%N)
 for part in base profiles endpoints; do apply_part $part; done
 applied=$(date +%s.%N)
 apply_s=$(since "$start")
 cpu_snapshot "$work/cpu-applied"
+requests_snapshot "$work/requests-applied"
 say "RESULT: CPU during the apply: $(cpu_report "$work/cpu-start" "$work/cpu-applied" "$apply_s")"
+say "RESULT: API requests during the apply: $(requests_report "$work/requests-start" "$work/requests-applied")"
 say "RESULT: apply of $n profiles and $n endpoints took $apply_s s (Ready then: profiles $(ready certificateprofiles)/$n, endpoints $(ready enrollmentendpoints)/$n)"
 while :; do
   p=$(ready certificateprofiles)
@@ -195,8 +219,10 @@ while :; do
 done
 ready_s=$(since "$applied")
 cpu_snapshot "$work/cpu-ready"
+requests_snapshot "$work/requests-ready"
 say "RESULT: $n profiles and $n endpoints (replicas 0) all Ready $ready_s s after the apply ended, $(since "$start") s after it started (apply $apply_s s)"
 say "RESULT: CPU from the apply's end until all Ready: $(cpu_report "$work/cpu-applied" "$work/cpu-ready" "$ready_s")"
+say "RESULT: API requests from the apply's end until all Ready: $(requests_report "$work/requests-applied" "$work/requests-ready")"
 hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$1/status" 2>/dev/null || echo "gone (restarted?)"; }
 webhook_restarts() { kubectl -n "$NS" get pods -l app.kubernetes.io/component=webhook -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}'; }
 peaks() { echo "operator peak RSS $(hwm "$op_pid"), CA service peak RSS $(hwm "$ca_pid"), webhook peak RSS $(hwm "$webhook_pid") (webhook restarts: $(webhook_restarts))"; }

@@ -12,7 +12,10 @@
 #     that moved: 0 when status is written only on change); with PKIPLANE_SCALE_STRACE=1
 #     then the operator's and the CA service's system calls over 30 s.
 # Also the peak resident memory (VmHWM) of the operator, the CA service and the webhook,
-# and the webhook's restarts (an OOM kill shows there).
+# and the webhook's restarts (an OOM kill shows there); and, for the apply and for the
+# time from its end until all are Ready, what bounds them: the CPU seconds of every node
+# process by program beside the machine's busy time, and the API server's requests by
+# verb and resource (apiserver_request_total).
 #
 # Usage: e2e/scale.sh [N] [M]  (default 50 and min(N, 50); the kubelet's maxPods is raised
 #                              to M + 40, the node's /24 pod network bounds it at ~250;

@@ -18,11 +18,15 @@ SECONDS_SAMPLED=${PROFILE_SECONDS:-4}
 # shellcheck source=../scripts/tools/lib/bench.sh
 . scripts/tools/lib/bench.sh
 bench_start
-for tool in perf:linux-perf strace:strace; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 && continue
-  [ -n "${APT_UPDATED:-}" ] || { apt-get update -qq >/dev/null; APT_UPDATED=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
-done
+missing=()
+command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "$me: installing ${missing[*]} (Debian)" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 cargo build -q --release -p pkiplane-cmp --example cmp_bench_server
 cargo build -q --release -p pkiplane-bench --bin cmp_load
 target/release/examples/cmp_bench_server "127.0.0.1:$PORT_A" >"$WORK/server.log" 2>&1 &

@@ -76,8 +76,7 @@ impl ClusterView {
         endpoints: &[EnrollmentEndpoint],
         secrets: Option<SharedSecrets>,
     ) -> Self {
-        let shared = |p: &CertificateProfile| Arc::new(p.clone());
-        let profiles: Vec<_> = profiles.iter().map(shared).collect();
+        let profiles: Vec<_> = profiles.iter().cloned().map(Arc::new).collect();
         let endpoints: Vec<_> = endpoints.iter().cloned().map(Arc::new).collect();
         Self::build_shared(issuers, &profiles, &endpoints, None, secrets)
     }

@@ -436,12 +436,20 @@ pass "www.forbidden.test refused at newOrder, no Challenge; CertificateRequest a
 
 # ---------------------------------------------------------------------------- renewal
 
-# What `cmctl renew` does: add the Issuing condition (reason ManuallyTriggered).
-now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-kubectl -n "$APP_NS" patch certificate web-dns01 --subresource=status --type=json -p "[{\"op\": \"add\",
-  \"path\": \"/status/conditions/-\", \"value\": {\"type\": \"Issuing\", \"status\": \"True\",
-  \"reason\": \"ManuallyTriggered\", \"message\": \"Certificate re-issuance manually triggered\",
-  \"lastTransitionTime\": \"$now\"}}]" >/dev/null
+# What `cmctl renew` does: add the Issuing condition (reason ManuallyTriggered). Only
+# once cert-manager has dropped its own Issuing condition of the first issuance (Ready can
+# come first): appending a second one is refused as a duplicate, and is then retried.
+trigger_renewal() {
+  local now
+  [ -z "$(kubectl -n "$APP_NS" get certificate web-dns01 -o jsonpath='{.status.conditions[?(@.type=="Issuing")].type}')" ] ||
+    return 1
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  kubectl -n "$APP_NS" patch certificate web-dns01 --subresource=status --type=json -p "[{\"op\": \"add\",
+    \"path\": \"/status/conditions/-\", \"value\": {\"type\": \"Issuing\", \"status\": \"True\",
+    \"reason\": \"ManuallyTriggered\", \"message\": \"Certificate re-issuance manually triggered\",
+    \"lastTransitionTime\": \"$now\"}}]" >/dev/null
+}
+until_ok 60 trigger_renewal || fail "renewal triggered (Issuing condition added)" "$(cert_state web-dns01)"
 renewed() {
   [ "$(kubectl -n "$APP_NS" get certificate web-dns01 -o jsonpath='{.status.revision}')" -ge 2 ] &&
     ready web-dns01
